@@ -1,0 +1,165 @@
+"""Checkpoints: model weights, optimizer state and training state, written atomically.
+
+Each checkpoint is an immutable folder `step-0000500/` (built under a temporary name, then
+renamed) with a manifest of SHA-256 checksums. `index.json` (also atomic) names the latest and
+the best. Loading verifies the checksums and falls back to the previous good checkpoint, so a
+truncated or corrupt file never loses more than one checkpoint interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from desktop_llm.core import atomic
+
+WEIGHTS = "model.weights.h5"
+OPTIMIZER = "optimizer.npz"
+STATE = "state.json"
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Checkpoint:
+    folder: Path
+    state: dict
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+    @property
+    def weights_path(self) -> Path:
+        return self.folder / WEIGHTS
+
+
+class CheckpointManager:
+    def __init__(self, folder: str | os.PathLike, keep: int = 2):
+        self.folder = Path(folder)
+        self.keep = keep
+        self.notes: list[str] = []  # messages about checkpoints skipped as damaged
+
+    # ------------------------------------------------------------------ writing
+    def save(self, model, optimizer, state: dict, best: bool = False) -> Checkpoint:
+        step = int(state["step"])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"step-{step:07d}"
+        final = self.folder / name
+        tmp = self.folder / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            model.save_weights(str(tmp / WEIGHTS))
+            if optimizer is not None and optimizer.built:
+                arrays = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
+                with open(tmp / OPTIMIZER, "wb") as f:
+                    np.savez(f, **arrays)
+            state = dict(state, saved=time.time())
+            (tmp / STATE).write_text(json.dumps(state, indent=2))
+            manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            for p in tmp.iterdir():
+                with open(p, "rb") as f:
+                    os.fsync(f.fileno())
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            atomic.fsync_dir(self.folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        index = self._index()
+        index["latest"] = name
+        if best or "best" not in index:
+            index["best"] = name
+        atomic.write_json(self.folder / "index.json", index)
+        self._prune(index)
+        return Checkpoint(final, state)
+
+    def _index(self) -> dict:
+        try:
+            return json.loads((self.folder / "index.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def _prune(self, index: dict) -> None:
+        steps = self._all()
+        protect = {index.get("best"), index.get("latest")} | {p.name for p in steps[-self.keep:]}
+        for p in steps:
+            if p.name not in protect:
+                shutil.rmtree(p, ignore_errors=True)
+        for p in self.folder.glob(".tmp-*"):  # leftovers of a crash mid-save
+            if not p.name.endswith(f"-{os.getpid()}"):
+                shutil.rmtree(p, ignore_errors=True)
+
+    def _all(self) -> list[Path]:
+        if not self.folder.exists():
+            return []
+        return sorted(p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith("step-"))
+
+    # ------------------------------------------------------------------ reading
+    def verify(self, folder: Path) -> dict:
+        """Check a checkpoint's files against its manifest; returns its state or raises."""
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            raise CheckpointError(f"{folder.name}: manifest missing or unreadable") from None
+        for name, digest in manifest.items():
+            p = folder / name
+            if not p.exists():
+                raise CheckpointError(f"{folder.name}: {name} is missing")
+            if _sha256(p) != digest:
+                raise CheckpointError(f"{folder.name}: {name} is damaged (checksum mismatch)")
+        return json.loads((folder / STATE).read_text())
+
+    def candidates(self, which: str = "latest") -> list[Path]:
+        """Checkpoints to try, best guess first: the indexed one, then newest to oldest."""
+        all_ = list(reversed(self._all()))
+        named = self._index().get(which)
+        order = [self.folder / named] if named else []
+        return order + [p for p in all_ if p not in order]
+
+    def find(self, which: str = "latest") -> Checkpoint | None:
+        """The newest checkpoint (or the best) that passes verification; notes any skipped."""
+        self.notes = []
+        for folder in self.candidates(which):
+            if not folder.exists():
+                continue
+            try:
+                return Checkpoint(folder, self.verify(folder))
+            except (CheckpointError, OSError, ValueError) as e:
+                self.notes.append(f"Skipped damaged checkpoint {e}; using an earlier one.")
+        return None
+
+    @staticmethod
+    def restore_optimizer(optimizer, variables, ckpt: Checkpoint) -> bool:
+        path = ckpt.folder / OPTIMIZER
+        if not path.exists():
+            return False
+        optimizer.build(variables)
+        with np.load(path) as data:
+            values = [data[k] for k in sorted(data.files)]
+        if len(values) != len(optimizer.variables):
+            raise CheckpointError("The optimizer state does not match this model.")
+        for var, val in zip(optimizer.variables, values):
+            var.assign(val)
+        return True

@@ -1,0 +1,252 @@
+"""Run configuration: frozen dataclasses with one JSON round trip, presets, validation, estimates.
+
+A run folder's `config.json` is `RunConfig.to_dict()`; `desktop-llm train --config config.json`
+repeats the run on any machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An impossible configuration, refused before anything runs."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    paths: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()
+    column: str | None = None
+    val_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    kind: str = "char"
+    vocabulary_size: int | None = None  # None: the kind's default (char: every character seen)
+    path: str | None = None  # a tokenizer folder trained beforehand; copied into the run
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocabulary_size: int = 0  # filled from the tokenizer when the run is prepared
+    num_layers: int = 4
+    num_heads: int = 4
+    hidden_dim: int = 128
+    intermediate_dim: int = 512
+    sequence_length: int = 64
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    position_embedding: str = "learned"
+
+    def validate(self) -> None:
+        problems = []
+        for name in ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "sequence_length"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                problems.append(f"{name.replace('_', ' ')} must be a positive whole number (got {v}).")
+        if not problems and self.hidden_dim % self.num_heads:
+            problems.append(
+                f"The model width ({self.hidden_dim}) must be divisible by the number of heads "
+                f"({self.num_heads}): try width {self.num_heads * max(1, round(self.hidden_dim / self.num_heads))}."
+            )
+        if self.sequence_length is not None and isinstance(self.sequence_length, int) and self.sequence_length < 2:
+            problems.append("The context length must be at least 2 tokens.")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            problems.append(f"Dropout must be in [0, 1) (got {self.dropout}).")
+        if self.position_embedding != "learned":
+            problems.append(f"Unknown position embedding '{self.position_embedding}' (only 'learned').")
+        if self.vocabulary_size < 0:
+            problems.append("The vocabulary size cannot be negative.")
+        if problems:
+            raise ConfigError(" ".join(problems))
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_dim // self.num_heads
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 12
+    max_steps: int = 2000
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta_1: float = 0.9
+    beta_2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 250
+    eval_batches: int = 20
+    checkpoint_interval: int = 0  # 0: at every evaluation
+    log_interval: int = 10  # steps fused into one compiled call, and one metrics line
+    sample_tokens: int = 120  # text generated at each evaluation (0: none)
+    seed: int = 1337
+    jit_compile: bool = True
+    mixed_precision: str = "auto"  # auto (on GPUs that support it) | off | bfloat16 | float16
+
+    def validate(self) -> None:
+        problems = []
+        for name in ("batch_size", "max_steps", "eval_interval", "eval_batches", "log_interval"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                problems.append(f"{name.replace('_', ' ')} must be a positive whole number (got {v}).")
+        if self.learning_rate <= 0 or self.learning_rate > 1:
+            problems.append(f"The learning rate must be in (0, 1] (got {self.learning_rate}).")
+        if self.min_learning_rate < 0 or self.min_learning_rate > self.learning_rate:
+            problems.append("The final learning rate must be between 0 and the peak learning rate.")
+        if self.warmup_steps < 0 or self.warmup_steps >= self.max_steps:
+            problems.append(
+                f"Warm-up steps ({self.warmup_steps}) must be fewer than the total steps ({self.max_steps})."
+            )
+        if self.weight_decay < 0:
+            problems.append("Weight decay cannot be negative.")
+        if self.grad_clip < 0:
+            problems.append("Gradient clipping cannot be negative (0 turns it off).")
+        if self.mixed_precision not in ("auto", "off", "bfloat16", "float16"):
+            problems.append("Mixed precision is one of auto, off, bfloat16, float16.")
+        if problems:
+            raise ConfigError(" ".join(problems))
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.checkpoint_interval or self.eval_interval
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.training.validate()
+        if not self.data.paths and not self.data.texts:
+            raise ConfigError("No corpus: give at least one file, folder or text.")
+        if not 0.0 < self.data.val_fraction < 0.9:
+            raise ConfigError("The validation fraction must be between 0 and 0.9 (e.g. 0.1).")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        def build(klass, values: dict | None):
+            values = dict(values or {})
+            names = {f.name: f for f in dataclasses.fields(klass)}
+            kwargs: dict[str, Any] = {}
+            for k, v in values.items():
+                if k not in names:
+                    continue  # tolerate fields from newer versions
+                if isinstance(v, list):
+                    v = tuple(v)
+                kwargs[k] = v
+            return klass(**kwargs)
+
+        return cls(
+            name=d.get("name", ""),
+            data=build(DataConfig, d.get("data")),
+            tokenizer=build(TokenizerConfig, d.get("tokenizer")),
+            model=build(ModelConfig, d.get("model")),
+            training=build(TrainConfig, d.get("training")),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text("utf-8")))
+        except FileNotFoundError:
+            raise ConfigError(f"No configuration file at {path}.") from None
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"The configuration file {path} is not valid: {e}") from None
+
+    def replace(self, **sections) -> "RunConfig":
+        return dataclasses.replace(self, **sections)
+
+
+# Presets: sized so `tiny` trains in seconds on a laptop CPU, `small` is the reference CPU
+# workload (benchmarks/), `base` and `large` want a GPU.
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=256, sequence_length=64),
+    "small": ModelConfig(num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512, sequence_length=64),
+    "base": ModelConfig(num_layers=6, num_heads=6, hidden_dim=384, intermediate_dim=1536, sequence_length=256,
+                        dropout=0.1),
+    "large": ModelConfig(num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072,
+                         sequence_length=1024, dropout=0.1),
+}
+PRESET_NOTES = {
+    "tiny": "seconds on any CPU: for trying things out",
+    "small": "minutes on a laptop CPU (the reference benchmark)",
+    "base": "a GPU recommended (nanoGPT's Shakespeare size)",
+    "large": "GPT-2 small's shape: a GPU with 8+ GB",
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset '{name}'. Choose one of: {', '.join(PRESETS)}.")
+    return dataclasses.replace(PRESETS[name], **overrides)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    parameters: int
+    flops_per_token: int  # training: 6N + 12·L·T·d (forward + backward), as in the PaLM paper
+    weights_bytes: int
+    training_bytes: int  # weights + gradients + AdamW moments + activations for one batch
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def count_parameters(m: ModelConfig) -> int:
+    d, f, L, V, T = m.hidden_dim, m.intermediate_dim, m.num_layers, max(1, m.vocabulary_size), m.sequence_length
+    per_layer = (4 * d * d + 4 * d) + (2 * d * f + f + d) + 4 * d  # attention, MLP, two LayerNorms
+    total = V * d + L * per_layer + 2 * d
+    if m.position_embedding == "learned":
+        total += T * d
+    if not m.tie_embeddings:
+        total += V * d
+    return total
+
+
+def estimate(m: ModelConfig, batch_size: int = 12, bytes_per_value: int = 4) -> Estimate:
+    """Parameters, FLOPs per token and memory, computed from the shape alone (no TensorFlow)."""
+    n = count_parameters(m)
+    d, L, T, H = m.hidden_dim, m.num_layers, m.sequence_length, m.num_heads
+    flops = 6 * n + 12 * L * T * d
+    # Activations kept for the backward pass: ~34·T·d + 5·H·T² values per layer per sequence
+    # (Korthikanti et al. 2022), plus logits.
+    acts = batch_size * (L * (34 * T * d + 5 * H * T * T) + 2 * T * max(1, m.vocabulary_size))
+    return Estimate(
+        parameters=n,
+        flops_per_token=flops,
+        weights_bytes=n * bytes_per_value,
+        training_bytes=4 * n * bytes_per_value + acts * bytes_per_value,
+    )
+
+
+def human_count(n: float) -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{int(n)}"
+
+
+def human_bytes(n: float) -> str:
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{int(n)} B"

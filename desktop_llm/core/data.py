@@ -1,0 +1,165 @@
+"""Token data for training: the corpus tokenized once into `train.bin` / `val.bin` (flat arrays of
+token ids, as in nanoGPT), then random windows drawn from them.
+
+Batches are a pure function of (seed, step), so a resumed run sees exactly the batches it would
+have seen without the interruption.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from desktop_llm.core import atomic
+from desktop_llm.core.config import ConfigError
+from desktop_llm.core.corpus import Corpus, Splitter
+from desktop_llm.core.tokenizers import Tokenizer
+
+
+class Cancelled(Exception):
+    """Raised inside a long operation when the user cancels it."""
+
+
+@dataclass
+class DataInfo:
+    train_tokens: int
+    val_tokens: int
+    dtype: str
+    characters: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def prepare(corpus: Corpus, tokenizer: Tokenizer, folder: str | os.PathLike, val_fraction: float,
+            progress: Callable[[int, int], None] | None = None,
+            cancelled: Callable[[], bool] | None = None) -> DataInfo:
+    """Tokenize the corpus into folder/train.bin and folder/val.bin (written atomically)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus.require_text()
+    dtype = np.uint16 if tokenizer.vocabulary_size <= 65535 else np.uint32
+    total = max(1, corpus.total_bytes())
+    splitter = Splitter(val_fraction, total)
+    tmp = {k: folder / f".{k}.bin.tmp" for k in ("train", "val")}
+    counts = {"train": 0, "val": 0}
+    chars = 0
+    pending = {"train": [], "val": []}
+    pending_len = {"train": 0, "val": 0}
+
+    files = {k: open(tmp[k], "wb") for k in tmp}
+    try:
+        def flush(k: str) -> None:
+            text = "".join(pending[k])
+            pending[k].clear()
+            pending_len[k] = 0
+            if text:
+                ids = np.asarray(tokenizer.encode(text), dtype=dtype)
+                ids.tofile(files[k])
+                counts[k] += len(ids)
+
+        for piece_source in corpus.iter_text():
+            for piece, is_val in splitter.split(piece_source):
+                k = "val" if is_val else "train"
+                other = "train" if is_val else "val"
+                if pending[other]:
+                    flush(other)
+                pending[k].append(piece)
+                pending_len[k] += len(piece)
+                chars += len(piece)
+                if pending_len[k] >= (1 << 20):
+                    flush(k)
+            if cancelled and cancelled():
+                raise Cancelled()
+            if progress:
+                progress(min(chars, total), total)
+        flush("train")
+        flush("val")
+        for f in files.values():
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        for k in tmp:
+            os.replace(tmp[k], folder / f"{k}.bin")
+    except BaseException:
+        for k, f in files.items():
+            f.close()
+            tmp[k].unlink(missing_ok=True)
+        raise
+    info = DataInfo(counts["train"], counts["val"], np.dtype(dtype).name, chars)
+    atomic.write_json(folder / "data.json", info.to_dict())
+    return info
+
+
+class TokenData:
+    """Memory-mapped train/val token arrays and the batch sampler."""
+
+    def __init__(self, folder: str | os.PathLike):
+        folder = Path(folder)
+        meta = json.loads((folder / "data.json").read_text("utf-8"))
+        self.info = DataInfo(**meta)
+        dtype = np.dtype(self.info.dtype)
+        self.train = self._map(folder / "train.bin", dtype)
+        self.val = self._map(folder / "val.bin", dtype)
+
+    @staticmethod
+    def _map(path: Path, dtype) -> np.ndarray:
+        if path.stat().st_size == 0:
+            return np.zeros((0,), dtype=dtype)
+        return np.memmap(path, dtype=dtype, mode="r")
+
+    @staticmethod
+    def exists(folder: str | os.PathLike) -> bool:
+        folder = Path(folder)
+        return all((folder / n).exists() for n in ("data.json", "train.bin", "val.bin"))
+
+    def check(self, sequence_length: int) -> None:
+        """Refuse a context longer than the data allows, before anything trains."""
+        need = sequence_length + 2
+        if len(self.train) < need:
+            raise ConfigError(
+                f"The training split has {len(self.train)} tokens, too few for a context of "
+                f"{sequence_length}: use a shorter context (at most {max(1, len(self.train) - 2)}) "
+                f"or a bigger corpus."
+            )
+        if len(self.val) < need:
+            raise ConfigError(
+                f"The validation split has {len(self.val)} tokens, too few for a context of "
+                f"{sequence_length}: raise the validation fraction, shorten the context "
+                f"(at most {max(1, len(self.val) - 2)}), or use a bigger corpus."
+            )
+
+    def train_batch(self, step: int, batch_size: int, sequence_length: int, seed: int):
+        """Random windows for `step`: (inputs, targets), each (batch, time) int32."""
+        rng = np.random.default_rng([seed, step])
+        starts = rng.integers(0, len(self.train) - sequence_length - 1, size=batch_size)
+        idx = starts[:, None] + np.arange(sequence_length + 1)[None, :]
+        w = np.asarray(self.train[idx], dtype=np.int32)
+        return w[:, :-1], w[:, 1:]
+
+    def val_batches(self, n_batches: int, batch_size: int, sequence_length: int):
+        """A fixed set of validation windows, evenly spread over the split: (inputs, targets)."""
+        n = n_batches * batch_size
+        hi = len(self.val) - sequence_length - 1
+        starts = np.linspace(0, hi, num=n).astype(np.int64)
+        idx = starts[:, None] + np.arange(sequence_length + 1)[None, :]
+        w = np.asarray(self.val[idx], dtype=np.int32)
+        return w[:, :-1], w[:, 1:]
+
+    def train_dataset(self, start_step: int, total_steps: int, batch_size: int,
+                      sequence_length: int, seed: int):
+        """A tf.data pipeline of training batches from `start_step`, prefetched off the step."""
+        import tensorflow as tf
+
+        def gen():
+            for step in range(start_step, total_steps + 1024):
+                yield self.train_batch(step, batch_size, sequence_length, seed)
+
+        spec = tf.TensorSpec((batch_size, sequence_length), tf.int32)
+        ds = tf.data.Dataset.from_generator(gen, output_signature=(spec, spec))
+        return ds.prefetch(tf.data.AUTOTUNE)

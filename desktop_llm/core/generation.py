@@ -1,0 +1,215 @@
+"""Text generation that streams: prefill the key/value cache once, then one compiled step per
+token. Sampling uses keras-hub's samplers (greedy, random, top-k, top-p) on each step's logits.
+
+Shapes are fixed to the model's context length, so requests of any prompt length reuse the same
+two compiled functions (no retracing). When the window is full, the oldest half is dropped and
+the cache is rebuilt from the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    max_new_tokens: int = 200
+    temperature: float = 0.8  # 0: greedy
+    top_k: int = 0  # 0: off
+    top_p: float = 1.0  # 1: off
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError("Generate at least one token.")
+        if self.temperature < 0:
+            raise ValueError("The temperature cannot be negative.")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top-p must be in (0, 1].")
+        if self.top_k < 0:
+            raise ValueError("top-k cannot be negative.")
+
+
+@dataclass
+class GeneratedToken:
+    id: int
+    text: str  # the new text this token adds (may be "" while a character is incomplete)
+    probability: float
+    index: int
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    tokens: list[GeneratedToken] = field(default_factory=list)
+    stopped_by: str = ""  # "", "length", "stop:<seq>", "cancelled"
+    seconds: float = 0.0
+    first_token_seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return len(self.tokens) / self.seconds if self.seconds else 0.0
+
+
+def make_sampler(cfg: SamplingConfig):
+    import keras_hub
+
+    seed = cfg.seed
+    if cfg.temperature == 0:
+        return keras_hub.samplers.GreedySampler()
+    if cfg.top_p < 1.0:
+        return keras_hub.samplers.TopPSampler(p=cfg.top_p, k=cfg.top_k or None, seed=seed,
+                                              temperature=cfg.temperature)
+    if cfg.top_k > 0:
+        return keras_hub.samplers.TopKSampler(k=cfg.top_k, seed=seed, temperature=cfg.temperature)
+    return keras_hub.samplers.RandomSampler(seed=seed, temperature=cfg.temperature)
+
+
+class Generator:
+    """Streams tokens from a GPTCausalLM with a tokenizer."""
+
+    def __init__(self, model, tokenizer, jit_compile: bool = True):
+        import tensorflow as tf
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.length = int(model.backbone.max_sequence_length)
+        self._prefill = tf.function(self._prefill_fn, jit_compile=jit_compile)
+        self._step = tf.function(self._step_fn, jit_compile=jit_compile)
+        self._full = tf.function(self._full_fn, jit_compile=jit_compile)
+
+    # --- compiled pieces (fixed shapes: (1, length) and (1, 1)) ---
+    def _prefill_fn(self, ids, n):
+        import tensorflow as tf
+
+        cache = self.model.empty_cache(1, self.length)
+        logits, _, cache = self.model.call_with_cache(ids, cache, 0)
+        return tf.cast(logits[0, n - 1], "float32"), cache
+
+    def _step_fn(self, token, cache, index):
+        import tensorflow as tf
+
+        logits, _, cache = self.model.call_with_cache(token, cache, index)
+        return tf.cast(logits[0, 0], "float32"), cache
+
+    def _full_fn(self, ids, n):
+        import tensorflow as tf
+
+        logits = self.model(ids, training=False)
+        return tf.cast(logits[0, n - 1], "float32")
+
+    def _padded(self, ids: Sequence[int]) -> np.ndarray:
+        out = np.zeros((1, self.length), dtype=np.int32)
+        out[0, : len(ids)] = ids
+        return out
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        ids = self.tokenizer.encode(prompt) if prompt else []
+        if not ids:
+            ids = self.tokenizer.encode("\n") or [1]
+        return ids
+
+    def stream(self, prompt: str | Sequence[int], cfg: SamplingConfig = SamplingConfig(),
+               use_cache: bool = True, cancelled: Callable[[], bool] | None = None
+               ) -> Iterator[GeneratedToken]:
+        """Yield tokens as they are produced. Stops at max_new_tokens or a stop sequence."""
+        cfg.validate()
+        ids = list(prompt) if not isinstance(prompt, str) else self.prompt_ids(prompt)
+        sampler = make_sampler(cfg)
+        decoder = self.tokenizer.stream_decoder()
+        window = ids[-(self.length - 1):] if len(ids) >= self.length else list(ids)
+        logits, cache = self._start(window, use_cache)
+        text = ""
+        for i in range(cfg.max_new_tokens):
+            if cancelled and cancelled():
+                return
+            probs = sampler.compute_probabilities(logits[None, :])
+            tok = int(np.asarray(sampler.get_next_token(probs))[0])
+            p = float(np.asarray(probs)[0, tok])
+            piece = decoder.feed(tok)
+            text += piece
+            yield GeneratedToken(tok, piece, p, i)
+            if cfg.stop and any(s and s in text for s in cfg.stop):
+                return
+            if i == cfg.max_new_tokens - 1:
+                return
+            window.append(tok)
+            if len(window) > self.length:
+                # Context full: keep the newest half and rebuild the cache from it.
+                window = window[-(self.length // 2):]
+                logits, cache = self._start(window, use_cache)
+            elif use_cache:
+                logits, cache = self._step(np.array([[tok]], dtype=np.int32), cache,
+                                           np.int32(len(window) - 1))
+            else:
+                logits = self._full(self._padded(window), np.int32(len(window)))
+
+    def _start(self, window: list[int], use_cache: bool):
+        if use_cache:
+            return self._prefill(self._padded(window), np.int32(len(window)))
+        return self._full(self._padded(window), np.int32(len(window))), None
+
+    def generate(self, prompt: str | Sequence[int], cfg: SamplingConfig = SamplingConfig(),
+                 use_cache: bool = True, on_token: Callable[[GeneratedToken], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> GenerationResult:
+        t0 = time.perf_counter()
+        result = GenerationResult("")
+        for tok in self.stream(prompt, cfg, use_cache, cancelled):
+            if not result.tokens:
+                result.first_token_seconds = time.perf_counter() - t0
+            result.tokens.append(tok)
+            result.text += tok.text
+            if on_token:
+                on_token(tok)
+        result.seconds = time.perf_counter() - t0
+        if cancelled and cancelled():
+            result.stopped_by = "cancelled"
+        for s in cfg.stop:
+            if s and s in result.text:
+                result.text = result.text[: result.text.index(s)]
+                result.stopped_by = f"stop:{s}"
+                break
+        else:
+            if not result.stopped_by:
+                result.stopped_by = "length"
+        return result
+
+
+class ChatSession:
+    """A simple chat over a plain language model: the history is formatted as a transcript and
+    trimmed from the oldest turns so that prompt + reply fit in the context window."""
+
+    def __init__(self, generator: Generator, user_prefix: str = "User: ", bot_prefix: str = "Bot: "):
+        self.gen = generator
+        self.user_prefix = user_prefix
+        self.bot_prefix = bot_prefix
+        self.history: list[tuple[str, str]] = []  # (role, text)
+
+    def prompt(self, reserve: int) -> list[int]:
+        budget = max(1, self.gen.length - reserve)
+        turns: list[list[int]] = []
+        for role, text in reversed(self.history):
+            prefix = self.user_prefix if role == "user" else self.bot_prefix
+            ids = self.gen.tokenizer.encode(f"{prefix}{text}\n")
+            if sum(map(len, turns)) + len(ids) > budget and turns:
+                break
+            turns.insert(0, ids)
+        ids = [i for t in turns for i in t] + self.gen.tokenizer.encode(self.bot_prefix)
+        return ids[-budget:]
+
+    def reply(self, message: str, cfg: SamplingConfig = SamplingConfig(),
+              on_token: Callable[[GeneratedToken], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> str:
+        self.history.append(("user", message))
+        reserve = min(cfg.max_new_tokens, self.gen.length // 2)
+        stop = tuple(cfg.stop) + ("\n" + self.user_prefix.strip(), "\n")
+        cfg = SamplingConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed, stop)
+        result = self.gen.generate(self.prompt(reserve), cfg, on_token=on_token, cancelled=cancelled)
+        text = result.text.strip()
+        self.history.append(("bot", text))
+        return text

@@ -1,0 +1,326 @@
+"""Runs: a folder per run plus a row in an SQLite catalog (WAL mode) in the user's data directory.
+
+The folder is the truth: config.json, tokenizer/, data/, checkpoints/, metrics.jsonl and
+status.json. The catalog is an index for fast listing and can be rebuilt from the folders at any
+time (`RunStore.rebuild`), e.g. after it is deleted or corrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import time
+import zipfile
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Iterator
+
+from desktop_llm.core import atomic
+from desktop_llm.core.config import RunConfig
+
+ENV_HOME = "DESKTOP_LLM_HOME"
+ACTIVE = ("running", "paused", "starting")
+_COLUMNS = [
+    ("id", "TEXT PRIMARY KEY"),
+    ("name", "TEXT"),
+    ("created", "REAL"),
+    ("updated", "REAL"),
+    ("status", "TEXT"),
+    ("step", "INTEGER"),
+    ("max_steps", "INTEGER"),
+    ("best_val_loss", "REAL"),
+    ("last_loss", "REAL"),
+    ("tokens_per_sec", "REAL"),
+    ("duration", "REAL"),
+    ("message", "TEXT"),
+    ("summary", "TEXT"),
+    ("config", "TEXT"),
+]
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def default_home() -> Path:
+    """The workspace: $DESKTOP_LLM_HOME, else the platform's user data directory."""
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("desktop_llm", appauthor=False))
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is not running
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def config_summary(cfg: RunConfig) -> str:
+    m = cfg.model
+    return (f"{m.num_layers}L {m.num_heads}H d{m.hidden_dim} ctx{m.sequence_length} · "
+            f"{cfg.tokenizer.kind} · bs{cfg.training.batch_size}")
+
+
+class Run:
+    """One run folder. Reading never needs the catalog."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.id = self.folder.name
+
+    # paths
+    @property
+    def config_path(self) -> Path:
+        return self.folder / "config.json"
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.folder / "tokenizer"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.folder / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.folder / "metrics.jsonl"
+
+    @property
+    def status_path(self) -> Path:
+        return self.folder / "status.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "train.log"
+
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    @property
+    def config(self) -> RunConfig:
+        return RunConfig.load(self.config_path)
+
+    def save_config(self, cfg: RunConfig) -> None:
+        atomic.write_text(self.config_path, cfg.to_json() + "\n")
+
+    def metrics(self) -> list[dict]:
+        return atomic.read_jsonl(self.metrics_path)
+
+    def status(self) -> dict:
+        try:
+            st = json.loads(self.status_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            st = {"status": "created" if self.exists() else "missing"}
+        if st.get("status") in ACTIVE and not _pid_alive(st.get("pid")):
+            st["status"] = "interrupted"
+            st.setdefault("message", "")
+            st["message"] = st["message"] or "The training process ended without finishing (killed or crashed)."
+        return st
+
+    def write_status(self, **fields: Any) -> dict:
+        try:
+            st = json.loads(self.status_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            st = {}
+        st.update(fields)
+        st["updated"] = time.time()
+        atomic.write_json(self.status_path, st)
+        return st
+
+    def record(self) -> dict:
+        """A catalog row rebuilt from the folder alone."""
+        cfg = self.config
+        st = self.status()
+        metrics = self.metrics()
+        evals = [m for m in metrics if m.get("type") == "eval" and m.get("val_loss") is not None]
+        steps = [m for m in metrics if m.get("type") == "step"]
+        return {
+            "id": self.id,
+            "name": cfg.name or self.id,
+            "created": st.get("created", self.folder.stat().st_mtime),
+            "updated": st.get("updated", time.time()),
+            "status": st.get("status", "created"),
+            "step": st.get("step", steps[-1]["step"] if steps else 0),
+            "max_steps": cfg.training.max_steps,
+            "best_val_loss": min((e["val_loss"] for e in evals), default=None),
+            "last_loss": steps[-1]["loss"] if steps else None,
+            "tokens_per_sec": st.get("tokens_per_sec", steps[-1].get("tokens_per_sec") if steps else None),
+            "duration": st.get("duration", 0.0),
+            "message": st.get("message", ""),
+            "summary": config_summary(cfg),
+            "config": cfg.to_json(),
+        }
+
+
+class RunStore:
+    """The workspace: `runs/<id>/` folders and `catalog.sqlite`."""
+
+    def __init__(self, home: str | os.PathLike | None = None):
+        self.home = Path(home).expanduser() if home else default_home()
+        self.runs_dir = self.home / "runs"
+        self.db_path = self.home / "catalog.sqlite"
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.home / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as e:
+            raise StoreError(
+                f"The workspace {self.home} is not writable ({e.strerror or e}). "
+                f"Choose another with --home or ${ENV_HOME}."
+            ) from None
+        self._init_db()
+
+    # ------------------------------------------------------------------ catalog
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.db_path, timeout=30)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        return con
+
+    def _init_db(self) -> None:
+        cols = ", ".join(f"{n} {t}" for n, t in _COLUMNS)
+        try:
+            with closing(self._connect()) as con, con:
+                con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+                con.execute("SELECT count(*) FROM runs").fetchone()
+        except sqlite3.DatabaseError:
+            # A corrupt catalog is only an index: move it aside and rebuild from the folders.
+            for suffix in ("", "-wal", "-shm"):
+                p = Path(str(self.db_path) + suffix)
+                if p.exists():
+                    os.replace(p, Path(str(p) + f".corrupt-{int(time.time())}"))
+            with closing(self._connect()) as con, con:
+                con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+            self.rebuild()
+            return
+        if self._count() == 0 and any(self.runs_dir.iterdir()):
+            self.rebuild()
+
+    def _count(self) -> int:
+        with closing(self._connect()) as con:
+            return con.execute("SELECT count(*) FROM runs").fetchone()[0]
+
+    def _upsert(self, row: dict) -> None:
+        names = [n for n, _ in _COLUMNS]
+        vals = [row.get(n) for n in names]
+        with closing(self._connect()) as con, con:
+            con.execute(
+                f"INSERT OR REPLACE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                vals,
+            )
+
+    def sync(self, run: Run | str) -> dict:
+        """Refresh one catalog row from its folder."""
+        run = self.get(run) if isinstance(run, str) else run
+        row = run.record()
+        self._upsert(row)
+        return row
+
+    def rebuild(self) -> int:
+        """Recreate the catalog from the run folders; returns the number of runs found."""
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM runs")
+        n = 0
+        for folder in sorted(self.runs_dir.iterdir()):
+            run = Run(folder)
+            if folder.is_dir() and run.exists():
+                try:
+                    self._upsert(run.record())
+                    n += 1
+                except Exception:  # a damaged folder is skipped, never fatal
+                    continue
+        return n
+
+    # ------------------------------------------------------------------ runs
+    def create(self, cfg: RunConfig) -> Run:
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", cfg.name or "run").strip("-")[:40] or "run"
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
+        run = Run(self.runs_dir / run_id)
+        run.folder.mkdir(parents=True)
+        run.save_config(cfg)
+        run.write_status(status="created", created=time.time(), step=0)
+        self.sync(run)
+        return run
+
+    def get(self, run_id: str) -> Run:
+        run = Run(self.runs_dir / run_id)
+        if not run.exists():
+            matches = [p for p in self.runs_dir.iterdir() if p.name.startswith(run_id)] if run_id else []
+            if len(matches) == 1:
+                return Run(matches[0])
+            raise StoreError(f"No run '{run_id}' in {self.runs_dir}.")
+        return run
+
+    def latest(self) -> Run | None:
+        rows = self.list()
+        return self.get(rows[0]["id"]) if rows else None
+
+    def list(self) -> list[dict]:
+        """All runs, newest first; active runs whose process is gone are marked interrupted."""
+        with closing(self._connect()) as con:
+            rows = [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY created DESC")]
+        out = []
+        for r in rows:
+            if r["status"] in ACTIVE or r["status"] is None:
+                run = Run(self.runs_dir / r["id"])
+                if not run.exists():
+                    continue
+                st = run.status()
+                if st.get("status") != r["status"]:
+                    r = self.sync(run)
+            out.append(r)
+        return out
+
+    def iter_runs(self) -> Iterator[Run]:
+        for r in self.list():
+            yield self.get(r["id"])
+
+    def delete(self, run_id: str) -> None:
+        run = self.get(run_id)
+        if run.status().get("status") in ACTIVE:
+            raise StoreError("This run is training; stop it before deleting it.")
+        trash = run.folder.with_name(f".deleted-{run.id}")
+        os.replace(run.folder, trash)  # atomic: the run is gone at once, even if rmtree is slow
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM runs WHERE id = ?", (run.id,))
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def export(self, run_id: str, dest: str | os.PathLike) -> Path:
+        """Zip a run folder (config, tokenizer, checkpoints, metrics; not the token caches)."""
+        run = self.get(run_id)
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / f"{run.id}.zip"
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            for p in sorted(run.folder.rglob("*")):
+                rel = p.relative_to(run.folder)
+                if p.is_file() and rel.parts[0] != "data" and not p.name.startswith("."):
+                    z.write(p, Path(run.id) / rel)
+        os.replace(tmp, dest)
+        return dest
