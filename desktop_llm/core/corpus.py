@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,7 +85,8 @@ class CorpusStats:
     lines: int = 0
     bytes_utf8: int = 0
     distinct_characters: int = 0
-    cjk_characters: int = 0
+    distinct_cjk: int = 0
+    cjk_characters: int = 0  # occurrences, not distinct
     estimated_tokens: dict = field(default_factory=dict)
     train_characters: int = 0
     validation_characters: int = 0
@@ -111,6 +113,12 @@ def _is_cjk(ch: str) -> bool:
 
 def is_cjk(ch: str) -> bool:
     return _is_cjk(ch)
+
+
+_CJK_RE = re.compile(
+    "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    "\uff00-\uffef\U00020000-\U0002fa1f]"
+)
 
 
 # --------------------------------------------------------------------------- discovery
@@ -164,8 +172,9 @@ def sniff_bytes(sample: bytes) -> tuple[str | None, str]:
     """Guess the encoding of a file from its first bytes.
 
     Returns (encoding, reason). encoding is None for a binary file and reason says why.
-    Order: BOMs, known binary formats, UTF-16 without BOM, UTF-8, GB18030, charset-normalizer,
-    Latin-1 as the last resort.
+    Order: BOMs, known binary formats, UTF-16 without BOM, UTF-8, GB18030, Latin-1 as the last
+    resort. (Statistical detectors such as charset-normalizer guessed cp1257 for plain Latin-1
+    French in our tests, so they are not consulted.)
     """
     if sample.startswith(codecs.BOM_UTF32_LE) or sample.startswith(codecs.BOM_UTF32_BE):
         return "utf-32", "UTF-32 byte-order mark"
@@ -178,13 +187,13 @@ def sniff_bytes(sample: bytes) -> tuple[str | None, str]:
             return None, f"binary file: {what}"
     if not sample:
         return "utf-8", "empty"
-    # UTF-16 without a BOM: one byte of each pair is mostly NUL for Latin text.
+    # UTF-16 without a BOM: for Latin-script text one byte of nearly every pair is NUL.
     if len(sample) >= 4:
         even, odd = sample[0::2], sample[1::2]
         ze, zo = even.count(0) / len(even), odd.count(0) / max(1, len(odd))
-        if zo > 0.3 and ze < 0.05 and _decodes(sample, "utf-16-le"):
+        if zo > 0.7 and ze < 0.05 and _decodes(sample, "utf-16-le"):
             return "utf-16-le", "UTF-16 (little-endian, no byte-order mark)"
-        if ze > 0.3 and zo < 0.05 and _decodes(sample, "utf-16-be"):
+        if ze > 0.7 and zo < 0.05 and _decodes(sample, "utf-16-be"):
             return "utf-16-be", "UTF-16 (big-endian, no byte-order mark)"
     if b"\x00" in sample:
         return None, "binary file: contains NUL bytes"
@@ -198,14 +207,6 @@ def sniff_bytes(sample: bytes) -> tuple[str | None, str]:
         non_ascii = [c for c in text if ord(c) > 127]
         if non_ascii and sum(_is_cjk(c) for c in non_ascii) / len(non_ascii) > 0.6:
             return "gb18030", "GB18030/GBK (Chinese)"
-    try:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(sample).best()
-        if best is not None and best.encoding not in ("utf_8", "ascii") and best.chaos < 0.1:
-            return best.encoding, f"{best.encoding} (detected)"
-    except Exception:  # detection is a nicety; Latin-1 below always works
-        pass
     return "latin-1", "Latin-1 (fallback: not valid UTF-8)"
 
 
@@ -431,13 +432,14 @@ class Corpus:
                 s.replaced += c.count("\ufffd")
                 st.bytes_utf8 += len(c.encode("utf-8", errors="replace"))
                 distinct.update(c)
+                st.cjk_characters += len(_CJK_RE.findall(c))
                 for piece, is_val in splitter.split(c):
                     if is_val:
                         st.validation_characters += len(piece)
                     else:
                         st.train_characters += len(piece)
         st.distinct_characters = len(distinct)
-        st.cjk_characters = sum(1 for ch in distinct if _is_cjk(ch))
+        st.distinct_cjk = sum(1 for ch in distinct if _is_cjk(ch))
         st.sources = [s.to_dict() for s in self.sources]
         st.estimated_tokens = estimate_tokens(st, distinct)
         for s in self.usable_sources():
@@ -450,7 +452,7 @@ class Corpus:
 
 def estimate_tokens(st: CorpusStats, distinct: set[str]) -> dict:
     """Rough token counts per tokenizer kind, so the user can size a model before training."""
-    cjk_ratio = (st.cjk_characters / max(1, st.distinct_characters)) if distinct else 0.0
+    cjk_ratio = st.cjk_characters / max(1, st.characters)
     # Subword tokenizers average ~4 characters a token on English, ~1.3 on Chinese.
     chars_per_token = 4.0 * (1 - cjk_ratio) + 1.3 * cjk_ratio
     words = int(st.characters / chars_per_token)

@@ -89,7 +89,7 @@ class Generator:
 
         cache = self.model.empty_cache(1, self.length)
         logits, _, cache = self.model.call_with_cache(ids, cache, 0)
-        return tf.cast(logits[0, n - 1], "float32"), cache
+        return tf.cast(tf.gather(logits[0], n - 1), "float32"), cache  # gather: no per-n recompiles
 
     def _step_fn(self, token, cache, index):
         import tensorflow as tf
@@ -101,7 +101,7 @@ class Generator:
         import tensorflow as tf
 
         logits = self.model(ids, training=False)
-        return tf.cast(logits[0, n - 1], "float32")
+        return tf.cast(tf.gather(logits[0], n - 1), "float32")
 
     def _padded(self, ids: Sequence[int]) -> np.ndarray:
         out = np.zeros((1, self.length), dtype=np.int32)
@@ -118,6 +118,8 @@ class Generator:
                use_cache: bool = True, cancelled: Callable[[], bool] | None = None
                ) -> Iterator[GeneratedToken]:
         """Yield tokens as they are produced. Stops at max_new_tokens or a stop sequence."""
+        import tensorflow as tf
+
         cfg.validate()
         ids = list(prompt) if not isinstance(prompt, str) else self.prompt_ids(prompt)
         sampler = make_sampler(cfg)
@@ -144,15 +146,18 @@ class Generator:
                 window = window[-(self.length // 2):]
                 logits, cache = self._start(window, use_cache)
             elif use_cache:
-                logits, cache = self._step(np.array([[tok]], dtype=np.int32), cache,
-                                           np.int32(len(window) - 1))
+                logits, cache = self._step(tf.constant([[tok]], tf.int32), cache,
+                                           tf.constant(len(window) - 1, tf.int32))
             else:
-                logits = self._full(self._padded(window), np.int32(len(window)))
+                logits = self._full(self._padded(window), tf.constant(len(window), tf.int32))
 
     def _start(self, window: list[int], use_cache: bool):
+        import tensorflow as tf
+
+        n = tf.constant(len(window), tf.int32)  # a tensor, not a Python int: no retracing
         if use_cache:
-            return self._prefill(self._padded(window), np.int32(len(window)))
-        return self._full(self._padded(window), np.int32(len(window))), None
+            return self._prefill(self._padded(window), n)
+        return self._full(self._padded(window), n), None
 
     def generate(self, prompt: str | Sequence[int], cfg: SamplingConfig = SamplingConfig(),
                  use_cache: bool = True, on_token: Callable[[GeneratedToken], None] | None = None,

@@ -106,8 +106,14 @@ class GPTBackbone(keras_hub.models.Backbone):
         return config
 
     def embed(self, token_ids, start_index=0):
+        """Token + position embeddings for ids written at `start_index` (batch, time, dim).
+
+        Positions are gathered, not sliced: XLA compiles a slice with a dynamic start once per
+        start value, which made every generated token recompile.
+        """
         x = self.token_embedding(token_ids)
-        return x + self.position_embedding(x, start_index=start_index)
+        positions = ops.arange(ops.shape(token_ids)[1], dtype="int32") + ops.cast(start_index, "int32")
+        return x + self.position_embedding(x, positions=positions)
 
 
 @keras.saving.register_keras_serializable(package="desktop_llm")

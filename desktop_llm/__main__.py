@@ -1,0 +1,3 @@
+from desktop_llm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,594 @@
+"""Command line: `desktop-llm <command>`. With no command, opens the desktop application.
+
+`desktop-llm train` is also what the GUI starts as its child process (`--json` streams events).
+Heavy imports (TensorFlow, Keras) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class CliError(Exception):
+    pass
+
+
+def _out(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _store(args):
+    from desktop_llm.store import RunStore
+
+    return RunStore(args.home)
+
+
+def _quiet_keras() -> None:
+    """Keep TensorFlow/absl chatter off stderr so the user sees our messages."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+    import warnings
+
+    warnings.filterwarnings("ignore")
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def cmd_corpus_stats(args) -> int:
+    from desktop_llm.core.corpus import Corpus
+
+    corpus = Corpus(paths=args.paths, column=args.column)
+    st = corpus.stats(args.val_fraction)
+    if args.json:
+        _out(st.to_dict())
+        return 0 if corpus.usable_sources() else 1
+    for s in corpus.sources:
+        mark = "ok " if s.ok else s.status
+        enc = s.encoding or "-"
+        print(f"  [{mark:5}] {s.path}  {s.size_bytes:,} bytes  {enc}  {s.reason}")
+    print(f"documents:            {st.documents:,}")
+    print(f"characters:           {st.characters:,}")
+    print(f"lines:                {st.lines:,}")
+    print(f"distinct characters:  {st.distinct_characters:,} ({st.distinct_cjk:,} CJK; {st.cjk_characters:,} CJK characters in all)")
+    print(f"UTF-8 bytes:          {st.bytes_utf8:,}")
+    print("estimated tokens:     " + ", ".join(f"{k} {v:,}" for k, v in st.estimated_tokens.items()))
+    print(f"train / validation:   {st.train_characters:,} / {st.validation_characters:,} characters")
+    if not corpus.usable_sources():
+        print("error: no readable text in these sources", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def cmd_tokenizer_train(args) -> int:
+    from desktop_llm.core.corpus import Corpus
+    from desktop_llm.core.tokenizers import train_tokenizer
+
+    corpus = Corpus(paths=args.paths, column=args.column)
+    corpus.require_text()
+    for s in corpus.sources:
+        if not s.ok:
+            print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    tok = train_tokenizer(args.kind, corpus.iter_text(), args.vocab_size)
+    tok.save(args.out)
+    print(f"{args.kind} tokenizer with {tok.vocabulary_size:,} tokens saved to {args.out}")
+    return 0
+
+
+def _load_tokenizer(args):
+    from desktop_llm.core.tokenizers import load_tokenizer
+
+    if args.run:
+        return load_tokenizer(_store(args).get(args.run).tokenizer_dir)
+    if args.tokenizer:
+        return load_tokenizer(args.tokenizer)
+    raise CliError("Give --tokenizer DIR or --run RUN.")
+
+
+def cmd_tokenizer_encode(args) -> int:
+    tok = _load_tokenizer(args)
+    ids = tok.encode(args.text)
+    if args.json:
+        _out({"ids": ids, "tokens": [tok.token_text(i) for i in ids], "decoded": tok.decode(ids)})
+    else:
+        print(" ".join(map(str, ids)))
+        print(" | ".join(repr(tok.token_text(i))[1:-1] for i in ids))
+        print(f"{len(ids)} tokens, {len(args.text) / max(1, len(ids)):.2f} characters per token")
+    return 0
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _model_config(args, base=None):
+    from desktop_llm.core.config import ModelConfig, preset
+
+    m = preset(args.preset) if args.preset else (base or ModelConfig())
+    over = {}
+    for name, attr in (("layers", "num_layers"), ("heads", "num_heads"), ("width", "hidden_dim"),
+                       ("ffn", "intermediate_dim"), ("context", "sequence_length"),
+                       ("dropout", "dropout")):
+        v = getattr(args, name, None)
+        if v is not None:
+            over[attr] = v
+    if getattr(args, "untied", False):
+        over["tie_embeddings"] = False
+    if over.get("hidden_dim") and "intermediate_dim" not in over:
+        over["intermediate_dim"] = 4 * over["hidden_dim"]
+    return replace(m, **over)
+
+
+def cmd_model_info(args) -> int:
+    from desktop_llm.core.config import estimate, human_bytes, human_count
+
+    m = replace(_model_config(args), vocabulary_size=args.vocab_size)
+    m.validate()
+    e = estimate(m, args.batch_size)
+    if args.json:
+        _out({"model": m.__dict__, **e.to_dict()})
+        return 0
+    print(f"layers {m.num_layers}, heads {m.num_heads}, width {m.hidden_dim}, feed-forward "
+          f"{m.intermediate_dim}, context {m.sequence_length}, vocabulary {m.vocabulary_size}")
+    print(f"parameters:        {e.parameters:,} ({human_count(e.parameters)})")
+    print(f"FLOPs per token:   {e.flops_per_token:,} (training, 6N + 12LTd)")
+    print(f"weights:           {human_bytes(e.weights_bytes)}")
+    print(f"training memory:   ~{human_bytes(e.training_bytes)} at batch {args.batch_size}")
+    return 0
+
+
+def cmd_devices(args) -> int:
+    from desktop_llm.core.device import describe, devices
+
+    devs = devices()
+    if args.json:
+        _out({"devices": devs, "summary": describe(devs)})
+    else:
+        for d in devs:
+            print(f"{d['kind']}: {d['name']}")
+        print(f"training will use: {describe(devs)}")
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _run_config(args):
+    from desktop_llm.core.config import DataConfig, RunConfig, TokenizerConfig, TrainConfig
+    from desktop_llm.resources import sample_corpus
+
+    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    paths = tuple(str(Path(p).resolve()) for p in args.paths) if args.paths else cfg.data.paths
+    if not paths and not cfg.data.texts:
+        paths = (str(sample_corpus()),)
+    data = replace(cfg.data, paths=paths)
+    if args.column:
+        data = replace(data, column=args.column)
+    if args.val_fraction is not None:
+        data = replace(data, val_fraction=args.val_fraction)
+    tk = cfg.tokenizer
+    if args.tokenizer_kind:
+        tk = TokenizerConfig(kind=args.tokenizer_kind, vocabulary_size=tk.vocabulary_size)
+    if args.vocab_size is not None:
+        tk = replace(tk, vocabulary_size=args.vocab_size)
+    if args.tokenizer:
+        tk = replace(tk, path=str(Path(args.tokenizer).resolve()))
+    model = _model_config(args, cfg.model)
+    tr = cfg.training if args.config else TrainConfig()
+    for name, attr in (("steps", "max_steps"), ("batch_size", "batch_size"), ("lr", "learning_rate"),
+                       ("min_lr", "min_learning_rate"), ("warmup", "warmup_steps"),
+                       ("weight_decay", "weight_decay"), ("clip", "grad_clip"),
+                       ("eval_interval", "eval_interval"), ("eval_batches", "eval_batches"),
+                       ("checkpoint_interval", "checkpoint_interval"), ("log_interval", "log_interval"),
+                       ("sample_tokens", "sample_tokens"), ("seed", "seed"),
+                       ("mixed_precision", "mixed_precision")):
+        v = getattr(args, name, None)
+        if v is not None:
+            tr = replace(tr, **{attr: v})
+    if args.no_xla:
+        tr = replace(tr, jit_compile=False)
+    if tr.warmup_steps >= tr.max_steps:
+        tr = replace(tr, warmup_steps=max(0, tr.max_steps // 10))
+    if tr.eval_interval > tr.max_steps:
+        tr = replace(tr, eval_interval=tr.max_steps)
+    name = args.name or cfg.name or Path(paths[0]).stem if paths else (args.name or "run")
+    return RunConfig(name=name, data=data, tokenizer=tk, model=model, training=tr)
+
+
+def _human_event(e: dict) -> None:
+    t = e.get("type")
+    if t == "step":
+        print(f"step {e['step']:>6}/{e['max_steps']}  loss {e['loss']:.4f}  lr {e['lr']:.2e}  "
+              f"{e['tokens_per_sec']:,.0f} tok/s  {e['ms_per_step']:.1f} ms/step  ETA {e['eta']:.0f}s",
+              flush=True)
+    elif t == "eval":
+        print(f"  eval at {e['step']}: val loss {e['val_loss']:.4f}  perplexity {e['val_ppl']:.2f}", flush=True)
+        if e.get("sample"):
+            print("  sample: " + e["sample"].replace("\n", "\n          ")[:600], flush=True)
+    elif t == "start":
+        print(f"run {e['run']}: {e['parameters']:,} parameters, vocabulary {e['vocabulary_size']}, "
+              f"{e['train_tokens']:,} train / {e['val_tokens']:,} val tokens, on {e['device']} "
+              f"({e['policy']})", flush=True)
+    elif t in ("phase", "warning", "failed", "stopped", "completed", "resumed_from", "paused", "resumed"):
+        msg = e.get("message") or json.dumps(e, ensure_ascii=False)
+        if t == "failed" and e.get("suggestion"):
+            msg += f"\n  suggestion: {e['suggestion']}"
+        print(f"[{t}] {msg}", flush=True, file=sys.stderr if t in ("warning", "failed") else sys.stdout)
+
+
+def cmd_train(args) -> int:
+    from desktop_llm.core.training import Control
+
+    store = _store(args)
+    if args.resume:
+        run = store.get(args.resume)
+        st = run.status().get("status")
+        if st in ("running", "paused", "starting"):
+            raise CliError(f"Run {run.id} is already training (process {run.status().get('pid')}).")
+    else:
+        cfg = _run_config(args)
+        cfg.validate()
+        run = store.create(cfg)
+    emit = _out if args.json else _human_event
+    if not args.json:
+        print(f"run folder: {run.folder}", flush=True)
+    else:
+        _out({"type": "run", "run": run.id, "folder": str(run.folder)})
+    control = Control()
+    control.install_signal_handlers()
+    if args.control_stdin:
+        control.listen_stdin()
+    _quiet_keras()
+    from desktop_llm.core.training import train_run
+
+    st = train_run(run, emit=emit, control=control, store=store)
+    return 0 if st.get("status") in ("completed", "stopped") else 2
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def _load_run(args):
+    _quiet_keras()
+    from desktop_llm.core.loading import load_for_inference
+
+    store = _store(args)
+    run = store.get(args.run) if args.run else store.latest()
+    if run is None:
+        raise CliError("No runs yet: train one with `desktop-llm train`.")
+    model, tok, ckpt = load_for_inference(run, args.checkpoint)
+    return run, model, tok, ckpt
+
+
+def cmd_eval(args) -> int:
+    from desktop_llm.core.evaluation import evaluate_text, evaluate_windows, split_windows
+
+    run, model, tok, ckpt = _load_run(args)
+    if args.text is not None or args.file:
+        text = args.text if args.text is not None else _read_text_file(args.file)
+        ev, per_token = evaluate_text(model, tok, text)
+        source = "text" if args.text is not None else args.file
+    else:
+        from desktop_llm.core.data import TokenData
+
+        data = TokenData(run.data_dir)
+        x, y = split_windows(data.val, model.backbone.max_sequence_length, args.max_windows)
+        ev, per_token = evaluate_windows(model, x, y), None
+        source = "validation split"
+    result = {"run": run.id, "checkpoint_step": ckpt.step, "source": source, **ev.to_dict()}
+    if args.per_token and per_token is not None:
+        result["per_token"] = [{"id": i, "token": t, "loss": None if l != l else l}
+                               for i, t, l in zip(per_token.token_ids, per_token.tokens, per_token.losses)]
+    if args.json:
+        _out(result)
+    else:
+        print(f"{source}: loss {ev.loss:.4f}  perplexity {ev.perplexity:.3f}  "
+              f"({ev.tokens:,} tokens, checkpoint at step {ckpt.step})")
+        if args.per_token and per_token is not None:
+            for t, l in zip(per_token.tokens, per_token.losses):
+                print(f"  {t!r:>14}  {'-' if l != l else f'{l:.3f}'}")
+    return 0
+
+
+def _read_text_file(path: str) -> str:
+    from desktop_llm.core.corpus import Corpus
+
+    c = Corpus(paths=[path])
+    c.require_text()
+    return "".join(c.iter_text())
+
+
+def _sampling(args):
+    from desktop_llm.core.generation import SamplingConfig
+
+    return SamplingConfig(max_new_tokens=args.max_tokens, temperature=args.temperature,
+                          top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                          stop=tuple(s.encode().decode("unicode_escape") for s in args.stop or ()))
+
+
+def cmd_generate(args) -> int:
+    from desktop_llm.core.generation import Generator
+
+    run, model, tok, _ = _load_run(args)
+    gen = Generator(model, tok)
+    cfg = _sampling(args)
+    if args.json:
+        result = gen.generate(args.prompt, cfg, on_token=lambda t: _out(
+            {"type": "token", "id": t.id, "text": t.text, "p": t.probability}))
+        _out({"type": "done", "text": result.text, "tokens": len(result.tokens),
+              "tokens_per_sec": result.tokens_per_second, "stopped_by": result.stopped_by})
+    else:
+        sys.stdout.write(args.prompt)
+        result = gen.generate(args.prompt, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
+        print(f"\n[{len(result.tokens)} tokens, {result.tokens_per_second:.0f} tokens/s]", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from desktop_llm.core.generation import ChatSession, Generator
+
+    run, model, tok, _ = _load_run(args)
+    chat = ChatSession(Generator(model, tok), args.user_prefix, args.bot_prefix)
+    cfg = _sampling(args)
+    print(f"Chatting with run {run.id}. Empty line or Ctrl-D to quit.", file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            break
+        if not line.strip():
+            break
+        sys.stdout.write("  ")
+        chat.reply(line, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
+        print()
+    return 0
+
+
+def cmd_attention(args) -> int:
+    import numpy as np
+
+    from desktop_llm.core.inspection import inspect_text
+
+    run, model, tok, ckpt = _load_run(args)
+    maps = inspect_text(model, tok, args.text)
+    if args.out:
+        np.savez_compressed(args.out, weights=maps.weights, token_ids=np.array(maps.token_ids))
+    if args.json:
+        _out({"tokens": maps.tokens, "token_ids": maps.token_ids, "shape": list(maps.weights.shape),
+              "weights": maps.weights.round(5).tolist()})
+    else:
+        L, H, T, _ = maps.weights.shape
+        print(f"{T} tokens, {L} layers x {H} heads (checkpoint step {ckpt.step})")
+        for layer in range(L):
+            for head in range(H):
+                w = maps.weights[layer, head]
+                top = [int(np.argmax(w[i])) for i in range(T)]
+                print(f"layer {layer} head {head}: each token attends most to -> "
+                      + " ".join(f"{maps.tokens[i]!r}->{maps.tokens[j]!r}" for i, j in enumerate(top[:12])))
+    return 0
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def cmd_runs(args) -> int:
+    store = _store(args)
+    action = args.action
+    if action == "list":
+        rows = store.list()
+        if args.json:
+            _out({"runs": [{k: v for k, v in r.items() if k != "config"} for r in rows]})
+            return 0
+        if not rows:
+            print(f"No runs in {store.home}.")
+        for r in rows:
+            best = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else "-"
+            print(f"{r['id']:<40} {r['status']:<12} step {r['step'] or 0:>6}/{r['max_steps']:<6} "
+                  f"best val {best:<8} {r['summary']}")
+    elif action == "show":
+        run = store.get(_need(args.id))
+        info = {"id": run.id, "folder": str(run.folder), **run.status(), "config": run.config.to_dict()}
+        _out(info) if args.json else print(json.dumps(info, indent=2, ensure_ascii=False))
+    elif action == "delete":
+        store.delete(_need(args.id))
+        print(f"deleted {args.id}")
+    elif action == "export":
+        dest = store.export(_need(args.id), args.dest or ".")
+        print(f"exported to {dest}")
+    elif action == "rebuild":
+        n = store.rebuild()
+        print(f"catalog rebuilt from {n} run folders")
+    return 0
+
+
+def _need(v):
+    if not v:
+        raise CliError("Give a run id.")
+    return v
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="desktop-llm", description=__doc__.splitlines()[0])
+    p.add_argument("--home", help="workspace folder (default: $DESKTOP_LLM_HOME or the user data dir)")
+    sub = p.add_subparsers(dest="command")
+
+    g = sub.add_parser("gui", help="open the desktop application (the default)")
+    g.add_argument("--corpus", action="append", help="files or folders to load at start")
+
+    c = sub.add_parser("corpus", help="inspect a corpus").add_subparsers(dest="action", required=True)
+    cs = c.add_parser("stats", help="documents, characters, encodings and split of a corpus")
+    cs.add_argument("paths", nargs="+")
+    cs.add_argument("--column", help="text column of JSONL/CSV files")
+    cs.add_argument("--val-fraction", type=float, default=0.1)
+    cs.add_argument("--json", action="store_true")
+    cs.set_defaults(func=cmd_corpus_stats)
+
+    t = sub.add_parser("tokenizer", help="train and try tokenizers").add_subparsers(dest="action", required=True)
+    tt = t.add_parser("train", help="train a tokenizer on a corpus")
+    tt.add_argument("paths", nargs="+")
+    tt.add_argument("--kind", default="char", choices=["char", "byte", "wordpiece", "sentencepiece", "bpe"])
+    tt.add_argument("--vocab-size", type=int)
+    tt.add_argument("--column")
+    tt.add_argument("--out", required=True, help="folder to save the tokenizer in")
+    tt.set_defaults(func=cmd_tokenizer_train)
+    te = t.add_parser("encode", help="split a text into tokens")
+    te.add_argument("text")
+    te.add_argument("--tokenizer")
+    te.add_argument("--run")
+    te.add_argument("--json", action="store_true")
+    te.set_defaults(func=cmd_tokenizer_encode)
+
+    def model_args(sp):
+        sp.add_argument("--preset", choices=["tiny", "small", "base", "large"])
+        sp.add_argument("--layers", type=int)
+        sp.add_argument("--heads", type=int)
+        sp.add_argument("--width", type=int)
+        sp.add_argument("--ffn", type=int, help="feed-forward width (default 4 x width)")
+        sp.add_argument("--context", type=int)
+        sp.add_argument("--dropout", type=float)
+        sp.add_argument("--untied", action="store_true", help="separate output projection")
+
+    m = sub.add_parser("model", help="model sizes").add_subparsers(dest="action", required=True)
+    mi = m.add_parser("info", help="parameters, FLOPs and memory of a configuration")
+    model_args(mi)
+    mi.add_argument("--vocab-size", type=int, default=65)
+    mi.add_argument("--batch-size", type=int, default=12)
+    mi.add_argument("--json", action="store_true")
+    mi.set_defaults(func=cmd_model_info)
+
+    d = sub.add_parser("devices", help="the devices TensorFlow sees")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_devices)
+
+    tr = sub.add_parser("train", help="train a model (or resume a run)")
+    tr.add_argument("paths", nargs="*", help="corpus files/folders (default: the bundled sample)")
+    tr.add_argument("--config", help="a run's config.json: repeat that run")
+    tr.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run")
+    tr.add_argument("--name")
+    tr.add_argument("--column")
+    tr.add_argument("--val-fraction", type=float)
+    tr.add_argument("--tokenizer-kind", choices=["char", "byte", "wordpiece", "sentencepiece", "bpe"])
+    tr.add_argument("--vocab-size", type=int)
+    tr.add_argument("--tokenizer", help="a tokenizer folder to use instead of training one")
+    model_args(tr)
+    tr.add_argument("--steps", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--min-lr", type=float)
+    tr.add_argument("--warmup", type=int)
+    tr.add_argument("--weight-decay", type=float)
+    tr.add_argument("--clip", type=float)
+    tr.add_argument("--eval-interval", type=int)
+    tr.add_argument("--eval-batches", type=int)
+    tr.add_argument("--checkpoint-interval", type=int)
+    tr.add_argument("--log-interval", type=int)
+    tr.add_argument("--sample-tokens", type=int)
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--mixed-precision", choices=["auto", "off", "bfloat16", "float16"])
+    tr.add_argument("--no-xla", action="store_true", help="turn off XLA compilation")
+    tr.add_argument("--json", action="store_true", help="stream events as JSON lines on stdout")
+    tr.add_argument("--control-stdin", action="store_true",
+                    help="obey 'pause', 'resume', 'stop' lines on stdin (used by the GUI)")
+    tr.set_defaults(func=cmd_train)
+
+    def run_args(sp):
+        sp.add_argument("run", nargs="?", help="run id (default: the newest run)")
+        sp.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+
+    ev = sub.add_parser("eval", help="perplexity on the validation split, a file or a text")
+    run_args(ev)
+    ev.add_argument("--file")
+    ev.add_argument("--text")
+    ev.add_argument("--per-token", action="store_true")
+    ev.add_argument("--max-windows", type=int, default=2000)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
+    def sampling_args(sp):
+        sp.add_argument("--max-tokens", type=int, default=200)
+        sp.add_argument("--temperature", type=float, default=0.8)
+        sp.add_argument("--top-k", type=int, default=0)
+        sp.add_argument("--top-p", type=float, default=1.0)
+        sp.add_argument("--seed", type=int)
+        sp.add_argument("--stop", action="append", help="stop sequence (repeatable; \\n allowed)")
+
+    ge = sub.add_parser("generate", help="generate text from a prompt, streaming")
+    run_args(ge)
+    ge.add_argument("--prompt", default="")
+    sampling_args(ge)
+    ge.add_argument("--json", action="store_true")
+    ge.set_defaults(func=cmd_generate)
+
+    ch = sub.add_parser("chat", help="chat with a model in the terminal")
+    run_args(ch)
+    sampling_args(ch)
+    ch.add_argument("--user-prefix", default="User: ")
+    ch.add_argument("--bot-prefix", default="Bot: ")
+    ch.set_defaults(func=cmd_chat)
+
+    at = sub.add_parser("attention", help="attention weights of each layer and head for a text")
+    run_args(at)
+    at.add_argument("--text", required=True)
+    at.add_argument("--out", help="save the weights to an .npz file")
+    at.add_argument("--json", action="store_true")
+    at.set_defaults(func=cmd_attention)
+
+    r = sub.add_parser("runs", help="list, show, delete, export runs; rebuild the catalog")
+    r.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "export", "rebuild"])
+    r.add_argument("id", nargs="?")
+    r.add_argument("dest", nargs="?")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_runs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in (None, "gui"):
+        from desktop_llm.app import run_app
+
+        return run_app(home=args.home, corpus=getattr(args, "corpus", None))
+    from desktop_llm.core.checkpoints import CheckpointError
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.corpus import CorpusError
+    from desktop_llm.core.tokenizers import TokenizerError
+    from desktop_llm.store import StoreError
+
+    from desktop_llm.native_log import redirect_native_stderr
+
+    redirect_native_stderr()
+    try:
+        return args.func(args)
+    except (CliError, ConfigError, CorpusError, TokenizerError, StoreError, CheckpointError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
+    except Exception as e:  # noqa: BLE001
+        if type(e).__name__ == "NoCheckpoint":
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise

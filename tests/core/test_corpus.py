@@ -1,0 +1,108 @@
+import hashlib
+import json
+
+import pytest
+
+from desktop_llm.core.corpus import Corpus, CorpusError, Splitter, sniff_bytes
+
+TEXT_ZH = "床前明月光，疑是地上霜。举头望明月，低头思故乡。\n"
+TEXT_EN = "To be, or not to be, that is the question.\n"
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_encodings_are_detected_and_decoded(tmp_path):
+    files = {
+        "utf8.txt": (TEXT_ZH + TEXT_EN).encode("utf-8"),
+        "bom.txt": b"\xef\xbb\xbf" + TEXT_EN.encode("utf-8"),
+        "utf16.txt": (TEXT_ZH + TEXT_EN).encode("utf-16"),
+        "utf16le_nobom.txt": (TEXT_EN * 5).encode("utf-16-le"),
+        "gbk.txt": (TEXT_ZH * 5).encode("gb18030"),
+        "latin1.txt": ("Café crème, déjà vu. " * 5).encode("latin-1"),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    before = _digest(tmp_path)
+    corpus = Corpus(paths=[str(tmp_path)])
+    by_name = {s.path.split("/")[-1]: s for s in corpus.scan()}
+    assert by_name["utf8.txt"].encoding == "utf-8"
+    assert by_name["bom.txt"].encoding == "utf-8-sig"
+    assert by_name["utf16.txt"].encoding == "utf-16"
+    assert by_name["utf16le_nobom.txt"].encoding == "utf-16-le"
+    assert by_name["gbk.txt"].encoding == "gb18030"
+    assert by_name["latin1.txt"].encoding == "latin-1"
+    text = "".join(corpus.iter_text())
+    assert "床前明月光" in text and "Café crème" in text and "question" in text
+    assert "\ufeff" not in text  # BOMs stripped
+    assert _digest(tmp_path) == before  # the user's files are never modified
+
+
+def test_binary_and_empty_files_get_reasons_and_the_rest_loads(tmp_path):
+    (tmp_path / "doc.pdf.txt").write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj")
+    (tmp_path / "img.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (tmp_path / "nul.txt").write_bytes(b"abc\x00\x01\x02" * 50)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "good.txt").write_text(TEXT_EN, encoding="utf-8")
+    corpus = Corpus(paths=[str(tmp_path), str(tmp_path / "missing.txt")])
+    st = corpus.stats()
+    by_name = {s["path"].split("/")[-1]: s for s in st.sources}
+    assert "PDF" in by_name["doc.pdf.txt"]["reason"]
+    assert "PNG" in by_name["img.txt"]["reason"]
+    assert "NUL" in by_name["nul.txt"]["reason"]
+    assert by_name["empty.txt"]["status"] == "empty"
+    assert "not found" in by_name["missing.txt"]["reason"]
+    assert st.characters == len(TEXT_EN)
+    assert st.documents == 1
+
+
+def test_empty_corpus_is_refused_with_reasons(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"\x7fELF\x02\x01\x01" + b"\x00" * 50)
+    corpus = Corpus(paths=[str(tmp_path)])
+    with pytest.raises(CorpusError, match="(?s)no readable text.*executable"):
+        corpus.require_text()
+
+
+def test_jsonl_and_csv_columns(tmp_path):
+    rows = [{"id": i, "body": f"文本 {i} text"} for i in range(3)]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\nnot json\n",
+                                      encoding="utf-8")
+    (tmp_path / "d.csv").write_text('id,body\n1,"hello, world"\n2,"line one\nline two"\n', encoding="utf-8")
+    corpus = Corpus(paths=[str(tmp_path)], column="body")
+    st = corpus.stats()
+    assert st.documents == 5
+    text = "".join(corpus.iter_text())
+    assert "文本 2 text" in text and "hello, world" in text and "line one\nline two" in text
+    bad = Corpus(paths=[str(tmp_path / "d.jsonl")], column="nope")
+    bad.scan()
+    assert "no column 'nope'" in bad.sources[0].reason and "body" in bad.sources[0].reason
+
+
+def test_split_is_deterministic_and_close_to_the_fraction(shakespeare_small):
+    a = Corpus(paths=[str(shakespeare_small)]).stats(0.1)
+    b = Corpus(paths=[str(shakespeare_small)]).stats(0.1)
+    assert (a.train_characters, a.validation_characters) == (b.train_characters, b.validation_characters)
+    assert a.train_characters + a.validation_characters == a.characters
+    assert 0.09 < a.validation_characters / a.characters < 0.11
+    s = Splitter(0.25, 4000)
+    flags = [v for _, v in s.split("x" * 64 * 8)]
+    assert flags == [False, False, False, True] * 2
+
+
+def test_sniff_refuses_known_formats():
+    assert sniff_bytes(b"PK\x03\x04rest")[0] is None
+    assert sniff_bytes(b"\x89HDF\r\n\x1a\n")[0] is None
+    assert sniff_bytes("plain text".encode())[0] == "utf-8"
+
+
+def test_chinese_statistics(tmp_path):
+    p = tmp_path / "zh.txt"
+    p.write_text(TEXT_ZH * 3, encoding="utf-8")
+    st = Corpus(paths=[str(p)]).stats()
+    assert st.characters == len(TEXT_ZH) * 3
+    assert st.lines == 3
+    assert st.cjk_characters == 24 * 3
+    assert st.distinct_characters == len(set(TEXT_ZH))
+    # subword estimate for Chinese is far above chars/4
+    assert st.estimated_tokens["sentencepiece"] > st.characters / 2

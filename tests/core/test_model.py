@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from desktop_llm.core.config import ConfigError, ModelConfig, count_parameters, estimate, preset
+from desktop_llm.core.generation import Generator, SamplingConfig
+from desktop_llm.core.inspection import attention_weights
+from desktop_llm.core.model import build_model, load_model
+from desktop_llm.core.tokenizers import train_tokenizer
+
+CFG = ModelConfig(vocabulary_size=256, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
+                  sequence_length=32)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(CFG, seed=3)
+
+
+def test_parameter_count_matches_the_estimate(model):
+    assert model.count_params() == count_parameters(CFG)
+    untied = build_model(ModelConfig(**{**CFG.__dict__, "tie_embeddings": False}), seed=1)
+    assert untied.count_params() == count_parameters(untied_cfg := ModelConfig(**{**CFG.__dict__, "tie_embeddings": False}))
+    assert untied_cfg.tie_embeddings is False
+    e = estimate(preset("small", vocabulary_size=65))
+    assert e.flops_per_token == 6 * e.parameters + 12 * 4 * 64 * 128
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"hidden_dim": 130, "num_heads": 4}, "divisible"),
+    ({"num_layers": 0}, "positive"),
+    ({"dropout": 1.5}, "Dropout"),
+    ({"sequence_length": 1}, "at least 2"),
+])
+def test_impossible_configurations_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**{**CFG.__dict__, **kwargs}).validate()
+
+
+def test_save_and_load_gives_identical_outputs(model, tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (2, 20)).astype("int32")
+    path = tmp_path / "m.keras"
+    model.save(str(path))
+    again = load_model(str(path))
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-6)
+
+
+def test_attention_rows_sum_to_one_under_the_causal_mask(model):
+    ids = list(range(5, 25))
+    w = attention_weights(model, ids)
+    assert w.shape == (2, 2, 20, 20)
+    np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+    upper = np.triu(np.ones((20, 20), bool), k=1)
+    assert np.all(w[..., upper] == 0)
+
+
+def test_cached_greedy_generation_equals_recomputing(model):
+    tok = train_tokenizer("byte", [])
+    gen = Generator(model, tok)
+    cfg = SamplingConfig(max_new_tokens=45, temperature=0)  # > context: exercises the window slide
+    with_cache = [t.id for t in gen.stream("Hello there", cfg, use_cache=True)]
+    without = [t.id for t in gen.stream("Hello there", cfg, use_cache=False)]
+    assert len(with_cache) == 45
+    assert with_cache == without
+    # No recompilation between requests of different lengths.
+    list(gen.stream("A much longer prompt than the first one", SamplingConfig(max_new_tokens=3, temperature=0)))
+    assert gen._step.experimental_get_tracing_count() == 1
+    assert gen._prefill.experimental_get_tracing_count() == 1
+
+
+def test_sampling_is_seeded_and_stops(model):
+    tok = train_tokenizer("byte", [])
+    gen = Generator(model, tok)
+    cfg = SamplingConfig(max_new_tokens=20, temperature=1.0, top_k=20, seed=7)
+    a = [t.id for t in gen.stream("x", cfg)]
+    b = [t.id for t in gen.stream("x", cfg)]
+    assert a == b
+    top_p = [t.id for t in gen.stream("x", SamplingConfig(max_new_tokens=10, top_p=0.5, seed=1))]
+    assert len(top_p) == 10
+    first = gen.generate("x", SamplingConfig(max_new_tokens=20, temperature=0))
+    stop = first.text[3:5]
+    cut = gen.generate("x", SamplingConfig(max_new_tokens=20, temperature=0, stop=(stop,)))
+    assert cut.stopped_by == f"stop:{stop}" and stop not in cut.text and len(cut.tokens) < 20

@@ -1,0 +1,68 @@
+import pytest
+
+from desktop_llm.core.corpus import CorpusError
+from desktop_llm.core.tokenizers import TokenizerError, load_tokenizer, train_tokenizer
+from tests.conftest import SHAKESPEARE, TANGSHI
+
+EN = "ROMEO: What say you?  Speak,\n\tfair maid!  "
+ZH = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。"
+EMOJI = "Good night 🌙✨ — 晚安 😴"
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return [SHAKESPEARE.read_text("utf-8")[:150_000], TANGSHI.read_text("utf-8")]
+
+
+@pytest.mark.parametrize("kind,size", [("byte", None), ("sentencepiece", 4000), ("bpe", 4000)])
+def test_lossless_round_trips_english_chinese_emoji(kind, size, texts, tmp_path):
+    tok = train_tokenizer(kind, texts, size)
+    for s in (EN, ZH, EMOJI, EN + ZH + EMOJI):
+        assert tok.decode(tok.encode(s)) == s
+    tok.save(tmp_path / "tok")
+    again = load_tokenizer(tmp_path / "tok")
+    assert again.encode(EN + ZH) == tok.encode(EN + ZH)
+    assert again.vocabulary_size == tok.vocabulary_size
+
+
+def test_char_round_trip_and_unknowns(texts, tmp_path):
+    tok = train_tokenizer("char", texts)
+    for s in (EN.replace("\t", " "), ZH):  # every character seen in training
+        assert tok.decode(tok.encode(s)) == s
+    assert tok.encode("🌙") == [0]  # unseen character -> <unk>
+    tok.save(tmp_path / "c")
+    assert load_tokenizer(tmp_path / "c").encode(ZH) == tok.encode(ZH)
+
+
+def test_subword_is_shorter_than_characters(texts):
+    tok = train_tokenizer("sentencepiece", texts, 4000)
+    sample = SHAKESPEARE.read_text("utf-8")[200_000:205_000]
+    assert len(tok.encode(sample)) < len(sample) / 2
+
+
+def test_wordpiece_does_not_space_chinese(texts, tmp_path):
+    tok = train_tokenizer("wordpiece", texts, 3000)
+    decoded = tok.decode(tok.encode(ZH))
+    assert "明月光" in decoded and " 明" not in decoded
+    assert tok.decode(tok.encode("To be, or not to be")) == "To be, or not to be"
+    tok.save(tmp_path / "w")
+    assert load_tokenizer(tmp_path / "w").encode("ROMEO") == tok.encode("ROMEO")
+
+
+def test_stream_decoder_never_emits_half_characters():
+    tok = train_tokenizer("byte", [])
+    dec = tok.stream_decoder()
+    pieces = [dec.feed(i) for i in tok.encode(EMOJI + ZH)]
+    assert "".join(pieces) == EMOJI + ZH
+    assert all("\ufffd" not in p for p in pieces)
+
+
+def test_bad_requests_have_messages(texts):
+    with pytest.raises(TokenizerError, match="Unknown tokenizer kind"):
+        train_tokenizer("morse", texts)
+    with pytest.raises(CorpusError, match="empty"):
+        train_tokenizer("char", [""])
+    with pytest.raises(TokenizerError, match="too small for this corpus"):
+        train_tokenizer("sentencepiece", [TANGSHI.read_text("utf-8")], 500)
+    with pytest.raises(TokenizerError, match="No tokenizer"):
+        load_tokenizer("/nonexistent/folder")
