@@ -1,0 +1,84 @@
+"""The command line end to end in a temporary workspace (real subprocesses, real training)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(*args, home, check=True, input=None):
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(home))
+    p = subprocess.run([sys.executable, "-m", "desktop_llm", *args], capture_output=True, text=True,
+                       env=env, timeout=600, input=input)
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+def jsonl(text):
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, shakespeare_small):
+    home = tmp_path_factory.mktemp("cli-ws")
+    p = cli("train", str(shakespeare_small), "--preset", "tiny", "--context", "32", "--steps", "120",
+            "--eval-interval", "60", "--eval-batches", "2", "--batch-size", "8", "--sample-tokens", "20",
+            "--json", home=home)
+    events = jsonl(p.stdout)
+    return home, events
+
+
+def test_train_streams_json_events(trained):
+    home, events = trained
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "run" and "start" in kinds and kinds[-1] == "completed"
+    evals = [e for e in events if e["type"] == "eval"]
+    assert [e["step"] for e in evals] == [60, 120]
+    assert evals[0]["sample"]  # text generated at each evaluation
+    assert not any("I0000" in k for k in kinds)
+
+
+def test_runs_eval_generate_attention(trained):
+    home, events = trained
+    runs = json.loads(cli("runs", "--json", home=home).stdout)["runs"]
+    assert len(runs) == 1 and runs[0]["status"] == "completed"
+    ev = json.loads(cli("eval", "--json", home=home).stdout)
+    assert ev["source"] == "validation split" and 1.0 < ev["perplexity"] < 70
+    ev = json.loads(cli("eval", "--text", "ROMEO: hello there", "--per-token", "--json", home=home).stdout)
+    assert len(ev["per_token"]) == len("ROMEO: hello there") and ev["per_token"][0]["loss"] is None
+    out = jsonl(cli("generate", "--prompt", "ROMEO:", "--max-tokens", "15", "--seed", "3", "--json",
+                    home=home).stdout)
+    tokens = [e for e in out if e["type"] == "token"]
+    assert len(tokens) == 15 and out[-1]["type"] == "done"
+    assert out[-1]["text"] == "".join(t["text"] for t in tokens)
+    att = json.loads(cli("attention", "--text", "To be or", "--json", home=home).stdout)
+    assert att["shape"] == [2, 2, 8, 8]
+    chat = cli("chat", "--max-tokens", "10", "--seed", "1", home=home, input="hello\n\n")
+    assert chat.returncode == 0
+
+
+def test_corpus_tokenizer_and_model_commands(tmp_path, shakespeare_small):
+    st = json.loads(cli("corpus", "stats", str(shakespeare_small), "--json", home=tmp_path).stdout)
+    assert st["characters"] == 200_000 and st["documents"] == 1
+    cli("tokenizer", "train", str(shakespeare_small), "--kind", "bpe", "--vocab-size", "400", "--out",
+        str(tmp_path / "tok"), home=tmp_path)
+    enc = json.loads(cli("tokenizer", "encode", "ROMEO: hi", "--tokenizer", str(tmp_path / "tok"), "--json",
+                         home=tmp_path).stdout)
+    assert enc["decoded"] == "ROMEO: hi" and len(enc["ids"]) < 9
+    info = json.loads(cli("model", "info", "--preset", "small", "--json", home=tmp_path).stdout)
+    assert info["parameters"] == 809_856
+
+
+def test_bad_inputs_get_messages_not_tracebacks(tmp_path):
+    p = cli("train", str(tmp_path / "missing.txt"), "--preset", "tiny", home=tmp_path, check=False)
+    assert p.returncode == 2 and "no readable text" in p.stdout + p.stderr and "Traceback" not in p.stderr
+    p = cli("train", "--width", "130", "--heads", "4", "--steps", "10", home=tmp_path, check=False)
+    assert p.returncode == 2 and "divisible" in p.stderr and "Traceback" not in p.stderr
+    p = cli("generate", "nope", home=tmp_path, check=False)
+    assert p.returncode == 2 and "No run 'nope'" in p.stderr
+    (tmp_path / "bin.txt").write_bytes(b"%PDF-1.4 binary")
+    p = cli("corpus", "stats", str(tmp_path / "bin.txt"), home=tmp_path, check=False)
+    assert p.returncode == 1 and "PDF" in p.stdout

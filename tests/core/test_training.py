@@ -1,0 +1,112 @@
+"""Real training of tiny models: learning, stop/resume on the same curve, failures."""
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+from desktop_llm.core.data import TokenData
+from desktop_llm.core.training import Control, train_run
+from desktop_llm.store import RunStore
+
+TINY = ModelConfig(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, sequence_length=32)
+
+
+def _config(corpus, steps=300, **train):
+    t = dict(max_steps=steps, batch_size=16, eval_interval=100, eval_batches=4, log_interval=10,
+             warmup_steps=20, learning_rate=3e-3, min_learning_rate=3e-4, sample_tokens=0)
+    t.update(train)
+    return RunConfig(name="t", data=DataConfig(paths=(str(corpus),)), tokenizer=TokenizerConfig(kind="char"),
+                     model=TINY, training=TrainConfig(**t))
+
+
+def _unigram_loss(data: TokenData) -> float:
+    counts = Counter(np.asarray(data.train).tolist())
+    total = sum(counts.values())
+    val = np.asarray(data.val).tolist()
+    return -sum(math.log(counts.get(t, 0.5) / total) for t in val) / len(val)
+
+
+def test_tiny_gpt_learns_below_the_unigram_baseline(shakespeare_small, tmp_path):
+    store = RunStore(tmp_path / "ws")
+    run = store.create(_config(shakespeare_small, steps=300))
+    events = []
+    st = train_run(run, events.append, store=store)
+    assert st["status"] == "completed", st
+    evals = [e for e in events if e["type"] == "eval"]
+    assert [e["step"] for e in evals] == [100, 200, 300]
+    baseline = _unigram_loss(TokenData(run.data_dir))
+    assert evals[-1]["val_loss"] < baseline - 0.5, (evals[-1]["val_loss"], baseline)
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+    steps = [e for e in events if e["type"] == "step"]
+    assert all(e["tokens_per_sec"] > 0 and e["eta"] >= 0 for e in steps)
+    # Metrics on disk match the stream; the run is listed with its best loss.
+    on_disk = [m for m in run.metrics() if m["type"] == "eval"]
+    assert [m["val_loss"] for m in on_disk] == [e["val_loss"] for e in evals]
+    row = store.list()[0]
+    assert row["status"] == "completed" and row["best_val_loss"] == pytest.approx(min(e["val_loss"] for e in evals))
+    assert (run.folder / "model.keras").exists()
+
+
+def test_stop_then_resume_continues_the_same_curve(shakespeare_small, tmp_path):
+    store = RunStore(tmp_path / "ws")
+    straight = store.create(_config(shakespeare_small, steps=200))
+    ref = []
+    train_run(straight, ref.append, store=store)
+
+    run = store.create(_config(shakespeare_small, steps=200))
+    control = Control()
+    first = []
+
+    def emit(e):
+        first.append(e)
+        if e["type"] == "step" and e["step"] >= 60:
+            control.request_stop()
+
+    st = train_run(run, emit, control=control, store=store)
+    assert st["status"] == "stopped" and st["step"] == 60
+    assert run.status()["status"] == "stopped"
+    second = []
+    st = train_run(run, second.append, store=store)
+    assert st["status"] == "completed"
+    assert second[0]["type"] == "resumed_from" and second[0]["step"] == 60
+
+    def losses(evs):
+        return {e["step"]: e["loss"] for e in evs if e["type"] == "step"}
+
+    ref_l, got = losses(ref), {**losses(first), **losses(second)}
+    assert sorted(got) == sorted(ref_l)
+    for step in ref_l:
+        assert got[step] == pytest.approx(ref_l[step], rel=2e-3, abs=2e-3), step
+    # The metrics history has every step exactly once.
+    steps = [m["step"] for m in run.metrics() if m["type"] == "step"]
+    assert steps == sorted(set(steps)) and steps[-1] == 200
+
+
+def test_diverging_run_fails_cleanly_with_a_suggestion(shakespeare_small, tmp_path):
+    store = RunStore(tmp_path / "ws")
+    run = store.create(_config(shakespeare_small, steps=100, learning_rate=1.0, min_learning_rate=1.0,
+                               warmup_steps=0, grad_clip=0.0, eval_interval=50))
+    events = []
+    st = train_run(run, events.append, store=store)
+    # With lr=1 and no clipping the loss explodes to NaN/inf, or stays far above a learning run.
+    if st["status"] == "failed":
+        assert "learning rate" in st["suggestion"]
+        assert events[-1]["type"] == "failed"
+    else:
+        assert [e for e in events if e["type"] == "eval"][-1]["val_loss"] > 2.5
+
+
+def test_context_longer_than_the_data_is_refused(tmp_path):
+    small = tmp_path / "small.txt"
+    small.write_text("tiny corpus " * 20, encoding="utf-8")
+    store = RunStore(tmp_path / "ws")
+    cfg = _config(small, steps=50)
+    run = store.create(cfg)
+    events = []
+    st = train_run(run, events.append, store=store)
+    assert st["status"] == "failed"
+    assert "too few for a context" in st["message"]
+    assert store.list()[0]["status"] == "failed"
