@@ -1,0 +1,155 @@
+"""Attention: the weights of each layer and head as heatmaps with the tokens on both axes; one
+head at a time, or all heads of a layer in a grid. Hover shows the token pair and the weight."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import (QHBoxLayout, QPushButton, QSpinBox, QSplitter, QTabWidget, QTextEdit, QVBoxLayout,
+                               QWidget)
+
+from desktop_llm.gui.widgets import RunPicker, header, label
+from desktop_llm.gui.workers import run_task
+
+
+def _ticks(tokens: list[str]):
+    shown = [(i + 0.5, repr(t)[1:-1][:8]) for i, t in enumerate(tokens)]
+    step = max(1, len(tokens) // 40)
+    return [shown[::step]]
+
+
+class Heatmap(pg.PlotWidget):
+    """One attention matrix: rows are queries (tokens attending), columns keys."""
+
+    def __init__(self, title: str = "", small: bool = False, parent=None):
+        super().__init__(parent=parent, title=title)
+        self.image = pg.ImageItem()
+        self.image.setColorMap(pg.colormap.get("viridis"))
+        self.addItem(self.image)
+        self.invertY(True)
+        self.setAspectLocked(True)
+        self.weights = None
+        self.tokens: list[str] = []
+        self.hover_text = ""
+        if small:
+            self.hideAxis("left")
+            self.hideAxis("bottom")
+        self.scene().sigMouseMoved.connect(self._on_move)
+
+    def set_weights(self, w: np.ndarray, tokens: list[str]) -> None:
+        self.weights, self.tokens = w, tokens
+        self.image.setImage(w, levels=(0.0, float(max(1e-6, w.max()))))
+        self.image.setRect(0, 0, w.shape[1], w.shape[0])
+        ticks = _ticks(tokens)
+        self.getAxis("bottom").setTicks(ticks)
+        self.getAxis("left").setTicks(ticks)
+        self.autoRange(padding=0)
+
+    def describe(self, row: int, col: int) -> str:
+        q, k = self.tokens[row], self.tokens[col]
+        return f"{q!r} (#{row}) attends to {k!r} (#{col}): {self.weights[row, col]:.4f}"
+
+    def _on_move(self, pos) -> None:
+        if self.weights is None:
+            return
+        p = self.plotItem.vb.mapSceneToView(pos)
+        col, row = int(np.floor(p.x())), int(np.floor(p.y()))
+        if 0 <= row < self.weights.shape[0] and 0 <= col < self.weights.shape[1]:
+            self.hover_text = self.describe(row, col)
+            self.setToolTip(self.hover_text)
+
+
+class AttentionPage(QWidget):
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.maps = None
+        self.task = None
+        self.picker = RunPicker(session)
+        self.text = QTextEdit()
+        self.text.setAcceptRichText(False)
+        self.text.setPlainText("ROMEO: But, soft! what light through yonder window breaks?")
+        self.text.setMaximumHeight(80)
+        self.go = QPushButton("Show attention")
+        self.go.setProperty("role", "primary")
+        self.go.setShortcut("Ctrl+Return")
+        self.go.clicked.connect(self.compute)
+        self.layer = QSpinBox()
+        self.head = QSpinBox()
+        self.layer.valueChanged.connect(self._draw)
+        self.head.valueChanged.connect(self._draw)
+        self.single = Heatmap()
+        self.grid = pg.GraphicsLayoutWidget()
+        self.grid_maps: list[Heatmap] = []
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.single, "One head")
+        self.grid_host = QWidget()
+        self.grid_layout = QHBoxLayout(self.grid_host)
+        self.tabs.addTab(self.grid_host, "All heads of the layer")
+        self.hover = label("Hover over a cell to read the weight.", "hint")
+        self.single.scene().sigMouseMoved.connect(lambda *_: self.hover.setText(self.single.hover_text or self.hover.text()))
+        self.status = label("", "hint")
+
+        sel = QHBoxLayout()
+        sel.addWidget(label("Layer"))
+        sel.addWidget(self.layer)
+        sel.addWidget(label("Head"))
+        sel.addWidget(self.head)
+        sel.addStretch(1)
+        sel.addWidget(self.go)
+        lay = QVBoxLayout(self)
+        lay.addWidget(header("Attention", "Where each token looks. Row: the token attending; column: the "
+                                          "token it attends to (only earlier tokens: the mask is causal)."))
+        lay.addWidget(self.picker)
+        lay.addWidget(self.text)
+        lay.addLayout(sel)
+        lay.addWidget(self.tabs, 1)
+        lay.addWidget(self.hover)
+        lay.addWidget(self.status)
+
+    def compute(self) -> None:
+        from desktop_llm.core.inspection import inspect_text
+
+        run_id, which, text = self.picker.run_id, self.picker.checkpoint, self.text.toPlainText()
+        if not run_id:
+            self.status.setText("Train a run first: there is no checkpoint to inspect.")
+            return
+
+        def work(report, cancelled, emit):
+            model, tok, ckpt = self.session.load_model(run_id, which)
+            return inspect_text(model, tok, text), ckpt.step
+
+        self.go.setEnabled(False)
+        self.status.setText("Computing attention…")
+        self.task = run_task(self, work, self._on_maps, self._on_error)
+
+    def _on_error(self, msg: str) -> None:
+        self.go.setEnabled(True)
+        self.status.setText(msg)
+
+    def _on_maps(self, result) -> None:
+        self.go.setEnabled(True)
+        self.maps, step = result
+        L, H = self.maps.num_layers, self.maps.num_heads
+        self.layer.setRange(0, L - 1)
+        self.head.setRange(0, H - 1)
+        self.status.setText(f"{len(self.maps.tokens)} tokens · {L} layers × {H} heads · checkpoint at step {step}")
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.maps is None:
+            return
+        l, h = self.layer.value(), self.head.value()
+        self.single.setTitle(f"Layer {l}, head {h}")
+        self.single.set_weights(self.maps.weights[l, h], self.maps.tokens)
+        H = self.maps.num_heads
+        while len(self.grid_maps) < H:
+            m = Heatmap(small=True)
+            m.setMinimumSize(120, 120)
+            self.grid_maps.append(m)
+            self.grid_layout.addWidget(m)
+        for i, m in enumerate(self.grid_maps):
+            m.setVisible(i < H)
+            if i < H:
+                m.setTitle(f"head {i}")
+                m.set_weights(self.maps.weights[l, i], self.maps.tokens)

@@ -1,0 +1,234 @@
+"""Data: add files and folders (dialog or drag and drop), see each source's encoding and
+outcome, a preview, corpus statistics and the train/validation split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
+                               QGroupBox, QHBoxLayout, QHeaderView, QLineEdit, QPlainTextEdit,
+                               QProgressBar, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from desktop_llm.gui.widgets import header, label
+from desktop_llm.gui.workers import run_task
+
+
+class DataPage(QWidget):
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.paths: list[str] = []
+        self.sources = []
+        self.task = None
+        self.setAcceptDrops(True)
+
+        add_files = QPushButton("Add files…")
+        add_files.setToolTip("Text, Markdown, JSONL or CSV files (Ctrl+O)")
+        add_files.setShortcut("Ctrl+O")
+        add_files.clicked.connect(self._add_files)
+        add_folder = QPushButton("Add folder…")
+        add_folder.setToolTip("Every text file in a folder and its subfolders")
+        add_folder.clicked.connect(self._add_folder)
+        self.clear_btn = QPushButton("Clear")
+        self.clear_btn.clicked.connect(self.clear)
+        self.column = QLineEdit()
+        self.column.setPlaceholderText("text column of JSONL/CSV (default: 'text')")
+        self.column.editingFinished.connect(self.rescan)
+        self.val = QDoubleSpinBox()
+        self.val.setRange(0.01, 0.5)
+        self.val.setSingleStep(0.01)
+        self.val.setValue(0.1)
+        self.val.setToolTip("Share of the text held out to measure validation loss")
+        self.val.valueChanged.connect(self.rescan)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setVisible(False)
+        self.cancel_btn.clicked.connect(self._cancel)
+
+        bar = QHBoxLayout()
+        for w in (add_files, add_folder, self.clear_btn):
+            bar.addWidget(w)
+        bar.addSpacing(16)
+        bar.addWidget(label("Column"))
+        bar.addWidget(self.column, 1)
+        bar.addWidget(label("Validation share"))
+        bar.addWidget(self.val)
+
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["File", "Size", "Encoding", "Status", "Details"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.Stretch)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.itemSelectionChanged.connect(self._show_preview)
+        self.preview = QPlainTextEdit()
+        self.preview.setReadOnly(True)
+        self.preview.setPlaceholderText("Select a file to preview it.")
+
+        stats = QGroupBox("Corpus")
+        grid = QFormLayout(stats)
+        self.stat_labels = {}
+        for key, name in [("documents", "Documents"), ("characters", "Characters"), ("lines", "Lines"),
+                          ("distinct", "Distinct characters"), ("tokens", "Estimated tokens"),
+                          ("split", "Train / validation")]:
+            self.stat_labels[key] = label("–", "figure")
+            grid.addRow(name, self.stat_labels[key])
+        self.message = label("Drop text files or folders here, or use Add files.", "hint")
+
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(stats)
+        rl.addWidget(label("Preview", None))
+        rl.addWidget(self.preview, 1)
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(self.table)
+        split.addWidget(right)
+        split.setSizes([640, 420])
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(header("Data", "Your texts: files and folders in any language. Nothing is "
+                                     "ever written to them."))
+        lay.addLayout(bar)
+        prog = QHBoxLayout()
+        prog.addWidget(self.progress, 1)
+        prog.addWidget(self.cancel_btn)
+        lay.addLayout(prog)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.message)
+
+    # drag and drop
+    def dragEnterEvent(self, e):
+        if e.mimeData().hasUrls():
+            e.acceptProposedAction()
+
+    def dropEvent(self, e):
+        self.add_paths([u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()])
+
+    def _add_files(self):
+        files, _ = QFileDialog.getOpenFileNames(self, "Add text files", str(Path.home()),
+                                                "Text (*.txt *.md *.jsonl *.csv *.tsv *.text);;All files (*)")
+        self.add_paths(files)
+
+    def _add_folder(self):
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder", str(Path.home()))
+        if folder:
+            self.add_paths([folder])
+
+    def add_paths(self, paths) -> None:
+        for p in paths:
+            p = str(Path(p).resolve())
+            if p not in self.paths:
+                self.paths.append(p)
+        self.rescan()
+
+    def clear(self) -> None:
+        self.paths = []
+        self.rescan()
+
+    def _cancel(self):
+        if self.task:
+            self.task.cancel()
+
+    def rescan(self) -> None:
+        from desktop_llm.core.corpus import Corpus
+
+        if self.task and self.task.running:
+            self.task.cancel()
+        column = self.column.text().strip() or None
+        val = self.val.value()
+        paths = list(self.paths)
+        self.session.set_corpus(paths, column, val)
+        if not paths:
+            self.table.setRowCount(0)
+            for lab in self.stat_labels.values():
+                lab.setText("–")
+            return
+
+        def work(report, cancelled, emit):
+            corpus = Corpus(paths=paths, column=column)
+            corpus.scan(lambda i, n: report(i / max(1, n) * 0.3, f"Checking {i}/{n} files"))
+            if cancelled():
+                return None
+            st = corpus.stats(val)
+            return corpus, st
+
+        self.progress.setVisible(True)
+        self.cancel_btn.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.message.setText("Reading the corpus…")
+        self.task = run_task(self, work, self._on_scanned, self._on_error)
+
+    def _on_error(self, msg: str) -> None:
+        self._done()
+        self.message.setProperty("role", "error")
+        self.message.setText(msg)
+        self.message.style().polish(self.message)
+
+    def _done(self):
+        self.progress.setVisible(False)
+        self.cancel_btn.setVisible(False)
+
+    def _on_scanned(self, result) -> None:
+        self._done()
+        if result is None:
+            self.message.setText("Cancelled.")
+            return
+        corpus, st = result
+        self.sources = corpus.sources
+        self.table.setRowCount(len(self.sources))
+        for r, s in enumerate(self.sources):
+            status = {"ok": "✓ ok", "empty": "○ empty", "error": "✗ skipped"}.get(s.status, s.status)
+            detail = s.reason
+            if s.ok and s.kind in ("jsonl", "csv", "tsv"):
+                detail = f"{s.records:,} records · " + detail
+            cells = [Path(s.path).name, _size(s.size_bytes), s.encoding or "–", status, detail]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(s.path if c == 0 else text)
+                if c == 3 and not s.ok:
+                    item.setForeground(Qt.red)
+                self.table.setItem(r, c, item)
+        L = self.stat_labels
+        L["documents"].setText(f"{st.documents:,}")
+        L["characters"].setText(f"{st.characters:,}")
+        L["lines"].setText(f"{st.lines:,}")
+        L["distinct"].setText(f"{st.distinct_characters:,}" + (f" ({st.distinct_cjk:,} CJK)" if st.distinct_cjk else ""))
+        et = st.estimated_tokens
+        L["tokens"].setText(f"{et['char']:,} chars · ~{et['sentencepiece']:,} subwords")
+        L["split"].setText(f"{st.train_characters:,} / {st.validation_characters:,}")
+        bad = sum(1 for s in self.sources if not s.ok)
+        self.message.setProperty("role", "hint")
+        self.message.style().polish(self.message)
+        usable = len(self.sources) - bad
+        self.message.setText(f"{usable} usable source{'s' if usable != 1 else ''}" + (f", {bad} skipped (see Details)" if bad else "")
+                             + ". Next: build a tokenizer.")
+        if self.sources:
+            self.table.selectRow(0)
+        self.stats = st
+
+    def _show_preview(self) -> None:
+        from desktop_llm.core.corpus import preview
+
+        rows = self.table.selectionModel().selectedRows()
+        if not rows or rows[0].row() >= len(self.sources):
+            return
+        s = self.sources[rows[0].row()]
+        if not s.ok:
+            self.preview.setPlainText(f"{s.path}\n\nNot used: {s.reason}")
+            return
+        try:
+            self.preview.setPlainText(preview(s, self.column.text().strip() or None, 3000))
+        except OSError as e:
+            self.preview.setPlainText(f"Cannot read: {e}")
+
+
+def _size(n: int) -> str:
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"

@@ -1,0 +1,191 @@
+"""Evaluate: perplexity of a checkpoint on the run's validation split, a chosen file or typed text,
+and the loss of every token shown on the text (darker: the model was more surprised)."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
+                               QPlainTextEdit, QProgressBar, QPushButton, QRadioButton, QTextBrowser,
+                               QVBoxLayout, QWidget)
+
+from desktop_llm.gui.widgets import RunPicker, header, heat_color, label, token_html
+from desktop_llm.gui.workers import run_task
+
+SHOWN_TOKENS = 1500  # per-token view of the first tokens: enough to read, cheap to render
+
+
+class Cancelled(Exception):
+    pass
+
+
+class EvaluatePage(QWidget):
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.task = None
+        self.result = None
+        self.picker = RunPicker(session)
+
+        self.src_val = QRadioButton("Validation split of the run")
+        self.src_file = QRadioButton("A file")
+        self.src_text = QRadioButton("This text")
+        self.src_val.setChecked(True)
+        self.sources = QButtonGroup(self)
+        for b in (self.src_val, self.src_file, self.src_text):
+            self.sources.addButton(b)
+        self.file = QLineEdit()
+        self.file.setPlaceholderText("a text file")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.text = QPlainTextEdit()
+        self.text.setPlaceholderText("Paste text to score")
+        self.text.setMaximumHeight(90)
+        self.text.textChanged.connect(lambda: self.src_text.setChecked(True))
+        self.file.textEdited.connect(lambda: self.src_file.setChecked(True))
+        self.go = QPushButton("Evaluate")
+        self.go.setProperty("role", "primary")
+        self.go.setShortcut("Ctrl+Return")
+        self.go.setToolTip("Evaluate (Ctrl+Enter)")
+        self.go.clicked.connect(self.evaluate)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(lambda: self.task and self.task.cancel())
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+
+        src = QGroupBox("Text to score")
+        sl = QVBoxLayout(src)
+        sl.addWidget(self.src_val)
+        frow = QHBoxLayout()
+        frow.addWidget(self.src_file)
+        frow.addWidget(self.file, 1)
+        frow.addWidget(browse)
+        sl.addLayout(frow)
+        sl.addWidget(self.src_text)
+        sl.addWidget(self.text)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.go)
+        buttons.addWidget(self.cancel_btn)
+        buttons.addWidget(self.progress, 1)
+        sl.addLayout(buttons)
+
+        res = QGroupBox("Result")
+        rf = QFormLayout(res)
+        self.figures = {k: label("–", "figure") for k in ("ppl", "loss", "bits", "tokens", "ckpt")}
+        rf.addRow("Perplexity", self.figures["ppl"])
+        rf.addRow("Loss (nats / token)", self.figures["loss"])
+        rf.addRow("Bits per token", self.figures["bits"])
+        rf.addRow("Tokens scored", self.figures["tokens"])
+        rf.addRow("Checkpoint", self.figures["ckpt"])
+        top = QHBoxLayout()
+        top.addWidget(src, 3)
+        top.addWidget(res, 2)
+
+        self.view = QTextBrowser()
+        self.view.setPlaceholderText("Each token's loss is shown on the text after evaluating.")
+        self.status = label("", "hint")
+        lay = QVBoxLayout(self)
+        lay.addWidget(header("Evaluate", "Perplexity: how surprised the model is by text it has not "
+                                         "trained on (lower is better). Hover a token for its loss."))
+        lay.addWidget(self.picker)
+        lay.addLayout(top)
+        lay.addWidget(label("Per-token loss (darker: more surprising)"))
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.status)
+
+    def _browse(self) -> None:
+        f, _ = QFileDialog.getOpenFileName(self, "Text to evaluate", "", "Text (*.txt *.md *.jsonl *.csv);;All files (*)")
+        if f:
+            self.file.setText(f)
+            self.src_file.setChecked(True)
+
+    def evaluate(self) -> None:
+        run_id, which = self.picker.run_id, self.picker.checkpoint
+        if not run_id:
+            self._error("Train a run first: there is no checkpoint to evaluate.")
+            return
+        source = "val" if self.src_val.isChecked() else "file" if self.src_file.isChecked() else "text"
+        path, text = self.file.text().strip(), self.text.toPlainText()
+        if source == "file" and not path:
+            self._error("Choose a file to evaluate.")
+            return
+        if source == "text" and len(text) < 2:
+            self._error("Type or paste some text to evaluate.")
+            return
+
+        def work(report, cancelled, emit):
+            from desktop_llm.core.evaluation import evaluate_text, evaluate_windows, per_token_losses, split_windows
+
+            model, tok, ckpt = self.session.load_model(run_id, which)
+            if source == "val":
+                from desktop_llm.core.data import TokenData
+
+                data = TokenData(self.session.store.get(run_id).data_dir)
+                x, y = split_windows(data.val, model.backbone.max_sequence_length)
+
+                def progress(done, total):
+                    if cancelled():
+                        raise Cancelled("Cancelled.")
+                    report(done / total, "")
+
+                ev = evaluate_windows(model, x, y, progress=progress)
+                ids = [int(i) for i in data.val[:SHOWN_TOKENS]]
+                shown = (ids, [tok.token_text(i) for i in ids], per_token_losses(model, ids).tolist())
+            else:
+                if source == "file":
+                    from desktop_llm.core.corpus import Corpus
+
+                    corpus = Corpus(paths=[path])
+                    corpus.require_text()
+                    body = "".join(corpus.iter_text())
+                else:
+                    body = text
+                ev, per = evaluate_text(model, tok, body)
+                shown = (per.token_ids[:SHOWN_TOKENS], per.tokens[:SHOWN_TOKENS], per.losses[:SHOWN_TOKENS])
+            return ev, shown, ckpt.step
+
+        self.go.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.status.setProperty("role", "hint")
+        self.status.style().polish(self.status)
+        self.status.setText("Evaluating…")
+        self.task = run_task(self, work, self._on_done, self._on_failed, on_progress=self._on_progress)
+
+    def _on_progress(self, fraction: float, _msg: str) -> None:
+        self.progress.setRange(0, 100)
+        self.progress.setValue(int(100 * fraction))
+
+    def _finish(self) -> None:
+        self.go.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
+        self.progress.setVisible(False)
+
+    def _on_failed(self, msg: str) -> None:
+        self._finish()
+        self._error(msg)
+
+    def _error(self, msg: str) -> None:
+        self.status.setProperty("role", "error")
+        self.status.style().polish(self.status)
+        self.status.setText(msg)
+
+    def _on_done(self, result) -> None:
+        self._finish()
+        ev, (ids, tokens, losses), step = result
+        self.result = ev
+        F = self.figures
+        F["ppl"].setText(f"{ev.perplexity:,.3f}")
+        F["loss"].setText(f"{ev.loss:.4f}")
+        F["bits"].setText(f"{ev.bits_per_token:.3f}")
+        F["tokens"].setText(f"{ev.tokens:,}")
+        F["ckpt"].setText(f"{self.picker.checkpoint}, step {step:,}")
+        finite = [x for x in losses if x == x]
+        top = max(finite) if finite else 1.0
+        colors = ["transparent" if x != x else heat_color(x / max(top, 1e-6)) for x in losses]
+        tips = [f"id {i} · loss {'–' if x != x else f'{x:.3f}'} · p {'–' if x != x else f'{math.exp(-x):.3f}'}"
+                for i, x in zip(ids, losses)]
+        self.view.setHtml(token_html(tokens, colors, tips))
+        self.status.setText(f"Showing the loss of the first {len(tokens):,} tokens.")

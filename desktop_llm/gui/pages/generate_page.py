@@ -1,0 +1,290 @@
+"""Generate and chat: a prompt box and a chat view that stream tokens as the model produces them,
+with the usual sampling controls and a Stop button. Generation runs off the UI thread; tokens
+are buffered and painted at ~20 Hz so a fast model never floods the event loop."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
+                               QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTabWidget, QTextBrowser,
+                               QVBoxLayout, QWidget)
+
+from desktop_llm.gui.widgets import RunPicker, header, label
+from desktop_llm.gui.workers import run_task
+
+
+def prob_color(p: float) -> str:
+    """Background for a generated token: confident tokens plain, unlikely ones warm."""
+    return f"rgba(242, 142, 43, {0.10 + 0.60 * (1.0 - max(0.0, min(1.0, p))):.2f})"
+
+
+def _span(text: str, p: float | None) -> str:
+    shown = html.escape(text).replace("\n", "<br>")
+    if p is None:
+        return shown
+    return f'<span style="background:{prob_color(p)}" title="p = {p:.3f}">{shown}</span>'
+
+
+class GeneratePage(QWidget):
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.task = None
+        self.chat = None  # core ChatSession, per run/checkpoint
+        self._chat_key = None
+        self._pending: list = []  # GeneratedToken buffered until the next paint
+        self.output_html = ""
+        self.chat_html = ""
+        self.tokens_out = 0
+        self._target = "output"
+
+        self.picker = RunPicker(session)
+        self.picker.changed.connect(self._reset_chat)
+
+        # sampling controls
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 5.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(0.8)
+        self.temperature.setToolTip("0 is greedy (always the most likely token); higher is more varied")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(0, 100_000)
+        self.top_k.setSpecialValueText("off")
+        self.top_k.setToolTip("Sample only among the k most likely tokens (0: off)")
+        self.top_p = QDoubleSpinBox()
+        self.top_p.setRange(0.01, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setValue(1.0)
+        self.top_p.setToolTip("Nucleus sampling: the smallest set of tokens whose probability reaches p (1: off)")
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, 100_000)
+        self.max_tokens.setValue(300)
+        self.max_tokens.setToolTip("Most tokens to generate")
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, 2**31 - 1)
+        self.seed.setValue(-1)
+        self.seed.setSpecialValueText("random")
+        self.seed.setToolTip("A fixed seed repeats the same text; 'random' differs each time")
+        self.stop_seq = QLineEdit()
+        self.stop_seq.setPlaceholderText(r"e.g. \n\n  (comma-separated)")
+        self.stop_seq.setToolTip(r"Stop when one of these appears. Use \n for a new line.")
+        self.color = QCheckBox("Colour tokens by probability")
+        self.color.setToolTip("Unlikely tokens get a warmer background; hover for the probability")
+        self.color.setChecked(True)
+        box = QGroupBox("Sampling")
+        form = QFormLayout(box)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Top-k", self.top_k)
+        form.addRow("Top-p", self.top_p)
+        form.addRow("Max tokens", self.max_tokens)
+        form.addRow("Seed", self.seed)
+        form.addRow("Stop at", self.stop_seq)
+        form.addRow(self.color)
+
+        # prompt tab
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText("Type the beginning of a text…")
+        self.prompt.setPlainText("ROMEO:")
+        self.prompt.setMaximumHeight(110)
+        self.output = QTextBrowser()
+        self.output.setPlaceholderText("The model's text streams here.")
+        self.generate_btn = QPushButton("Generate")
+        self.generate_btn.setProperty("role", "primary")
+        self.generate_btn.setShortcut("Ctrl+Return")
+        self.generate_btn.setToolTip("Generate (Ctrl+Enter)")
+        self.generate_btn.clicked.connect(self.generate)
+        complete = QWidget()
+        cl = QVBoxLayout(complete)
+        cl.addWidget(self.prompt)
+        cl.addWidget(self.output, 1)
+
+        # chat tab
+        self.chat_view = QTextBrowser()
+        self.chat_view.setPlaceholderText("A chat with the model. It continues a 'User: … / Bot: …' "
+                                          "transcript, so it chats as well as its training text allows.")
+        self.chat_input = QLineEdit()
+        self.chat_input.setPlaceholderText("Say something and press Enter")
+        self.chat_input.returnPressed.connect(self.send_chat)
+        self.send_btn = QPushButton("Send")
+        self.send_btn.clicked.connect(self.send_chat)
+        self.clear_chat_btn = QPushButton("New chat")
+        self.clear_chat_btn.clicked.connect(self._reset_chat)
+        chat = QWidget()
+        chl = QVBoxLayout(chat)
+        chl.addWidget(self.chat_view, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.chat_input, 1)
+        row.addWidget(self.send_btn)
+        row.addWidget(self.clear_chat_btn)
+        chl.addLayout(row)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(complete, "Complete a prompt")
+        self.tabs.addTab(chat, "Chat")
+
+        self.stop_btn = QPushButton("Stop")
+        self.stop_btn.setShortcut("Esc")
+        self.stop_btn.setToolTip("Stop generating (Esc)")
+        self.stop_btn.setEnabled(False)
+        self.stop_btn.clicked.connect(self.stop)
+        self.status = label("", "hint")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.generate_btn)
+        buttons.addWidget(self.stop_btn)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(box)
+        ll.addLayout(buttons)
+        ll.addWidget(self.status)
+        ll.addStretch(1)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(self.tabs)
+        split.setSizes([300, 800])
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(header("Generate", "Let a trained model write. Tokens appear as they are sampled."))
+        lay.addWidget(self.picker)
+        lay.addWidget(split, 1)
+
+        self._paint_timer = QTimer(self)
+        self._paint_timer.setInterval(50)
+        self._paint_timer.timeout.connect(self._paint)
+
+    # ------------------------------------------------------------------ settings
+    def sampling(self):
+        from desktop_llm.core.generation import SamplingConfig
+
+        stops = tuple(s.encode().decode("unicode_escape") for s in self.stop_seq.text().split(",") if s.strip())
+        return SamplingConfig(max_new_tokens=self.max_tokens.value(), temperature=round(self.temperature.value(), 3),
+                              top_k=self.top_k.value(), top_p=round(self.top_p.value(), 3),
+                              seed=None if self.seed.value() < 0 else self.seed.value(), stop=stops)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.task and self.task.running)
+
+    # ------------------------------------------------------------------ prompt completion
+    def generate(self) -> None:
+        if self.tabs.currentIndex() == 1:
+            self.send_chat()
+            return
+        if self.busy or not self._check_run():
+            return
+        run_id, which, prompt, cfg = self.picker.run_id, self.picker.checkpoint, self.prompt.toPlainText(), self.sampling()
+
+        def work(report, cancelled, emit):
+            gen = self.session.generator(run_id, which)
+            return gen.generate(prompt, cfg, on_token=emit, cancelled=cancelled)
+
+        self.output_html = f"<b>{html.escape(prompt).replace(chr(10), '<br>')}</b>"
+        self.output.setHtml(self._wrap(self.output_html))
+        self._begin(work, self._on_generated, target="output")
+
+    def _on_generated(self, result) -> None:
+        self._paint()
+        why = {"length": "max tokens reached", "cancelled": "stopped"}.get(result.stopped_by, result.stopped_by.replace("stop:", "stop sequence "))
+        self._end(f"{len(result.tokens)} tokens in {result.seconds:.2f} s · {result.tokens_per_second:,.0f} tokens/s · "
+                  f"first token after {1000 * result.first_token_seconds:.0f} ms · {why}")
+
+    # ------------------------------------------------------------------ chat
+    def send_chat(self) -> None:
+        message = self.chat_input.text().strip()
+        if not message or self.busy or not self._check_run():
+            return
+        self.tabs.setCurrentIndex(1)
+        run_id, which, cfg = self.picker.run_id, self.picker.checkpoint, self.sampling()
+        key = (run_id, which)
+        if self._chat_key != key:
+            self.chat, self._chat_key, self.chat_html = None, key, ""
+
+        def work(report, cancelled, emit):
+            from desktop_llm.core.generation import ChatSession
+
+            if self.chat is None:
+                self.chat = ChatSession(self.session.generator(run_id, which))
+            return self.chat.reply(message, cfg, on_token=emit, cancelled=cancelled)
+
+        self.chat_input.clear()
+        self.chat_html += (f"<p style='margin:10px 0 2px 0'><b>You</b><br>{html.escape(message)}</p>"
+                           "<p style='margin:2px 0 10px 0'><b>Model</b><br>")
+        self._begin(work, self._on_replied, target="chat")
+
+    def _on_replied(self, text: str) -> None:
+        self._paint()
+        self.chat_html += "</p>"
+        self.chat_view.setHtml(self._wrap(self.chat_html))
+        self._end(f"{len(self.chat.history) // 2} turns in the conversation")
+
+    def _reset_chat(self) -> None:
+        self.chat, self._chat_key, self.chat_html = None, None, ""
+        self.chat_view.clear()
+
+    # ------------------------------------------------------------------ streaming plumbing
+    def _begin(self, work, on_done, target: str) -> None:
+        self._target = target
+        self._pending.clear()
+        self.tokens_out = 0
+        self.generate_btn.setEnabled(False)
+        self.send_btn.setEnabled(False)
+        self.stop_btn.setEnabled(True)
+        self.status.setText("Loading the model and compiling (first time only)…")
+        self._paint_timer.start()
+        self.task = run_task(self, work, on_done, self._on_error, on_emit=self._on_token)
+
+    def _on_token(self, token) -> None:
+        self._pending.append(token)
+
+    def _paint(self) -> None:
+        if not self._pending:
+            return
+        tokens, self._pending[:] = list(self._pending), []
+        colour = self.color.isChecked()
+        added = "".join(_span(t.text, t.probability if colour else None) for t in tokens if t.text)
+        self.tokens_out += len(tokens)
+        if self._target == "output":
+            self.output_html += added
+            self.output.setHtml(self._wrap(self.output_html))
+            bar = self.output.verticalScrollBar()
+        else:
+            self.chat_html += added
+            self.chat_view.setHtml(self._wrap(self.chat_html))
+            bar = self.chat_view.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        self.status.setText(f"Generating… {self.tokens_out} tokens")
+
+    def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+
+    def _end(self, message: str) -> None:
+        self._paint_timer.stop()
+        self.generate_btn.setEnabled(True)
+        self.send_btn.setEnabled(True)
+        self.stop_btn.setEnabled(False)
+        self.status.setProperty("role", "hint")
+        self.status.style().polish(self.status)
+        self.status.setText(message)
+
+    def _on_error(self, msg: str) -> None:
+        self._end(msg)
+        self.status.setProperty("role", "error")
+        self.status.style().polish(self.status)
+
+    def _check_run(self) -> bool:
+        if not self.picker.run_id:
+            self.status.setProperty("role", "error")
+            self.status.style().polish(self.status)
+            self.status.setText("Train a run first: there is no checkpoint to generate from.")
+            return False
+        return True
+
+    @staticmethod
+    def _wrap(body: str) -> str:
+        return f"<div style='font-size:14px; line-height:1.5; white-space:pre-wrap'>{body}</div>"
+
+    def plain_output(self) -> str:
+        return self.output.toPlainText()

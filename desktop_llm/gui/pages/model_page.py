@@ -1,0 +1,132 @@
+"""Model: presets and every setting, validated as you type, with parameter count, memory and
+FLOPs estimates and the device that will train."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QSpinBox, QVBoxLayout, QWidget)
+
+from desktop_llm.core.config import PRESET_NOTES, PRESETS, ConfigError, estimate, human_bytes, human_count
+from desktop_llm.gui.widgets import header, label
+
+
+class ModelPage(QWidget):
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self._loading = True  # no estimates while the form is being built
+        self.preset = QComboBox()
+        for name in PRESETS:
+            self.preset.addItem(f"{name} — {PRESET_NOTES[name]}", name)
+        self.preset.addItem("custom", "custom")
+        self.preset.currentIndexChanged.connect(self._on_preset)
+
+        def spin(lo, hi, tip, step=1):
+            s = QSpinBox()
+            s.setRange(lo, hi)
+            s.setSingleStep(step)
+            s.setToolTip(tip)
+            s.valueChanged.connect(self._on_edit)
+            return s
+
+        self.layers = spin(1, 96, "Transformer blocks")
+        self.heads = spin(1, 64, "Attention heads per block (must divide the width)")
+        self.width = spin(8, 8192, "Model width (embedding size)", 16)
+        self.ffn = spin(8, 32768, "Feed-forward width (usually 4 x width)", 64)
+        self.context = spin(2, 8192, "Context length: tokens the model sees at once", 32)
+        self.dropout = QDoubleSpinBox()
+        self.dropout.setRange(0.0, 0.9)
+        self.dropout.setSingleStep(0.05)
+        self.dropout.valueChanged.connect(self._on_edit)
+        self.tied = QCheckBox("Tie input and output embeddings")
+        self.tied.setChecked(True)
+        self.tied.toggled.connect(self._on_edit)
+        self.batch = spin(1, 4096, "Batch size used for the memory estimate (set on the Train page)")
+        self.batch.setValue(12)
+
+        box = QGroupBox("Architecture (GPT: decoder-only Transformer, pre-LayerNorm, learned positions)")
+        form = QFormLayout(box)
+        form.addRow("Preset", self.preset)
+        form.addRow("Layers", self.layers)
+        form.addRow("Heads", self.heads)
+        form.addRow("Width", self.width)
+        form.addRow("Feed-forward width", self.ffn)
+        form.addRow("Context length", self.context)
+        form.addRow("Dropout", self.dropout)
+        form.addRow("", self.tied)
+        self.validation = label("", "error")
+
+        est = QGroupBox("Estimates")
+        ef = QFormLayout(est)
+        self.figures = {k: label("–", "figure") for k in ("vocab", "params", "flops", "weights", "memory", "device")}
+        ef.addRow("Vocabulary", self.figures["vocab"])
+        ef.addRow("Parameters", self.figures["params"])
+        ef.addRow("FLOPs per token (training)", self.figures["flops"])
+        ef.addRow("Weights", self.figures["weights"])
+        ef.addRow("Training memory at batch", self.batch)
+        ef.addRow("", self.figures["memory"])
+        ef.addRow("Device", self.figures["device"])
+
+        row = QHBoxLayout()
+        row.addWidget(box, 3)
+        row.addWidget(est, 2)
+        lay = QVBoxLayout(self)
+        lay.addWidget(header("Model", "The shape of the network. Estimates update as you type."))
+        lay.addLayout(row)
+        lay.addWidget(self.validation)
+        lay.addStretch(1)
+        self._loading = False
+        self._set_fields(PRESETS["small"])
+        self.preset.setCurrentIndex(list(PRESETS).index("small"))
+        session.tokenizer_changed.connect(self._on_edit)
+        session.device_known.connect(self.figures["device"].setText)
+
+    def _set_fields(self, m) -> None:
+        self._loading = True
+        self.layers.setValue(m.num_layers)
+        self.heads.setValue(m.num_heads)
+        self.width.setValue(m.hidden_dim)
+        self.ffn.setValue(m.intermediate_dim)
+        self.context.setValue(m.sequence_length)
+        self.dropout.setValue(m.dropout)
+        self.tied.setChecked(m.tie_embeddings)
+        self._loading = False
+        self._on_edit()
+
+    def _on_preset(self) -> None:
+        name = self.preset.currentData()
+        if name in PRESETS:
+            self._set_fields(PRESETS[name])
+
+    def config(self):
+        vocab = self.session.tokenizer.vocabulary_size if self.session.tokenizer else 0
+        return replace(self.session.model_config, vocabulary_size=vocab, num_layers=self.layers.value(),
+                       num_heads=self.heads.value(), hidden_dim=self.width.value(),
+                       intermediate_dim=self.ffn.value(), sequence_length=self.context.value(),
+                       dropout=round(self.dropout.value(), 3), tie_embeddings=self.tied.isChecked())
+
+    def _on_edit(self, *_):
+        if self._loading:
+            return
+        m = self.config()
+        name = self.preset.currentData()
+        if name in PRESETS and replace(PRESETS[name], vocabulary_size=m.vocabulary_size) != m:
+            self.preset.blockSignals(True)
+            self.preset.setCurrentIndex(self.preset.count() - 1)
+            self.preset.blockSignals(False)
+        try:
+            m.validate()
+        except ConfigError as e:
+            self.validation.setText(str(e))
+            return
+        self.validation.setText("")
+        e = estimate(replace(m, vocabulary_size=max(1, m.vocabulary_size)), self.batch.value())
+        F = self.figures
+        F["vocab"].setText(f"{m.vocabulary_size:,}" if m.vocabulary_size else "train a tokenizer first")
+        F["params"].setText(f"{human_count(e.parameters)} ({e.parameters:,})")
+        F["flops"].setText(f"{human_count(e.flops_per_token)}")
+        F["weights"].setText(human_bytes(e.weights_bytes))
+        F["memory"].setText("~" + human_bytes(e.training_bytes))
+        self.session.set_model_config(m)

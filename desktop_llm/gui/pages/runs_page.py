@@ -1,0 +1,146 @@
+"""Runs: every run in a table; open one to see its curves, select several to overlay them;
+resume, delete or export."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QMessageBox, QPushButton,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from desktop_llm.gui.plots import MetricsPlots
+from desktop_llm.gui.widgets import header, label
+
+COLUMNS = ["Name", "Status", "Model", "Step", "Best val loss", "Perplexity", "Duration", "Created"]
+
+
+class RunsPage(QWidget):
+    resume_requested = Signal(str)
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.rows: list[dict] = []
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.itemSelectionChanged.connect(self.show_selected)
+        self.resume_btn = QPushButton("Resume")
+        self.resume_btn.setToolTip("Continue a stopped or interrupted run from its last checkpoint")
+        self.delete_btn = QPushButton("Delete…")
+        self.export_btn = QPushButton("Export…")
+        self.refresh_btn = QPushButton("Refresh")
+        self.refresh_btn.setShortcut("F5")
+        self.resume_btn.clicked.connect(self._resume)
+        self.delete_btn.clicked.connect(self._delete)
+        self.export_btn.clicked.connect(self._export)
+        self.refresh_btn.clicked.connect(self.refresh)
+        bar = QHBoxLayout()
+        for b in (self.resume_btn, self.delete_btn, self.export_btn):
+            bar.addWidget(b)
+        bar.addStretch(1)
+        bar.addWidget(label("Select several runs to overlay their curves.", "hint"))
+        bar.addWidget(self.refresh_btn)
+        self.plots = MetricsPlots()
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.plots)
+        split.setSizes([260, 520])
+        self.message = label("", "hint")
+        lay = QVBoxLayout(self)
+        lay.addWidget(header("Runs", f"Every run in {session.store.home}. Runs survive closing the app; "
+                                     "a run that was killed shows as interrupted and can be resumed."))
+        lay.addLayout(bar)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.message)
+        session.runs_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        import math
+
+        selected = set(self.selected_ids())
+        self.rows = self.session.store.list()
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            best = row.get("best_val_loss")
+            cells = [row["name"], row["status"], row.get("summary") or "", f"{row.get('step') or 0:,} / {row['max_steps']:,}",
+                     f"{best:.4f}" if best is not None else "–",
+                     f"{math.exp(min(best, 30)):.2f}" if best is not None else "–",
+                     _duration(row.get("duration") or 0), time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created"]))]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.UserRole, row["id"])
+                if c == 1 and row["status"] in ("failed", "interrupted"):
+                    item.setForeground(Qt.red)
+                    item.setToolTip(row.get("message") or "")
+                self.table.setItem(r, c, item)
+            if row["id"] in selected:
+                self.table.selectRow(r)
+        self.table.blockSignals(False)
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
+        self.show_selected()
+
+    def selected_ids(self) -> list[str]:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return [self.rows[r]["id"] for r in rows if r < len(self.rows)]
+
+    def select(self, run_ids: list[str]) -> None:
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.MultiSelection)
+        for r, row in enumerate(self.rows):
+            if row["id"] in run_ids:
+                self.table.selectRow(r)
+        self.table.setSelectionMode(mode)
+
+    def show_selected(self) -> None:
+        self.plots.clear()
+        for run_id in self.selected_ids():
+            run = self.session.store.get(run_id)
+            self.plots.show_history(run_id, run.config.name or run_id, run.metrics())
+        ids = self.selected_ids()
+        can_resume = len(ids) == 1 and self.session.store.get(ids[0]).status().get("status") in (
+            "stopped", "interrupted", "failed")
+        self.resume_btn.setEnabled(can_resume)
+        self.delete_btn.setEnabled(bool(ids))
+        self.export_btn.setEnabled(len(ids) == 1)
+
+    def _resume(self) -> None:
+        ids = self.selected_ids()
+        if ids:
+            self.resume_requested.emit(ids[0])
+
+    def _delete(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        if QMessageBox.question(self, "Delete runs", f"Delete {len(ids)} run(s) and their checkpoints?") != QMessageBox.Yes:
+            return
+        for run_id in ids:
+            try:
+                self.session.store.delete(run_id)
+            except Exception as e:  # noqa: BLE001
+                self.message.setText(str(e))
+        self.session.runs_changed.emit()
+
+    def _export(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) != 1:
+            return
+        dest, _ = QFileDialog.getSaveFileName(self, "Export run", f"{ids[0]}.zip", "Zip archive (*.zip)")
+        if dest:
+            path = self.session.store.export(ids[0], dest)
+            self.message.setText(f"Exported to {path}")
+
+
+def _duration(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"

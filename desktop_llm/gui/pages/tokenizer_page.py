@@ -1,0 +1,167 @@
+"""Tokenizer: choose the kind and vocabulary size, train it off the UI thread, browse the
+vocabulary, and see any text split into coloured tokens with their ids."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QListWidget, QProgressBar,
+                               QPushButton, QSpinBox, QSplitter, QTextBrowser, QTextEdit, QVBoxLayout, QWidget)
+
+from desktop_llm.core.tokenizers import DEFAULT_VOCAB, KIND_LABELS, KINDS
+from desktop_llm.gui.theme import COLORS
+from desktop_llm.gui.widgets import header, label, token_html
+from desktop_llm.gui.workers import run_task
+
+SAMPLE = "ROMEO: But, soft! what light through yonder window breaks?\n床前明月光，疑是地上霜。"
+
+
+class TokenizerPage(QWidget):
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.task = None
+        self.kind = QComboBox()
+        for k in KINDS:
+            self.kind.addItem(KIND_LABELS[k], k)
+        self.kind.currentIndexChanged.connect(self._on_kind)
+        self.vocab = QSpinBox()
+        self.vocab.setRange(0, 200_000)
+        self.vocab.setSingleStep(500)
+        self.vocab.setSpecialValueText("all characters")
+        self.vocab.setToolTip("Number of tokens (0 for character: every character seen)")
+        self.train_btn = QPushButton("Train tokenizer")
+        self.train_btn.setProperty("role", "primary")
+        self.train_btn.setShortcut("Ctrl+T")
+        self.train_btn.setToolTip("Train on the corpus from the Data page (Ctrl+T)")
+        self.train_btn.clicked.connect(self.train)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.status = label("Load a corpus on the Data page, then train a tokenizer.", "hint")
+
+        form_box = QGroupBox("Tokenizer")
+        form = QFormLayout(form_box)
+        form.addRow("Kind", self.kind)
+        form.addRow("Vocabulary size", self.vocab)
+        form.addRow(self.train_btn)
+        form.addRow(self.progress)
+        form.addRow(self.status)
+
+        self.vocab_list = QListWidget()
+        self.vocab_list.setToolTip("The vocabulary: id and token")
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(form_box)
+        ll.addWidget(label("Vocabulary"))
+        ll.addWidget(self.vocab_list, 1)
+
+        self.input = QTextEdit()
+        self.input.setPlainText(SAMPLE)
+        self.input.setAcceptRichText(False)
+        self.input.textChanged.connect(self._render_tokens)
+        self.tokens_view = QTextBrowser()
+        self.ratio = label("", "figure")
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(label("Try it: type any text"))
+        rl.addWidget(self.input, 1)
+        rl.addWidget(self.ratio)
+        rl.addWidget(self.tokens_view, 2)
+
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([380, 700])
+        lay = QVBoxLayout(self)
+        lay.addWidget(header("Tokenizer", "How text becomes token ids. Character and byte tokenizers "
+                                          "need no training; WordPiece, SentencePiece and BPE learn a vocabulary."))
+        lay.addWidget(split, 1)
+        self._on_kind()
+
+    def _on_kind(self):
+        k = self.kind.currentData()
+        self.vocab.setEnabled(k not in ("byte",))
+        self.vocab.setValue(DEFAULT_VOCAB[k])
+
+    def train(self) -> None:
+        from desktop_llm.core.corpus import Corpus
+        from desktop_llm.core.tokenizers import train_tokenizer
+
+        s = self.session
+        if not s.paths:
+            self._error("Add some text on the Data page first.")
+            return
+        kind, size = self.kind.currentData(), self.vocab.value() or None
+        paths, column = list(s.paths), s.column
+        folder = s.store.home / "tokenizers" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
+
+        def work(report, cancelled, emit):
+            corpus = Corpus(paths=paths, column=column)
+            corpus.require_text()
+            tok = train_tokenizer(kind, corpus.iter_text(), size)
+            tok.save(folder)
+            return tok
+
+        self.train_btn.setEnabled(False)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"Training a {KIND_LABELS[kind].lower()}…")
+        self.task = run_task(self, work, lambda tok: self._on_trained(tok, str(folder)), self._error)
+
+    def load(self, folder: str) -> None:
+        """Reopen a tokenizer saved earlier (the last workspace); a missing one is just skipped."""
+        from pathlib import Path
+
+        from desktop_llm.core.tokenizers import load_tokenizer
+
+        if not Path(folder).is_dir():
+            return
+
+        def work(report, cancelled, emit):
+            return load_tokenizer(folder)
+
+        def done(tok):
+            i = self.kind.findData(tok.kind)
+            if i >= 0:
+                self.kind.setCurrentIndex(i)
+            self.vocab.setValue(tok.vocabulary_size if tok.kind != "char" else self.vocab.value())
+            self._on_trained(tok, folder)
+
+        self.task = run_task(self, work, done, self._error)
+
+    def _error(self, msg: str) -> None:
+        self.train_btn.setEnabled(True)
+        self.progress.setVisible(False)
+        self.status.setProperty("role", "error")
+        self.status.style().polish(self.status)
+        self.status.setText(msg)
+
+    def _on_trained(self, tok, folder: str) -> None:
+        self.train_btn.setEnabled(True)
+        self.progress.setVisible(False)
+        self.status.setProperty("role", "hint")
+        self.status.style().polish(self.status)
+        self.status.setText(f"{tok.vocabulary_size:,} tokens. Lossless round trip: "
+                            f"{'yes' if tok.lossless else 'no (whitespace is dropped)'}. Next: the model.")
+        self.session.set_tokenizer(tok, folder)
+        self.vocab_list.clear()
+        n = min(tok.vocabulary_size, 20000)
+        self.vocab_list.addItems([f"{i:>6}   {tok.token_text(i)!r}"[:60] for i in range(n)])
+        self._render_tokens()
+
+    def _render_tokens(self) -> None:
+        tok = self.session.tokenizer
+        text = self.input.toPlainText()
+        if tok is None or not text:
+            self.tokens_view.setHtml("")
+            self.ratio.setText("")
+            return
+        ids = tok.encode(text)
+        pieces = [tok.token_text(i) for i in ids]
+        colors = [COLORS[i % len(COLORS)] + "55" for i in range(len(ids))]
+        tips = [f"id {i}" for i in ids]
+        self.tokens_view.setHtml(token_html(pieces, colors, tips)
+                                 + "<p style='color:gray; font-size:12px'>ids: " + " ".join(map(str, ids[:400])) + "</p>")
+        self.ratio.setText(f"{len(ids)} tokens · {len(text) / max(1, len(ids)):.2f} characters per token")

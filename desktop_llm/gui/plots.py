@@ -1,0 +1,107 @@
+"""Live training curves: loss (train and validation), perplexity, learning rate, tokens/s.
+
+One `Series` per run keeps its arrays and plot items; new points call `setData` on the existing
+items (no re-creation), and several runs can be overlaid to compare them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QGridLayout, QWidget
+
+from desktop_llm.gui.theme import COLORS
+
+
+class Series:
+    def __init__(self, plots: "MetricsPlots", name: str, color: str):
+        self.name = name
+        self.steps, self.loss, self.lr, self.tps = [], [], [], []
+        self.vsteps, self.vloss = [], []
+        pen = pg.mkPen(color, width=2)
+        self.items = {
+            "loss": plots.loss.plot([], [], pen=pen, name=f"{name} train"),
+            "val": plots.loss.plot([], [], pen=pg.mkPen(color, width=2, style=pg.QtCore.Qt.DashLine),
+                                   symbol="o", symbolSize=6, symbolBrush=color, name=f"{name} validation"),
+            "ppl": plots.ppl.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolSize=5,
+                                  symbolBrush=color, name=name),
+            "lr": plots.lr.plot([], [], pen=pen),
+            "tps": plots.tps.plot([], [], pen=pen),
+        }
+
+    def add(self, e: dict) -> None:
+        if e.get("type") == "step" and math.isfinite(e.get("loss", float("nan"))):
+            self.steps.append(e["step"])
+            self.loss.append(e["loss"])
+            self.lr.append(e["lr"])
+            self.tps.append(e["tokens_per_sec"])
+        elif e.get("type") == "eval":
+            self.vsteps.append(e["step"])
+            self.vloss.append(e["val_loss"])
+
+    def redraw(self) -> None:
+        self.items["loss"].setData(self.steps, self.loss)
+        self.items["val"].setData(self.vsteps, self.vloss)
+        self.items["ppl"].setData(self.vsteps, [math.exp(min(v, 30)) for v in self.vloss])
+        self.items["lr"].setData(self.steps, self.lr)
+        self.items["tps"].setData(self.steps, self.tps)
+
+    def remove(self, plots) -> None:
+        for key, item in self.items.items():
+            {"loss": plots.loss, "val": plots.loss, "ppl": plots.ppl, "lr": plots.lr, "tps": plots.tps}[key].removeItem(item)
+
+
+class MetricsPlots(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+
+        def plot(title, ylabel):
+            w = pg.PlotWidget(title=title)
+            w.showGrid(x=True, y=True, alpha=0.15)
+            w.setLabel("bottom", "step")
+            w.setLabel("left", ylabel)
+            w.setMinimumHeight(160)
+            return w
+
+        self.loss = plot("Loss", "cross-entropy (nats)")
+        self.loss.addLegend(offset=(-10, 10))
+        self.ppl = plot("Validation perplexity", "perplexity")
+        self.lr = plot("Learning rate", "lr")
+        self.tps = plot("Throughput", "tokens / s")
+        grid.addWidget(self.loss, 0, 0, 1, 2)
+        grid.addWidget(self.ppl, 1, 0)
+        grid.addWidget(self.tps, 1, 1)
+        grid.addWidget(self.lr, 2, 0, 1, 2)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+        grid.setRowStretch(2, 1)
+        self.series: dict[str, Series] = {}
+
+    def series_for(self, key: str, name: str | None = None) -> Series:
+        if key not in self.series:
+            self.series[key] = Series(self, name or key, COLORS[len(self.series) % len(COLORS)])
+        return self.series[key]
+
+    def add_event(self, key: str, e: dict, redraw: bool = True) -> None:
+        s = self.series_for(key)
+        s.add(e)
+        if redraw:
+            s.redraw()
+
+    def show_history(self, key: str, name: str, metrics: list[dict]) -> None:
+        s = self.series_for(key, name)
+        for m in metrics:
+            s.add(m)
+        s.redraw()
+
+    def clear(self) -> None:
+        for s in self.series.values():
+            s.remove(self)
+        self.series.clear()
+
+    def point_count(self, key: str) -> int:
+        s = self.series.get(key)
+        return len(s.steps) if s else 0

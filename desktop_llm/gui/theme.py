@@ -1,0 +1,62 @@
+"""Light and dark themes that follow the system colour scheme; pyqtgraph matched to them."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+
+def is_dark(app: QApplication | None = None) -> bool:
+    app = app or QApplication.instance()
+    try:
+        return app.styleHints().colorScheme() == Qt.ColorScheme.Dark
+    except AttributeError:
+        return app.palette().color(QPalette.Window).lightness() < 128
+
+
+def apply_theme(app: QApplication) -> None:
+    import pyqtgraph as pg
+
+    app.setStyle("Fusion")
+    dark = is_dark(app)
+    pal = QPalette()
+    if dark:
+        base, window, text = QColor(30, 31, 34), QColor(43, 45, 48), QColor(223, 225, 229)
+        pal.setColor(QPalette.Window, window)
+        pal.setColor(QPalette.WindowText, text)
+        pal.setColor(QPalette.Base, base)
+        pal.setColor(QPalette.AlternateBase, window)
+        pal.setColor(QPalette.Text, text)
+        pal.setColor(QPalette.Button, window)
+        pal.setColor(QPalette.ButtonText, text)
+        pal.setColor(QPalette.ToolTipBase, base)
+        pal.setColor(QPalette.ToolTipText, text)
+        pal.setColor(QPalette.Highlight, QColor(53, 116, 240))
+        pal.setColor(QPalette.HighlightedText, QColor(255, 255, 255))
+        pal.setColor(QPalette.PlaceholderText, QColor(140, 143, 150))
+        app.setPalette(pal)
+    pg.setConfigOptions(antialias=True, imageAxisOrder="row-major",
+                        background=(30, 31, 34) if dark else "w", foreground=(200, 200, 200) if dark else (60, 60, 60))
+    app.setStyleSheet(STYLE)
+
+
+STYLE = """
+QListWidget#nav { border: none; font-size: 14px; padding-top: 8px; }
+QListWidget#nav { background: palette(window); }
+QListWidget#nav::item { padding: 9px 14px; border-radius: 6px; margin: 1px 6px; color: palette(window-text); }
+QListWidget#nav::item:hover { background: rgba(127, 127, 127, 0.14); }
+QListWidget#nav::item:selected { background: palette(highlight); color: palette(highlighted-text); }
+QLabel[role="title"] { font-size: 20px; font-weight: 600; }
+QLabel[role="hint"] { color: palette(placeholder-text); }
+QLabel[role="error"] { color: #d9453d; }
+QLabel[role="figure"] { font-size: 14px; font-weight: 600; }
+QGroupBox { font-weight: 600; margin-top: 14px; padding-top: 6px; }
+QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }
+QPushButton { padding: 5px 14px; }
+QPushButton[role="primary"] { font-weight: 600; }
+"""
+
+# Series colours that read on light and dark backgrounds (Tableau 10).
+COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+          "#9c755f", "#bab0ac"]

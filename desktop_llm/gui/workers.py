@@ -1,0 +1,97 @@
+"""Long work off the UI thread: a function runs in Qt's thread pool and reports through signals.
+
+The function receives `report(fraction, message)` and `cancelled()`; results, errors and progress
+arrive on the UI thread as queued signals, so the window never blocks.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+
+class _SourceGone(Exception):
+    pass
+
+
+def _safe(emit, *args) -> bool:
+    try:
+        emit(*args)
+        return True
+    except RuntimeError:  # "Signal source has been deleted"
+        return False
+
+
+def readable_error(e: BaseException) -> str:
+    """One line a person can read: the message of our own errors, the first line of library ones."""
+    message = e.args[0] if e.args else None
+    if type(e).__module__.startswith(("tensorflow", "keras")) or not isinstance(message, str):
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        return f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return message
+
+
+class Task(QObject):
+    progressed = Signal(float, str)
+    emitted = Signal(object)  # partial results (e.g. generated tokens)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, fn: Callable[..., Any], parent: QObject | None = None):
+        super().__init__(parent)
+        self.fn = fn
+        self._cancel = threading.Event()
+        self.running = False
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # The window may close while work is in flight: the Task's C++ half is then gone, and the
+    # work is told to stop at its next report instead of raising on every emit.
+    def _report(self, fraction: float, message: str = "") -> None:
+        if not _safe(self.progressed.emit, fraction, message):
+            raise _SourceGone()
+
+    def _emit(self, value) -> None:
+        if not _safe(self.emitted.emit, value):
+            raise _SourceGone()
+
+    def start(self) -> "Task":
+        self.running = True
+        task = self
+
+        class _Runnable(QRunnable):
+            def run(self_inner):
+                try:
+                    result = task.fn(task._report, task.cancelled, task._emit)
+                except Exception as e:  # noqa: BLE001 - every error becomes a readable message
+                    task.running = False
+                    if not isinstance(e, _SourceGone):
+                        traceback.print_exc()
+                        _safe(task.failed.emit, readable_error(e))
+                    return
+                task.running = False
+                _safe(task.finished.emit, result)
+
+        QThreadPool.globalInstance().start(_Runnable())
+        return self
+
+
+def run_task(parent: QObject, fn: Callable[..., Any], on_done=None, on_error=None, on_progress=None,
+             on_emit=None) -> Task:
+    task = Task(fn, parent)
+    if on_done:
+        task.finished.connect(on_done)
+    if on_error:
+        task.failed.connect(on_error)
+    if on_progress:
+        task.progressed.connect(on_progress)
+    if on_emit:
+        task.emitted.connect(on_emit)
+    return task.start()
