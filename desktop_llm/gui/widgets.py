@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QPalette, QTextCursor
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTextBrowser, QToolTip, QVBoxLayout, QWidget
 
 
 def header(title: str, hint: str) -> QWidget:
@@ -85,9 +86,75 @@ def heat_color(x: float) -> str:
     return f"rgba(226, 87, 76, {0.08 + 0.62 * x:.2f})"
 
 
-def token_html(tokens: list[str], colors: list[str], tips: list[str]) -> str:
-    spans = []
-    for t, c, tip in zip(tokens, colors, tips):
-        shown = html.escape(t).replace("\n", "↵<br>").replace(" ", "&nbsp;")
-        spans.append(f'<span style="background:{c}; border-radius:3px" title="{html.escape(tip)}">{shown}</span>')
-    return "<div style='font-family:monospace; font-size:14px; line-height:1.9'>" + "&#8203;".join(spans) + "</div>"
+def token_span(index: int, text: str, color: str | None, text_color: str, prose: bool = False) -> str:
+    """One token as an anchor `#t<index>` so that TokenView can show its tooltip on hover
+    (Qt's rich text ignores `title`, but `anchorAt` finds anchors). Tokens are shown with visible
+    spaces and ↵; prose (generated text) wraps at spaces and breaks lines instead."""
+    shown = html.escape(text)
+    if prose:
+        shown = shown.replace("\n", "<br>")
+        ws = "white-space:pre-wrap;"
+    else:
+        shown = shown.replace(" ", "&nbsp;").replace("\n", "↵<br>")
+        ws = ""
+    bg = f"background:{color};" if color else ""
+    return f'<a href="#t{index}" style="{bg}{ws} color:{text_color}; text-decoration:none">{shown}</a>'
+
+
+class TokenView(QTextBrowser):
+    """Text shown token by token, each with a background colour and a tooltip on hover."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setMouseTracking(True)
+        self.tips: list[str] = []
+
+    @property
+    def text_color(self) -> str:
+        return self.palette().color(QPalette.Text).name()
+
+    def set_tokens(self, tokens: list[str], colors: list[str | None], tips: list[str], footer: str = "") -> None:
+        self.tips = list(tips)
+        spans = [token_span(i, t, c, self.text_color) for i, (t, c) in enumerate(zip(tokens, colors))]
+        self.setHtml("<div style='font-family:monospace; font-size:14px; line-height:1.9'>"
+                     + "&#8203;".join(spans) + "</div>" + footer)
+
+    def append_tokens(self, tokens: list[str], colors: list[str | None], tips: list[str]) -> None:
+        """Add tokens at the end (streaming): inserted through a cursor, so cost grows with the new text only."""
+        first = len(self.tips)
+        self.tips.extend(tips)
+        added = "".join(token_span(first + i, t, c, self.text_color, prose=True)
+                        for i, (t, c) in enumerate(zip(tokens, colors)) if t)
+        cursor = self.textCursor()
+        cursor.movePosition(QTextCursor.End)
+        cursor.insertHtml(added)
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def append_html(self, fragment: str) -> None:
+        cursor = self.textCursor()
+        cursor.movePosition(QTextCursor.End)
+        cursor.insertHtml(fragment)
+
+    def reset(self, fragment: str = "") -> None:
+        self.tips = []
+        self.setHtml("")
+        if fragment:
+            self.append_html(fragment)
+
+    def tip_at(self, pos) -> str:
+        href = self.anchorAt(pos)
+        if href.startswith("#t"):
+            i = int(href[2:])
+            if 0 <= i < len(self.tips):
+                return self.tips[i]
+        return ""
+
+    def mouseMoveEvent(self, e) -> None:
+        tip = self.tip_at(e.position().toPoint())
+        if tip:
+            QToolTip.showText(e.globalPosition().toPoint(), tip, self)
+        else:
+            QToolTip.hideText()
+        super().mouseMoveEvent(e)

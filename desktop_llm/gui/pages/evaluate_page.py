@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 
 from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
-                               QPlainTextEdit, QProgressBar, QPushButton, QRadioButton, QTextBrowser,
+                               QPlainTextEdit, QProgressBar, QPushButton, QRadioButton,
                                QVBoxLayout, QWidget)
 
-from desktop_llm.gui.widgets import RunPicker, header, heat_color, label, token_html
+from desktop_llm.gui.widgets import RunPicker, TokenView, header, heat_color, label
 from desktop_llm.gui.workers import run_task
 
 SHOWN_TOKENS = 1500  # per-token view of the first tokens: enough to read, cheap to render
@@ -82,7 +82,7 @@ class EvaluatePage(QWidget):
         top.addWidget(src, 3)
         top.addWidget(res, 2)
 
-        self.view = QTextBrowser()
+        self.view = TokenView()
         self.view.setPlaceholderText("Each token's loss is shown on the text after evaluating.")
         self.status = label("", "hint")
         lay = QVBoxLayout(self)
@@ -187,5 +187,5 @@ class EvaluatePage(QWidget):
         colors = ["transparent" if x != x else heat_color(x / max(top, 1e-6)) for x in losses]
         tips = [f"id {i} · loss {'–' if x != x else f'{x:.3f}'} · p {'–' if x != x else f'{math.exp(-x):.3f}'}"
                 for i, x in zip(ids, losses)]
-        self.view.setHtml(token_html(tokens, colors, tips))
+        self.view.set_tokens(tokens, colors, tips)
         self.status.setText(f"Showing the loss of the first {len(tokens):,} tokens.")

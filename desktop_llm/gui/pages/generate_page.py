@@ -8,23 +8,16 @@ import html
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
-                               QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTabWidget, QTextBrowser,
+                               QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from desktop_llm.gui.widgets import RunPicker, header, label
+from desktop_llm.gui.widgets import RunPicker, TokenView, header, label
 from desktop_llm.gui.workers import run_task
 
 
 def prob_color(p: float) -> str:
     """Background for a generated token: confident tokens plain, unlikely ones warm."""
     return f"rgba(242, 142, 43, {0.10 + 0.60 * (1.0 - max(0.0, min(1.0, p))):.2f})"
-
-
-def _span(text: str, p: float | None) -> str:
-    shown = html.escape(text).replace("\n", "<br>")
-    if p is None:
-        return shown
-    return f'<span style="background:{prob_color(p)}" title="p = {p:.3f}">{shown}</span>'
 
 
 class GeneratePage(QWidget):
@@ -35,8 +28,6 @@ class GeneratePage(QWidget):
         self.chat = None  # core ChatSession, per run/checkpoint
         self._chat_key = None
         self._pending: list = []  # GeneratedToken buffered until the next paint
-        self.output_html = ""
-        self.chat_html = ""
         self.tokens_out = 0
         self._target = "output"
 
@@ -88,7 +79,7 @@ class GeneratePage(QWidget):
         self.prompt.setPlaceholderText("Type the beginning of a text…")
         self.prompt.setPlainText("ROMEO:")
         self.prompt.setMaximumHeight(110)
-        self.output = QTextBrowser()
+        self.output = TokenView()
         self.output.setPlaceholderText("The model's text streams here.")
         self.generate_btn = QPushButton("Generate")
         self.generate_btn.setProperty("role", "primary")
@@ -101,7 +92,7 @@ class GeneratePage(QWidget):
         cl.addWidget(self.output, 1)
 
         # chat tab
-        self.chat_view = QTextBrowser()
+        self.chat_view = TokenView()
         self.chat_view.setPlaceholderText("A chat with the model. It continues a 'User: … / Bot: …' "
                                           "transcript, so it chats as well as its training text allows.")
         self.chat_input = QLineEdit()
@@ -180,8 +171,7 @@ class GeneratePage(QWidget):
             gen = self.session.generator(run_id, which)
             return gen.generate(prompt, cfg, on_token=emit, cancelled=cancelled)
 
-        self.output_html = f"<b>{html.escape(prompt).replace(chr(10), '<br>')}</b>"
-        self.output.setHtml(self._wrap(self.output_html))
+        self.output.reset(f"<b style='white-space:pre-wrap'>{html.escape(prompt).replace(chr(10), '<br>')}</b>")
         self._begin(work, self._on_generated, target="output")
 
     def _on_generated(self, result) -> None:
@@ -199,7 +189,8 @@ class GeneratePage(QWidget):
         run_id, which, cfg = self.picker.run_id, self.picker.checkpoint, self.sampling()
         key = (run_id, which)
         if self._chat_key != key:
-            self.chat, self._chat_key, self.chat_html = None, key, ""
+            self._reset_chat()
+            self._chat_key = key
 
         def work(report, cancelled, emit):
             from desktop_llm.core.generation import ChatSession
@@ -209,19 +200,17 @@ class GeneratePage(QWidget):
             return self.chat.reply(message, cfg, on_token=emit, cancelled=cancelled)
 
         self.chat_input.clear()
-        self.chat_html += (f"<p style='margin:10px 0 2px 0'><b>You</b><br>{html.escape(message)}</p>"
-                           "<p style='margin:2px 0 10px 0'><b>Model</b><br>")
+        self.chat_view.append_html(("<br><br>" if self.chat_view.tips or self.chat else "")
+                                   + f"<b>You</b><br>{html.escape(message)}<br><br><b>Model</b><br>")
         self._begin(work, self._on_replied, target="chat")
 
     def _on_replied(self, text: str) -> None:
         self._paint()
-        self.chat_html += "</p>"
-        self.chat_view.setHtml(self._wrap(self.chat_html))
         self._end(f"{len(self.chat.history) // 2} turns in the conversation")
 
     def _reset_chat(self) -> None:
-        self.chat, self._chat_key, self.chat_html = None, None, ""
-        self.chat_view.clear()
+        self.chat, self._chat_key = None, None
+        self.chat_view.reset()
 
     # ------------------------------------------------------------------ streaming plumbing
     def _begin(self, work, on_done, target: str) -> None:
@@ -243,17 +232,10 @@ class GeneratePage(QWidget):
             return
         tokens, self._pending[:] = list(self._pending), []
         colour = self.color.isChecked()
-        added = "".join(_span(t.text, t.probability if colour else None) for t in tokens if t.text)
+        view = self.output if self._target == "output" else self.chat_view
+        view.append_tokens([t.text for t in tokens], [prob_color(t.probability) if colour else None for t in tokens],
+                           [f"token {t.id} · p = {t.probability:.3f}" for t in tokens])
         self.tokens_out += len(tokens)
-        if self._target == "output":
-            self.output_html += added
-            self.output.setHtml(self._wrap(self.output_html))
-            bar = self.output.verticalScrollBar()
-        else:
-            self.chat_html += added
-            self.chat_view.setHtml(self._wrap(self.chat_html))
-            bar = self.chat_view.verticalScrollBar()
-        bar.setValue(bar.maximum())
         self.status.setText(f"Generating… {self.tokens_out} tokens")
 
     def stop(self) -> None:
@@ -281,10 +263,6 @@ class GeneratePage(QWidget):
             self.status.setText("Train a run first: there is no checkpoint to generate from.")
             return False
         return True
-
-    @staticmethod
-    def _wrap(body: str) -> str:
-        return f"<div style='font-size:14px; line-height:1.5; white-space:pre-wrap'>{body}</div>"
 
     def plain_output(self) -> str:
         return self.output.toPlainText()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QListWidget, QProgressBar,
-                               QPushButton, QSpinBox, QSplitter, QTextBrowser, QTextEdit, QVBoxLayout, QWidget)
+                               QPushButton, QSpinBox, QSplitter, QTextEdit, QVBoxLayout, QWidget)
 
 from desktop_llm.core.tokenizers import DEFAULT_VOCAB, KIND_LABELS, KINDS
 from desktop_llm.gui.theme import COLORS
-from desktop_llm.gui.widgets import header, label, token_html
+from desktop_llm.gui.widgets import TokenView, header, label
 from desktop_llm.gui.workers import run_task
 
 SAMPLE = "ROMEO: But, soft! what light through yonder window breaks?\n床前明月光，疑是地上霜。"
@@ -60,7 +60,7 @@ class TokenizerPage(QWidget):
         self.input.setPlainText(SAMPLE)
         self.input.setAcceptRichText(False)
         self.input.textChanged.connect(self._render_tokens)
-        self.tokens_view = QTextBrowser()
+        self.tokens_view = TokenView()
         self.ratio = label("", "figure")
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -161,7 +161,7 @@ class TokenizerPage(QWidget):
         ids = tok.encode(text)
         pieces = [tok.token_text(i) for i in ids]
         colors = [COLORS[i % len(COLORS)] + "55" for i in range(len(ids))]
-        tips = [f"id {i}" for i in ids]
-        self.tokens_view.setHtml(token_html(pieces, colors, tips)
-                                 + "<p style='color:gray; font-size:12px'>ids: " + " ".join(map(str, ids[:400])) + "</p>")
+        tips = [f"id {i} · {p!r}" for i, p in zip(ids, pieces)]
+        self.tokens_view.set_tokens(pieces, colors, tips, footer="<p style='color:gray; font-size:12px'>ids: "
+                                    + " ".join(map(str, ids[:400])) + ("…" if len(ids) > 400 else "") + "</p>")
         self.ratio.setText(f"{len(ids)} tokens · {len(text) / max(1, len(ids)):.2f} characters per token")

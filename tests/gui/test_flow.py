@@ -1,0 +1,160 @@
+"""The whole point-and-click flow on real widgets: corpus, tokenizer, a tiny run trained in the
+child process (stopped mid-way and resumed), then attention, generation and evaluation."""
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+from tests.gui.conftest import set_tiny_model, wait_task
+
+
+class LoopLatency:
+    """Event-loop latency: how late a 20 ms timer fires while the window is busy."""
+
+    def __init__(self):
+        self.samples: list[float] = []
+        self.clock = QElapsedTimer()
+        self.timer = QTimer()
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self):
+        self.clock.start()
+        self.timer.start()
+
+    def _tick(self):
+        self.samples.append(max(0.0, self.clock.restart() - 20.0))
+
+    def stop(self):
+        self.timer.stop()
+
+    def p99(self) -> float:
+        return float(np.percentile(self.samples, 99))
+
+
+def test_full_flow(window, qtbot, shakespeare_small):
+    w = window
+    # 1. Data: the corpus loads with its statistics
+    w.data_page.add_paths([str(shakespeare_small)])
+    wait_task(qtbot, w.data_page)
+    assert w.data_page.stat_labels["characters"].text() == "200,000"
+    assert w.data_page.table.item(0, 2).text() == "utf-8"
+    assert w.session.paths == [str(shakespeare_small)]
+
+    # 2. Tokenizer: a character tokenizer, and text split into tokens
+    w.show_page("Tokenizer")
+    tp = w.tokenizer_page
+    tp.kind.setCurrentIndex(tp.kind.findData("char"))
+    qtbot.mouseClick(tp.train_btn, Qt.LeftButton)
+    wait_task(qtbot, tp)
+    assert w.session.tokenizer is not None and w.session.tokenizer.vocabulary_size > 50
+    assert tp.vocab_list.count() == w.session.tokenizer.vocabulary_size
+    tp.input.setPlainText("hello")
+    assert tp.ratio.text().startswith("5 tokens")
+
+    # 3. Model: a tiny one; the estimates follow the form
+    w.show_page("Model")
+    set_tiny_model(w)
+    assert w.model_page.validation.text() == ""
+    params = w.model_page.figures["params"].text()
+    w.model_page.heads.setValue(3)  # 32 is not divisible by 3
+    assert "divisible" in w.model_page.validation.text()
+    w.model_page.heads.setValue(2)
+    assert w.model_page.figures["params"].text() == params
+    assert w.session.model_config.hidden_dim == 32
+
+    # 4. Train in the child process; stop mid-way
+    w.show_page("Train")
+    t = w.train_page
+    t.steps.setValue(300)
+    t.batch.setValue(8)
+    t.eval_every.setValue(20)
+    t.warmup.setValue(10)
+    latency = LoopLatency()
+    qtbot.mouseClick(t.start_btn, Qt.LeftButton)
+    assert t.training and not t.start_btn.isEnabled()
+    run_id = t.run_id
+    qtbot.waitUntil(lambda: t.plots.point_count(run_id) >= 3, timeout=120_000)
+    latency.start()
+    qtbot.waitUntil(lambda: len(t.plots.series[run_id].vsteps) >= 2, timeout=120_000)
+    latency.stop()
+    assert "step" in t.progress.format() and "ETA" in t.progress.format()
+    assert "validation loss" in t.sample.toPlainText()
+    curve = t.plots.series[run_id].items["loss"].getData()
+    assert len(curve[0]) >= 3 and all(math.isfinite(v) for v in curve[1])
+    qtbot.mouseClick(t.stop_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not t.training, timeout=60_000)
+    stopped = w.session.store.get(run_id).status()
+    assert stopped["status"] == "stopped", stopped
+    assert 0 < stopped["step"] < 300
+    # the UI kept answering while the trainer worked
+    assert len(latency.samples) > 20
+    assert latency.p99() < 100, f"event loop p99 latency {latency.p99():.0f} ms"
+
+    # 5. Runs: the run is listed; resume it from there and let it finish
+    w.show_page("Runs")
+    rp = w.runs_page
+    assert [r["id"] for r in rp.rows] == [run_id]
+    assert rp.table.item(0, 1).text() == "stopped"
+    rp.select([run_id])
+    assert rp.resume_btn.isEnabled()
+    assert rp.plots.point_count(run_id) > 0
+    qtbot.mouseClick(rp.resume_btn, Qt.LeftButton)
+    assert w.current_page == "Train" and t.training
+    qtbot.waitUntil(lambda: not t.training, timeout=240_000)
+    done = w.session.store.get(run_id).status()
+    assert done["status"] == "completed", done
+    steps = w.session.store.get(run_id).metrics()
+    step_numbers = [m["step"] for m in steps if m.get("type") == "step"]
+    assert step_numbers == sorted(set(step_numbers)) and step_numbers[-1] == 300  # no duplicates
+    assert rp.table.item(0, 1).text() == "completed"
+
+    # 6. Attention for a sentence
+    w.show_page("Attention")
+    ap = w.attention_page
+    assert ap.picker.run_id == run_id
+    ap.text.setPlainText("To be, or not")
+    qtbot.mouseClick(ap.go, Qt.LeftButton)
+    wait_task(qtbot, ap)
+    assert ap.maps is not None, ap.status.text()
+    assert ap.single.weights.shape == (13, 13)
+    np.testing.assert_allclose(ap.single.weights.sum(-1), 1.0, atol=1e-4)
+    assert len([m for m in ap.grid_maps if not m.isHidden()]) == 2
+    assert "attends to" in ap.single.describe(5, 2)
+
+    # 7. Generate, streaming, with a fixed seed: the same text twice
+    w.show_page("Generate")
+    gp = w.generate_page
+    gp.prompt.setPlainText("ROMEO:")
+    gp.max_tokens.setValue(40)
+    gp.seed.setValue(7)
+    qtbot.mouseClick(gp.generate_btn, Qt.LeftButton)
+    wait_task(qtbot, gp)
+    first = gp.plain_output()
+    assert first.startswith("ROMEO:") and len(first) > len("ROMEO:") + 10, gp.status.text()
+    assert len(gp.output.tips) == 40 and gp.output.tips[0].startswith("token ")
+    assert "tokens/s" in gp.status.text()
+    qtbot.mouseClick(gp.generate_btn, Qt.LeftButton)
+    wait_task(qtbot, gp)
+    assert gp.plain_output() == first
+    # chat keeps a history
+    gp.tabs.setCurrentIndex(1)
+    gp.chat_input.setText("Good morrow")
+    qtbot.keyClick(gp.chat_input, Qt.Key_Return)
+    wait_task(qtbot, gp)
+    assert "Good morrow" in gp.chat_view.toPlainText()
+    assert gp.chat is not None and len(gp.chat.history) == 2
+
+    # 8. Evaluate on the validation split
+    w.show_page("Evaluate")
+    ep = w.evaluate_page
+    qtbot.mouseClick(ep.go, Qt.LeftButton)
+    wait_task(qtbot, ep)
+    assert ep.result is not None, ep.status.text()
+    assert 1.0 < ep.result.perplexity < w.session.tokenizer.vocabulary_size
+    assert len(ep.view.tips) > 100 and "loss" in ep.view.tips[5]
+    # hovering a token finds its tooltip
+    ep.view.resize(600, 400)
+    cursor = ep.view.cursorForPosition(ep.view.viewport().rect().center())
+    assert ep.view.tip_at(ep.view.cursorRect(cursor).center()) .startswith("id ")
