@@ -16,13 +16,17 @@ from pathlib import Path
 
 
 def _wait(predicate, timeout: float = 300.0) -> None:
-    from PySide6.QtTest import QTest
+    """Run the event loop until predicate() holds. A QEventLoop, not QTest.qWait: qWait keeps the
+    GIL, which starves the worker threads (a 1 s qWait let a worker run once instead of ~8000 times)."""
+    from PySide6.QtCore import QEventLoop, QTimer
 
     end = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > end:
             raise TimeoutError("timed out waiting for the application")
-        QTest.qWait(50)
+        loop = QEventLoop()
+        QTimer.singleShot(50, loop.quit)
+        loop.exec()
 
 
 def _idle(page) -> bool:
