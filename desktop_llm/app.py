@@ -12,13 +12,13 @@ def run_app(home: str | None = None, corpus: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from desktop_llm.gui.main_window import MainWindow
-    from desktop_llm.gui.theme import apply_theme
+    from desktop_llm.gui.theme import follow_system_theme
     from desktop_llm.store import RunStore, StoreError
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("desktop_llm")
     app.setOrganizationName("desktop_llm")
-    apply_theme(app)
+    follow_system_theme(app)
     try:
         store = RunStore(home)
     except StoreError as e:

@@ -15,6 +15,15 @@ def is_dark(app: QApplication | None = None) -> bool:
         return app.palette().color(QPalette.Window).lightness() < 128
 
 
+def follow_system_theme(app: QApplication) -> None:
+    """Apply the theme now and again whenever the system switches between light and dark."""
+    apply_theme(app)
+    try:
+        app.styleHints().colorSchemeChanged.connect(lambda *_: apply_theme(app))
+    except AttributeError:  # Qt before 6.5
+        pass
+
+
 def apply_theme(app: QApplication) -> None:
     import pyqtgraph as pg
 
@@ -35,7 +44,9 @@ def apply_theme(app: QApplication) -> None:
         pal.setColor(QPalette.Highlight, QColor(53, 116, 240))
         pal.setColor(QPalette.HighlightedText, QColor(255, 255, 255))
         pal.setColor(QPalette.PlaceholderText, QColor(140, 143, 150))
-        app.setPalette(pal)
+    else:
+        pal = app.style().standardPalette()
+    app.setPalette(pal)
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major",
                         background=(30, 31, 34) if dark else "w", foreground=(200, 200, 200) if dark else (60, 60, 60))
     app.setStyleSheet(STYLE)
@@ -43,7 +54,7 @@ def apply_theme(app: QApplication) -> None:
 
 STYLE = """
 QListWidget#nav { border: none; font-size: 14px; padding-top: 8px; }
-QListWidget#nav { background: palette(window); }
+QListWidget#nav { background: palette(window); outline: 0; }
 QListWidget#nav::item { padding: 9px 14px; border-radius: 6px; margin: 1px 6px; color: palette(window-text); }
 QListWidget#nav::item:hover { background: rgba(127, 127, 127, 0.14); }
 QListWidget#nav::item:selected { background: palette(highlight); color: palette(highlighted-text); }

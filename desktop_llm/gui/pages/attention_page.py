@@ -3,9 +3,11 @@ head at a time, or all heads of a layer in a grid. Hover shows the token pair an
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import (QHBoxLayout, QPushButton, QSpinBox, QSplitter, QTabWidget, QTextEdit, QVBoxLayout,
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QPushButton, QSpinBox, QSplitter, QTabWidget, QTextEdit, QVBoxLayout,
                                QWidget)
 
 from desktop_llm.gui.widgets import RunPicker, header, label
@@ -14,7 +16,7 @@ from desktop_llm.gui.workers import run_task
 
 def _ticks(tokens: list[str]):
     shown = [(i + 0.5, repr(t)[1:-1][:8]) for i, t in enumerate(tokens)]
-    step = max(1, len(tokens) // 40)
+    step = max(1, -(-len(tokens) // 32))  # at most ~32 labels per axis
     return [shown[::step]]
 
 
@@ -27,7 +29,12 @@ class Heatmap(pg.PlotWidget):
         self.image.setColorMap(pg.colormap.get("viridis"))
         self.addItem(self.image)
         self.invertY(True)
-        self.setAspectLocked(True)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        if not small:
+            self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
+                                            interactive=False, width=14, label="weight")
+            self.colorbar.setImageItem(self.image, insert_in=self.getPlotItem())
         self.weights = None
         self.tokens: list[str] = []
         self.hover_text = ""
@@ -38,7 +45,10 @@ class Heatmap(pg.PlotWidget):
 
     def set_weights(self, w: np.ndarray, tokens: list[str]) -> None:
         self.weights, self.tokens = w, tokens
-        self.image.setImage(w, levels=(0.0, float(max(1e-6, w.max()))))
+        top = float(max(1e-6, w.max()))
+        self.image.setImage(w, levels=(0.0, top))
+        if hasattr(self, "colorbar"):
+            self.colorbar.setLevels((0.0, top))
         self.image.setRect(0, 0, w.shape[1], w.shape[0])
         ticks = _ticks(tokens)
         self.getAxis("bottom").setTicks(ticks)
@@ -79,12 +89,11 @@ class AttentionPage(QWidget):
         self.layer.valueChanged.connect(self._draw)
         self.head.valueChanged.connect(self._draw)
         self.single = Heatmap()
-        self.grid = pg.GraphicsLayoutWidget()
         self.grid_maps: list[Heatmap] = []
         self.tabs = QTabWidget()
         self.tabs.addTab(self.single, "One head")
         self.grid_host = QWidget()
-        self.grid_layout = QHBoxLayout(self.grid_host)
+        self.grid_layout = QGridLayout(self.grid_host)
         self.tabs.addTab(self.grid_host, "All heads of the layer")
         self.hover = label("Hover over a cell to read the weight.", "hint")
         self.single.scene().sigMouseMoved.connect(lambda *_: self.hover.setText(self.single.hover_text or self.hover.text()))
@@ -146,8 +155,9 @@ class AttentionPage(QWidget):
         while len(self.grid_maps) < H:
             m = Heatmap(small=True)
             m.setMinimumSize(120, 120)
+            cols = max(2, math.ceil(math.sqrt(H)))
+            self.grid_layout.addWidget(m, len(self.grid_maps) // cols, len(self.grid_maps) % cols)
             self.grid_maps.append(m)
-            self.grid_layout.addWidget(m)
         for i, m in enumerate(self.grid_maps):
             m.setVisible(i < H)
             if i < H:

@@ -5,6 +5,7 @@ are buffered and painted at ~20 Hz so a fast model never floods the event loop."
 from __future__ import annotations
 
 import html
+import math
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
@@ -16,8 +17,10 @@ from desktop_llm.gui.workers import run_task
 
 
 def prob_color(p: float) -> str:
-    """Background for a generated token: confident tokens plain, unlikely ones warm."""
-    return f"rgba(242, 142, 43, {0.10 + 0.60 * (1.0 - max(0.0, min(1.0, p))):.2f})"
+    """Background for a generated token by its surprise (-log2 p): confident tokens stay plain,
+    a 1-in-64 pick gets the strongest tint."""
+    bits = -math.log2(max(p, 1e-9))
+    return f"rgba(242, 142, 43, {0.65 * min(1.0, bits / 6.0):.2f})"
 
 
 class GeneratePage(QWidget):

@@ -1,0 +1,162 @@
+"""Pages one at a time on real widgets: bad input gets a message, state survives a restart, the
+engine stays free of Qt, and the window opens before TensorFlow is imported."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from PySide6.QtCore import Qt
+
+from desktop_llm.core.config import DataConfig, RunConfig, TokenizerConfig, TrainConfig, preset
+from desktop_llm.store import RunStore
+from tests.conftest import TANGSHI
+from tests.gui.conftest import wait_task
+
+
+def _run_python(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                         timeout=120, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_engine_and_store_import_no_qt():
+    out = _run_python("""
+        import sys
+        import desktop_llm.cli, desktop_llm.store
+        from desktop_llm.core import (atomic, checkpoints, config, corpus, data, evaluation, generation,
+                                      inspection, loading, model, tokenizers, training)
+        print(sorted(m for m in sys.modules if m.startswith(("PySide6", "pyqtgraph", "shiboken"))))
+    """)
+    assert out.strip() == "[]"
+
+
+def test_window_shows_before_tensorflow_is_imported(tmp_path):
+    out = _run_python(f"""
+        import sys
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from desktop_llm.gui.main_window import MainWindow
+        from desktop_llm.store import RunStore
+        w = MainWindow(RunStore({str(tmp_path)!r}))
+        w.show()
+        app.processEvents()
+        print("tensorflow" in sys.modules, "keras" in sys.modules)
+    """)
+    assert out.split() == ["False", "False"]
+
+
+def test_data_page_reports_bad_files_and_loads_the_rest(window, qtbot, tmp_path):
+    folder = tmp_path / "mixed corpus é"
+    folder.mkdir()
+    (folder / "good.txt").write_text("To be, or not to be: that is the question.\n" * 50, encoding="utf-8")
+    (folder / "chinese-gb18030.txt").write_bytes("床前明月光，疑是地上霜。举头望明月，低头思故乡。\n".encode("gb18030") * 20)
+    (folder / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10)
+    (folder / "empty.txt").write_bytes(b"")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    window.data_page.add_paths([str(folder)])
+    wait_task(qtbot, window.data_page)
+    t = window.data_page.table
+    rows = {t.item(r, 0).text(): (t.item(r, 2).text(), t.item(r, 3).text(), t.item(r, 4).text())
+            for r in range(t.rowCount())}
+    assert rows["good.txt"][1] == "✓ ok"
+    assert rows["chinese-gb18030.txt"][0] == "gb18030" and rows["chinese-gb18030.txt"][1] == "✓ ok"
+    assert rows["image.png"][1] == "✗ skipped" and "PNG" in rows["image.png"][2]
+    assert rows["empty.txt"][1] == "○ empty"
+    assert window.data_page.stat_labels["documents"].text() == "2"
+    assert "2 usable sources, 2 skipped" in window.data_page.message.text()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written to the corpus
+
+
+def test_training_needs_a_tokenizer_and_a_valid_model(window, qtbot, shakespeare_small):
+    window.data_page.add_paths([str(shakespeare_small)])
+    wait_task(qtbot, window.data_page)
+    t = window.train_page
+    qtbot.mouseClick(t.start_btn, Qt.LeftButton)
+    assert "tokenizer" in t.status.text().lower()
+    assert t.status.property("role") == "error"
+    assert window.session.store.list() == []  # no run was created
+    assert not t.training
+
+
+def test_chinese_corpus_sentencepiece_tokens_are_shown(window, qtbot):
+    window.data_page.add_paths([str(TANGSHI)])
+    wait_task(qtbot, window.data_page)
+    tp = window.tokenizer_page
+    tp.kind.setCurrentIndex(tp.kind.findData("sentencepiece"))
+    tp.vocab.setValue(1000)
+    tp.train()
+    wait_task(qtbot, tp, timeout=120_000)
+    tok = window.session.tokenizer
+    assert tok is not None and tok.kind == "sentencepiece", tp.status.text()
+    text = "床前明月光，疑是地上霜。"
+    tp.input.setPlainText(text)
+    assert "".join(tok.token_text(i) for i in tok.encode(text)) == text
+    assert len(tp.tokens_view.tips) == len(tok.encode(text))
+    assert "characters per token" in tp.ratio.text()
+    assert window.session.model_config.vocabulary_size == tok.vocabulary_size
+
+
+def test_window_state_and_workspace_are_remembered(qtbot, home, shakespeare_small):
+    from desktop_llm.gui.main_window import MainWindow
+
+    store = RunStore(home)
+    w = MainWindow(store)
+    qtbot.addWidget(w)
+    w.data_page.add_paths([str(shakespeare_small)])
+    wait_task(qtbot, w.data_page)
+    w.tokenizer_page.train()
+    wait_task(qtbot, w.tokenizer_page)
+    w.show_page("Model")
+    w.close()
+
+    w2 = MainWindow(RunStore(home))
+    qtbot.addWidget(w2)
+    assert w2.current_page == "Model"
+    assert w2.session.paths == [str(shakespeare_small)]
+    wait_task(qtbot, w2.tokenizer_page)
+    assert w2.session.tokenizer is not None
+    assert w2.session.tokenizer.vocabulary_size == w.session.tokenizer.vocabulary_size
+
+
+def test_runs_page_overlays_several_runs(window, home):
+    store = window.session.store
+    ids = []
+    for n, final in (("first", 2.0), ("second", 1.5)):
+        cfg = RunConfig(name=n, data=DataConfig(paths=("x.txt",)), tokenizer=TokenizerConfig(kind="char"),
+                        model=preset("tiny"), training=TrainConfig(max_steps=20))
+        run = store.create(cfg)
+        lines = [{"type": "step", "step": s, "loss": 3.0 - s * (3.0 - final) / 20, "lr": 1e-3,
+                  "tokens_per_sec": 1000.0} for s in (10, 20)]
+        lines.append({"type": "eval", "step": 20, "val_loss": final, "val_ppl": 2.718 ** final})
+        run.metrics_path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+        run.write_status(status="completed", step=20, best_val_loss=final)
+        store.sync(run)
+        ids.append(run.id)
+    window.session.runs_changed.emit()
+    rp = window.runs_page
+    assert rp.table.rowCount() == 2
+    rp.select(ids)
+    assert set(rp.plots.series) == set(ids)
+    assert all(rp.plots.point_count(i) == 2 for i in ids)
+    assert not rp.resume_btn.isEnabled()  # completed runs are not resumed
+    perplexities = {rp.table.item(r, 0).text(): rp.table.item(r, 5).text() for r in range(2)}
+    assert perplexities == {"first": "7.39", "second": "4.48"}
+
+
+def test_dark_theme_follows_the_system(qapp):
+    from desktop_llm.gui.theme import apply_theme, is_dark
+
+    hints = qapp.styleHints()
+    try:
+        hints.setColorScheme(Qt.ColorScheme.Dark)
+        apply_theme(qapp)
+        assert is_dark(qapp)
+        assert qapp.palette().color(qapp.palette().ColorRole.Window).lightness() < 80
+        hints.setColorScheme(Qt.ColorScheme.Light)
+        apply_theme(qapp)
+        assert qapp.palette().color(qapp.palette().ColorRole.Window).lightness() > 180
+    finally:
+        hints.unsetColorScheme()
+        apply_theme(qapp)
