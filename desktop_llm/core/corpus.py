@@ -129,7 +129,8 @@ def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Sourc
 
     Returns (files, problems): problems are sources that cannot even be listed (missing paths,
     unreadable folders). Symlinked folders are not followed, so symlink loops cannot recurse.
-    Hidden files and folders (".git") are skipped inside folders.
+    Hidden files and folders (".git") are skipped inside folders; every other file is listed and
+    gets its own outcome when inspected (binary files are refused with the reason).
     """
     files: list[Path] = []
     problems: list[SourceInfo] = []
@@ -146,13 +147,13 @@ def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Sourc
                 for name in sorted(names):
                     if name.startswith("."):
                         continue
+                    # Every file gets an outcome: a PNG in the folder is listed as skipped (with
+                    # the reason) rather than silently ignored; a README without suffix is read.
                     fp = Path(root) / name
-                    suffix = fp.suffix.lower()
-                    if suffix in TEXT_SUFFIXES or suffix in RECORD_SUFFIXES:
-                        key = str(fp)
-                        if key not in seen:
-                            seen.add(key)
-                            files.append(fp)
+                    key = str(fp)
+                    if key not in seen:
+                        seen.add(key)
+                        files.append(fp)
             for e in errors:
                 problems.append(
                     SourceInfo(str(e.filename), status="error", reason=f"cannot list folder: {e.strerror}")

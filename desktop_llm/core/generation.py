@@ -82,6 +82,8 @@ class Generator:
         self._prefill = tf.function(self._prefill_fn, jit_compile=jit_compile)
         self._step = tf.function(self._step_fn, jit_compile=jit_compile)
         self._full = tf.function(self._full_fn, jit_compile=jit_compile)
+        self.jit_compile = jit_compile
+        self._sampled: dict = {}
 
     # --- compiled pieces (fixed shapes: (1, length) and (1, 1)) ---
     def _prefill_fn(self, ids, n):
@@ -122,42 +124,42 @@ class Generator:
 
         cfg.validate()
         ids = list(prompt) if not isinstance(prompt, str) else self.prompt_ids(prompt)
-        sampler = make_sampler(cfg)
+        fns = self._sampling(cfg)
         decoder = self.tokenizer.stream_decoder()
         window = ids[-(self.length - 1):] if len(ids) >= self.length else list(ids)
-        logits, cache = self._start(window, use_cache)
+        tok, p, cache = fns.start(self._padded(window), len(window), use_cache)
         text = ""
         for i in range(cfg.max_new_tokens):
             if cancelled and cancelled():
                 return
-            probs = sampler.compute_probabilities(logits[None, :])
-            tok = int(np.asarray(sampler.get_next_token(probs))[0])
-            p = float(np.asarray(probs)[0, tok])
-            piece = decoder.feed(tok)
+            token_id = int(tok)
+            piece = decoder.feed(token_id)
             text += piece
-            yield GeneratedToken(tok, piece, p, i)
+            yield GeneratedToken(token_id, piece, float(p), i)
             if cfg.stop and any(s and s in text for s in cfg.stop):
                 return
             if i == cfg.max_new_tokens - 1:
                 return
-            window.append(tok)
+            window.append(token_id)
             if len(window) > self.length:
                 # Context full: keep the newest half and rebuild the cache from it.
                 window = window[-(self.length // 2):]
-                logits, cache = self._start(window, use_cache)
+                tok, p, cache = fns.start(self._padded(window), len(window), use_cache)
             elif use_cache:
-                logits, cache = self._step(tf.constant([[tok]], tf.int32), cache,
-                                           tf.constant(len(window) - 1, tf.int32))
+                tok, p, cache = fns.step(tf.reshape(tok, (1, 1)), cache, tf.constant(len(window) - 1, tf.int32))
             else:
-                logits = self._full(self._padded(window), tf.constant(len(window), tf.int32))
+                tok, p, _ = fns.start(self._padded(window), len(window), False)
 
-    def _start(self, window: list[int], use_cache: bool):
-        import tensorflow as tf
-
-        n = tf.constant(len(window), tf.int32)  # a tensor, not a Python int: no retracing
-        if use_cache:
-            return self._prefill(self._padded(window), n)
-        return self._full(self._padded(window), n), None
+    def _sampling(self, cfg: SamplingConfig) -> "_SampledSteps":
+        """Compiled steps that also sample (one call per token, no eager sampler ops between them),
+        cached per sampler setting; the seed is reset per request without recompiling."""
+        key = (cfg.temperature, cfg.top_k, cfg.top_p)
+        fns = self._sampled.get(key)
+        if fns is None:
+            fns = self._sampled[key] = _SampledSteps(self, make_sampler(SamplingConfig(
+                temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, seed=0)))
+        fns.reseed(cfg.seed)
+        return fns
 
     def generate(self, prompt: str | Sequence[int], cfg: SamplingConfig = SamplingConfig(),
                  use_cache: bool = True, on_token: Callable[[GeneratedToken], None] | None = None,
@@ -183,6 +185,53 @@ class Generator:
             if not result.stopped_by:
                 result.stopped_by = "length"
         return result
+
+
+class _SampledSteps:
+    """prefill+sample, step+sample and window+sample as compiled functions for one keras-hub sampler."""
+
+    def __init__(self, gen: Generator, sampler):
+        import tensorflow as tf
+
+        self.gen, self.sampler = gen, sampler
+        self._prefill = tf.function(self._prefill_fn, jit_compile=gen.jit_compile)
+        self._step = tf.function(self._step_fn, jit_compile=gen.jit_compile)
+        self._full = tf.function(self._full_fn, jit_compile=gen.jit_compile)
+
+    def reseed(self, seed: int | None) -> None:
+        state = getattr(getattr(self.sampler, "seed_generator", None), "state", None)
+        if state is not None:
+            seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
+            state.assign(np.array([seed, 0], dtype=state.dtype))
+
+    def _sample(self, logits):
+        import tensorflow as tf
+
+        probs = self.sampler.compute_probabilities(logits[None, :])  # (1, vocab)
+        tok = tf.cast(tf.reshape(self.sampler.get_next_token(probs), ()), tf.int32)
+        return tok, tf.gather(probs[0], tok)
+
+    def _prefill_fn(self, ids, n):
+        logits, cache = self.gen._prefill_fn(ids, n)
+        return (*self._sample(logits), cache)
+
+    def _step_fn(self, token, cache, index):
+        logits, cache = self.gen._step_fn(token, cache, index)
+        return (*self._sample(logits), cache)
+
+    def _full_fn(self, ids, n):
+        return self._sample(self.gen._full_fn(ids, n))
+
+    def start(self, ids, n: int, use_cache: bool):
+        import tensorflow as tf
+
+        n = tf.constant(n, tf.int32)  # a tensor, not a Python int: no retracing per prompt length
+        if use_cache:
+            return self._prefill(ids, n)
+        return (*self._full(ids, n), None)
+
+    def step(self, token, cache, index):
+        return self._step(token, cache, index)
 
 
 class ChatSession:

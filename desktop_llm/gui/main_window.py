@@ -102,6 +102,9 @@ class MainWindow(QMainWindow):
                                                 lambda m: self.session.device_known.emit("CPU")))
 
         self.resize(1280, 820)
+        screen = self.screen().availableGeometry() if self.screen() else None
+        if screen is not None and (screen.width() < 1280 or screen.height() < 820):
+            self.resize(min(1280, screen.width()), min(820, screen.height()))
         if restore:
             self._restore()
         else:

@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
     from desktop_llm.gui.main_window import MainWindow
@@ -53,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     if args.dark:
-        app.styleHints().setColorScheme(Qt.ColorScheme.Dark)
+        os.environ["DESKTOP_LLM_THEME"] = "dark"
     apply_theme(app)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

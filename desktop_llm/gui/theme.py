@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 
 def is_dark(app: QApplication | None = None) -> bool:
+    """The system's choice, unless DESKTOP_LLM_THEME=dark|light says otherwise."""
+    forced = os.environ.get("DESKTOP_LLM_THEME", "").lower()
+    if forced in ("dark", "light"):
+        return forced == "dark"
     app = app or QApplication.instance()
     try:
         return app.styleHints().colorScheme() == Qt.ColorScheme.Dark

@@ -63,8 +63,10 @@ def test_cached_greedy_generation_equals_recomputing(model):
     assert with_cache == without
     # No recompilation between requests of different lengths.
     list(gen.stream("A much longer prompt than the first one", SamplingConfig(max_new_tokens=3, temperature=0)))
-    assert gen._step.experimental_get_tracing_count() == 1
-    assert gen._prefill.experimental_get_tracing_count() == 1
+    greedy = gen._sampling(SamplingConfig(temperature=0))
+    assert greedy._step.experimental_get_tracing_count() == 1
+    assert greedy._prefill.experimental_get_tracing_count() == 1
+    assert greedy._full.experimental_get_tracing_count() == 1
 
 
 def test_sampling_is_seeded_and_stops(model):
@@ -74,6 +76,9 @@ def test_sampling_is_seeded_and_stops(model):
     a = [t.id for t in gen.stream("x", cfg)]
     b = [t.id for t in gen.stream("x", cfg)]
     assert a == b
+    c = [t.id for t in gen.stream("x", SamplingConfig(max_new_tokens=20, temperature=1.0, top_k=20, seed=8))]
+    assert c != a  # another seed, another text, from the same compiled step
+    assert all(0.0 < t.probability <= 1.0 for t in gen.stream("x", cfg))
     top_p = [t.id for t in gen.stream("x", SamplingConfig(max_new_tokens=10, top_p=0.5, seed=1))]
     assert len(top_p) == 10
     first = gen.generate("x", SamplingConfig(max_new_tokens=20, temperature=0))

@@ -85,7 +85,7 @@ def test_chinese_corpus_sentencepiece_tokens_are_shown(window, qtbot):
     wait_task(qtbot, window.data_page)
     tp = window.tokenizer_page
     tp.kind.setCurrentIndex(tp.kind.findData("sentencepiece"))
-    tp.vocab.setValue(1000)
+    tp.vocab.setValue(3000)
     tp.train()
     wait_task(qtbot, tp, timeout=120_000)
     tok = window.session.tokenizer
@@ -145,18 +145,18 @@ def test_runs_page_overlays_several_runs(window, home):
     assert perplexities == {"first": "7.39", "second": "4.48"}
 
 
-def test_dark_theme_follows_the_system(qapp):
+def test_dark_and_light_themes(qapp, monkeypatch):
     from desktop_llm.gui.theme import apply_theme, is_dark
 
-    hints = qapp.styleHints()
     try:
-        hints.setColorScheme(Qt.ColorScheme.Dark)
+        monkeypatch.setenv("DESKTOP_LLM_THEME", "dark")
         apply_theme(qapp)
         assert is_dark(qapp)
         assert qapp.palette().color(qapp.palette().ColorRole.Window).lightness() < 80
-        hints.setColorScheme(Qt.ColorScheme.Light)
+        monkeypatch.setenv("DESKTOP_LLM_THEME", "light")
         apply_theme(qapp)
+        assert not is_dark(qapp)
         assert qapp.palette().color(qapp.palette().ColorRole.Window).lightness() > 180
     finally:
-        hints.unsetColorScheme()
+        monkeypatch.delenv("DESKTOP_LLM_THEME")
         apply_theme(qapp)
