@@ -98,8 +98,7 @@ class MainWindow(QMainWindow):
         self._set_training_label()
         self.session.device_known.connect(lambda d: self.device_label.setText(f"Device: {d}"))
         # Asking TensorFlow for devices imports it (seconds): after the window is up, off the UI thread.
-        QTimer.singleShot(300, lambda: run_task(self, _describe_device, self.session.device_known.emit,
-                                                lambda m: self.session.device_known.emit("CPU")))
+        QTimer.singleShot(300, self._probe_device)  # bound to the window: never fires after it is gone
 
         self.resize(1280, 820)
         screen = self.screen().availableGeometry() if self.screen() else None
@@ -124,6 +123,10 @@ class MainWindow(QMainWindow):
         self.train_page.resume_run(run_id)
 
     # ------------------------------------------------------------------ status bar
+    def _probe_device(self) -> None:
+        run_task(self, _describe_device, self.session.device_known.emit,
+                 lambda m: self.session.device_known.emit("CPU"))
+
     def _update_memory(self) -> None:
         import psutil
 

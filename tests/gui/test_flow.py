@@ -72,19 +72,19 @@ def test_full_flow(window, qtbot, shakespeare_small):
     t.eval_every.setValue(20)
     t.warmup.setValue(10)
     latency = LoopLatency()
+    latency.start()  # from Start to Stop: trainer start-up, compilation, steps, evaluations
     qtbot.mouseClick(t.start_btn, Qt.LeftButton)
     assert t.training and not t.start_btn.isEnabled()
     run_id = t.run_id
     qtbot.waitUntil(lambda: t.plots.point_count(run_id) >= 3, timeout=120_000)
-    latency.start()
     qtbot.waitUntil(lambda: len(t.plots.series[run_id].vsteps) >= 2, timeout=120_000)
-    latency.stop()
     assert "step" in t.progress.format() and "ETA" in t.progress.format()
     assert "validation loss" in t.sample.toPlainText()
     curve = t.plots.series[run_id].items["loss"].getData()
     assert len(curve[0]) >= 3 and all(math.isfinite(v) for v in curve[1])
     qtbot.mouseClick(t.stop_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: not t.training, timeout=60_000)
+    latency.stop()
     stopped = w.session.store.get(run_id).status()
     assert stopped["status"] == "stopped", stopped
     assert 0 < stopped["step"] < 300
