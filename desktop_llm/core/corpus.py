@@ -413,9 +413,15 @@ class Corpus:
             detail = ("\n" + "\n".join(bad[:20])) if bad else ""
             raise CorpusError("The corpus has no readable text." + detail)
 
-    def stats(self, val_fraction: float = 0.1) -> CorpusStats:
-        """Stream the corpus once and count; also fills characters/lines/records per source."""
+    def stats(self, val_fraction: float = 0.1, progress: Callable[[float], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> CorpusStats:
+        """Stream the corpus once and count; also fills characters/lines/records per source.
+
+        `progress(fraction)` is called per chunk; `cancelled()` returning True stops the count
+        with a CorpusError("Cancelled.").
+        """
         st = CorpusStats()
+        total = max(1, self.total_bytes())
         distinct: set[str] = set()
         splitter = Splitter(val_fraction, self.total_bytes())
         for s in self.usable_sources():
@@ -432,6 +438,10 @@ class Corpus:
                 s.lines += nl
                 s.replaced += c.count("\ufffd")
                 st.bytes_utf8 += len(c.encode("utf-8", errors="replace"))
+                if progress:
+                    progress(min(1.0, st.bytes_utf8 / total))
+                if cancelled and cancelled():
+                    raise CorpusError("Cancelled.")
                 distinct.update(c)
                 st.cjk_characters += len(_CJK_RE.findall(c))
                 for piece, is_val in splitter.split(c):

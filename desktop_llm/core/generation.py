@@ -146,7 +146,7 @@ class Generator:
                 window = window[-(self.length // 2):]
                 tok, p, cache = fns.start(self._padded(window), len(window), use_cache)
             elif use_cache:
-                tok, p, cache = fns.step(tf.reshape(tok, (1, 1)), cache, tf.constant(len(window) - 1, tf.int32))
+                tok, p, cache = fns.step(tok, cache, tf.constant(len(window) - 1, tf.int32))
             else:
                 tok, p, _ = fns.start(self._padded(window), len(window), False)
 
@@ -216,7 +216,9 @@ class _SampledSteps:
         return (*self._sample(logits), cache)
 
     def _step_fn(self, token, cache, index):
-        logits, cache = self.gen._step_fn(token, cache, index)
+        import tensorflow as tf
+
+        logits, cache = self.gen._step_fn(tf.reshape(token, (1, 1)), cache, index)  # scalar in: no eager reshape
         return (*self._sample(logits), cache)
 
     def _full_fn(self, ids, n):

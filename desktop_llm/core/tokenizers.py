@@ -105,6 +105,13 @@ class StreamDecoder:
         self.emitted = text
         return piece
 
+    def flush(self) -> str:
+        """What is still held back at the end of the stream (text that really ends in U+FFFD)."""
+        text = self.tok.decode(self.ids)
+        piece = text[len(os.path.commonprefix([text, self.emitted])):]
+        self.emitted, self.held = text, 0
+        return piece
+
 
 # --------------------------------------------------------------------------- character
 

@@ -158,3 +158,31 @@ def test_full_flow(window, qtbot, shakespeare_small):
     ep.view.resize(600, 400)
     cursor = ep.view.cursorForPosition(ep.view.viewport().rect().center())
     assert ep.view.tip_at(ep.view.cursorRect(cursor).center()) .startswith("id ")
+
+
+def test_a_killed_trainer_leaves_the_window_working(window, qtbot, shakespeare_small):
+    import os
+    import signal
+
+    w = window
+    w.data_page.add_paths([str(shakespeare_small)])
+    wait_task(qtbot, w.data_page)
+    w.tokenizer_page.train()
+    wait_task(qtbot, w.tokenizer_page)
+    set_tiny_model(w)
+    t = w.train_page
+    t.steps.setValue(2000)
+    t.eval_every.setValue(20)
+    t.batch.setValue(8)
+    t.start()
+    run_id = t.run_id
+    qtbot.waitUntil(lambda: len(t.plots.series[run_id].vsteps) >= 1, timeout=120_000)
+    os.kill(int(t.proc.proc.processId()), signal.SIGKILL)  # as the OOM killer would
+    qtbot.waitUntil(lambda: not t.training, timeout=30_000)
+    assert "ended unexpectedly" in t.status.text() and t.status.property("role") == "error"
+    assert t.start_btn.isEnabled()
+    assert w.session.store.get(run_id).status()["status"] == "interrupted"
+    w.show_page("Runs")
+    w.runs_page.select([run_id])
+    assert w.runs_page.table.item(0, 1).text() == "interrupted"
+    assert w.runs_page.resume_btn.isEnabled()

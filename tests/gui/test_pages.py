@@ -160,3 +160,25 @@ def test_dark_and_light_themes(qapp, monkeypatch):
     finally:
         monkeypatch.delenv("DESKTOP_LLM_THEME")
         apply_theme(qapp)
+
+
+def test_model_page_predicts_step_time_from_this_machines_runs(window):
+    from desktop_llm.store.speed import machine_speed
+
+    mp = window.model_page
+    assert mp.figures["time"].text() == "measured after your first run"
+    store = window.session.store
+    cfg = RunConfig(name="measured", data=DataConfig(paths=("x.txt",)), tokenizer=TokenizerConfig(kind="char", vocabulary_size=65),
+                    model=preset("small"), training=TrainConfig(max_steps=100, batch_size=12))
+    run = store.create(cfg)
+    run.metrics_path.write_text("".join(json.dumps({"type": "step", "step": s, "loss": 2.0, "lr": 1e-3,
+                                                    "tokens_per_sec": 10_000.0}) + "\n" for s in range(10, 110, 10)))
+    run.write_status(status="completed", step=100)
+    store.sync(run)
+    window.session.runs_changed.emit()
+    speed = machine_speed(store)
+    assert speed is not None and speed.runs == 1
+    # the same model at the same batch: 12 x 64 tokens at 10k tokens/s is 76.8 ms
+    assert abs(speed.ms_per_step(preset("small").__class__(**{**preset("small").__dict__, "vocabulary_size": 65}), 12)
+               - 76.8) < 0.5
+    assert "ms" in mp.figures["time"].text() and "GFLOP/s measured here" in mp.figures["time"].text()

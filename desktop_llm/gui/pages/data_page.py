@@ -151,20 +151,37 @@ class DataPage(QWidget):
 
         def work(report, cancelled, emit):
             corpus = Corpus(paths=paths, column=column)
-            corpus.scan(lambda i, n: report(i / max(1, n) * 0.3, f"Checking {i}/{n} files"))
+            corpus.scan(lambda i, n: report(i / max(1, n) * 0.3, f"Checking {i:,}/{n:,} files…"))
             if cancelled():
                 return None
-            st = corpus.stats(val)
+            report(0.3, "Counting characters and lines…")
+            last = [0.0]
+
+            def counted(f):  # at most ~100 progress signals, however many records there are
+                if f - last[0] >= 0.01:
+                    last[0] = f
+                    report(0.3 + 0.7 * f, "")
+
+            st = corpus.stats(val, counted, cancelled)
             return corpus, st
 
         self.progress.setVisible(True)
         self.cancel_btn.setVisible(True)
         self.progress.setRange(0, 0)
         self.message.setText("Reading the corpus…")
-        self.task = run_task(self, work, self._on_scanned, self._on_error)
+        self.task = run_task(self, work, self._on_scanned, self._on_error, on_progress=self._on_progress)
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setRange(0, 100)
+        self.progress.setValue(int(100 * fraction))
+        if message:
+            self.message.setText(message)
 
     def _on_error(self, msg: str) -> None:
         self._done()
+        if msg == "Cancelled.":
+            self.message.setText("Cancelled: the corpus was not read to the end.")
+            return
         self.message.setProperty("role", "error")
         self.message.setText(msg)
         self.message.style().polish(self.message)

@@ -17,6 +17,7 @@ class ModelPage(QWidget):
         super().__init__(parent)
         self.session = session
         self._loading = True  # no estimates while the form is being built
+        self.speed = None  # measured training FLOP/s of this machine, once a run has trained
         self.preset = QComboBox()
         for name in PRESETS:
             self.preset.addItem(f"{name} — {PRESET_NOTES[name]}", name)
@@ -60,13 +61,15 @@ class ModelPage(QWidget):
 
         est = QGroupBox("Estimates")
         ef = QFormLayout(est)
-        self.figures = {k: label("–", "figure") for k in ("vocab", "params", "flops", "weights", "memory", "device")}
+        self.figures = {k: label("–", "figure") for k in ("vocab", "params", "flops", "weights", "memory", "time",
+                                                           "device")}
         ef.addRow("Vocabulary", self.figures["vocab"])
         ef.addRow("Parameters", self.figures["params"])
         ef.addRow("FLOPs per token (training)", self.figures["flops"])
         ef.addRow("Weights", self.figures["weights"])
         ef.addRow("Training memory at batch", self.batch)
         ef.addRow("", self.figures["memory"])
+        ef.addRow("Time per step", self.figures["time"])
         ef.addRow("Device", self.figures["device"])
 
         row = QHBoxLayout()
@@ -81,7 +84,16 @@ class ModelPage(QWidget):
         self._set_fields(PRESETS["small"])
         self.preset.setCurrentIndex(list(PRESETS).index("small"))
         session.tokenizer_changed.connect(self._on_edit)
+        session.runs_changed.connect(self._measure_speed)
+        self._measure_speed()
         session.device_known.connect(self.figures["device"].setText)
+
+    def _measure_speed(self) -> None:
+        """This machine's training rate, from the runs it has trained (see store/speed.py)."""
+        from desktop_llm.store.speed import machine_speed
+
+        self.speed = machine_speed(self.session.store)
+        self._on_edit()
 
     def _set_fields(self, m) -> None:
         self._loading = True
@@ -129,4 +141,10 @@ class ModelPage(QWidget):
         F["flops"].setText(f"{human_count(e.flops_per_token)}")
         F["weights"].setText(human_bytes(e.weights_bytes))
         F["memory"].setText("~" + human_bytes(e.training_bytes))
+        if self.speed is not None:
+            ms = self.speed.ms_per_step(m, self.batch.value())
+            F["time"].setText(f"~{ms:,.0f} ms ({self.speed.flops_per_second / 1e9:,.1f} GFLOP/s measured here)")
+            F["time"].setToolTip(f"From the training speed of your last {self.speed.runs} run(s) on this machine")
+        else:
+            F["time"].setText("measured after your first run")
         self.session.set_model_config(m)

@@ -1,0 +1,58 @@
+"""What this machine actually achieves: training FLOP/s measured by the runs it has trained.
+
+The Model page turns it into a time per step for the configuration being edited, so estimates
+come from measurements on the user's own hardware, not from a datasheet. The same figure
+(tokens/s x FLOPs per token) is what benchmarks/train_bench.py reports as achieved GFLOP/s.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, replace
+
+from desktop_llm.core.config import ModelConfig, estimate
+
+
+@dataclass(frozen=True)
+class MachineSpeed:
+    flops_per_second: float  # achieved training FLOP/s, median over recent runs
+    runs: int  # how many runs it is measured from
+    device: str
+
+    def ms_per_step(self, m: ModelConfig, batch_size: int) -> float:
+        """Predicted training step time: FLOPs per step over the measured rate (compute-bound)."""
+        flops = estimate(replace(m, vocabulary_size=max(1, m.vocabulary_size)), batch_size).flops_per_token
+        return 1000.0 * flops * batch_size * m.sequence_length / self.flops_per_second
+
+
+def run_flops_per_second(run) -> float | None:
+    """Achieved FLOP/s of one run: median tokens/s after warm-up times FLOPs per token."""
+    steps = [m["tokens_per_sec"] for m in run.metrics() if m.get("type") == "step" and m.get("tokens_per_sec")]
+    if len(steps) < 5:
+        return None
+    tps = statistics.median(steps[len(steps) // 5:])
+    cfg = run.config
+    vocab = (cfg.tokenizer.vocabulary_size or 256)
+    flops = estimate(replace(cfg.model, vocabulary_size=vocab), cfg.training.batch_size).flops_per_token
+    return tps * flops
+
+
+def machine_speed(store, limit: int = 5) -> MachineSpeed | None:
+    """The median achieved FLOP/s of the newest runs that trained long enough to be measured."""
+    rates, device = [], ""
+    for row in store.list():
+        if row.get("status") not in ("completed", "stopped", "interrupted"):
+            continue
+        try:
+            run = store.get(row["id"])
+            rate = run_flops_per_second(run)
+        except Exception:  # a damaged run folder says nothing about speed
+            continue
+        if rate:
+            rates.append(rate)
+            device = device or run.status().get("device", "")
+        if len(rates) >= limit:
+            break
+    if not rates:
+        return None
+    return MachineSpeed(statistics.median(rates), len(rates), device)

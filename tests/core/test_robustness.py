@@ -1,0 +1,198 @@
+"""Faults injected for real: the trainer SIGKILLed at random moments, damaged checkpoints, a
+deleted or corrupt catalog, a read-only workspace, a full disk, untrusted model files, and no
+network use at all."""
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop_llm.core import atomic
+from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+from desktop_llm.store import RunStore, StoreError
+
+TINY = ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=16)
+
+# Runs the CLI with every network call refused and recorded (an audit hook sees each socket
+# connect, bind and name lookup before it happens).
+NO_NETWORK = textwrap.dedent("""
+    import sys
+    log = open(sys.argv[1], "a")
+    def hook(event, args):
+        if event in ("socket.connect", "socket.bind", "socket.getaddrinfo", "socket.gethostbyname",
+                     "socket.sendto", "urllib.Request"):
+            if event == "socket.connect" and args and getattr(args[0], "family", None) == 1:
+                return  # AF_UNIX (local IPC) is not the network
+            log.write(f"{event} {args!r}\\n"); log.flush()
+            raise OSError("network use blocked by the test")
+    sys.addaudithook(hook)
+    sys.argv = ["desktop-llm"] + sys.argv[2:]
+    from desktop_llm.cli import main
+    raise SystemExit(main())
+""")
+
+
+def _config(corpus, steps, **train):
+    t = dict(max_steps=steps, batch_size=8, eval_interval=20, eval_batches=2, log_interval=10,
+             warmup_steps=5, learning_rate=3e-3, min_learning_rate=3e-4, sample_tokens=0)
+    t.update(train)
+    return RunConfig(name="r", data=DataConfig(paths=(str(corpus),)), tokenizer=TokenizerConfig(kind="char"),
+                     model=TINY, training=TrainConfig(**t))
+
+
+def _cli(home, netlog, *args):
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(home), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-c", NO_NETWORK, str(netlog), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+
+
+def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(tmp_path, shakespeare_small):
+    home, netlog = tmp_path / "ws", tmp_path / "network.log"
+    store = RunStore(home)
+    run = store.create(_config(shakespeare_small, steps=400))
+    rng = random.Random(7)
+    kills = []
+    for attempt in range(3):
+        p = _cli(home, netlog, "train", "--resume", run.id, "--json")
+        checkpoints = 0
+        target = rng.randint(1, 2)
+        for line in p.stdout:  # kill after 1-2 new checkpoints, at a random moment after them
+            if '"type": "checkpoint"' in line:
+                checkpoints += 1
+                if checkpoints >= target:
+                    time.sleep(rng.uniform(0.0, 1.0))
+                    break
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(30)
+        st = run.status()
+        assert st["status"] == "interrupted", st
+        ckpt_step = json.loads((run.checkpoints_dir / "index.json").read_text())["latest"]
+        kills.append((st.get("step"), ckpt_step))
+        lines = run.metrics_path.read_bytes().splitlines()
+        assert all(line.endswith(b"}") for line in lines[:-1]), "a torn line before the last one"
+        steps = [m["step"] for m in atomic.read_jsonl(run.metrics_path) if m["type"] == "step"]
+        assert len(steps) == len(set(steps)), "duplicated step lines"
+        assert steps == sorted(steps)
+        assert store.list()[0]["status"] == "interrupted"
+
+    # Resume to the end: it starts from the newest checkpoint, and the history is one clean curve.
+    p = _cli(home, netlog, "train", "--resume", run.id, "--json")
+    events = [json.loads(line) for line in p.stdout if line.startswith("{")]
+    assert p.wait(300) == 0
+    resumed_from = next(e["step"] for e in events if e["type"] == "resumed_from")
+    last_ckpt = int(kills[-1][1].split("-")[1])
+    assert resumed_from == last_ckpt and last_ckpt >= 20
+    assert events[-1]["type"] == "completed" and events[-1]["step"] == 400
+    steps = [m["step"] for m in run.metrics() if m["type"] == "step"]
+    assert steps == list(range(10, 401, 10))  # every step once, none lost after resuming
+    assert not netlog.exists() or netlog.read_text() == "", netlog.read_text()
+
+
+def test_damaged_checkpoint_is_detected_and_the_previous_one_used(tmp_path):
+    from desktop_llm.core.checkpoints import CheckpointManager
+    from desktop_llm.core.model import build_model
+
+    model = build_model(TINY.__class__(**{**TINY.__dict__, "vocabulary_size": 40}))
+    manager = CheckpointManager(tmp_path / "ckpt", keep=3)
+    manager.save(model, None, {"step": 10})
+    weights_10 = [w.copy() for w in model.get_weights()]
+    model.set_weights([w + 1.0 for w in weights_10])
+    second = manager.save(model, None, {"step": 20})
+    with open(second.weights_path, "r+b") as f:  # a crash or a bad disk truncated it
+        f.truncate(100)
+    found = manager.find("latest")
+    assert found.step == 10
+    assert any("step-0000020" in n for n in manager.notes)
+    model.load_weights(str(found.weights_path))
+    assert all(np.allclose(a, b) for a, b in zip(model.get_weights(), weights_10))
+
+
+def test_full_disk_keeps_the_previous_checkpoint_and_tells(tmp_path, shakespeare_small, monkeypatch):
+    import errno
+
+    from desktop_llm.core import checkpoints
+    from desktop_llm.core.training import train_run
+
+    real = checkpoints._sha256
+    calls = {"n": 0}
+
+    def failing(path):  # the second checkpoint hits a full disk while it is being written
+        if "step-0000040" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        calls["n"] += 1
+        return real(path)
+
+    monkeypatch.setattr(checkpoints, "_sha256", failing)
+    store = RunStore(tmp_path / "ws")
+    run = store.create(_config(shakespeare_small, steps=60))
+    events = []
+    st = train_run(run, events.append, store=store)
+    assert st["status"] == "completed"
+    warnings = [e["message"] for e in events if e["type"] == "warning"]
+    assert any("No space left" in w and "step 40" in w for w in warnings), warnings
+    names = sorted(p.name for p in run.checkpoints_dir.iterdir())
+    assert "step-0000020" in names and "step-0000060" in names and "step-0000040" not in names
+    assert not [n for n in names if n.startswith(".tmp")]  # no half-written folder left behind
+
+
+def test_catalog_is_rebuilt_when_deleted_or_corrupt(tmp_path):
+    store = RunStore(tmp_path)
+    ids = {store.create(_config("x.txt", steps=10)).id for _ in range(3)}
+    (tmp_path / "catalog.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"catalog.sqlite{suffix}").unlink(missing_ok=True)
+    assert {r["id"] for r in RunStore(tmp_path).list()} == ids
+    (tmp_path / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"catalog.sqlite{suffix}").unlink(missing_ok=True)
+    assert {r["id"] for r in RunStore(tmp_path).list()} == ids
+
+
+def test_catalog_is_readable_while_a_writer_holds_it(tmp_path):
+    store = RunStore(tmp_path)
+    store.create(_config("x.txt", steps=10))
+    assert sqlite3.connect(tmp_path / "catalog.sqlite").execute("pragma journal_mode").fetchone()[0] == "wal"
+    writer = sqlite3.connect(tmp_path / "catalog.sqlite")
+    writer.execute("begin immediate")  # a run writing its row
+    writer.execute("update runs set status = 'running'")
+    assert len(RunStore(tmp_path).list()) == 1  # a reader is not blocked
+    writer.rollback()
+
+
+def test_unwritable_workspace_is_refused_with_a_message(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="not writable"):
+        RunStore(blocker / "workspace")  # a path under a file can never be created, even by root
+    with pytest.raises(StoreError, match="not writable"):
+        RunStore("/proc/desktop_llm-workspace")
+
+
+def test_untrusted_model_files_never_run_code(tmp_path):
+    import keras
+
+    from desktop_llm.core.model import load_model
+
+    marker = tmp_path / "pwned"
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    evil = keras.Model(inputs, outputs)
+    path = tmp_path / "evil.keras"
+    evil.save(path)
+    with pytest.raises(ValueError, match="unsafe|safe_mode|Lambda"):
+        load_model(str(path))
+    assert not marker.exists()
+    garbage = tmp_path / "garbage.keras"
+    garbage.write_bytes(os.urandom(2048))
+    with pytest.raises(Exception) as info:
+        load_model(str(garbage))
+    assert "zip" in str(info.value).lower() or "file" in str(info.value).lower()
