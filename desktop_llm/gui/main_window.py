@@ -18,13 +18,6 @@ from desktop_llm.gui.pages.runs_page import RunsPage
 from desktop_llm.gui.pages.tokenizer_page import TokenizerPage
 from desktop_llm.gui.pages.train_page import TrainPage
 from desktop_llm.gui.session import Session
-from desktop_llm.gui.workers import run_task
-
-def _describe_device(*_):
-    from desktop_llm.core.device import describe
-
-    return describe()
-
 
 PAGES = ["Data", "Tokenizer", "Model", "Train", "Runs", "Attention", "Generate", "Evaluate"]
 
@@ -124,8 +117,29 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ status bar
     def _probe_device(self) -> None:
-        run_task(self, _describe_device, self.session.device_known.emit,
-                 lambda m: self.session.device_known.emit("CPU"))
+        """Ask `desktop-llm devices --json` in a child process: importing TensorFlow here, even on
+        a worker thread, holds the GIL while its libraries load and froze the window ~0.5 s."""
+        import sys
+
+        from PySide6.QtCore import QProcess
+
+        self._device_proc = proc = QProcess(self)
+        proc.setProgram(sys.executable)
+        proc.setArguments(["-m", "desktop_llm", "devices", "--json"])
+        proc.finished.connect(self._on_device_probed)
+        proc.start()
+
+    def _on_device_probed(self, code: int, _status) -> None:
+        import json
+
+        summary = "CPU"
+        for line in bytes(self._device_proc.readAllStandardOutput()).decode("utf-8", "replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    summary = json.loads(line).get("summary") or summary
+                except ValueError:
+                    pass
+        self.session.device_known.emit(summary)
 
     def _update_memory(self) -> None:
         import psutil

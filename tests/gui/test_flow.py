@@ -146,6 +146,9 @@ def test_full_flow(window, qtbot, shakespeare_small):
     assert "Good morrow" in gp.chat_view.toPlainText()
     assert gp.chat is not None and len(gp.chat.history) == 2
 
+    # the status bar learned the device from a child process (TensorFlow never loads in the UI)
+    qtbot.waitUntil(lambda: "CPU" in w.device_label.text() or "GPU" in w.device_label.text(), timeout=60_000)
+
     # 8. Evaluate on the validation split
     w.show_page("Evaluate")
     ep = w.evaluate_page
