@@ -233,6 +233,19 @@ def _human_event(e: dict) -> None:
         print(f"[{t}] {msg}", flush=True, file=sys.stderr if t in ("warning", "failed") else sys.stdout)
 
 
+def _quiet_when_orphaned(emit):
+    """The run must not fail because nobody reads its output any more (the GUI was killed and
+    the pipe is closed): events are still in metrics.jsonl and status.json."""
+
+    def safe(e: dict) -> None:
+        try:
+            emit(e)
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    return safe
+
+
 def cmd_train(args) -> int:
     from desktop_llm.core.training import Control
 
@@ -246,7 +259,7 @@ def cmd_train(args) -> int:
         cfg = _run_config(args)
         cfg.validate()
         run = store.create(cfg)
-    emit = _out if args.json else _human_event
+    emit = _quiet_when_orphaned(_out if args.json else _human_event)
     if not args.json:
         print(f"run folder: {run.folder}", flush=True)
     else:

@@ -64,7 +64,9 @@ class Control:
                     self.pause()
                 elif cmd == "resume":
                     self.unpause()
-            # stdin closed (parent gone): keep training; SIGTERM/SIGKILL still stop us.
+            # stdin closed: the application that steered us is gone (closed or killed). Stop
+            # cleanly (checkpoint, status "stopped") rather than train on unseen; resume later.
+            self.request_stop()
 
         threading.Thread(target=loop, daemon=True, name="stdin-control").start()
 

@@ -4,6 +4,7 @@ child process (stopped mid-way and resumed), then attention, generation and eval
 import math
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 from tests.gui.conftest import set_tiny_model, wait_task
@@ -189,3 +190,79 @@ def test_a_killed_trainer_leaves_the_window_working(window, qtbot, shakespeare_s
     w.runs_page.select([run_id])
     assert w.runs_page.table.item(0, 1).text() == "interrupted"
     assert w.runs_page.resume_btn.isEnabled()
+
+
+APP_SCRIPT = """
+import sys
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from desktop_llm.gui.main_window import MainWindow
+from desktop_llm.store import RunStore
+from tests.gui.conftest import set_tiny_model
+
+def wait(pred):
+    while not pred():
+        loop = QEventLoop(); QTimer.singleShot(50, loop.quit); loop.exec()
+
+w = MainWindow(RunStore(sys.argv[1]), restore=False)
+w.show()
+w.data_page.add_paths([sys.argv[2]])
+wait(lambda: w.data_page.task is not None and not w.data_page.task.running)
+w.tokenizer_page.train()
+wait(lambda: w.session.tokenizer is not None)
+set_tiny_model(w)
+t = w.train_page
+t.steps.setValue(5000); t.eval_every.setValue(20); t.batch.setValue(8)
+t.start()
+wait(lambda: t.run_id in t.plots.series and len(t.plots.series[t.run_id].vsteps) >= 1)
+print("RUN", t.run_id, flush=True)
+wait(lambda: False)  # keep running until killed
+"""
+
+
+def test_killing_the_whole_application_stops_the_trainer_cleanly(tmp_path, shakespeare_small):
+    """SIGKILL the app: its trainer sees its control pipe close, checkpoints and stops; the run
+    is listed as stopped with its checkpoint and resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from desktop_llm.store import RunStore
+
+    home = tmp_path / "ws"
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(root))
+    app = subprocess.Popen([sys.executable, "-c", APP_SCRIPT, str(home), str(shakespeare_small)],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=root)
+    run_id = None
+    for line in app.stdout:
+        if line.startswith("RUN "):
+            run_id = line.split()[1]
+            break
+    assert run_id, "the application did not start a run"
+    run = RunStore(home).get(run_id)
+    trainer_pid = run.status()["pid"]
+    app.send_signal(signal.SIGKILL)
+    app.wait(30)
+    deadline = time.time() + 60
+    while time.time() < deadline and run.status()["status"] in ("running", "starting", "paused"):
+        time.sleep(0.5)
+    st = run.status()
+    assert st["status"] == "stopped", st
+    assert 0 < st["step"] < 5000
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+            return not open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+        except (ProcessLookupError, FileNotFoundError):
+            return False
+
+    deadline = time.time() + 60
+    while time.time() < deadline and alive(trainer_pid):
+        time.sleep(0.5)
+    assert not alive(trainer_pid)  # the trainer is gone too: nothing trains unseen
+    assert (run.checkpoints_dir / "index.json").exists()

@@ -182,3 +182,27 @@ def test_model_page_predicts_step_time_from_this_machines_runs(window):
     assert abs(speed.ms_per_step(preset("small").__class__(**{**preset("small").__dict__, "vocabulary_size": 65}), 12)
                - 76.8) < 0.5
     assert "ms" in mp.figures["time"].text() and "GFLOP/s measured here" in mp.figures["time"].text()
+
+
+def test_drop_files_on_the_data_page_and_cancel_a_tokenizer(window, qtbot, shakespeare_small):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    page = window.data_page
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(shakespeare_small))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    page.dropEvent(event)
+    wait_task(qtbot, page)
+    assert window.session.paths == [str(shakespeare_small)]
+
+    window.show_page("Tokenizer")
+    tp = window.tokenizer_page
+    tp.kind.setCurrentIndex(tp.kind.findData("wordpiece"))
+    tp.train()
+    assert tp.cancel_btn.isVisible()
+    qtbot.mouseClick(tp.cancel_btn, Qt.LeftButton)
+    assert tp.train_btn.isEnabled() and "Cancelled" in tp.status.text()
+    qtbot.waitUntil(lambda: not tp.task.running, timeout=60_000)
+    qtbot.wait(100)
+    assert window.session.tokenizer is None  # nothing from the cancelled training was kept

@@ -13,6 +13,10 @@ from desktop_llm.gui.theme import COLORS
 from desktop_llm.gui.widgets import TokenView, header, label
 from desktop_llm.gui.workers import run_task
 
+class TokenizerCancelled(Exception):
+    pass
+
+
 SAMPLE = "ROMEO: But, soft! what light through yonder window breaks?\n床前明月光，疑是地上霜。"
 
 
@@ -37,6 +41,10 @@ class TokenizerPage(QWidget):
         self.train_btn.clicked.connect(self.train)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setVisible(False)
+        self.cancel_btn.setToolTip("Stop training the tokenizer; nothing is saved")
+        self.cancel_btn.clicked.connect(self.cancel)
         self.status = label("Load a corpus on the Data page, then train a tokenizer.", "hint")
 
         form_box = QGroupBox("Tokenizer")
@@ -44,7 +52,10 @@ class TokenizerPage(QWidget):
         form.addRow("Kind", self.kind)
         form.addRow("Vocabulary size", self.vocab)
         form.addRow(self.train_btn)
-        form.addRow(self.progress)
+        prog = QHBoxLayout()
+        prog.addWidget(self.progress, 1)
+        prog.addWidget(self.cancel_btn)
+        form.addRow(prog)
         form.addRow(self.status)
 
         self.vocab_list = QListWidget()
@@ -100,15 +111,35 @@ class TokenizerPage(QWidget):
         def work(report, cancelled, emit):
             corpus = Corpus(paths=paths, column=column)
             corpus.require_text()
-            tok = train_tokenizer(kind, corpus.iter_text(), size)
+
+            def texts():  # cancelling stops the trainer at its next piece of text
+                for t in corpus.iter_text():
+                    if cancelled():
+                        raise TokenizerCancelled("Cancelled: no tokenizer was saved.")
+                    yield t
+
+            tok = train_tokenizer(kind, texts(), size)
+            if cancelled():
+                raise TokenizerCancelled("Cancelled: no tokenizer was saved.")
             tok.save(folder)
             return tok
 
         self.train_btn.setEnabled(False)
+        self.cancel_btn.setVisible(True)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.status.setText(f"Training a {KIND_LABELS[kind].lower()}…")
-        self.task = run_task(self, work, lambda tok: self._on_trained(tok, str(folder)), self._error)
+        mine = {}  # results of a cancelled (older) task must not touch a newer one's display
+
+        def done(tok):
+            if mine["task"] is self.task:
+                self._on_trained(tok, str(folder))
+
+        def failed(msg):
+            if mine["task"] is self.task and not mine["task"].cancelled():
+                self._error(msg)
+
+        self.task = mine["task"] = run_task(self, work, done, failed)
 
     def load(self, folder: str) -> None:
         """Reopen a tokenizer saved earlier (the last workspace); a missing one is just skipped."""
@@ -131,7 +162,14 @@ class TokenizerPage(QWidget):
 
         self.task = run_task(self, work, done, self._error)
 
+    def cancel(self) -> None:
+        """Return to ready at once; the worker stops at its next check and its result is dropped."""
+        if self.task and self.task.running:
+            self.task.cancel()
+            self._error("Cancelled: no tokenizer was saved.")
+
     def _error(self, msg: str) -> None:
+        self.cancel_btn.setVisible(False)
         self.train_btn.setEnabled(True)
         self.progress.setVisible(False)
         self.status.setProperty("role", "error")
@@ -139,6 +177,9 @@ class TokenizerPage(QWidget):
         self.status.setText(msg)
 
     def _on_trained(self, tok, folder: str) -> None:
+        if self.task is not None and self.task.cancelled():
+            return
+        self.cancel_btn.setVisible(False)
         self.train_btn.setEnabled(True)
         self.progress.setVisible(False)
         self.status.setProperty("role", "hint")
