@@ -1,5 +1,6 @@
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,36 @@ def test_chinese_statistics(tmp_path):
     assert st.distinct_characters == len(set(TEXT_ZH))
     # subword estimate for Chinese is far above chars/4
     assert st.estimated_tokens["sentencepiece"] > st.characters / 2
+
+
+def test_symlink_loops_and_odd_names_load_once(tmp_path):
+    root = tmp_path / "données 语料 with spaces"
+    root.mkdir()
+    (root / "a file é.txt").write_text("hello world\n", encoding="utf-8")
+    (root / "loop").symlink_to(root, target_is_directory=True)  # a folder that contains itself
+    (root / "dangling").symlink_to(tmp_path / "missing")
+    corpus = Corpus(paths=[str(root)])
+    corpus.scan()
+    ok = [s for s in corpus.sources if s.ok]
+    assert [Path(s.path).name for s in ok] == ["a file é.txt"]
+    assert "".join(corpus.iter_text()) == "hello world\n"
+    dangling = [s for s in corpus.sources if Path(s.path).name == "dangling"]
+    assert all(not s.ok and s.reason for s in dangling)
+
+
+def test_a_100_mb_line_streams_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    big = tmp_path / "one-line.txt"
+    with open(big, "wb") as f:
+        block = b"abcdefghij" * 100_000  # 1 MB, no newline anywhere
+        for _ in range(100):
+            f.write(block)
+    corpus = Corpus(paths=[str(big)])
+    corpus.scan()
+    tracemalloc.start()
+    st = corpus.stats()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert st.characters == 100_000_000 and st.lines == 0
+    assert peak < 40 * 2**20, f"peak {peak / 2**20:.0f} MiB while reading a 100 MB line"

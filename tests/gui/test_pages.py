@@ -206,3 +206,24 @@ def test_drop_files_on_the_data_page_and_cancel_a_tokenizer(window, qtbot, shake
     qtbot.waitUntil(lambda: not tp.task.running, timeout=60_000)
     qtbot.wait(100)
     assert window.session.tokenizer is None  # nothing from the cancelled training was kept
+
+
+def test_a_failing_trainer_reports_its_message_in_the_window(window, qtbot, shakespeare_small, tmp_path):
+    from dataclasses import replace
+
+    copy = tmp_path / "corpus.txt"
+    copy.write_text(shakespeare_small.read_text("utf-8")[:50_000], encoding="utf-8")
+    window.data_page.add_paths([str(copy)])
+    wait_task(qtbot, window.data_page)
+    window.tokenizer_page.train()
+    wait_task(qtbot, window.tokenizer_page)
+    t = window.train_page
+    cfg = t.run_config()
+    copy.unlink()  # the corpus disappears between setting up the run and its start
+    run = window.session.store.create(replace(cfg, data=replace(cfg.data, paths=(str(copy),))))
+    t.launch(run.id, fresh=True)
+    qtbot.waitUntil(lambda: not t.training, timeout=120_000)
+    assert t.status.property("role") == "error"
+    assert "not found" in t.status.text(), t.status.text()
+    assert run.status()["status"] == "failed"
+    assert t.start_btn.isEnabled()  # the window is usable: another run can start
