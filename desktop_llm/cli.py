@@ -171,7 +171,7 @@ def cmd_devices(args) -> int:
 
 
 def _run_config(args):
-    from desktop_llm.core.config import DataConfig, RunConfig, TokenizerConfig, TrainConfig
+    from desktop_llm.core.config import RunConfig, TokenizerConfig, TrainConfig
     from desktop_llm.resources import sample_corpus
 
     cfg = RunConfig.load(args.config) if args.config else RunConfig()

@@ -23,6 +23,12 @@ def header(title: str, hint: str) -> QWidget:
     return w
 
 
+def set_role(widget: QWidget, role: str) -> None:
+    """Restyle a label as "hint" or "error" (the style sheet keys on the property; a re-polish applies it)."""
+    widget.setProperty("role", role)
+    widget.style().polish(widget)
+
+
 def label(text: str = "", role: str | None = None) -> QLabel:
     lab = QLabel(text)
     if role:

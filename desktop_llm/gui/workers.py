@@ -13,6 +13,9 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 
+_STACK_BYTES = 64 * 2**20
+
+
 class _SourceGone(Exception):
     pass
 
@@ -62,7 +65,7 @@ class Task(QObject):
         if not _safe(self.emitted.emit, value):
             raise _SourceGone()
 
-    def start(self) -> "Task":
+    def start(self, pool: QThreadPool | None = None) -> "Task":
         self.running = True
         task = self
 
@@ -79,12 +82,38 @@ class Task(QObject):
                 task.running = False
                 _safe(task.finished.emit, result)
 
-        QThreadPool.globalInstance().start(_Runnable())
+        pool = pool or QThreadPool.globalInstance()
+        if pool.stackSize() < _STACK_BYTES:
+            # TensorFlow's tracing recurses deeply (autograph, nested tf.functions); pool threads
+            # get a generous stack so tracing a compiled function off the UI thread cannot overflow.
+            pool.setStackSize(_STACK_BYTES)
+        pool.start(_Runnable())
         return self
 
 
+_MODEL_POOL: QThreadPool | None = None
+
+
+def model_pool() -> QThreadPool:
+    """One long-lived thread for all TensorFlow work in the window (attention, generation,
+    evaluation): models are loaded, traced and run on the same thread, one task at a time.
+    One thread keeps the loaded model and its compiled functions on the thread that made them."""
+    global _MODEL_POOL
+    if _MODEL_POOL is None:
+        # TensorFlow imported first on a worker thread later segfaulted while tracing a
+        # tf.function (measured: every time in tests/gui run alone; never once the main thread
+        # had imported it). So the UI thread imports it, once, when the first model task starts:
+        # a one-off pause of a few seconds after a click, never at start-up.
+        import tensorflow  # noqa: F401
+
+        _MODEL_POOL = QThreadPool()
+        _MODEL_POOL.setMaxThreadCount(1)
+        _MODEL_POOL.setExpiryTimeout(-1)  # the thread lives as long as the app
+    return _MODEL_POOL
+
+
 def run_task(parent: QObject, fn: Callable[..., Any], on_done=None, on_error=None, on_progress=None,
-             on_emit=None) -> Task:
+             on_emit=None, pool: QThreadPool | None = None) -> Task:
     task = Task(fn, parent)
     if on_done:
         task.finished.connect(on_done)
@@ -94,4 +123,4 @@ def run_task(parent: QObject, fn: Callable[..., Any], on_done=None, on_error=Non
         task.progressed.connect(on_progress)
     if on_emit:
         task.emitted.connect(on_emit)
-    return task.start()
+    return task.start(pool)

@@ -4,7 +4,6 @@ child process (stopped mid-way and resumed), then attention, generation and eval
 import math
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 from tests.gui.conftest import set_tiny_model, wait_task

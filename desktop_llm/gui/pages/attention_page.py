@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QPushButton, QSpinBox, QSplitter, QTabWidget, QTextEdit, QVBoxLayout,
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QPushButton, QSpinBox, QTabWidget, QTextEdit, QVBoxLayout,
                                QWidget)
 
 from desktop_llm.gui.widgets import RunPicker, header, label
-from desktop_llm.gui.workers import run_task
+from desktop_llm.gui.workers import model_pool, run_task
 
 
 def _ticks(tokens: list[str]):
@@ -130,7 +130,7 @@ class AttentionPage(QWidget):
 
         self.go.setEnabled(False)
         self.status.setText("Computing attention…")
-        self.task = run_task(self, work, self._on_maps, self._on_error)
+        self.task = run_task(self, work, self._on_maps, self._on_error, pool=model_pool())
 
     def _on_error(self, msg: str) -> None:
         self.go.setEnabled(True)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QHeaderView, QLineEdit, QPlainTextEdit,
+from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLineEdit, QPlainTextEdit,
                                QProgressBar, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from desktop_llm.gui.widgets import header, label
+from desktop_llm.gui.widgets import header, label, set_role
 from desktop_llm.gui.workers import run_task
 
 
@@ -182,9 +181,8 @@ class DataPage(QWidget):
         if msg == "Cancelled.":
             self.message.setText("Cancelled: the corpus was not read to the end.")
             return
-        self.message.setProperty("role", "error")
+        set_role(self.message, "error")
         self.message.setText(msg)
-        self.message.style().polish(self.message)
 
     def _done(self):
         self.progress.setVisible(False)
@@ -219,8 +217,7 @@ class DataPage(QWidget):
         L["tokens"].setText(f"{et['char']:,} chars · ~{et['sentencepiece']:,} subwords")
         L["split"].setText(f"{st.train_characters:,} / {st.validation_characters:,}")
         bad = sum(1 for s in self.sources if not s.ok)
-        self.message.setProperty("role", "hint")
-        self.message.style().polish(self.message)
+        set_role(self.message, "hint")
         usable = len(self.sources) - bad
         self.message.setText(f"{usable} usable source{'s' if usable != 1 else ''}" + (f", {bad} skipped (see Details)" if bad else "")
                              + ". Next: build a tokenizer.")

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QFormLayout, QGroupBox
                                QPlainTextEdit, QProgressBar, QPushButton, QRadioButton,
                                QVBoxLayout, QWidget)
 
-from desktop_llm.gui.widgets import RunPicker, TokenView, header, heat_color, label
-from desktop_llm.gui.workers import run_task
+from desktop_llm.gui.widgets import RunPicker, TokenView, header, heat_color, label, set_role
+from desktop_llm.gui.workers import model_pool, run_task
 
 SHOWN_TOKENS = 1500  # per-token view of the first tokens: enough to read, cheap to render
 
@@ -149,10 +149,9 @@ class EvaluatePage(QWidget):
         self.cancel_btn.setEnabled(True)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
-        self.status.setProperty("role", "hint")
-        self.status.style().polish(self.status)
+        set_role(self.status, "hint")
         self.status.setText("Evaluating…")
-        self.task = run_task(self, work, self._on_done, self._on_failed, on_progress=self._on_progress)
+        self.task = run_task(self, work, self._on_done, self._on_failed, on_progress=self._on_progress, pool=model_pool())
 
     def _on_progress(self, fraction: float, _msg: str) -> None:
         self.progress.setRange(0, 100)
@@ -168,8 +167,7 @@ class EvaluatePage(QWidget):
         self._error(msg)
 
     def _error(self, msg: str) -> None:
-        self.status.setProperty("role", "error")
-        self.status.style().polish(self.status)
+        set_role(self.status, "error")
         self.status.setText(msg)
 
     def _on_done(self, result) -> None:

@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox
                                QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from desktop_llm.gui.widgets import RunPicker, TokenView, header, label
-from desktop_llm.gui.workers import run_task
+from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_role
+from desktop_llm.gui.workers import model_pool, run_task
 
 
 def prob_color(p: float) -> str:
@@ -225,7 +225,7 @@ class GeneratePage(QWidget):
         self.stop_btn.setEnabled(True)
         self.status.setText("Loading the model and compiling (first time only)…")
         self._paint_timer.start()
-        self.task = run_task(self, work, on_done, self._on_error, on_emit=self._on_token)
+        self.task = run_task(self, work, on_done, self._on_error, on_emit=self._on_token, pool=model_pool())
 
     def _on_token(self, token) -> None:
         self._pending.append(token)
@@ -250,19 +250,16 @@ class GeneratePage(QWidget):
         self.generate_btn.setEnabled(True)
         self.send_btn.setEnabled(True)
         self.stop_btn.setEnabled(False)
-        self.status.setProperty("role", "hint")
-        self.status.style().polish(self.status)
+        set_role(self.status, "hint")
         self.status.setText(message)
 
     def _on_error(self, msg: str) -> None:
         self._end(msg)
-        self.status.setProperty("role", "error")
-        self.status.style().polish(self.status)
+        set_role(self.status, "error")
 
     def _check_run(self) -> bool:
         if not self.picker.run_id:
-            self.status.setProperty("role", "error")
-            self.status.style().polish(self.status)
+            set_role(self.status, "error")
             self.status.setText("Train a run first: there is no checkpoint to generate from.")
             return False
         return True

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
 
 from desktop_llm.core.tokenizers import DEFAULT_VOCAB, KIND_LABELS, KINDS
 from desktop_llm.gui.theme import COLORS
-from desktop_llm.gui.widgets import TokenView, header, label
+from desktop_llm.gui.widgets import TokenView, header, label, set_role
 from desktop_llm.gui.workers import run_task
 
 class TokenizerCancelled(Exception):
@@ -172,8 +172,7 @@ class TokenizerPage(QWidget):
         self.cancel_btn.setVisible(False)
         self.train_btn.setEnabled(True)
         self.progress.setVisible(False)
-        self.status.setProperty("role", "error")
-        self.status.style().polish(self.status)
+        set_role(self.status, "error")
         self.status.setText(msg)
 
     def _on_trained(self, tok, folder: str) -> None:
@@ -182,8 +181,7 @@ class TokenizerPage(QWidget):
         self.cancel_btn.setVisible(False)
         self.train_btn.setEnabled(True)
         self.progress.setVisible(False)
-        self.status.setProperty("role", "hint")
-        self.status.style().polish(self.status)
+        set_role(self.status, "hint")
         self.status.setText(f"{tok.vocabulary_size:,} tokens. Lossless round trip: "
                             f"{'yes' if tok.lossless else 'no (whitespace is dropped)'}. Next: the model.")
         self.session.set_tokenizer(tok, folder)

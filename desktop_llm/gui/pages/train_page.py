@@ -3,17 +3,16 @@ progress with ETA, and text sampled at each evaluation. Training runs in a child
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QPlainTextEdit,
                                QProgressBar, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from desktop_llm.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, TrainConfig
 from desktop_llm.gui.plots import MetricsPlots
 from desktop_llm.gui.training_process import TrainingProcess
-from desktop_llm.gui.widgets import header, label
+from desktop_llm.gui.widgets import header, label, set_role
 
 
 class TrainPage(QWidget):
@@ -256,8 +255,7 @@ class TrainPage(QWidget):
         self.pause_btn.setText("Pause")
 
     def _message(self, text: str, error: bool = False) -> None:
-        self.status.setProperty("role", "error" if error else "hint")
-        self.status.style().polish(self.status)
+        set_role(self.status, "error" if error else "hint")
         self.status.setText(text)
 
 
