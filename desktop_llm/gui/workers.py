@@ -16,6 +16,10 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 _STACK_BYTES = 64 * 2**20
 
 
+class Cancelled(Exception):
+    """Raised by work that noticed `cancelled()`; its message is what the page shows."""
+
+
 class _SourceGone(Exception):
     pass
 

@@ -10,13 +10,10 @@ from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QFormLayout, QGroupBox
                                QVBoxLayout, QWidget)
 
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, heat_color, label, set_role
-from desktop_llm.gui.workers import model_pool, run_task
+from desktop_llm.gui.workers import Cancelled, model_pool, run_task
 
 SHOWN_TOKENS = 1500  # per-token view of the first tokens: enough to read, cheap to render
 
-
-class Cancelled(Exception):
-    pass
 
 
 class EvaluatePage(QWidget):

@@ -11,10 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
 from desktop_llm.core.tokenizers import DEFAULT_VOCAB, KIND_LABELS, KINDS
 from desktop_llm.gui.theme import COLORS
 from desktop_llm.gui.widgets import TokenView, header, label, set_role
-from desktop_llm.gui.workers import run_task
-
-class TokenizerCancelled(Exception):
-    pass
+from desktop_llm.gui.workers import Cancelled, run_task
 
 
 SAMPLE = "ROMEO: But, soft! what light through yonder window breaks?\n床前明月光，疑是地上霜。"
@@ -115,12 +112,12 @@ class TokenizerPage(QWidget):
             def texts():  # cancelling stops the trainer at its next piece of text
                 for t in corpus.iter_text():
                     if cancelled():
-                        raise TokenizerCancelled("Cancelled: no tokenizer was saved.")
+                        raise Cancelled("Cancelled: no tokenizer was saved.")
                     yield t
 
             tok = train_tokenizer(kind, texts(), size)
             if cancelled():
-                raise TokenizerCancelled("Cancelled: no tokenizer was saved.")
+                raise Cancelled("Cancelled: no tokenizer was saved.")
             tok.save(folder)
             return tok
 
