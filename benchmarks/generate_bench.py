@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def traces(gen) -> int:
     """Compilations so far of every compiled generation function."""
-    return sum(f.experimental_get_tracing_count() for s in gen._sampled.values() for f in (s._prefill, s._step, s._full))
+    return sum(f.experimental_get_tracing_count() for s in gen._sampled.values() for f in s.functions())
 
 
 def timed(gen, prompt, cfg, use_cache: bool) -> dict:

@@ -1,9 +1,12 @@
-"""Text generation that streams: prefill the key/value cache once, then one compiled step per
-token. Sampling uses keras-hub's samplers (greedy, random, top-k, top-p) on each step's logits.
+"""Text generation that streams: prefill the key/value cache once, then compiled loops that each
+decode a few tokens (model step + keras-hub sampler inside one XLA while loop) and hand them out
+one by one. The number of tokens per call adapts so that a call takes about `CALL_SECONDS`: a
+small model gets long runs per call (the host round trip per token was most of its cost), a big
+one gets one token per call, so text still appears token by token and Stop answers quickly.
 
-Shapes are fixed to the model's context length, so requests of any prompt length reuse the same
-two compiled functions (no retracing). When the window is full, the oldest half is dropped and
-the cache is rebuilt from the rest.
+Shapes are fixed to the model's context length and the loop count is a tensor, so requests of any
+prompt length reuse the same compiled functions (no retracing). When the window is full, the
+oldest half is dropped and the cache is rebuilt from the rest.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+
+MAX_TOKENS_PER_CALL = 32  # the compiled loop's output buffer; the count per call is a tensor <= this
+CALL_SECONDS = 0.02  # aim per compiled call: well under a 20 Hz paint interval
 
 
 @dataclass(frozen=True)
@@ -74,18 +80,13 @@ class Generator:
     """Streams tokens from a GPTCausalLM with a tokenizer."""
 
     def __init__(self, model, tokenizer, jit_compile: bool = True):
-        import tensorflow as tf
-
         self.model = model
         self.tokenizer = tokenizer
         self.length = int(model.backbone.max_sequence_length)
-        self._prefill = tf.function(self._prefill_fn, jit_compile=jit_compile)
-        self._step = tf.function(self._step_fn, jit_compile=jit_compile)
-        self._full = tf.function(self._full_fn, jit_compile=jit_compile)
         self.jit_compile = jit_compile
         self._sampled: dict = {}
 
-    # --- compiled pieces (fixed shapes: (1, length) and (1, 1)) ---
+    # --- model pieces, compiled inside `_SampledSteps` (fixed shapes: (1, length) and (1, 1)) ---
     def _prefill_fn(self, ids, n):
         import tensorflow as tf
 
@@ -128,27 +129,38 @@ class Generator:
         decoder = self.tokenizer.stream_decoder()
         window = ids[-(self.length - 1):] if len(ids) >= self.length else list(ids)
         tok, p, cache = fns.start(self._padded(window), len(window), use_cache)
+        produced = [(int(tok), float(p))]
+        per_call = 1  # tokens per compiled call, adapted to the measured time per token
         text = ""
-        for i in range(cfg.max_new_tokens):
-            if cancelled and cancelled():
-                return
-            token_id = int(tok)
-            piece = decoder.feed(token_id)
-            text += piece
-            yield GeneratedToken(token_id, piece, float(p), i)
-            if cfg.stop and any(s and s in text for s in cfg.stop):
-                return
-            if i == cfg.max_new_tokens - 1:
-                return
-            window.append(token_id)
+        i = 0
+        while True:
+            for token_id, prob in produced:
+                if cancelled and cancelled():
+                    return
+                piece = decoder.feed(token_id)
+                text += piece
+                yield GeneratedToken(token_id, piece, prob, i)
+                i += 1
+                if i >= cfg.max_new_tokens or (cfg.stop and any(s and s in text for s in cfg.stop)):
+                    return
+                window.append(token_id)
             if len(window) > self.length:
                 # Context full: keep the newest half and rebuild the cache from it.
                 window = window[-(self.length // 2):]
                 tok, p, cache = fns.start(self._padded(window), len(window), use_cache)
-            elif use_cache:
-                tok, p, cache = fns.step(tok, cache, tf.constant(len(window) - 1, tf.int32))
+                produced = [(int(tok), float(p))]
+                continue
+            # The last token of `window` is not fed yet; each loop turn feeds one and samples the next.
+            count = max(1, min(per_call, cfg.max_new_tokens - i, self.length - len(window) + 1))
+            t0 = time.perf_counter()
+            if use_cache:
+                toks, probs, cache = fns.decode(window[-1], cache, len(window) - 1, count)
             else:
-                tok, p, _ = fns.start(self._padded(window), len(window), False)
+                toks, probs = fns.recompute(self._padded(window), len(window), count)
+            toks, probs = np.asarray(toks)[:count], np.asarray(probs)[:count]
+            per_token = (time.perf_counter() - t0) / count
+            per_call = int(min(MAX_TOKENS_PER_CALL, max(1, CALL_SECONDS / max(per_token, 1e-6))))
+            produced = list(zip(toks.tolist(), probs.tolist()))
 
     def _sampling(self, cfg: SamplingConfig) -> "_SampledSteps":
         """Compiled steps that also sample (one call per token, no eager sampler ops between them),
@@ -188,15 +200,20 @@ class Generator:
 
 
 class _SampledSteps:
-    """prefill+sample, step+sample and window+sample as compiled functions for one keras-hub sampler."""
+    """Compiled functions for one keras-hub sampler: prefill+sample (the first token), a decode loop
+    over the cache, and a loop that recomputes the whole window for every token (the reference the
+    cache is measured against, and the path for models without one)."""
 
     def __init__(self, gen: Generator, sampler):
         import tensorflow as tf
 
         self.gen, self.sampler = gen, sampler
         self._prefill = tf.function(self._prefill_fn, jit_compile=gen.jit_compile)
-        self._step = tf.function(self._step_fn, jit_compile=gen.jit_compile)
-        self._full = tf.function(self._full_fn, jit_compile=gen.jit_compile)
+        self._decode = tf.function(self._decode_fn, jit_compile=gen.jit_compile)
+        self._recompute = tf.function(self._recompute_fn, jit_compile=gen.jit_compile)
+
+    def functions(self) -> tuple:
+        return self._prefill, self._decode, self._recompute
 
     def reseed(self, seed: int | None) -> None:
         state = getattr(getattr(self.sampler, "seed_generator", None), "state", None)
@@ -215,25 +232,63 @@ class _SampledSteps:
         logits, cache = self.gen._prefill_fn(ids, n)
         return (*self._sample(logits), cache)
 
-    def _step_fn(self, token, cache, index):
+    def _loop(self, count, body, state):
+        """Run `body` `count` times (a tensor: no retracing), collecting one (token, p) per turn."""
         import tensorflow as tf
 
-        logits, cache = self.gen._step_fn(tf.reshape(token, (1, 1)), cache, index)  # scalar in: no eager reshape
-        return (*self._sample(logits), cache)
+        def turn(i, toks, probs, state):
+            tok, p, state = body(i, state)
+            return i + 1, toks.write(i, tok), probs.write(i, p), state
 
-    def _full_fn(self, ids, n):
-        return self._sample(self.gen._full_fn(ids, n))
+        toks = tf.TensorArray(tf.int32, size=MAX_TOKENS_PER_CALL)
+        probs = tf.TensorArray(tf.float32, size=MAX_TOKENS_PER_CALL)
+        _, toks, probs, state = tf.while_loop(lambda i, *_: i < count, turn, (tf.constant(0), toks, probs, state),
+                                              maximum_iterations=MAX_TOKENS_PER_CALL)
+        return toks.stack(), probs.stack(), state
+
+    def _decode_fn(self, token, cache, index, count):
+        import tensorflow as tf
+
+        def body(i, state):
+            token, cache = state
+            logits, cache = self.gen._step_fn(tf.reshape(token, (1, 1)), cache, index + i)
+            tok, p = self._sample(logits)
+            return tok, p, (tok, cache)
+
+        toks, probs, (_, cache) = self._loop(count, body, (token, cache))
+        return toks, probs, cache
+
+    def _recompute_fn(self, ids, n, count):
+        import tensorflow as tf
+
+        def body(i, ids):
+            tok, p = self._sample(self.gen._full_fn(ids, n + i))
+            at = tf.minimum(n + i, self.gen.length - 1)  # the last turn's token is never fed back
+            return tok, p, tf.tensor_scatter_nd_update(ids, [[0, at]], [tok])
+
+        toks, probs, _ = self._loop(count, body, ids)
+        return toks, probs
 
     def start(self, ids, n: int, use_cache: bool):
+        """The first token for a window of `n` ids: (token, probability, cache or None)."""
         import tensorflow as tf
 
         n = tf.constant(n, tf.int32)  # a tensor, not a Python int: no retracing per prompt length
         if use_cache:
             return self._prefill(ids, n)
-        return (*self._full(ids, n), None)
+        toks, probs = self._recompute(ids, n, tf.constant(1))
+        return toks[0], probs[0], None
 
-    def step(self, token, cache, index):
-        return self._step(token, cache, index)
+    def decode(self, token: int, cache, index: int, count: int):
+        import tensorflow as tf
+
+        return self._decode(tf.constant(token, tf.int32), cache, tf.constant(index, tf.int32),
+                            tf.constant(count, tf.int32))
+
+    def recompute(self, ids, n: int, count: int):
+        import tensorflow as tf
+
+        return self._recompute(ids, tf.constant(n, tf.int32), tf.constant(count, tf.int32))
 
 
 class ChatSession:

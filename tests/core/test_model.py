@@ -64,9 +64,7 @@ def test_cached_greedy_generation_equals_recomputing(model):
     # No recompilation between requests of different lengths.
     list(gen.stream("A much longer prompt than the first one", SamplingConfig(max_new_tokens=3, temperature=0)))
     greedy = gen._sampling(SamplingConfig(temperature=0))
-    assert greedy._step.experimental_get_tracing_count() == 1
-    assert greedy._prefill.experimental_get_tracing_count() == 1
-    assert greedy._full.experimental_get_tracing_count() == 1
+    assert [f.experimental_get_tracing_count() for f in greedy.functions()] == [1, 1, 1]
 
 
 def test_sampling_is_seeded_and_stops(model):
@@ -85,3 +83,21 @@ def test_sampling_is_seeded_and_stops(model):
     stop = first.text[3:5]
     cut = gen.generate("x", SamplingConfig(max_new_tokens=20, temperature=0, stop=(stop,)))
     assert cut.stopped_by == f"stop:{stop}" and stop not in cut.text and len(cut.tokens) < 20
+
+
+def test_tokens_per_call_changes_speed_not_text(model, monkeypatch):
+    """Decoding several tokens per compiled call must give the seeded text of one token per call,
+    across window slides, with the cache and without."""
+    from desktop_llm.core import generation
+
+    tok = train_tokenizer("byte", [])
+    gen = Generator(model, tok)
+    cfg = SamplingConfig(max_new_tokens=70, temperature=1.0, top_k=30, seed=11)  # > 2 context windows
+    runs = {}
+    for seconds in (0.0, 10.0):  # 0 s per call -> 1 token per call; 10 s -> the buffer's 32
+        monkeypatch.setattr(generation, "CALL_SECONDS", seconds)
+        for cache in (True, False):
+            runs[seconds, cache] = [(t.id, round(t.probability, 5)) for t in gen.stream("Once", cfg, use_cache=cache)]
+    assert len(runs[0.0, True]) == 70
+    assert runs[0.0, True] == runs[10.0, True]
+    assert runs[0.0, False] == runs[10.0, False]
