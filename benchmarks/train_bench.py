@@ -76,6 +76,53 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def _summed_products(a, w):
+    """sum_i a[i] @ w: several independent products in one call (the sum costs 1/(2*inner) more)."""
+    import tensorflow as tf
+
+    return tf.add_n([tf.matmul(a[i], w) for i in range(a.shape[0])])
+
+
+def shape_ceiling_gflops(cfg_dict: dict, vocabulary_size: int = 65) -> float:
+    """The rate this machine reaches on the model's own matmul shapes (every dense layer's forward
+    product and its two backward ones, and the per-head attention products), FLOP-weighted: the
+    ceiling of a training step made only of matmuls, against which small models are judged."""
+    from collections import Counter
+
+    import tensorflow as tf
+
+    from desktop_llm.core.config import RunConfig
+
+    cfg = RunConfig.from_dict(cfg_dict)
+    m, b = cfg.model, cfg.training.batch_size
+    M, T, d, f, h = b * m.sequence_length, m.sequence_length, m.hidden_dim, m.intermediate_dim, m.num_heads
+    shapes: Counter = Counter()
+    for (k, n), count in (((d, d), 4 * m.num_layers), ((d, f), m.num_layers), ((f, d), m.num_layers),
+                          ((d, vocabulary_size), 1)):
+        for shape in ((1, M, k, n), (1, M, n, k), (1, k, M, n)):  # forward, input gradient, weight gradient
+            shapes[shape] += count
+    for q, k, n in ((T, d // h, T), (T, T, d // h)):  # scores and weighted values, per head
+        for shape in ((b * h, q, k, n), (b * h, q, n, k), (b * h, k, q, n)):
+            shapes[shape] += m.num_layers
+    flops = seconds = 0.0
+    unroll = 8  # products per compiled call, so the call overhead is not counted as matmul time
+    for (batch, rows, inner, cols), count in shapes.items():
+        a, w = tf.random.normal((unroll, batch, rows, inner)), tf.random.normal((batch, inner, cols))
+        fn = tf.function(_summed_products, jit_compile=True)
+        fn(a, w).numpy()
+        reps = max(3, int(2e9 / (2 * unroll * batch * rows * inner * cols)))
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                r = fn(a, w)
+            r.numpy()
+            best = min(best, (time.perf_counter() - t0) / (reps * unroll))
+        flops += count * 2 * batch * rows * inner * cols
+        seconds += count * best
+    return flops / seconds / 1e9
+
+
 # ---------------------------------------------------------------------------- the measured modes
 def engine_mode(cfg_dict: dict, out) -> None:
     """desktop_llm's own trainer (XLA, fused steps, tf.data), as `desktop-llm train` runs it."""
@@ -180,8 +227,8 @@ def in_child(fn, cfg_dict: dict) -> dict:
     return result
 
 
-def measure_matmul(_cfg, out) -> None:
-    out.put({"gflops": matmul_gflops()})
+def measure_matmul(cfg_dict, out) -> None:
+    out.put({"gflops": matmul_gflops(), "shape_gflops": shape_ceiling_gflops(cfg_dict)})
 
 
 # ---------------------------------------------------------------------------- report
@@ -224,15 +271,20 @@ def main(argv=None) -> int:
     cfg = run_config(overrides, args.steps, args.corpus)
     cfg.validate()
     t0 = time.time()
-    matmul = in_child(measure_matmul, {})["gflops"]
+    rates = in_child(measure_matmul, cfg.to_dict())
+    matmul, shape_rate = rates["gflops"], rates["shape_gflops"]
     rows = [in_child(engine_mode, cfg.to_dict())]
     base_steps = args.steps if args.baseline_steps is None else args.baseline_steps
     if base_steps:
         rows.append(in_child(baseline_mode, run_config(overrides, base_steps, args.corpus, jit=False).to_dict()))
     checkpoints = sorted({s for r in rows for s in r["val_loss"] if s in (250, 500, 1000, 2000) or s == args.steps})
     lines = report(rows, matmul, cfg, checkpoints)
+    lines.insert(1, f"the model's own matmul shapes (fwd + bwd, FLOP-weighted, XLA): {shape_rate:.0f} GFLOP/s "
+                    f"= {100 * shape_rate / matmul:.0f}% of 2048^2; engine at "
+                    f"{100 * rows[0]['gflops'] / shape_rate:.0f}% of that")
     result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": rows[0].get("device")},
-              "when": time.strftime("%Y-%m-%d %H:%M"), "config": cfg.to_dict(), "matmul_gflops": matmul, "rows": rows}
+              "when": time.strftime("%Y-%m-%d %H:%M"), "config": cfg.to_dict(), "matmul_gflops": matmul,
+              "shape_matmul_gflops": shape_rate, "rows": rows}
 
     if args.scale:
         scale = []

@@ -272,7 +272,12 @@ def cmd_train(args) -> int:
     from desktop_llm.core.training import train_run
 
     st = train_run(run, emit=emit, control=control, store=store)
-    return 0 if st.get("status") in ("completed", "stopped") else 2
+    code = 0 if st.get("status") in ("completed", "stopped") else 2
+    if st.get("exit_now"):  # the heap may be corrupt (see training._classify_failure): no teardown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 # --------------------------------------------------------------------------- inference
@@ -586,9 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     from desktop_llm.core.config import ConfigError
     from desktop_llm.core.corpus import CorpusError
     from desktop_llm.core.tokenizers import TokenizerError
-    from desktop_llm.store import StoreError
-
     from desktop_llm.native_log import redirect_native_stderr
+    from desktop_llm.store import StoreError
 
     redirect_native_stderr()
     try:
@@ -600,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         if type(e).__name__ == "NoCheckpoint":
             print(f"error: {e}", file=sys.stderr)
             return 2

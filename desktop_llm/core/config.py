@@ -142,7 +142,7 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
+    def from_dict(cls, d: dict) -> RunConfig:
         def build(klass, values: dict | None):
             values = dict(values or {})
             names = {f.name: f for f in dataclasses.fields(klass)}
@@ -164,7 +164,7 @@ class RunConfig:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
+    def load(cls, path: str | Path) -> RunConfig:
         try:
             return cls.from_dict(json.loads(Path(path).read_text("utf-8")))
         except FileNotFoundError:
@@ -172,7 +172,7 @@ class RunConfig:
         except (ValueError, TypeError) as e:
             raise ConfigError(f"The configuration file {path} is not valid: {e}") from None
 
-    def replace(self, **sections) -> "RunConfig":
+    def replace(self, **sections) -> RunConfig:
         return dataclasses.replace(self, **sections)
 
 

@@ -12,8 +12,8 @@ oldest half is dropped and the cache is rebuilt from the rest.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -121,7 +121,6 @@ class Generator:
                use_cache: bool = True, cancelled: Callable[[], bool] | None = None
                ) -> Iterator[GeneratedToken]:
         """Yield tokens as they are produced. Stops at max_new_tokens or a stop sequence."""
-        import tensorflow as tf
 
         cfg.validate()
         ids = list(prompt) if not isinstance(prompt, str) else self.prompt_ids(prompt)
@@ -162,7 +161,7 @@ class Generator:
             per_call = int(min(MAX_TOKENS_PER_CALL, max(1, CALL_SECONDS / max(per_token, 1e-6))))
             produced = list(zip(toks.tolist(), probs.tolist()))
 
-    def _sampling(self, cfg: SamplingConfig) -> "_SampledSteps":
+    def _sampling(self, cfg: SamplingConfig) -> _SampledSteps:
         """Compiled steps that also sample (one call per token, no eager sampler ops between them),
         cached per sampler setting; the seed is reset per request without recompiling."""
         key = (cfg.temperature, cfg.top_k, cfg.top_p)

@@ -14,8 +14,8 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 from desktop_llm.core import atomic
 from desktop_llm.core.corpus import CorpusError, is_cjk
@@ -72,7 +72,7 @@ class Tokenizer:
         meta.update(self._save_files(folder))
         atomic.write_json(folder / "tokenizer.json", meta)
 
-    def stream_decoder(self) -> "StreamDecoder":
+    def stream_decoder(self) -> StreamDecoder:
         return StreamDecoder(self)
 
 
@@ -151,12 +151,12 @@ class CharTokenizer(Tokenizer):
         return {"files": ["vocabulary.json"]}
 
     @classmethod
-    def _load(cls, folder: Path, meta: dict) -> "CharTokenizer":
+    def _load(cls, folder: Path, meta: dict) -> CharTokenizer:
         chars = json.loads((folder / "vocabulary.json").read_text("utf-8"))
         return cls(chars[1:])
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocabulary_size: int = 0, **_) -> "CharTokenizer":
+    def train(cls, texts: Iterable[str], vocabulary_size: int = 0, **_) -> CharTokenizer:
         counts: collections.Counter[str] = collections.Counter()
         for t in texts:
             counts.update(t)
@@ -202,11 +202,11 @@ class ByteTokenizer(Tokenizer):
         return {}
 
     @classmethod
-    def _load(cls, folder: Path, meta: dict) -> "ByteTokenizer":
+    def _load(cls, folder: Path, meta: dict) -> ByteTokenizer:
         return cls()
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocabulary_size: int = 0, **_) -> "ByteTokenizer":
+    def train(cls, texts: Iterable[str], vocabulary_size: int = 0, **_) -> ByteTokenizer:
         return cls()
 
 
@@ -275,11 +275,11 @@ class WordPieceTokenizer(Tokenizer):
         return {"files": ["vocabulary.json"]}
 
     @classmethod
-    def _load(cls, folder: Path, meta: dict) -> "WordPieceTokenizer":
+    def _load(cls, folder: Path, meta: dict) -> WordPieceTokenizer:
         return cls(json.loads((folder / "vocabulary.json").read_text("utf-8")))
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocabulary_size: int = 2000, **_) -> "WordPieceTokenizer":
+    def train(cls, texts: Iterable[str], vocabulary_size: int = 2000, **_) -> WordPieceTokenizer:
         import keras_hub
         import tensorflow as tf
 
@@ -363,12 +363,12 @@ class SentencePieceTokenizer(Tokenizer):
         return {"files": ["sentencepiece.model"]}
 
     @classmethod
-    def _load(cls, folder: Path, meta: dict) -> "SentencePieceTokenizer":
+    def _load(cls, folder: Path, meta: dict) -> SentencePieceTokenizer:
         return cls((folder / "sentencepiece.model").read_bytes(), kind=meta["kind"])
 
     @classmethod
     def train(cls, texts: Iterable[str], vocabulary_size: int = 2000, kind: str = "sentencepiece",
-              max_sentences: int = 2_000_000, **_) -> "SentencePieceTokenizer":
+              max_sentences: int = 2_000_000, **_) -> SentencePieceTokenizer:
         import sentencepiece as spm
 
         sample = _sample_sentences(texts, max_sentences)

@@ -10,6 +10,7 @@ README.md) so the CLI can print them as JSON lines and the GUI can follow them.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import signal
@@ -17,8 +18,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from desktop_llm.core import atomic
 from desktop_llm.core.checkpoints import CheckpointManager
@@ -340,9 +341,18 @@ def _classify_failure(run, e: Exception, emit: Emit) -> dict:
     import tensorflow as tf
 
     text = f"{type(e).__name__}: {e}"
-    if isinstance(e, tf.errors.ResourceExhaustedError) or "OOM" in text or isinstance(e, MemoryError):
-        return _fail(run, "Out of memory: this batch does not fit on the device.",
-                     "Use a smaller batch size, a shorter context or a smaller model.", emit)
+    # An allocation can fail in TensorFlow (ResourceExhaustedError), in XLA's buffer allocation
+    # ("Out of memory while trying to allocate") or in NumPy inside the data pipeline, where
+    # tf.data re-raises it under another error type with "MemoryError" in its text.
+    memory_words = ("OOM", "MemoryError", "out of memory", "Out of memory", "bad_alloc")
+    if isinstance(e, (tf.errors.ResourceExhaustedError, MemoryError)) or any(w in text for w in memory_words):
+        # TensorFlow's allocation-failure path can leave the heap corrupt: measured here, a real
+        # OOM under a memory cap ended in "double free or corruption" at the next garbage
+        # collection. Collect nothing more, record the failure, and tell the caller to exit now.
+        gc.disable()
+        st = _fail(run, "Out of memory: this batch does not fit on the device.",
+                   "Use a smaller batch size, a shorter context or a smaller model.", emit)
+        return {**st, "exit_now": True}
     with open(run.log_path, "a", encoding="utf-8") as f:
         f.write(traceback.format_exc())
     return _fail(run, f"Training stopped with an error: {text.splitlines()[0][:500]}",
@@ -400,8 +410,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store) -> d
     _sync(store, run)
     emit({"type": "start", "run": run.id, "step": start_step, "max_steps": t.max_steps,
           "device": device.describe(devs), "policy": policy, "parameters": model.count_params(),
-          "vocabulary_size": tok.vocabulary_size, "train_tokens": int(len(data.train)),
-          "val_tokens": int(len(data.val)), "steps_per_execution": k})
+          "vocabulary_size": tok.vocabulary_size, "train_tokens": len(data.train),
+          "val_tokens": len(data.val), "steps_per_execution": k})
 
     ctx = _Context(run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
                    manager, best, time.perf_counter(), elapsed0)

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings, QSize, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QStackedWidget, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QStackedWidget,
+    QWidget,
+)
 
 from desktop_llm.gui.icons import page_icon
 from desktop_llm.gui.pages.attention_page import AttentionPage

@@ -15,7 +15,7 @@ from desktop_llm.gui.theme import COLORS
 
 
 class Series:
-    def __init__(self, plots: "MetricsPlots", name: str, color: str):
+    def __init__(self, plots: MetricsPlots, name: str, color: str):
         self.name = name
         self.steps, self.loss, self.lr, self.tps = [], [], [], []
         self.vsteps, self.vloss = [], []

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
-
 
 _STACK_BYTES = 64 * 2**20
 
@@ -69,7 +69,7 @@ class Task(QObject):
         if not _safe(self.emitted.emit, value):
             raise _SourceGone()
 
-    def start(self, pool: QThreadPool | None = None) -> "Task":
+    def start(self, pool: QThreadPool | None = None) -> Task:
         self.running = True
         task = self
 

@@ -15,9 +15,10 @@ import shutil
 import sqlite3
 import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from desktop_llm.core import atomic
 from desktop_llm.core.config import RunConfig

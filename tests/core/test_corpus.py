@@ -94,7 +94,7 @@ def test_split_is_deterministic_and_close_to_the_fraction(shakespeare_small):
 def test_sniff_refuses_known_formats():
     assert sniff_bytes(b"PK\x03\x04rest")[0] is None
     assert sniff_bytes(b"\x89HDF\r\n\x1a\n")[0] is None
-    assert sniff_bytes("plain text".encode())[0] == "utf-8"
+    assert sniff_bytes(b"plain text")[0] == "utf-8"
 
 
 def test_chinese_statistics(tmp_path):
@@ -130,8 +130,7 @@ def test_a_100_mb_line_streams_in_bounded_memory(tmp_path):
     big = tmp_path / "one-line.txt"
     with open(big, "wb") as f:
         block = b"abcdefghij" * 100_000  # 1 MB, no newline anywhere
-        for _ in range(100):
-            f.write(block)
+        f.writelines(block for _ in range(100))
     corpus = Corpus(paths=[str(big)])
     corpus.scan()
     tracemalloc.start()
@@ -140,3 +139,84 @@ def test_a_100_mb_line_streams_in_bounded_memory(tmp_path):
     tracemalloc.stop()
     assert st.characters == 100_000_000 and st.lines == 0
     assert peak < 40 * 2**20, f"peak {peak / 2**20:.0f} MiB while reading a 100 MB line"
+
+
+# Reads a folder with privileges dropped when the tests run as root (root reads any file whatever
+# its mode), so that chmod 000 really makes a file and a folder unreadable.
+UNPRIVILEGED_SCAN = """
+import json, os, sys
+from desktop_llm.core.corpus import Corpus
+import encodings.utf_8, encodings.utf_16  # imported before dropping privileges
+if os.geteuid() == 0:
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+corpus = Corpus(paths=[sys.argv[1]])
+corpus.scan()
+print(json.dumps({"sources": [[os.path.basename(s.path), s.status, s.reason] for s in corpus.sources],
+                  "text": "".join(corpus.iter_text())}))
+"""
+
+
+def test_unreadable_files_and_folders_and_a_fifo_get_reasons(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="unreadable corpus "))  # /tmp: reachable by an unprivileged reader
+    try:
+        os.chmod(root, 0o755)
+        (root / "readable.txt").write_text(TEXT_EN, encoding="utf-8")
+        locked = root / "locked.txt"
+        locked.write_text(TEXT_EN, encoding="utf-8")
+        folder = root / "locked folder"
+        folder.mkdir()
+        (folder / "inside.txt").write_text(TEXT_EN, encoding="utf-8")
+        os.mkfifo(root / "a pipe")  # opening a FIFO would block forever
+        os.chmod(root / "readable.txt", 0o644)
+        os.chmod(locked, 0o000)
+        os.chmod(folder, 0o000)
+        out = subprocess.run([sys.executable, "-c", UNPRIVILEGED_SCAN, str(root)], capture_output=True, text=True,
+                             timeout=120, cwd=str(Path(__file__).resolve().parents[2]))
+        assert out.returncode == 0, out.stderr[-2000:]
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        outcomes = {name: (status, reason) for name, status, reason in result["sources"]}
+        assert outcomes["readable.txt"][0] == "ok"
+        assert outcomes["locked.txt"][0] == "error" and "permission denied" in outcomes["locked.txt"][1]
+        assert outcomes["locked folder"][0] == "error" and "cannot list folder" in outcomes["locked folder"][1]
+        assert outcomes["a pipe"][0] == "error" and "not a regular file" in outcomes["a pipe"][1]
+        assert result["text"] == TEXT_EN  # the rest of the corpus still loads
+    finally:
+        for p in (root / "locked folder", root / "locked.txt"):
+            os.chmod(p, 0o755)
+        shutil.rmtree(root)
+
+
+def test_a_folder_of_many_tiny_files_lists_each_in_bounded_memory(tmp_path):
+    """100,000 one-line files (the issue says millions; this is the same code path at a size a
+    test can afford): every file gets its outcome, the text of all of them loads, and the memory
+    per listed file stays small enough that ten million files fit in a few GiB."""
+    import os
+    import tracemalloc
+
+    n = 100_000
+    root = tmp_path / "many"
+    for d in range(100):
+        sub = root / f"{d:02d}"
+        sub.mkdir(parents=True)
+        for i in range(n // 100):
+            fd = os.open(sub / f"{i:04d}.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+            os.write(fd, b"x\n")
+            os.close(fd)
+    (root / "00" / "zz-binary.bin").write_bytes(bytes(range(256)) * 4)
+    tracemalloc.start()
+    corpus = Corpus(paths=[str(root)])
+    corpus.scan()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(corpus.sources) == n + 1
+    assert sum(s.ok for s in corpus.sources) == n
+    assert [s.status for s in corpus.sources if not s.ok] == ["error"]
+    assert peak / (n + 1) < 1024, f"{peak / (n + 1):.0f} bytes per listed file"
+    st = corpus.stats()
+    assert st.characters == 2 * n and st.documents == n

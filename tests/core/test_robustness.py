@@ -221,3 +221,42 @@ def test_the_network_guard_catches_a_connection(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe, str(netlog)], capture_output=True, text=True, timeout=60)
     assert "blocked: network use blocked by the test" in out.stdout, out.stderr
     assert "192.0.2.1" in netlog.read_text()  # caught at the name lookup, before any packet
+
+
+def test_a_batch_that_does_not_fit_ends_the_run_with_a_suggestion(tmp_path, shakespeare_small):
+    """A real out-of-memory: the trainer's data segment (which includes mmap, since Linux 4.7) is
+    capped at 3 GiB, as if the machine had little memory, and the batch's attention scores alone
+    need 8 GiB. The run must end as failed with a suggestion, not be killed or hang, and the
+    same run must then train once the batch is made smaller."""
+    import resource
+
+    home, netlog = tmp_path / "ws", tmp_path / "network.log"
+    store = RunStore(home)
+    huge = ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=256)
+    cfg = _config(shakespeare_small, steps=20, batch_size=16384)
+    run = store.create(RunConfig(name="oom", data=cfg.data, tokenizer=cfg.tokenizer, model=huge, training=cfg.training))
+
+    def cap_memory():
+        resource.setrlimit(resource.RLIMIT_DATA, (3 * 2**30, 3 * 2**30))
+
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(home), PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-c", NO_NETWORK, str(netlog), "train", "--resume", run.id, "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, preexec_fn=cap_memory)
+    events = [json.loads(line) for line in p.stdout if line.startswith("{")]
+    code = p.wait(600)
+    assert code == 2, f"exit {code}: the trainer must fail cleanly (status 2), not die by a signal"
+    failed = events[-1]
+    assert failed["type"] == "failed", events[-3:]
+    assert "out of memory" in failed["message"].lower() and "smaller batch" in failed["suggestion"].lower()
+    st = run.status()
+    assert st["status"] == "failed" and "smaller batch" in st["suggestion"].lower()
+    assert store.list()[0]["status"] == "failed"
+
+    # The suggestion works: the same run, with a batch that fits, trains to the end under the same cap.
+    small = RunConfig(name="oom", data=cfg.data, tokenizer=cfg.tokenizer, model=huge,
+                      training=TrainConfig(**{**cfg.training.__dict__, "batch_size": 4}))
+    run.save_config(small)
+    p = subprocess.Popen([sys.executable, "-c", NO_NETWORK, str(netlog), "train", "--resume", run.id, "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, preexec_fn=cap_memory)
+    events = [json.loads(line) for line in p.stdout if line.startswith("{")]
+    assert p.wait(600) == 0 and events[-1]["type"] == "completed", events[-3:]

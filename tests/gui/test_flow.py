@@ -39,7 +39,7 @@ def test_full_flow(window, qtbot, shakespeare_small):
     w.data_page.add_paths([str(shakespeare_small)])
     wait_task(qtbot, w.data_page)
     assert w.data_page.stat_labels["characters"].text() == "200,000"
-    assert w.data_page.table.item(0, 2).text() == "utf-8"
+    assert w.data_page.table.model().index(0, 2).data() == "utf-8"
     assert w.session.paths == [str(shakespeare_small)]
 
     # 2. Tokenizer: a character tokenizer, and text split into tokens
@@ -196,6 +196,7 @@ import sys
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
+from desktop_llm.core import atomic
 from desktop_llm.gui.main_window import MainWindow
 from desktop_llm.store import RunStore
 from tests.gui.conftest import set_tiny_model
@@ -204,55 +205,54 @@ def wait(pred):
     while not pred():
         loop = QEventLoop(); QTimer.singleShot(50, loop.quit); loop.exec()
 
-w = MainWindow(RunStore(sys.argv[1]), restore=False)
+def last_step(run):
+    return max([m["step"] for m in atomic.read_jsonl(run.metrics_path) if m["type"] == "step"], default=0)
+
+store = RunStore(sys.argv[1])
+w = MainWindow(store, restore=False)
 w.show()
-w.data_page.add_paths([sys.argv[2]])
-wait(lambda: w.data_page.task is not None and not w.data_page.task.running)
-w.tokenizer_page.train()
-wait(lambda: w.session.tokenizer is not None)
-set_tiny_model(w)
 t = w.train_page
-t.steps.setValue(5000); t.eval_every.setValue(20); t.batch.setValue(8)
-t.start()
-wait(lambda: t.run_id in t.plots.series and len(t.plots.series[t.run_id].vsteps) >= 1)
+if len(sys.argv) > 3:  # resume the run from the Runs page, as a user would after a crash
+    run = store.get(sys.argv[3])
+    before = last_step(run)
+    w.show_page("Runs")
+    w.runs_page.select([run.id])
+    w.runs_page.resume_btn.click()
+    wait(lambda: last_step(run) > before)
+else:
+    w.data_page.add_paths([sys.argv[2]])
+    wait(lambda: w.data_page.task is not None and not w.data_page.task.running)
+    w.tokenizer_page.train()
+    wait(lambda: w.session.tokenizer is not None)
+    set_tiny_model(w)
+    t.steps.setValue(5000); t.eval_every.setValue(20); t.batch.setValue(8)
+    t.start()
+    wait(lambda: t.run_id in t.plots.series and len(t.plots.series[t.run_id].vsteps) >= 1)
 print("RUN", t.run_id, flush=True)
 wait(lambda: False)  # keep running until killed
 """
 
 
-def test_killing_the_whole_application_stops_the_trainer_cleanly(tmp_path, shakespeare_small):
-    """SIGKILL the app: its trainer sees its control pipe close, checkpoints and stops; the run
-    is listed as stopped with its checkpoint and resumes."""
+def test_killing_the_whole_application_again_and_again_loses_nothing(tmp_path, shakespeare_small):
+    """SIGKILL the app three times at random moments, resuming from the Runs page in between:
+    each time its trainer sees its control pipe close, checkpoints and stops; the run is listed
+    as stopped, its history has no torn or repeated lines, and each resume goes further."""
     import os
+    import random
     import signal
     import subprocess
     import sys
     import time
     from pathlib import Path
 
+    from desktop_llm.core import atomic
     from desktop_llm.store import RunStore
 
     home = tmp_path / "ws"
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(root))
-    app = subprocess.Popen([sys.executable, "-c", APP_SCRIPT, str(home), str(shakespeare_small)],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=root)
-    run_id = None
-    for line in app.stdout:
-        if line.startswith("RUN "):
-            run_id = line.split()[1]
-            break
-    assert run_id, "the application did not start a run"
-    run = RunStore(home).get(run_id)
-    trainer_pid = run.status()["pid"]
-    app.send_signal(signal.SIGKILL)
-    app.wait(30)
-    deadline = time.time() + 60
-    while time.time() < deadline and run.status()["status"] in ("running", "starting", "paused"):
-        time.sleep(0.5)
-    st = run.status()
-    assert st["status"] == "stopped", st
-    assert 0 < st["step"] < 5000
+    rng = random.Random(5)
+
     def alive(pid):
         try:
             os.kill(pid, 0)
@@ -260,8 +260,38 @@ def test_killing_the_whole_application_stops_the_trainer_cleanly(tmp_path, shake
         except (ProcessLookupError, FileNotFoundError):
             return False
 
-    deadline = time.time() + 60
-    while time.time() < deadline and alive(trainer_pid):
-        time.sleep(0.5)
-    assert not alive(trainer_pid)  # the trainer is gone too: nothing trains unseen
-    assert (run.checkpoints_dir / "index.json").exists()
+    run_id, reached = None, 0
+    for attempt in range(3):
+        args = [str(home), str(shakespeare_small)] + ([run_id] if run_id else [])
+        app = subprocess.Popen([sys.executable, "-c", APP_SCRIPT, *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env=env, cwd=root)
+        started = next((line.split()[1] for line in app.stdout if line.startswith("RUN ")), None)
+        assert started, f"attempt {attempt}: the application did not start or resume a run"
+        run_id = run_id or started
+        assert started == run_id
+        run = RunStore(home).get(run_id)
+        trainer_pid = run.status()["pid"]
+        time.sleep(rng.uniform(0.0, 1.5))
+        app.send_signal(signal.SIGKILL)
+        app.wait(30)
+        deadline = time.time() + 60
+        while time.time() < deadline and (run.status()["status"] in ("running", "starting", "paused")
+                                          or alive(trainer_pid)):
+            time.sleep(0.5)
+        assert not alive(trainer_pid)  # the trainer is gone too: nothing trains unseen
+        st = run.status()
+        assert st["status"] == "stopped", (attempt, st)
+        assert reached < st["step"] < 5000, (attempt, reached, st)  # each resume went further
+        reached = st["step"]
+        assert json_latest(run) == f"step-{st['step']:07d}"  # it checkpointed where it stopped
+        lines = run.metrics_path.read_bytes().splitlines()
+        assert all(line.endswith(b"}") for line in lines), "a torn metrics line"
+        steps = [m["step"] for m in atomic.read_jsonl(run.metrics_path) if m["type"] == "step"]
+        assert steps == sorted(set(steps)), "repeated or out-of-order step lines"
+    assert RunStore(home).list()[0]["status"] == "stopped"
+
+
+def json_latest(run) -> str:
+    import json
+
+    return json.loads((run.checkpoints_dir / "index.json").read_text())["latest"]

@@ -57,9 +57,9 @@ def test_data_page_reports_bad_files_and_loads_the_rest(window, qtbot, tmp_path)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     window.data_page.add_paths([str(folder)])
     wait_task(qtbot, window.data_page)
-    t = window.data_page.table
-    rows = {t.item(r, 0).text(): (t.item(r, 2).text(), t.item(r, 3).text(), t.item(r, 4).text())
-            for r in range(t.rowCount())}
+    m = window.data_page.table.model()
+    rows = {m.index(r, 0).data(): (m.index(r, 2).data(), m.index(r, 3).data(), m.index(r, 4).data())
+            for r in range(m.rowCount())}
     assert rows["good.txt"][1] == "✓ ok"
     assert rows["chinese-gb18030.txt"][0] == "gb18030" and rows["chinese-gb18030.txt"][1] == "✓ ok"
     assert rows["image.png"][1] == "✗ skipped" and "PNG" in rows["image.png"][2]
@@ -227,3 +227,26 @@ def test_a_failing_trainer_reports_its_message_in_the_window(window, qtbot, shak
     assert "not found" in t.status.text(), t.status.text()
     assert run.status()["status"] == "failed"
     assert t.start_btn.isEnabled()  # the window is usable: another run can start
+
+
+def test_data_page_lists_a_folder_of_many_files(window, qtbot, tmp_path):
+    """20,000 files become 20,000 rows of a model (drawn on demand), not 100,000 widget items."""
+    import os
+
+    root = tmp_path / "many"
+    for d in range(20):
+        sub = root / f"{d:02d}"
+        sub.mkdir(parents=True)
+        for i in range(1000):
+            fd = os.open(sub / f"{i:04d}.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+            os.write(fd, b"tiny file\n")
+            os.close(fd)
+    window.data_page.add_paths([str(root)])
+    wait_task(qtbot, window.data_page, timeout=300_000)
+    m = window.data_page.table.model()
+    assert m.rowCount() == 20_000
+    assert m.index(19_999, 0).data() == "0999.txt" and m.index(19_999, 3).data() == "✓ ok"
+    assert window.data_page.stat_labels["documents"].text() == "20,000"
+    window.data_page.table.scrollToBottom()
+    window.data_page.table.selectRow(19_999)
+    assert "tiny file" in window.data_page.preview.toPlainText()

@@ -7,8 +7,16 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QPushButton, QSpinBox, QTabWidget, QTextEdit, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_llm.gui.widgets import RunPicker, header, label
 from desktop_llm.gui.workers import model_pool, run_task

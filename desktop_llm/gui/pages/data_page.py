@@ -6,10 +6,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLineEdit, QPlainTextEdit,
-                               QProgressBar, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
+from desktop_llm.gui.sources_model import SourcesModel
 from desktop_llm.gui.widgets import header, label, set_role
 from desktop_llm.gui.workers import run_task
 
@@ -56,14 +71,16 @@ class DataPage(QWidget):
         bar.addWidget(label("Validation share"))
         bar.addWidget(self.val)
 
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["File", "Size", "Encoding", "Status", "Details"])
+        self.model = SourcesModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)  # fixed heights: no per-row measuring
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.Stretch)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.itemSelectionChanged.connect(self._show_preview)
+        self.table.selectionModel().selectionChanged.connect(self._show_preview)
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
         self.preview.setPlaceholderText("Select a file to preview it.")
@@ -143,7 +160,7 @@ class DataPage(QWidget):
         paths = list(self.paths)
         self.session.set_corpus(paths, column, val)
         if not paths:
-            self.table.setRowCount(0)
+            self.model.set_sources([])
             for lab in self.stat_labels.values():
                 lab.setText("–")
             return
@@ -195,19 +212,7 @@ class DataPage(QWidget):
             return
         corpus, st = result
         self.sources = corpus.sources
-        self.table.setRowCount(len(self.sources))
-        for r, s in enumerate(self.sources):
-            status = {"ok": "✓ ok", "empty": "○ empty", "error": "✗ skipped"}.get(s.status, s.status)
-            detail = s.reason
-            if s.ok and s.kind in ("jsonl", "csv", "tsv"):
-                detail = f"{s.records:,} records · " + detail
-            cells = [Path(s.path).name, _size(s.size_bytes), s.encoding or "–", status, detail]
-            for c, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setToolTip(s.path if c == 0 else text)
-                if c == 3 and not s.ok:
-                    item.setForeground(Qt.red)
-                self.table.setItem(r, c, item)
+        self.model.set_sources(self.sources)
         L = self.stat_labels
         L["documents"].setText(f"{st.documents:,}")
         L["characters"].setText(f"{st.characters:,}")
@@ -240,9 +245,3 @@ class DataPage(QWidget):
         except OSError as e:
             self.preview.setPlainText(f"Cannot read: {e}")
 
-
-def _size(n: int) -> str:
-    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{n} B"

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
-                               QPlainTextEdit, QProgressBar, QPushButton, QRadioButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, heat_color, label, set_role
 from desktop_llm.gui.workers import Cancelled, model_pool, run_task
@@ -112,7 +123,12 @@ class EvaluatePage(QWidget):
             return
 
         def work(report, cancelled, emit):
-            from desktop_llm.core.evaluation import evaluate_text, evaluate_windows, per_token_losses, split_windows
+            from desktop_llm.core.evaluation import (
+                evaluate_text,
+                evaluate_windows,
+                per_token_losses,
+                split_windows,
+            )
 
             model, tok, ckpt = self.session.load_model(run_id, which)
             if source == "val":

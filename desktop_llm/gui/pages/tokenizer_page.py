@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QListWidget, QProgressBar,
-                               QPushButton, QSpinBox, QSplitter, QTextEdit, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_llm.core.tokenizers import DEFAULT_VOCAB, KIND_LABELS, KINDS
 from desktop_llm.gui.theme import COLORS
 from desktop_llm.gui.widgets import TokenView, header, label, set_role
 from desktop_llm.gui.workers import Cancelled, run_task
-
 
 SAMPLE = "ROMEO: But, soft! what light through yonder window breaks?\n床前明月光，疑是地上霜。"
 
