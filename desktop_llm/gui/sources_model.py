@@ -56,7 +56,7 @@ class SourcesModel(QAbstractTableModel):
         if column == 3:
             return STATUS.get(s.status, s.status)
         if s.ok and s.kind in ("jsonl", "csv", "tsv"):
-            return f"{s.records:,} records · " + s.reason
+            return f"{s.records:,} record{'' if s.records == 1 else 's'} · " + s.reason
         return s.reason
 
     def data(self, index, role=Qt.DisplayRole):
