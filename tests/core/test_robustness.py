@@ -226,24 +226,32 @@ def test_the_network_guard_catches_a_connection(tmp_path):
 def test_a_batch_that_does_not_fit_ends_the_run_with_a_suggestion(tmp_path, shakespeare_small):
     """A real out-of-memory: the trainer's data segment (which includes mmap, since Linux 4.7) is
     capped at 3 GiB, as if the machine had little memory, and the batch's attention scores alone
-    need 8 GiB. The run must end as failed with a suggestion, not be killed or hang, and the
-    same run must then train once the batch is made smaller."""
+    need 8 GiB. A run that trained 20 steps is continued with that batch: it must end as failed
+    with a suggestion (not be killed, abort or hang), keep its step-20 checkpoint, and continue
+    from it once the batch is made smaller again."""
     import resource
+    from dataclasses import replace
 
     home, netlog = tmp_path / "ws", tmp_path / "network.log"
     store = RunStore(home)
-    huge = ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=256)
-    cfg = _config(shakespeare_small, steps=20, batch_size=16384)
-    run = store.create(RunConfig(name="oom", data=cfg.data, tokenizer=cfg.tokenizer, model=huge, training=cfg.training))
-
-    def cap_memory():
-        resource.setrlimit(resource.RLIMIT_DATA, (3 * 2**30, 3 * 2**30))
-
+    model = ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=256)
+    base = _config(shakespeare_small, steps=20, batch_size=4)
+    run = store.create(replace(base, name="oom", model=model))
     env = dict(os.environ, DESKTOP_LLM_HOME=str(home), PYTHONUNBUFFERED="1")
-    p = subprocess.Popen([sys.executable, "-c", NO_NETWORK, str(netlog), "train", "--resume", run.id, "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, preexec_fn=cap_memory)
-    events = [json.loads(line) for line in p.stdout if line.startswith("{")]
-    code = p.wait(600)
+
+    def train(batch_size, steps):
+        run.save_config(replace(run.config, training=replace(run.config.training, batch_size=batch_size,
+                                                               max_steps=steps)))
+        p = subprocess.Popen([sys.executable, "-c", NO_NETWORK, str(netlog), "train", "--resume", run.id, "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_DATA, (3 * 2**30, 3 * 2**30)))
+        events = [json.loads(line) for line in p.stdout if line.startswith("{")]
+        return p.wait(600), events
+
+    code, events = train(4, 20)
+    assert code == 0 and events[-1]["type"] == "completed"
+
+    code, events = train(16384, 40)
     assert code == 2, f"exit {code}: the trainer must fail cleanly (status 2), not die by a signal"
     failed = events[-1]
     assert failed["type"] == "failed", events[-3:]
@@ -251,12 +259,10 @@ def test_a_batch_that_does_not_fit_ends_the_run_with_a_suggestion(tmp_path, shak
     st = run.status()
     assert st["status"] == "failed" and "smaller batch" in st["suggestion"].lower()
     assert store.list()[0]["status"] == "failed"
+    assert json.loads((run.checkpoints_dir / "index.json").read_text())["latest"] == "step-0000020"
 
-    # The suggestion works: the same run, with a batch that fits, trains to the end under the same cap.
-    small = RunConfig(name="oom", data=cfg.data, tokenizer=cfg.tokenizer, model=huge,
-                      training=TrainConfig(**{**cfg.training.__dict__, "batch_size": 4}))
-    run.save_config(small)
-    p = subprocess.Popen([sys.executable, "-c", NO_NETWORK, str(netlog), "train", "--resume", run.id, "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, preexec_fn=cap_memory)
-    events = [json.loads(line) for line in p.stdout if line.startswith("{")]
-    assert p.wait(600) == 0 and events[-1]["type"] == "completed", events[-3:]
+    # The suggestion works: a batch that fits continues from the kept checkpoint, under the same cap.
+    code, events = train(4, 40)
+    assert code == 0 and events[-1]["type"] == "completed" and events[-1]["step"] == 40, events[-3:]
+    assert next(e["step"] for e in events if e["type"] == "resumed_from") == 20
+    assert not netlog.exists() or netlog.read_text() == ""
