@@ -80,36 +80,42 @@ class StreamDecoder:
     """Turns a stream of token ids into a stream of text pieces.
 
     Holds back text that ends in an incomplete character (a byte-level token sequence cut inside
-    a UTF-8 sequence decodes to U+FFFD until its last byte arrives).
+    a UTF-8 sequence decodes to U+FFFD until its last byte arrives). Each step decodes only the
+    tail since the previous emission, twice (with and without the new ids) and emits the
+    difference, so a long generation costs O(n), not O(n^2), and a decoder that treats the first
+    token specially (SentencePiece drops its leading space) treats both decodings alike.
     """
 
     def __init__(self, tokenizer: Tokenizer, max_hold: int = 4):
         self.tok = tokenizer
         self.ids: list[int] = []
-        self.emitted = ""
         self.max_hold = max_hold
         self.held = 0
+        self.prefix = 0  # start of the decoded tail: the ids emitted by the previous step
+        self.read = 0  # ids[:read] have been emitted
+
+    def _piece(self) -> str:
+        before = self.tok.decode(self.ids[self.prefix:self.read])
+        text = self.tok.decode(self.ids[self.prefix:])
+        if text.startswith(before):
+            return text[len(before):]
+        # a decoder that rewrote earlier text: emit only what is new past the common prefix
+        return text[len(os.path.commonprefix([text, before])):]
 
     def feed(self, token_id: int) -> str:
         self.ids.append(int(token_id))
-        text = self.tok.decode(self.ids)
-        if text.endswith("\ufffd") and self.held < self.max_hold:
+        piece = self._piece()
+        if piece.endswith("\ufffd") and self.held < self.max_hold:
             self.held += 1
             return ""
         self.held = 0
-        if text.startswith(self.emitted):
-            piece = text[len(self.emitted):]
-        else:  # a decoder that rewrites earlier text: emit only what is new past the common prefix
-            common = os.path.commonprefix([text, self.emitted])
-            piece = text[len(common):]
-        self.emitted = text
+        self.prefix, self.read = self.read, len(self.ids)
         return piece
 
     def flush(self) -> str:
         """What is still held back at the end of the stream (text that really ends in U+FFFD)."""
-        text = self.tok.decode(self.ids)
-        piece = text[len(os.path.commonprefix([text, self.emitted])):]
-        self.emitted, self.held = text, 0
+        piece = self._piece()
+        self.prefix, self.read, self.held = self.read, len(self.ids), 0
         return piece
 
 

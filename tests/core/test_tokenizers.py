@@ -66,3 +66,18 @@ def test_bad_requests_have_messages(texts):
         train_tokenizer("sentencepiece", [TANGSHI.read_text("utf-8")], 500)
     with pytest.raises(TokenizerError, match="No tokenizer"):
         load_tokenizer("/nonexistent/folder")
+
+
+def test_stream_decoding_a_long_generation_decodes_only_its_tail():
+    """Each new token decodes a few ids, not the whole text so far (which made long generations
+    quadratic), and the pieces still add up to the full decoding."""
+    tok = train_tokenizer("byte", [])
+    ids = tok.encode((EMOJI + ZH + " plain text ") * 100)
+    lengths = []
+    decode = tok.decode
+    tok.decode = lambda xs: (lengths.append(len(xs)), decode(xs))[1]
+    dec = tok.stream_decoder()
+    text = "".join(dec.feed(i) for i in ids) + dec.flush()
+    tok.decode = decode
+    assert text == decode(ids)
+    assert len(ids) > 2000 and max(lengths) <= 8
