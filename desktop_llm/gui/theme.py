@@ -53,9 +53,28 @@ def apply_theme(app: QApplication) -> None:
     else:
         pal = app.style().standardPalette()
     app.setPalette(pal)
-    pg.setConfigOptions(antialias=True, imageAxisOrder="row-major",
-                        background=(30, 31, 34) if dark else "w", foreground=(200, 200, 200) if dark else (60, 60, 60))
+    background, foreground = ((30, 31, 34), (200, 200, 200)) if dark else ((255, 255, 255), (60, 60, 60))
+    pg.setConfigOptions(antialias=True, imageAxisOrder="row-major", background=background, foreground=foreground)
     app.setStyleSheet(STYLE)
+    restyle_plots(app, background, foreground)
+
+
+def restyle_plots(app: QApplication, background, foreground) -> None:
+    """pyqtgraph reads its colours when a plot is made: repaint the plots that already exist."""
+    import pyqtgraph as pg
+
+    for widget in app.allWidgets():
+        if not isinstance(widget, pg.PlotWidget):
+            continue
+        widget.setBackground(background)
+        item = widget.getPlotItem()
+        for axis in item.axes.values():
+            axis["item"].setPen(foreground)
+            axis["item"].setTextPen(foreground)
+        if item.titleLabel.text:
+            item.titleLabel.setText(item.titleLabel.text, color=foreground)
+        if item.legend is not None:
+            item.legend.setLabelTextColor(foreground)
 
 
 STYLE = """

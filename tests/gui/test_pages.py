@@ -146,17 +146,28 @@ def test_runs_page_overlays_several_runs(window, home):
 
 
 def test_dark_and_light_themes(qapp, monkeypatch):
+    from desktop_llm.gui.plots import MetricsPlots
     from desktop_llm.gui.theme import apply_theme, is_dark
+
+    def plot_lightness(plots):
+        return plots.loss.backgroundBrush().color().lightness(), \
+            plots.loss.getPlotItem().getAxis("left").textPen().color().lightness()
 
     try:
         monkeypatch.setenv("DESKTOP_LLM_THEME", "dark")
         apply_theme(qapp)
         assert is_dark(qapp)
         assert qapp.palette().color(qapp.palette().ColorRole.Window).lightness() < 80
+        plots = MetricsPlots()  # made while dark, then the system turns light: the plot follows
+        background, text = plot_lightness(plots)
+        assert background < 80 and text > 150
         monkeypatch.setenv("DESKTOP_LLM_THEME", "light")
         apply_theme(qapp)
         assert not is_dark(qapp)
         assert qapp.palette().color(qapp.palette().ColorRole.Window).lightness() > 180
+        background, text = plot_lightness(plots)
+        assert background > 240 and text < 100
+        plots.deleteLater()
     finally:
         monkeypatch.delenv("DESKTOP_LLM_THEME")
         apply_theme(qapp)
