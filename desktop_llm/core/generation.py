@@ -162,7 +162,7 @@ class Generator:
             produced = list(zip(toks.tolist(), probs.tolist()))
 
     def _sampling(self, cfg: SamplingConfig) -> _SampledSteps:
-        """Compiled steps that also sample (one call per token, no eager sampler ops between them),
+        """Compiled functions that also sample (no eager sampler ops between tokens),
         cached per sampler setting; the seed is reset per request without recompiling."""
         key = (cfg.temperature, cfg.top_k, cfg.top_p)
         fns = self._sampled.get(key)
