@@ -259,6 +259,9 @@ def cmd_train(args) -> int:
         cfg = _run_config(args)
         cfg.validate()
         run = store.create(cfg)
+    from desktop_llm.native_log import retarget_native_stderr
+
+    retarget_native_stderr(run.log_path)  # TensorFlow's own messages stay with the run
     emit = _quiet_when_orphaned(_out if args.json else _human_event)
     if not args.json:
         print(f"run folder: {run.folder}", flush=True)

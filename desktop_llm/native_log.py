@@ -27,3 +27,22 @@ def redirect_native_stderr(log_path: str | os.PathLike | None = None) -> None:
                                       errors="backslashreplace", line_buffering=True, write_through=True)
     except OSError:
         pass
+
+
+def retarget_native_stderr(log_path: str | os.PathLike) -> None:
+    """Send native log lines from now on to `log_path` (appending), e.g. the run's train.log, so
+    that what TensorFlow prints before it aborts (a double free, a failed check) is kept with the
+    run. Only after `redirect_native_stderr` moved Python's own stderr off descriptor 2."""
+    if os.environ.get("DESKTOP_LLM_NATIVE_STDERR") == "1":
+        return
+    try:
+        if sys.stderr.fileno() == 2:
+            return  # Python still writes to descriptor 2: retargeting it would hide our messages
+    except (AttributeError, ValueError, OSError):
+        return
+    try:
+        target = os.open(str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, 2)
+        os.close(target)
+    except OSError:
+        pass

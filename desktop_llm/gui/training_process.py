@@ -83,7 +83,7 @@ class TrainingProcess(QObject):
                 last = [ln for ln in self.stderr_tail.splitlines() if ln.strip()]
                 message = ("The training process ended unexpectedly"
                            + (f": {last[-1][:300]}" if last else "") + ". The last checkpoint is kept; "
-                           "you can resume the run.")
+                           "you can resume the run. Native messages, if any, are in the run's train.log.")
         self.ended.emit(code, message)
 
     def _on_error(self, err) -> None:

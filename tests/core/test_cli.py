@@ -39,6 +39,8 @@ def test_train_streams_json_events(trained):
     assert [e["step"] for e in evals] == [60, 120]
     assert evals[0]["sample"]  # text generated at each evaluation
     assert not any("I0000" in k for k in kinds)
+    run_folder = next(e["folder"] for e in events if e["type"] == "run")
+    assert "absl" in open(os.path.join(run_folder, "train.log"), encoding="utf-8").read()  # TensorFlow's own lines
 
 
 def test_runs_eval_generate_attention(trained):
@@ -82,3 +84,18 @@ def test_bad_inputs_get_messages_not_tracebacks(tmp_path):
     (tmp_path / "bin.txt").write_bytes(b"%PDF-1.4 binary")
     p = cli("corpus", "stats", str(tmp_path / "bin.txt"), home=tmp_path, check=False)
     assert p.returncode == 1 and "PDF" in p.stdout
+
+
+def test_native_messages_go_to_the_run_log_and_ours_to_the_terminal(tmp_path):
+    log = tmp_path / "train.log"
+    code = ("import os, sys\n"
+            "from desktop_llm.native_log import redirect_native_stderr, retarget_native_stderr\n"
+            "redirect_native_stderr()\n"
+            "retarget_native_stderr(sys.argv[1])\n"
+            "os.write(2, b'native line\\n')  # what C++ code writes\n"
+            "print('python line', file=sys.stderr)\n")
+    p = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True, timeout=60,
+                       env={k: v for k, v in os.environ.items() if k != "DESKTOP_LLM_NATIVE_STDERR"})
+    assert p.returncode == 0, p.stderr
+    assert "python line" in p.stderr and "native line" not in p.stderr
+    assert log.read_text() == "native line\n"
