@@ -67,7 +67,9 @@ class TrainPage(QWidget):
         self.clip = dspin(0.0, 100.0, d.grad_clip, "Global gradient-norm clipping (0: off)", 2, 0.1)
         self.eval_every = spin(1, 1_000_000, d.eval_interval, "Validate, sample and checkpoint every N steps", 50)
         self.seed = spin(0, 2**31 - 1, d.seed, "Random seed: same seed, same run")
-        form_box = QGroupBox("Hyperparameters (AdamW, warm-up + cosine)")
+        form_box = QGroupBox("Hyperparameters")
+        form_box.setToolTip("AdamW with decoupled weight decay; the learning rate warms up linearly, "
+                            "then follows a cosine down to the final rate")
         form = QFormLayout(form_box)
         for name, w in [("Name", self.name), ("Steps", self.steps), ("Batch size", self.batch),
                         ("Learning rate", self.lr), ("Final learning rate", self.min_lr),
