@@ -50,6 +50,9 @@ def apply_theme(app: QApplication) -> None:
         pal.setColor(QPalette.Highlight, QColor(53, 116, 240))
         pal.setColor(QPalette.HighlightedText, QColor(255, 255, 255))
         pal.setColor(QPalette.PlaceholderText, QColor(140, 143, 150))
+        dimmed = QColor(115, 118, 124)  # disabled controls must look disabled in the dark too
+        for role in (QPalette.ButtonText, QPalette.WindowText, QPalette.Text):
+            pal.setColor(QPalette.Disabled, role, dimmed)
     else:
         pal = app.style().standardPalette()
     app.setPalette(pal)

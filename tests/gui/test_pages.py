@@ -158,6 +158,9 @@ def test_dark_and_light_themes(qapp, monkeypatch):
         apply_theme(qapp)
         assert is_dark(qapp)
         assert qapp.palette().color(qapp.palette().ColorRole.Window).lightness() < 80
+        pal = qapp.palette()
+        disabled = pal.color(pal.ColorGroup.Disabled, pal.ColorRole.ButtonText).lightness()
+        assert pal.color(pal.ColorGroup.Active, pal.ColorRole.ButtonText).lightness() - disabled > 60
         plots = MetricsPlots()  # made while dark, then the system turns light: the plot follows
         background, text = plot_lightness(plots)
         assert background < 80 and text > 150
