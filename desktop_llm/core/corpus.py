@@ -426,10 +426,13 @@ class Corpus:
         splitter = Splitter(val_fraction, self.total_bytes())
         for s in self.usable_sources():
             s.characters = s.lines = s.records = s.replaced = 0
+        visible: set[int] = set()  # sources with a non-whitespace character
         for s, chunks in self.iter_documents():
             st.documents += 1
             s.records += 1
             for c in chunks:
+                if id(s) not in visible and not c.isspace():
+                    visible.add(id(s))
                 n = len(c)
                 st.characters += n
                 s.characters += n
@@ -451,13 +454,15 @@ class Corpus:
                         st.train_characters += len(piece)
         st.distinct_characters = len(distinct)
         st.distinct_cjk = sum(1 for ch in distinct if _is_cjk(ch))
-        st.sources = [s.to_dict() for s in self.sources]
         st.estimated_tokens = estimate_tokens(st, distinct)
         for s in self.usable_sources():
             if s.characters == 0 and s.status == "ok":
                 s.status, s.reason = "empty", (s.reason + "; " if s.reason else "") + "no text"
+            elif id(s) not in visible and s.status == "ok":
+                s.status, s.reason = "empty", (s.reason + "; " if s.reason else "") + "only whitespace"
             elif s.replaced:
                 s.reason += f"; {s.replaced} undecodable bytes replaced"
+        st.sources = [s.to_dict() for s in self.sources]  # after the outcomes above
         return st
 
 

@@ -45,6 +45,9 @@ def test_binary_and_empty_files_get_reasons_and_the_rest_loads(tmp_path):
     (tmp_path / "img.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     (tmp_path / "nul.txt").write_bytes(b"abc\x00\x01\x02" * 50)
     (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "blank.txt").write_bytes(b"  \n\t\n   \r\n" * 100)
+    (tmp_path / "archive.zip").write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256)))
+    (tmp_path / "weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
     (tmp_path / "good.txt").write_text(TEXT_EN, encoding="utf-8")
     corpus = Corpus(paths=[str(tmp_path), str(tmp_path / "missing.txt")])
     st = corpus.stats()
@@ -53,9 +56,11 @@ def test_binary_and_empty_files_get_reasons_and_the_rest_loads(tmp_path):
     assert "PNG" in by_name["img.txt"]["reason"]
     assert "NUL" in by_name["nul.txt"]["reason"]
     assert by_name["empty.txt"]["status"] == "empty"
+    assert by_name["blank.txt"]["status"] == "empty" and "only whitespace" in by_name["blank.txt"]["reason"]
+    assert by_name["archive.zip"]["status"] == "error" and "zip" in by_name["archive.zip"]["reason"].lower()
+    assert by_name["weights.h5"]["status"] == "error" and by_name["weights.h5"]["reason"]
     assert "not found" in by_name["missing.txt"]["reason"]
-    assert st.characters == len(TEXT_EN)
-    assert st.documents == 1
+    assert "".join(corpus.iter_text()) == TEXT_EN  # only the good file is text for training
 
 
 def test_empty_corpus_is_refused_with_reasons(tmp_path):
