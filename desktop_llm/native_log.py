@@ -45,4 +45,4 @@ def retarget_native_stderr(log_path: str | os.PathLike) -> None:
         os.dup2(target, 2)
         os.close(target)
     except OSError:
-        pass
+        pass  # the log cannot be opened (a full disk): native lines go on where they went
