@@ -121,7 +121,6 @@ class Generator:
                use_cache: bool = True, cancelled: Callable[[], bool] | None = None
                ) -> Iterator[GeneratedToken]:
         """Yield tokens as they are produced. Stops at max_new_tokens or a stop sequence."""
-
         cfg.validate()
         ids = list(prompt) if not isinstance(prompt, str) else self.prompt_ids(prompt)
         fns = self._sampling(cfg)
