@@ -65,15 +65,20 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
     f = tf.function(lambda a, b: tf.matmul(a, b))
-    f(a, b).numpy()
+    return 2 * n**3 / _best_call_seconds(f, (a, b), repeats) / 1e9
+
+
+def _best_call_seconds(fn, args, repeats: int) -> float:
+    """Seconds per call of a compiled `fn`, best of 3 rounds of `repeats` calls, after a warm-up."""
+    fn(*args).numpy()
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
         for _ in range(repeats):
-            r = f(a, b)
+            r = fn(*args)
         r.numpy()
         best = min(best, (time.perf_counter() - t0) / repeats)
-    return 2 * n**3 / best / 1e9
+    return best
 
 
 def _summed_products(a, w):
@@ -109,15 +114,8 @@ def shape_ceiling_gflops(cfg_dict: dict, vocabulary_size: int = 65) -> float:
     for (batch, rows, inner, cols), count in shapes.items():
         a, w = tf.random.normal((unroll, batch, rows, inner)), tf.random.normal((batch, inner, cols))
         fn = tf.function(_summed_products, jit_compile=True)
-        fn(a, w).numpy()
         reps = max(3, int(2e9 / (2 * unroll * batch * rows * inner * cols)))
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                r = fn(a, w)
-            r.numpy()
-            best = min(best, (time.perf_counter() - t0) / (reps * unroll))
+        best = _best_call_seconds(fn, (a, w), reps) / unroll
         flops += count * 2 * batch * rows * inner * cols
         seconds += count * best
     return flops / seconds / 1e9

@@ -241,7 +241,7 @@ def _quiet_when_orphaned(emit):
         try:
             emit(e)
         except (BrokenPipeError, OSError, ValueError):
-            pass
+            pass  # stdout closed (the app that read it is gone): training goes on, unseen
 
     return safe
 

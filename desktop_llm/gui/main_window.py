@@ -146,7 +146,7 @@ class MainWindow(QMainWindow):
                 try:
                     summary = json.loads(line).get("summary") or summary
                 except ValueError:
-                    pass
+                    pass  # a malformed line from the device probe: keep the summary we have
         self.session.device_known.emit(summary)
 
     def _update_memory(self) -> None:
