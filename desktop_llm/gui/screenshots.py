@@ -30,7 +30,7 @@ def _wait(predicate, timeout: float = 300.0) -> None:
 
 
 def _idle(page) -> bool:
-    return page.task is not None and not page.task.running
+    return page.task is not None and page.task.settled
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,9 @@ class Task(QObject):
         self.fn = fn
         self._cancel = threading.Event()
         self.running = False
+        # True once the result or error has reached the UI thread and every slot connected
+        # before start() has run. `running` turns False on the worker thread, before that.
+        self.settled = False
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -69,8 +72,14 @@ class Task(QObject):
         if not _safe(self.emitted.emit, value):
             raise _SourceGone()
 
+    def _settle(self, *_):
+        self.settled = True
+
     def start(self, pool: QThreadPool | None = None) -> Task:
         self.running = True
+        # Connected last, so it runs after the page's own slots (Qt calls slots in order).
+        self.finished.connect(self._settle)
+        self.failed.connect(self._settle)
         task = self
 
         class _Runnable(QRunnable):

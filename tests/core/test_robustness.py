@@ -65,21 +65,30 @@ def _cli(home, netlog, *args):
 
 
 def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(tmp_path, shakespeare_small):
+    """Kill, resume, kill... at random moments. The kills are placed from the events the trainer
+    prints, never from the clock, and the run is configured far longer than it can get in the
+    test (a million steps), so no machine is fast enough for it to finish before a kill lands.
+    The final resume is given an end a few evaluations past the last checkpoint."""
+    from dataclasses import replace
+
     home, netlog = tmp_path / "ws", tmp_path / "network.log"
     store = RunStore(home)
-    run = store.create(_config(shakespeare_small, steps=400))
+    run = store.create(_config(shakespeare_small, steps=1_000_000))
     rng = random.Random(7)
     kills = []
     for attempt in range(3):
         p = _cli(home, netlog, "train", "--resume", run.id, "--json")
         checkpoints = 0
         target = rng.randint(1, 2)
-        for line in p.stdout:  # kill after 1-2 new checkpoints, at a random moment after them
+        steps_after = rng.randint(0, 3)  # then 0-3 more log events (10 steps each): a random moment
+        for line in p.stdout:
             if '"type": "checkpoint"' in line:
                 checkpoints += 1
-                if checkpoints >= target:
-                    time.sleep(rng.uniform(0.0, 1.0))
+            elif checkpoints >= target and '"type": "step"' in line:
+                if steps_after == 0:
                     break
+                steps_after -= 1
+        time.sleep(rng.uniform(0.0, 0.05))  # and a little further, inside a step or a write
         os.kill(p.pid, signal.SIGKILL)
         p.wait(30)
         st = run.status()
@@ -93,16 +102,19 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(tmp_pat
         assert steps == sorted(steps)
         assert store.list()[0]["status"] == "interrupted"
 
-    # Resume to the end: it starts from the newest checkpoint, and the history is one clean curve.
+    # Resume to an end 60 steps past the newest checkpoint: it starts from that checkpoint, and
+    # the history is one clean curve.
+    last_ckpt = int(kills[-1][1].split("-")[1])
+    end = last_ckpt + 60
+    run.save_config(replace(run.config, training=replace(run.config.training, max_steps=end)))
     p = _cli(home, netlog, "train", "--resume", run.id, "--json")
     events = [json.loads(line) for line in p.stdout if line.startswith("{")]
     assert p.wait(300) == 0
     resumed_from = next(e["step"] for e in events if e["type"] == "resumed_from")
-    last_ckpt = int(kills[-1][1].split("-")[1])
     assert resumed_from == last_ckpt and last_ckpt >= 20
-    assert events[-1]["type"] == "completed" and events[-1]["step"] == 400
+    assert events[-1]["type"] == "completed" and events[-1]["step"] == end
     steps = [m["step"] for m in run.metrics() if m["type"] == "step"]
-    assert steps == list(range(10, 401, 10))  # every step once, none lost after resuming
+    assert steps == list(range(10, end + 1, 10))  # every step once, none lost after resuming
     assert not netlog.exists() or netlog.read_text() == "", netlog.read_text()
 
 

@@ -17,9 +17,9 @@ def window(qtbot, home):
 
 
 def wait_task(qtbot, page, timeout=60_000):
-    """Wait until a page's background task (scan, tokenizer, attention…) has ended."""
-    qtbot.waitUntil(lambda: page.task is not None and not page.task.running, timeout=timeout)
-    qtbot.wait(50)  # let the queued result signal reach its slot
+    """Wait until a page's background task (scan, tokenizer, attention…) has ended and its result
+    or error has been handled on the UI thread (not a sleep that races the queued signal)."""
+    qtbot.waitUntil(lambda: page.task is not None and page.task.settled, timeout=timeout)
 
 
 def set_tiny_model(w):

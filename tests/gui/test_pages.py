@@ -217,8 +217,7 @@ def test_drop_files_on_the_data_page_and_cancel_a_tokenizer(window, qtbot, shake
     assert tp.cancel_btn.isVisible()
     qtbot.mouseClick(tp.cancel_btn, Qt.LeftButton)
     assert tp.train_btn.isEnabled() and "Cancelled" in tp.status.text()
-    qtbot.waitUntil(lambda: not tp.task.running, timeout=60_000)
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: tp.task.settled, timeout=60_000)
     assert window.session.tokenizer is None  # nothing from the cancelled training was kept
 
 
