@@ -79,11 +79,10 @@ def cmd_corpus_stats(args) -> int:
 
 
 def cmd_tokenizer_train(args) -> int:
-    from desktop_llm.core.corpus import Corpus
     from desktop_llm.core.tokenizers import train_tokenizer
 
-    corpus = Corpus(paths=args.paths, column=args.column)
-    corpus.require_text()
+    _check_flags(args)
+    corpus = _require_corpus(args.paths, column=args.column)
     for s in corpus.sources:
         if not s.ok:
             print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
@@ -97,7 +96,7 @@ def _load_tokenizer(args):
     from desktop_llm.core.tokenizers import load_tokenizer
 
     if args.run:
-        return load_tokenizer(_store(args).get(args.run).tokenizer_dir)
+        return load_tokenizer(_store(args).resolve(args.run).tokenizer_dir)
     if args.tokenizer:
         return load_tokenizer(args.tokenizer)
     raise CliError("Give --tokenizer DIR or --run RUN.")
@@ -139,6 +138,7 @@ def _model_config(args, base=None):
 def cmd_model_info(args) -> int:
     from desktop_llm.core.config import estimate, human_bytes, human_count
 
+    _check_flags(args)
     m = replace(_model_config(args), vocabulary_size=args.vocab_size)
     m.validate()
     e = estimate(m, args.batch_size)
@@ -170,6 +170,52 @@ def cmd_devices(args) -> int:
 # --------------------------------------------------------------------------- train
 
 
+# Ranges of the numeric flags, checked before anything is loaded or created so that a bad value
+# gets one line naming the flag (the configs' own validation speaks of fields, not flags).
+_AT_LEAST_1 = ("steps", "batch_size", "eval_interval", "eval_batches", "log_interval", "layers", "heads",
+               "width", "ffn", "context", "vocab_size", "max_windows")
+_AT_LEAST_0 = ("warmup", "checkpoint_interval", "sample_tokens", "weight_decay", "clip", "min_lr", "seed")
+
+
+def _check_flags(args) -> None:
+    def bad(name, v, must):
+        raise CliError(f"--{name.replace('_', '-')} must be {must} (got {v}).")
+
+    for name in _AT_LEAST_1:
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            bad(name, v, "at least 1")
+    for name in _AT_LEAST_0:
+        v = getattr(args, name, None)
+        if v is not None and v < 0:
+            bad(name, v, "0 or more")
+    v = getattr(args, "lr", None)
+    if v is not None and not 0 < v <= 1:
+        bad("lr", v, "in (0, 1]")
+    v = getattr(args, "dropout", None)
+    if v is not None and not 0 <= v < 1:
+        bad("dropout", v, "in [0, 1)")
+    v = getattr(args, "val_fraction", None)
+    if v is not None and not 0 < v < 0.9:
+        bad("val_fraction", v, "between 0 and 0.9")
+
+
+def _require_corpus(paths, texts=(), column=None):
+    """The corpus, refused in one line if there is nothing to read in it: before a run is
+    created or a model loaded (cheap: sniffs only)."""
+    from desktop_llm.core.corpus import Corpus
+
+    missing = [p for p in paths if not Path(p).expanduser().exists()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise CliError(f"No such file or folder: {missing[0]}{more}")
+    corpus = Corpus(paths=list(paths), texts=list(texts), column=column)
+    if not corpus.usable_sources():
+        why = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in corpus.sources[:5])
+        raise CliError(f"No readable text in {', '.join(map(str, paths)) or 'the corpus'} ({why or 'empty'}).")
+    return corpus
+
+
 def _run_config(args):
     from desktop_llm.core.config import RunConfig, TokenizerConfig, TrainConfig
     from desktop_llm.resources import sample_corpus
@@ -198,39 +244,110 @@ def _run_config(args):
                        ("eval_interval", "eval_interval"), ("eval_batches", "eval_batches"),
                        ("checkpoint_interval", "checkpoint_interval"), ("log_interval", "log_interval"),
                        ("sample_tokens", "sample_tokens"), ("seed", "seed"),
-                       ("mixed_precision", "mixed_precision")):
+                       ("mixed_precision", "mixed_precision"), ("devices", "devices")):
         v = getattr(args, name, None)
         if v is not None:
             tr = replace(tr, **{attr: v})
     if args.no_xla:
         tr = replace(tr, jit_compile=False)
-    if tr.warmup_steps >= tr.max_steps:
+    if tr.max_steps >= 1 and tr.warmup_steps >= tr.max_steps:  # (else validate() says why)
         tr = replace(tr, warmup_steps=max(0, tr.max_steps // 10))
-    if tr.eval_interval > tr.max_steps:
+    if tr.max_steps >= 1 and tr.eval_interval > tr.max_steps:
         tr = replace(tr, eval_interval=tr.max_steps)
     name = args.name or cfg.name or Path(paths[0]).stem if paths else (args.name or "run")
     return RunConfig(name=name, data=data, tokenizer=tk, model=model, training=tr)
 
 
-def _human_event(e: dict) -> None:
+def _eta(seconds) -> str:
+    """'…' while the first compiled call is still being timed (the event's eta is None)."""
+    return "…" if seconds is None else f"{seconds:.0f}s"
+
+
+def _duration(seconds) -> str:
+    s = round(float(seconds or 0))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _best(e: dict) -> str:
+    b = e.get("best_val_loss")
+    return "" if b is None else f", best val loss {b:.4f}"
+
+
+def format_event(e: dict, run: str | None = None) -> str | None:
+    """The line a person reads for one training event (None: nothing to show); `run` is the run's
+    id where known. A phase's repeated progress updates are left out by `_HumanEvents`."""
     t = e.get("type")
     if t == "step":
-        print(f"step {e['step']:>6}/{e['max_steps']}  loss {e['loss']:.4f}  lr {e['lr']:.2e}  "
-              f"{e['tokens_per_sec']:,.0f} tok/s  {e['ms_per_step']:.1f} ms/step  ETA {e['eta']:.0f}s",
-              flush=True)
-    elif t == "eval":
-        print(f"  eval at {e['step']}: val loss {e['val_loss']:.4f}  perplexity {e['val_ppl']:.2f}", flush=True)
+        return (f"step {e['step']:>6}/{e['max_steps']}  loss {e['loss']:.4f}  lr {e['lr']:.2e}  "
+                f"{e['tokens_per_sec']:,.0f} tok/s  {e['ms_per_step']:.1f} ms/step  ETA {_eta(e.get('eta'))}")
+    if t == "eval":
+        line = f"  eval at {e['step']}: val loss {e['val_loss']:.4f}  perplexity {e['val_ppl']:.2f}"
         if e.get("sample"):
-            print("  sample: " + e["sample"].replace("\n", "\n          ")[:600], flush=True)
-    elif t == "start":
-        print(f"run {e['run']}: {e['parameters']:,} parameters, vocabulary {e['vocabulary_size']}, "
-              f"{e['train_tokens']:,} train / {e['val_tokens']:,} val tokens, on {e['device']} "
-              f"({e['policy']})", flush=True)
-    elif t in ("phase", "warning", "failed", "stopped", "completed", "resumed_from", "paused", "resumed"):
-        msg = e.get("message") or json.dumps(e, ensure_ascii=False)
-        if t == "failed" and e.get("suggestion"):
-            msg += f"\n  suggestion: {e['suggestion']}"
-        print(f"[{t}] {msg}", flush=True, file=sys.stderr if t in ("warning", "failed") else sys.stdout)
+            line += "\n  sample: " + e["sample"].replace("\n", "\n          ")[:600]
+        return line
+    if t == "start":
+        return (f"run {e['run']}: {e['parameters']:,} parameters, vocabulary {e['vocabulary_size']}, "
+                f"{e['train_tokens']:,} train / {e['val_tokens']:,} val tokens, on {e['device']} "
+                f"({e['policy']})")
+    if t == "phase":
+        done = f"{100 * e['progress']:.0f}%" if e.get("progress") is not None else ""
+        return f"[{e.get('phase') or 'phase'}] " + " ".join(x for x in (e.get("message"), done) if x)
+    if t == "data":
+        chars = f" from {e['characters']:,} characters" if e.get("characters") is not None else ""
+        return f"[data] {e.get('train_tokens', 0):,} train / {e.get('val_tokens', 0):,} validation tokens{chars}"
+    if t == "checkpoint":
+        return None
+    if t == "resumed_from":
+        return f"resuming from the checkpoint at step {e.get('step', 0)}"
+    if t == "paused":
+        return f"paused at step {e.get('step', 0)}"
+    if t == "resumed":
+        return f"resumed at step {e.get('step', 0)}"
+    if t == "stopped":
+        took = f", {_duration(e['elapsed'])} of training" if e.get("elapsed") is not None else ""
+        return (f"stopped at step {e.get('step', 0)}{_best(e)}{took}; "
+                f"`desktop-llm train --resume {run or e.get('run') or 'RUN'}` continues")
+    if t == "completed":
+        took = f" in {_duration(e['elapsed'])}" if e.get("elapsed") is not None else ""
+        return f"completed: {e.get('step', 0)} steps{took}{_best(e)}"
+    if t == "exported":
+        return f"saved the best model (step {e.get('step')}) to {e.get('path')}"
+    if t == "warning":
+        return f"warning: {e.get('message', '')}"
+    if t == "failed":
+        line = f"failed: {e.get('message', '')}"
+        if e.get("suggestion"):
+            line += f"\n  suggestion: {e['suggestion']}"
+        return line
+    if t == "run":
+        return f"run folder: {e.get('folder')}"
+    return f"[{t}] " + (e.get("message") or json.dumps(e, ensure_ascii=False))
+
+
+class _HumanEvents:
+    """Prints events as `format_event` lines: warnings and failures on stderr, a phase's message
+    once (its later progress updates are the same message again and are not repeated)."""
+
+    def __init__(self, run: str | None = None):
+        self.run = run
+        self.phase: tuple | None = None
+
+    def __call__(self, e: dict) -> None:
+        t = e.get("type")
+        if t == "start":
+            self.run = e.get("run") or self.run
+        if t == "phase":
+            same = self.phase is not None and e.get("phase") == self.phase[0]
+            if same and (e.get("progress") is not None or e.get("message") == self.phase[1]):
+                return  # a progress update of the phase already shown
+            self.phase = (e.get("phase"), e.get("message"))
+        line = format_event(e, self.run)
+        if line is not None:
+            print(line, flush=True, file=sys.stderr if t in ("warning", "failed") else sys.stdout)
 
 
 def _quiet_when_orphaned(emit):
@@ -249,20 +366,31 @@ def _quiet_when_orphaned(emit):
 def cmd_train(args) -> int:
     from desktop_llm.core.training import Control
 
+    _check_flags(args)
     store = _store(args)
+    cluster = tuple(a.strip() for a in (args.cluster or "").split(",") if a.strip())
+    chief = args.worker_index == 0
+    if chief:
+        store.require_writable()  # training writes checkpoints: refuse at once, with the reason
     if args.resume:
-        run = store.get(args.resume)
+        run = store.resolve(args.resume)
         st = run.status().get("status")
-        if st in ("running", "paused", "starting"):
+        if chief and st in ("running", "paused", "starting"):
             raise CliError(f"Run {run.id} is already training (process {run.status().get('pid')}).")
+        if args.devices and chief and args.devices != run.config.training.devices:
+            run.save_config(replace(run.config, training=replace(run.config.training, devices=args.devices)))
     else:
         cfg = _run_config(args)
         cfg.validate()
+        if cfg.tokenizer.path and not (Path(cfg.tokenizer.path) / "tokenizer.json").exists():
+            raise CliError(f"No tokenizer in {cfg.tokenizer.path} (tokenizer.json is missing).")
+        _require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column)
         run = store.create(cfg)
     from desktop_llm.native_log import retarget_native_stderr
 
-    retarget_native_stderr(run.log_path)  # TensorFlow's own messages stay with the run
-    emit = _quiet_when_orphaned(_out if args.json else _human_event)
+    if chief:
+        retarget_native_stderr(run.log_path)  # TensorFlow's own messages stay with the run
+    emit = _quiet_when_orphaned(_out if args.json else _HumanEvents(run.id))
     if not args.json:
         print(f"run folder: {run.folder}", flush=True)
     else:
@@ -274,13 +402,89 @@ def cmd_train(args) -> int:
     _quiet_keras()
     from desktop_llm.core.training import train_run
 
-    st = train_run(run, emit=emit, control=control, store=store)
+    st = train_run(run, emit=emit, control=control, store=store if chief else None,
+                   cluster=cluster, worker_index=args.worker_index)
     code = 0 if st.get("status") in ("completed", "stopped") else 2
-    if st.get("exit_now"):  # the heap may be corrupt (see training._classify_failure): no teardown
-        sys.stdout.flush()
-        sys.stderr.flush()
+    # Everything is on disk (fsynced) by now. Skip the interpreter's teardown: TensorFlow's and
+    # h5py's can crash after a real OOM (a corrupt heap) or a full disk (measured: exit 139 after
+    # ENOSPC), which would turn a clean end into a "crash" for whoever started us.
+    if not os.environ.get("DESKTOP_LLM_NO_FAST_EXIT"):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
         os._exit(code)
     return code
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (bound to port 0 together, so none repeats)."""
+    import socket
+
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def cmd_launch(args) -> int:
+    """One run trained by N worker processes on this machine, talking over loopback exactly as
+    machines of a cluster do (`train --cluster ... --worker-index i`). Worker 0, the chief,
+    writes the run and its output is ours; the others' output goes to a temporary folder."""
+    import subprocess
+    import tempfile
+
+    from desktop_llm.core.training import ensure_data, ensure_tokenizer
+
+    _check_flags(args)
+    if args.workers < 2:
+        raise CliError("--workers must be 2 or more (one worker is `desktop-llm train`).")
+    store = _store(args)
+    store.require_writable()
+    if args.resume:
+        run = store.resolve(args.resume)
+        if run.status().get("status") in ("running", "paused", "starting"):
+            raise CliError(f"Run {run.id} is already training (process {run.status().get('pid')}).")
+    else:
+        cfg = _run_config(args)
+        cfg.validate()
+        _require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column)
+        run = store.create(cfg)
+    emit = _out if args.json else _HumanEvents(run.id)
+    # The tokenizer and token data are made once, here, so the workers do not race to write them.
+    ensure_data(run, run.config, ensure_tokenizer(run, run.config, emit), emit)
+    cluster = ",".join(f"127.0.0.1:{p}" for p in _free_ports(args.workers))
+    logs = Path(tempfile.mkdtemp(prefix="desktop_llm-workers-"))
+    base = [sys.executable, "-m", "desktop_llm", "--home", str(store.home), "train", "--resume", run.id,
+            "--cluster", cluster] + (["--json"] if args.json else []) + (
+            ["--devices", args.devices] if args.devices else [])
+    procs = []
+    for i in range(args.workers):
+        out = None if i == 0 else open(logs / f"worker-{i}.out", "w")
+        err = None if i == 0 else open(logs / f"worker-{i}.err", "w")
+        procs.append(subprocess.Popen(base + ["--worker-index", str(i)], stdout=out, stderr=err))
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        codes = [p.wait() for p in procs]
+    finals = []
+    for i in range(1, args.workers):
+        lines = [ln for ln in (logs / f"worker-{i}.out").read_text().splitlines() if ln.startswith("{")]
+        finals.append(json.loads(lines[-1]) if lines else {})
+    summary = {"type": "workers", "exit_codes": codes, "logs": str(logs),
+               "weights_sha256": [f.get("weights_sha256") for f in finals]}
+    if args.json:
+        _out(summary)
+    else:
+        print(f"workers ended with exit codes {codes}; the other workers' output is in {logs}", flush=True)
+    return codes[0] if codes[0] else max(codes)
 
 
 # --------------------------------------------------------------------------- inference
@@ -291,19 +495,33 @@ def _load_run(args):
     from desktop_llm.core.loading import load_for_inference
 
     store = _store(args)
-    run = store.get(args.run) if args.run else store.latest()
+    run = store.resolve(args.run) if args.run else _newest_trained(store)
     if run is None:
         raise CliError("No runs yet: train one with `desktop-llm train`.")
     model, tok, ckpt = load_for_inference(run, args.checkpoint)
     return run, model, tok, ckpt
 
 
+def _newest_trained(store):
+    """The newest run that has a checkpoint (one that failed at once or is still preparing
+    has nothing to load), else the newest run, else None."""
+    rows = store.list()
+    for r in rows:
+        run = store.get(r["id"])
+        if (run.checkpoints_dir / "index.json").exists():
+            return run
+    return store.get(rows[0]["id"]) if rows else None
+
+
 def cmd_eval(args) -> int:
     from desktop_llm.core.evaluation import evaluate_text, evaluate_windows, split_windows
 
+    _check_flags(args)
+    if args.text is not None and args.file:
+        raise CliError("Give --file or --text, not both.")
+    text = _read_text_file(args.file) if args.file else args.text  # before loading the model
     run, model, tok, ckpt = _load_run(args)
-    if args.text is not None or args.file:
-        text = args.text if args.text is not None else _read_text_file(args.file)
+    if text is not None:
         ev, per_token = evaluate_text(model, tok, text)
         source = "text" if args.text is not None else args.file
     else:
@@ -329,27 +547,26 @@ def cmd_eval(args) -> int:
 
 
 def _read_text_file(path: str) -> str:
-    from desktop_llm.core.corpus import Corpus
-
-    c = Corpus(paths=[path])
-    c.require_text()
-    return "".join(c.iter_text())
+    return "".join(_require_corpus([path]).iter_text())
 
 
 def _sampling(args):
+    """The sampling settings, checked (before the model is loaded)."""
     from desktop_llm.core.generation import SamplingConfig
 
-    return SamplingConfig(max_new_tokens=args.max_tokens, temperature=args.temperature,
-                          top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                          stop=tuple(s.encode().decode("unicode_escape") for s in args.stop or ()))
+    cfg = SamplingConfig(max_new_tokens=args.max_tokens, temperature=args.temperature,
+                         top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                         stop=tuple(s.encode().decode("unicode_escape") for s in args.stop or ()))
+    cfg.validate()
+    return cfg
 
 
 def cmd_generate(args) -> int:
     from desktop_llm.core.generation import Generator
 
+    cfg = _sampling(args)
     run, model, tok, _ = _load_run(args)
     gen = Generator(model, tok)
-    cfg = _sampling(args)
     if args.json:
         result = gen.generate(args.prompt, cfg, on_token=lambda t: _out(
             {"type": "token", "id": t.id, "text": t.text, "p": t.probability}))
@@ -358,28 +575,35 @@ def cmd_generate(args) -> int:
     else:
         sys.stdout.write(args.prompt)
         result = gen.generate(args.prompt, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
-        print(f"\n[{len(result.tokens)} tokens, {result.tokens_per_second:.0f} tokens/s]", file=sys.stderr)
+        print(flush=True)  # the text ends with a line break, also where stdout goes to a file
+        print(f"[{len(result.tokens)} tokens, {result.tokens_per_second:.0f} tokens/s]", file=sys.stderr)
     return 0
 
 
 def cmd_chat(args) -> int:
     from desktop_llm.core.generation import ChatSession, Generator
 
+    cfg = _sampling(args)
     run, model, tok, _ = _load_run(args)
     chat = ChatSession(Generator(model, tok), args.user_prefix, args.bot_prefix)
-    cfg = _sampling(args)
     print(f"Chatting with run {run.id}. Empty line or Ctrl-D to quit.", file=sys.stderr)
     while True:
         try:
             line = input("> ")
         except EOFError:
+            print()  # Ctrl-D leaves the cursor after the prompt: end the line
             break
         if not line.strip():
+            if not sys.stdin.isatty():
+                print()  # nobody's Enter was echoed after the prompt
             break
         sys.stdout.write("  ")
         chat.reply(line, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
         print()
     return 0
+
+
+ATTENTION_SHOWN = 12  # tokens listed per head in the terminal
 
 
 def cmd_attention(args) -> int:
@@ -396,13 +620,15 @@ def cmd_attention(args) -> int:
               "weights": maps.weights.round(5).tolist()})
     else:
         L, H, T, _ = maps.weights.shape
-        print(f"{T} tokens, {L} layers x {H} heads (checkpoint step {ckpt.step})")
+        shown = min(T, ATTENTION_SHOWN)
+        note = f"; each head below lists the first {shown} of the {T} tokens (--json or --out for all)"
+        print(f"{T} tokens, {L} layers x {H} heads (checkpoint step {ckpt.step})" + (note if shown < T else ""))
         for layer in range(L):
             for head in range(H):
                 w = maps.weights[layer, head]
-                top = [int(np.argmax(w[i])) for i in range(T)]
+                top = [int(np.argmax(w[i])) for i in range(shown)]
                 print(f"layer {layer} head {head}: each token attends most to -> "
-                      + " ".join(f"{maps.tokens[i]!r}->{maps.tokens[j]!r}" for i, j in enumerate(top[:12])))
+                      + " ".join(f"{maps.tokens[i]!r}->{maps.tokens[j]!r}" for i, j in enumerate(top)))
     return 0
 
 
@@ -412,6 +638,8 @@ def cmd_attention(args) -> int:
 def cmd_runs(args) -> int:
     store = _store(args)
     action = args.action
+    if getattr(args, "id", None) and action in ("show", "delete", "export"):
+        args.id = store.resolve(args.id).id  # a name or the start of an id, like the other commands
     if action == "list":
         rows = store.list()
         if args.json:
@@ -424,15 +652,27 @@ def cmd_runs(args) -> int:
             print(f"{r['id']:<40} {r['status']:<12} step {r['step'] or 0:>6}/{r['max_steps']:<6} "
                   f"best val {best:<8} {r['summary']}")
     elif action == "show":
-        run = store.get(_need(args.id))
+        run = store.get(args.id) if args.id else store.latest()
+        if run is None:
+            raise CliError("No runs yet: train one with `desktop-llm train`.")
         info = {"id": run.id, "folder": str(run.folder), **run.status(), "config": run.config.to_dict()}
         _out(info) if args.json else print(json.dumps(info, indent=2, ensure_ascii=False))
     elif action == "delete":
         store.delete(_need(args.id))
         print(f"deleted {args.id}")
     elif action == "export":
-        dest = store.export(_need(args.id), args.dest or ".")
-        print(f"exported to {dest}")
+        if args.dest and args.out and args.dest != args.out:
+            raise CliError("Give the destination once: --out PATH.")
+        dest = store.export(_need(args.id), args.out or args.dest)  # default: <workspace>/exports/
+        _out({"path": str(dest)}) if args.json else print(f"exported to {dest}")
+    elif action == "import":
+        if not args.id:
+            raise CliError("Give the zip to import: desktop-llm runs import FILE.zip")
+        run = store.import_run(args.id)
+        if args.json:
+            _out({"id": run.id, "folder": str(run.folder)})
+        else:
+            print(f"imported {args.id} as run {run.id} ({run.folder})")
     elif action == "rebuild":
         n = store.rebuild()
         print(f"catalog rebuilt from {n} run folders")
@@ -448,8 +688,16 @@ def _need(v):
 # --------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """A mistyped command or flag value gets one `error: ...` line, like every other mistake
+    (argparse's default prints the whole usage first). Subcommands inherit this class."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="desktop-llm", description=__doc__.splitlines()[0])
+    p = _Parser(prog="desktop-llm", description=__doc__.splitlines()[0])
     p.add_argument("--home", help="workspace folder (default: $DESKTOP_LLM_HOME or the user data dir)")
     sub = p.add_subparsers(dest="command")
 
@@ -504,7 +752,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model (or resume a run)")
     tr.add_argument("paths", nargs="*", help="corpus files/folders (default: the bundled sample)")
     tr.add_argument("--config", help="a run's config.json: repeat that run")
-    tr.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run")
+    tr.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run (id, start of an id, or name)")
     tr.add_argument("--name")
     tr.add_argument("--column")
     tr.add_argument("--val-fraction", type=float)
@@ -530,10 +778,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--json", action="store_true", help="stream events as JSON lines on stdout")
     tr.add_argument("--control-stdin", action="store_true",
                     help="obey 'pause', 'resume', 'stop' lines on stdin (used by the GUI)")
+    distribution_args(tr)
     tr.set_defaults(func=cmd_train)
 
+    la = sub.add_parser("launch", help="train one run with N worker processes on this machine "
+                                       "(multi-worker data parallelism over loopback)",
+                        parents=[], conflict_handler="resolve")
+    la.add_argument("--workers", type=int, required=True, help="number of worker processes (2 or more)")
+    for action in tr._actions:  # every `train` option means the same here
+        if action.dest not in ("help", "cluster", "worker_index", "control_stdin") and action.option_strings:
+            la._add_action(action)
+        elif action.dest == "paths":
+            la._add_action(action)
+    la.set_defaults(func=cmd_launch)
+
     def run_args(sp):
-        sp.add_argument("run", nargs="?", help="run id (default: the newest run)")
+        sp.add_argument("run", nargs="?",
+                        help="run id, the start of one, or run name (default: the newest trained run)")
         sp.add_argument("--checkpoint", default="best", choices=["best", "latest"])
 
     ev = sub.add_parser("eval", help="perplexity on the validation split, a file or a text")
@@ -574,13 +835,26 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--json", action="store_true")
     at.set_defaults(func=cmd_attention)
 
-    r = sub.add_parser("runs", help="list, show, delete, export runs; rebuild the catalog")
-    r.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "export", "rebuild"])
-    r.add_argument("id", nargs="?")
-    r.add_argument("dest", nargs="?")
+    r = sub.add_parser("runs", help="list, show, delete, export, import runs; rebuild the catalog")
+    r.add_argument("action", nargs="?", default="list",
+                   choices=["list", "show", "delete", "export", "import", "rebuild"])
+    r.add_argument("id", nargs="?", help="run id (show: default the newest run); for import, the zip")
+    r.add_argument("dest", nargs="?", help=argparse.SUPPRESS)  # the older spelling of --out
+    r.add_argument("--out", metavar="PATH",
+                   help="export: zip file or folder to write (default: <workspace>/exports/)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_runs)
     return p
+
+
+def distribution_args(sp) -> None:
+    sp.add_argument("--devices", help="where to train: all (every GPU, the default), a count (2), GPU "
+                                      "numbers (0,2), cpu, or cpu:N (N logical CPU devices, for trying "
+                                      "data parallelism without GPUs)")
+    sp.add_argument("--cluster", help="host:port of every worker of a multi-machine run, comma-separated "
+                                      "(the same list on every machine; or set TF_CONFIG)")
+    sp.add_argument("--worker-index", type=int, default=0,
+                    help="this machine's position in --cluster (0 is the chief, which writes the run)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,28 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def overwrite_in_place(path: str | os.PathLike, data: bytes) -> bool:
+    """Last resort on a full disk, where the temporary file of an atomic write cannot be made:
+    rewrite an existing small file inside the blocks it already owns (no new block is needed).
+    The data is padded with spaces to the old length, so a JSON reader sees the new document
+    whole. Returns False where the data does not fit those blocks."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if len(data) > max(st.st_size, st.st_blocks * 512):
+            return False
+        os.pwrite(fd, data.ljust(st.st_size, b" "), 0)
+        os.fsync(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 

@@ -38,6 +38,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def weights_bytes(model) -> bytes:
+    """The model's weights as the bytes of a Keras `.weights.h5` file, built in memory.
+
+    HDF5 writing straight to a disk that fills up crashes the process (a segmentation fault in
+    h5py's File.close after a failed write, measured under RLIMIT_FSIZE), so HDF5 never touches
+    the disk: the bytes are written by plain Python I/O, whose failure is a clean OSError. Keras
+    has no public call for this (save_weights takes a path), hence two saving_lib internals,
+    safe while keras is pinned below 3.16; `model.load_weights` reads the result as usual.
+    """
+    import io
+
+    from keras.src.saving import saving_lib
+
+    buf = io.BytesIO()
+    store = saving_lib.H5IOStore(buf, mode="w")
+    try:
+        saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
+                               visited_saveables=set())
+    finally:
+        store.close()
+    return buf.getvalue()
+
+
 @dataclass
 class Checkpoint:
     folder: Path
@@ -68,7 +91,8 @@ class CheckpointManager:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:
-            model.save_weights(str(tmp / WEIGHTS))
+            with open(tmp / WEIGHTS, "wb") as f:
+                f.write(weights_bytes(model))
             if optimizer is not None and optimizer.built:
                 arrays = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
                 with open(tmp / OPTIMIZER, "wb") as f:
@@ -155,11 +179,20 @@ class CheckpointManager:
         path = ckpt.folder / OPTIMIZER
         if not path.exists():
             return False
-        optimizer.build(variables)
+        if not optimizer.built:  # LossScaleOptimizer.build adds its variables again on every call
+            optimizer.build(variables)
         with np.load(path) as data:
             values = [data[k] for k in sorted(data.files)]
-        if len(values) != len(optimizer.variables):
+        targets = list(optimizer.variables)
+        inner = getattr(optimizer, "inner_optimizer", None)
+        if len(values) != len(targets) and inner is not None and len(values) == len(inner.variables):
+            targets = list(inner.variables)  # a float32 run resumed in float16: a fresh loss scale
+        elif len(values) == len(targets) + 4 and inner is None:
+            # A float16 run resumed in float32: Keras' LossScaleOptimizer lists its own four
+            # variables (iteration, learning rate, step counter, scale) before the inner ones.
+            values = values[4:]
+        if len(values) != len(targets):
             raise CheckpointError("The optimizer state does not match this model.")
-        for var, val in zip(optimizer.variables, values):
+        for var, val in zip(targets, values):
             var.assign(val)
         return True

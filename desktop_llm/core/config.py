@@ -90,6 +90,7 @@ class TrainConfig:
     seed: int = 1337
     jit_compile: bool = True
     mixed_precision: str = "auto"  # auto (on GPUs that support it) | off | bfloat16 | float16
+    devices: str = "auto"  # auto/all GPUs | N | 0,2 | cpu | cpu:N (logical CPUs); see core.distribute
 
     def validate(self) -> None:
         problems = []

@@ -11,14 +11,21 @@ oldest half is dropped and the cache is rebuilt from the rest.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from desktop_llm.core.config import ConfigError
+
 MAX_TOKENS_PER_CALL = 32  # the compiled loop's output buffer; the count per call is a tensor <= this
 CALL_SECONDS = 0.02  # aim per compiled call: well under a 20 Hz paint interval
+
+
+class SamplingError(ConfigError):
+    """A sampling setting out of its range (the command line prints it as `error: ...`)."""
 
 
 @dataclass(frozen=True)
@@ -31,14 +38,28 @@ class SamplingConfig:
     stop: tuple[str, ...] = ()
 
     def validate(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError("Generate at least one token.")
-        if self.temperature < 0:
-            raise ValueError("The temperature cannot be negative.")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top-p must be in (0, 1].")
-        if self.top_k < 0:
-            raise ValueError("top-k cannot be negative.")
+        """The one place sampling settings are checked (command line, GUI, library): raises
+        SamplingError with a one-line message naming the setting and its allowed range.
+        A top-k above the vocabulary size is allowed: it means the whole vocabulary."""
+        def whole(v) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def number(v) -> bool:
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+                and math.isfinite(v)
+
+        if not whole(self.max_new_tokens) or self.max_new_tokens < 1:
+            raise SamplingError(f"Max tokens must be a whole number of at least 1 (got {self.max_new_tokens}).")
+        if not number(self.temperature) or self.temperature < 0:
+            raise SamplingError(f"The temperature must be 0 or more, where 0 is greedy (got {self.temperature}).")
+        if not whole(self.top_k) or self.top_k < 0:
+            raise SamplingError(f"Top-k must be a whole number, 0 or more, where 0 is off (got {self.top_k}).")
+        if not number(self.top_p) or not 0 < self.top_p <= 1:
+            raise SamplingError(f"Top-p must be more than 0 and at most 1, where 1 is off (got {self.top_p}).")
+        if self.seed is not None and (not whole(self.seed) or not 0 <= self.seed < 2**31):
+            raise SamplingError(f"The seed must be a whole number from 0 to {2**31 - 1} (got {self.seed}).")
+        if isinstance(self.stop, str) or not all(isinstance(s, str) for s in self.stop):
+            raise SamplingError("Stop sequences must be a list of texts.")
 
 
 @dataclass
@@ -83,6 +104,7 @@ class Generator:
         self.model = model
         self.tokenizer = tokenizer
         self.length = int(model.backbone.max_sequence_length)
+        self.vocabulary_size = int(model.backbone.vocabulary_size)  # the logits' width
         self.jit_compile = jit_compile
         self._sampled: dict = {}
 
@@ -163,11 +185,12 @@ class Generator:
     def _sampling(self, cfg: SamplingConfig) -> _SampledSteps:
         """Compiled functions that also sample (no eager sampler ops between tokens),
         cached per sampler setting; the seed is reset per request without recompiling."""
-        key = (cfg.temperature, cfg.top_k, cfg.top_p)
+        top_k = min(cfg.top_k, self.vocabulary_size)  # as nanoGPT: a k beyond the vocabulary is all of it
+        key = (cfg.temperature, top_k, cfg.top_p)
         fns = self._sampled.get(key)
         if fns is None:
             fns = self._sampled[key] = _SampledSteps(self, make_sampler(SamplingConfig(
-                temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, seed=0)))
+                temperature=cfg.temperature, top_k=top_k, top_p=cfg.top_p, seed=0)))
         fns.reseed(cfg.seed)
         return fns
 

@@ -29,5 +29,10 @@ def load_for_inference(run, which: str = "best"):
     keras.mixed_precision.set_global_policy("float32")
     cfg = run.config
     model = build_model(replace(cfg.model, vocabulary_size=tok.vocabulary_size, dropout=0.0))
+    # keras-hub compiles a new task with a default optimizer, and the checkpoint's weights file
+    # also holds the training optimizer's state: Keras would try to load it into that unbuilt
+    # optimizer and warn "Skipping variable loading for optimizer" on every load. Inference
+    # needs no optimizer: without one, only the model's own weights are read.
+    model.optimizer = None
     model.load_weights(str(ckpt.weights_path))
     return model, tok, ckpt

@@ -10,14 +10,17 @@ README.md) so the CLI can print them as JSON lines and the GUI can follow them.
 
 from __future__ import annotations
 
+import errno
 import gc
 import math
 import os
 import signal
+import statistics
 import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -197,10 +200,17 @@ class _Context:
         self.t_begin = self.t_train_end = time.perf_counter()
         self.train_time = 0.0
         self.train_steps = 0
-        self.eval_time = 0.0
-        self.evals = 0
+        # For the ETA: seconds per step of recent calls and seconds per evaluation, leaving out
+        # the first call and the first evaluation after a (re)start: they include compilation.
+        self.recent_step_times: deque[float] = deque(maxlen=20)
+        self.eval_times: list[float] = []
+        self.chunks = 0
         self.last_saved = start_step
         self.failure: TrainingFailed | None = None
+        self.metrics_warned = False
+        self.last_attempt = start_step  # the step of the last checkpoint write tried
+        self.writes = True  # False on the non-chief workers of a multi-machine run
+        self.save_error = ""
         self.stopped = False
         self.generator = None
         self.schedule = learning_rate_schedule(cfg)
@@ -214,18 +224,33 @@ class _Context:
                 "elapsed": self.elapsed}
 
     def record(self, event: dict) -> None:
-        atomic.append_line(self.run.metrics_path, _json(event))
+        if not self.writes:
+            self.emit(event)
+            return
+        try:
+            atomic.append_line(self.run.metrics_path, _json(event))
+        except OSError as e:  # a full disk: the event still reaches the user; training goes on
+            if not self.metrics_warned:
+                self.metrics_warned = True
+                self.emit({"type": "warning", "message":
+                           f"Could not append to metrics.jsonl ({e.strerror or e}); the curve on disk "
+                           "has a gap from here. Free some disk space."})
         self.emit(event)
 
     def save(self, val_loss=None, best=False) -> None:
+        self.last_attempt = self.step
+        if not self.writes:  # only the chief writes checkpoints
+            self.last_saved = self.step
+            return
         try:
             self.manager.save(self.model, self.optimizer, self.state(val_loss), best=best)
             self.last_saved = self.step
             self.emit({"type": "checkpoint", "step": self.step, "best": best})
-        except OSError as e:
+        except (OSError, RuntimeError) as e:  # h5py reports a failed write as either
+            self.save_error = getattr(e, "strerror", None) or _first_line(e)
             # Disk full or read-only: the previous checkpoint is intact; tell the user, go on.
             self.emit({"type": "warning", "message":
-                       f"Could not write the checkpoint at step {self.step} ({e.strerror or e}); "
+                       f"Could not write the checkpoint at step {self.step} ({getattr(e, 'strerror', None) or _first_line(e)}); "
                        "the previous one is kept. Free some disk space."})
 
     def on_chunk_end(self, epoch: int, logs: dict, model) -> None:
@@ -234,18 +259,19 @@ class _Context:
         dt = max(1e-9, self.t_train_end - self.t_begin)
         self.train_time += dt
         self.train_steps += self.k
+        self.chunks += 1
+        if self.chunks > 1:
+            self.recent_step_times.append(dt / self.k)
         loss = float(logs.get("loss", float("nan")))
         tokens_per_sec = self.k * t.batch_size * self.cfg.model.sequence_length / dt
-        sec_per_step = self.train_time / max(1, self.train_steps)
-        remaining = t.max_steps - self.step
-        evals_left = remaining // t.eval_interval
-        eta = remaining * sec_per_step + evals_left * (self.eval_time / max(1, self.evals))
+        eta = self.eta()
         self.record({"type": "step", "step": self.step, "loss": loss,
                      "lr": float(self.schedule(self.step)), "tokens_per_sec": tokens_per_sec,
                      "ms_per_step": 1000 * dt / self.k, "elapsed": self.elapsed, "eta": eta,
                      "max_steps": t.max_steps})
-        self.run.write_status(status="running", step=self.step, tokens_per_sec=tokens_per_sec,
-                              duration=self.elapsed, pid=os.getpid())
+        if self.writes:
+            self.run.write_status(status="running", step=self.step, tokens_per_sec=tokens_per_sec,
+                                  duration=self.elapsed, pid=os.getpid())
         if not math.isfinite(loss):
             self.failure = TrainingFailed(
                 f"The loss became {loss} at step {self.step}: training diverged.",
@@ -253,7 +279,7 @@ class _Context:
             model.stop_training = True
             return
         if "val_loss" in logs:
-            t0 = time.perf_counter()
+            t0 = self.t_train_end  # the validation pass ran between the last step and now
             val = float(logs["val_loss"])
             improved = self.best is None or val < self.best
             if improved:
@@ -264,8 +290,7 @@ class _Context:
                          "sample": sample, "elapsed": self.elapsed})
             if self.step % t.checkpoint_every == 0 or improved:
                 self.save(val, best=improved)
-            self.eval_time += time.perf_counter() - t0
-            self.evals += 1
+            self.eval_times.append(time.perf_counter() - t0)
         elif self.step % t.checkpoint_every == 0:
             self.save()
         if self.control is not None:
@@ -282,6 +307,24 @@ class _Context:
                     self.save()
                 self.stopped = True
                 model.stop_training = True
+
+    def stop_here(self) -> None:
+        """End training at this step as a stop request does: checkpoint (chief), then stop."""
+        if self.last_saved != self.step:
+            self.save()
+        self.stopped = True
+
+    def eta(self) -> float | None:
+        """Seconds left, from the recent throughput; None until one call after the first (which
+        compiles) has been timed, rather than an estimate several times too high."""
+        if not self.recent_step_times:
+            return None
+        t = self.cfg.training
+        remaining = t.max_steps - self.step
+        per_step = statistics.median(self.recent_step_times)
+        steady_evals = self.eval_times[1:]  # the first one compiled the validation and sampling
+        per_eval = statistics.median(steady_evals) if steady_evals else 0.0
+        return remaining * per_step + (remaining // t.eval_interval) * per_eval
 
     def sample(self) -> str:
         n = self.cfg.training.sample_tokens
@@ -306,21 +349,26 @@ def _json(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=True)
 
 
-def train_run(run, emit: Emit = lambda e: None, control: Control | None = None, store=None) -> dict:
+def train_run(run, emit: Emit = lambda e: None, control: Control | None = None, store=None,
+              cluster: tuple[str, ...] = (), worker_index: int = 0) -> dict:
     """Train (or resume) `run` to its configured number of steps. Returns the final status dict.
 
     Never raises for training problems: they end the run with status "failed", a message and a
-    suggestion, and the last good checkpoint is kept.
+    suggestion, and the last good checkpoint is kept. With `cluster` (host:port of every worker)
+    this process is worker `worker_index` of a multi-machine run; only worker 0 (the chief)
+    writes the run folder.
     """
+    if worker_index > 0:
+        return _train_worker(run, emit, cluster, worker_index)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cfg = run.config
     prev = run.status()
-    run.write_status(status="starting", pid=os.getpid(), message="",
-                     created=prev.get("created", time.time()))
-    _sync(store, run)
     try:
+        run.write_status(status="starting", pid=os.getpid(), message="",
+                         created=prev.get("created", time.time()))
+        _sync(store, run)
         cfg.validate()
-        result = _train(run, cfg, emit, control, store)
+        result = _train(run, cfg, emit, control, store, cluster)
     except (ConfigError, CorpusError, TokenizerError) as e:
         result = _fail(run, str(e), "Change the settings and start again.", emit)
     except TrainingFailed as e:
@@ -331,8 +379,69 @@ def train_run(run, emit: Emit = lambda e: None, control: Control | None = None, 
     return result
 
 
+class _WorkerScratch:
+    """A non-chief worker's view of the run folder: it reads the chief's tokenizer and token data
+    where they are complete, and otherwise makes its own in a temporary folder, because only the
+    chief writes the run folder (two writers of a shared folder would race)."""
+
+    def __init__(self, run):
+        import tempfile
+        from pathlib import Path
+
+        self._run = run
+        scratch = Path(tempfile.mkdtemp(prefix="desktop_llm-worker-"))
+        ready = (run.tokenizer_dir / "tokenizer.json").exists() and TokenData.exists(run.data_dir)
+        self.tokenizer_dir = run.tokenizer_dir if ready else scratch / "tokenizer"
+        self.data_dir = run.data_dir if ready else scratch / "data"
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+
+def _train_worker(run, emit: Emit, cluster, worker_index: int) -> dict:
+    """A non-chief worker of a multi-machine run: trains in step with the chief and writes
+    nothing to the run folder (the chief does); ends with an event like the chief's."""
+    try:
+        return _train(run, run.config, emit, None, None, cluster, worker_index)
+    except Exception as e:  # noqa: BLE001 - end cleanly with a message whatever happened
+        message, suggestion = _explain(e)
+        emit({"type": "failed", "message": message, "suggestion": suggestion})
+        return {"status": "failed", "message": message, "suggestion": suggestion}
+
+
+def _worker_end(ctx, model, emit: Emit) -> dict:
+    from desktop_llm.core.replicated_loop import weights_digest
+
+    if ctx.failure is not None:
+        raise ctx.failure
+    status = "stopped" if ctx.stopped else "completed"
+    emit({"type": status, "step": ctx.step, "worker": True, "weights_sha256": weights_digest(model)})
+    return {"status": status, "step": ctx.step}
+
+
+def _explain(e: Exception) -> tuple[str, str]:
+    """(message, suggestion) for an error that ended training, in the user's terms."""
+    import tensorflow as tf
+
+    text = f"{type(e).__name__}: {e}"
+    collective = ("collective", "Collective", "peer", "Socket closed", "Connection reset", "failed to connect")
+    if isinstance(e, (tf.errors.DeadlineExceededError, tf.errors.UnavailableError)) or (
+            isinstance(e, (tf.errors.CancelledError, tf.errors.InternalError, tf.errors.AbortedError))
+            and any(w in text for w in collective)):
+        return ("Another worker of this run stopped answering (it died, or the network failed): training stopped.",
+                "Start the workers again, or resume the run on this machine alone: it continues from the "
+                "chief's last checkpoint.")
+    if isinstance(e, ConfigError):
+        return str(e), "Change the settings and start again."
+    return f"Training stopped with an error: {text.splitlines()[0][:500]}", ""
+
+
 def _fail(run, message: str, suggestion: str, emit: Emit) -> dict:
-    st = run.write_status(status="failed", message=message, suggestion=suggestion)
+    try:
+        st = run.write_status(status="failed", message=message, suggestion=suggestion)
+    except OSError as e:  # even the status cannot be written (a full disk): still end cleanly
+        message += f" (status.json could not be written: {e.strerror or e})"
+        st = {**run.status(), "status": "failed", "message": message, "suggestion": suggestion}
     emit({"type": "failed", "message": message, "suggestion": suggestion})
     return st
 
@@ -353,10 +462,16 @@ def _classify_failure(run, e: Exception, emit: Emit) -> dict:
         st = _fail(run, "Out of memory: this batch does not fit on the device.",
                    "Use a smaller batch size, a shorter context or a smaller model.", emit)
         return {**st, "exit_now": True}
-    with open(run.log_path, "a", encoding="utf-8") as f:
-        f.write(traceback.format_exc())
-    return _fail(run, f"Training stopped with an error: {text.splitlines()[0][:500]}",
-                 f"The full traceback is in {run.log_path}.", emit)
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _fail(run, f"The disk is full ({e.filename or 'the workspace'}).",
+                     "Free some disk space, then resume the run: it continues from its last checkpoint.", emit)
+    try:
+        with open(run.log_path, "a", encoding="utf-8") as f:
+            f.write(traceback.format_exc())
+    except OSError:
+        pass
+    message, suggestion = _explain(e)
+    return _fail(run, message, suggestion or f"The full traceback is in {run.log_path}.", emit)
 
 
 def _sync(store, run) -> None:
@@ -367,54 +482,79 @@ def _sync(store, run) -> None:
             pass
 
 
-def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store) -> dict:
+def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, cluster=(),
+           worker_index: int = 0) -> dict:
+    from desktop_llm.core import distribute
+
+    t = cfg.training
+    # Before any other TensorFlow op (the tokenizer may run some): devices, memory growth, strategy.
+    dist = distribute.setup(t.devices, cluster, worker_index)
+    if t.batch_size % dist.replicas:
+        lo = t.batch_size // dist.replicas * dist.replicas
+        raise ConfigError(f"The batch ({t.batch_size}) must split evenly over {dist.replicas} replicas: "
+                          f"use {lo or dist.replicas} or {lo + dist.replicas}.")
+
     import keras
 
     from desktop_llm.core import device
     from desktop_llm.core.model import build_model
 
-    tok = ensure_tokenizer(run, cfg, emit)
-    data = ensure_data(run, cfg, tok, emit)
+    source = run if dist.is_chief else _WorkerScratch(run)
+    tok = ensure_tokenizer(source, cfg, emit)
+    data = ensure_data(source, cfg, tok, emit)
     data.check(cfg.model.sequence_length)
     mcfg = replace(cfg.model, vocabulary_size=tok.vocabulary_size)
-    t = cfg.training
 
     policy = device.precision_policy(t.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
-    model = build_model(mcfg, seed=t.seed)
-    optimizer = make_optimizer(cfg)
     k = fused_steps(cfg)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=t.jit_compile, steps_per_execution=k)
-
     manager = CheckpointManager(run.checkpoints_dir)
     ckpt = manager.find("latest")
     for note in manager.notes:
         emit({"type": "warning", "message": note})
-    start_step, best, elapsed0 = 0, None, 0.0
+    with dist.strategy.scope():
+        model = build_model(mcfg, seed=t.seed)
+        optimizer = make_optimizer(cfg)
+        if policy == "mixed_float16":
+            # Dynamic loss scaling keeps float16 gradients from underflowing; its scale is
+            # optimizer state, saved and restored with the checkpoint.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      jit_compile=t.jit_compile, steps_per_execution=k, auto_scale_loss=False)
+        start_step, best, elapsed0 = 0, None, 0.0
+        if ckpt is not None:
+            model.load_weights(str(ckpt.weights_path))
+            manager.restore_optimizer(optimizer, model.trainable_variables, ckpt)
+            start_step = ckpt.step
+            best = ckpt.state.get("best_val_loss")
+            elapsed0 = float(ckpt.state.get("elapsed", 0.0))
+    chief = dist.is_chief
     if ckpt is not None:
-        model.load_weights(str(ckpt.weights_path))
-        manager.restore_optimizer(optimizer, model.trainable_variables, ckpt)
-        start_step = ckpt.step
-        best = ckpt.state.get("best_val_loss")
-        elapsed0 = float(ckpt.state.get("elapsed", 0.0))
-        _truncate_metrics(run, start_step)
+        if chief:
+            _truncate_metrics(run, start_step)
         emit({"type": "resumed_from", "step": start_step})
-    elif run.metrics_path.exists():
+    elif chief and run.metrics_path.exists():
         run.metrics_path.unlink()  # a run that never checkpointed starts over
 
     devs = device.devices()
-    run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
-                     device=device.describe(devs), policy=policy)
-    _sync(store, run)
+    where = device.describe(devs) + (f", {dist.describe()}" if dist.distributed else "")
+    if chief:
+        run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
+                         device=where, policy=policy, replicas=dist.replicas, workers=dist.workers)
+        _sync(store, run)
     emit({"type": "start", "run": run.id, "step": start_step, "max_steps": t.max_steps,
-          "device": device.describe(devs), "policy": policy, "parameters": model.count_params(),
+          "device": where, "policy": policy, "parameters": model.count_params(),
           "vocabulary_size": tok.vocabulary_size, "train_tokens": len(data.train),
-          "val_tokens": len(data.val), "steps_per_execution": k})
+          "val_tokens": len(data.val), "steps_per_execution": k, "replicas": dist.replicas,
+          "per_replica_batch": t.batch_size // dist.replicas, "workers": dist.workers,
+          "worker_index": dist.worker_index})
+    if dist.kind == "multi_worker" and control is not None and chief:
+        emit({"type": "warning", "message": "Pausing is not available across machines: stop, then resume."})
 
     ctx = _Context(run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
                    manager, best, time.perf_counter(), elapsed0)
+    ctx.writes = chief
     if start_step < t.max_steps:
         T = cfg.model.sequence_length
         ds = data.train_dataset(start_step, t.max_steps, t.batch_size, T, t.seed)
@@ -422,22 +562,44 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store) -> d
         import tensorflow as tf
 
         val_ds = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(t.batch_size).cache()
-        model.fit(ds, epochs=t.max_steps // k, steps_per_epoch=k, initial_epoch=start_step // k,
-                  validation_data=val_ds, validation_freq=max(1, t.eval_interval // k),
-                  callbacks=[_make_callback(ctx)], verbose=0)
+        validation_every = max(1, t.eval_interval // k)
+        if dist.distributed:
+            from desktop_llm.core.replicated_loop import fit_replicated
+
+            fit_replicated(ctx, model, optimizer, dist, ds, val_ds, start_step, t.max_steps, k,
+                           validation_every, t.jit_compile and dist.xla_ok, t.batch_size * T)
+        else:
+            model.fit(ds, epochs=t.max_steps // k, steps_per_epoch=k, initial_epoch=start_step // k,
+                      validation_data=val_ds, validation_freq=validation_every,
+                      callbacks=[_make_callback(ctx)], verbose=0)
+    if not chief:
+        return _worker_end(ctx, model, emit)
     if ctx.failure is not None:
         raise ctx.failure
     if ctx.stopped:
+        note = "" if ctx.last_saved == ctx.step else f" (the last checkpoint that could be saved is step {ctx.last_saved})"
         st = run.write_status(status="stopped", step=ctx.step, duration=ctx.elapsed,
-                              message=f"Stopped at step {ctx.step}; resume to continue.")
+                              message=f"Stopped at step {ctx.step}{note}; resume to continue.")
         emit({"type": "stopped", "step": ctx.step})
         return st
-    if ctx.last_saved != ctx.step or ckpt is None and ctx.step == 0:
+    if ctx.last_attempt != ctx.step or ckpt is None and ctx.step == 0:
         ctx.save()
+    if ctx.last_saved != ctx.step:
+        kept = (f"The last checkpoint saved is step {ctx.last_saved}." if ctx.last_saved
+                else "No checkpoint of this run could be saved.")
+        raise TrainingFailed(
+            f"The final checkpoint (step {ctx.step}) could not be written ({ctx.save_error}): "
+            f"the disk is full or a file size limit was reached. {kept}",
+            f"Free some disk space, then resume the run: it continues from step {ctx.last_saved}.")
     _export(run, manager, model, emit)
     st = run.write_status(status="completed", step=ctx.step, duration=ctx.elapsed,
                           best_val_loss=ctx.best, message="")
-    emit({"type": "completed", "step": ctx.step, "best_val_loss": ctx.best, "elapsed": ctx.elapsed})
+    done = {"type": "completed", "step": ctx.step, "best_val_loss": ctx.best, "elapsed": ctx.elapsed}
+    if dist.workers > 1:
+        from desktop_llm.core.replicated_loop import weights_digest
+
+        done["weights_sha256"] = weights_digest(model)  # the same on every worker
+    emit(done)
     return st
 
 
@@ -448,9 +610,20 @@ def _export(run, manager: CheckpointManager, model, emit: Emit) -> None:
         return
     model.load_weights(str(best.weights_path))
     tmp = run.folder / ".model.keras.tmp.keras"
-    model.save(str(tmp))
-    os.replace(tmp, run.folder / "model.keras")
+    try:
+        model.save(str(tmp))
+        os.replace(tmp, run.folder / "model.keras")
+    except Exception as e:  # noqa: BLE001 - h5py reports a full disk as several error types
+        tmp.unlink(missing_ok=True)
+        emit({"type": "warning", "message":
+              f"Could not write model.keras ({_first_line(e)}); the checkpoints are complete and "
+              "everything (generate, evaluate, export) works from them."})
+        return
     emit({"type": "exported", "path": str(run.folder / "model.keras"), "step": best.step})
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
 def _truncate_metrics(run, step: int) -> None:

@@ -4,6 +4,8 @@ training state, and the window state and last workspace remembered between launc
 
 from __future__ import annotations
 
+import json
+
 from PySide6.QtCore import QSettings, QSize, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -176,6 +178,14 @@ class MainWindow(QMainWindow):
         if geom is not None:
             self.restoreGeometry(geom)
         self.show_page(int(st.value("window/page", 0)))
+        # the Model and Train forms (JSON: an INI file would hand every number back as a string)
+        for key, page in (("workspace/model", self.model_page), ("workspace/train", self.train_page)):
+            values = _json_value(st.value(key))
+            if isinstance(values, dict):
+                page.apply_settings(values)
+        run_id = st.value("workspace/run")
+        if run_id and any(r["id"] == run_id for r in self.session.store.list()):
+            self.session.set_current_run(str(run_id))  # the run pickers follow it
         paths = st.value("workspace/paths") or []
         if isinstance(paths, str):
             paths = [paths]
@@ -184,7 +194,9 @@ class MainWindow(QMainWindow):
             self.data_page.add_paths(paths)
         tok_dir = st.value("workspace/tokenizer")
         if tok_dir:
-            self.tokenizer_page.load(tok_dir)
+            corpus = _json_value(st.value("workspace/tokenizer_corpus"))
+            ok = isinstance(corpus, list) and len(corpus) == 2 and isinstance(corpus[0], list)
+            self.tokenizer_page.load(tok_dir, corpus=(tuple(corpus[0]), corpus[1]) if ok else None)
 
     def save_state(self) -> None:
         st = self.settings
@@ -193,6 +205,11 @@ class MainWindow(QMainWindow):
         st.setValue("workspace/paths", list(self.session.paths))
         st.setValue("workspace/column", self.session.column or "")
         st.setValue("workspace/tokenizer", self.session.tokenizer_dir or "")
+        corpus = self.session.tokenizer_corpus
+        st.setValue("workspace/tokenizer_corpus", json.dumps([list(corpus[0]), corpus[1]]) if corpus else "")
+        st.setValue("workspace/model", json.dumps(self.model_page.settings()))
+        st.setValue("workspace/train", json.dumps(self.train_page.settings()))
+        st.setValue("workspace/run", self.session.current_run or "")
         st.sync()
 
     def closeEvent(self, event) -> None:
@@ -203,3 +220,13 @@ class MainWindow(QMainWindow):
             if task:
                 task.cancel()
         super().closeEvent(event)
+
+
+def _json_value(text):
+    """A JSON value saved in gui.ini, or None when absent or unreadable (an older or edited file)."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

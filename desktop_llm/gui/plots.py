@@ -1,15 +1,19 @@
 """Live training curves: loss (train and validation), perplexity, learning rate, tokens/s.
 
 One `Series` per run keeps its arrays and plot items; new points call `setData` on the existing
-items (no re-creation), and several runs can be overlaid to compare them.
+items (no re-creation), and several runs can be overlaid to compare them. The legend (each run's
+colour and name, and what the line styles mean) is a line of text above the plots, not a box
+inside them, so it never covers a curve or gets cut off.
 """
 
 from __future__ import annotations
 
+import html
 import math
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QGridLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from desktop_llm.gui.theme import COLORS
 
@@ -17,6 +21,7 @@ from desktop_llm.gui.theme import COLORS
 class Series:
     def __init__(self, plots: MetricsPlots, name: str, color: str):
         self.name = name
+        self.color = color
         self.steps, self.loss, self.lr, self.tps = [], [], [], []
         self.vsteps, self.vloss = [], []
         pen = pg.mkPen(color, width=2)
@@ -66,24 +71,38 @@ class MetricsPlots(QWidget):
             w.setMinimumHeight(160)
             return w
 
+        self.legend = QLabel()
+        self.legend.setTextFormat(Qt.RichText)
+        self.legend.setWordWrap(True)
+        self.legend.setContentsMargins(4, 0, 4, 0)
         self.loss = plot("Loss", "cross-entropy (nats)")
-        self.loss.addLegend(offset=(-10, 10))
         self.ppl = plot("Validation perplexity", "perplexity")
         self.lr = plot("Learning rate", "lr")
         self.tps = plot("Throughput", "tokens / s")
-        grid.addWidget(self.loss, 0, 0, 1, 2)
-        grid.addWidget(self.ppl, 1, 0)
-        grid.addWidget(self.tps, 1, 1)
-        grid.addWidget(self.lr, 2, 0, 1, 2)
-        grid.setRowStretch(0, 3)
-        grid.setRowStretch(1, 2)
-        grid.setRowStretch(2, 1)
+        grid.addWidget(self.legend, 0, 0, 1, 2)
+        grid.addWidget(self.loss, 1, 0, 1, 2)
+        grid.addWidget(self.ppl, 2, 0)
+        grid.addWidget(self.tps, 2, 1)
+        grid.addWidget(self.lr, 3, 0, 1, 2)
+        grid.setRowStretch(1, 3)
+        grid.setRowStretch(2, 2)
+        grid.setRowStretch(3, 1)
         self.series: dict[str, Series] = {}
+        self._update_legend()
 
     def series_for(self, key: str, name: str | None = None) -> Series:
         if key not in self.series:
             self.series[key] = Series(self, name or key, COLORS[len(self.series) % len(COLORS)])
+            self._update_legend()
         return self.series[key]
+
+    def _update_legend(self) -> None:
+        runs = "&nbsp;&nbsp;&nbsp; ".join(
+            f"<span style='color:{s.color}; font-size:15px'>&#9632;</span>&nbsp;{html.escape(s.name)}"
+            for s in self.series.values())
+        self.legend.setText(runs + ("&nbsp;&nbsp;&nbsp;&nbsp; " if runs else "")
+                            + "<span style='color:gray'>Loss: solid line training, dashed line with dots "
+                              "validation</span>")
 
     def add_event(self, key: str, e: dict, redraw: bool = True) -> None:
         s = self.series_for(key)
@@ -101,6 +120,13 @@ class MetricsPlots(QWidget):
         for s in self.series.values():
             s.remove(self)
         self.series.clear()
+        self._update_legend()
+        # An empty plot keeps the range it had: the next run must not start in the old one's axes
+        # (the perplexity plot stays empty until the first evaluation), nor in a zoom the user made.
+        for w in (self.loss, self.ppl, self.lr, self.tps):
+            vb = w.getPlotItem().getViewBox()
+            vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            vb.enableAutoRange()
 
     def point_count(self, key: str) -> int:
         s = self.series.get(key)

@@ -15,6 +15,7 @@ class Session(QObject):
     tokenizer_changed = Signal()
     model_changed = Signal()
     runs_changed = Signal()
+    current_run_changed = Signal(str)  # the run the Attention, Generate and Evaluate pages look at
     device_known = Signal(str)  # "GPU: NVIDIA ..." or "CPU (n cores)", once TensorFlow has looked
 
     def __init__(self, store, parent=None):
@@ -26,6 +27,8 @@ class Session(QObject):
         self.tokenizer = None  # a trained core Tokenizer
         self.tokenizer_dir: str | None = None
         self.tokenizer_kind = "char"
+        self.tokenizer_corpus: tuple | None = None  # corpus_key of the text the tokenizer was trained on
+        self.current_run: str | None = None  # one choice of run shared by the pages that use a model
         self.model_config: ModelConfig = preset("small")
         self.train_config: TrainConfig = TrainConfig()
         self._models: dict = {}
@@ -36,10 +39,29 @@ class Session(QObject):
         self.paths, self.column, self.val_fraction = list(paths), column, val_fraction
         self.corpus_changed.emit()
 
-    def set_tokenizer(self, tokenizer, folder: str) -> None:
+    @property
+    def corpus_key(self) -> tuple:
+        """What identifies the corpus for a tokenizer: its sources and column (not the split)."""
+        return tuple(self.paths), self.column
+
+    @property
+    def tokenizer_stale(self) -> bool:
+        """A tokenizer is active, a corpus is loaded, and the tokenizer was trained on other text
+        (a byte tokenizer learns nothing from its text: it is never stale)."""
+        return (self.tokenizer is not None and self.tokenizer_kind != "byte" and bool(self.paths)
+                and self.tokenizer_corpus != self.corpus_key)
+
+    def set_tokenizer(self, tokenizer, folder: str, corpus: tuple | None = None) -> None:
+        """`corpus`: the corpus_key it was trained on (default: the corpus loaded now)."""
         self.tokenizer, self.tokenizer_dir, self.tokenizer_kind = tokenizer, folder, tokenizer.kind
+        self.tokenizer_corpus = (tuple(corpus[0]), corpus[1]) if corpus is not None else self.corpus_key
         self.model_config = replace(self.model_config, vocabulary_size=tokenizer.vocabulary_size)
         self.tokenizer_changed.emit()
+
+    def set_current_run(self, run_id: str | None) -> None:
+        if run_id and run_id != self.current_run:
+            self.current_run = run_id
+            self.current_run_changed.emit(run_id)
 
     def set_model_config(self, cfg: ModelConfig) -> None:
         self.model_config = cfg
@@ -64,7 +86,7 @@ class Session(QObject):
         from desktop_llm.core.generation import Generator
 
         with self._lock:
-            model, tok, ckpt = self.load_model(run_id, which)
+            model, tok, _ckpt = self.load_model(run_id, which)
             key = id(model)
             if key not in self._generators:
                 self._generators = {key: Generator(model, tok)}

@@ -96,6 +96,36 @@ QPushButton { padding: 5px 14px; }
 QPushButton[role="primary"] { font-weight: 600; }
 """
 
+def relative_luminance(color) -> float:
+    """WCAG 2 relative luminance of an (opaque) colour: 0 for black, 1 for white."""
+    c = QColor(color)
+
+    def channel(v: float) -> float:
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(c.redF()) + 0.7152 * channel(c.greenF()) + 0.0722 * channel(c.blueF())
+
+
+def contrast_ratio(a, b) -> float:
+    """WCAG 2 contrast ratio of two opaque colours, 1 (none) to 21 (black on white)."""
+    la, lb = relative_luminance(a), relative_luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def composite(color, base) -> QColor:
+    """The opaque colour a translucent `color` shows as over the opaque `base`."""
+    c, b = QColor(color), QColor(base)
+    a = c.alphaF()
+    return QColor.fromRgbF(*(a * x + (1 - a) * y for x, y in
+                             ((c.redF(), b.redF()), (c.greenF(), b.greenF()), (c.blueF(), b.blueF()))))
+
+
+def readable_text_on(background) -> QColor:
+    """Black or white, whichever contrasts more with `background` (always at least 4.58:1)."""
+    black, white = QColor(0, 0, 0), QColor(255, 255, 255)
+    return black if contrast_ratio(background, black) >= contrast_ratio(background, white) else white
+
+
 # Series colours that read on light and dark backgrounds (Tableau 10).
 COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
           "#9c755f", "#bab0ac"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QPalette, QTextCursor
+from PySide6.QtGui import QColor, QPalette, QTextCursor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTextBrowser, QToolTip, QVBoxLayout, QWidget
+
+from desktop_llm.gui.theme import composite, readable_text_on
 
 
 def header(title: str, hint: str) -> QWidget:
@@ -38,7 +40,9 @@ def label(text: str = "", role: str | None = None) -> QLabel:
 
 
 class RunPicker(QWidget):
-    """Choose a run (with a checkpoint) among those that have one."""
+    """Choose a run (with a checkpoint) among those that have one. The choice is the session's
+    `current_run`, shared by every picker: choosing on one page chooses on all; with no choice
+    yet (or the chosen run gone) the newest run is chosen."""
 
     changed = Signal()
 
@@ -57,25 +61,43 @@ class RunPicker(QWidget):
         lay.addWidget(self.runs, 1)
         lay.addWidget(QLabel("Checkpoint"))
         lay.addWidget(self.which)
-        self.runs.currentIndexChanged.connect(self.changed)
+        self.runs.currentIndexChanged.connect(self._on_chosen)
         self.which.currentIndexChanged.connect(self.changed)
         session.runs_changed.connect(self.refresh)
+        session.current_run_changed.connect(self._follow)
         self.refresh()
 
     def refresh(self) -> None:
-        current = self.run_id
+        previous = self.run_id
         self.runs.blockSignals(True)
         self.runs.clear()
-        for r in self.session.store.list():
+        for r in self.session.store.list():  # newest first
             if (r.get("step") or 0) > 0:
                 best = f" · best {r['best_val_loss']:.3f}" if r.get("best_val_loss") is not None else ""
                 self.runs.addItem(f"{r['name']} · {r['status']} · step {r['step']}{best}", r["id"])
-        if current:
-            i = self.runs.findData(current)
-            if i >= 0:
-                self.runs.setCurrentIndex(i)
+        i = -1
+        for wanted in (self.session.current_run, previous):
+            if wanted and i < 0:
+                i = self.runs.findData(wanted)
+        if i < 0 and self.runs.count():
+            i = 0
+        self.runs.setCurrentIndex(i)
         self.runs.blockSignals(False)
+        self.session.set_current_run(self.run_id)
         self.changed.emit()
+
+    def _on_chosen(self) -> None:
+        self.session.set_current_run(self.run_id)
+        self.changed.emit()
+
+    def _follow(self, run_id: str) -> None:
+        """Another page (or a run that just finished) chose a run: show it here too."""
+        i = self.runs.findData(run_id)
+        if i >= 0 and i != self.runs.currentIndex():
+            self.runs.blockSignals(True)
+            self.runs.setCurrentIndex(i)
+            self.runs.blockSignals(False)
+            self.changed.emit()
 
     @property
     def run_id(self) -> str | None:
@@ -86,10 +108,22 @@ class RunPicker(QWidget):
         return self.which.currentText()
 
 
-def heat_color(x: float) -> str:
-    """0..1 -> a light-to-strong red background (for losses) readable on light and dark themes."""
+def heat_color(x: float) -> QColor:
+    """0..1 -> a light-to-strong red tint (for losses), laid over the view's background: the
+    text on it is black or white by contrast (TokenView), so it reads in both themes."""
     x = max(0.0, min(1.0, x))
-    return f"rgba(226, 87, 76, {0.08 + 0.62 * x:.2f})"
+    return QColor(226, 87, 76, round(255 * (0.08 + 0.62 * x)))
+
+
+def token_colors(color, base, default_text: str) -> tuple[str | None, str]:
+    """(background, text) for a token: `color` (a QColor or a name, possibly translucent; None:
+    none) shown over the opaque `base`, with black or white text, whichever contrasts more
+    (WCAG); an absent or fully transparent colour keeps the view's own text colour."""
+    c = QColor(color) if color is not None else None
+    if c is None or not c.isValid() or c.alpha() == 0:
+        return None, default_text
+    bg = composite(c, base)
+    return bg.name(), readable_text_on(bg).name()
 
 
 def token_span(index: int, text: str, color: str | None, text_color: str, prose: bool = False) -> str:
@@ -120,17 +154,21 @@ class TokenView(QTextBrowser):
     def text_color(self) -> str:
         return self.palette().color(QPalette.Text).name()
 
-    def set_tokens(self, tokens: list[str], colors: list[str | None], tips: list[str], footer: str = "") -> None:
+    def _span(self, index: int, text: str, color, prose: bool = False) -> str:
+        bg, fg = token_colors(color, self.palette().color(QPalette.Base), self.text_color)
+        return token_span(index, text, bg, fg, prose)
+
+    def set_tokens(self, tokens: list[str], colors: list, tips: list[str], footer: str = "") -> None:
         self.tips = list(tips)
-        spans = [token_span(i, t, c, self.text_color) for i, (t, c) in enumerate(zip(tokens, colors))]
+        spans = [self._span(i, t, c) for i, (t, c) in enumerate(zip(tokens, colors))]
         self.setHtml("<div style='font-family:monospace; font-size:14px; line-height:1.9'>"
                      + "&#8203;".join(spans) + "</div>" + footer)
 
-    def append_tokens(self, tokens: list[str], colors: list[str | None], tips: list[str]) -> None:
+    def append_tokens(self, tokens: list[str], colors: list, tips: list[str]) -> None:
         """Add tokens at the end (streaming): inserted through a cursor, so cost grows with the new text only."""
         first = len(self.tips)
         self.tips.extend(tips)
-        added = "".join(token_span(first + i, t, c, self.text_color, prose=True)
+        added = "".join(self._span(first + i, t, c, prose=True)
                         for i, (t, c) in enumerate(zip(tokens, colors)) if t)
         cursor = self.textCursor()
         cursor.movePosition(QTextCursor.End)

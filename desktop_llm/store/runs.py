@@ -7,6 +7,7 @@ time (`RunStore.rebuild`), e.g. after it is deleted or corrupted.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -14,7 +15,6 @@ import secrets
 import shutil
 import sqlite3
 import time
-import zipfile
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -148,7 +148,14 @@ class Run:
             st = {}
         st.update(fields)
         st["updated"] = time.time()
-        atomic.write_json(self.status_path, st)
+        data = (json.dumps(st, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            atomic.write_bytes(self.status_path, data)
+        except OSError as e:
+            # A full disk: the status must still say how the run ended (else it reads "running"
+            # with a dead process). It fits the blocks the old status.json already holds.
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not atomic.overwrite_in_place(self.status_path, data):
+                raise
         return st
 
     def record(self) -> dict:
@@ -177,23 +184,56 @@ class Run:
 
 
 class RunStore:
-    """The workspace: `runs/<id>/` folders and `catalog.sqlite`."""
+    """The workspace: `runs/<id>/` folders and `catalog.sqlite`.
+
+    A workspace that cannot be written (a full disk, a read-only mount) still opens: reading
+    (listing, generating, evaluating from the last good checkpoint) works, and whatever would
+    write (`create`, `delete`, ...) raises a StoreError that says why.
+    """
 
     def __init__(self, home: str | os.PathLike | None = None):
         self.home = Path(home).expanduser() if home else default_home()
         self.runs_dir = self.home / "runs"
         self.db_path = self.home / "catalog.sqlite"
+        self.unwritable: str | None = None  # why the workspace cannot be written, if it cannot
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             probe = self.home / f".write-test-{os.getpid()}"
             probe.write_bytes(b"ok")
             probe.unlink()
         except OSError as e:
-            raise StoreError(
-                f"The workspace {self.home} is not writable ({e.strerror or e}). "
-                f"Choose another with --home or ${ENV_HOME}."
-            ) from None
+            self.unwritable = (f"The workspace {self.home} is not writable ({e.strerror or e}). "
+                               f"Free some space, or choose another with --home or ${ENV_HOME}.")
+            return
         self._init_db()
+
+    @property
+    def writable(self) -> bool:
+        return self.unwritable is None
+
+    def require_writable(self) -> None:
+        if self.unwritable:
+            raise StoreError(self.unwritable)
+
+    def _catalog_rows(self) -> list[dict]:
+        """The catalog's rows, newest first; rebuilt in memory from the folders where the catalog
+        cannot be read (a read-only or full workspace may lack its WAL files)."""
+        if self.writable:
+            try:
+                with closing(self._connect()) as con:
+                    return [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY created DESC")]
+            except sqlite3.Error:
+                pass
+        rows = []
+        if self.runs_dir.is_dir():
+            for folder in self.runs_dir.iterdir():
+                run = Run(folder)
+                if folder.is_dir() and not folder.name.startswith(".") and run.exists():
+                    try:
+                        rows.append(run.record())
+                    except Exception:  # a damaged folder is skipped, never fatal
+                        continue
+        return sorted(rows, key=lambda r: r.get("created") or 0, reverse=True)
 
     # ------------------------------------------------------------------ catalog
     def _connect(self) -> sqlite3.Connection:
@@ -239,7 +279,8 @@ class RunStore:
         """Refresh one catalog row from its folder."""
         run = self.get(run) if isinstance(run, str) else run
         row = run.record()
-        self._upsert(row)
+        if self.writable:
+            self._upsert(row)
         return row
 
     def rebuild(self) -> int:
@@ -259,6 +300,7 @@ class RunStore:
 
     # ------------------------------------------------------------------ runs
     def create(self, cfg: RunConfig) -> Run:
+        self.require_writable()
         slug = re.sub(r"[^A-Za-z0-9_-]+", "-", cfg.name or "run").strip("-")[:40] or "run"
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
         run = Run(self.runs_dir / run_id)
@@ -277,14 +319,38 @@ class RunStore:
             raise StoreError(f"No run '{run_id}' in {self.runs_dir}.")
         return run
 
+    def resolve(self, ref: str) -> Run:
+        """The run a person means by `ref`: its exact id, else a unique prefix of an id, else its
+        exact name, else a unique prefix of a name. Several matches at the first step that has
+        any are an error listing them (never a guess); no match at all is an error too."""
+        ref = (ref or "").strip()
+        if not ref:
+            raise StoreError("Give a run id or name (`desktop-llm runs` lists them).")
+        if "/" not in ref and os.sep not in ref and ref not in (".", ".."):
+            run = Run(self.runs_dir / ref)
+            if run.exists():
+                return run
+        rows = [(r["id"], r.get("name") or r["id"]) for r in self.list()]
+        for matches in ([r for r in rows if r[0].startswith(ref)],
+                        [r for r in rows if r[1] == ref],
+                        [r for r in rows if r[1].startswith(ref)]):
+            if len(matches) == 1:
+                return Run(self.runs_dir / matches[0][0])
+            if matches:
+                shown = ", ".join(f"{i} ({n})" for i, n in matches[:10])
+                more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+                raise StoreError(f"'{ref}' matches {len(matches)} runs: {shown}{more}. "
+                                 "Give more of the id.")
+        raise StoreError(f"No run '{ref}' in {self.runs_dir}: give a run id, the start of one, or a "
+                         "run name (`desktop-llm runs` lists them).")
+
     def latest(self) -> Run | None:
         rows = self.list()
         return self.get(rows[0]["id"]) if rows else None
 
     def list(self) -> list[dict]:
         """All runs, newest first; active runs whose process is gone are marked interrupted."""
-        with closing(self._connect()) as con:
-            rows = [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY created DESC")]
+        rows = self._catalog_rows()
         out = []
         for r in rows:
             if r["status"] in ACTIVE or r["status"] is None:
@@ -293,7 +359,10 @@ class RunStore:
                     continue
                 st = run.status()
                 if st.get("status") != r["status"]:
-                    r = self.sync(run)
+                    try:
+                        r = self.sync(run)
+                    except (OSError, sqlite3.Error):  # cannot write the index: show the truth anyway
+                        r = run.record()
             out.append(r)
         return out
 
@@ -302,6 +371,7 @@ class RunStore:
             yield self.get(r["id"])
 
     def delete(self, run_id: str) -> None:
+        self.require_writable()
         run = self.get(run_id)
         if run.status().get("status") in ACTIVE:
             raise StoreError("This run is training; stop it before deleting it.")
@@ -311,17 +381,22 @@ class RunStore:
             con.execute("DELETE FROM runs WHERE id = ?", (run.id,))
         shutil.rmtree(trash, ignore_errors=True)
 
-    def export(self, run_id: str, dest: str | os.PathLike) -> Path:
-        """Zip a run folder (config, tokenizer, checkpoints, metrics; not the token caches)."""
+    @property
+    def exports_dir(self) -> Path:
+        """Where exported runs go unless told otherwise."""
+        return self.home / "exports"
+
+    def export(self, run_id: str, dest: str | os.PathLike | None = None) -> Path:
+        """Zip a run folder (config, tokenizer, checkpoints, metrics; not the token caches) to
+        `dest` (a zip path or a folder; default `<workspace>/exports/<run>.zip`), atomically."""
+        from desktop_llm.store.sharing import export_run
+
         run = self.get(run_id)
-        dest = Path(dest)
-        if dest.is_dir():
-            dest = dest / f"{run.id}.zip"
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            for p in sorted(run.folder.rglob("*")):
-                rel = p.relative_to(run.folder)
-                if p.is_file() and rel.parts[0] != "data" and not p.name.startswith("."):
-                    z.write(p, Path(run.id) / rel)
-        os.replace(tmp, dest)
-        return dest
+        return export_run(run, self.exports_dir / f"{run.id}.zip" if dest is None else dest)
+
+    def import_run(self, archive: str | os.PathLike, **limits: int) -> Run:
+        """Import a zip written by `export`, checked as untrusted (see `store.sharing`); a run
+        whose id is taken here gets a new one. `limits`: max_bytes, max_files."""
+        from desktop_llm.store.sharing import import_run
+
+        return import_run(self, archive, **limits)

@@ -59,7 +59,23 @@ def test_runs_eval_generate_attention(trained):
     att = json.loads(cli("attention", "--text", "To be or", "--json", home=home).stdout)
     assert att["shape"] == [2, 2, 8, 8]
     chat = cli("chat", "--max-tokens", "10", "--seed", "1", home=home, input="hello\n\n")
-    assert chat.returncode == 0
+    assert chat.returncode == 0 and chat.stdout.endswith("\n")  # quitting ends the line
+
+
+def test_runs_by_name_or_prefix_with_clean_output(trained):
+    """`generate <name>`, a top-k beyond the vocabulary (as nanoGPT: all of it), nothing from Keras
+    on stderr; `attention` says how many tokens it lists; `chat` ends its line on Ctrl-D."""
+    home, events = trained
+    run_id = next(e["run"] for e in events if e["type"] == "run")
+    p = cli("generate", "shakespeare_small", "--prompt", "ROMEO:", "--top-k", "200", "--max-tokens", "8",
+            "--seed", "1", home=home)
+    assert p.stdout.startswith("ROMEO:") and p.stdout.endswith("\n")
+    assert "Skipping variable loading" not in p.stderr and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("[8 tokens")
+    p = cli("attention", run_id[:10], "--text", "To be or not to be, that is", home=home)
+    assert "27 tokens" in p.stdout and "first 12 of the 27 tokens" in p.stdout
+    chat = cli("chat", "shakespeare", "--max-tokens", "5", "--seed", "1", home=home, input="hello\n")
+    assert chat.returncode == 0 and chat.stdout.endswith("\n")  # EOF (Ctrl-D) after the prompt
 
 
 def test_corpus_tokenizer_and_model_commands(tmp_path, shakespeare_small):
@@ -76,7 +92,7 @@ def test_corpus_tokenizer_and_model_commands(tmp_path, shakespeare_small):
 
 def test_bad_inputs_get_messages_not_tracebacks(tmp_path):
     p = cli("train", str(tmp_path / "missing.txt"), "--preset", "tiny", home=tmp_path, check=False)
-    assert p.returncode == 2 and "no readable text" in p.stdout + p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "No such file or folder" in p.stderr and "Traceback" not in p.stderr
     p = cli("train", "--width", "130", "--heads", "4", "--steps", "10", home=tmp_path, check=False)
     assert p.returncode == 2 and "divisible" in p.stderr and "Traceback" not in p.stderr
     p = cli("generate", "nope", home=tmp_path, check=False)

@@ -189,13 +189,14 @@ def test_catalog_is_readable_while_a_writer_holds_it(tmp_path):
     writer.rollback()
 
 
-def test_unwritable_workspace_is_refused_with_a_message(tmp_path):
+def test_unwritable_workspace_reads_but_refuses_writes_with_a_message(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    with pytest.raises(StoreError, match="not writable"):
-        RunStore(blocker / "workspace")  # a path under a file can never be created, even by root
-    with pytest.raises(StoreError, match="not writable"):
-        RunStore("/proc/desktop_llm-workspace")
+    for home in (blocker / "workspace", "/proc/desktop_llm-workspace"):  # never creatable, even by root
+        store = RunStore(home)
+        assert not store.writable and store.list() == [] and store.latest() is None
+        with pytest.raises(StoreError, match="not writable"):
+            store.create(_config("x.txt", steps=10))
 
 
 def test_untrusted_model_files_never_run_code(tmp_path):

@@ -263,3 +263,34 @@ def test_data_page_lists_a_folder_of_many_files(window, qtbot, tmp_path):
     window.data_page.table.scrollToBottom()
     window.data_page.table.selectRow(19_999)
     assert "tiny file" in window.data_page.preview.toPlainText()
+
+
+def test_runs_page_imports_a_zip_and_shows_a_refusal(window, qtbot, tmp_path, monkeypatch):
+    import zipfile
+
+    from PySide6.QtWidgets import QFileDialog
+
+    other = RunStore(tmp_path / "elsewhere")
+    cfg = RunConfig(name="shared", data=DataConfig(paths=("x.txt",)), tokenizer=TokenizerConfig(kind="char"),
+                    model=preset("tiny"), training=TrainConfig(max_steps=20, warmup_steps=2))
+    run = other.create(cfg)
+    good = other.export(run.id, tmp_path / "good.zip")
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(evil, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        dst.writestr(f"{run.id}/../../evil", b"x")
+    rp = window.runs_page
+    chosen = [str(evil)]
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (chosen[0], "Zip archive (*.zip)"))
+    qtbot.mouseClick(rp.import_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: rp.task is not None and rp.task.settled, timeout=60_000)
+    assert rp.message.text().startswith("Import refused:") and "outside" in rp.message.text()
+    assert rp.message.property("role") == "error"
+    assert rp.table.rowCount() == 0 and rp.import_btn.isEnabled()
+    chosen[0] = str(good)
+    qtbot.mouseClick(rp.import_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: rp.task.settled, timeout=60_000)
+    assert rp.table.rowCount() == 1 and rp.table.item(0, 0).text() == "shared"
+    assert rp.selected_ids() == [run.id]
+    assert rp.message.text() == f"Imported as run {run.id}." and rp.message.property("role") == "hint"

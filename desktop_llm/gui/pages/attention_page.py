@@ -4,9 +4,11 @@ head at a time, or all heads of a layer in a grid. Hover shows the token pair an
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -18,13 +20,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_llm.gui.widgets import RunPicker, header, label
+from desktop_llm.gui.widgets import RunPicker, header, label, set_role
 from desktop_llm.gui.workers import model_pool, run_task
 
 
-def _ticks(tokens: list[str]):
-    shown = [(i + 0.5, repr(t)[1:-1][:8]) for i, t in enumerate(tokens)]
-    step = max(1, -(-len(tokens) // 32))  # at most ~32 labels per axis
+def _ticks(tokens: list[str], max_labels: int = 32, chars: int = 8):
+    """Tick labels (the tokens, escaped and cut to `chars`), every n-th so that at most
+    `max_labels` are shown: pyqtgraph draws every label it is given, overlapping or not."""
+    shown = [(i + 0.5, repr(t)[1:-1][:chars]) for i, t in enumerate(tokens)]
+    step = max(1, -(-len(tokens) // max(1, max_labels)))
     return [shown[::step]]
 
 
@@ -46,10 +50,31 @@ class Heatmap(pg.PlotWidget):
         self.weights = None
         self.tokens: list[str] = []
         self.hover_text = ""
-        if small:
-            self.hideAxis("left")
-            self.hideAxis("bottom")
+        self.small = small
+        if small:  # the grid shows the token labels on its left column and bottom row only
+            self.show_labels(left=False, bottom=False)
+        self.plotItem.vb.sigResized.connect(self._update_ticks)
         self.scene().sigMouseMoved.connect(self._on_move)
+
+    def show_labels(self, left: bool, bottom: bool) -> None:
+        for name, shown in (("left", left), ("bottom", bottom)):
+            if shown:
+                self.showAxis(name)
+            else:
+                self.hideAxis(name)
+
+    def _update_ticks(self, *_) -> None:
+        """As many token labels as fit the map's size without overlapping (on every resize)."""
+        if not self.tokens:
+            return
+        chars = 5 if self.small else 8
+        fm = QFontMetrics(self.font())
+        vb = self.plotItem.vb
+        rows = int(vb.height() // max(1, fm.height()))
+        widest = max(fm.horizontalAdvance(repr(t)[1:-1][:chars]) for t in self.tokens)
+        cols = int(vb.width() // max(1, widest + fm.horizontalAdvance("  ")))
+        self.getAxis("left").setTicks(_ticks(self.tokens, min(64, rows), chars))
+        self.getAxis("bottom").setTicks(_ticks(self.tokens, min(64, cols), chars))
 
     def set_weights(self, w: np.ndarray, tokens: list[str]) -> None:
         self.weights, self.tokens = w, tokens
@@ -58,9 +83,7 @@ class Heatmap(pg.PlotWidget):
         if hasattr(self, "colorbar"):
             self.colorbar.setLevels((0.0, top))
         self.image.setRect(0, 0, w.shape[1], w.shape[0])
-        ticks = _ticks(tokens)
-        self.getAxis("bottom").setTicks(ticks)
-        self.getAxis("left").setTicks(ticks)
+        self._update_ticks()
         self.autoRange(padding=0)
 
     def describe(self, row: int, col: int) -> str:
@@ -125,27 +148,37 @@ class AttentionPage(QWidget):
         lay.addWidget(self.status)
 
     def compute(self) -> None:
-        from desktop_llm.core.inspection import inspect_text
-
         run_id, which, text = self.picker.run_id, self.picker.checkpoint, self.text.toPlainText()
         if not run_id:
-            self.status.setText("Train a run first: there is no checkpoint to inspect.")
+            self._on_error("Train a run first: there is no checkpoint to inspect.")
             return
 
         def work(report, cancelled, emit):
+            from desktop_llm.core.inspection import inspect_text
+
+            report(0.0, "Loading the model…")
             model, tok, ckpt = self.session.load_model(run_id, which)
+            report(0.0, "Computing attention (the first time also builds the model's layers)…")
             return inspect_text(model, tok, text), ckpt.step
 
         self.go.setEnabled(False)
-        self.status.setText("Computing attention…")
-        self.task = run_task(self, work, self._on_maps, self._on_error, pool=model_pool())
+        set_role(self.status, "hint")
+        if "tensorflow" not in sys.modules:  # model_pool() imports it on this thread: seconds, once
+            self.status.setText("Loading TensorFlow (first time only)…")
+            self.status.repaint()  # painted now: the import holds the event loop
+        pool = model_pool()
+        self.status.setText("Starting…")
+        self.task = run_task(self, work, self._on_maps, self._on_error, pool=pool,
+                             on_progress=lambda _f, msg: msg and self.status.setText(msg))
 
     def _on_error(self, msg: str) -> None:
         self.go.setEnabled(True)
+        set_role(self.status, "error")
         self.status.setText(msg)
 
     def _on_maps(self, result) -> None:
         self.go.setEnabled(True)
+        set_role(self.status, "hint")
         self.maps, step = result
         L, H = self.maps.num_layers, self.maps.num_heads
         self.layer.setRange(0, L - 1)
@@ -166,8 +199,12 @@ class AttentionPage(QWidget):
             cols = max(2, math.ceil(math.sqrt(H)))
             self.grid_layout.addWidget(m, len(self.grid_maps) // cols, len(self.grid_maps) % cols)
             self.grid_maps.append(m)
+        shown = {self.grid_layout.getItemPosition(self.grid_layout.indexOf(m))[:2]
+                 for i, m in enumerate(self.grid_maps) if i < H}
         for i, m in enumerate(self.grid_maps):
             m.setVisible(i < H)
             if i < H:
+                row, col = self.grid_layout.getItemPosition(self.grid_layout.indexOf(m))[:2]
+                m.show_labels(left=col == 0, bottom=(row + 1, col) not in shown)
                 m.setTitle(f"head {i}")
                 m.set_weights(self.maps.weights[l, i], self.maps.tokens)

@@ -4,6 +4,7 @@ and the loss of every token shown on the text (darker: the model was more surpri
 from __future__ import annotations
 
 import math
+import sys
 
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -130,7 +131,9 @@ class EvaluatePage(QWidget):
                 split_windows,
             )
 
+            report(0.0, "Loading the model…")
             model, tok, ckpt = self.session.load_model(run_id, which)
+            report(0.0, "Evaluating…")
             if source == "val":
                 from desktop_llm.core.data import TokenData
 
@@ -163,10 +166,17 @@ class EvaluatePage(QWidget):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         set_role(self.status, "hint")
-        self.status.setText("Evaluating…")
-        self.task = run_task(self, work, self._on_done, self._on_failed, on_progress=self._on_progress, pool=model_pool())
+        if "tensorflow" not in sys.modules:  # model_pool() imports it on this thread: seconds, once
+            self.status.setText("Loading TensorFlow (first time only)…")
+            self.status.repaint()  # painted now: the import holds the event loop
+        pool = model_pool()
+        self.status.setText("Starting…")
+        self.task = run_task(self, work, self._on_done, self._on_failed, on_progress=self._on_progress, pool=pool)
 
-    def _on_progress(self, fraction: float, _msg: str) -> None:
+    def _on_progress(self, fraction: float, msg: str) -> None:
+        if msg:  # a stage (loading the model, evaluating): the bar stays busy until counts come
+            self.status.setText(msg)
+            return
         self.progress.setRange(0, 100)
         self.progress.setValue(int(100 * fraction))
 
@@ -180,8 +190,15 @@ class EvaluatePage(QWidget):
         self._error(msg)
 
     def _error(self, msg: str) -> None:
+        self._clear_result()  # an error never sits beside the result of an earlier evaluation
         set_role(self.status, "error")
         self.status.setText(msg)
+
+    def _clear_result(self) -> None:
+        self.result = None
+        for figure in self.figures.values():
+            figure.setText("–")
+        self.view.reset()
 
     def _on_done(self, result) -> None:
         self._finish()
@@ -193,10 +210,19 @@ class EvaluatePage(QWidget):
         F["bits"].setText(f"{ev.bits_per_token:.3f}")
         F["tokens"].setText(f"{ev.tokens:,}")
         F["ckpt"].setText(f"{self.picker.checkpoint}, step {step:,}")
-        finite = [x for x in losses if x == x]
+        finite = [x for x in losses if not math.isnan(x)]
         top = max(finite) if finite else 1.0
-        colors = ["transparent" if x != x else heat_color(x / max(top, 1e-6)) for x in losses]
-        tips = [f"id {i} · loss {'–' if x != x else f'{x:.3f}'} · p {'–' if x != x else f'{math.exp(-x):.3f}'}"
+        colors = [None if math.isnan(x) else heat_color(x / max(top, 1e-6)) for x in losses]
+        tips = [f"id {i} · loss " + ("– (nothing before it to predict it from)" if math.isnan(x) else
+                                     f"{x:.3f} · p {math.exp(-x):.3f}")
                 for i, x in zip(ids, losses)]
         self.view.set_tokens(tokens, colors, tips)
-        self.status.setText(f"Showing the loss of the first {len(tokens):,} tokens.")
+        # The first token has no loss (nothing comes before it to predict it from): the count
+        # shown is of the tokens that have one, as "Tokens scored" is.
+        scored = len(finite)
+        first = "the first token has none: nothing comes before it to predict it from"
+        set_role(self.status, "hint")
+        if ev.tokens > scored:
+            self.status.setText(f"Showing the loss of {scored:,} of the {ev.tokens:,} tokens scored ({first}).")
+        else:
+            self.status.setText(f"Showing the loss of all {scored:,} tokens scored ({first}).")

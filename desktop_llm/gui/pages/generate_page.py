@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import html
 import math
+import sys
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
@@ -28,11 +30,12 @@ from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_rol
 from desktop_llm.gui.workers import model_pool, run_task
 
 
-def prob_color(p: float) -> str:
-    """Background for a generated token by its surprise (-log2 p): confident tokens stay plain,
-    a 1-in-64 pick gets the strongest tint."""
+def prob_color(p: float) -> QColor:
+    """Background tint for a generated token by its surprise (-log2 p): confident tokens stay
+    plain, a 1-in-64 pick gets the strongest tint (TokenView lays it over the view's background
+    and picks black or white text by contrast)."""
     bits = -math.log2(max(p, 1e-9))
-    return f"rgba(242, 142, 43, {0.65 * min(1.0, bits / 6.0):.2f})"
+    return QColor(242, 142, 43, round(255 * 0.65 * min(1.0, bits / 6.0)))
 
 
 class GeneratePage(QWidget):
@@ -150,6 +153,12 @@ class GeneratePage(QWidget):
         split.addWidget(left)
         split.addWidget(self.tabs)
         split.setSizes([300, 800])
+        # Each tab has its own status line (shown in the one label while the tab is open), and
+        # the Generate button belongs to the prompt tab: the chat has its own Send.
+        self._tab = 0
+        self._statuses = {0: ("", "hint"), 1: ("", "hint")}
+        self._compiled: set = set()  # (generator, sampling settings) already traced and compiled
+        self.tabs.currentChanged.connect(self._on_tab)
 
         lay = QVBoxLayout(self)
         lay.addWidget(header("Generate", "Let a trained model write. Tokens appear as they are sampled."))
@@ -169,6 +178,19 @@ class GeneratePage(QWidget):
                               top_k=self.top_k.value(), top_p=round(self.top_p.value(), 3),
                               seed=None if self.seed.value() < 0 else self.seed.value(), stop=stops)
 
+    def _checked_sampling(self):
+        """The settings, checked by the same rules as the command line's; a bad one is shown in
+        the status line and nothing starts (None)."""
+        from desktop_llm.core.generation import SamplingError
+
+        try:
+            cfg = self.sampling()
+            cfg.validate()
+        except SamplingError as e:
+            self._say(str(e), "error")
+            return None
+        return cfg
+
     @property
     def busy(self) -> bool:
         return bool(self.task and self.task.running)
@@ -180,10 +202,15 @@ class GeneratePage(QWidget):
             return
         if self.busy or not self._check_run():
             return
-        run_id, which, prompt, cfg = self.picker.run_id, self.picker.checkpoint, self.prompt.toPlainText(), self.sampling()
+        cfg = self._checked_sampling()
+        if cfg is None:
+            return
+        run_id, which, prompt = self.picker.run_id, self.picker.checkpoint, self.prompt.toPlainText()
 
         def work(report, cancelled, emit):
+            report(0.0, "Loading the model…")
             gen = self.session.generator(run_id, which)
+            self._report_compiling(report, gen, cfg)
             return gen.generate(prompt, cfg, on_token=emit, cancelled=cancelled)
 
         self.output.reset(f"<b style='white-space:pre-wrap'>{html.escape(prompt).replace(chr(10), '<br>')}</b>")
@@ -200,8 +227,11 @@ class GeneratePage(QWidget):
         message = self.chat_input.text().strip()
         if not message or self.busy or not self._check_run():
             return
+        cfg = self._checked_sampling()
+        if cfg is None:
+            return
         self.tabs.setCurrentIndex(1)
-        run_id, which, cfg = self.picker.run_id, self.picker.checkpoint, self.sampling()
+        run_id, which = self.picker.run_id, self.picker.checkpoint
         key = (run_id, which)
         if self._chat_key != key:
             self._reset_chat()
@@ -211,7 +241,9 @@ class GeneratePage(QWidget):
             from desktop_llm.core.generation import ChatSession
 
             if self.chat is None:
+                report(0.0, "Loading the model…")
                 self.chat = ChatSession(self.session.generator(run_id, which))
+            self._report_compiling(report, self.chat.gen, cfg)
             return self.chat.reply(message, cfg, on_token=emit, cancelled=cancelled)
 
         self.chat_input.clear()
@@ -221,7 +253,8 @@ class GeneratePage(QWidget):
 
     def _on_replied(self, text: str) -> None:
         self._paint()
-        self._end(f"{len(self.chat.history) // 2} turns in the conversation")
+        turns = len(self.chat.history) // 2
+        self._end(f"{turns} turn{'' if turns == 1 else 's'} in the conversation")
 
     def _reset_chat(self) -> None:
         self.chat, self._chat_key = None, None
@@ -235,9 +268,44 @@ class GeneratePage(QWidget):
         self.generate_btn.setEnabled(False)
         self.send_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
-        self.status.setText("Loading the model and compiling (first time only)…")
+        tab = self._target_tab
+        if "tensorflow" not in sys.modules:  # model_pool() imports it on this thread: seconds, once
+            self._say("Loading TensorFlow (first time only)…", tab=tab)
+            self.status.repaint()  # painted now: the import holds the event loop
+        pool = model_pool()
+        self._say("Starting…", tab=tab)
         self._paint_timer.start()
-        self.task = run_task(self, work, on_done, self._on_error, on_emit=self._on_token, pool=model_pool())
+        self.task = run_task(self, work, on_done, self._on_error, on_emit=self._on_token, pool=pool,
+                             on_progress=lambda _f, msg: msg and self._say(msg, tab=tab))
+
+    def _report_compiling(self, report, gen, cfg) -> None:
+        """On the worker: say that the first request with these settings compiles (seconds)."""
+        key = (id(gen), cfg.temperature, cfg.top_k, cfg.top_p)
+        if key in self._compiled:
+            report(0.0, "Generating…")
+        else:
+            self._compiled.add(key)
+            report(0.0, "Compiling the model for these sampling settings (first time only)…")
+
+    @property
+    def _target_tab(self) -> int:
+        return 0 if self._target == "output" else 1
+
+    def _say(self, text: str, role: str = "hint", tab: int | None = None) -> None:
+        """Set a tab's status line: shown now if that tab is open, else when it is opened."""
+        tab = self._tab if tab is None else tab
+        self._statuses[tab] = (text, role)
+        if tab == self._tab:
+            set_role(self.status, role)
+            self.status.setText(text)
+
+    def _on_tab(self, index: int) -> None:
+        self._statuses[self._tab] = (self.status.text(), self.status.property("role") or "hint")
+        self._tab = index
+        self.generate_btn.setVisible(index == 0)
+        text, role = self._statuses.get(index, ("", "hint"))
+        set_role(self.status, role)
+        self.status.setText(text)
 
     def _on_token(self, token) -> None:
         self._pending.append(token)
@@ -251,7 +319,7 @@ class GeneratePage(QWidget):
         view.append_tokens([t.text for t in tokens], [prob_color(t.probability) if colour else None for t in tokens],
                            [f"token {t.id} · p = {t.probability:.3f}" for t in tokens])
         self.tokens_out += len(tokens)
-        self.status.setText(f"Generating… {self.tokens_out} tokens")
+        self._say(f"Generating… {self.tokens_out} tokens", tab=self._target_tab)
 
     def stop(self) -> None:
         if self.task:
@@ -262,12 +330,11 @@ class GeneratePage(QWidget):
         self.generate_btn.setEnabled(True)
         self.send_btn.setEnabled(True)
         self.stop_btn.setEnabled(False)
-        set_role(self.status, "hint")
-        self.status.setText(message)
+        self._say(message, tab=self._target_tab)
 
     def _on_error(self, msg: str) -> None:
         self._end(msg)
-        set_role(self.status, "error")
+        self._say(msg, "error", tab=self._target_tab)
 
     def _check_run(self) -> bool:
         if not self.picker.run_id:

@@ -121,6 +121,35 @@ class ModelPage(QWidget):
         if name in PRESETS:
             self._set_fields(PRESETS[name])
 
+    # ------------------------------------------------------------------ remembered settings
+    def settings(self) -> dict:
+        """The form as plain values (saved in gui.ini between launches)."""
+        return {"preset": self.preset.currentData(), "layers": self.layers.value(), "heads": self.heads.value(),
+                "width": self.width.value(), "ffn": self.ffn.value(), "context": self.context.value(),
+                "dropout": self.dropout.value(), "tied": self.tied.isChecked(), "batch": self.batch.value()}
+
+    def apply_settings(self, values: dict) -> None:
+        """Put back what settings() returned; unknown or unusable values are skipped."""
+        i = self.preset.findData(values.get("preset"))
+        if i >= 0:
+            self.preset.setCurrentIndex(i)  # a preset fills the form; the saved fields then override it
+        self._loading = True
+        try:
+            for key in ("layers", "heads", "width", "ffn", "context", "batch"):
+                try:
+                    getattr(self, key).setValue(int(values[key]))
+                except (KeyError, TypeError, ValueError):
+                    continue
+            try:
+                self.dropout.setValue(float(values["dropout"]))
+            except (KeyError, TypeError, ValueError):
+                pass
+            if isinstance(values.get("tied"), bool):
+                self.tied.setChecked(values["tied"])
+        finally:
+            self._loading = False
+        self._on_edit()
+
     def config(self):
         vocab = self.session.tokenizer.vocabulary_size if self.session.tokenizer else 0
         return replace(self.session.model_config, vocabulary_size=vocab, num_layers=self.layers.value(),

@@ -1,5 +1,5 @@
 """Runs: every run in a table; open one to see its curves, select several to overlay them;
-resume, delete or export."""
+resume, delete, export, or import a run someone exported."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.gui.plots import MetricsPlots
-from desktop_llm.gui.widgets import header, label
+from desktop_llm.gui.widgets import header, label, set_role
+from desktop_llm.gui.workers import run_task
 
 COLUMNS = ["Name", "Status", "Model", "Step", "Best val loss", "Perplexity", "Duration", "Created"]
 
@@ -33,6 +34,7 @@ class RunsPage(QWidget):
         super().__init__(parent)
         self.session = session
         self.rows: list[dict] = []
+        self.task = None  # the running import or export, if any
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
@@ -45,14 +47,18 @@ class RunsPage(QWidget):
         self.resume_btn.setToolTip("Continue a stopped or interrupted run from its last checkpoint")
         self.delete_btn = QPushButton("Delete…")
         self.export_btn = QPushButton("Export…")
+        self.export_btn.setToolTip(f"Save the selected run as a zip (by default in {session.store.exports_dir})")
+        self.import_btn = QPushButton("Import…")
+        self.import_btn.setToolTip("Add a run from a zip made with Export (checked before anything is kept)")
         self.refresh_btn = QPushButton("Refresh")
         self.refresh_btn.setShortcut("F5")
         self.resume_btn.clicked.connect(self._resume)
         self.delete_btn.clicked.connect(self._delete)
         self.export_btn.clicked.connect(self._export)
+        self.import_btn.clicked.connect(self._import)
         self.refresh_btn.clicked.connect(self.refresh)
         bar = QHBoxLayout()
-        for b in (self.resume_btn, self.delete_btn, self.export_btn):
+        for b in (self.resume_btn, self.delete_btn, self.export_btn, self.import_btn):
             bar.addWidget(b)
         bar.addStretch(1)
         bar.addWidget(label("Select several runs to overlay their curves.", "hint"))
@@ -142,14 +148,54 @@ class RunsPage(QWidget):
                 self.message.setText(str(e))
         self.session.runs_changed.emit()
 
+    def _say(self, text: str, role: str = "hint") -> None:
+        self.message.setText(text)
+        set_role(self.message, role)
+
+    def _busy(self) -> bool:
+        return bool(self.task and not self.task.settled)
+
     def _export(self) -> None:
         ids = self.selected_ids()
-        if len(ids) != 1:
+        if len(ids) != 1 or self._busy():
             return
-        dest, _ = QFileDialog.getSaveFileName(self, "Export run", f"{ids[0]}.zip", "Zip archive (*.zip)")
-        if dest:
-            path = self.session.store.export(ids[0], dest)
-            self.message.setText(f"Exported to {path}")
+        store = self.session.store
+        try:
+            store.exports_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+        dest, _ = QFileDialog.getSaveFileName(self, "Export run", str(store.exports_dir / f"{ids[0]}.zip"),
+                                              "Zip archive (*.zip)")
+        if not dest:
+            return
+        run_id = ids[0]
+        self._say(f"Exporting {run_id}…")
+        self.task = run_task(self, lambda report, cancelled, emit: store.export(run_id, dest),
+                             lambda path: self._say(f"Exported to {path}"),
+                             lambda msg: self._say(f"Export failed: {msg}", "error"))
+
+    def _import(self) -> None:
+        if self._busy():
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Import a run", str(self.session.store.exports_dir),
+                                              "Zip archive (*.zip)")
+        if not path:
+            return
+        store = self.session.store
+        self.import_btn.setEnabled(False)
+        self._say("Checking and importing the archive…")
+        self.task = run_task(self, lambda report, cancelled, emit: store.import_run(path).id,
+                             self._on_imported, self._on_import_failed)
+
+    def _on_imported(self, run_id: str) -> None:
+        self.import_btn.setEnabled(True)
+        self.session.runs_changed.emit()
+        self.select([run_id])
+        self._say(f"Imported as run {run_id}.")
+
+    def _on_import_failed(self, msg: str) -> None:
+        self.import_btn.setEnabled(True)
+        self._say(f"Import refused: {msg}", "error")
 
 
 def _duration(s: float) -> str:

@@ -4,7 +4,9 @@ vocabulary, and see any text split into coloured tokens with their ids."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -33,6 +35,10 @@ class TokenizerPage(QWidget):
         super().__init__(parent)
         self.session = session
         self.task = None
+        self.coverage_task = None  # counts the corpus characters a char tokenizer does not cover
+        self._coverage_key = None
+        self._counting = False
+        self.uncovered: Counter | None = None  # those characters and how often each occurs
         self.kind = QComboBox()
         for k in KINDS:
             self.kind.addItem(KIND_LABELS[k], k)
@@ -98,6 +104,7 @@ class TokenizerPage(QWidget):
                                           "need no training; WordPiece, SentencePiece and BPE learn a vocabulary."))
         lay.addWidget(split, 1)
         self._on_kind()
+        session.corpus_changed.connect(self.show_state)
 
     def _on_kind(self):
         k = self.kind.currentData()
@@ -114,6 +121,7 @@ class TokenizerPage(QWidget):
             return
         kind, size = self.kind.currentData(), self.vocab.value() or None
         paths, column = list(s.paths), s.column
+        corpus = s.corpus_key  # what it is trained on: a later change of corpus makes it stale
         folder = s.store.home / "tokenizers" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
 
         def work(report, cancelled, emit):
@@ -141,7 +149,7 @@ class TokenizerPage(QWidget):
 
         def done(tok):
             if mine["task"] is self.task:
-                self._on_trained(tok, str(folder))
+                self._on_trained(tok, str(folder), corpus)
 
         def failed(msg):
             if mine["task"] is self.task and not mine["task"].cancelled():
@@ -149,8 +157,9 @@ class TokenizerPage(QWidget):
 
         self.task = mine["task"] = run_task(self, work, done, failed)
 
-    def load(self, folder: str) -> None:
-        """Reopen a tokenizer saved earlier (the last workspace); a missing one is just skipped."""
+    def load(self, folder: str, corpus: tuple | None = None) -> None:
+        """Reopen a tokenizer saved earlier (the last workspace); a missing one is just skipped.
+        `corpus`: the Session.corpus_key it was trained on (default: the corpus loaded then)."""
         from pathlib import Path
 
         from desktop_llm.core.tokenizers import load_tokenizer
@@ -166,7 +175,7 @@ class TokenizerPage(QWidget):
             if i >= 0:
                 self.kind.setCurrentIndex(i)
             self.vocab.setValue(tok.vocabulary_size if tok.kind != "char" else self.vocab.value())
-            self._on_trained(tok, folder)
+            self._on_trained(tok, folder, corpus)
 
         self.task = run_task(self, work, done, self._error)
 
@@ -183,20 +192,99 @@ class TokenizerPage(QWidget):
         set_role(self.status, "error")
         self.status.setText(msg)
 
-    def _on_trained(self, tok, folder: str) -> None:
+    def _on_trained(self, tok, folder: str, corpus: tuple | None = None) -> None:
         if self.task is not None and self.task.cancelled():
             return
         self.cancel_btn.setVisible(False)
         self.train_btn.setEnabled(True)
         self.progress.setVisible(False)
-        set_role(self.status, "hint")
-        self.status.setText(f"{tok.vocabulary_size:,} tokens. Lossless round trip: "
-                            f"{'yes' if tok.lossless else 'no (whitespace is dropped)'}. Next: the model.")
-        self.session.set_tokenizer(tok, folder)
+        self.session.set_tokenizer(tok, folder, corpus)
+        self.show_state(force=True)
         self.vocab_list.clear()
         n = min(tok.vocabulary_size, 20000)
         self.vocab_list.addItems([f"{i:>6}   {tok.token_text(i)!r}"[:60] for i in range(n)])
         self._render_tokens()
+
+    # ------------------------------------------------------------------ status line
+    def show_state(self, force: bool = False) -> None:
+        """The status line for where the work stands: no corpus yet, no tokenizer yet, a
+        tokenizer for this corpus, or one trained on another corpus (a warning)."""
+        if not force and self.task is not None and self.task.running:
+            return  # training or loading: its end shows the state
+        s, tok = self.session, self.session.tokenizer
+        if tok is None:
+            set_role(self.status, "hint")
+            self.status.setText("Next: choose a kind and train a tokenizer (Ctrl+T)." if s.paths else
+                                "Load a corpus on the Data page, then train a tokenizer.")
+        elif s.tokenizer_stale:
+            self._show_stale()
+            self._count_uncovered()
+        else:
+            set_role(self.status, "hint")
+            self.status.setText(f"{tok.vocabulary_size:,} tokens. Lossless round trip: "
+                                f"{'yes' if tok.lossless else 'no (whitespace is dropped)'}. Next: the model.")
+
+    def _show_stale(self) -> None:
+        tok = self.session.tokenizer
+        text = "This tokenizer was trained on a different corpus than the one loaded now."
+        role = "error"
+        if tok.kind == "char":
+            missing = self.uncovered if self._coverage_key == self._coverage_for() else None
+            if missing is None:
+                text += " Counting the characters it does not cover…" if self._counting else ""
+            elif missing:
+                shown = " ".join(c if c.isprintable() and not c.isspace() else repr(c)
+                                 for c, _ in missing.most_common(8))
+                text += (f" {len(missing):,} distinct characters of the new corpus ({sum(missing.values()):,} "
+                         f"occurrences) are not in its vocabulary and become <unk>, e.g. {shown}.")
+            else:
+                text += " It covers every character of the new corpus."
+                role = "hint"
+        else:
+            text += " Its vocabulary may not fit the new text."
+        set_role(self.status, role)
+        self.status.setText(text + " Retrain it (Ctrl+T).")
+
+    def _coverage_for(self) -> tuple:
+        return id(self.session.tokenizer), self.session.corpus_key
+
+    def _count_uncovered(self) -> None:
+        """Off the UI thread: which characters of the corpus a char tokenizer has no id for."""
+        from desktop_llm.core.corpus import Corpus
+
+        tok = self.session.tokenizer
+        key = self._coverage_for()
+        if tok is None or tok.kind != "char" or key == self._coverage_key:
+            return  # counted (or being counted) already
+        if self.coverage_task is not None:
+            self.coverage_task.cancel()
+        self._coverage_key, self.uncovered, self._counting = key, None, True
+        known = set(tok.chars)
+        paths, column = list(self.session.paths), self.session.column
+
+        def work(report, cancelled, emit):
+            corpus = Corpus(paths=paths, column=column)
+            missing = Counter()
+            for chunk in corpus.iter_text():
+                if cancelled():
+                    raise Cancelled("Cancelled.")
+                for ch in set(chunk) - known:
+                    missing[ch] += chunk.count(ch)
+            return missing
+
+        def done(missing):
+            if self._coverage_key == key:
+                self.uncovered, self._counting = missing, False
+                if self.session.tokenizer_stale and self._coverage_for() == key:
+                    self._show_stale()
+
+        def failed(_msg):  # an unreadable corpus: the Data page says why; the warning stays, uncounted
+            if self._coverage_key == key:
+                self._counting = False
+                if self.session.tokenizer_stale and self._coverage_for() == key:
+                    self._show_stale()
+
+        self.coverage_task = run_task(self, work, done, failed)
 
     def _render_tokens(self) -> None:
         tok = self.session.tokenizer
@@ -207,7 +295,9 @@ class TokenizerPage(QWidget):
             return
         ids = tok.encode(text)
         pieces = [tok.token_text(i) for i in ids]
-        colors = [COLORS[i % len(COLORS)] + "55" for i in range(len(ids))]
+        colors = [QColor(COLORS[i % len(COLORS)]) for i in range(len(ids))]
+        for c in colors:
+            c.setAlpha(0x55)  # a light tint of the series colours; TokenView picks the text colour
         tips = [f"id {i} · {p!r}" for i, p in zip(ids, pieces)]
         self.tokens_view.set_tokens(pieces, colors, tips, footer="<p style='color:gray; font-size:12px'>ids: "
                                     + " ".join(map(str, ids[:400])) + ("…" if len(ids) > 400 else "") + "</p>")

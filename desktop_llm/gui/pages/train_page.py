@@ -26,6 +26,11 @@ from desktop_llm.gui.plots import MetricsPlots
 from desktop_llm.gui.training_process import TrainingProcess
 from desktop_llm.gui.widgets import header, label, set_role
 
+STALE_TOKENIZER = ("The tokenizer was trained on a different corpus: retrain it on the Tokenizer page "
+                   "so that it covers this one.")
+# the hyperparameter fields remembered in the workspace's gui.ini (MainWindow.save_state)
+SETTINGS = ("steps", "batch", "lr", "min_lr", "warmup", "wd", "clip", "eval_every", "seed")
+
 
 class TrainPage(QWidget):
     run_started = Signal(str)
@@ -37,6 +42,7 @@ class TrainPage(QWidget):
         self.proc: TrainingProcess | None = None
         self.run_id: str | None = None
         self.max_steps = 1
+        self.last_step = 0
         d = TrainConfig()
 
         def spin(lo, hi, value, tip, step=1):
@@ -123,6 +129,33 @@ class TrainPage(QWidget):
         self._redraw.timeout.connect(self._flush)
         self._pending = False
         self._set_running(False)
+        session.corpus_changed.connect(self._check_tokenizer)
+        session.tokenizer_changed.connect(self._check_tokenizer)
+
+    # ------------------------------------------------------------------ remembered settings
+    def settings(self) -> dict:
+        """The hyperparameters as plain values (saved in gui.ini between launches)."""
+        return {"name": self.name.text(), **{k: getattr(self, k).value() for k in SETTINGS}}
+
+    def apply_settings(self, values: dict) -> None:
+        """Put back what settings() returned; unknown or unusable values are skipped."""
+        if isinstance(values.get("name"), str):
+            self.name.setText(values["name"])
+        for k in SETTINGS:
+            w, v = getattr(self, k), values.get(k)
+            try:
+                w.setValue(float(v) if isinstance(w, QDoubleSpinBox) else int(v))
+            except (TypeError, ValueError):
+                continue
+
+    def _check_tokenizer(self) -> None:
+        """Warn here too when the corpus changed after the tokenizer was trained."""
+        if self.training:
+            return
+        if self.session.tokenizer_stale:
+            self._message(STALE_TOKENIZER, error=True)
+        elif self.status.text() == STALE_TOKENIZER:
+            self._message("Ready.")
 
     # ------------------------------------------------------------------ config
     def run_config(self) -> RunConfig:
@@ -165,6 +198,9 @@ class TrainPage(QWidget):
         self.run_id = run_id
         run = self.session.store.get(run_id)
         self.max_steps = run.config.training.max_steps
+        self.last_step = 0
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
         if fresh:
             self.plots.clear()
             self.sample.clear()
@@ -221,9 +257,12 @@ class TrainPage(QWidget):
         if t in ("step", "eval"):
             self.plots.series_for(self.run_id).add(e)
             self._pending = True
+        if isinstance(e.get("step"), int):
+            self.last_step = e["step"]
         if t == "step":
+            self.max_steps = e["max_steps"]
             self.progress.setValue(int(100 * e["step"] / max(1, e["max_steps"])))
-            self.progress.setFormat(f"step {e['step']:,} / {e['max_steps']:,} · ETA {_duration(e['eta'])}")
+            self.progress.setFormat(f"step {e['step']:,} / {e['max_steps']:,} · ETA {'estimating…' if e.get('eta') is None else _duration(e['eta'])}")
             self.figures.setText(f"loss {e['loss']:.3f} · {e['tokens_per_sec']:,.0f} tokens/s · "
                                  f"{e['ms_per_step']:.1f} ms/step")
             self._message("Training…")
@@ -237,15 +276,27 @@ class TrainPage(QWidget):
             self._message(f"Training on {e['device']} · {e['parameters']:,} parameters · "
                           f"{e['train_tokens']:,} training tokens")
         elif t == "paused":
+            self._progress_note("paused")
             self._message(f"Paused at step {e['step']}.")
         elif t == "warning":
             self._message(e.get("message", ""), error=True)
         elif t == "failed":
+            self._progress_note("failed")
             self._message(f"{e['message']} {e.get('suggestion', '')}", error=True)
         elif t == "completed":
+            self.progress.setValue(100)
+            self._progress_note("completed")
             self._message(f"Finished: best validation loss {e.get('best_val_loss') or float('nan'):.3f}.")
         elif t == "stopped":
+            self._progress_note("stopped")
             self._message(f"Stopped at step {e['step']}. Resume it from the Runs page.")
+
+    def _progress_note(self, note: str) -> None:
+        """Replace the ETA once the run is not training (an ETA after Stop is a wrong promise)."""
+        if self.last_step:
+            self.progress.setFormat(f"step {self.last_step:,} / {self.max_steps:,} · {note}")
+        else:
+            self.progress.setFormat(note)
 
     def _flush(self) -> None:
         if self._pending and self.run_id in self.plots.series:
@@ -259,6 +310,9 @@ class TrainPage(QWidget):
         if message:
             self._message(message, error=True)
         status = self.session.store.sync(self.run_id)["status"] if self.run_id else ""
+        self._progress_note(status or "ended")
+        if self.run_id:
+            self.session.set_current_run(self.run_id)  # the pages that use a model show this run
         self.session.runs_changed.emit()
         self.run_ended.emit(self.run_id or "", status)
 

@@ -1,0 +1,49 @@
+#!/bin/sh
+# GPU checks (issue 12), as one call on a GPU machine: sh benchmarks/gpu_check.sh [OUT_DIR]
+#
+# With TensorFlow installed (pip install -e ".[gpu]"): the engine itself, through the CLI:
+#   the reference workload and the `base` preset on one GPU (float32 and mixed bfloat16),
+#   MirroredStrategy over two logical GPUs made from one (same losses as one), and the
+#   window's kind of inference in a second process while a GPU run trains (no OOM).
+# Without TensorFlow (this project's lent GPU machines carry PyTorch and JAX only, and TF
+#   2.21 with its CUDA 12 libraries is too large to carry there): the engine's model class
+#   trained by Keras 3 on JAX (benchmarks/gpu_keras_jax.py). Wheels for keras, keras-hub,
+#   namex and optree travel in .whl/ (see benchmarks/README.md).
+set -u
+OUT=${1:-benchmarks/results}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+PY=${PYTHON:-python3}
+if $PY -c "import tensorflow" 2>/dev/null; then
+    export DESKTOP_LLM_HOME=$(mktemp -d)
+    C=resources/corpora/tinyshakespeare.txt
+    common="--tokenizer-kind char --sample-tokens 0 --json"
+    for mp in off bfloat16; do
+        $PY -m desktop_llm train $C --preset small --steps 2000 --mixed-precision $mp --devices 0 $common \
+            | grep -E '"(start|completed|failed)"' | tee "$OUT/gpu-small-$mp.jsonl" | tail -2
+        $PY -m desktop_llm train $C --preset base --batch-size 64 --steps 500 --mixed-precision $mp --devices 0 \
+            $common | grep -E '"(start|completed|failed)"' | tee "$OUT/gpu-base-$mp.jsonl" | tail -2
+    done
+    for d in 0 gpu:2; do
+        $PY -m desktop_llm train $C --preset tiny --steps 40 --batch-size 12 --log-interval 2 --eval-interval 20 \
+            --mixed-precision off --devices $d $common | grep '"step"' > "$OUT/gpu-mirror-$d.jsonl"
+    done
+    $PY - "$OUT" <<'EOF'
+import json, sys
+a, b = ([json.loads(l)["loss"] for l in open(f"{sys.argv[1]}/gpu-mirror-{d}.jsonl")] for d in ("0", "gpu:2"))
+print(json.dumps({"mirrored_max_loss_difference": max(abs(x - y) for x, y in zip(a, b)), "steps": len(a)}))
+EOF
+    # The window's inference while a GPU run trains: both in one GPU's memory (memory growth).
+    $PY -m desktop_llm train $C --preset base --batch-size 64 --steps 300 --devices 0 $common > "$OUT/gpu-shared-train.jsonl" &
+    sleep 30
+    $PY -m desktop_llm generate --prompt "ROMEO:" --max-tokens 200 --json | tail -1
+    wait
+    tail -1 "$OUT/gpu-shared-train.jsonl"
+else
+    echo "TensorFlow is not installed here: the engine's model through Keras on JAX instead."
+    if [ -d .whl ]; then
+        $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+            && export PYTHONPATH=/tmp/site
+    fi
+    KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false $PY benchmarks/gpu_keras_jax.py "$OUT/gpu-keras-jax.json"
+fi

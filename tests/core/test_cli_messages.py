@@ -1,0 +1,134 @@
+"""What the command line prints for people: training events as readable lines, and one `error: ...`
+line (never a traceback) for the mistakes people make. Nothing here trains or loads a model."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from desktop_llm.cli import _HumanEvents, format_event
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args, home, input=None):
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(home))
+    return subprocess.run([sys.executable, "-m", "desktop_llm", *args], capture_output=True, text=True,
+                          env=env, timeout=300, input=input, cwd=ROOT, check=False)
+
+
+# --------------------------------------------------------------------------- training events
+
+
+@pytest.mark.parametrize("event,expected", [
+    ({"type": "completed", "step": 2000, "best_val_loss": 1.4321, "elapsed": 125.2},
+     "completed: 2000 steps in 2 min 05 s, best val loss 1.4321"),
+    ({"type": "completed", "step": 30, "best_val_loss": None, "elapsed": 3.4}, "completed: 30 steps in 3 s"),
+    ({"type": "stopped", "step": 120}, "stopped at step 120; `desktop-llm train --resume RUN` continues"),
+    ({"type": "resumed_from", "step": 500}, "resuming from the checkpoint at step 500"),
+    ({"type": "paused", "step": 40}, "paused at step 40"),
+    ({"type": "resumed", "step": 40}, "resumed at step 40"),
+    ({"type": "exported", "path": "/w/runs/r/model.keras", "step": 60},
+     "saved the best model (step 60) to /w/runs/r/model.keras"),
+    ({"type": "data", "train_tokens": 1003874, "val_tokens": 111520, "dtype": "uint16", "characters": 1115394},
+     "[data] 1,003,874 train / 111,520 validation tokens from 1,115,394 characters"),
+    ({"type": "phase", "phase": "data", "message": "Tokenizing the corpus"}, "[data] Tokenizing the corpus"),
+    ({"type": "phase", "phase": "data", "message": "Tokenizing the corpus", "progress": 0.456},
+     "[data] Tokenizing the corpus 46%"),
+    ({"type": "warning", "message": "disk nearly full"}, "warning: disk nearly full"),
+    ({"type": "failed", "message": "Out of memory.", "suggestion": "Use a smaller batch."},
+     "failed: Out of memory.\n  suggestion: Use a smaller batch."),
+    ({"type": "checkpoint", "step": 60, "best": True}, None),
+])
+def test_every_event_reads_as_a_sentence(event, expected):
+    line = format_event(event)
+    assert line == expected
+    assert line is None or "{" not in line  # never raw JSON
+
+
+def test_known_run_is_named_in_the_resume_hint():
+    assert "--resume 2026-x-ab12`" in format_event({"type": "stopped", "step": 3, "elapsed": 61}, run="2026-x-ab12")
+    assert ", 1 min 01 s of training" in format_event({"type": "stopped", "step": 3, "elapsed": 61})
+
+
+def test_a_phase_prints_once_and_its_progress_updates_not_at_all(capsys):
+    show = _HumanEvents("run-1")
+    show({"type": "phase", "phase": "tokenizer", "message": "Training a char tokenizer"})
+    show({"type": "phase", "phase": "data", "message": "Tokenizing the corpus"})
+    for p in (0.2, 0.6, 1.0):
+        show({"type": "phase", "phase": "data", "message": "Tokenizing the corpus", "progress": p})
+    show({"type": "checkpoint", "step": 10, "best": True})
+    show({"type": "warning", "message": "odd.bin: binary file"})
+    show({"type": "completed", "step": 10, "best_val_loss": 2.5, "elapsed": 9})
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["[tokenizer] Training a char tokenizer", "[data] Tokenizing the corpus",
+                                "completed: 10 steps in 9 s, best val loss 2.5000"]
+    assert err == "warning: odd.bin: binary file\n"
+
+
+# --------------------------------------------------------------------------- user errors
+
+
+def one_error_line(p):
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "missing.txt", "--preset", "tiny"], "No such file or folder: "),
+    (["train", "--steps", "-5"], "--steps must be at least 1 (got -5)"),
+    (["train", "--batch-size", "0"], "--batch-size must be at least 1 (got 0)"),
+    (["train", "--steps", "abc"], "argument --steps: invalid int value: 'abc'"),  # argparse's own, one line too
+    (["train", "--lr", "2"], "--lr must be in (0, 1] (got 2.0)"),
+    (["train", "--tokenizer", "no-such-tokenizer", "--steps", "10"], "No tokenizer in"),
+    (["train", "--resume", "nope"], "No run 'nope'"),
+    (["eval", "--file", "missing.txt"], "No such file or folder: missing.txt"),
+    (["eval", "nope"], "No run 'nope'"),
+    (["generate", "nope"], "No run 'nope'"),
+    (["generate", "--top-p", "0"], "Top-p must be more than 0"),
+    (["generate", "--temperature", "-1"], "temperature must be 0 or more"),
+    (["chat", "--max-tokens", "0"], "Max tokens must be"),
+    (["attention", "nope", "--text", "hi"], "No run 'nope'"),
+    (["model", "info", "--layers", "0"], "--layers must be at least 1"),
+])
+def test_user_errors_are_one_line(tmp_path, args, message):
+    args = [str(tmp_path / a) if a == "missing.txt" and args[0] == "train" else a for a in args]
+    line = one_error_line(cli(*args, home=tmp_path / "ws"))
+    assert message in line
+    runs = tmp_path / "ws" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # nothing was created
+
+
+def test_a_binary_corpus_is_refused_before_a_run_exists(tmp_path):
+    (tmp_path / "doc.pdf").write_bytes(b"%PDF-1.4\x00\x01binary")
+    line = one_error_line(cli("train", str(tmp_path / "doc.pdf"), "--preset", "tiny", home=tmp_path / "ws"))
+    assert "No readable text" in line and "doc.pdf" in line
+    assert not any((tmp_path / "ws" / "runs").iterdir())
+
+
+def test_an_ambiguous_run_name_lists_the_runs(tmp_path):
+    from desktop_llm.core.config import RunConfig
+    from desktop_llm.store import RunStore
+
+    store = RunStore(tmp_path / "ws")
+    a, b = store.create(RunConfig(name="nu-tiny")), store.create(RunConfig(name="nu-tiny"))
+    line = one_error_line(cli("generate", "nu-tiny", home=tmp_path / "ws"))
+    assert "matches 2 runs" in line and a.id in line and b.id in line
+
+
+# --------------------------------------------------------------------------- corpus folder
+
+
+def test_the_bundled_corpora_folder_holds_only_corpora(tmp_path):
+    p = cli("corpus", "stats", "resources/corpora", "--json", home=tmp_path)
+    assert p.returncode == 0, p.stderr
+    st = json.loads(p.stdout)
+    assert st["documents"] == 2
+    assert sorted(Path(s["path"]).name for s in st["sources"]) == ["tangshi300.txt", "tinyshakespeare.txt"]
+    assert (ROOT / "resources" / "ATTRIBUTION.md").exists()

@@ -1,0 +1,181 @@
+"""Data parallelism through tf.distribute, on this machine's CPU: two logical devices stand in
+for two GPUs (MirroredStrategy), two processes on loopback for two machines
+(MultiWorkerMirroredStrategy). Each trainer runs in its own process, as the CLI starts it:
+logical devices and the multi-worker strategy must be set up before TensorFlow starts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop_llm.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--layers", "1", "--heads", "2", "--width", "32", "--ffn", "64", "--context", "16", "--batch-size", "12",
+        "--warmup", "2", "--log-interval", "2", "--eval-interval", "10", "--eval-batches", "2",
+        "--sample-tokens", "0", "--seed", "3"]
+
+
+def _env(home, **extra):
+    return dict(os.environ, DESKTOP_LLM_HOME=str(home), PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT), **extra)
+
+
+def _cli(home, *args, timeout=600, **extra):
+    p = subprocess.run([sys.executable, "-m", "desktop_llm", *args], capture_output=True, text=True,
+                       env=_env(home, **extra), timeout=timeout)
+    events = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    return p, events
+
+
+def _losses(events):
+    return {e["step"]: e["loss"] for e in events if e["type"] == "step"}
+
+
+def test_two_replicas_train_the_same_run_as_one_device(tmp_path, shakespeare_small):
+    """Global batch 12 split 6 + 6 over two replicas gives the one-device losses: the gradients
+    are summed before the global-norm clipping (which Keras' own per-replica clipping does not)."""
+    home = tmp_path / "ws"
+    one, ev1 = _cli(home, "train", str(shakespeare_small), *TINY, "--steps", "20", "--devices", "cpu", "--json")
+    assert one.returncode == 0, one.stderr[-2000:]
+    two, ev2 = _cli(home, "train", str(shakespeare_small), *TINY, "--steps", "20", "--devices", "cpu:2", "--json")
+    assert two.returncode == 0, two.stderr[-2000:]
+    start = next(e for e in ev2 if e["type"] == "start")
+    assert start["replicas"] == 2 and start["per_replica_batch"] == 6
+    a, b = _losses(ev1), _losses(ev2)
+    assert sorted(a) == sorted(b) == list(range(2, 21, 2))
+    np.testing.assert_allclose([b[s] for s in sorted(b)], [a[s] for s in sorted(a)], atol=1e-4)
+    val = [[e["val_loss"] for e in ev if e["type"] == "eval"] for ev in (ev1, ev2)]
+    np.testing.assert_allclose(val[1], val[0], atol=1e-4)
+
+
+def test_a_run_resumes_on_another_number_of_devices(tmp_path, shakespeare_small):
+    """Started on two replicas, stopped, resumed on one: the same curve as one device throughout."""
+    home = tmp_path / "ws"
+    ref, ev_ref = _cli(home, "train", str(shakespeare_small), *TINY, "--steps", "20", "--devices", "cpu", "--json")
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    store = RunStore(home)
+    p = subprocess.Popen([sys.executable, "-m", "desktop_llm", "train", str(shakespeare_small), *TINY, "--steps", "20",
+                          "--devices", "cpu:2", "--json", "--control-stdin"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(home))
+    first = []
+    for line in p.stdout:
+        first.append(json.loads(line))
+        if first[-1]["type"] == "checkpoint":  # step 10: stop (it stops at a later step, any)
+            p.stdin.write("stop\n")
+            p.stdin.flush()
+    assert p.wait(300) == 0 and first[-1]["type"] == "stopped", first[-3:]
+    run = store.resolve(first[0]["run"])
+    again, ev_again = _cli(home, "train", "--resume", run.id, "--devices", "cpu", "--json")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert next(e for e in ev_again if e["type"] == "start")["replicas"] == 1
+    got = {**_losses(first), **_losses(ev_again)}
+    want = _losses(ev_ref)
+    assert sorted(got) == sorted(want)
+    np.testing.assert_allclose([got[s] for s in sorted(got)], [want[s] for s in sorted(want)], atol=1e-4)
+
+
+def test_two_workers_on_loopback_end_with_identical_weights_and_only_the_chief_writes(tmp_path, shakespeare_small):
+    home = tmp_path / "ws"
+    p, events = _cli(home, "launch", "--workers", "2", str(shakespeare_small), *TINY, "--steps", "20", "--json",
+                     DESKTOP_LLM_COLLECTIVE_TIMEOUT="60")
+    assert p.returncode == 0, p.stderr[-3000:]
+    start = next(e for e in events if e["type"] == "start")
+    assert start["workers"] == 2 and start["worker_index"] == 0
+    chief = next(e for e in events if e["type"] == "completed")
+    summary = events[-1]
+    assert summary["type"] == "workers" and summary["exit_codes"] == [0, 0]
+    assert summary["weights_sha256"] == [chief["weights_sha256"]]  # worker 1 ended with the chief's weights
+    run = RunStore(home).resolve(start["run"])
+    steps = [m["step"] for m in run.metrics() if m["type"] == "step"]
+    assert steps == list(range(2, 21, 2))  # one writer: every step once
+    assert run.status()["status"] == "completed" and run.status()["workers"] == 2
+
+
+def test_a_dead_worker_stops_the_other_with_a_message_and_the_run_resumes(tmp_path, shakespeare_small):
+    home = tmp_path / "ws"
+    store = RunStore(home)
+    from tests.core.test_robustness import _config
+
+    run = store.create(replace(_config(shakespeare_small, steps=1_000_000), name="cluster"))
+    from desktop_llm.cli import _free_ports
+
+    cluster = ",".join(f"127.0.0.1:{port}" for port in _free_ports(2))
+    env = _env(home, DESKTOP_LLM_COLLECTIVE_TIMEOUT="15")
+    procs = [subprocess.Popen([sys.executable, "-m", "desktop_llm", "train", "--resume", run.id, "--cluster", cluster,
+                               "--worker-index", str(i), "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, env=env) for i in range(2)]
+    chief, worker = procs
+    events = []
+    for line in chief.stdout:
+        events.append(json.loads(line))
+        if events[-1]["type"] == "checkpoint":
+            break
+    worker.send_signal(signal.SIGKILL)  # a machine of the cluster dies
+    worker.wait(60)
+    events += [json.loads(line) for line in chief.stdout if line.startswith("{")]
+    assert chief.wait(300) == 2  # it ended (no hang) with a failure, not a signal
+    failed = events[-1]
+    assert failed["type"] == "failed" and "stopped answering" in failed["message"], failed
+    assert run.status()["status"] == "failed"
+    kept = json.loads((run.checkpoints_dir / "index.json").read_text())["latest"]
+
+    # The chief's last checkpoint is good: the run resumes on this machine alone.
+    run.save_config(replace(run.config, training=replace(run.config.training, max_steps=int(kept[5:]) + 40)))
+    p, resumed = _cli(home, "train", "--resume", run.id, "--json")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert next(e["step"] for e in resumed if e["type"] == "resumed_from") == int(kept[5:])
+    assert resumed[-1]["type"] == "completed"
+
+
+def test_float16_keeps_its_loss_scale_across_a_checkpoint(tmp_path):
+    import keras
+
+    from desktop_llm.core.checkpoints import CheckpointManager
+    from desktop_llm.core.config import ModelConfig
+    from desktop_llm.core.model import build_model
+
+    cfg = ModelConfig(vocabulary_size=40, num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
+                      sequence_length=16)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_model(cfg, seed=1)
+        opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.AdamW(1e-3))
+        opt.build(model.trainable_variables)
+        opt.dynamic_scale.assign(1024.0)  # as after a few overflows
+        opt.step_counter.assign(7)
+        manager = CheckpointManager(tmp_path / "ckpt")
+        manager.save(model, opt, {"step": 10})
+        fresh = keras.optimizers.LossScaleOptimizer(keras.optimizers.AdamW(1e-3))
+        fresh.build(model.trainable_variables)
+        assert float(fresh.dynamic_scale.numpy()) != 1024.0
+        manager.restore_optimizer(fresh, model.trainable_variables, manager.find("latest"))
+        assert float(fresh.dynamic_scale.numpy()) == 1024.0 and int(fresh.step_counter.numpy()) == 7
+        # A float16 checkpoint also resumes in float32 (the scale is dropped) and vice versa.
+        plain = keras.optimizers.AdamW(1e-3)
+        assert manager.restore_optimizer(plain, model.trainable_variables, manager.find("latest"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_device_choices_are_checked_with_a_message():
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.distribute import parse_devices, tf_config
+
+    assert parse_devices("auto", 0) == ("cpu", 1)
+    assert parse_devices("all", 3) == ("gpu", [0, 1, 2])
+    assert parse_devices("2", 3) == ("gpu", [0, 1])
+    assert parse_devices("0,2", 3) == ("gpu", [0, 2])
+    assert parse_devices("cpu:4", 1) == ("cpu:", 4)
+    assert parse_devices("gpu:2", 1) == ("gpu:", 2)
+    for bad, gpus in (("3", 2), ("0,5", 2), ("1", 0), ("cpu:x", 0), ("fast", 1), ("gpu:2", 0)):
+        with pytest.raises(ConfigError):
+            parse_devices(bad, gpus)
+    assert tf_config(["a:1", "b:2"], 1) == {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
+    with pytest.raises(ConfigError):
+        tf_config(["a:1"], 1)

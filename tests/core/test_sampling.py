@@ -1,0 +1,92 @@
+"""Sampling settings: one validation with one-line messages; top-k clamped to the vocabulary;
+loading a run for inference without Keras's optimizer warning."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from desktop_llm.core.config import ConfigError, ModelConfig
+from desktop_llm.core.generation import Generator, SamplingConfig, SamplingError
+from desktop_llm.core.tokenizers import train_tokenizer
+
+TEXT = "To be, or not to be, that is the question.\nROMEO: hello there.\n"
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"max_new_tokens": 0}, r"Max tokens must be a whole number of at least 1 \(got 0\)"),
+    ({"max_new_tokens": 2.5}, "Max tokens"),
+    ({"temperature": -0.1}, "temperature must be 0 or more"),
+    ({"temperature": float("nan")}, "temperature"),
+    ({"top_k": -1}, "Top-k must be a whole number, 0 or more"),
+    ({"top_p": 0.0}, "Top-p must be more than 0 and at most 1"),
+    ({"top_p": 1.5}, r"Top-p .*\(got 1.5\)"),
+    ({"seed": -3}, "seed must be a whole number"),
+    ({"stop": "\n"}, "Stop sequences"),
+])
+def test_bad_settings_get_one_line_messages(kwargs, message):
+    with pytest.raises(SamplingError, match=message) as e:
+        SamplingConfig(**kwargs).validate()
+    assert isinstance(e.value, ConfigError) and isinstance(e.value, ValueError)
+    assert "\n" not in str(e.value)
+
+
+def test_good_settings_pass():
+    for cfg in (SamplingConfig(), SamplingConfig(temperature=0), SamplingConfig(top_k=10_000, top_p=1.0),
+                SamplingConfig(top_p=0.01, seed=0, stop=("\n\n",)), SamplingConfig(max_new_tokens=np.int64(3))):
+        cfg.validate()
+
+
+@pytest.fixture(scope="module")
+def char_model():
+    from desktop_llm.core.model import build_model
+
+    tok = train_tokenizer("char", [TEXT])
+    model = build_model(ModelConfig(vocabulary_size=tok.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
+                                    intermediate_dim=32, sequence_length=16), seed=1)
+    return model, tok
+
+
+def test_top_k_beyond_the_vocabulary_means_all_of_it(char_model):
+    model, tok = char_model
+    assert tok.vocabulary_size < 100
+    gen = Generator(model, tok, jit_compile=False)  # (the same shapes are checked without XLA; quicker)
+    for cfg in (SamplingConfig(max_new_tokens=5, top_k=10_000, seed=1),
+                SamplingConfig(max_new_tokens=5, top_k=200, top_p=0.9, seed=1)):
+        out = gen.generate("ROMEO:", cfg)
+        assert len(out.tokens) == 5
+    # The same text as sampling among exactly all the tokens.
+    a = [t.id for t in gen.stream("To", SamplingConfig(max_new_tokens=8, top_k=10_000, seed=4))]
+    b = [t.id for t in gen.stream("To", SamplingConfig(max_new_tokens=8, top_k=tok.vocabulary_size, seed=4))]
+    assert a == b
+
+
+def test_loading_a_run_does_not_warn_about_the_optimizer(char_model, tmp_path):
+    """A checkpoint written during training holds the optimizer's state; loading it for inference
+    must not make Keras warn 'Skipping variable loading for optimizer'."""
+    import keras
+
+    from desktop_llm.core.checkpoints import CheckpointManager
+    from desktop_llm.core.config import RunConfig
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.core.model import build_model
+    from desktop_llm.store import RunStore
+
+    _, tok = char_model
+    mcfg = ModelConfig(vocabulary_size=tok.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
+                       intermediate_dim=32, sequence_length=16)
+    run = RunStore(tmp_path / "ws").create(RunConfig(name="opt", model=mcfg))
+    tok.save(run.tokenizer_dir)
+    model = build_model(mcfg, seed=2)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).integers(0, tok.vocabulary_size, (4, 16)).astype("int32")
+    model.fit(x, x, epochs=1, batch_size=4, verbose=0)
+    CheckpointManager(run.checkpoints_dir).save(model, model.optimizer, {"step": 1})
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded, _, ckpt = load_for_inference(run)
+    assert ckpt.step == 1
+    assert not [w for w in caught if "Skipping variable loading" in str(w.message)], [str(w.message) for w in caught]
+    np.testing.assert_allclose(np.asarray(loaded(x[:1])), np.asarray(model(x[:1])), atol=1e-5)

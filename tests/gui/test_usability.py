@@ -1,0 +1,367 @@
+"""What a new user saw in the real window (issue 15): each check drives the real pages with
+events, runs in the store or stand-in models, so none of them trains or loads TensorFlow."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QThreadPool
+from PySide6.QtGui import QColor
+
+from desktop_llm.core.config import DataConfig, RunConfig, TokenizerConfig, TrainConfig, preset
+from desktop_llm.store import RunStore
+from tests.gui.conftest import wait_task
+
+
+def _make_run(store, name: str, step: int = 20, status: str = "completed"):
+    """A run in the store as a trainer leaves it (status and metrics), with no weights."""
+    cfg = RunConfig(name=name, data=DataConfig(paths=("x.txt",)), tokenizer=TokenizerConfig(kind="char"),
+                    model=preset("tiny"), training=TrainConfig(max_steps=step))
+    run = store.create(cfg)
+    run.metrics_path.write_text(json.dumps({"type": "step", "step": step, "loss": 2.0, "lr": 1e-3,
+                                            "tokens_per_sec": 1000.0}) + "\n")
+    run.write_status(status=status, step=step, best_val_loss=2.0)
+    store.sync(run)
+    return run
+
+
+def _step(step: int, eta: float, max_steps: int = 300) -> dict:
+    return {"type": "step", "step": step, "loss": 2.5, "lr": 1e-3, "tokens_per_sec": 9000.0,
+            "ms_per_step": 12.0, "elapsed": 4.0, "eta": eta, "max_steps": max_steps}
+
+
+# ---------------------------------------------------------------------------- 1. ETA
+@pytest.mark.parametrize("end", ["stopped", "completed", "failed"])
+def test_the_eta_goes_away_when_a_run_ends(window, end):
+    t = window.train_page
+    run = _make_run(window.session.store, "r", step=0, status="running")
+    t.run_id = run.id
+    t.plots.series_for(run.id, "r")
+    t._on_event(_step(40, eta=90.0))
+    assert t.progress.format() == "step 40 / 300 · ETA 1m 30s"  # the trainer's estimate, as it is
+    final = {"stopped": {"type": "stopped", "step": 40}, "completed": {"type": "completed", "step": 300},
+             "failed": {"type": "failed", "message": "Out of memory.", "suggestion": "Use a smaller batch."}}[end]
+    t._on_event(final)
+    assert "ETA" not in t.progress.format() and end in t.progress.format()
+    run.write_status(status=end, step=40)  # what the trainer leaves before it exits
+    t._on_ended(0, "")
+    assert "ETA" not in t.progress.format() and "ETA" not in t.progress.text()
+    assert end in t.progress.format()
+
+
+def test_a_new_run_starts_with_no_eta_and_fresh_plot_ranges(qapp):
+    from desktop_llm.gui.plots import MetricsPlots
+
+    plots = MetricsPlots()
+    s = plots.series_for("old", "old")
+    for step in range(1000, 6000, 1000):
+        s.add({"type": "eval", "step": step, "val_loss": 7.0})
+    s.redraw()
+    vb = plots.ppl.getPlotItem().getViewBox()
+    vb.updateAutoRange()
+    assert vb.viewRange()[0][1] >= 5000
+    plots.clear()  # what the Train page does when a run starts
+    plots.series_for("new", "new").add({"type": "step", "step": 10, "loss": 3.0, "lr": 1e-3, "tokens_per_sec": 1.0})
+    vb.updateAutoRange()
+    assert vb.viewRange()[0][1] < 1000  # not the old run's axes while the new one has no evaluation
+    plots.series["new"].add({"type": "eval", "step": 20, "val_loss": 2.0})
+    plots.series["new"].redraw()
+    vb.updateAutoRange()
+    (x0, x1), (y0, y1) = vb.viewRange()
+    assert x0 <= 20 <= x1 and y0 <= math.exp(2.0) <= y1 and x1 < 1000
+    plots.deleteLater()
+
+
+# ---------------------------------------------------------------------------- 2. one run choice
+def test_the_pages_that_use_a_model_share_one_run_choice(window):
+    store = window.session.store
+    old = _make_run(store, "old")
+    new = _make_run(store, "new")
+    window.session.runs_changed.emit()  # as when a run finishes or the Runs page refreshes
+    pickers = [window.attention_page.picker, window.generate_page.picker, window.evaluate_page.picker]
+    assert [p.run_id for p in pickers] == [new.id] * 3  # the newest, on every page
+
+    g = window.generate_page.picker
+    g.runs.setCurrentIndex(g.runs.findData(old.id))  # the user picks the older run on one page
+    assert [p.run_id for p in pickers] == [old.id] * 3
+    assert window.session.current_run == old.id
+
+    window.session.runs_changed.emit()  # a refresh keeps the user's choice
+    assert [p.run_id for p in pickers] == [old.id] * 3
+
+    # a run trained in the window becomes the choice everywhere when it ends
+    trained = _make_run(store, "trained", step=0, status="running")
+    t = window.train_page
+    t.run_id = trained.id
+    trained.write_status(status="completed", step=30, best_val_loss=1.5)
+    t._on_ended(0, "")
+    assert [p.run_id for p in pickers] == [trained.id] * 3
+
+
+# ---------------------------------------------------------------------------- 3. tokenizer vs corpus
+def test_the_tokenizer_page_warns_when_the_corpus_changes(window, qtbot, tmp_path):
+    english = tmp_path / "english.txt"
+    english.write_text("To be, or not to be: that is the question.\n" * 200, encoding="utf-8")
+    chinese = tmp_path / "chinese.txt"
+    chinese.write_text("床前明月光\n" * 10, encoding="utf-8")
+    tp, t = window.tokenizer_page, window.train_page
+    assert "Load a corpus" in tp.status.text()
+
+    window.data_page.add_paths([str(english)])
+    wait_task(qtbot, window.data_page)
+    assert "Load a corpus" not in tp.status.text() and "train a tokenizer" in tp.status.text()
+
+    tp.train()  # a character tokenizer: a second on this corpus
+    wait_task(qtbot, tp)
+    assert "Next: the model" in tp.status.text() and tp.status.property("role") == "hint"
+
+    window.data_page.add_paths([str(chinese)])
+    wait_task(qtbot, window.data_page)
+    assert tp.status.property("role") == "error"
+    assert "different corpus" in tp.status.text() and "Next: the model" not in tp.status.text()
+    assert "different corpus" in t.status.text() and t.status.property("role") == "error"
+    qtbot.waitUntil(lambda: tp.coverage_task is not None and tp.coverage_task.settled, timeout=30_000)
+    # 床前明月光: five characters the tokenizer has never seen, fifty times in all
+    assert "5 distinct characters" in tp.status.text() and "50 occurrences" in tp.status.text()
+    assert "Retrain" in tp.status.text()
+
+    window.data_page.paths = [str(english.resolve())]  # back to the corpus it was trained on
+    window.data_page.rescan()
+    wait_task(qtbot, window.data_page)
+    assert "Next: the model" in tp.status.text() and tp.status.property("role") == "hint"
+    assert t.status.text() == "Ready."
+
+
+# ---------------------------------------------------------------------------- 4. legend
+def test_the_legend_is_outside_the_plots(window, qapp):
+    store = window.session.store
+    ids = [_make_run(store, n).id for n in ("first-run", "second-run")]
+    window.session.runs_changed.emit()
+    window.show_page("Runs")
+    rp = window.runs_page
+    rp.select(ids)
+    qapp.processEvents()
+    plots = rp.plots
+    for w in (plots.loss, plots.ppl, plots.lr, plots.tps):
+        assert w.getPlotItem().legend is None  # nothing drawn over the curves
+    text = plots.legend.text()
+    assert "first-run" in text and "second-run" in text
+    assert plots.legend.isVisible() and plots.legend.geometry().bottom() < plots.loss.geometry().top()
+
+
+# ---------------------------------------------------------------------------- 5. generate tabs
+class _Chat:
+    def __init__(self, turns: int):
+        self.history = [("user", "hi"), ("bot", "hello")] * turns
+
+
+def test_generate_button_and_status_belong_to_the_prompt_tab(window):
+    g = window.generate_page
+    window.show_page("Generate")
+    assert g.tabs.currentIndex() == 0 and g.generate_btn.isVisible()
+    g._target = "output"
+    g._end("40 tokens in 1.00 s")
+    g.tabs.setCurrentIndex(1)
+    assert not g.generate_btn.isVisible()  # the chat sends with Enter or its own Send button
+    assert g.status.text() == ""  # the prompt's result is not the chat's status
+
+    g._target, g.chat = "chat", _Chat(1)
+    g._on_replied("hello")
+    assert g.status.text() == "1 turn in the conversation"
+    g.tabs.setCurrentIndex(0)
+    assert g.generate_btn.isVisible() and g.status.text() == "40 tokens in 1.00 s"
+    g.chat = _Chat(2)
+    g._on_replied("again")  # a reply that lands while the prompt tab is open stays on the chat tab
+    assert g.status.text() == "40 tokens in 1.00 s"
+    g.tabs.setCurrentIndex(1)
+    assert g.status.text() == "2 turns in the conversation"
+
+
+# ---------------------------------------------------------------------------- 6. evaluate
+def test_evaluate_counts_agree_and_an_error_clears_the_result(window):
+    from desktop_llm.core.evaluation import Evaluation
+
+    e = window.evaluate_page
+    tokens = list("To be, or not t")  # 15 tokens: the first has no loss
+    losses = [float("nan")] + [1.0 + 0.1 * i for i in range(14)]
+    ev = Evaluation(loss=1.65, perplexity=math.exp(1.65), tokens=14, bits_per_token=1.65 / math.log(2))
+    e._on_done((ev, (list(range(15)), tokens, losses), 60))
+    assert e.figures["tokens"].text() == "14"
+    assert "14" in e.status.text() and "15" not in e.status.text()
+    assert "first token" in e.status.text()
+    assert len(e.view.tips) == 15 and e.view.toPlainText().replace("\u200b", "").startswith("To be")
+
+    e._on_failed("The corpus has no readable text.")
+    assert e.status.property("role") == "error" and "no readable text" in e.status.text()
+    assert all(f.text() == "–" for f in e.figures.values())
+    assert e.view.toPlainText() == "" and e.result is None
+
+    e._on_done((ev, (list(range(15)), tokens, losses), 60))  # the first 1,500 tokens of a long text
+    ev_long = Evaluation(loss=1.65, perplexity=math.exp(1.65), tokens=20_000, bits_per_token=2.4)
+    e._on_done((ev_long, (list(range(15)), tokens, losses), 60))
+    assert "14 of the 20,000 tokens scored" in e.status.text()
+
+
+# ---------------------------------------------------------------------------- 7. token colours
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_token_text_contrasts_with_its_colour_in_both_themes(qapp, monkeypatch, theme):
+    from desktop_llm.gui.pages.generate_page import prob_color
+    from desktop_llm.gui.theme import COLORS, apply_theme, contrast_ratio
+    from desktop_llm.gui.widgets import TokenView, heat_color, token_colors
+
+    monkeypatch.setenv("DESKTOP_LLM_THEME", theme)
+    try:
+        apply_theme(qapp)
+        view = TokenView()
+        base = view.palette().color(view.palette().ColorRole.Base)
+        tints = [prob_color(p) for p in np.geomspace(1e-9, 1.0, 200)]  # every surprise, 0 to 30 bits
+        tints += [heat_color(x) for x in np.linspace(0.0, 1.0, 101)]  # every loss shade
+        for c in COLORS:  # the tokenizer page's token tints
+            tint = QColor(c)
+            tint.setAlpha(0x55)
+            tints.append(tint)
+        for tint in tints + [None]:
+            bg, fg = token_colors(tint, base, view.text_color)
+            ratio = contrast_ratio(QColor(fg), QColor(bg) if bg else base)
+            assert ratio >= 4.5, (theme, tint.name(QColor.NameFormat.HexArgb) if tint else None, bg, fg, ratio)
+        # and the view writes those colours into each token's span
+        bg, fg = token_colors(prob_color(0.01), base, view.text_color)
+        span = view._span(0, "x", prob_color(0.01))
+        assert f"background:{bg};" in span and f"color:{fg};" in span
+        view.deleteLater()
+    finally:
+        monkeypatch.delenv("DESKTOP_LLM_THEME")
+        apply_theme(qapp)
+
+
+# ---------------------------------------------------------------------------- 8. attention labels
+def test_all_heads_grid_has_token_labels_on_its_edges(window):
+    from desktop_llm.core.inspection import AttentionMaps
+
+    ap = window.attention_page
+    window.show_page("Attention")
+    ap.tabs.setCurrentIndex(1)
+    tokens = list("To be, or not")
+    T, H = len(tokens), 4
+    w = np.tril(np.ones((1, H, T, T), dtype=np.float32))
+    ap.maps = AttentionMaps(list(range(T)), tokens, w / w.sum(-1, keepdims=True))
+    ap.layer.setRange(0, 0)
+    ap.head.setRange(0, H - 1)
+    ap._draw()
+    maps = ap.grid_maps[:H]
+    positions = [ap.grid_layout.getItemPosition(ap.grid_layout.indexOf(m))[:2] for m in maps]
+    assert positions == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for m, (row, col) in zip(maps, positions):
+        left, bottom = m.getPlotItem().getAxis("left"), m.getPlotItem().getAxis("bottom")
+        assert left.isVisible() == (col == 0) and bottom.isVisible() == (row == 1), (row, col)
+        labels = [s for level in left._tickLevels for _, s in level]
+        assert labels and set(labels) <= set(tokens)  # the tokens themselves
+    assert "T" in [s for level in maps[2].getPlotItem().getAxis("bottom")._tickLevels for _, s in level]
+
+
+# ---------------------------------------------------------------------------- 9. settings
+def test_model_and_training_settings_survive_a_restart(qtbot, home):
+    from desktop_llm.gui.main_window import MainWindow
+
+    store = RunStore(home)
+    old = _make_run(store, "old")
+    _make_run(store, "new")
+    w = MainWindow(store)
+    qtbot.addWidget(w)
+    m, t = w.model_page, w.train_page
+    m.layers.setValue(3)
+    m.heads.setValue(2)
+    m.width.setValue(48)
+    m.ffn.setValue(192)
+    m.context.setValue(96)
+    m.dropout.setValue(0.15)
+    m.tied.setChecked(False)
+    t.name.setText("keep me")
+    t.steps.setValue(1234)
+    t.batch.setValue(7)
+    t.lr.setValue(0.0025)
+    t.warmup.setValue(30)
+    t.eval_every.setValue(77)
+    t.seed.setValue(99)
+    g = w.generate_page.picker
+    g.runs.setCurrentIndex(g.runs.findData(old.id))
+    w.close()
+
+    w2 = MainWindow(RunStore(home), restore=True)
+    qtbot.addWidget(w2)
+    m2, t2 = w2.model_page, w2.train_page
+    assert (m2.layers.value(), m2.heads.value(), m2.width.value(), m2.ffn.value(), m2.context.value()) == \
+        (3, 2, 48, 192, 96)
+    assert m2.dropout.value() == pytest.approx(0.15) and not m2.tied.isChecked()
+    assert m2.preset.currentData() == "custom"
+    assert w2.session.model_config.num_layers == 3 and w2.session.model_config.hidden_dim == 48
+    assert t2.name.text() == "keep me"
+    assert (t2.steps.value(), t2.batch.value(), t2.warmup.value(), t2.eval_every.value(), t2.seed.value()) == \
+        (1234, 7, 30, 77, 99)
+    assert t2.lr.value() == pytest.approx(0.0025)
+    assert w2.attention_page.picker.run_id == old.id  # the run chosen last time, not the newest
+
+
+# ---------------------------------------------------------------------------- 10. stages
+class _Spy:
+    """Every text a label was given, in order."""
+
+    def __init__(self, lab):
+        self.texts = []
+        original = lab.setText
+
+        def set_text(text):
+            self.texts.append(text)
+            original(text)
+
+        lab.setText = set_text
+
+
+def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, monkeypatch):
+    from desktop_llm.core import inspection
+    from desktop_llm.core.generation import GeneratedToken, GenerationResult
+    from desktop_llm.gui.pages import attention_page, generate_page
+
+    pool = QThreadPool()  # a stand-in for the model thread: no TensorFlow in this test
+    monkeypatch.setattr(attention_page, "model_pool", lambda: pool)
+    monkeypatch.setattr(generate_page, "model_pool", lambda: pool)
+    run = _make_run(window.session.store, "r")
+    window.session.runs_changed.emit()
+
+    class _Ckpt:
+        step = 20
+
+    monkeypatch.setattr(window.session, "load_model", lambda run_id, which: (object(), object(), _Ckpt()))
+    tokens = list("To be")
+    maps = inspection.AttentionMaps(list(range(5)), tokens, np.full((1, 2, 5, 5), 0.2, dtype=np.float32))
+    monkeypatch.setattr(inspection, "inspect_text", lambda model, tok, text: maps)
+    ap = window.attention_page
+    assert ap.picker.run_id == run.id
+    spy = _Spy(ap.status)
+    ap.compute()
+    wait_task(qtbot, ap)
+    assert "Loading the model…" in spy.texts
+    assert any(s.startswith("Computing attention") for s in spy.texts)
+    assert spy.texts[-1].startswith("5 tokens")
+
+    class _Generator:
+        def generate(self, prompt, cfg, on_token, cancelled):
+            for i, ch in enumerate("abc"):
+                on_token(GeneratedToken(i, ch, 0.5, i))
+            return GenerationResult("abc", [GeneratedToken(i, ch, 0.5, i) for i, ch in enumerate("abc")],
+                                    "length", 0.1, 0.05)
+
+    gen = _Generator()
+    monkeypatch.setattr(window.session, "generator", lambda run_id, which: gen)
+    gp = window.generate_page
+    spy = _Spy(gp.status)
+    gp.generate()
+    wait_task(qtbot, gp)
+    assert "Loading the model…" in spy.texts
+    assert any(s.startswith("Compiling") for s in spy.texts)
+    assert "3 tokens" in gp.status.text()
+    spy.texts.clear()
+    gp.generate()  # the same settings again: compiled already
+    wait_task(qtbot, gp)
+    assert not any(s.startswith("Compiling") for s in spy.texts)
