@@ -573,6 +573,8 @@ def cmd_generate(args) -> int:
         _out({"type": "done", "text": result.text, "tokens": len(result.tokens),
               "tokens_per_sec": result.tokens_per_second, "stopped_by": result.stopped_by})
     else:
+        if sys.stderr.isatty():  # the first token waits for XLA to compile the decoding loop
+            print("(compiling the decoding loop: seconds the first time, then cached on disk)", file=sys.stderr)
         sys.stdout.write(args.prompt)
         result = gen.generate(args.prompt, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
         print(flush=True)  # the text ends with a line break, also where stdout goes to a file
@@ -872,6 +874,9 @@ def main(argv: list[str] | None = None) -> int:
     from desktop_llm.store import StoreError
 
     redirect_native_stderr()
+    from desktop_llm.core import xla_cache
+
+    xla_cache.enable()  # before TensorFlow loads: compiled programs are reused across runs
     try:
         return args.func(args)
     except (CliError, ConfigError, CorpusError, TokenizerError, StoreError, CheckpointError, ValueError) as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     _wait(lambda: _idle(e))
     shot("Evaluate")
     w.close()
+    w.train_page.shutdown()
+    shutil.rmtree(home, ignore_errors=True)  # the sample run (tens of MB) is not kept in /tmp
     return 0
 
 

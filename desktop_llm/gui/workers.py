@@ -117,12 +117,27 @@ def model_pool() -> QThreadPool:
         # tf.function (measured: every time in tests/gui run alone; never once the main thread
         # had imported it). So the UI thread imports it, once, when the first model task starts:
         # a one-off pause of a few seconds after a click, never at start-up.
+        from desktop_llm.core import xla_cache
+
+        xla_cache.enable()
         import tensorflow  # noqa: F401
 
         _MODEL_POOL = QThreadPool()
         _MODEL_POOL.setMaxThreadCount(1)
         _MODEL_POOL.setExpiryTimeout(-1)  # the thread lives as long as the app
     return _MODEL_POOL
+
+
+def model_pool_telling(say: Callable[[str], None]) -> QThreadPool:
+    """`model_pool()`, first telling the user when it is about to import TensorFlow (seconds,
+    once): `say` shows the line and repaints it, since the import holds the event loop."""
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        say("Loading TensorFlow (first time only)…")
+    pool = model_pool()
+    say("Starting…")
+    return pool
 
 
 def run_task(parent: QObject, fn: Callable[..., Any], on_done=None, on_error=None, on_progress=None,

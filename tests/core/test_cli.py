@@ -115,3 +115,36 @@ def test_native_messages_go_to_the_run_log_and_ours_to_the_terminal(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "python line" in p.stderr and "native line" not in p.stderr
     assert log.read_text() == "native line\n"
+
+
+def test_compiled_programs_are_cached_across_processes(trained, tmp_path):
+    """A second cold `generate` finds the first one's XLA programs on disk (same text)."""
+    home, _ = trained
+    env_cache = tmp_path / "cache"
+    outs = []
+    for _ in range(2):
+        env = dict(os.environ, DESKTOP_LLM_HOME=str(home), XDG_CACHE_HOME=str(env_cache))
+        env.pop("TF_XLA_FLAGS", None)
+        p = subprocess.run([sys.executable, "-m", "desktop_llm", "generate", "--prompt", "ROMEO:", "--max-tokens", "20",
+                            "--seed", "3", "--json"], capture_output=True, text=True, env=env, timeout=600)
+        assert p.returncode == 0, p.stderr[-2000:]
+        outs.append(jsonl(p.stdout)[-1]["text"])
+        cached = list((env_cache / "desktop_llm" / "xla").glob("*XLA*"))
+        assert cached, "no compiled program was cached"
+    assert outs[0] == outs[1]
+
+
+def test_the_xla_cache_is_trimmed_oldest_first(tmp_path, monkeypatch):
+    from desktop_llm.core import xla_cache
+
+    monkeypatch.setattr(xla_cache, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(xla_cache, "MAX_BYTES", 2500)
+    monkeypatch.setenv("TF_XLA_FLAGS", "")  # restored after the test, whatever enable() sets
+    for i in range(5):
+        p = tmp_path / f"p{i}.pb"
+        p.write_bytes(b"x" * 1000)
+        os.utime(p, (1000 + i, 1000 + i))
+    assert xla_cache.enable() == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p3.pb", "p4.pb"]
+    assert f"--tf_xla_persistent_cache_directory={tmp_path}" in os.environ["TF_XLA_FLAGS"]
+    assert xla_cache.enable() is None  # already set: not added twice

@@ -4,7 +4,6 @@ head at a time, or all heads of a layer in a grid. Hover shows the token pair an
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 import pyqtgraph as pg
@@ -21,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.gui.widgets import RunPicker, header, label, set_role
-from desktop_llm.gui.workers import model_pool, run_task
+from desktop_llm.gui.workers import model_pool_telling, run_task
 
 
 def _ticks(tokens: list[str], max_labels: int = 32, chars: int = 8):
@@ -163,11 +162,7 @@ class AttentionPage(QWidget):
 
         self.go.setEnabled(False)
         set_role(self.status, "hint")
-        if "tensorflow" not in sys.modules:  # model_pool() imports it on this thread: seconds, once
-            self.status.setText("Loading TensorFlow (first time only)…")
-            self.status.repaint()  # painted now: the import holds the event loop
-        pool = model_pool()
-        self.status.setText("Starting…")
+        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
         self.task = run_task(self, work, self._on_maps, self._on_error, pool=pool,
                              on_progress=lambda _f, msg: msg and self.status.setText(msg))
 

@@ -4,7 +4,6 @@ and the loss of every token shown on the text (darker: the model was more surpri
 from __future__ import annotations
 
 import math
-import sys
 
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, heat_color, label, set_role
-from desktop_llm.gui.workers import Cancelled, model_pool, run_task
+from desktop_llm.gui.workers import Cancelled, model_pool_telling, run_task
 
 SHOWN_TOKENS = 1500  # per-token view of the first tokens: enough to read, cheap to render
 
@@ -166,11 +165,7 @@ class EvaluatePage(QWidget):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         set_role(self.status, "hint")
-        if "tensorflow" not in sys.modules:  # model_pool() imports it on this thread: seconds, once
-            self.status.setText("Loading TensorFlow (first time only)…")
-            self.status.repaint()  # painted now: the import holds the event loop
-        pool = model_pool()
-        self.status.setText("Starting…")
+        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
         self.task = run_task(self, work, self._on_done, self._on_failed, on_progress=self._on_progress, pool=pool)
 
     def _on_progress(self, fraction: float, msg: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import math
-import sys
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor
@@ -27,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_role
-from desktop_llm.gui.workers import model_pool, run_task
+from desktop_llm.gui.workers import model_pool_telling, run_task
 
 
 def prob_color(p: float) -> QColor:
@@ -269,11 +268,7 @@ class GeneratePage(QWidget):
         self.send_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
         tab = self._target_tab
-        if "tensorflow" not in sys.modules:  # model_pool() imports it on this thread: seconds, once
-            self._say("Loading TensorFlow (first time only)…", tab=tab)
-            self.status.repaint()  # painted now: the import holds the event loop
-        pool = model_pool()
-        self._say("Starting…", tab=tab)
+        pool = model_pool_telling(lambda msg: (self._say(msg, tab=tab), self.status.repaint()))
         self._paint_timer.start()
         self.task = run_task(self, work, on_done, self._on_error, on_emit=self._on_token, pool=pool,
                              on_progress=lambda _f, msg: msg and self._say(msg, tab=tab))
