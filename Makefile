@@ -6,11 +6,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup run test bench lint screenshots clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "desktop_llm needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,onnx]"  # onnx: tests/core/test_export.py converts and checks ONNX
 	touch $@
 
 setup: $(VENV)/.installed

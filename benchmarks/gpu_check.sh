@@ -19,22 +19,22 @@ if $PY -c "import tensorflow" 2>/dev/null; then
     C=resources/corpora/tinyshakespeare.txt
     common="--tokenizer-kind char --sample-tokens 0 --json"
     for mp in off bfloat16; do
-        $PY -m desktop_llm train $C --preset small --steps 2000 --mixed-precision $mp --devices 0 $common \
+        $PY -m desktop_llm train $C --preset small --steps 2000 --mixed-precision $mp --devices 1 $common \
             | grep -E '"(start|completed|failed)"' | tee "$OUT/gpu-small-$mp.jsonl" | tail -2
-        $PY -m desktop_llm train $C --preset base --batch-size 64 --steps 500 --mixed-precision $mp --devices 0 \
+        $PY -m desktop_llm train $C --preset base --batch-size 64 --steps 500 --mixed-precision $mp --devices 1 \
             $common | grep -E '"(start|completed|failed)"' | tee "$OUT/gpu-base-$mp.jsonl" | tail -2
     done
-    for d in 0 gpu:2; do
+    for d in 1 gpu:2; do
         $PY -m desktop_llm train $C --preset tiny --steps 40 --batch-size 12 --log-interval 2 --eval-interval 20 \
             --mixed-precision off --devices $d $common | grep '"step"' > "$OUT/gpu-mirror-$d.jsonl"
     done
     $PY - "$OUT" <<'EOF'
 import json, sys
-a, b = ([json.loads(l)["loss"] for l in open(f"{sys.argv[1]}/gpu-mirror-{d}.jsonl")] for d in ("0", "gpu:2"))
+a, b = ([json.loads(l)["loss"] for l in open(f"{sys.argv[1]}/gpu-mirror-{d}.jsonl")] for d in ("1", "gpu:2"))
 print(json.dumps({"mirrored_max_loss_difference": max(abs(x - y) for x, y in zip(a, b)), "steps": len(a)}))
 EOF
     # The window's inference while a GPU run trains: both in one GPU's memory (memory growth).
-    $PY -m desktop_llm train $C --preset base --batch-size 64 --steps 300 --devices 0 $common > "$OUT/gpu-shared-train.jsonl" &
+    $PY -m desktop_llm train $C --preset base --batch-size 64 --steps 300 --devices 1 $common > "$OUT/gpu-shared-train.jsonl" &
     sleep 30
     $PY -m desktop_llm generate --prompt "ROMEO:" --max-tokens 200 --json | tail -1
     wait

@@ -7,18 +7,45 @@ import os
 import sys
 
 
-def run_app(home: str | None = None, corpus: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from PySide6.QtWidgets import QApplication, QMessageBox
+def make_app():
+    """The QApplication, with desktop_llm's name, icon, desktop file and theme."""
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
 
-    from desktop_llm.gui.main_window import MainWindow
+    from desktop_llm.about import version
+    from desktop_llm.gui.icons import app_icon
     from desktop_llm.gui.theme import follow_system_theme
-    from desktop_llm.store import RunStore, StoreError
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("desktop_llm")
     app.setOrganizationName("desktop_llm")
+    app.setApplicationVersion(version())
+    app.setWindowIcon(app_icon())
+    QGuiApplication.setDesktopFileName("desktop_llm")  # packaging/desktop_llm.desktop (Wayland's app id)
     follow_system_theme(app)
+    return app
+
+
+def open_window(store, corpus: list[str] | None = None):
+    """The main window on `store`, shown; an explicit corpus (every path of it) replaces the
+    remembered one."""
+    from desktop_llm.gui.main_window import MainWindow
+
+    window = MainWindow(store)
+    window.show()
+    if corpus:
+        window.data_page.paths = []
+        window.data_page.add_paths(corpus)
+    return window
+
+
+def run_app(home: str | None = None, corpus: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop_llm.store import RunStore, StoreError
+
+    app = make_app()
     try:
         store = RunStore(home)
     except StoreError as e:
@@ -27,9 +54,19 @@ def run_app(home: str | None = None, corpus: list[str] | None = None) -> int:
     from desktop_llm.native_log import redirect_native_stderr
 
     redirect_native_stderr(store.home / "native.log")
-    window = MainWindow(store)
-    window.show()
-    if corpus:  # an explicit corpus replaces the remembered one
-        window.data_page.paths = []
-        window.data_page.add_paths(corpus)
+    window = open_window(store, corpus)  # noqa: F841 (kept alive while the app runs)
     return app.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`desktop-llm-gui [--home DIR] [--corpus PATH ...]`: the window without a console (a
+    gui-script: on Windows it runs under pythonw, where there is no stdout or stderr)."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (for the process's life)
+    from desktop_llm.cli import main as cli_main
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("gui", "--version", "-h", "--help"):
+        argv = ["gui", *argv]
+    return cli_main(argv)

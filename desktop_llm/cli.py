@@ -53,15 +53,15 @@ def _quiet_keras() -> None:
 def cmd_corpus_stats(args) -> int:
     from desktop_llm.core.corpus import Corpus
 
-    corpus = Corpus(paths=args.paths, column=args.column)
+    corpus = Corpus(paths=args.paths, column=args.column, encodings=_encodings(args, args.paths))
     st = corpus.stats(args.val_fraction)
     if args.json:
         _out(st.to_dict())
         return 0 if corpus.usable_sources() else 1
     for s in corpus.sources:
-        mark = "ok " if s.ok else s.status
-        enc = s.encoding or "-"
-        print(f"  [{mark:5}] {s.path}  {s.size_bytes:,} bytes  {enc}  {s.reason}")
+        mark = ("unsure" if s.unsure else "ok") if s.ok else s.status
+        enc = (s.encoding or "-") + (f" ({s.confidence:.0%})" if s.encoding and s.confidence < 1 else "")
+        print(f"  [{mark:6}] {s.path}  {s.size_bytes:,} bytes  {enc}  {s.reason}")
     print(f"documents:            {st.documents:,}")
     print(f"characters:           {st.characters:,}")
     print(f"lines:                {st.lines:,}")
@@ -69,6 +69,10 @@ def cmd_corpus_stats(args) -> int:
     print(f"UTF-8 bytes:          {st.bytes_utf8:,}")
     print("estimated tokens:     " + ", ".join(f"{k} {v:,}" for k, v in st.estimated_tokens.items()))
     print(f"train / validation:   {st.train_characters:,} / {st.validation_characters:,} characters")
+    unsure = sum(1 for s in corpus.sources if s.ok and s.unsure)
+    if unsure:
+        print(f"unsure encodings:     {unsure:,} source{'s' if unsure != 1 else ''} (check them; "
+              "--encoding ENC reads every file with ENC)")
     if not corpus.usable_sources():
         print("error: no readable text in these sources", file=sys.stderr)
         return 1
@@ -82,10 +86,12 @@ def cmd_tokenizer_train(args) -> int:
     from desktop_llm.core.tokenizers import train_tokenizer
 
     _check_flags(args)
-    corpus = _require_corpus(args.paths, column=args.column)
+    corpus = _require_corpus(args.paths, column=args.column, encodings=_encodings(args, args.paths))
     for s in corpus.sources:
         if not s.ok:
             print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+        elif s.unsure:
+            print(f"warning: {s.path}: {s.reason}", file=sys.stderr)
     tok = train_tokenizer(args.kind, corpus.iter_text(), args.vocab_size)
     tok.save(args.out)
     print(f"{args.kind} tokenizer with {tok.vocabulary_size:,} tokens saved to {args.out}")
@@ -200,7 +206,19 @@ def _check_flags(args) -> None:
         bad("val_fraction", v, "between 0 and 0.9")
 
 
-def _require_corpus(paths, texts=(), column=None):
+def _encodings(args, paths) -> dict:
+    """--encoding ENC: every file given, and every file in a folder given, is read with ENC
+    (an unknown name is one `error:` line)."""
+    from desktop_llm.core.corpus import check_encoding
+
+    encoding = getattr(args, "encoding", None)
+    if not encoding:
+        return {}
+    encoding = check_encoding(encoding)
+    return {str(p): encoding for p in paths}
+
+
+def _require_corpus(paths, texts=(), column=None, encodings=None):
     """The corpus, refused in one line if there is nothing to read in it: before a run is
     created or a model loaded (cheap: sniffs only)."""
     from desktop_llm.core.corpus import Corpus
@@ -209,7 +227,7 @@ def _require_corpus(paths, texts=(), column=None):
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise CliError(f"No such file or folder: {missing[0]}{more}")
-    corpus = Corpus(paths=list(paths), texts=list(texts), column=column)
+    corpus = Corpus(paths=list(paths), texts=list(texts), column=column, encodings=dict(encodings or {}))
     if not corpus.usable_sources():
         why = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in corpus.sources[:5])
         raise CliError(f"No readable text in {', '.join(map(str, paths)) or 'the corpus'} ({why or 'empty'}).")
@@ -225,6 +243,8 @@ def _run_config(args):
     if not paths and not cfg.data.texts:
         paths = (str(sample_corpus()),)
     data = replace(cfg.data, paths=paths)
+    if getattr(args, "encoding", None):  # replaces the config's choices: every file given, this one
+        data = replace(data, encodings=tuple(_encodings(args, paths).items()))
     if args.column:
         data = replace(data, column=args.column)
     if args.val_fraction is not None:
@@ -255,7 +275,8 @@ def _run_config(args):
     if tr.max_steps >= 1 and tr.eval_interval > tr.max_steps:
         tr = replace(tr, eval_interval=tr.max_steps)
     name = args.name or cfg.name or Path(paths[0]).stem if paths else (args.name or "run")
-    return RunConfig(name=name, data=data, tokenizer=tk, model=model, training=tr)
+    family = args.family or (cfg.family if args.config else "gpt")
+    return RunConfig(name=name, family=family, data=data, tokenizer=tk, model=model, training=tr)
 
 
 def _eta(seconds) -> str:
@@ -373,6 +394,8 @@ def cmd_train(args) -> int:
     if chief:
         store.require_writable()  # training writes checkpoints: refuse at once, with the reason
     if args.resume:
+        if getattr(args, "encoding", None):
+            raise CliError("--encoding applies to a new run: a resumed run reads its corpus as its config.json says.")
         run = store.resolve(args.resume)
         st = run.status().get("status")
         if chief and st in ("running", "paused", "starting"):
@@ -384,7 +407,7 @@ def cmd_train(args) -> int:
         cfg.validate()
         if cfg.tokenizer.path and not (Path(cfg.tokenizer.path) / "tokenizer.json").exists():
             raise CliError(f"No tokenizer in {cfg.tokenizer.path} (tokenizer.json is missing).")
-        _require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column)
+        _require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
         run = store.create(cfg)
     from desktop_llm.native_log import retarget_native_stderr
 
@@ -453,7 +476,7 @@ def cmd_launch(args) -> int:
     else:
         cfg = _run_config(args)
         cfg.validate()
-        _require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column)
+        _require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
         run = store.create(cfg)
     emit = _out if args.json else _HumanEvents(run.id)
     # The tokenizer and token data are made once, here, so the workers do not race to write them.
@@ -490,25 +513,41 @@ def cmd_launch(args) -> int:
 # --------------------------------------------------------------------------- inference
 
 
-def _load_run(args):
+def _load_run(args, family: str = "gpt"):
     _quiet_keras()
-    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.core.loading import load_for_inference, require_family
 
     store = _store(args)
-    run = store.resolve(args.run) if args.run else _newest_trained(store)
+    run = store.resolve(args.run) if args.run else _newest_trained(store, family)
     if run is None:
         raise CliError("No runs yet: train one with `desktop-llm train`.")
+    require_family(run, family, args.command)
     model, tok, ckpt = load_for_inference(run, args.checkpoint)
     return run, model, tok, ckpt
 
 
-def _newest_trained(store):
-    """The newest run that has a checkpoint (one that failed at once or is still preparing
-    has nothing to load), else the newest run, else None."""
+def cmd_fill_mask(args) -> int:
+    from desktop_llm.core.models.masked_lm.fill_mask import fill_mask
+
+    if args.top_k < 1:
+        raise CliError(f"--top-k must be at least 1 (got {args.top_k}).")
+    run, model, tok, ckpt = _load_run(args, family="masked_lm")
+    masks = fill_mask(model, tok, args.text, top_k=args.top_k)
+    if args.json:
+        _out({"run": run.id, "checkpoint_step": ckpt.step, "text": args.text, "masks": masks})
+        return 0
+    for i, m in enumerate(masks, 1):
+        print(f"[MASK] {i}: " + "  ".join(f"{c['token']!r} {c['p']:.1%}" for c in m["candidates"]))
+    return 0
+
+
+def _newest_trained(store, family: str = "gpt"):
+    """The newest run of `family` that has a checkpoint (one that failed at once or is still
+    preparing has nothing to load), else the newest run, else None."""
     rows = store.list()
     for r in rows:
         run = store.get(r["id"])
-        if (run.checkpoints_dir / "index.json").exists():
+        if (run.checkpoints_dir / "index.json").exists() and run.config.family == family:
             return run
     return store.get(rows[0]["id"]) if rows else None
 
@@ -687,6 +726,23 @@ def _need(v):
     return v
 
 
+# --------------------------------------------------------------------------- doctor
+
+
+def cmd_doctor(args) -> int:
+    from desktop_llm.about import doctor, format_doctor
+
+    report = doctor(args.home, with_devices=not args.no_devices)
+    _out(report) if args.json else print(format_doctor(report))
+    return 0
+
+
+def _version() -> str:
+    from desktop_llm.about import version
+
+    return version()
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -701,81 +757,108 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="desktop-llm", description=__doc__.splitlines()[0])
     p.add_argument("--home", help="workspace folder (default: $DESKTOP_LLM_HOME or the user data dir)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                   help="print desktop_llm's version and exit")
     sub = p.add_subparsers(dest="command")
 
     g = sub.add_parser("gui", help="open the desktop application (the default)")
-    g.add_argument("--corpus", action="append", help="files or folders to load at start")
+    g.add_argument("--corpus", nargs="+", action="extend", metavar="PATH",
+                   help="files or folders to load at start (several after one --corpus, or repeat it)")
+    g.add_argument("--home", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # desktop-llm-gui --home
+
+    dr = sub.add_parser("doctor", help="versions, devices, workspace and what is missing")
+    dr.add_argument("--json", action="store_true", help="print one JSON object")
+    dr.add_argument("--no-devices", action="store_true",
+                    help="skip listing the devices (that imports TensorFlow: seconds)")
+    dr.set_defaults(func=cmd_doctor)
 
     c = sub.add_parser("corpus", help="inspect a corpus").add_subparsers(dest="action", required=True)
     cs = c.add_parser("stats", help="documents, characters, encodings and split of a corpus")
-    cs.add_argument("paths", nargs="+")
+    cs.add_argument("paths", nargs="+", help="text files or folders")
     cs.add_argument("--column", help="text column of JSONL/CSV files")
-    cs.add_argument("--val-fraction", type=float, default=0.1)
-    cs.add_argument("--json", action="store_true")
+    cs.add_argument("--encoding", metavar="ENC",
+                      help="read every file with this encoding, not the detected one (big5, cp1252...)")
+    cs.add_argument("--val-fraction", type=float, default=0.1,
+                    help="share of the text held out for validation (default %(default)s)")
+    cs.add_argument("--json", action="store_true", help="print one JSON object")
     cs.set_defaults(func=cmd_corpus_stats)
 
     t = sub.add_parser("tokenizer", help="train and try tokenizers").add_subparsers(dest="action", required=True)
     tt = t.add_parser("train", help="train a tokenizer on a corpus")
-    tt.add_argument("paths", nargs="+")
-    tt.add_argument("--kind", default="char", choices=["char", "byte", "wordpiece", "sentencepiece", "bpe"])
-    tt.add_argument("--vocab-size", type=int)
-    tt.add_argument("--column")
+    tt.add_argument("paths", nargs="+", help="text files or folders to train on")
+    tt.add_argument("--kind", default="char", choices=["char", "byte", "wordpiece", "sentencepiece", "bpe"],
+                    help="tokenizer kind (default %(default)s)")
+    tt.add_argument("--vocab-size", type=int, help="vocabulary size (default: the kind's own)")
+    tt.add_argument("--column", help="text column of JSONL/CSV files")
+    tt.add_argument("--encoding", metavar="ENC",
+                      help="read every file with this encoding, not the detected one (big5, cp1252...)")
     tt.add_argument("--out", required=True, help="folder to save the tokenizer in")
     tt.set_defaults(func=cmd_tokenizer_train)
     te = t.add_parser("encode", help="split a text into tokens")
-    te.add_argument("text")
-    te.add_argument("--tokenizer")
-    te.add_argument("--run")
-    te.add_argument("--json", action="store_true")
+    te.add_argument("text", help="the text to encode")
+    te.add_argument("--tokenizer", metavar="DIR", help="a tokenizer folder")
+    te.add_argument("--run", help="use this run's tokenizer (id, start of an id, or name)")
+    te.add_argument("--json", action="store_true", help="print ids, tokens and the decoded text as JSON")
     te.set_defaults(func=cmd_tokenizer_encode)
 
     def model_args(sp):
-        sp.add_argument("--preset", choices=["tiny", "small", "base", "large"])
-        sp.add_argument("--layers", type=int)
-        sp.add_argument("--heads", type=int)
-        sp.add_argument("--width", type=int)
+        sp.add_argument("--preset", choices=["tiny", "small", "base", "large"],
+                        help="model size to start from (the options below override it)")
+        sp.add_argument("--layers", type=int, help="number of Transformer blocks")
+        sp.add_argument("--heads", type=int, help="attention heads per block")
+        sp.add_argument("--width", type=int, help="hidden (embedding) width")
         sp.add_argument("--ffn", type=int, help="feed-forward width (default 4 x width)")
-        sp.add_argument("--context", type=int)
-        sp.add_argument("--dropout", type=float)
+        sp.add_argument("--context", type=int, help="context length in tokens")
+        sp.add_argument("--dropout", type=float, help="dropout rate, 0 to below 1")
         sp.add_argument("--untied", action="store_true", help="separate output projection")
 
     m = sub.add_parser("model", help="model sizes").add_subparsers(dest="action", required=True)
     mi = m.add_parser("info", help="parameters, FLOPs and memory of a configuration")
     model_args(mi)
-    mi.add_argument("--vocab-size", type=int, default=65)
-    mi.add_argument("--batch-size", type=int, default=12)
-    mi.add_argument("--json", action="store_true")
+    mi.add_argument("--vocab-size", type=int, default=65, help="vocabulary size (default %(default)s)")
+    mi.add_argument("--batch-size", type=int, default=12,
+                    help="batch size for the memory estimate (default %(default)s)")
+    mi.add_argument("--json", action="store_true", help="print one JSON object")
     mi.set_defaults(func=cmd_model_info)
 
     d = sub.add_parser("devices", help="the devices TensorFlow sees")
-    d.add_argument("--json", action="store_true")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_devices)
 
     tr = sub.add_parser("train", help="train a model (or resume a run)")
     tr.add_argument("paths", nargs="*", help="corpus files/folders (default: the bundled sample)")
     tr.add_argument("--config", help="a run's config.json: repeat that run")
     tr.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run (id, start of an id, or name)")
-    tr.add_argument("--name")
-    tr.add_argument("--column")
-    tr.add_argument("--val-fraction", type=float)
-    tr.add_argument("--tokenizer-kind", choices=["char", "byte", "wordpiece", "sentencepiece", "bpe"])
-    tr.add_argument("--vocab-size", type=int)
+    tr.add_argument("--name", help="the run's name (default: the corpus file's name)")
+    tr.add_argument("--family", choices=["gpt", "masked_lm"],
+                    help="what the model learns: gpt (next token, the default) or masked_lm (BERT-style "
+                         "masked tokens)")
+    tr.add_argument("--column", help="text column of JSONL/CSV files")
+    tr.add_argument("--encoding", metavar="ENC",
+                      help="read every file with this encoding, not the detected one (big5, cp1252...)")
+    tr.add_argument("--val-fraction", type=float, help="share of the text held out for validation (default 0.1)")
+    tr.add_argument("--tokenizer-kind", choices=["char", "byte", "wordpiece", "sentencepiece", "bpe"],
+                    help="tokenizer to train for the run (default char)")
+    tr.add_argument("--vocab-size", type=int, help="tokenizer vocabulary size (default: the kind's own)")
     tr.add_argument("--tokenizer", help="a tokenizer folder to use instead of training one")
     model_args(tr)
-    tr.add_argument("--steps", type=int)
-    tr.add_argument("--batch-size", type=int)
-    tr.add_argument("--lr", type=float)
-    tr.add_argument("--min-lr", type=float)
-    tr.add_argument("--warmup", type=int)
-    tr.add_argument("--weight-decay", type=float)
-    tr.add_argument("--clip", type=float)
-    tr.add_argument("--eval-interval", type=int)
-    tr.add_argument("--eval-batches", type=int)
-    tr.add_argument("--checkpoint-interval", type=int)
-    tr.add_argument("--log-interval", type=int)
-    tr.add_argument("--sample-tokens", type=int)
-    tr.add_argument("--seed", type=int)
-    tr.add_argument("--mixed-precision", choices=["auto", "off", "bfloat16", "float16"])
+    tr.add_argument("--steps", type=int, help="training steps (default 2000)")
+    tr.add_argument("--batch-size", type=int, help="global batch size in sequences (default 12)")
+    tr.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    tr.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine decay (default 1e-4)")
+    tr.add_argument("--warmup", type=int, help="warm-up steps (default 100)")
+    tr.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.1)")
+    tr.add_argument("--clip", type=float, help="gradient norm clipping, 0 turns it off (default 1.0)")
+    tr.add_argument("--eval-interval", type=int, help="steps between evaluations (default 250)")
+    tr.add_argument("--eval-batches", type=int, help="validation batches per evaluation (default 20)")
+    tr.add_argument("--checkpoint-interval", type=int,
+                    help="steps between checkpoints (default 0: at every evaluation)")
+    tr.add_argument("--log-interval", type=int,
+                    help="steps fused into one compiled call and one metrics line (default 10)")
+    tr.add_argument("--sample-tokens", type=int, help="tokens of sample text at each evaluation (default 120)")
+    tr.add_argument("--seed", type=int, help="random seed (default 1337)")
+    tr.add_argument("--mixed-precision", choices=["auto", "off", "bfloat16", "float16"],
+                    help="auto: bfloat16 on GPUs of compute capability 8+, else float32 (default auto)")
     tr.add_argument("--no-xla", action="store_true", help="turn off XLA compilation")
     tr.add_argument("--json", action="store_true", help="stream events as JSON lines on stdout")
     tr.add_argument("--control-stdin", action="store_true",
@@ -797,55 +880,72 @@ def build_parser() -> argparse.ArgumentParser:
     def run_args(sp):
         sp.add_argument("run", nargs="?",
                         help="run id, the start of one, or run name (default: the newest trained run)")
-        sp.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+        sp.add_argument("--checkpoint", default="best", choices=["best", "latest"],
+                        help="which checkpoint of the run to load (default %(default)s)")
 
     ev = sub.add_parser("eval", help="perplexity on the validation split, a file or a text")
     run_args(ev)
-    ev.add_argument("--file")
-    ev.add_argument("--text")
-    ev.add_argument("--per-token", action="store_true")
-    ev.add_argument("--max-windows", type=int, default=2000)
-    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--file", help="a text file to measure (default: the run's validation split)")
+    ev.add_argument("--text", help="a text to measure")
+    ev.add_argument("--per-token", action="store_true", help="also list each token's loss (--file, --text)")
+    ev.add_argument("--max-windows", type=int, default=2000,
+                    help="at most this many windows of the validation split (default %(default)s)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)
 
     def sampling_args(sp):
-        sp.add_argument("--max-tokens", type=int, default=200)
-        sp.add_argument("--temperature", type=float, default=0.8)
-        sp.add_argument("--top-k", type=int, default=0)
-        sp.add_argument("--top-p", type=float, default=1.0)
-        sp.add_argument("--seed", type=int)
+        sp.add_argument("--max-tokens", type=int, default=200, help="tokens to generate (default %(default)s)")
+        sp.add_argument("--temperature", type=float, default=0.8,
+                        help="sampling temperature, 0 for greedy (default %(default)s)")
+        sp.add_argument("--top-k", type=int, default=0,
+                        help="sample from the k likeliest tokens, 0 for all (default %(default)s)")
+        sp.add_argument("--top-p", type=float, default=1.0,
+                        help="nucleus sampling probability mass, 1 for off (default %(default)s)")
+        sp.add_argument("--seed", type=int, help="random seed, for a repeatable text")
         sp.add_argument("--stop", action="append", help="stop sequence (repeatable; \\n allowed)")
 
     ge = sub.add_parser("generate", help="generate text from a prompt, streaming")
     run_args(ge)
-    ge.add_argument("--prompt", default="")
+    ge.add_argument("--prompt", default="", help="the text to continue (default: none)")
     sampling_args(ge)
-    ge.add_argument("--json", action="store_true")
+    ge.add_argument("--json", action="store_true", help="stream tokens as JSON lines")
     ge.set_defaults(func=cmd_generate)
 
     ch = sub.add_parser("chat", help="chat with a model in the terminal")
     run_args(ch)
     sampling_args(ch)
-    ch.add_argument("--user-prefix", default="User: ")
-    ch.add_argument("--bot-prefix", default="Bot: ")
+    ch.add_argument("--user-prefix", default="User: ", help="put before your lines (default %(default)r)")
+    ch.add_argument("--bot-prefix", default="Bot: ", help="put before the model's replies (default %(default)r)")
     ch.set_defaults(func=cmd_chat)
+
+    fm = sub.add_parser("fill-mask", help="a masked-LM run's top guesses for each [MASK] in a text")
+    run_args(fm)
+    fm.add_argument("--text", required=True, help='the text, with [MASK] where a token is hidden, e.g. "To be or [MASK]"')
+    fm.add_argument("--top-k", type=int, default=10, help="candidates per mask (default %(default)s)")
+    fm.add_argument("--json", action="store_true", help="print one JSON object")
+    fm.set_defaults(func=cmd_fill_mask)
 
     at = sub.add_parser("attention", help="attention weights of each layer and head for a text")
     run_args(at)
-    at.add_argument("--text", required=True)
+    at.add_argument("--text", required=True, help="the text to look at")
     at.add_argument("--out", help="save the weights to an .npz file")
-    at.add_argument("--json", action="store_true")
+    at.add_argument("--json", action="store_true", help="print tokens and weights as JSON")
     at.set_defaults(func=cmd_attention)
 
     r = sub.add_parser("runs", help="list, show, delete, export, import runs; rebuild the catalog")
     r.add_argument("action", nargs="?", default="list",
-                   choices=["list", "show", "delete", "export", "import", "rebuild"])
+                   choices=["list", "show", "delete", "export", "import", "rebuild"],
+                   help="what to do (default %(default)s)")
     r.add_argument("id", nargs="?", help="run id (show: default the newest run); for import, the zip")
     r.add_argument("dest", nargs="?", help=argparse.SUPPRESS)  # the older spelling of --out
     r.add_argument("--out", metavar="PATH",
                    help="export: zip file or folder to write (default: <workspace>/exports/)")
-    r.add_argument("--json", action="store_true")
+    r.add_argument("--json", action="store_true", help="print JSON")
     r.set_defaults(func=cmd_runs)
+
+    from desktop_llm.cli_export import add_parser as add_export_parser
+
+    add_export_parser(sub)  # `desktop-llm export`: keras-hub, savedmodel, onnx, litert
     return p
 
 
@@ -874,9 +974,10 @@ def main(argv: list[str] | None = None) -> int:
     from desktop_llm.store import StoreError
 
     redirect_native_stderr()
-    from desktop_llm.core import xla_cache
+    if args.command in ("generate", "chat", "eval", "attention", "fill-mask"):
+        from desktop_llm.core import xla_cache
 
-    xla_cache.enable()  # before TensorFlow loads: compiled programs are reused across runs
+        xla_cache.enable()  # before TensorFlow loads: the decoding loop compiled once, reused
     try:
         return args.func(args)
     except (CliError, ConfigError, CorpusError, TokenizerError, StoreError, CheckpointError, ValueError) as e:

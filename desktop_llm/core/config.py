@@ -23,6 +23,13 @@ class DataConfig:
     texts: tuple[str, ...] = ()
     column: str | None = None
     val_fraction: float = 0.1
+    # (file or folder, encoding) pairs read with that encoding instead of the detected one
+    encodings: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # config.json has lists (or, written by hand, a {path: encoding} object): back to pairs
+        pairs = self.encodings.items() if isinstance(self.encodings, dict) else self.encodings
+        object.__setattr__(self, "encodings", tuple((str(p), str(e)) for p, e in pairs))
 
 
 @dataclass(frozen=True)
@@ -123,18 +130,30 @@ class TrainConfig:
 @dataclass(frozen=True)
 class RunConfig:
     name: str = ""
+    family: str = "gpt"  # see core/models/: gpt | masked_lm (runs saved without one are GPT runs)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
+        from desktop_llm.core.models import FAMILY_NAMES
+
+        if self.family not in FAMILY_NAMES:
+            raise ConfigError(f"Unknown model family '{self.family}'. Choose one of: {', '.join(FAMILY_NAMES)}.")
         self.model.validate()
         self.training.validate()
         if not self.data.paths and not self.data.texts:
             raise ConfigError("No corpus: give at least one file, folder or text.")
         if not 0.0 < self.data.val_fraction < 0.9:
             raise ConfigError("The validation fraction must be between 0 and 0.9 (e.g. 0.1).")
+        from desktop_llm.core.corpus import CorpusError, check_encoding
+
+        for path, encoding in self.data.encodings:
+            try:
+                check_encoding(encoding)
+            except CorpusError as e:
+                raise ConfigError(f"{path}: {e}") from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -158,6 +177,7 @@ class RunConfig:
 
         return cls(
             name=d.get("name", ""),
+            family=d.get("family") or "gpt",
             data=build(DataConfig, d.get("data")),
             tokenizer=build(TokenizerConfig, d.get("tokenizer")),
             model=build(ModelConfig, d.get("model")),

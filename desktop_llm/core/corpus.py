@@ -69,6 +69,9 @@ class SourceInfo:
     lines: int = 0
     records: int = 0
     replaced: int = 0  # undecodable bytes replaced by U+FFFD
+    confidence: float = 1.0  # of the encoding: 1.0 for byte-order marks, valid UTF-8 and a chosen one
+    unsure: bool = False  # the encoding may be wrong (`reason` says why): read, but worth a look
+    chosen: bool = False  # the encoding was given (Data page, --encoding), not detected
 
     @property
     def ok(self) -> bool:
@@ -168,47 +171,307 @@ def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Sourc
 
 # --------------------------------------------------------------------------- encodings
 
+UNSURE_BELOW = 0.6  # a detection less sure than this flags the source "unsure"
+GARBLED_SHARE = 0.01  # so does more than 1% replacement or control characters in the decoded text
+COMMON_ENCODINGS = ("utf-8", "utf-16", "gb18030", "big5", "shift_jis", "euc-kr", "cp1252", "latin-1")
+
+# What a person calls an encoding, by Python's canonical codec name.
+_DESCRIPTIONS = {
+    "utf-8": "UTF-8", "utf-8-sig": "UTF-8 with byte-order mark", "utf-16": "UTF-16",
+    "utf-16-le": "UTF-16 little-endian", "utf-16-be": "UTF-16 big-endian", "utf-32": "UTF-32",
+    "utf-32-le": "UTF-32 little-endian", "utf-32-be": "UTF-32 big-endian",
+    "gb18030": "GB18030/GBK (Chinese)", "gbk": "GBK (Chinese)", "gb2312": "GB2312 (Chinese)",
+    "big5": "Big5 (Traditional Chinese)", "cp950": "Big5 (Traditional Chinese, Windows cp950)",
+    "big5hkscs": "Big5-HKSCS (Traditional Chinese, Hong Kong)",
+    "shift_jis": "Shift-JIS (Japanese)", "cp932": "Shift-JIS (Japanese, Windows cp932)",
+    "shift_jis_2004": "Shift-JIS 2004 (Japanese)", "shift_jisx0213": "Shift-JIS X0213 (Japanese)",
+    "euc_jp": "EUC-JP (Japanese)", "euc_jis_2004": "EUC-JP (Japanese, JIS 2004)",
+    "euc_jisx0213": "EUC-JP (Japanese, JIS X0213)", "iso2022_jp": "ISO-2022-JP (Japanese)",
+    "euc_kr": "EUC-KR (Korean)", "cp949": "EUC-KR (Korean, Windows cp949)", "johab": "Johab (Korean)",
+    "cp1252": "Windows-1252 (Western European)", "iso8859-1": "Latin-1 (Western European)",
+    "iso8859-15": "Latin-9 (Western European)", "cp1250": "Windows-1250 (Central European)",
+    "iso8859-2": "Latin-2 (Central European)", "cp1251": "Windows-1251 (Cyrillic)",
+    "koi8-r": "KOI8-R (Russian)", "koi8-u": "KOI8-U (Ukrainian)", "cp866": "DOS 866 (Cyrillic)",
+    "cp1253": "Windows-1253 (Greek)", "cp1254": "Windows-1254 (Turkish)", "cp1255": "Windows-1255 (Hebrew)",
+    "cp1256": "Windows-1256 (Arabic)", "cp1257": "Windows-1257 (Baltic)",
+    "cp1258": "Windows-1258 (Vietnamese)",
+    "iso8859-4": "Latin-4 (Baltic)", "iso8859-5": "ISO-8859-5 (Cyrillic)", "iso8859-7": "ISO-8859-7 (Greek)",
+    "iso8859-10": "Latin-6 (Nordic)", "iso8859-13": "Latin-7 (Baltic)", "iso8859-16": "Latin-10 (Romanian)",
+    "tis-620": "TIS-620 (Thai)", "cp874": "Windows-874 (Thai)", "mac-roman": "Mac Roman",
+}
+
+
+def describe_encoding(encoding: str) -> str:
+    """'big5' -> 'Big5 (Traditional Chinese)'; an encoding without a description is its own name."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return encoding
+    return _DESCRIPTIONS.get(name, name)
+
+
+def check_encoding(encoding: str) -> str:
+    """The encoding name, stripped, if Python can decode text with it; else a CorpusError."""
+    name = (encoding or "").strip()
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, TypeError, ValueError):
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise CorpusError(f"Unknown text encoding '{encoding}' (for example: {', '.join(COMMON_ENCODINGS)}).")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What `detect_encoding` made of a file's first bytes."""
+
+    encoding: str | None  # None: not text (`reason` says what it is)
+    reason: str
+    confidence: float = 1.0  # 0..1: how sure the guess is (1.0 for byte-order marks and valid UTF-8)
+    unsure: str = ""  # why the guess may be wrong; "" when it is not in doubt
+
 
 def sniff_bytes(sample: bytes) -> tuple[str | None, str]:
-    """Guess the encoding of a file from its first bytes.
+    """(encoding, reason) of `detect_encoding`: encoding is None for a binary file."""
+    d = detect_encoding(sample)
+    return d.encoding, d.reason
 
-    Returns (encoding, reason). encoding is None for a binary file and reason says why.
-    Order: BOMs, known binary formats, UTF-16 without BOM, UTF-8, GB18030, Latin-1 as the last
-    resort. (Statistical detectors such as charset-normalizer guessed cp1257 for plain Latin-1
-    French in our tests, so they are not consulted.)
+
+def detect_encoding(sample: bytes) -> Detection:
+    """Guess the encoding of a file from its first bytes (at most SNIFF_BYTES of them).
+
+    Certain rules first: byte-order marks, known binary formats, UTF-16/32 without a byte-order
+    mark, binary content (NUL or control bytes), valid UTF-8. Everything else goes to
+    charset-normalizer's statistical detector, with two corrections: Windows-1252/Latin-1 wins
+    ties among single-byte code pages (the detector alone guessed Baltic cp1257 for French), and
+    the confidence falls when another encoding reads the bytes as different text nearly as well.
+    A guess under UNSURE_BELOW, or text with many replacement or control characters, comes back
+    with `unsure` set.
     """
-    if sample.startswith(codecs.BOM_UTF32_LE) or sample.startswith(codecs.BOM_UTF32_BE):
-        return "utf-32", "UTF-32 byte-order mark"
+    if sample.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return Detection("utf-32", "UTF-32 byte-order mark")
     if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig", "UTF-8 byte-order mark"
-    if sample.startswith(codecs.BOM_UTF16_LE) or sample.startswith(codecs.BOM_UTF16_BE):
-        return "utf-16", "UTF-16 byte-order mark"
+        return Detection("utf-8-sig", "UTF-8 byte-order mark")
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return Detection("utf-16", "UTF-16 byte-order mark")
     for magic, what in _MAGIC:
         if sample.startswith(magic):
-            return None, f"binary file: {what}"
+            return Detection(None, f"binary file: {what}")
     if not sample:
-        return "utf-8", "empty"
-    # UTF-16 without a BOM: for Latin-script text one byte of nearly every pair is NUL.
-    if len(sample) >= 4:
-        even, odd = sample[0::2], sample[1::2]
-        ze, zo = even.count(0) / len(even), odd.count(0) / max(1, len(odd))
-        if zo > 0.7 and ze < 0.05 and _decodes(sample, "utf-16-le"):
-            return "utf-16-le", "UTF-16 (little-endian, no byte-order mark)"
-        if ze > 0.7 and zo < 0.05 and _decodes(sample, "utf-16-be"):
-            return "utf-16-be", "UTF-16 (big-endian, no byte-order mark)"
+        return Detection("utf-8", "empty")
+    wide = _utf16_32_without_bom(sample)
+    if wide:
+        return wide
     if b"\x00" in sample:
-        return None, "binary file: contains NUL bytes"
-    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13, 27))
+        return Detection(None, "binary file: contains NUL bytes")
+    controls = _control_bytes(sample)
     if controls / len(sample) > 0.05:
-        return None, "binary file: too many control characters"
+        return Detection(None, "binary file: too many control characters")
     if _decodes(sample, "utf-8"):
-        return "utf-8", "valid UTF-8"
-    if _decodes(sample, "gb18030"):
-        text = codecs.getincrementaldecoder("gb18030")().decode(sample)
-        non_ascii = [c for c in text if ord(c) > 127]
-        if non_ascii and sum(_is_cjk(c) for c in non_ascii) / len(non_ascii) > 0.6:
-            return "gb18030", "GB18030/GBK (Chinese)"
-    return "latin-1", "Latin-1 (fallback: not valid UTF-8)"
+        return Detection("utf-8", "valid UTF-8")
+    body = _whole_lines(sample)
+    text = body.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    if non_ascii - bad >= 8 * bad:  # UTF-8 with a few broken bytes
+        return _judged("utf-8", text, f"UTF-8 with {bad} invalid byte{'s' if bad != 1 else ''} (replaced)"
+                       if bad else "valid UTF-8", 1.0 - bad / max(1, len(text)))
+    return _statistical(body)
+
+
+def chosen_encoding(sample: bytes, encoding: str) -> Detection:
+    """A file's first bytes read with an encoding someone chose: still refused if binary, and
+    flagged unsure if the text comes out garbled."""
+    encoding = check_encoding(encoding)
+    for magic, what in _MAGIC:
+        if sample.startswith(magic):
+            return Detection(None, f"binary file: {what}")
+    if not codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+        if b"\x00" in sample:
+            return Detection(None, "binary file: contains NUL bytes")
+        if _control_bytes(sample) > 0.05 * len(sample):
+            return Detection(None, "binary file: too many control characters")
+    text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=False)
+    return _judged(encoding, text, f"{describe_encoding(encoding)}, chosen", 1.0)
+
+
+def _utf16_32_without_bom(sample: bytes) -> Detection | None:
+    """UTF-32 or UTF-16 text without a byte-order mark, told by where its NUL bytes fall."""
+    if len(sample) < 4 or b"\x00" not in sample:
+        return None
+    zeros = [sample[i::4].count(0) / max(1, len(sample[i::4])) for i in range(4)]
+    whole = sample[: len(sample) // 4 * 4]
+    if zeros[3] > 0.99 and zeros[2] > 0.9 and zeros[0] < 0.05 and _decodes(whole, "utf-32-le"):
+        return Detection("utf-32-le", "UTF-32 (little-endian, no byte-order mark)", 0.95)
+    if zeros[0] > 0.99 and zeros[1] > 0.9 and zeros[3] < 0.05 and _decodes(whole, "utf-32-be"):
+        return Detection("utf-32-be", "UTF-32 (big-endian, no byte-order mark)", 0.95)
+    # Latin-script UTF-16: one byte of nearly every pair is NUL.
+    even, odd = sample[0::2], sample[1::2]
+    ze, zo = even.count(0) / len(even), odd.count(0) / max(1, len(odd))
+    if zo > 0.7 and ze < 0.05 and _decodes(sample, "utf-16-le"):
+        return Detection("utf-16-le", "UTF-16 (little-endian, no byte-order mark)", 0.95)
+    if ze > 0.7 and zo < 0.05 and _decodes(sample, "utf-16-be"):
+        return Detection("utf-16-be", "UTF-16 (big-endian, no byte-order mark)", 0.95)
+    # Other scripts (Chinese, Japanese...) in UTF-16: NULs only after ASCII characters such as
+    # newlines, all on one side of the pairs; the statistical detector then has the last word.
+    for encoding, nul_side, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if (len(sample) >= 64 and nul_side.count(0) > max(1, other.count(0))
+                and other.count(0) < 0.05 * len(other)
+                and _decodes(sample[: len(sample) // 2 * 2], encoding)):
+            d = _statistical(sample[: len(sample) // 2 * 2], only=(encoding.replace("-", "_"),))
+            if d.encoding and d.encoding.startswith("utf") and not d.unsure:
+                return d
+    return None
+
+
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
+_PROBE = 8192  # characters of each candidate text that the confidence looks at
+
+
+def _control_bytes(sample: bytes) -> int:
+    """Control bytes other than tab, newlines, form feed and escape."""
+    return len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+
+
+def _whole_lines(sample: bytes) -> bytes:
+    """A full-size sample cut after its last newline, so the detector never sees half a character."""
+    if len(sample) < SNIFF_BYTES:
+        return sample
+    cut = sample.rfind(b"\n", len(sample) // 2)
+    return sample[: cut + 1] if cut > 0 else sample
+
+
+@dataclass(slots=True)
+class _Candidate:
+    encoding: str
+    chaos: float  # charset-normalizer's mess ratio of the decoded text (0: clean)
+    coherence: float  # how well the text fits a known language's letter frequencies
+    text: str
+    aliases: tuple[str, ...] = ()
+
+
+def _statistical(body: bytes, only: tuple[str, ...] | None = None) -> Detection:
+    from charset_normalizer import from_bytes
+
+    def candidates(**kw) -> list[_Candidate]:
+        found = []
+        for m in from_bytes(body, **kw):
+            if m.encoding in ("ascii", "utf_8"):
+                continue  # not valid UTF-8 (checked before): a fallback, not an answer
+            if m.encoding.startswith(("utf_16", "utf_32")) and not only:
+                continue  # UTF-16/32 text has NUL bytes (spaces, newlines): _utf16_32_without_bom's job
+            found.append(_Candidate(m.encoding, float(m.chaos), float(m.coherence), str(m),
+                                    tuple(m.could_be_from_charset)))
+        return found
+
+    cands = candidates(cp_isolation=list(only), enable_fallback=False) if only else candidates()
+    if not only and not any("cp1252" in c.aliases for c in cands):
+        # scored even when messy: the detector finds accents in short French words suspicious
+        cands += candidates(cp_isolation=["cp1252"], enable_fallback=False, threshold=1.0)
+    if not cands:
+        text = body.decode("latin-1")
+        return _judged("latin-1", text, "Latin-1 (no encoding fits these bytes)", 0.0,
+                       "no encoding reads these bytes as clean text")
+    best = cands[0]
+    western = next((c for c in cands if "cp1252" in c.aliases), None)
+    if (western is not None and western is not best and len(best.text) == len(body)
+            and (western.chaos <= best.chaos + 0.01 or _reads_as_western(western.text))):
+        best = western  # a tie among single-byte code pages: the common one
+    if "cp1252" in best.aliases:
+        # Latin-1 and Windows-1252 differ only in 0x80-0x9F (controls in Latin-1, quotes in 1252)
+        best.encoding = "cp1252" if any(0x80 <= b <= 0x9F for b in body) else "latin-1"
+        best.text = body.decode(best.encoding, errors="replace")
+    else:
+        best.encoding = codecs.lookup(best.encoding).name
+    rival = next((c for c in cands if c is not best and c.text != best.text), None)
+    confidence = 1.0 - best.chaos
+    doubt = ""
+    if rival is not None:
+        # How much better the best reads than its rival (mess, language fit, mixed-script words
+        # like 'Cafй'), and how much of the text the rival would change: a rival nearly as good
+        # that changes every character leaves the guess in doubt; one that changes a few accents
+        # of a Latin code page, much less.
+        ours, theirs = best.text[:_PROBE], rival.text[:_PROBE]
+        aligned = len(best.text) == len(rival.text)
+        margin = (max(0.0, rival.chaos - best.chaos) + 0.5 * max(0.0, best.coherence - rival.coherence)
+                  + max(0.0, _mixed_script_share(theirs) - _mixed_script_share(ours)))
+        if best.encoding in ("cp1252", "latin-1") and aligned:
+            margin += 0.05  # of the single-byte code pages, Western European is the likeliest
+        share = _differing_share(ours, theirs) if aligned else 1.0
+        confidence *= 1.0 - (1.0 - min(1.0, margin / 0.1)) * share
+        doubt = f"could also be {describe_encoding(rival.encoding)}"
+    reason = f"{describe_encoding(best.encoding)}, detected"
+    return _judged(best.encoding, best.text, reason, confidence, doubt)
+
+
+def _judged(encoding: str, text: str, reason: str, confidence: float, doubt: str = "") -> Detection:
+    """A detection, flagged unsure when not confident enough or when the text looks garbled."""
+    confidence = round(max(0.0, min(1.0, confidence)), 2)
+    why = []
+    if confidence < UNSURE_BELOW:
+        why.append(f"only {confidence:.0%} sure" + (f", {doubt}" if doubt else ""))
+    garbled = garbled_characters(text)
+    if garbled > GARBLED_SHARE * len(text):
+        why.append(f"{garbled:,} replacement or control characters in the first {len(text):,}")
+    if confidence < 1.0 and not why:
+        reason += f" ({confidence:.0%} sure)"
+    return Detection(encoding, reason, confidence, "; ".join(why))
+
+
+def garbled_characters(text: str) -> int:
+    """U+FFFD and control characters other than tab, newlines, form feed and escape."""
+    return text.count("\ufffd") + sum(1 for c in _CONTROL_RE.findall(text))
+
+
+_CONTROL_RE = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
+_WORD_RE = re.compile(r"[^\W\d_]+")
+
+
+def _differing_share(a: str, b: str) -> float:
+    """Share of a's non-ASCII characters that b reads differently (1.0 if they do not line up)."""
+    if len(a) != len(b):
+        return 1.0
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x > "\x7f"]
+    return sum(x != y for x, y in pairs) / len(pairs) if pairs else 0.0
+
+
+_WESTERN_PUNCTUATION = set("\u201c\u201d\u2018\u2019\u201e\u2013\u2014\u2026\u00ab\u00bb\u00b0\u00a3\u20ac"
+                           "\u00a7\u00a9\u00ae\u00b7\u00bf\u00a1\u00a0\u00b1\u00d7\u00f7\u00a2\u00a5\u2022")
+
+
+def _reads_as_western(text: str) -> bool:
+    """Text that looks like a Western European language: accented Latin letters are a small share
+    of the letters (Cyrillic or Greek read as Windows-1252 is nearly all accents), and the other
+    non-ASCII characters are punctuation that is not stuck inside words (Polish read as 1252:
+    'Za\u00bf\u00f3\u00b3\u00e6')."""
+    letters = accented = 0
+    for i, c in enumerate(text):
+        if c.isascii():
+            letters += c.isalpha()
+        elif c.isalpha():
+            if not unicodedata.name(c, "").startswith("LATIN"):
+                return False
+            letters += 1
+            accented += 1
+        elif c not in _WESTERN_PUNCTUATION or (0 < i < len(text) - 1 and text[i - 1].isalpha()
+                                               and text[i + 1].isalpha()):
+            return False
+    return letters > 0 and accented <= 0.3 * letters
+
+
+def _mixed_script_share(text: str) -> float:
+    """Share of the words with non-ASCII letters that mix ASCII letters with another script
+    ('Cafй'): rare in real text, common when a code page is wrong."""
+    mixed = total = 0
+    for w in _WORD_RE.findall(text):
+        if w.isascii():
+            continue
+        total += 1
+        if any(c.isascii() for c in w) and any(
+                not c.isascii() and not unicodedata.name(c, "LATIN").startswith("LATIN") for c in w):
+            mixed += 1
+    return mixed / total if total else 0.0
 
 
 def _decodes(sample: bytes, encoding: str) -> bool:
@@ -229,8 +492,9 @@ def source_kind(path: Path) -> str:
     return "text"
 
 
-def inspect_file(path: Path) -> SourceInfo:
-    """Open a file read-only, sniff its encoding; never reads more than SNIFF_BYTES."""
+def inspect_file(path: Path, encoding: str | None = None) -> SourceInfo:
+    """Open a file read-only, sniff its encoding (or check the given one); never reads more than
+    SNIFF_BYTES."""
     info = SourceInfo(str(path), kind=source_kind(path))
     try:
         st = path.stat()
@@ -246,15 +510,21 @@ def inspect_file(path: Path) -> SourceInfo:
     except OSError as e:
         info.status, info.reason = "error", f"cannot read: {e.strerror or e}"
         return info
-    enc, reason = sniff_bytes(sample)
-    if enc is None:
-        info.status, info.reason = "error", reason
+    d = detect_encoding(sample) if encoding is None else chosen_encoding(sample, encoding)
+    if d.encoding is None:
+        info.status, info.reason = "error", d.reason
         return info
-    info.encoding = enc
-    info.reason = reason
+    info.encoding, info.reason, info.confidence = d.encoding, d.reason, d.confidence
+    info.chosen = encoding is not None
+    if d.unsure:
+        info.unsure, info.reason = True, f"{d.reason}; unsure: {d.unsure}"
     if not sample:
         info.status, info.reason = "empty", "empty file"
     return info
+
+
+def _path_key(path: str | os.PathLike) -> str:
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
 
 
 # --------------------------------------------------------------------------- reading
@@ -339,19 +609,41 @@ def record_columns(info: SourceInfo, limit: int = 50) -> list[str]:
 
 @dataclass
 class Corpus:
-    """A set of sources: file and folder paths and/or inline texts, with an optional column."""
+    """A set of sources: file and folder paths and/or inline texts, with an optional column.
+
+    `encodings` maps a file, or a folder (for every file in it), to the encoding to read it with
+    instead of the detected one; unknown encoding names raise CorpusError at once.
+    """
 
     paths: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     column: str | None = None
+    encodings: dict[str, str] = field(default_factory=dict)
     _sources: list[SourceInfo] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        pairs = self.encodings.items() if isinstance(self.encodings, dict) else self.encodings
+        self.encodings = {_path_key(p): check_encoding(e) for p, e in pairs}
+
+    def encoding_for(self, path: str | os.PathLike) -> str | None:
+        """The encoding chosen for a file (or for a folder above it), or None: detect it."""
+        if not self.encodings:
+            return None
+        key = _path_key(path)
+        while True:
+            if key in self.encodings:
+                return self.encodings[key]
+            parent = os.path.dirname(key)
+            if parent == key:
+                return None
+            key = parent
 
     def scan(self, progress: Callable[[int, int], None] | None = None) -> list[SourceInfo]:
         """List every source with its encoding or the reason it cannot be used (cheap: sniffs only)."""
         files, problems = discover(self.paths)
         sources = list(problems)
         for i, fp in enumerate(files):
-            sources.append(inspect_file(fp))
+            sources.append(inspect_file(fp, self.encoding_for(fp)))
             if progress:
                 progress(i + 1, len(files))
         for i, t in enumerate(self.texts):
@@ -402,8 +694,7 @@ class Corpus:
             if not first:
                 yield DOCUMENT_SEPARATOR
             first = False
-            for c in chunks:
-                yield c
+            yield from chunks
 
     def require_text(self) -> None:
         """Raise CorpusError with a readable message if nothing usable is in the corpus."""
@@ -462,6 +753,8 @@ class Corpus:
                 s.status, s.reason = "empty", (s.reason + "; " if s.reason else "") + "only whitespace"
             elif s.replaced:
                 s.reason += f"; {s.replaced} undecodable bytes replaced"
+                if s.replaced > GARBLED_SHARE * s.characters and not s.unsure:
+                    s.unsure, s.reason = True, s.reason + "; unsure: more than 1% of the text is undecodable"
         st.sources = [s.to_dict() for s in self.sources]  # after the outcomes above
         return st
 

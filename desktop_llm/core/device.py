@@ -11,12 +11,14 @@ def _quiet_tensorflow() -> None:
 
 
 def devices() -> list[dict]:
-    """[{kind, name, memory?, compute_capability?}] with the GPUs first; always ends with the CPU."""
+    """[{kind, name, memory?, memory_used?, compute_capability?}] with the GPUs first; always ends
+    with the CPU. A GPU's memory (bytes, total and in use) comes from nvidia-smi, where there is one."""
     _quiet_tensorflow()
     import tensorflow as tf
 
     out = []
-    for gpu in tf.config.list_physical_devices("GPU"):
+    tf_gpus = tf.config.list_physical_devices("GPU")
+    for gpu in tf_gpus:
         try:
             details = tf.config.experimental.get_device_details(gpu)
         except Exception:
@@ -27,8 +29,76 @@ def devices() -> list[dict]:
             "compute_capability": details.get("compute_capability"),
             "id": gpu.name,
         })
+    smi = match_rows([d["name"] for d in out], visible_rows(gpu_memory())) if out else []
+    for d, row in zip(out, smi):
+        if row is not None:
+            d.update(memory=row["memory"], memory_used=row["memory_used"])
     out.append({"kind": "CPU", "name": platform.processor() or platform.machine(),
                 "cores": os.cpu_count(), "id": "/physical_device:CPU:0"})
+    return out
+
+
+# nvidia-smi's answer in one line per GPU: "0, NVIDIA H100 80GB HBM3, 81559, 1234" (MiB).
+NVIDIA_SMI_ARGS = ["--query-gpu=index,name,memory.total,memory.used", "--format=csv,noheader,nounits"]
+
+
+def parse_nvidia_smi(text: str) -> list[dict]:
+    """[{index, name, memory, memory_used}] (bytes) from NVIDIA_SMI_ARGS's output; lines it cannot
+    read ("[N/A]" memory on some boards) are skipped."""
+    rows = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 4:
+            continue
+        try:
+            index, total, used = int(parts[0]), float(parts[-2]), float(parts[-1])
+        except ValueError:
+            continue
+        rows.append({"index": index, "name": ", ".join(parts[1:-2]), "memory": int(total * 2**20),
+                     "memory_used": int(used * 2**20)})
+    return rows
+
+
+def gpu_memory() -> list[dict]:
+    """Every NVIDIA GPU's memory from `nvidia-smi` (no TensorFlow, a fraction of a second);
+    [] where there is none or it fails: memory figures are extras, never required."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, *NVIDIA_SMI_ARGS], check=False, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_nvidia_smi(out.stdout) if out.returncode == 0 else []
+
+
+def visible_rows(rows: list[dict]) -> list[dict]:
+    """nvidia-smi's rows in the order this process's CUDA numbers them (CUDA_VISIBLE_DEVICES);
+    [] when that variable names GPUs by UUID (no figures rather than another card's)."""
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if cvd is None:
+        return rows
+    wanted = [t.strip() for t in cvd.split(",") if t.strip()]
+    if not all(t.isdigit() for t in wanted):
+        return []
+    by_index = {r["index"]: r for r in rows}
+    return [by_index[int(t)] for t in wanted if int(t) in by_index]
+
+
+def match_rows(names: list[str], rows: list[dict]) -> list[dict | None]:
+    """nvidia-smi's row for each of TensorFlow's GPUs: by name (CUDA may number cards fastest
+    first, nvidia-smi by bus; cards of one name in order), or by position where no name agrees."""
+    if not any(r["name"] == n for r in rows for n in names):
+        return [rows[i] if i < len(rows) else None for i in range(len(names))]
+    free, out = list(rows), []
+    for name in names:
+        row = next((r for r in free if r["name"] == name), None)
+        if row is not None:
+            free.remove(row)
+        out.append(row)
     return out
 
 

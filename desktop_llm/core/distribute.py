@@ -80,6 +80,8 @@ def parse_devices(spec: str | None, gpu_count: int) -> tuple[str, list[int] | in
         if s.startswith("gpu:") and not gpu_count:
             raise ConfigError(f"--devices {spec}: this machine has no GPU; use cpu:{n}.")
         return s[:3] + ":", n
+    if s == "0":
+        s = "0,"  # "--devices 0" reads as GPU 0 (a count of none would mean nothing)
     if s.isdigit():
         n = int(s)
         if n < 1 or n > gpu_count:

@@ -77,6 +77,9 @@ def evaluate_ids(model, ids: Sequence[int]) -> Evaluation:
 
 
 def evaluate_text(model, tokenizer, text: str) -> tuple[Evaluation, TokenLosses]:
+    from desktop_llm.core.loading import require_gpt
+
+    require_gpt(model, "Perplexity")
     ids = tokenizer.encode(text)
     if len(ids) < 2:
         raise ValueError("The text is too short to evaluate: it needs at least two tokens.")
@@ -90,6 +93,10 @@ def evaluate_windows(model, inputs: np.ndarray, targets: np.ndarray, batch_size:
                      progress: Callable[[int, int], None] | None = None) -> Evaluation:
     """Mean loss over full windows (as training's validation does)."""
     from keras import ops
+
+    from desktop_llm.core.loading import require_gpt
+
+    require_gpt(model, "Perplexity")
 
     total, n = 0.0, 0
     for b in range(0, len(inputs), batch_size):

@@ -51,6 +51,9 @@ def attention_weights(model, token_ids) -> np.ndarray:
 
 def inspect_text(model, tokenizer, text: str) -> AttentionMaps:
     """Attention maps for `text` (truncated to the model's context length)."""
+    from desktop_llm.core.loading import require_gpt
+
+    require_gpt(model, "Attention maps")
     ids = tokenizer.encode(text)
     if not ids:
         raise ValueError("Type some text to inspect.")

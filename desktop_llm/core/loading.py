@@ -12,6 +12,28 @@ class NoCheckpoint(RuntimeError):
     pass
 
 
+def require_gpt(model, what: str) -> None:
+    """Next-token tools (attention maps, perplexity, generation) on a model of another family:
+    one clear message instead of an AttributeError from deep inside."""
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.model import GPTCausalLM
+
+    if not isinstance(model, GPTCausalLM):
+        raise ConfigError(f"{what} works on GPT runs; this run's model is a {type(model).__name__} "
+                          "(for a masked LM, use fill-mask on the Generate page or `desktop-llm fill-mask`).")
+
+
+def require_family(run, family: str, command: str) -> None:
+    """One clear line where a command meets a run of another family (generate on a masked LM)."""
+    from desktop_llm.core.config import ConfigError
+
+    have = run.config.family
+    if have != family:
+        hint = {"masked_lm": "fill-mask", "gpt": "generate"}.get(have, "")
+        raise ConfigError(f"Run {run.id} is a {have} run; `{command}` needs a {family} run"
+                          + (f" (try `desktop-llm {hint}`)." if hint else "."))
+
+
 def load_for_inference(run, which: str = "best"):
     """(model, tokenizer, checkpoint) of a run folder; `which` is "best" or "latest".
 
@@ -19,8 +41,9 @@ def load_for_inference(run, which: str = "best"):
     """
     import keras
 
-    from desktop_llm.core.model import build_model
+    from desktop_llm.core.models import get_family
 
+    family = get_family(run.config.family)
     tok = load_tokenizer(run.tokenizer_dir)
     manager = CheckpointManager(run.checkpoints_dir)
     ckpt = manager.find(which)
@@ -28,7 +51,8 @@ def load_for_inference(run, which: str = "best"):
         raise NoCheckpoint(f"Run {run.id} has no checkpoint yet: train it for at least one evaluation interval.")
     keras.mixed_precision.set_global_policy("float32")
     cfg = run.config
-    model = build_model(replace(cfg.model, vocabulary_size=tok.vocabulary_size, dropout=0.0))
+    model = family.build(replace(cfg.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size),
+                                 dropout=0.0))
     # keras-hub compiles a new task with a default optimizer, and the checkpoint's weights file
     # also holds the training optimizer's state: Keras would try to load it into that unbuilt
     # optimizer and warn "Skipping variable loading for optimizer" on every load. Inference

@@ -289,6 +289,9 @@ class WordPieceTokenizer(Tokenizer):
         import keras_hub
         import tensorflow as tf
 
+        from desktop_llm.core.distribute import gpu_memory_growth
+
+        gpu_memory_growth()  # (the window trains this tokenizer: never take the whole GPU for it)
         lines = [ln for t in texts for ln in t.split("\n") if ln.strip()]
         if not lines:
             raise CorpusError("The corpus is empty: there is no text to build a vocabulary from.")

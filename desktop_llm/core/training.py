@@ -14,6 +14,7 @@ import errno
 import gc
 import math
 import os
+import platform
 import signal
 import statistics
 import sys
@@ -24,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
-from desktop_llm.core import atomic
+from desktop_llm.core import atomic, tensorboard_log
 from desktop_llm.core.checkpoints import CheckpointManager
 from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.corpus import Corpus, CorpusError
@@ -144,7 +145,8 @@ def ensure_tokenizer(run, cfg: RunConfig, emit: Emit) -> Tokenizer:
 
 
 def corpus_of(cfg: RunConfig) -> Corpus:
-    return Corpus(paths=list(cfg.data.paths), texts=list(cfg.data.texts), column=cfg.data.column)
+    return Corpus(paths=list(cfg.data.paths), texts=list(cfg.data.texts), column=cfg.data.column,
+                  encodings=dict(cfg.data.encodings))
 
 
 def ensure_data(run, cfg: RunConfig, tok: Tokenizer, emit: Emit) -> TokenData:
@@ -161,7 +163,7 @@ def ensure_data(run, cfg: RunConfig, tok: Tokenizer, emit: Emit) -> TokenData:
                       "message": "Tokenizing the corpus"})
 
         info = prepare(corpus, tok, run.data_dir, cfg.data.val_fraction, progress=progress)
-        bad = [s for s in corpus.sources if not s.ok]
+        bad = [s for s in corpus.sources if not s.ok or s.unsure]  # unsure: read, but say so
         for s in bad:
             emit({"type": "warning", "message": f"{s.path}: {s.reason}"})
         emit({"type": "data", **info.to_dict()})
@@ -210,6 +212,7 @@ class _Context:
         self.metrics_warned = False
         self.last_attempt = start_step  # the step of the last checkpoint write tried
         self.writes = True  # False on the non-chief workers of a multi-machine run
+        self.tensorboard = None  # the chief's core.tensorboard_log.TensorBoardLog (set in _train)
         self.save_error = ""
         self.stopped = False
         self.generator = None
@@ -235,6 +238,8 @@ class _Context:
                 self.emit({"type": "warning", "message":
                            f"Could not append to metrics.jsonl ({e.strerror or e}); the curve on disk "
                            "has a gap from here. Free some disk space."})
+        if self.tensorboard is not None:
+            self.tensorboard.record(event)  # never raises: a failure is one warning
         self.emit(event)
 
     def save(self, val_loss=None, best=False) -> None:
@@ -268,7 +273,7 @@ class _Context:
         self.record({"type": "step", "step": self.step, "loss": loss,
                      "lr": float(self.schedule(self.step)), "tokens_per_sec": tokens_per_sec,
                      "ms_per_step": 1000 * dt / self.k, "elapsed": self.elapsed, "eta": eta,
-                     "max_steps": t.max_steps})
+                     "max_steps": t.max_steps, **({"accuracy": float(logs["accuracy"])} if "accuracy" in logs else {})})
         if self.writes:
             self.run.write_status(status="running", step=self.step, tokens_per_sec=tokens_per_sec,
                                   duration=self.elapsed, pid=os.getpid())
@@ -285,8 +290,9 @@ class _Context:
             if improved:
                 self.best = val
             sample = self.sample()
+            extra = {k: float(v) for k, v in logs.items() if k.startswith("val_") and k != "val_loss"}
             self.record({"type": "eval", "step": self.step, "val_loss": val,
-                         "val_ppl": math.exp(min(val, 50)), "best_val_loss": self.best,
+                         "val_ppl": math.exp(min(val, 50)), "best_val_loss": self.best, **extra,
                          "sample": sample, "elapsed": self.elapsed})
             if self.step % t.checkpoint_every == 0 or improved:
                 self.save(val, best=improved)
@@ -327,18 +333,12 @@ class _Context:
         return remaining * per_step + (remaining // t.eval_interval) * per_eval
 
     def sample(self) -> str:
-        n = self.cfg.training.sample_tokens
-        if n <= 0:
+        if self.cfg.training.sample_tokens <= 0:
             return ""
         try:
-            from desktop_llm.core.generation import Generator, SamplingConfig
+            from desktop_llm.core.models import get_family
 
-            if self.generator is None:
-                self.generator = Generator(self.model, self.tok, jit_compile=self.cfg.training.jit_compile)
-            prompt = self.tok.decode(list(self.data.val[: min(8, len(self.data.val))]))
-            res = self.generator.generate(prompt, SamplingConfig(max_new_tokens=n, temperature=0.8,
-                                                                 top_k=40, seed=self.step))
-            return prompt + res.text
+            return get_family(self.cfg.family).sample(self)
         except Exception as e:  # a sample is a nicety: never let it end a run
             return f"(no sample: {e})"
 
@@ -364,7 +364,7 @@ def train_run(run, emit: Emit = lambda e: None, control: Control | None = None, 
     cfg = run.config
     prev = run.status()
     try:
-        run.write_status(status="starting", pid=os.getpid(), message="",
+        run.write_status(status="starting", pid=os.getpid(), host=platform.node(), message="",
                          created=prev.get("created", time.time()))
         _sync(store, run)
         cfg.validate()
@@ -375,6 +375,7 @@ def train_run(run, emit: Emit = lambda e: None, control: Control | None = None, 
         result = _fail(run, str(e), e.suggestion, emit)
     except Exception as e:  # noqa: BLE001 - the run must end cleanly whatever happened
         result = _classify_failure(run, e, emit)
+    tensorboard_log.close_log(run.folder)  # flushed and closed however training ended
     _sync(store, run)
     return result
 
@@ -497,13 +498,15 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     import keras
 
     from desktop_llm.core import device
-    from desktop_llm.core.model import build_model
+    from desktop_llm.core.models import get_family
+
+    family = get_family(cfg.family)
 
     source = run if dist.is_chief else _WorkerScratch(run)
     tok = ensure_tokenizer(source, cfg, emit)
     data = ensure_data(source, cfg, tok, emit)
     data.check(cfg.model.sequence_length)
-    mcfg = replace(cfg.model, vocabulary_size=tok.vocabulary_size)
+    mcfg = replace(cfg.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size))
 
     policy = device.precision_policy(t.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
@@ -513,14 +516,13 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     for note in manager.notes:
         emit({"type": "warning", "message": note})
     with dist.strategy.scope():
-        model = build_model(mcfg, seed=t.seed)
+        model = family.build(mcfg, seed=t.seed)
         optimizer = make_optimizer(cfg)
         if policy == "mixed_float16":
             # Dynamic loss scaling keeps float16 gradients from underflowing; its scale is
             # optimizer state, saved and restored with the checkpoint.
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        model.compile(optimizer=optimizer, **family.compile_args(),
                       jit_compile=t.jit_compile, steps_per_execution=k, auto_scale_loss=False)
         start_step, best, elapsed0 = 0, None, 0.0
         if ckpt is not None:
@@ -555,23 +557,26 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     ctx = _Context(run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
                    manager, best, time.perf_counter(), elapsed0)
     ctx.writes = chief
+    if chief and start_step < t.max_steps:
+        ctx.tensorboard = tensorboard_log.open_log(run.folder, emit)
     if start_step < t.max_steps:
         T = cfg.model.sequence_length
-        ds = data.train_dataset(start_step, t.max_steps, t.batch_size, T, t.seed)
-        vx, vy = data.val_batches(t.eval_batches, t.batch_size, T)
-        import tensorflow as tf
-
-        val_ds = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(t.batch_size).cache()
+        V = tok.vocabulary_size
+        ds = family.train_dataset(data, start_step, t.max_steps, t.batch_size, T, t.seed, V)
+        val_ds = family.val_dataset(data, t.eval_batches, t.batch_size, T, V)
         validation_every = max(1, t.eval_interval // k)
         if dist.distributed:
             from desktop_llm.core.replicated_loop import fit_replicated
 
             fit_replicated(ctx, model, optimizer, dist, ds, val_ds, start_step, t.max_steps, k,
-                           validation_every, t.jit_compile and dist.xla_ok, t.batch_size * T)
+                           validation_every, t.jit_compile and dist.xla_ok,
+                           t.batch_size * family.targets_per_window(T))
         else:
             model.fit(ds, epochs=t.max_steps // k, steps_per_epoch=k, initial_epoch=start_step // k,
                       validation_data=val_ds, validation_freq=validation_every,
                       callbacks=[_make_callback(ctx)], verbose=0)
+    if ctx.tensorboard is not None:  # closed before the final event (train_run closes it after an error)
+        ctx.tensorboard.close()
     if not chief:
         return _worker_end(ctx, model, emit)
     if ctx.failure is not None:

@@ -7,18 +7,22 @@ from __future__ import annotations
 import json
 
 from PySide6.QtCore import QSettings, QSize, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QStackedWidget,
     QWidget,
 )
 
-from desktop_llm.gui.icons import page_icon
+from desktop_llm.gui.icons import app_icon, page_icon
 from desktop_llm.gui.pages.attention_page import AttentionPage
 from desktop_llm.gui.pages.data_page import DataPage
 from desktop_llm.gui.pages.evaluate_page import EvaluatePage
@@ -36,6 +40,7 @@ class MainWindow(QMainWindow):
     def __init__(self, store, restore: bool = True):
         super().__init__()
         self.setWindowTitle("desktop_llm")
+        self.setWindowIcon(app_icon())
         self.session = Session(store, self)
         # Settings live with the workspace (not in the registry), so several workspaces keep theirs.
         self.settings = QSettings(str(store.home / "gui.ini"), QSettings.IniFormat)
@@ -57,16 +62,19 @@ class MainWindow(QMainWindow):
         self.nav.setIconSize(QSize(20, 20))
         self.nav.setFixedWidth(178)
         self.stack = QStackedWidget()
+        self.page_actions: list[QAction] = []  # View > Data … Evaluate (Ctrl+1 … Ctrl+8)
         for i, (name, page) in enumerate(zip(PAGES, self.pages)):
             item = QListWidgetItem(page_icon(name), name)
             item.setToolTip(f"{name} (Ctrl+{i + 1})")
             self.nav.addItem(item)
             page.layout().setContentsMargins(18, 14, 18, 10)
             self.stack.addWidget(page)
-            act = QAction(self)
+            act = QAction(name, self)
             act.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            act.setCheckable(True)
             act.triggered.connect(lambda _=False, i=i: self.show_page(i))
             self.addAction(act)
+            self.page_actions.append(act)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         body = QWidget()
         lay = QHBoxLayout(body)
@@ -81,25 +89,36 @@ class MainWindow(QMainWindow):
         self.train_page.run_started.connect(lambda _: self._set_training_label())
         self.train_page.run_ended.connect(lambda *_: self._set_training_label())
 
-        quit_act = QAction("Quit", self)
-        quit_act.setShortcut(QKeySequence.Quit)
+        self.quit_action = quit_act = QAction("Quit", self)
+        quit_act.setShortcut(QKeySequence("Ctrl+Q"))  # QKeySequence.Quit is empty on Windows
+        quit_act.setMenuRole(QAction.QuitRole)
         quit_act.triggered.connect(self.close)
         self.addAction(quit_act)
 
         self.device_label = QLabel("Device: …")
         self.memory_label = QLabel("")
+        self.gpu_label = QLabel("")  # GPU memory in use (all processes), where nvidia-smi can tell
         self.training_label = QLabel("")
         sb = self.statusBar()
         sb.addWidget(self.training_label, 1)
         sb.addPermanentWidget(self.device_label)
         sb.addPermanentWidget(self.memory_label)
+        sb.addPermanentWidget(self.gpu_label)
+        self.gpu_label.hide()  # (adding shows it) until a GPU is found
+        self._gpu_proc = None
+        self._gpu_timer = QTimer(self)  # started once the probe has found a GPU with a memory figure
+        self._gpu_timer.setInterval(3000)
+        self._gpu_timer.timeout.connect(self._poll_gpu_memory)
         self._mem_timer = QTimer(self)
         self._mem_timer.setInterval(2000)
         self._mem_timer.timeout.connect(self._update_memory)
         self._mem_timer.start()
         self._update_memory()
         self._set_training_label()
+        self.device_summary: str | None = None  # what the device probe said, for Help > About
         self.session.device_known.connect(lambda d: self.device_label.setText(f"Device: {d}"))
+        self.session.device_known.connect(lambda d: setattr(self, "device_summary", d))
+        self._build_menus()
         # Asking TensorFlow for devices imports it (seconds): after the window is up, off the UI thread.
         QTimer.singleShot(300, self._probe_device)  # bound to the window: never fires after it is gone
 
@@ -111,6 +130,137 @@ class MainWindow(QMainWindow):
             self._restore()
         else:
             self.show_page(0)
+
+    # ------------------------------------------------------------------ menus
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.add_corpus_action = file_menu.addAction("Add corpus…", self.add_corpus)
+        self.add_corpus_action.setToolTip("Add text files to the corpus (the Data page)")
+        self.open_workspace_action = file_menu.addAction("Open workspace…", lambda: self.open_workspace())
+        self.export_run_action = file_menu.addAction("Export run…", self.export_run)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        view_menu = bar.addMenu("&View")
+        pages = QActionGroup(self)
+        for act in self.page_actions:
+            pages.addAction(act)
+            view_menu.addAction(act)
+        self.nav.currentRowChanged.connect(
+            lambda i: 0 <= i < len(self.page_actions) and self.page_actions[i].setChecked(True))
+        view_menu.addSeparator()
+        theme_menu = view_menu.addMenu("Theme")
+        self.theme_actions: dict[str, QAction] = {}
+        themes = QActionGroup(self)
+        for key, text in (("system", "System"), ("light", "Light"), ("dark", "Dark")):
+            act = theme_menu.addAction(text, lambda key=key: self.set_theme(key))
+            act.setCheckable(True)
+            themes.addAction(act)
+            self.theme_actions[key] = act
+        from desktop_llm.gui.theme import chosen_theme
+
+        self.theme_actions[chosen_theme()].setChecked(True)
+
+        help_menu = bar.addMenu("&Help")
+        self.readme_action = help_menu.addAction("README", self.show_readme)
+        self.shortcuts_action = help_menu.addAction("Keyboard shortcuts", self.show_shortcuts)
+        self.shortcuts_action.setShortcut(QKeySequence("Ctrl+/"))
+        help_menu.addSeparator()
+        self.about_action = help_menu.addAction("About desktop_llm", self.show_about)
+        self.about_action.setMenuRole(QAction.AboutRole)
+        self.menus = {"File": file_menu, "View": view_menu, "Help": help_menu}
+
+    def add_corpus(self) -> None:
+        self.show_page("Data")
+        self.data_page._add_files()
+
+    def open_workspace(self, folder: str | None = None):
+        """Open another workspace: a new window on it replaces this one (which saves its state and
+        stops its trainer, as closing does). Returns the new window, or None if nothing changed."""
+        from pathlib import Path
+
+        from desktop_llm.store import RunStore, StoreError
+
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Open workspace", str(self.session.store.home))
+        if not folder:
+            return None
+        if Path(folder).expanduser().resolve() == self.session.store.home.resolve():
+            return None
+        if self.train_page.training and QMessageBox.question(
+                self, "Open workspace", "A run is training in this workspace. Stop it (it can be resumed "
+                                        "later) and open the other workspace?") != QMessageBox.Yes:
+            return None
+        try:
+            store = RunStore(folder)
+        except (StoreError, OSError) as e:
+            QMessageBox.warning(self, "Open workspace", str(e))
+            return None
+        window = MainWindow(store)
+        _OPEN_WINDOWS.append(window)  # Python must keep the new top-level window alive
+        window.show()
+        self.close()
+        for timer in self.findChildren(QTimer):  # the hidden window polls nothing any more
+            timer.stop()
+        if self in _OPEN_WINDOWS:
+            _OPEN_WINDOWS.remove(self)
+        return window
+
+    def export_run(self) -> None:
+        """The Runs page's export of the selected run (the current run, if none is selected)."""
+        self.show_page("Runs")
+        page = self.runs_page
+        if len(page.selected_ids()) != 1 and self.session.current_run:
+            page.select([self.session.current_run])
+        if len(page.selected_ids()) != 1:
+            self.statusBar().showMessage("Select one run on the Runs page to export it.", 6000)
+            return
+        page._export()
+
+    def set_theme(self, theme: str) -> None:
+        from desktop_llm.gui.theme import choose_theme
+
+        choose_theme(QApplication.instance(), theme)
+        self.theme_actions[theme].setChecked(True)
+        self.settings.setValue("window/theme", theme)
+
+    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+        """(keys, what, where) for every shortcut: the menus', then each page's buttons'."""
+        native = QKeySequence.SequenceFormat.NativeText
+        rows = []
+        for menu_name, menu in self.menus.items():
+            for act in menu.actions():
+                for sub in (act.menu().actions() if act.menu() else [act]):
+                    if not sub.shortcut().isEmpty():
+                        rows.append((sub.shortcut().toString(native), sub.text().replace("&", ""), menu_name))
+        for name, page in zip(PAGES, self.pages):
+            for button in page.findChildren(QAbstractButton):
+                if not button.shortcut().isEmpty():
+                    rows.append((button.shortcut().toString(native), button.text().replace("&", ""),
+                                 f"{name} page"))
+        return rows
+
+    def show_about(self):
+        from desktop_llm.gui.dialogs import AboutDialog
+
+        self.about_dialog = AboutDialog(self.session.store.home, self.device_summary, self)
+        self.about_dialog.show()
+        return self.about_dialog
+
+    def show_shortcuts(self):
+        from desktop_llm.gui.dialogs import ShortcutsDialog
+
+        self.shortcuts_dialog = ShortcutsDialog(self.shortcut_rows(), self)
+        self.shortcuts_dialog.show()
+        return self.shortcuts_dialog
+
+    def show_readme(self):
+        from desktop_llm.gui.dialogs import ReadmeDialog
+
+        self.readme_dialog = ReadmeDialog(self)
+        self.readme_dialog.show()
+        return self.readme_dialog
 
     # ------------------------------------------------------------------ navigation
     def show_page(self, index_or_name) -> None:
@@ -140,16 +290,73 @@ class MainWindow(QMainWindow):
         proc.start()
 
     def _on_device_probed(self, code: int, _status) -> None:
-        import json
+        self.apply_device_probe(bytes(self._device_proc.readAllStandardOutput()).decode("utf-8", "replace"))
 
-        summary = "CPU"
-        for line in bytes(self._device_proc.readAllStandardOutput()).decode("utf-8", "replace").splitlines():
+    def apply_device_probe(self, output: str) -> None:
+        """The probe's JSON line: the summary for the status bar, the device list (GPUs with name,
+        memory, compute capability) for the Train page's picker and the Model page's memory check."""
+        summary, devices = "CPU", None
+        for line in output.splitlines():
             if line.startswith("{"):
                 try:
-                    summary = json.loads(line).get("summary") or summary
+                    answer = json.loads(line)
                 except ValueError:
-                    pass  # a malformed line from the device probe: keep the summary we have
+                    continue  # a malformed line from the device probe: keep what we have
+                summary = answer.get("summary") or summary
+                if isinstance(answer.get("devices"), list):
+                    devices = [d for d in answer["devices"] if isinstance(d, dict)]
+        if devices is not None:
+            self.session.set_devices(devices)
+            gpus = [d for d in devices if d.get("kind") == "GPU" and d.get("memory")]
+            self._show_gpu_memory(gpus)
+            if gpus:
+                self._gpu_timer.start()
         self.session.device_known.emit(summary)
+
+    def _poll_gpu_memory(self) -> None:
+        """nvidia-smi in a child process (never TensorFlow): the memory every process uses on the GPUs."""
+        import shutil
+
+        from PySide6.QtCore import QProcess
+
+        if not self.isVisible():
+            return  # a closed window (another workspace opened) asks no more
+        exe = shutil.which("nvidia-smi")
+        if not exe:
+            self._gpu_timer.stop()
+            return
+        if self._gpu_proc is not None and self._gpu_proc.state() != QProcess.NotRunning:
+            return
+        from desktop_llm.core.device import NVIDIA_SMI_ARGS
+
+        self._gpu_proc = proc = QProcess(self)
+        proc.setProgram(exe)
+        proc.setArguments(NVIDIA_SMI_ARGS)
+        proc.finished.connect(lambda *_: self._on_gpu_polled(proc))
+        proc.start()
+
+    def _on_gpu_polled(self, proc) -> None:
+        from desktop_llm.core.device import parse_nvidia_smi, visible_rows
+
+        rows = visible_rows(parse_nvidia_smi(bytes(proc.readAllStandardOutput()).decode("utf-8", "replace")))
+        proc.deleteLater()
+        if rows:
+            self._show_gpu_memory(rows)
+
+    def _show_gpu_memory(self, gpus: list[dict]) -> None:
+        """"GPU 1.2 / 79.6 GiB" in the status bar; nothing at all without a GPU."""
+        gpus = [g for g in gpus if g.get("memory")]
+        if not gpus:
+            self.gpu_label.hide()
+            return
+        used = sum(g.get("memory_used") or 0 for g in gpus)
+        total = sum(g["memory"] for g in gpus)
+        self.gpu_label.setText(f"{'GPU' if len(gpus) == 1 else f'{len(gpus)} GPUs'} "
+                               f"{used / 2**30:.1f} / {total / 2**30:.1f} GiB")
+        self.gpu_label.setToolTip("GPU memory in use by every process (this window, the trainer, others):\n"
+                                  + "\n".join(f"{g.get('name', 'GPU')}: {(g.get('memory_used') or 0) / 2**30:.1f}"
+                                              f" of {g['memory'] / 2**30:.1f} GiB" for g in gpus))
+        self.gpu_label.show()
 
     def _update_memory(self) -> None:
         import psutil
@@ -177,6 +384,9 @@ class MainWindow(QMainWindow):
         geom = st.value("window/geometry")
         if geom is not None:
             self.restoreGeometry(geom)
+        theme = st.value("window/theme")
+        if theme in self.theme_actions:  # chosen in View > Theme before
+            self.set_theme(theme)
         self.show_page(int(st.value("window/page", 0)))
         # the Model and Train forms (JSON: an INI file would hand every number back as a string)
         for key, page in (("workspace/model", self.model_page), ("workspace/train", self.train_page)):
@@ -191,12 +401,15 @@ class MainWindow(QMainWindow):
             paths = [paths]
         if paths:
             self.data_page.column.setText(st.value("workspace/column", "") or "")
+            chosen = _json_value(st.value("workspace/encodings"))  # encodings chosen on the Data page
+            if isinstance(chosen, dict):
+                self.data_page.encodings = {str(k): str(v) for k, v in chosen.items()}
             self.data_page.add_paths(paths)
         tok_dir = st.value("workspace/tokenizer")
         if tok_dir:
             corpus = _json_value(st.value("workspace/tokenizer_corpus"))
-            ok = isinstance(corpus, list) and len(corpus) == 2 and isinstance(corpus[0], list)
-            self.tokenizer_page.load(tok_dir, corpus=(tuple(corpus[0]), corpus[1]) if ok else None)
+            ok = isinstance(corpus, list) and len(corpus) in (2, 3) and isinstance(corpus[0], list)
+            self.tokenizer_page.load(tok_dir, corpus=tuple(corpus) if ok else None)  # (session normalizes)
 
     def save_state(self) -> None:
         st = self.settings
@@ -206,7 +419,8 @@ class MainWindow(QMainWindow):
         st.setValue("workspace/column", self.session.column or "")
         st.setValue("workspace/tokenizer", self.session.tokenizer_dir or "")
         corpus = self.session.tokenizer_corpus
-        st.setValue("workspace/tokenizer_corpus", json.dumps([list(corpus[0]), corpus[1]]) if corpus else "")
+        st.setValue("workspace/tokenizer_corpus", json.dumps([list(corpus[0]), *corpus[1:]]) if corpus else "")
+        st.setValue("workspace/encodings", json.dumps(self.session.encodings))
         st.setValue("workspace/model", json.dumps(self.model_page.settings()))
         st.setValue("workspace/train", json.dumps(self.train_page.settings()))
         st.setValue("workspace/run", self.session.current_run or "")
@@ -220,6 +434,9 @@ class MainWindow(QMainWindow):
             if task:
                 task.cancel()
         super().closeEvent(event)
+
+
+_OPEN_WINDOWS: list[MainWindow] = []  # windows opened by File > Open workspace (kept from the GC)
 
 
 def _json_value(text):

@@ -17,6 +17,8 @@ class Session(QObject):
     runs_changed = Signal()
     current_run_changed = Signal(str)  # the run the Attention, Generate and Evaluate pages look at
     device_known = Signal(str)  # "GPU: NVIDIA ..." or "CPU (n cores)", once TensorFlow has looked
+    devices_changed = Signal()  # the device probe's list arrived (`devices`)
+    train_changed = Signal()  # the Train page's batch or device choice changed (`train_config`)
 
     def __init__(self, store, parent=None):
         super().__init__(parent)
@@ -24,24 +26,32 @@ class Session(QObject):
         self.paths: list[str] = []
         self.column: str | None = None
         self.val_fraction = 0.1
+        self.encodings: dict[str, str] = {}  # file path -> encoding chosen on the Data page
         self.tokenizer = None  # a trained core Tokenizer
         self.tokenizer_dir: str | None = None
         self.tokenizer_kind = "char"
         self.tokenizer_corpus: tuple | None = None  # corpus_key of the text the tokenizer was trained on
         self.current_run: str | None = None  # one choice of run shared by the pages that use a model
         self.model_config: ModelConfig = preset("small")
-        self.train_config: TrainConfig = TrainConfig()
+        self.train_config: TrainConfig = TrainConfig()  # the Train page's batch and devices, as chosen
+        self.devices: list[dict] | None = None  # `desktop-llm devices --json`'s list; None until it answers
         self._models: dict = {}
         self._generators: dict = {}
         self._lock = threading.RLock()  # workers on several threads may load at once
 
-    def set_corpus(self, paths: list[str], column: str | None, val_fraction: float) -> None:
+    def set_corpus(self, paths: list[str], column: str | None, val_fraction: float,
+                   encodings: dict[str, str] | None = None) -> None:
         self.paths, self.column, self.val_fraction = list(paths), column, val_fraction
+        if encodings is not None:
+            self.encodings = dict(encodings)
         self.corpus_changed.emit()
 
     @property
     def corpus_key(self) -> tuple:
-        """What identifies the corpus for a tokenizer: its sources and column (not the split)."""
+        """What identifies the corpus for a tokenizer: its sources and column (not the split), and
+        the encodings chosen for its files, if any."""
+        if self.encodings:
+            return tuple(self.paths), self.column, tuple(sorted(self.encodings.items()))
         return tuple(self.paths), self.column
 
     @property
@@ -54,7 +64,10 @@ class Session(QObject):
     def set_tokenizer(self, tokenizer, folder: str, corpus: tuple | None = None) -> None:
         """`corpus`: the corpus_key it was trained on (default: the corpus loaded now)."""
         self.tokenizer, self.tokenizer_dir, self.tokenizer_kind = tokenizer, folder, tokenizer.kind
-        self.tokenizer_corpus = (tuple(corpus[0]), corpus[1]) if corpus is not None else self.corpus_key
+        if corpus is not None:  # (also from gui.ini, where tuples come back as lists)
+            chosen = tuple(sorted(tuple(pair) for pair in corpus[2])) if len(corpus) > 2 and corpus[2] else ()
+            corpus = (tuple(corpus[0]), corpus[1]) + ((chosen,) if chosen else ())
+        self.tokenizer_corpus = corpus if corpus is not None else self.corpus_key
         self.model_config = replace(self.model_config, vocabulary_size=tokenizer.vocabulary_size)
         self.tokenizer_changed.emit()
 
@@ -62,6 +75,15 @@ class Session(QObject):
         if run_id and run_id != self.current_run:
             self.current_run = run_id
             self.current_run_changed.emit(run_id)
+
+    def set_devices(self, devices: list[dict]) -> None:
+        self.devices = list(devices)
+        self.devices_changed.emit()
+
+    def set_train_config(self, cfg: TrainConfig) -> None:
+        if cfg != self.train_config:
+            self.train_config = cfg
+            self.train_changed.emit()
 
     def set_model_config(self, cfg: ModelConfig) -> None:
         self.model_config = cfg

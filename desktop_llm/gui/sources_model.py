@@ -13,6 +13,7 @@ from PySide6.QtGui import QBrush, QColor
 
 HEADERS = ["File", "Size", "Encoding", "Status", "Details"]
 STATUS = {"ok": "✓ ok", "empty": "○ empty", "error": "✗ skipped"}
+UNSURE = "⚠ unsure"  # read, but the encoding may be wrong
 
 
 def size_text(n: int) -> str:
@@ -52,9 +53,13 @@ class SourcesModel(QAbstractTableModel):
         if column == 1:
             return size_text(s.size_bytes)
         if column == 2:
-            return s.encoding or "–"
+            if not s.encoding:
+                return "–"
+            if s.chosen:
+                return f"{s.encoding} (chosen)"
+            return s.encoding + (f" · {s.confidence:.0%}" if s.confidence < 1 else "")
         if column == 3:
-            return STATUS.get(s.status, s.status)
+            return UNSURE if s.ok and s.unsure else STATUS.get(s.status, s.status)
         if s.ok and s.kind in ("jsonl", "csv", "tsv"):
             return f"{s.records:,} record{'' if s.records == 1 else 's'} · " + s.reason
         return s.reason
@@ -64,8 +69,16 @@ class SourcesModel(QAbstractTableModel):
             return None
         if role == Qt.DisplayRole:
             return self.text(index.row(), index.column())
+        s = self.sources[index.row()]
         if role == Qt.ToolTipRole:
-            return self.sources[index.row()].path if index.column() == 0 else self.text(index.row(), index.column())
-        if role == Qt.ForegroundRole and index.column() == 3 and not self.sources[index.row()].ok:
+            if index.column() == 2 and s.encoding:
+                from desktop_llm.core.corpus import describe_encoding
+
+                how = "chosen by you" if s.chosen else f"detected, {s.confidence:.0%} sure"
+                return f"{describe_encoding(s.encoding)}: {how}. Right-click → Encoding… to change it."
+            return s.path if index.column() == 0 else self.text(index.row(), index.column())
+        if role == Qt.ForegroundRole and index.column() == 3 and not s.ok:
             return QBrush(QColor("#d13438"))
+        if role == Qt.ForegroundRole and index.column() in (2, 3) and s.ok and s.unsure:
+            return QBrush(QColor("#c55a00"))  # amber: readable on light and dark backgrounds
         return None

@@ -8,10 +8,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+THEMES = ("system", "light", "dark")
+_chosen: str | None = None  # View > Theme's choice; None: DESKTOP_LLM_THEME or the system
+
 
 def is_dark(app: QApplication | None = None) -> bool:
-    """The system's choice, unless DESKTOP_LLM_THEME=dark|light says otherwise."""
-    forced = os.environ.get("DESKTOP_LLM_THEME", "").lower()
+    """The system's choice, unless View > Theme (`choose_theme`) or DESKTOP_LLM_THEME=dark|light
+    says otherwise."""
+    forced = (_chosen or os.environ.get("DESKTOP_LLM_THEME", "")).lower()
     if forced in ("dark", "light"):
         return forced == "dark"
     app = app or QApplication.instance()
@@ -28,6 +32,22 @@ def follow_system_theme(app: QApplication) -> None:
         app.styleHints().colorSchemeChanged.connect(lambda *_: apply_theme(app))
     except AttributeError:  # Qt before 6.5
         pass
+
+
+def chosen_theme() -> str:
+    """"light" or "dark" where the menu or DESKTOP_LLM_THEME forces one, else "system"."""
+    forced = (_chosen or os.environ.get("DESKTOP_LLM_THEME", "")).lower()
+    return forced if forced in THEMES else "system"
+
+
+def choose_theme(app: QApplication, theme: str) -> None:
+    """Use the light or dark theme whatever the system says, or follow the system ("system"),
+    and repaint now. The menu's choice wins over DESKTOP_LLM_THEME."""
+    global _chosen
+    if theme not in THEMES:
+        raise ValueError(f"theme is one of {', '.join(THEMES)} (got {theme!r})")
+    _chosen = theme
+    apply_theme(app)
 
 
 def apply_theme(app: QApplication) -> None:
@@ -89,6 +109,8 @@ QListWidget#nav::item:selected { background: palette(highlight); color: palette(
 QLabel[role="title"] { font-size: 20px; font-weight: 600; }
 QLabel[role="hint"] { color: palette(placeholder-text); }
 QLabel[role="error"] { color: #d9453d; }
+QLabel[role="warning"] { background: rgba(240, 190, 20, 0.22); border: 1px solid rgba(200, 150, 0, 0.65);
+                         border-radius: 4px; padding: 4px 8px; color: palette(window-text); }
 QLabel[role="figure"] { font-size: 14px; font-weight: 600; }
 QGroupBox { font-weight: 600; margin-top: 14px; padding-top: 6px; }
 QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }

@@ -117,11 +117,13 @@ def model_pool() -> QThreadPool:
         # tf.function (measured: every time in tests/gui run alone; never once the main thread
         # had imported it). So the UI thread imports it, once, when the first model task starts:
         # a one-off pause of a few seconds after a click, never at start-up.
-        from desktop_llm.core import xla_cache
-
-        xla_cache.enable()
         import tensorflow  # noqa: F401
 
+        from desktop_llm.core import distribute
+
+        # Before any op: take GPU memory as needed, never all of it, so that a trainer (child
+        # process) can share the card with the window's inference.
+        distribute.gpu_memory_growth()
         _MODEL_POOL = QThreadPool()
         _MODEL_POOL.setMaxThreadCount(1)
         _MODEL_POOL.setExpiryTimeout(-1)  # the thread lives as long as the app

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -25,6 +26,7 @@ from desktop_llm.core.config import RunConfig
 
 ENV_HOME = "DESKTOP_LLM_HOME"
 ACTIVE = ("running", "paused", "starting")
+REMOTE_STALE_S = 15 * 60  # a run on another machine silent this long shows as interrupted
 _COLUMNS = [
     ("id", "TEXT PRIMARY KEY"),
     ("name", "TEXT"),
@@ -135,7 +137,14 @@ class Run:
             st = json.loads(self.status_path.read_text("utf-8"))
         except (OSError, ValueError):
             st = {"status": "created" if self.exists() else "missing"}
-        if st.get("status") in ACTIVE and not _pid_alive(st.get("pid")):
+        remote = st.get("host") not in (None, platform.node())
+        if remote:
+            # Written by a trainer on another machine (a run folder synced back): its process
+            # cannot be checked from here; it is taken as gone once it stops writing for long.
+            alive = time.time() - float(st.get("updated") or 0) < REMOTE_STALE_S
+        else:
+            alive = _pid_alive(st.get("pid"))
+        if st.get("status") in ACTIVE and not alive:
             st["status"] = "interrupted"
             st.setdefault("message", "")
             st["message"] = st["message"] or "The training process ended without finishing (killed or crashed)."

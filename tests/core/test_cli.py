@@ -148,3 +148,27 @@ def test_the_xla_cache_is_trimmed_oldest_first(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p3.pb", "p4.pb"]
     assert f"--tf_xla_persistent_cache_directory={tmp_path}" in os.environ["TF_XLA_FLAGS"]
     assert xla_cache.enable() is None  # already set: not added twice
+
+
+def test_the_xla_cache_stays_off_where_its_writes_could_fail(tmp_path):
+    """Measured: when TensorFlow cannot write a cache entry, the compiled step computes nothing
+    (NaN at the first step). So no cache under a file-size limit or on a disk short of space,
+    and none in the trainer at all (tests/core/test_full_disk.py trains under such a limit)."""
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20)); "
+            "from desktop_llm.core import xla_cache; print(xla_cache.enable())")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    env.pop("TF_XLA_FLAGS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.strip() == "None", out.stderr
+
+    from desktop_llm.core import xla_cache
+
+    assert xla_cache._writes_may_fail(tmp_path) is False  # this test's own disk has room
+    import shutil
+
+    real = shutil.disk_usage
+    try:
+        shutil.disk_usage = lambda p: real(p)._replace(free=xla_cache.MIN_FREE_BYTES - 1)
+        assert xla_cache._writes_may_fail(tmp_path) is True
+    finally:
+        shutil.disk_usage = real

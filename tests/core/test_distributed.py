@@ -170,6 +170,8 @@ def test_device_choices_are_checked_with_a_message():
     assert parse_devices("auto", 0) == ("cpu", 1)
     assert parse_devices("all", 3) == ("gpu", [0, 1, 2])
     assert parse_devices("2", 3) == ("gpu", [0, 1])
+    assert parse_devices("0", 3) == parse_devices("0,", 3) == ("gpu", [0])  # GPU 0 alone
+    assert parse_devices("1,", 3) == ("gpu", [1])
     assert parse_devices("0,2", 3) == ("gpu", [0, 2])
     assert parse_devices("cpu:4", 1) == ("cpu:", 4)
     assert parse_devices("gpu:2", 1) == ("gpu:", 2)

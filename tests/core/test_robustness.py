@@ -279,3 +279,22 @@ def test_a_batch_that_does_not_fit_ends_the_run_with_a_suggestion(tmp_path, shak
     assert code == 0 and events[-1]["type"] == "completed" and events[-1]["step"] == 40, events[-3:]
     assert next(e["step"] for e in events if e["type"] == "resumed_from") == 20
     assert not netlog.exists() or netlog.read_text() == ""
+
+
+def test_a_run_trained_on_another_machine_is_not_taken_for_dead(tmp_path):
+    """A run folder synced back from the machine that trains it: its process cannot be checked
+    here, so it shows as running until it stops being updated for long."""
+    import time as _time
+
+    from desktop_llm.store.runs import REMOTE_STALE_S
+
+    store = RunStore(tmp_path)
+    run = store.create(_config("x.txt", steps=10))
+    run.write_status(status="running", pid=999_999_999, host="another-machine")
+    assert run.status()["status"] == "running"
+    st = json.loads(run.status_path.read_text())
+    st["updated"] = _time.time() - REMOTE_STALE_S - 1
+    run.status_path.write_text(json.dumps(st))
+    assert run.status()["status"] == "interrupted"
+    run.write_status(status="running", pid=999_999_999, host=__import__("platform").node())
+    assert run.status()["status"] == "interrupted"  # this machine: the dead pid decides at once

@@ -1,13 +1,16 @@
 """Data: add files and folders (dialog or drag and drop), see each source's encoding and
-outcome, a preview, corpus statistics and the train/validation split."""
+outcome, a preview, corpus statistics and the train/validation split. A file whose encoding is
+unsure (or wrong) gets another one from Encoding… (button, or the table's context menu)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDialog,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -15,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -34,8 +38,10 @@ class DataPage(QWidget):
         super().__init__(parent)
         self.session = session
         self.paths: list[str] = []
+        self.encodings: dict[str, str] = {}  # file path -> encoding chosen instead of the detected one
         self.sources = []
         self.task = None
+        self._reselect: str | None = None  # the file to select again after a rescan
         self.setAcceptDrops(True)
 
         add_files = QPushButton("Add files…")
@@ -81,6 +87,14 @@ class DataPage(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.selectionModel().selectionChanged.connect(self._show_preview)
+        self.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.encoding_btn = QPushButton("Encoding…")
+        self.encoding_btn.setToolTip("Read the selected file(s) with another encoding (also: right-click a file)")
+        self.encoding_btn.setEnabled(False)
+        self.encoding_btn.clicked.connect(self.choose_encoding)
+        self.encoding_note = label("", "warning")  # why the selected file's encoding is unsure
+        self.encoding_note.setVisible(False)
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
         self.preview.setPlaceholderText("Select a file to preview it.")
@@ -99,7 +113,11 @@ class DataPage(QWidget):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(stats)
-        rl.addWidget(label("Preview", None))
+        preview_bar = QHBoxLayout()
+        preview_bar.addWidget(label("Preview", None), 1)
+        preview_bar.addWidget(self.encoding_btn)
+        rl.addLayout(preview_bar)
+        rl.addWidget(self.encoding_note)
         rl.addWidget(self.preview, 1)
         split = QSplitter(Qt.Horizontal)
         split.addWidget(self.table)
@@ -144,6 +162,57 @@ class DataPage(QWidget):
 
     def clear(self) -> None:
         self.paths = []
+        self.encodings = {}
+        self.rescan()
+
+    # encodings
+    def _selected_files(self) -> list:
+        """The selected sources that are files (not inline text, not a missing path)."""
+        rows = sorted(i.row() for i in self.table.selectionModel().selectedRows())
+        return [self.sources[r] for r in rows if r < len(self.sources) and self.sources[r].kind != "inline"
+                and os.path.isfile(self.sources[r].path)]
+
+    def _context_menu(self, pos) -> None:
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return
+        if not self.table.selectionModel().isRowSelected(index.row(), index.parent()):
+            self.table.selectRow(index.row())
+        files = self._selected_files()
+        menu = QMenu(self)
+        act = menu.addAction("Encoding…", self.choose_encoding)
+        act.setEnabled(bool(files))
+        if any(s.chosen for s in files):
+            menu.addAction("Detect the encoding again", lambda: self.set_encoding([s.path for s in files], None))
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def choose_encoding(self) -> None:
+        """Ask which encoding to read the selected file(s) with (the detected one listed first)."""
+        from desktop_llm.gui.encoding_dialog import EncodingDialog
+
+        files = self._selected_files()
+        if not files:
+            return
+        dlg = EncodingDialog(files[0], len(files), self)
+        result = dlg.exec()
+        if result == QDialog.Accepted:
+            self.set_encoding([s.path for s in files], dlg.encoding())
+        elif result == EncodingDialog.DETECT:
+            self.set_encoding([s.path for s in files], None)
+
+    def set_encoding(self, paths, encoding: str | None) -> None:
+        """Read these files with `encoding` (None: detect it again) from now on, in this session
+        and in the runs trained from it; the corpus is read again."""
+        from desktop_llm.core.corpus import check_encoding
+
+        encoding = check_encoding(encoding) if encoding else None
+        for p in paths:
+            key = os.path.abspath(p)
+            if encoding:
+                self.encodings[key] = encoding
+            else:
+                self.encodings.pop(key, None)
+        self._reselect = os.path.abspath(paths[0]) if paths else None
         self.rescan()
 
     def _cancel(self):
@@ -158,7 +227,8 @@ class DataPage(QWidget):
         column = self.column.text().strip() or None
         val = self.val.value()
         paths = list(self.paths)
-        self.session.set_corpus(paths, column, val)
+        encodings = dict(self.encodings)
+        self.session.set_corpus(paths, column, val, encodings)
         if not paths:
             self.model.set_sources([])
             for lab in self.stat_labels.values():
@@ -166,7 +236,7 @@ class DataPage(QWidget):
             return
 
         def work(report, cancelled, emit):
-            corpus = Corpus(paths=paths, column=column)
+            corpus = Corpus(paths=paths, column=column, encodings=encodings)
             corpus.scan(lambda i, n: report(i / max(1, n) * 0.3, f"Checking {i:,}/{n:,} files…"))
             if cancelled():
                 return None
@@ -222,21 +292,39 @@ class DataPage(QWidget):
         L["tokens"].setText(f"{et['char']:,} chars · ~{et['sentencepiece']:,} subwords")
         L["split"].setText(f"{st.train_characters:,} / {st.validation_characters:,}")
         bad = sum(1 for s in self.sources if not s.ok)
+        unsure = sum(1 for s in self.sources if s.ok and s.unsure)
         set_role(self.message, "hint")
         usable = len(self.sources) - bad
         self.message.setText(f"{usable} usable source{'s' if usable != 1 else ''}" + (f", {bad} skipped (see Details)" if bad else "")
+                             + (f", {unsure} with an unsure encoding (check the preview; Encoding… to change it)"
+                                if unsure else "")
                              + ". Next: build a tokenizer.")
         if self.sources:
-            self.table.selectRow(0)
+            row = 0
+            if self._reselect:
+                row = next((i for i, s in enumerate(self.sources) if os.path.abspath(s.path) == self._reselect), 0)
+            elif unsure:
+                row = next(i for i, s in enumerate(self.sources) if s.ok and s.unsure)
+            self._reselect = None
+            self.table.selectRow(row)
         self.stats = st
 
     def _show_preview(self) -> None:
         from desktop_llm.core.corpus import preview
 
         rows = self.table.selectionModel().selectedRows()
+        self.encoding_btn.setEnabled(bool(self._selected_files()))
         if not rows or rows[0].row() >= len(self.sources):
+            self.encoding_note.setVisible(False)
             return
         s = self.sources[rows[0].row()]
+        self.encoding_note.setVisible(s.ok and s.unsure)
+        if s.ok and s.unsure:
+            from desktop_llm.core.corpus import describe_encoding
+
+            why = s.reason.rpartition("unsure: ")[2]
+            self.encoding_note.setText(f"⚠ Read as {describe_encoding(s.encoding or '')}, but unsure: {why}. "
+                                       "If the text below looks wrong, use Encoding… to choose another.")
         if not s.ok:
             self.preview.setPlainText(f"{s.path}\n\nNot used: {s.reason}")
             return

@@ -50,6 +50,7 @@ class GeneratePage(QWidget):
 
         self.picker = RunPicker(session)
         self.picker.changed.connect(self._reset_chat)
+        self.family = "gpt"
 
         # sampling controls
         self.temperature = QDoubleSpinBox()
@@ -82,6 +83,7 @@ class GeneratePage(QWidget):
         self.color.setToolTip("Unlikely tokens get a warmer background; hover for the probability")
         self.color.setChecked(True)
         box = QGroupBox("Sampling")
+        self.sampling_box = box
         form = QFormLayout(box)
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-k", self.top_k)
@@ -131,6 +133,13 @@ class GeneratePage(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(complete, "Complete a prompt")
         self.tabs.addTab(chat, "Chat")
+        # A masked-LM run does not write text: the page becomes a fill-mask box for it.
+        from desktop_llm.gui.pages.fill_mask_panel import FillMaskPanel
+
+        self.fill_mask = FillMaskPanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
+        self.tabs.addTab(self.fill_mask, "Fill mask")
+        self.tabs.setTabVisible(2, False)
+        self.picker.changed.connect(self._adapt_to_family)
 
         self.stop_btn = QPushButton("Stop")
         self.stop_btn.setShortcut("Esc")
@@ -155,7 +164,7 @@ class GeneratePage(QWidget):
         # Each tab has its own status line (shown in the one label while the tab is open), and
         # the Generate button belongs to the prompt tab: the chat has its own Send.
         self._tab = 0
-        self._statuses = {0: ("", "hint"), 1: ("", "hint")}
+        self._statuses = {0: ("", "hint"), 1: ("", "hint"), 2: ("", "hint")}
         self._compiled: set = set()  # (generator, sampling settings) already traced and compiled
         self.tabs.currentChanged.connect(self._on_tab)
 
@@ -167,6 +176,7 @@ class GeneratePage(QWidget):
         self._paint_timer = QTimer(self)
         self._paint_timer.setInterval(50)
         self._paint_timer.timeout.connect(self._paint)
+        self._adapt_to_family()  # the run chosen while the page was being built
 
     # ------------------------------------------------------------------ settings
     def sampling(self):
@@ -255,6 +265,26 @@ class GeneratePage(QWidget):
         turns = len(self.chat.history) // 2
         self._end(f"{turns} turn{'' if turns == 1 else 's'} in the conversation")
 
+    def _adapt_to_family(self) -> None:
+        """Prompt and chat for a GPT run; fill-mask for a masked-LM run (the sampling box too
+        belongs to generation only)."""
+        run_id = self.picker.run_id
+        try:
+            family = self.session.store.get(run_id).config.family if run_id else "gpt"
+        except Exception:  # a run folder that vanished: the picker refreshes soon
+            family = "gpt"
+        if family == self.family:
+            return
+        self.family = family
+        masked = family == "masked_lm"
+        self.tabs.setTabVisible(2, masked)
+        self.tabs.setTabVisible(0, not masked)
+        self.tabs.setTabVisible(1, not masked)
+        self.tabs.setCurrentIndex(2 if masked else 0)
+        self.sampling_box.setVisible(not masked)
+        self.generate_btn.setVisible(not masked and self.tabs.currentIndex() == 0)
+        self.stop_btn.setVisible(not masked)
+
     def _reset_chat(self) -> None:
         self.chat, self._chat_key = None, None
         self.chat_view.reset()
@@ -297,7 +327,7 @@ class GeneratePage(QWidget):
     def _on_tab(self, index: int) -> None:
         self._statuses[self._tab] = (self.status.text(), self.status.property("role") or "hint")
         self._tab = index
-        self.generate_btn.setVisible(index == 0)
+        self.generate_btn.setVisible(index == 0 and self.family != "masked_lm")
         text, role = self._statuses.get(index, ("", "hint"))
         set_role(self.status, role)
         self.status.setText(text)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.core.config import PRESET_NOTES, PRESETS, ConfigError, estimate, human_bytes, human_count
+from desktop_llm.gui import device_choice
 from desktop_llm.gui.widgets import header, label
 
 
@@ -88,6 +89,10 @@ class ModelPage(QWidget):
         lay.addWidget(header("Model", "The shape of the network. Estimates update as you type."))
         lay.addLayout(row)
         lay.addWidget(self.validation)
+        # one replica's training memory against the chosen device's (a warning: Start stays allowed)
+        self.memory_warning = label("", "warning")
+        self.memory_warning.hide()
+        lay.addWidget(self.memory_warning)
         lay.addStretch(1)
         self._loading = False
         self._set_fields(PRESETS["small"])
@@ -96,6 +101,8 @@ class ModelPage(QWidget):
         session.runs_changed.connect(self._measure_speed)
         self._measure_speed()
         session.device_known.connect(self.figures["device"].setText)
+        session.devices_changed.connect(self._on_edit)
+        session.train_changed.connect(self._follow_train_page)
 
     def _measure_speed(self) -> None:
         """This machine's training rate, from the runs it has trained (see store/speed.py)."""
@@ -115,6 +122,14 @@ class ModelPage(QWidget):
         self.tied.setChecked(m.tie_embeddings)
         self._loading = False
         self._on_edit()
+
+    def _follow_train_page(self) -> None:
+        """The Train page's batch is the one the estimate is for; its devices decide the replicas."""
+        batch = self.session.train_config.batch_size
+        if self.batch.value() != batch:
+            self.batch.setValue(batch)  # (re-estimates)
+        else:
+            self._on_edit()
 
     def _on_preset(self) -> None:
         name = self.preset.currentData()
@@ -157,6 +172,21 @@ class ModelPage(QWidget):
                        intermediate_dim=self.ffn.value(), sequence_length=self.context.value(),
                        dropout=round(self.dropout.value(), 3), tie_embeddings=self.tied.isChecked())
 
+    def _check_memory(self, m) -> None:
+        spec, devices, batch = self.session.train_config.devices, self.session.devices, self.batch.value()
+        try:
+            n = device_choice.replicas(spec, devices) if devices is not None or spec != "auto" else 1
+        except ConfigError:
+            n = 1
+        if n > 1:
+            half = device_choice.half_precision(spec, devices)
+            each = device_choice.memory_per_replica(replace(m, vocabulary_size=max(1, m.vocabulary_size)), batch, n, half)
+            self.figures["memory"].setText(f"{self.figures['memory'].text()} · ~{human_bytes(each)} per replica "
+                                           f"on {n} replicas")
+        text = device_choice.memory_warning(m, batch, spec, devices)
+        self.memory_warning.setText(text)
+        self.memory_warning.setVisible(bool(text))
+
     def _on_edit(self, *_):
         if self._loading:
             return
@@ -170,6 +200,7 @@ class ModelPage(QWidget):
             m.validate()
         except ConfigError as e:
             self.validation.setText(str(e))
+            self.memory_warning.hide()
             return
         self.validation.setText("")
         e = estimate(replace(m, vocabulary_size=max(1, m.vocabulary_size)), self.batch.value())
@@ -179,6 +210,7 @@ class ModelPage(QWidget):
         F["flops"].setText(f"{human_count(e.flops_per_token)}")
         F["weights"].setText(human_bytes(e.weights_bytes))
         F["memory"].setText("~" + human_bytes(e.training_bytes))
+        self._check_memory(m)
         if self.speed is not None:
             ms = self.speed.ms_per_step(m, self.batch.value())
             F["time"].setText(f"~{ms:,.0f} ms ({self.speed.flops_per_second / 1e9:,.1f} GFLOP/s measured here)")

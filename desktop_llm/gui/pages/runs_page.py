@@ -1,11 +1,14 @@
 """Runs: every run in a table; open one to see its curves, select several to overlay them;
-resume, delete, export, or import a run someone exported."""
+resume, delete, export, or import a run someone exported. The table follows the run folders on
+disk: a run another machine writes (synced into <workspace>/runs) appears and updates by itself."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -20,10 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.gui.model_export import model_export_button
 from desktop_llm.gui.plots import MetricsPlots
 from desktop_llm.gui.widgets import header, label, set_role
 from desktop_llm.gui.workers import run_task
 
+FOLLOW_MS = 2000  # how often the run folders are looked at (a few stat calls per run)
 COLUMNS = ["Name", "Status", "Model", "Step", "Best val loss", "Perplexity", "Duration", "Created"]
 
 
@@ -46,7 +51,7 @@ class RunsPage(QWidget):
         self.resume_btn = QPushButton("Resume")
         self.resume_btn.setToolTip("Continue a stopped or interrupted run from its last checkpoint")
         self.delete_btn = QPushButton("Delete…")
-        self.export_btn = QPushButton("Export…")
+        self.export_btn = QPushButton("Export zip…")
         self.export_btn.setToolTip(f"Save the selected run as a zip (by default in {session.store.exports_dir})")
         self.import_btn = QPushButton("Import…")
         self.import_btn.setToolTip("Add a run from a zip made with Export (checked before anything is kept)")
@@ -55,10 +60,11 @@ class RunsPage(QWidget):
         self.resume_btn.clicked.connect(self._resume)
         self.delete_btn.clicked.connect(self._delete)
         self.export_btn.clicked.connect(self._export)
+        self.model_export_btn = model_export_button(self)  # keras-hub, SavedModel, ONNX, LiteRT
         self.import_btn.clicked.connect(self._import)
         self.refresh_btn.clicked.connect(self.refresh)
         bar = QHBoxLayout()
-        for b in (self.resume_btn, self.delete_btn, self.export_btn, self.import_btn):
+        for b in (self.resume_btn, self.delete_btn, self.export_btn, self.model_export_btn, self.import_btn):
             bar.addWidget(b)
         bar.addStretch(1)
         bar.addWidget(label("Select several runs to overlay their curves.", "hint"))
@@ -77,8 +83,71 @@ class RunsPage(QWidget):
         lay.addWidget(self.message)
         session.runs_changed.connect(self.refresh)
         self.refresh()
+        # Follow the folders: the watcher sees a folder appear or go at once; the timer sees files
+        # change inside them (a synced run's metrics and status), which a watcher on runs/ does not.
+        self._seen = self._folder_state()
+        self.watcher = QFileSystemWatcher(self)
+        if session.store.runs_dir.is_dir():
+            self.watcher.addPath(str(session.store.runs_dir))
+        self.watcher.directoryChanged.connect(lambda *_: self._soon.start())
+        self._soon = QTimer(self)  # a burst of changes (a folder being copied) is looked at once
+        self._soon.setSingleShot(True)
+        self._soon.setInterval(300)
+        self._soon.timeout.connect(self.follow)
+        self.follow_timer = QTimer(self)
+        self.follow_timer.setInterval(FOLLOW_MS)
+        self.follow_timer.timeout.connect(self.follow)
+        self.follow_timer.start()
+
+    def _folder_state(self) -> dict[str, tuple]:
+        """Each run folder's config, status and metrics files as (size, mtime): what a change shows in."""
+        state = {}
+        try:
+            entries = list(os.scandir(self.session.store.runs_dir))
+        except OSError:
+            return state
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            sig = []
+            for name in ("config.json", "status.json", "metrics.jsonl"):
+                try:
+                    st = os.stat(os.path.join(entry.path, name))
+                    sig.append((st.st_size, st.st_mtime_ns))
+                except OSError:
+                    sig.append(None)
+            state[entry.name] = tuple(sig)
+        return state
+
+    def follow(self) -> None:
+        """Index the run folders that appeared or changed on disk since the last look (another
+        machine's run synced here, a trainer of another window) and show them."""
+        from desktop_llm.store.runs import Run
+
+        if not self.window().isVisible():
+            return  # a closed window (another workspace opened) looks no more; hidden, it catches up later
+        now = self._folder_state()
+        changed = {k for k, v in now.items() if self._seen.get(k) != v}
+        gone = set(self._seen) - set(now)
+        self._seen = now
+        if not changed and not gone:
+            return
+        store = self.session.store
+        for run_id in changed:
+            run = Run(store.runs_dir / run_id)
+            # (a folder still being copied has no config yet, or a damaged one: the next look gets it)
+            if run.exists():
+                with contextlib.suppress(Exception):
+                    store.sync(run)
+        if gone & {r["id"] for r in self.rows} and store.writable:
+            with contextlib.suppress(Exception):  # (the index is rebuilt at the next change or start)
+                store.rebuild()
+        self._fill(replot=bool((changed | gone) & set(self.selected_ids())))
 
     def refresh(self) -> None:
+        self._fill(replot=True)
+
+    def _fill(self, replot: bool) -> None:
         import math
 
         selected = set(self.selected_ids())
@@ -103,7 +172,10 @@ class RunsPage(QWidget):
         self.table.blockSignals(False)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
-        self.show_selected()
+        if replot:
+            self.show_selected()
+        else:
+            self._update_buttons()  # (the curves shown did not change: keep their zoom)
 
     def selected_ids(self) -> list[str]:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
@@ -123,12 +195,16 @@ class RunsPage(QWidget):
         for run_id in self.selected_ids():
             run = self.session.store.get(run_id)
             self.plots.show_history(run_id, run.config.name or run_id, run.metrics())
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
         ids = self.selected_ids()
         can_resume = len(ids) == 1 and self.session.store.get(ids[0]).status().get("status") in (
             "stopped", "interrupted", "failed")
         self.resume_btn.setEnabled(can_resume)
         self.delete_btn.setEnabled(bool(ids))
         self.export_btn.setEnabled(len(ids) == 1)
+        self.model_export_btn.setEnabled(len(ids) == 1)
 
     def _resume(self) -> None:
         ids = self.selected_ids()

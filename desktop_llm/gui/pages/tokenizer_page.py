@@ -120,12 +120,12 @@ class TokenizerPage(QWidget):
             self._error("Add some text on the Data page first.")
             return
         kind, size = self.kind.currentData(), self.vocab.value() or None
-        paths, column = list(s.paths), s.column
+        paths, column, encodings = list(s.paths), s.column, dict(s.encodings)
         corpus = s.corpus_key  # what it is trained on: a later change of corpus makes it stale
         folder = s.store.home / "tokenizers" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
 
         def work(report, cancelled, emit):
-            corpus = Corpus(paths=paths, column=column)
+            corpus = Corpus(paths=paths, column=column, encodings=encodings)
             corpus.require_text()
 
             def texts():  # cancelling stops the trainer at its next piece of text
@@ -260,10 +260,10 @@ class TokenizerPage(QWidget):
             self.coverage_task.cancel()
         self._coverage_key, self.uncovered, self._counting = key, None, True
         known = set(tok.chars)
-        paths, column = list(self.session.paths), self.session.column
+        paths, column, encodings = list(self.session.paths), self.session.column, dict(self.session.encodings)
 
         def work(report, cancelled, emit):
-            corpus = Corpus(paths=paths, column=column)
+            corpus = Corpus(paths=paths, column=column, encodings=encodings)
             missing = Counter()
             for chunk in corpus.iter_text():
                 if cancelled():

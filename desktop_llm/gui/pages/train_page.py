@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, TrainConfig
+from desktop_llm.gui import device_choice
 from desktop_llm.gui.plots import MetricsPlots
 from desktop_llm.gui.training_process import TrainingProcess
 from desktop_llm.gui.widgets import header, label, set_role
@@ -64,6 +66,11 @@ class TrainPage(QWidget):
 
         self.name = QLineEdit()
         self.name.setPlaceholderText("run name (optional)")
+        self.family = QComboBox()  # what the model learns (see core/models/)
+        self.family.addItem("GPT: predict the next token", "gpt")
+        self.family.addItem("Masked LM: guess hidden tokens (BERT-style)", "masked_lm")
+        self.family.setToolTip("GPT writes text (Generate page); a masked LM fills in [MASK]s from both "
+                               "sides and is the encoder that classifiers and embeddings start from")
         self.steps = spin(1, 10_000_000, d.max_steps, "Optimizer steps in all", 100)
         self.batch = spin(1, 4096, d.batch_size, "Sequences per step")
         self.lr = dspin(1e-6, 1.0, d.learning_rate, "Peak learning rate (after warm-up)")
@@ -73,11 +80,24 @@ class TrainPage(QWidget):
         self.clip = dspin(0.0, 100.0, d.grad_clip, "Global gradient-norm clipping (0: off)", 2, 0.1)
         self.eval_every = spin(1, 1_000_000, d.eval_interval, "Validate, sample and checkpoint every N steps", 50)
         self.seed = spin(0, 2**31 - 1, d.seed, "Random seed: same seed, same run")
+        self.devices = QComboBox()
+        self.devices.setToolTip("Where the run trains: each device holds a replica of the model and "
+                                "trains on its share of the batch")
+        self._wanted_devices = d.devices  # a remembered choice whose GPU the probe has not listed yet
+        self.split = label("", "hint")  # "2 replicas × 6 = 12"
+        self.split.setToolTip("The batch size is the global batch: it is split evenly over the replicas")
+        batch_row = QWidget()
+        br = QHBoxLayout(batch_row)
+        br.setContentsMargins(0, 0, 0, 0)
+        br.addWidget(self.batch)
+        br.addWidget(self.split, 1)
+        self.memory_note = label("", "warning")  # the Model page's memory warning, shown here too
+        self.memory_note.hide()
         form_box = QGroupBox("Hyperparameters")
         form_box.setToolTip("AdamW with decoupled weight decay; the learning rate warms up linearly, "
                             "then follows a cosine down to the final rate")
         form = QFormLayout(form_box)
-        for name, w in [("Name", self.name), ("Steps", self.steps), ("Batch size", self.batch),
+        for name, w in [("Name", self.name), ("Model family", self.family), ("Steps", self.steps), ("Devices", self.devices), ("Batch size", batch_row),
                         ("Learning rate", self.lr), ("Final learning rate", self.min_lr),
                         ("Warm-up steps", self.warmup), ("Weight decay", self.wd),
                         ("Gradient clipping", self.clip), ("Evaluate every", self.eval_every), ("Seed", self.seed)]:
@@ -97,6 +117,12 @@ class TrainPage(QWidget):
         buttons = QHBoxLayout()
         for b in (self.start_btn, self.pause_btn, self.stop_btn):
             buttons.addWidget(b)
+        self.cluster_btn = QPushButton("Run on a cluster…")
+        self.cluster_btn.setToolTip("Train this run on several machines: writes its configuration and "
+                                    "shows the command for each machine")
+        self.cluster_btn.clicked.connect(self.open_cluster_dialog)
+        buttons.addStretch(1)
+        buttons.addWidget(self.cluster_btn)
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")
         self.status = label("Ready.", "hint")
@@ -109,6 +135,7 @@ class TrainPage(QWidget):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(form_box)
+        ll.addWidget(self.memory_note)
         ll.addLayout(buttons)
         ll.addWidget(self.progress)
         ll.addWidget(self.figures)
@@ -131,16 +158,28 @@ class TrainPage(QWidget):
         self._set_running(False)
         session.corpus_changed.connect(self._check_tokenizer)
         session.tokenizer_changed.connect(self._check_tokenizer)
+        self._fill_devices()
+        self.devices.currentIndexChanged.connect(self._on_choice)
+        self.batch.valueChanged.connect(self._on_choice)
+        session.devices_changed.connect(self._fill_devices)
+        session.model_changed.connect(self._show_memory_warning)
 
     # ------------------------------------------------------------------ remembered settings
     def settings(self) -> dict:
         """The hyperparameters as plain values (saved in gui.ini between launches)."""
-        return {"name": self.name.text(), **{k: getattr(self, k).value() for k in SETTINGS}}
+        return {"name": self.name.text(), "devices": self.device_spec(), "family": self.family.currentData(),
+                **{k: getattr(self, k).value() for k in SETTINGS}}
 
     def apply_settings(self, values: dict) -> None:
         """Put back what settings() returned; unknown or unusable values are skipped."""
         if isinstance(values.get("name"), str):
             self.name.setText(values["name"])
+        i = self.family.findData(values.get("family"))
+        if i >= 0:
+            self.family.setCurrentIndex(i)
+        if isinstance(values.get("devices"), str):
+            self._wanted_devices = values["devices"]
+            self._fill_devices()
         for k in SETTINGS:
             w, v = getattr(self, k), values.get(k)
             try:
@@ -157,6 +196,61 @@ class TrainPage(QWidget):
         elif self.status.text() == STALE_TOKENIZER:
             self._message("Ready.")
 
+    # ------------------------------------------------------------------ devices
+    def device_spec(self) -> str:
+        """The chosen devices as TrainConfig.devices (auto, `1,` for GPU 1, cpu, cpu:2)."""
+        return self.devices.currentData() or "auto"
+
+    def _fill_devices(self) -> None:
+        """The picker's entries for the devices the probe found (before it answers: Auto and CPU)."""
+        wanted = self._wanted_devices
+        self.devices.blockSignals(True)
+        self.devices.clear()
+        for text, spec, tip in device_choice.choices(self.session.devices):
+            self.devices.addItem(text, spec)
+            self.devices.setItemData(self.devices.count() - 1, tip, Qt.ToolTipRole)
+        i = self.devices.findData(wanted)
+        self.devices.setCurrentIndex(max(0, i))
+        self.devices.blockSignals(False)
+        self._on_choice(remember=False)
+
+    def replicas(self) -> int | None:
+        """Replicas of the chosen devices; None while "Auto" waits for the device probe."""
+        if self.session.devices is None and self.device_spec() == "auto":
+            return None
+        try:
+            return device_choice.replicas(self.device_spec(), self.session.devices)
+        except ConfigError:
+            return None
+
+    def _on_choice(self, *_, remember: bool = True) -> None:
+        if remember:
+            self._wanted_devices = self.device_spec()
+        n = self.replicas()
+        if n is None:
+            set_role(self.split, "hint")
+            self.split.setText("split over every GPU found" if self.session.devices is None else "")
+        else:
+            ok, text = device_choice.batch_split(self.batch.value(), n)
+            set_role(self.split, "hint" if ok else "error")
+            self.split.setText(text)
+        self.session.set_train_config(replace(self.session.train_config, batch_size=self.batch.value(),
+                                              devices=self.device_spec()))
+        self._show_memory_warning()
+
+    def _show_memory_warning(self) -> None:
+        text = device_choice.memory_warning(self.session.model_config, self.batch.value(), self.device_spec(),
+                                            self.session.devices)
+        self.memory_note.setText(text)
+        self.memory_note.setVisible(bool(text))
+
+    def open_cluster_dialog(self):
+        from desktop_llm.gui.cluster_dialog import ClusterDialog
+
+        dialog = ClusterDialog(self)
+        dialog.open()
+        return dialog
+
     # ------------------------------------------------------------------ config
     def run_config(self) -> RunConfig:
         s = self.session
@@ -164,11 +258,14 @@ class TrainPage(QWidget):
                          min_learning_rate=min(self.min_lr.value(), self.lr.value()),
                          warmup_steps=min(self.warmup.value(), max(0, self.steps.value() - 1)),
                          weight_decay=self.wd.value(), grad_clip=self.clip.value(),
-                         eval_interval=min(self.eval_every.value(), self.steps.value()), seed=self.seed.value())
+                         eval_interval=min(self.eval_every.value(), self.steps.value()), seed=self.seed.value(),
+                         devices=self.device_spec())
         tk = TokenizerConfig(kind=s.tokenizer_kind, vocabulary_size=s.tokenizer.vocabulary_size if s.tokenizer else None,
                              path=s.tokenizer_dir)
-        data = DataConfig(paths=tuple(s.paths), column=s.column, val_fraction=s.val_fraction)
-        return RunConfig(name=self.name.text().strip() or "run", data=data, tokenizer=tk,
+        data = DataConfig(paths=tuple(s.paths), column=s.column, val_fraction=s.val_fraction,
+                          encodings=tuple(sorted(s.encodings.items())))
+        return RunConfig(name=self.name.text().strip() or "run", family=self.family.currentData(), data=data,
+                         tokenizer=tk,
                          model=replace(s.model_config, vocabulary_size=0), training=tr)
 
     # ------------------------------------------------------------------ control
@@ -178,6 +275,11 @@ class TrainPage(QWidget):
             cfg.validate()
             if self.session.tokenizer is None:
                 raise ConfigError("Train a tokenizer first (Tokenizer page).")
+            n = self.replicas()
+            if n and cfg.training.batch_size % n:
+                _, line = device_choice.batch_split(cfg.training.batch_size, n)
+                raise ConfigError(f"The batch size must split evenly over the replicas ({self.devices.currentText()}): "
+                                  f"{line}.")
         except ConfigError as e:
             self._message(str(e), error=True)
             return
@@ -273,7 +375,11 @@ class TrainPage(QWidget):
             p = e.get("progress")
             self._message(e.get("message", "") + (f" {100 * p:.0f}%" if p is not None else "") + "…")
         elif t == "start":
-            self._message(f"Training on {e['device']} · {e['parameters']:,} parameters · "
+            n, per = e.get("replicas") or 1, e.get("per_replica_batch")
+            split = (f" · {n} replica{'s' if n > 1 else ''} × {per} = batch {n * per}" if per else "")
+            workers = (f" · worker {e.get('worker_index', 0)} of {e['workers']}" if (e.get("workers") or 1) > 1
+                       else "")
+            self._message(f"Training on {e['device']}{split}{workers} · {e['parameters']:,} parameters · "
                           f"{e['train_tokens']:,} training tokens")
         elif t == "paused":
             self._progress_note("paused")

@@ -1,0 +1,162 @@
+"""Export a trained run in formats that other tools load without desktop_llm.
+
+| format | what is written | carries generation |
+|---|---|---|
+| `keras-hub` | a keras-hub preset: `GPT2Backbone` + `GPT2CausalLM` (+ the SentencePiece tokenizer) | yes: keras-hub's `generate` |
+| `savedmodel` | a TensorFlow SavedModel: `serve` (ids -> logits) and `generate` (ids -> ids) | yes: its `generate` signature |
+| `onnx` | `model.onnx`: ids -> logits | no: forward pass only |
+| `litert` | `model.tflite`: ids -> logits | no: forward pass only |
+
+ONNX and LiteRT get the forward pass only because the key/value-cache generation loop does not
+convert (tf2onnx has no XlaDynamicUpdateSlice; LiteRT has no 6-D StridedSlice): a caller there
+runs its own loop over the logits. Every export folder also holds `vocabulary.json` (token text
+by id, for mapping ids without our tokenizer) and `export.json` (what it is and how to load it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from desktop_llm.core import atomic
+
+FORMATS = ("keras-hub", "savedmodel", "onnx", "litert")
+FORMAT_LABELS = {
+    "keras-hub": "keras-hub preset (GPT-2; generates)",
+    "savedmodel": "TensorFlow SavedModel (logits and generation)",
+    "onnx": "ONNX (forward pass: logits)",
+    "litert": "LiteRT / TFLite (forward pass: logits)",
+}
+MARKER = "export.json"  # an export folder we wrote, so a later export may replace it
+
+
+class ExportError(ValueError):
+    """An export that cannot be made; the message is one line for the user."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    notes: list[str] = field(default_factory=list)
+
+
+def default_path(run, fmt: str, exports_dir: str | os.PathLike | None = None) -> Path:
+    """`<workspace>/exports/<run>-<format>/` (the workspace is the run folder's grandparent)."""
+    base = Path(exports_dir) if exports_dir is not None else run.folder.parent.parent / "exports"
+    return base / f"{run.id}-{fmt}"
+
+
+def check_exportable(run, fmt: str) -> None:
+    """Refuse what cannot work before anything is loaded (fast, so the GUI and CLI say it at once)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
+    family = (getattr(run.config, "family", None) or "gpt").replace("-", "_")
+    if family != "gpt":  # the writers below know the GPT's inputs, context and generation only
+        raise ExportError(f"Run {run.id} is a {family} run: export writes GPT runs only.")
+    if fmt == "keras-hub":
+        from desktop_llm.core.export.keras_hub_preset import check
+
+        check(run.config.model)
+
+
+def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: str = "best",
+               exports_dir: str | os.PathLike | None = None,
+               report: Callable[[float, str], None] | None = None) -> ExportResult:
+    """Write `run` (its `checkpoint`: "best" or "latest") as `fmt` into the folder `out`
+    (default `default_path`). The folder is built beside its destination and renamed into
+    place, so `out` is either a whole export or untouched; an earlier export there is replaced,
+    any other non-empty folder is refused."""
+    say = report or (lambda fraction, message: None)
+    check_exportable(run, fmt)
+    dest = (Path(out).expanduser() if out is not None else default_path(run, fmt, exports_dir)).absolute()
+    _check_destination(dest)
+    say(0.05, "Loading the checkpoint…")
+    from desktop_llm.core.loading import load_for_inference
+
+    model, tok, ckpt = load_for_inference(run, checkpoint)
+    import numpy as np
+
+    model(np.zeros((1, 1), "int32"))  # Keras' ONNX and LiteRT exporters refuse a model never called
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        say(0.2, f"Writing the {FORMAT_LABELS[fmt]}…")
+        info = _write(fmt, model, tok, run, tmp)
+        atomic.write_json(tmp / "vocabulary.json", tok.vocabulary())
+        meta = {
+            "format": fmt,
+            "run": run.id,
+            "name": run.config.name,
+            "checkpoint": checkpoint,
+            "step": ckpt.step,
+            "tokenizer": tok.kind,
+            "vocabulary_size": tok.vocabulary_size,
+            "context_length": int(model.backbone.max_sequence_length),
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **info,
+        }
+        atomic.write_json(tmp / MARKER, meta)
+        say(0.95, "Moving the export into place…")
+        _replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(dest, fmt, list(info.get("notes", [])))
+
+
+def _write(fmt: str, model, tok, run, folder: Path) -> dict:
+    if fmt == "keras-hub":
+        from desktop_llm.core.export import keras_hub_preset as m
+
+        return m.write(model, tok, folder, dropout=run.config.model.dropout)
+    if fmt == "savedmodel":
+        from desktop_llm.core.export import saved_model as m
+    elif fmt == "onnx":
+        from desktop_llm.core.export import onnx_model as m
+    else:
+        from desktop_llm.core.export import litert_model as m
+    return m.write(model, folder)
+
+
+def _check_destination(dest: Path) -> None:
+    if dest.exists() and not dest.is_dir():
+        raise ExportError(f"{dest} is a file: an export is a folder, give a folder path with --out.")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).exists():
+        raise ExportError(f"{dest} is not empty and is not an earlier export: choose another folder.")
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    """Swap the finished folder in; the previous export is removed only once the new one is there."""
+    old = None
+    if dest.exists():
+        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        if old is not None:
+            os.replace(old, dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    atomic.fsync_dir(dest.parent)
+
+
+def describe(result: ExportResult) -> str:
+    """What the CLI prints and the GUI shows after an export."""
+    lines = [f"exported {result.format} to {result.path}"]
+    lines += [f"note: {n}" for n in result.notes]
+    return "\n".join(lines)
+
+
+def read_info(folder: str | os.PathLike) -> dict:
+    return json.loads((Path(folder) / MARKER).read_text("utf-8"))

@@ -1,0 +1,42 @@
+"""The GPT family: next-token prediction with the decoder in `core.model` (keras-hub layers)."""
+
+from __future__ import annotations
+
+from desktop_llm.core.models import Family
+
+
+class GPT(Family):
+    name = "gpt"
+    title = "GPT (next token)"
+
+    def build(self, mcfg, seed=None):
+        from desktop_llm.core.model import build_model
+
+        return build_model(mcfg, seed=seed)
+
+    def compile_args(self) -> dict:
+        import keras
+
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+
+    def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
+        return data.train_dataset(start_step, max_steps, batch, T, seed)
+
+    def val_dataset(self, data, n_batches, batch, T, vocabulary):
+        import tensorflow as tf
+
+        vx, vy = data.val_batches(n_batches, batch, T)
+        return tf.data.Dataset.from_tensor_slices((vx, vy)).batch(batch).cache()
+
+    def sample(self, ctx) -> str:
+        n = ctx.cfg.training.sample_tokens
+        if n <= 0:
+            return ""
+        from desktop_llm.core.generation import Generator, SamplingConfig
+
+        if ctx.generator is None:
+            ctx.generator = Generator(ctx.model, ctx.tok, jit_compile=ctx.cfg.training.jit_compile)
+        prompt = ctx.tok.decode(list(ctx.data.val[: min(8, len(ctx.data.val))]))
+        res = ctx.generator.generate(prompt, SamplingConfig(max_new_tokens=n, temperature=0.8, top_k=40,
+                                                            seed=ctx.step))
+        return prompt + res.text

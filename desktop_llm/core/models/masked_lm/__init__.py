@@ -1,0 +1,116 @@
+"""The masked-LM family: a BERT-style bidirectional encoder (keras-hub `BertBackbone` with its
+`BertMaskedLM` head, tied to the token embedding) that predicts masked tokens.
+
+Any tokenizer works: the family appends its special ids after the tokenizer's vocabulary
+([MASK], then [CLS] and [SEP] for the classifier family to come), so "床前[MASK]月光" works with a
+character tokenizer as well as WordPiece. Training windows are the corpus' token windows; 15%
+of each window's positions are selected, of which 80% become [MASK], 10% a random token and 10%
+stay as they are (BERT). Loss, accuracy and perplexity are over the selected positions only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from desktop_llm.core.models import Family
+
+MASK_RATE = 0.15
+SPECIALS = ("[MASK]", "[CLS]", "[SEP]")
+
+
+def n_selected(T: int) -> int:
+    return max(1, int(round(MASK_RATE * T)))
+
+
+def mask_windows(windows: np.ndarray, vocabulary: int, rng: np.random.Generator):
+    """BERT's masking of (batch, T) token windows: (inputs dict, target ids).
+
+    Written with NumPy rather than keras-hub's `MaskedLMMaskGenerator`: that layer draws from
+    TensorFlow's global random state, so a resumed run would not see the masks the straight run
+    saw; here each step's masks come from its own seed, and resuming repeats the curve exactly.
+    Exactly round(15% x T) positions per window, so every target is real (no padded positions
+    dilute the loss).
+    """
+    B, T = windows.shape
+    M = n_selected(T)
+    positions = np.sort(np.argsort(rng.random((B, T)), axis=1)[:, :M], axis=1).astype(np.int32)
+    targets = np.take_along_axis(windows, positions, axis=1).astype(np.int32)
+    tokens = windows.astype(np.int32).copy()
+    roll = rng.random((B, M))
+    replaced = np.where(roll < 0.8, vocabulary,  # [MASK] is the first id after the vocabulary
+                        np.where(roll < 0.9, rng.integers(0, vocabulary, size=(B, M)), targets))
+    np.put_along_axis(tokens, positions, replaced.astype(np.int32), axis=1)
+    inputs = {"token_ids": tokens, "segment_ids": np.zeros_like(tokens),
+              "padding_mask": np.ones_like(tokens, dtype=bool), "mask_positions": positions}
+    return inputs, targets
+
+
+class MaskedLM(Family):
+    name = "masked_lm"
+    title = "Masked LM (BERT-style encoder)"
+
+    def model_vocabulary(self, tokenizer_vocabulary: int) -> int:
+        return tokenizer_vocabulary + len(SPECIALS)
+
+    def targets_per_window(self, T: int) -> int:
+        return n_selected(T)
+
+    def build(self, mcfg, seed=None):
+        import keras
+        import keras_hub
+
+        mcfg.validate()
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        backbone = keras_hub.models.BertBackbone(
+            vocabulary_size=mcfg.vocabulary_size, num_layers=mcfg.num_layers, num_heads=mcfg.num_heads,
+            hidden_dim=mcfg.hidden_dim, intermediate_dim=mcfg.intermediate_dim, dropout=mcfg.dropout,
+            max_sequence_length=mcfg.sequence_length)
+        return keras_hub.models.BertMaskedLM(backbone, preprocessor=None)
+
+    def compile_args(self) -> dict:
+        import keras
+
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+
+    def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
+        import tensorflow as tf
+
+        def gen():
+            for step in range(start_step, max_steps + 1024):
+                x, _ = data.train_batch(step, batch, T, seed)
+                yield mask_windows(x, vocabulary, np.random.default_rng([seed, step, 7]))
+
+        return tf.data.Dataset.from_generator(gen, output_signature=self._signature(batch, T)).prefetch(
+            tf.data.AUTOTUNE)
+
+    def val_dataset(self, data, n_batches, batch, T, vocabulary):
+        import tensorflow as tf
+
+        vx, _ = data.val_batches(n_batches, batch, T)
+        inputs, targets = mask_windows(vx, vocabulary, np.random.default_rng(12345))  # the same each time
+        return tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(batch).cache()
+
+    @staticmethod
+    def _signature(batch, T):
+        import tensorflow as tf
+
+        M = n_selected(T)
+        return ({"token_ids": tf.TensorSpec((batch, T), tf.int32),
+                 "segment_ids": tf.TensorSpec((batch, T), tf.int32),
+                 "padding_mask": tf.TensorSpec((batch, T), tf.bool),
+                 "mask_positions": tf.TensorSpec((batch, M), tf.int32)},
+                tf.TensorSpec((batch, M), tf.int32))
+
+    def sample(self, ctx) -> str:
+        """A validation snippet with a few tokens masked, and the model's guesses for them."""
+        from desktop_llm.core.models.masked_lm.fill_mask import fill_mask
+
+        ids = [int(i) for i in ctx.data.val[: min(48, ctx.cfg.model.sequence_length)]]
+        picks = sorted(set(np.random.default_rng(ctx.step).choice(len(ids), size=3, replace=False).tolist()))
+        text = "".join(("[MASK]" if i in picks else ctx.tok.decode([t])) for i, t in enumerate(ids))
+        result = fill_mask(ctx.model, ctx.tok, text, top_k=1)
+        guesses = ", ".join(f"{m['candidates'][0]['token']!r} (was {ctx.tok.decode([ids[p]])!r})"
+                            for m, p in zip(result, picks))
+        return f"{text}\n→ {guesses}"

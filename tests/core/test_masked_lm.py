@@ -1,0 +1,121 @@
+"""The masked-LM family for real: BERT's masking, a tiny encoder that learns beyond the unigram
+baseline, fill-mask with probabilities, and the CLI's `--family masked_lm` and `fill-mask`."""
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from desktop_llm.core.data import TokenData
+from desktop_llm.core.models.masked_lm import mask_windows, n_selected
+from desktop_llm.store import RunStore
+from tests.core.test_robustness import _config
+
+
+def test_bert_masking_selects_15_percent_and_replaces_80_10_10():
+    rng = np.random.default_rng(0)
+    windows = rng.integers(0, 50, size=(2000, 40))
+    inputs, targets = mask_windows(windows, 50, np.random.default_rng(1))
+    pos = inputs["mask_positions"]
+    assert pos.shape == (2000, n_selected(40)) == (2000, 6)
+    assert all(len(set(row)) == 6 for row in pos)  # distinct positions
+    assert (targets == np.take_along_axis(windows, pos, axis=1)).all()
+    put = np.take_along_axis(inputs["token_ids"], pos, axis=1)
+    masked, kept = (put == 50).mean(), (put == targets).mean()
+    assert abs(masked - 0.8) < 0.02 and 0.09 < kept < 0.13  # 10% kept + random draws that hit the target
+    untouched = np.ones_like(windows, bool)
+    np.put_along_axis(untouched, pos, False, axis=1)
+    assert (inputs["token_ids"][untouched] == windows[untouched]).all()
+    again, _ = mask_windows(windows, 50, np.random.default_rng(1))
+    assert (again["token_ids"] == inputs["token_ids"]).all()  # the same seed, the same masks
+
+
+@pytest.fixture(scope="module")
+def mlm_run(tmp_path_factory, shakespeare_small):
+    from desktop_llm.core.training import train_run
+
+    store = RunStore(tmp_path_factory.mktemp("mlm-ws"))
+    cfg = _config(shakespeare_small, steps=600, eval_interval=200, batch_size=32, learning_rate=2e-3,
+                  min_learning_rate=2e-4, warmup_steps=50, sample_tokens=1)
+    cfg = replace(cfg, name="mlm", family="masked_lm",
+                  model=replace(cfg.model, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128,
+                                sequence_length=32))
+    run = store.create(cfg)
+    events = []
+    st = train_run(run, events.append, store=store)
+    assert st["status"] == "completed", st
+    return store, run, events
+
+
+def test_a_tiny_encoder_learns_masked_tokens_beyond_the_unigram_baseline(mlm_run):
+    _, run, events = mlm_run
+    evals = [e for e in events if e["type"] == "eval"]
+    assert [e["step"] for e in evals] == [200, 400, 600]
+    counts = Counter(TokenData(run.data_dir).val.tolist())
+    unigram = max(counts.values()) / sum(counts.values())  # always guessing the commonest token
+    assert evals[-1]["val_accuracy"] > unigram + 0.04, (evals[-1]["val_accuracy"], unigram)
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+    assert abs(evals[-1]["val_ppl"] - np.exp(evals[-1]["val_loss"])) < 1e-6 * evals[-1]["val_ppl"]
+    assert "[MASK]" in evals[-1]["sample"] and "→" in evals[-1]["sample"]
+    assert json.loads(run.config_path.read_text())["family"] == "masked_lm"
+
+
+def test_fill_mask_gives_probabilities_per_mask(mlm_run):
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.core.models.masked_lm.fill_mask import fill_mask
+
+    _, run, _ = mlm_run
+    model, tok, _ = load_for_inference(run)
+    out = fill_mask(model, tok, "To be or [MASK]ot to be, th[MASK]t is", top_k=10)
+    assert len(out) == 2 and all(len(m["candidates"]) == 10 for m in out)
+    for m in out:
+        ps = [c["p"] for c in m["candidates"]]
+        assert ps == sorted(ps, reverse=True) and 0 < sum(ps) <= 1 + 1e-6
+        assert all(c["token"] != "[MASK]" for c in m["candidates"])  # specials are never guessed
+    with pytest.raises(ConfigError, match="MASK"):
+        fill_mask(model, tok, "no mask here")
+    with pytest.raises(ConfigError, match="at most 32"):
+        fill_mask(model, tok, "x" * 40 + "[MASK]")
+
+
+def test_the_cli_trains_a_masked_lm_and_fills_masks(mlm_run):
+    store, run, _ = mlm_run
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(store.home))
+    p = subprocess.run([sys.executable, "-m", "desktop_llm", "fill-mask", "mlm", "--text", "O R[MASK]meo", "--top-k", "3",
+                        "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    result = json.loads(p.stdout.splitlines()[-1])
+    assert len(result["masks"]) == 1 and len(result["masks"][0]["candidates"]) == 3
+    p = subprocess.run([sys.executable, "-m", "desktop_llm", "generate", "mlm", "--prompt", "x"], capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert p.returncode == 2 and "fill-mask" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_next_token_tools_refuse_a_masked_lm_with_a_message(mlm_run):
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.evaluation import evaluate_text
+    from desktop_llm.core.inspection import inspect_text
+    from desktop_llm.core.loading import load_for_inference
+
+    _, run, _ = mlm_run
+    model, tok, _ = load_for_inference(run)
+    for call in (lambda: inspect_text(model, tok, "To be"), lambda: evaluate_text(model, tok, "To be")):
+        with pytest.raises(ConfigError, match="fill-mask"):
+            call()
+
+
+def test_runs_saved_before_families_load_as_gpt_runs_and_unknown_families_are_refused():
+    from desktop_llm.core.config import ConfigError, RunConfig
+
+    old = RunConfig(data=RunConfig().data).to_dict()
+    old.pop("family")
+    old["data"]["paths"] = ["x.txt"]
+    assert RunConfig.from_dict(old).family == "gpt"
+    with pytest.raises(ConfigError, match="masked_lm"):
+        RunConfig.from_dict({**old, "family": "diffusion"}).validate()
