@@ -28,7 +28,7 @@ def test_generate_page_fills_masks_for_a_masked_lm_run(qtbot, home, shakespeare_
         g = w.generate_page
         assert g.picker.run_id == mlm.id  # the newest run
         assert g.tabs.currentIndex() == 2 and g.tabs.isTabVisible(2) and not g.tabs.isTabVisible(0)
-        assert not g.sampling_box.isVisible() and not g.generate_btn.isVisible()
+        assert not g.left_pane.isVisible() and not g.generate_btn.isVisible() and g.header_fill.isVisible()
         panel = g.fill_mask
         panel.text.setText("To be or [MASK]ot")  # the tiny model reads 16 tokens
         panel.top_k.setValue(5)
@@ -45,7 +45,7 @@ def test_generate_page_fills_masks_for_a_masked_lm_run(qtbot, home, shakespeare_
 
         # Back to the GPT run: prompt and chat again.
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(gpt.id))
-        assert g.tabs.currentIndex() == 0 and not g.tabs.isTabVisible(2) and g.sampling_box.isVisible()
+        assert g.tabs.currentIndex() == 0 and not g.tabs.isTabVisible(2) and g.left_pane.isVisible() and g.header_write.isVisible()
     finally:
         w.train_page.shutdown()
 

@@ -81,7 +81,8 @@ class FillMaskPanel(QWidget):
         rows = [(i, c) for i, m in enumerate(masks, 1) for c in m["candidates"]]
         self.table.setRowCount(len(rows))
         for r, (i, c) in enumerate(rows):
-            for col, value in enumerate((f"#{i}", c["token"], f"{c['p']:.1%}")):
+            shown = c["token"].replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥") or "∅"
+            for col, value in enumerate((f"#{i}", shown, f"{c['p']:.1%}")):
                 item = QTableWidgetItem(value)
                 if col == 2:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)

@@ -159,6 +159,7 @@ class GeneratePage(QWidget):
         ll.addStretch(1)
         split = QSplitter()
         split.addWidget(left)
+        self.left_pane = left
         split.addWidget(self.tabs)
         split.setSizes([300, 800])
         # Each tab has its own status line (shown in the one label while the tab is open), and
@@ -169,7 +170,12 @@ class GeneratePage(QWidget):
         self.tabs.currentChanged.connect(self._on_tab)
 
         lay = QVBoxLayout(self)
-        lay.addWidget(header("Generate", "Let a trained model write. Tokens appear as they are sampled."))
+        self.header_write = header("Generate", "Let a trained model write. Tokens appear as they are sampled.")
+        self.header_fill = header("Fill mask", "A masked-LM run guesses the tokens hidden behind [MASK], "
+                                               "reading the text on both sides.")
+        self.header_fill.hide()
+        lay.addWidget(self.header_write)
+        lay.addWidget(self.header_fill)
         lay.addWidget(self.picker)
         lay.addWidget(split, 1)
 
@@ -281,9 +287,10 @@ class GeneratePage(QWidget):
         self.tabs.setTabVisible(0, not masked)
         self.tabs.setTabVisible(1, not masked)
         self.tabs.setCurrentIndex(2 if masked else 0)
-        self.sampling_box.setVisible(not masked)
+        self.left_pane.setVisible(not masked)  # sampling settings belong to generation
+        self.header_write.setVisible(not masked)
+        self.header_fill.setVisible(masked)
         self.generate_btn.setVisible(not masked and self.tabs.currentIndex() == 0)
-        self.stop_btn.setVisible(not masked)
 
     def _reset_chat(self) -> None:
         self.chat, self._chat_key = None, None
