@@ -324,8 +324,9 @@ def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, m
     from desktop_llm.gui.pages import attention_page, generate_page
 
     pool = QThreadPool()  # a stand-in for the model thread: no TensorFlow in this test
-    monkeypatch.setattr(attention_page, "model_pool", lambda: pool)
-    monkeypatch.setattr(generate_page, "model_pool", lambda: pool)
+    from desktop_llm.gui import workers
+
+    monkeypatch.setattr(workers, "model_pool", lambda: pool)  # what every page's model_pool_telling uses
     run = _make_run(window.session.store, "r")
     window.session.runs_changed.emit()
 
