@@ -321,7 +321,6 @@ class _Spy:
 def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, monkeypatch):
     from desktop_llm.core import inspection
     from desktop_llm.core.generation import GeneratedToken, GenerationResult
-    from desktop_llm.gui.pages import attention_page, generate_page
 
     pool = QThreadPool()  # a stand-in for the model thread: no TensorFlow in this test
     from desktop_llm.gui import workers
