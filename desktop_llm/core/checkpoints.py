@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_llm.core import atomic
+from desktop_llm.errors import DesktopLLMError
 
 WEIGHTS = "model.weights.h5"
 OPTIMIZER = "optimizer.npz"
@@ -26,7 +27,7 @@ STATE = "state.json"
 MANIFEST = "manifest.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(DesktopLLMError, RuntimeError):
     pass
 
 

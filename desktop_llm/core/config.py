@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from desktop_llm.errors import DesktopLLMError
 
-class ConfigError(ValueError):
+
+class ConfigError(DesktopLLMError, ValueError):
     """An impossible configuration, refused before anything runs."""
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from desktop_llm.errors import Cancelled, DesktopLLMError
+
 CHUNK_CHARS = 1 << 20
 SNIFF_BYTES = 1 << 16
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".rst", ".log", ".tex", ""}
@@ -51,7 +53,7 @@ _MAGIC = [
 ]
 
 
-class CorpusError(ValueError):
+class CorpusError(DesktopLLMError, ValueError):
     """A corpus that cannot be used at all (nothing readable, unknown column, ...)."""
 
 
@@ -709,7 +711,7 @@ class Corpus:
         """Stream the corpus once and count; also fills characters/lines/records per source.
 
         `progress(fraction)` is called per chunk; `cancelled()` returning True stops the count
-        with a CorpusError("Cancelled.").
+        with `Cancelled` (desktop_llm.errors).
         """
         st = CorpusStats()
         total = max(1, self.total_bytes())
@@ -735,7 +737,7 @@ class Corpus:
                 if progress:
                     progress(min(1.0, st.bytes_utf8 / total))
                 if cancelled and cancelled():
-                    raise CorpusError("Cancelled.")
+                    raise Cancelled("Cancelled.")
                 distinct.update(c)
                 st.cjk_characters += len(_CJK_RE.findall(c))
                 for piece, is_val in splitter.split(c):

@@ -19,10 +19,9 @@ from desktop_llm.core import atomic
 from desktop_llm.core.config import ConfigError
 from desktop_llm.core.corpus import Corpus, Splitter
 from desktop_llm.core.tokenizers import Tokenizer
+from desktop_llm.errors import Cancelled  # noqa: F401 - re-exported: data.Cancelled
 
 
-class Cancelled(Exception):
-    """Raised inside a long operation when the user cancels it."""
 
 
 @dataclass
@@ -75,7 +74,7 @@ def prepare(corpus: Corpus, tokenizer: Tokenizer, folder: str | os.PathLike, val
                 if pending_len[k] >= (1 << 20):
                     flush(k)
             if cancelled and cancelled():
-                raise Cancelled()
+                raise Cancelled("Cancelled: the corpus was not tokenized.")
             if progress:
                 progress(min(chars, total), total)
         flush("train")

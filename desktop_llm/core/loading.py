@@ -6,9 +6,10 @@ from dataclasses import replace
 
 from desktop_llm.core.checkpoints import CheckpointManager
 from desktop_llm.core.tokenizers import load_tokenizer
+from desktop_llm.errors import DesktopLLMError
 
 
-class NoCheckpoint(RuntimeError):
+class NoCheckpoint(DesktopLLMError, RuntimeError):
     pass
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from desktop_llm.core import atomic
 from desktop_llm.core.corpus import CorpusError, is_cjk
+from desktop_llm.errors import DesktopLLMError
 
 KINDS = ("char", "byte", "wordpiece", "sentencepiece", "bpe")
 KIND_LABELS = {
@@ -32,7 +33,7 @@ LOSSLESS = {"char": True, "byte": True, "wordpiece": False, "sentencepiece": Tru
 DEFAULT_VOCAB = {"char": 0, "byte": 256, "wordpiece": 2000, "sentencepiece": 2000, "bpe": 2000}
 
 
-class TokenizerError(ValueError):
+class TokenizerError(DesktopLLMError, ValueError):
     pass
 
 

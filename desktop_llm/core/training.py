@@ -31,6 +31,7 @@ from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.corpus import Corpus, CorpusError
 from desktop_llm.core.data import TokenData, prepare
 from desktop_llm.core.tokenizers import Tokenizer, TokenizerError, load_tokenizer, train_tokenizer
+from desktop_llm.errors import DesktopLLMError
 
 Emit = Callable[[dict], None]
 
@@ -86,7 +87,7 @@ class Control:
                 pass
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(DesktopLLMError, RuntimeError):
     def __init__(self, message: str, suggestion: str = ""):
         super().__init__(message)
         self.suggestion = suggestion

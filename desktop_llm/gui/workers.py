@@ -13,11 +13,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from desktop_llm.errors import Cancelled  # noqa: F401 - the one cancellation: raised by work, shown as its message
+
 _STACK_BYTES = 64 * 2**20
 
 
-class Cancelled(Exception):
-    """Raised by work that noticed `cancelled()`; its message is what the page shows."""
 
 
 class _SourceGone(Exception):

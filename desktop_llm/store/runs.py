@@ -23,6 +23,7 @@ from typing import Any
 
 from desktop_llm.core import atomic
 from desktop_llm.core.config import RunConfig
+from desktop_llm.errors import DesktopLLMError
 
 ENV_HOME = "DESKTOP_LLM_HOME"
 ACTIVE = ("running", "paused", "starting")
@@ -45,7 +46,7 @@ _COLUMNS = [
 ]
 
 
-class StoreError(RuntimeError):
+class StoreError(DesktopLLMError, RuntimeError):
     pass
 
 

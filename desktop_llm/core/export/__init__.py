@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_llm.core import atomic
+from desktop_llm.errors import DesktopLLMError
 
 FORMATS = ("keras-hub", "savedmodel", "onnx", "litert")
 FORMAT_LABELS = {
@@ -35,7 +36,7 @@ FORMAT_LABELS = {
 MARKER = "export.json"  # an export folder we wrote, so a later export may replace it
 
 
-class ExportError(ValueError):
+class ExportError(DesktopLLMError, ValueError):
     """An export that cannot be made; the message is one line for the user."""
 
 

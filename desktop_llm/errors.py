@@ -1,0 +1,19 @@
+"""One base class for the errors desktop_llm raises on purpose: a setting, a file or a machine
+that cannot do what was asked, worded for the person who asked. The command line prints them as
+one line (`error: ...`), the window in a status line; any other exception is a bug and keeps its
+traceback (in the run's train.log for the trainer).
+
+`Cancelled` is the one way work stops because the user asked (a tokenizer training, a corpus
+scan, a page's background task): the engine raises it, the GUI's task runner reports it as a
+message, never as an error dialog.
+"""
+
+from __future__ import annotations
+
+
+class DesktopLLMError(Exception):
+    """An expected failure with a message for the user."""
+
+
+class Cancelled(DesktopLLMError):
+    """The user asked to stop; the message says what was (not) kept."""
