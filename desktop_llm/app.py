@@ -39,7 +39,24 @@ def open_window(store, corpus: list[str] | None = None):
     return window
 
 
-def run_app(home: str | None = None, corpus: list[str] | None = None) -> int:
+def _screenshot_then_quit(app, window, path: str, delay_s: float, result: list[int]) -> None:
+    """After `delay_s` seconds, save the window to `path` (a PNG) and quit: `result[0]` becomes 0 if
+    it was saved, else 1. For checking a build without looking at a screen."""
+    from PySide6.QtCore import QTimer
+
+    def shoot():
+        ok = window.grab().save(path)
+        if not ok:
+            print(f"error: cannot save a screenshot to {path}", file=sys.stderr)
+        result[0] = 0 if ok else 1
+        window.close()
+        app.quit()
+
+    QTimer.singleShot(max(0, int(delay_s * 1000)), shoot)
+
+
+def run_app(home: str | None = None, corpus: list[str] | None = None, screenshot: str | None = None,
+            screenshot_delay: float = 3.0) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from PySide6.QtWidgets import QMessageBox
 
@@ -54,7 +71,12 @@ def run_app(home: str | None = None, corpus: list[str] | None = None) -> int:
     from desktop_llm.native_log import redirect_native_stderr
 
     redirect_native_stderr(store.home / "native.log")
-    window = open_window(store, corpus)  # noqa: F841 (kept alive while the app runs)
+    window = open_window(store, corpus)  # kept alive while the app runs
+    if screenshot:
+        result = [1]
+        _screenshot_then_quit(app, window, screenshot, screenshot_delay, result)
+        app.exec()
+        return result[0]
     return app.exec()
 
 
