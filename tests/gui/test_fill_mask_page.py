@@ -63,3 +63,14 @@ def test_the_train_page_starts_a_run_of_the_chosen_family(window, qtbot, shakesp
     t.family.setCurrentIndex(0)
     t.apply_settings({"family": "masked_lm"})
     assert t.family.currentData() == "masked_lm"
+
+
+def test_the_train_page_sets_the_precision(window):
+    t = window.train_page
+    assert t.run_config().training.mixed_precision == "auto"
+    t.precision.setCurrentIndex(t.precision.findData("float16"))
+    assert t.run_config().training.mixed_precision == "float16"
+    saved = t.settings()
+    t.precision.setCurrentIndex(0)
+    t.apply_settings(saved)
+    assert t.precision.currentData() == "float16"

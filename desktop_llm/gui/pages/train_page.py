@@ -66,6 +66,14 @@ class TrainPage(QWidget):
 
         self.name = QLineEdit()
         self.name.setPlaceholderText("run name (optional)")
+        self.precision = QComboBox()  # TrainConfig.mixed_precision
+        for text, value in (("Auto: bfloat16 on GPUs that have it, else float32", "auto"),
+                            ("float32", "off"), ("mixed bfloat16", "bfloat16"),
+                            ("mixed float16 (loss scaling)", "float16")):
+            self.precision.addItem(text, value)
+        self.precision.setToolTip("Arithmetic of the forward and backward passes; weights, softmax, losses "
+                                  "and the optimizer stay float32. On CPUs without bfloat16 instructions "
+                                  "float32 is fastest.")
         self.family = QComboBox()  # what the model learns (see core/models/)
         self.family.addItem("GPT: predict the next token", "gpt")
         self.family.addItem("Masked LM: guess hidden tokens (BERT-style)", "masked_lm")
@@ -97,7 +105,8 @@ class TrainPage(QWidget):
         form_box.setToolTip("AdamW with decoupled weight decay; the learning rate warms up linearly, "
                             "then follows a cosine down to the final rate")
         form = QFormLayout(form_box)
-        for name, w in [("Name", self.name), ("Model family", self.family), ("Steps", self.steps), ("Devices", self.devices), ("Batch size", batch_row),
+        for name, w in [("Name", self.name), ("Model family", self.family), ("Steps", self.steps), ("Devices", self.devices),
+                        ("Precision", self.precision), ("Batch size", batch_row),
                         ("Learning rate", self.lr), ("Final learning rate", self.min_lr),
                         ("Warm-up steps", self.warmup), ("Weight decay", self.wd),
                         ("Gradient clipping", self.clip), ("Evaluate every", self.eval_every), ("Seed", self.seed)]:
@@ -161,6 +170,7 @@ class TrainPage(QWidget):
         self._fill_devices()
         self.devices.currentIndexChanged.connect(self._on_choice)
         self.batch.valueChanged.connect(self._on_choice)
+        self.precision.currentIndexChanged.connect(lambda *_: self._on_choice(remember=False))
         session.devices_changed.connect(self._fill_devices)
         session.model_changed.connect(self._show_memory_warning)
 
@@ -168,15 +178,17 @@ class TrainPage(QWidget):
     def settings(self) -> dict:
         """The hyperparameters as plain values (saved in gui.ini between launches)."""
         return {"name": self.name.text(), "devices": self.device_spec(), "family": self.family.currentData(),
+                "precision": self.precision.currentData(),
                 **{k: getattr(self, k).value() for k in SETTINGS}}
 
     def apply_settings(self, values: dict) -> None:
         """Put back what settings() returned; unknown or unusable values are skipped."""
         if isinstance(values.get("name"), str):
             self.name.setText(values["name"])
-        i = self.family.findData(values.get("family"))
-        if i >= 0:
-            self.family.setCurrentIndex(i)
+        for combo, key in ((self.family, "family"), (self.precision, "precision")):
+            i = combo.findData(values.get(key))
+            if i >= 0:
+                combo.setCurrentIndex(i)
         if isinstance(values.get("devices"), str):
             self._wanted_devices = values["devices"]
             self._fill_devices()
@@ -235,7 +247,7 @@ class TrainPage(QWidget):
             set_role(self.split, "hint" if ok else "error")
             self.split.setText(text)
         self.session.set_train_config(replace(self.session.train_config, batch_size=self.batch.value(),
-                                              devices=self.device_spec()))
+                                              devices=self.device_spec(), mixed_precision=self.precision.currentData()))
         self._show_memory_warning()
 
     def _show_memory_warning(self) -> None:
@@ -259,7 +271,7 @@ class TrainPage(QWidget):
                          warmup_steps=min(self.warmup.value(), max(0, self.steps.value() - 1)),
                          weight_decay=self.wd.value(), grad_clip=self.clip.value(),
                          eval_interval=min(self.eval_every.value(), self.steps.value()), seed=self.seed.value(),
-                         devices=self.device_spec())
+                         devices=self.device_spec(), mixed_precision=self.precision.currentData())
         tk = TokenizerConfig(kind=s.tokenizer_kind, vocabulary_size=s.tokenizer.vocabulary_size if s.tokenizer else None,
                              path=s.tokenizer_dir)
         data = DataConfig(paths=tuple(s.paths), column=s.column, val_fraction=s.val_fraction,
