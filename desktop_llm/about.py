@@ -146,8 +146,13 @@ def doctor(home: str | os.PathLike | None = None, with_devices: bool = True) -> 
                        "choose another with --home or $DESKTOP_LLM_HOME")
     if ws["free_bytes"] is not None and ws["free_bytes"] < 1 << 30:
         missing.append(f"less than 1 GB free for the workspace ({ws['free_bytes'] / 2**20:,.0f} MB)")
+    from desktop_llm import resources
+
+    bundled = {"path": str(resources.ROOT), "found": resources.sample_corpus().is_file()}
+    if not bundled["found"]:
+        missing.append(f"the bundled sample corpora are not in {bundled['path']}: reinstall desktop_llm")
     report = {"versions": vers, "optional": optional, "platform": platform.platform(),
-              "python_executable": sys.executable, "workspace": ws}
+              "python_executable": sys.executable, "resources": bundled, "workspace": ws}
     if with_devices:
         report["devices"] = devices()
         if report["devices"]["error"]:
@@ -174,6 +179,8 @@ def format_doctor(report: dict) -> str:
         lines.append(f"  {opt['package'] + ':':<17} {opt['version'] or 'not installed'} (optional, for {opt['for']})")
     lines.append(f"  {'platform:':<17} {report['platform']}")
     lines.append(f"  {'interpreter:':<17} {report['python_executable']}")
+    if "resources" in report:
+        lines.append(f"  {'bundled files:':<17} {report['resources']['path']}")
     if "devices" in report:
         d = report["devices"]
         lines += ["", "Devices:"]
