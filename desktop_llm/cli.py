@@ -272,10 +272,7 @@ def _run_config(args):
             tr = replace(tr, **{attr: v})
     if args.no_xla:
         tr = replace(tr, jit_compile=False)
-    if tr.max_steps >= 1 and tr.warmup_steps >= tr.max_steps:  # (else validate() says why)
-        tr = replace(tr, warmup_steps=max(0, tr.max_steps // 10))
-    if tr.max_steps >= 1 and tr.eval_interval > tr.max_steps:
-        tr = replace(tr, eval_interval=tr.max_steps)
+    tr = tr.fitted()  # the same rule as the window's (TrainConfig.fitted)
     name = args.name or cfg.name or Path(paths[0]).stem if paths else (args.name or "run")
     family = args.family or (cfg.family if args.config else "gpt")
     return RunConfig(name=name, family=family, data=data, tokenizer=tk, model=model, training=tr)

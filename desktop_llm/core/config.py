@@ -128,6 +128,22 @@ class TrainConfig:
     def checkpoint_every(self) -> int:
         return self.checkpoint_interval or self.eval_interval
 
+    def fitted(self) -> TrainConfig:
+        """The settings made to fit a run of `max_steps`, the one rule the CLI and the window
+        share: a warm-up as long as the run becomes a tenth of it, evaluation at least at the
+        end, the final learning rate at most the peak. What cannot be fitted (a negative step
+        count, say) is left for `validate()` to refuse."""
+        if self.max_steps < 1:
+            return self
+        t = self
+        if t.warmup_steps >= t.max_steps:
+            t = dataclasses.replace(t, warmup_steps=t.max_steps // 10)
+        if t.eval_interval > t.max_steps:
+            t = dataclasses.replace(t, eval_interval=t.max_steps)
+        if t.min_learning_rate > t.learning_rate:
+            t = dataclasses.replace(t, min_learning_rate=t.learning_rate)
+        return t
+
 
 @dataclass(frozen=True)
 class RunConfig:

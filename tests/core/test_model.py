@@ -101,3 +101,18 @@ def test_tokens_per_call_changes_speed_not_text(model, monkeypatch):
     assert len(runs[0.0, True]) == 70
     assert runs[0.0, True] == runs[10.0, True]
     assert runs[0.0, False] == runs[10.0, False]
+
+
+def test_the_cli_and_the_window_fit_a_config_by_one_rule():
+    """Issue 11: the CLI made a too-long warm-up a tenth of the run, the window one step short of
+    it. Both now use TrainConfig.fitted()."""
+    from desktop_llm.cli import _run_config, build_parser
+    from desktop_llm.core.config import TrainConfig
+
+    t = TrainConfig(max_steps=50, warmup_steps=100, eval_interval=250, learning_rate=1e-3,
+                    min_learning_rate=5e-3).fitted()
+    assert (t.warmup_steps, t.eval_interval, t.min_learning_rate) == (5, 50, 1e-3)
+    t.validate()
+    assert TrainConfig(max_steps=2000).fitted() == TrainConfig(max_steps=2000)  # a fitting config stays
+    args = build_parser().parse_args(["train", "x.txt", "--steps", "50", "--warmup", "100"])
+    assert _run_config(args).training == TrainConfig(max_steps=50, warmup_steps=100).fitted()

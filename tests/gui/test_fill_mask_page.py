@@ -74,3 +74,15 @@ def test_the_train_page_sets_the_precision(window):
     t.precision.setCurrentIndex(0)
     t.apply_settings(saved)
     assert t.precision.currentData() == "float16"
+
+
+def test_the_window_fits_the_config_by_the_clis_rule(window):
+    from desktop_llm.core.config import TrainConfig
+
+    t = window.train_page
+    t.steps.setValue(50)
+    t.warmup.setValue(100)
+    t.eval_every.setValue(250)
+    tr = t.run_config().training
+    assert (tr.warmup_steps, tr.eval_interval) == (TrainConfig(max_steps=50, warmup_steps=100).fitted().warmup_steps, 50)
+    assert tr.warmup_steps == 5

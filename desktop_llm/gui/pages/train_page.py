@@ -267,11 +267,10 @@ class TrainPage(QWidget):
     def run_config(self) -> RunConfig:
         s = self.session
         tr = TrainConfig(max_steps=self.steps.value(), batch_size=self.batch.value(), learning_rate=self.lr.value(),
-                         min_learning_rate=min(self.min_lr.value(), self.lr.value()),
-                         warmup_steps=min(self.warmup.value(), max(0, self.steps.value() - 1)),
+                         min_learning_rate=self.min_lr.value(), warmup_steps=self.warmup.value(),
                          weight_decay=self.wd.value(), grad_clip=self.clip.value(),
-                         eval_interval=min(self.eval_every.value(), self.steps.value()), seed=self.seed.value(),
-                         devices=self.device_spec(), mixed_precision=self.precision.currentData())
+                         eval_interval=self.eval_every.value(), seed=self.seed.value(),
+                         devices=self.device_spec(), mixed_precision=self.precision.currentData()).fitted()
         tk = TokenizerConfig(kind=s.tokenizer_kind, vocabulary_size=s.tokenizer.vocabulary_size if s.tokenizer else None,
                              path=s.tokenizer_dir)
         data = DataConfig(paths=tuple(s.paths), column=s.column, val_fraction=s.val_fraction,
