@@ -181,7 +181,7 @@ def test_gui_corpus_takes_several_paths_after_one_flag_or_repeated(monkeypatch):
     import desktop_llm.app
 
     seen = {}
-    monkeypatch.setattr(desktop_llm.app, "run_app", lambda home=None, corpus=None: seen.update(
+    monkeypatch.setattr(desktop_llm.app, "run_app", lambda home=None, corpus=None, **_: seen.update(
         home=home, corpus=corpus) or 0)
     assert main(["gui", "--corpus", "a", "b", "--corpus", "c"]) == 0
     assert seen == {"home": None, "corpus": ["a", "b", "c"]}
