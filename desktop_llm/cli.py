@@ -435,7 +435,7 @@ def cmd_train(args) -> int:
             try:
                 stream.flush()
             except (OSError, ValueError):
-                pass
+                pass  # the reader is gone (closed pipe): nothing left to tell it
         os._exit(code)
     return code
 

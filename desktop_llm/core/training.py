@@ -471,7 +471,7 @@ def _classify_failure(run, e: Exception, emit: Emit) -> dict:
         with open(run.log_path, "a", encoding="utf-8") as f:
             f.write(traceback.format_exc())
     except OSError:
-        pass
+        pass  # a full disk: the failure is still reported by the event and status.json below
     message, suggestion = _explain(e)
     return _fail(run, message, suggestion or f"The full traceback is in {run.log_path}.", emit)
 
