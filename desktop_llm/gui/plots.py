@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
-from desktop_llm.gui.theme import COLORS
+from desktop_llm.gui.theme import COLORS, themed_plot
 
 
 class Series:
@@ -64,7 +64,7 @@ class MetricsPlots(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
 
         def plot(title, ylabel):
-            w = pg.PlotWidget(title=title)
+            w = themed_plot(pg.PlotWidget(title=title))
             w.showGrid(x=True, y=True, alpha=0.15)
             w.setLabel("bottom", "step")
             w.setLabel("left", ylabel)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
@@ -82,12 +83,25 @@ def apply_theme(app: QApplication) -> None:
     restyle_plots(app, background, foreground)
 
 
+_plots: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def themed_plot(widget):
+    """Register a pyqtgraph plot so a theme change repaints it; returns the widget.
+
+    A registry, not a scan of `QApplication.allWidgets()`: wrapping every widget the application
+    knows, some mid-teardown from `deleteLater`, crashed the interpreter (segfault seen in CI)."""
+    _plots.add(widget)
+    return widget
+
+
 def restyle_plots(app: QApplication, background, foreground) -> None:
     """pyqtgraph reads its colours when a plot is made: repaint the plots that already exist."""
-    import pyqtgraph as pg
+    import shiboken6
 
-    for widget in app.allWidgets():
-        if not isinstance(widget, pg.PlotWidget):
+    for widget in list(_plots):
+        if not shiboken6.isValid(widget):
+            _plots.discard(widget)
             continue
         widget.setBackground(background)
         item = widget.getPlotItem()

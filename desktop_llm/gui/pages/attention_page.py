@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.gui.theme import themed_plot
 from desktop_llm.gui.widgets import RunPicker, header, label, set_role
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
@@ -36,6 +37,7 @@ class Heatmap(pg.PlotWidget):
 
     def __init__(self, title: str = "", small: bool = False, parent=None):
         super().__init__(parent=parent, title=title)
+        themed_plot(self)
         self.image = pg.ImageItem()
         self.image.setColorMap(pg.colormap.get("viridis"))
         self.addItem(self.image)
