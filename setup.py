@@ -1,12 +1,13 @@
 """Only what pyproject.toml cannot say: the packages are every desktop_llm* package found here,
 plus the repository's top-level resources/ folder installed as desktop_llm._resources (the bundled
-corpora, their attribution and the icons; desktop_llm/resources.py finds them with importlib.resources).
+corpora, a labelled example, their attribution and the icons; desktop_llm/resources.py finds them with importlib.resources).
 Everything else is in pyproject.toml."""
 
 from setuptools import find_packages, setup
 
 setup(
     packages=[*find_packages(include=["desktop_llm", "desktop_llm.*"]),
-              "desktop_llm._resources", "desktop_llm._resources.corpora", "desktop_llm._resources.icons"],
+              "desktop_llm._resources", "desktop_llm._resources.corpora", "desktop_llm._resources.icons",
+              "desktop_llm._resources.labelled"],
     package_dir={"desktop_llm._resources": "resources"},
 )

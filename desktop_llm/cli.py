@@ -275,7 +275,39 @@ def _run_config(args):
     tr = tr.fitted()  # the same rule as the window's (TrainConfig.fitted)
     name = args.name or cfg.name or Path(paths[0]).stem if paths else (args.name or "run")
     family = args.family or (cfg.family if args.config else "gpt")
-    return RunConfig(name=name, family=family, data=data, tokenizer=tk, model=model, training=tr)
+    if getattr(args, "label_column", None):
+        data = replace(data, label_column=args.label_column)
+    if getattr(args, "freeze_steps", None) is not None:
+        tr = replace(tr, freeze_steps=args.freeze_steps)
+    base_run = cfg.base_run if args.config else ""
+    if getattr(args, "base", None):
+        if family != "classifier":
+            raise CliError("--base starts a classifier from a pretrained run: add --family classifier.")
+        base = _store(args).resolve(args.base)
+        base_run = str(base.folder)
+        if args.tokenizer or args.tokenizer_kind or args.vocab_size is not None:
+            raise CliError("A fine-tune reads text with its base run's tokenizer: leave out --tokenizer, "
+                           "--tokenizer-kind and --vocab-size.")
+        bcfg = base.config
+        if bcfg.family not in ("gpt", "masked_lm"):
+            raise CliError(f"Run {base.id} is a {bcfg.family} run: fine-tune a classifier from a masked_lm "
+                           "or gpt run.")
+        if not (base.checkpoints_dir / "index.json").exists():
+            raise CliError(f"Run {base.id} has no checkpoint yet: train it first.")
+        if any(getattr(args, a, None) is not None for a in ("preset", "layers", "heads", "width", "ffn",
+                                                            "context")):
+            raise CliError("A fine-tune has its base run's shape: leave out --preset, --layers, --heads, "
+                           "--width, --ffn and --context.")
+        model = replace(bcfg.model, dropout=args.dropout if args.dropout is not None else bcfg.model.dropout)
+        tk = bcfg.tokenizer
+    if family == "classifier" and not args.config:  # a classifier learns in a few hundred steps
+        if args.steps is None:
+            tr = replace(tr, max_steps=300, eval_interval=50, warmup_steps=30)
+        if base_run and args.lr is None:  # a fine-tune: gentler than training from scratch
+            tr = replace(tr, learning_rate=3e-4, min_learning_rate=3e-5)
+        tr = tr.fitted()
+    return RunConfig(name=name, family=family, base_run=base_run, data=data, tokenizer=tk, model=model,
+                     training=tr)
 
 
 def _eta(seconds) -> str:
@@ -305,7 +337,13 @@ def format_event(e: dict, run: str | None = None) -> str | None:
         return (f"step {e['step']:>6}/{e['max_steps']}  loss {e['loss']:.4f}  lr {e['lr']:.2e}  "
                 f"{e['tokens_per_sec']:,.0f} tok/s  {e['ms_per_step']:.1f} ms/step  ETA {_eta(e.get('eta'))}")
     if t == "eval":
-        line = f"  eval at {e['step']}: val loss {e['val_loss']:.4f}  perplexity {e['val_ppl']:.2f}"
+        line = f"  eval at {e['step']}: val loss {e['val_loss']:.4f}"
+        if "classes" not in e:  # a classifier's loss is over its classes: no perplexity of text
+            line += f"  perplexity {e['val_ppl']:.2f}"
+        if e.get("val_accuracy") is not None:
+            line += f"  accuracy {e['val_accuracy']:.1%}"
+        if e.get("val_macro_f1") is not None:
+            line += f"  macro-F1 {e['val_macro_f1']:.3f}"
         if e.get("sample"):
             line += "\n  sample: " + e["sample"].replace("\n", "\n          ")[:600]
         return line
@@ -316,6 +354,10 @@ def format_event(e: dict, run: str | None = None) -> str | None:
     if t == "phase":
         done = f"{100 * e['progress']:.0f}%" if e.get("progress") is not None else ""
         return f"[{e.get('phase') or 'phase'}] " + " ".join(x for x in (e.get("message"), done) if x)
+    if t == "data" and "classes" in e:
+        counts = ", ".join(f"{c} {n:,}" for c, n in e.get("counts", {}).items())
+        return (f"[data] {e['examples']:,} examples in {len(e['classes'])} classes ({counts}): "
+                f"{e['train_examples']:,} train / {e['val_examples']:,} validation")
     if t == "data":
         chars = f" from {e['characters']:,} characters" if e.get("characters") is not None else ""
         return f"[data] {e.get('train_tokens', 0):,} train / {e.get('val_tokens', 0):,} validation tokens{chars}"
@@ -407,6 +449,10 @@ def cmd_train(args) -> int:
         if cfg.tokenizer.path and not (Path(cfg.tokenizer.path) / "tokenizer.json").exists():
             raise CliError(f"No tokenizer in {cfg.tokenizer.path} (tokenizer.json is missing).")
         _require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
+        if cfg.family == "classifier":  # refuse bad labels now, in one line, before a run exists
+            from desktop_llm.core.models.classifier.examples import read_examples
+
+            read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
         run = store.create(cfg)
     from desktop_llm.native_log import retarget_native_stderr
 
@@ -461,7 +507,8 @@ def cmd_launch(args) -> int:
     import subprocess
     import tempfile
 
-    from desktop_llm.core.training import ensure_data, ensure_tokenizer
+    from desktop_llm.core.models import get_family
+    from desktop_llm.core.training import ensure_tokenizer
 
     _check_flags(args)
     if args.workers < 2:
@@ -479,7 +526,7 @@ def cmd_launch(args) -> int:
         run = store.create(cfg)
     emit = _out if args.json else _HumanEvents(run.id)
     # The tokenizer and token data are made once, here, so the workers do not race to write them.
-    ensure_data(run, run.config, ensure_tokenizer(run, run.config, emit), emit)
+    get_family(run.config.family).prepare_data(run, run.config, ensure_tokenizer(run, run.config, emit), emit)
     cluster = ",".join(f"127.0.0.1:{p}" for p in _free_ports(args.workers))
     logs = Path(tempfile.mkdtemp(prefix="desktop_llm-workers-"))
     base = [sys.executable, "-m", "desktop_llm", "--home", str(store.home), "train", "--resume", run.id,
@@ -537,6 +584,45 @@ def cmd_fill_mask(args) -> int:
         return 0
     for i, m in enumerate(masks, 1):
         print(f"[MASK] {i}: " + "  ".join(f"{c['token']!r} {c['p']:.1%}" for c in m["candidates"]))
+    return 0
+
+
+def cmd_classify(args) -> int:
+    from desktop_llm.core.models.classifier.examples import LabelledData
+    from desktop_llm.core.models.classifier.report import classify, report
+
+    texts = list(args.texts)
+    if args.file:
+        try:
+            texts += Path(args.file).read_text("utf-8", errors="replace").splitlines()
+        except OSError as e:
+            raise CliError(f"Cannot read {args.file}: {e.strerror or e}") from None
+    if not texts and not args.report:
+        raise CliError("Give texts to classify, --file, or --report.")
+    run, model, tok, ckpt = _load_run(args, family="classifier")
+    data = LabelledData(run.data_dir)
+    out: dict = {"run": run.id, "checkpoint_step": ckpt.step, "classes": data.classes}
+    if texts:
+        out["results"] = classify(model, tok, data.classes, texts, run.config.model.sequence_length, data.specials)
+    if args.report:
+        out["report"] = report(model, data)
+    if args.json:
+        _out(out)
+        return 0
+    for r in out.get("results", []):
+        probs = "  ".join(f"{c} {p:.0%}" for c, p in list(r["probabilities"].items())[:5])
+        print(f"{r['label']}\t{probs}\t{r['text'][:80]}" + ("  (cut to the context)" if r["cut"] else ""))
+    if args.report:
+        rep = out["report"]
+        width = max(len(c) for c in data.classes)
+        print(f"accuracy {rep['accuracy']:.1%}   macro-F1 {rep['macro_f1']:.3f}   "
+              f"({sum(pc['support'] for pc in rep['per_class'])} validation texts)")
+        print(f"{'class':<{width}}  precision  recall  f1     support")
+        for c, pc in zip(data.classes, rep["per_class"]):
+            print(f"{c:<{width}}  {pc['precision']:9.1%}  {pc['recall']:6.1%}  {pc['f1']:.3f}  {pc['support']}")
+        print("confusion (rows: true, columns: predicted): " + json.dumps(rep["confusion"]))
+        for m in rep["misclassified"][:10]:
+            print(f"wrong: {m['true']} read as {m['predicted']} ({m['p']:.0%}): {m['text'][:70]!r}")
     return 0
 
 
@@ -833,9 +919,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", help="a run's config.json: repeat that run")
     tr.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run (id, start of an id, or name)")
     tr.add_argument("--name", help="the run's name (default: the corpus file's name)")
-    tr.add_argument("--family", choices=["gpt", "masked_lm"],
-                    help="what the model learns: gpt (next token, the default) or masked_lm (BERT-style "
-                         "masked tokens)")
+    tr.add_argument("--family", choices=["gpt", "masked_lm", "classifier"],
+                    help="what the model learns: gpt (next token, the default), masked_lm (BERT-style "
+                         "masked tokens) or classifier (a label per text)")
+    tr.add_argument("--base", metavar="RUN",
+                    help="classifier: the pretrained masked_lm or gpt run to fine-tune (default: from scratch)")
+    tr.add_argument("--label-column", help="classifier: the label column of CSV/JSONL files "
+                                           "(default: one named label, class, category...)")
+    tr.add_argument("--freeze-steps", type=int,
+                    help="classifier: train only the head for this many steps first (default 0)")
     tr.add_argument("--column", help="text column of JSONL/CSV files")
     tr.add_argument("--encoding", metavar="ENC",
                       help="read every file with this encoding, not the detected one (big5, cp1252...)")
@@ -928,6 +1020,17 @@ def build_parser() -> argparse.ArgumentParser:
     fm.add_argument("--json", action="store_true", help="print one JSON object")
     fm.set_defaults(func=cmd_fill_mask)
 
+    cl = sub.add_parser("classify", help="a classifier run's class probabilities for texts, or its report")
+    run_args(cl)
+    cl.add_argument("--text", action="append", dest="texts", default=[],
+                    help="a text to classify (repeatable)")
+    cl.add_argument("--file", help="classify each line of this file")
+    cl.add_argument("--report", action="store_true",
+                    help="accuracy, macro-F1, confusion matrix, per-class precision/recall and the "
+                         "misclassified texts of the validation split")
+    cl.add_argument("--json", action="store_true", help="print JSON")
+    cl.set_defaults(func=cmd_classify)
+
     at = sub.add_parser("attention", help="attention weights of each layer and head for a text")
     run_args(at)
     at.add_argument("--text", required=True, help="the text to look at")
@@ -974,7 +1077,7 @@ def main(argv: list[str] | None = None) -> int:
     from desktop_llm.native_log import redirect_native_stderr
 
     redirect_native_stderr()
-    if args.command in ("generate", "chat", "eval", "attention", "fill-mask"):
+    if args.command in ("generate", "chat", "eval", "attention", "fill-mask", "classify"):
         from desktop_llm.core import xla_cache
 
         xla_cache.enable()  # before TensorFlow loads: the decoding loop compiled once, reused

@@ -24,11 +24,17 @@ def _root() -> Path:
 ROOT = _root()
 CORPORA = ROOT / "corpora"
 ICONS = ROOT / "icons"
+LABELLED = ROOT / "labelled"  # classifier examples: one folder per task, one file per class
 ATTRIBUTION = ROOT / "ATTRIBUTION.md"
 
 
 def sample_corpus(name: str = "tinyshakespeare.txt") -> Path:
     return CORPORA / name
+
+
+def labelled_example(name: str = "poem-prose-drama") -> Path:
+    """A bundled labelled task for the classifier (poem / prose / drama: one text file per class)."""
+    return LABELLED / name
 
 
 def icon_path(size: int | None = None) -> Path:

@@ -24,6 +24,7 @@ class DataConfig:
     paths: tuple[str, ...] = ()
     texts: tuple[str, ...] = ()
     column: str | None = None
+    label_column: str | None = None  # classifier: the CSV / JSONL column that holds the class
     val_fraction: float = 0.1
     # (file or folder, encoding) pairs read with that encoding instead of the detected one
     encodings: tuple[tuple[str, str], ...] = ()
@@ -95,6 +96,7 @@ class TrainConfig:
     eval_batches: int = 20
     checkpoint_interval: int = 0  # 0: at every evaluation
     log_interval: int = 10  # steps fused into one compiled call, and one metrics line
+    freeze_steps: int = 0  # classifier: train only the head for this many steps first
     sample_tokens: int = 120  # text generated at each evaluation (0: none)
     seed: int = 1337
     jit_compile: bool = True
@@ -119,6 +121,9 @@ class TrainConfig:
             problems.append("Weight decay cannot be negative.")
         if self.grad_clip < 0:
             problems.append("Gradient clipping cannot be negative (0 turns it off).")
+        if not isinstance(self.freeze_steps, int) or not 0 <= self.freeze_steps < self.max_steps:
+            problems.append(f"Frozen steps ({self.freeze_steps}) must be 0 or fewer than the total steps "
+                            f"({self.max_steps}).")
         if self.mixed_precision not in ("auto", "off", "bfloat16", "float16"):
             problems.append("Mixed precision is one of auto, off, bfloat16, float16.")
         if problems:
@@ -148,7 +153,8 @@ class TrainConfig:
 @dataclass(frozen=True)
 class RunConfig:
     name: str = ""
-    family: str = "gpt"  # see core/models/: gpt | masked_lm (runs saved without one are GPT runs)
+    family: str = "gpt"  # see core/models/: gpt | masked_lm | classifier (runs saved without one: GPT)
+    base_run: str = ""  # classifier: the folder of the pretrained run it starts from ("" = scratch)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -196,6 +202,7 @@ class RunConfig:
         return cls(
             name=d.get("name", ""),
             family=d.get("family") or "gpt",
+            base_run=d.get("base_run") or "",
             data=build(DataConfig, d.get("data")),
             tokenizer=build(TokenizerConfig, d.get("tokenizer")),
             model=build(ModelConfig, d.get("model")),

@@ -30,7 +30,7 @@ def require_family(run, family: str, command: str) -> None:
 
     have = run.config.family
     if have != family:
-        hint = {"masked_lm": "fill-mask", "gpt": "generate"}.get(have, "")
+        hint = {"masked_lm": "fill-mask", "gpt": "generate", "classifier": "classify"}.get(have, "")
         raise ConfigError(f"Run {run.id} is a {have} run; `{command}` needs a {family} run"
                           + (f" (try `desktop-llm {hint}`)." if hint else "."))
 
@@ -52,8 +52,8 @@ def load_for_inference(run, which: str = "best"):
         raise NoCheckpoint(f"Run {run.id} has no checkpoint yet: train it for at least one evaluation interval.")
     keras.mixed_precision.set_global_policy("float32")
     cfg = run.config
-    model = family.build(replace(cfg.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size),
-                                 dropout=0.0))
+    model = family.build_for_run(run, cfg, replace(cfg.model, dropout=0.0,
+                                                   vocabulary_size=family.model_vocabulary(tok.vocabulary_size, cfg)))
     # keras-hub compiles a new task with a default optimizer, and the checkpoint's weights file
     # also holds the training optimizer's state: Keras would try to load it into that unbuilt
     # optimizer and warn "Skipping variable loading for optimizer" on every load. Inference

@@ -96,8 +96,8 @@ class TrainingFailed(DesktopLLMError, RuntimeError):
 def fused_steps(cfg: RunConfig) -> int:
     """Steps per compiled call: divides the eval, checkpoint and total step counts."""
     t = cfg.training
-    return max(1, math.gcd(math.gcd(t.log_interval, t.eval_interval),
-                           math.gcd(t.checkpoint_every, t.max_steps)))
+    k = math.gcd(math.gcd(t.log_interval, t.eval_interval), math.gcd(t.checkpoint_every, t.max_steps))
+    return max(1, math.gcd(k, t.freeze_steps) if t.freeze_steps else k)  # a call never spans a thaw
 
 
 def learning_rate_schedule(cfg: RunConfig):
@@ -130,10 +130,13 @@ def make_optimizer(cfg: RunConfig):
 
 
 def ensure_tokenizer(run, cfg: RunConfig, emit: Emit) -> Tokenizer:
+    from desktop_llm.core.models import get_family
+
     if not (run.tokenizer_dir / "tokenizer.json").exists():
-        if cfg.tokenizer.path:
+        given = get_family(cfg.family).tokenizer_source(cfg) or cfg.tokenizer.path
+        if given:
             emit({"type": "phase", "phase": "tokenizer", "message": "Copying the tokenizer"})
-            src = load_tokenizer(cfg.tokenizer.path)
+            src = load_tokenizer(given)
             src.save(run.tokenizer_dir)
         else:
             emit({"type": "phase", "phase": "tokenizer",
@@ -292,6 +295,12 @@ class _Context:
                 self.best = val
             sample = self.sample()
             extra = {k: float(v) for k, v in logs.items() if k.startswith("val_") and k != "val_loss"}
+            try:
+                from desktop_llm.core.models import get_family
+
+                extra.update(get_family(self.cfg.family).eval_extras(self))
+            except Exception as e:  # noqa: BLE001 - extra figures are a nicety: never end a run
+                extra["extras_error"] = _first_line(e)
             self.record({"type": "eval", "step": self.step, "val_loss": val,
                          "val_ppl": math.exp(min(val, 50)), "best_val_loss": self.best, **extra,
                          "sample": sample, "elapsed": self.elapsed})
@@ -392,7 +401,10 @@ class _WorkerScratch:
 
         self._run = run
         scratch = Path(tempfile.mkdtemp(prefix="desktop_llm-worker-"))
-        ready = (run.tokenizer_dir / "tokenizer.json").exists() and TokenData.exists(run.data_dir)
+        from desktop_llm.core.models.classifier.examples import LabelledData
+
+        ready = (run.tokenizer_dir / "tokenizer.json").exists() and (
+            TokenData.exists(run.data_dir) or LabelledData.exists(run.data_dir))
         self.tokenizer_dir = run.tokenizer_dir if ready else scratch / "tokenizer"
         self.data_dir = run.data_dir if ready else scratch / "data"
 
@@ -505,9 +517,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
 
     source = run if dist.is_chief else _WorkerScratch(run)
     tok = ensure_tokenizer(source, cfg, emit)
-    data = ensure_data(source, cfg, tok, emit)
-    data.check(cfg.model.sequence_length)
-    mcfg = replace(cfg.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size))
+    data = family.prepare_data(source, cfg, tok, emit)
+    mcfg = replace(cfg.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size, cfg))
 
     policy = device.precision_policy(t.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
@@ -517,7 +528,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     for note in manager.notes:
         emit({"type": "warning", "message": note})
     with dist.strategy.scope():
-        model = family.build(mcfg, seed=t.seed)
+        model = family.build_for_run(source, cfg, mcfg, seed=t.seed)
         optimizer = make_optimizer(cfg)
         if policy == "mixed_float16":
             # Dynamic loss scaling keeps float16 gradients from underflowing; its scale is
@@ -532,6 +543,11 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
             start_step = ckpt.step
             best = ckpt.state.get("best_val_loss")
             elapsed0 = float(ckpt.state.get("elapsed", 0.0))
+        else:
+            family.initialise(model, cfg, mcfg, emit)
+        if t.freeze_steps and not optimizer.built:
+            # built on every weight while none is frozen, so the thawed phase finds its slots
+            optimizer.build(model.trainable_variables)
     chief = dist.is_chief
     if ckpt is not None:
         if chief:
@@ -563,19 +579,35 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     if start_step < t.max_steps:
         T = cfg.model.sequence_length
         V = tok.vocabulary_size
-        ds = family.train_dataset(data, start_step, t.max_steps, t.batch_size, T, t.seed, V)
         val_ds = family.val_dataset(data, t.eval_batches, t.batch_size, T, V)
         validation_every = max(1, t.eval_interval // k)
-        if dist.distributed:
-            from desktop_llm.core.replicated_loop import fit_replicated
+        # Phases: with `freeze_steps`, the pretrained part is frozen up to that step, then thawed
+        # (recompiled: the same optimizer, built on every weight, carries on).
+        phases = [(t.freeze_steps, True)] if start_step < t.freeze_steps else []
+        phases.append((t.max_steps, False))
+        begin = start_step
+        for end, frozen in phases:
+            if t.freeze_steps:
+                family.set_frozen(model, frozen)
+                model.compile(optimizer=optimizer, **family.compile_args(), jit_compile=t.jit_compile,
+                              steps_per_execution=k, auto_scale_loss=False)
+                emit({"type": "phase", "phase": "frozen" if frozen else "thawed",
+                      "message": f"Training only the head up to step {end}" if frozen
+                      else "Training every weight"})
+            ds = family.train_dataset(data, begin, t.max_steps, t.batch_size, T, t.seed, V)
+            if dist.distributed:
+                from desktop_llm.core.replicated_loop import fit_replicated
 
-            fit_replicated(ctx, model, optimizer, dist, ds, val_ds, start_step, t.max_steps, k,
-                           validation_every, t.jit_compile and dist.xla_ok,
-                           t.batch_size * family.targets_per_window(T))
-        else:
-            model.fit(ds, epochs=t.max_steps // k, steps_per_epoch=k, initial_epoch=start_step // k,
-                      validation_data=val_ds, validation_freq=validation_every,
-                      callbacks=[_make_callback(ctx)], verbose=0)
+                fit_replicated(ctx, model, optimizer, dist, ds, val_ds, begin, end, k,
+                               validation_every, t.jit_compile and dist.xla_ok,
+                               t.batch_size * family.targets_per_window(T))
+            else:
+                model.fit(ds, epochs=end // k, steps_per_epoch=k, initial_epoch=begin // k,
+                          validation_data=val_ds, validation_freq=validation_every,
+                          callbacks=[_make_callback(ctx)], verbose=0)
+            if ctx.stopped or ctx.failure is not None:
+                break
+            begin = end
     if ctx.tensorboard is not None:  # closed before the final event (train_run closes it after an error)
         ctx.tensorboard.close()
     if not chief:

@@ -55,6 +55,8 @@ def test_the_wheel_carries_the_corpora_attribution_icons_and_every_module(wheel)
     for corpus in (ROOT / "resources" / "corpora").iterdir():
         assert f"desktop_llm/_resources/corpora/{corpus.name}" in names
     assert "desktop_llm/_resources/ATTRIBUTION.md" in names
+    for cls in ("poem", "prose", "drama"):  # the classifier's bundled task
+        assert f"desktop_llm/_resources/labelled/poem-prose-drama/{cls}.txt" in names
     assert "desktop_llm/_resources/icons/desktop_llm.svg" in names
     for size in ICON_SIZES:
         assert f"desktop_llm/_resources/icons/desktop_llm-{size}.png" in names

@@ -45,11 +45,21 @@ def mask_windows(windows: np.ndarray, vocabulary: int, rng: np.random.Generator)
     return inputs, targets
 
 
+def bert_backbone(mcfg):
+    """keras-hub's BERT encoder in the run's shape (shared with the classifier family)."""
+    import keras_hub
+
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=mcfg.vocabulary_size, num_layers=mcfg.num_layers, num_heads=mcfg.num_heads,
+        hidden_dim=mcfg.hidden_dim, intermediate_dim=mcfg.intermediate_dim, dropout=mcfg.dropout,
+        max_sequence_length=mcfg.sequence_length)
+
+
 class MaskedLM(Family):
     name = "masked_lm"
     title = "Masked LM (BERT-style encoder)"
 
-    def model_vocabulary(self, tokenizer_vocabulary: int) -> int:
+    def model_vocabulary(self, tokenizer_vocabulary: int, cfg=None) -> int:
         return tokenizer_vocabulary + len(SPECIALS)
 
     def targets_per_window(self, T: int) -> int:
@@ -62,17 +72,7 @@ class MaskedLM(Family):
         mcfg.validate()
         if seed is not None:
             keras.utils.set_random_seed(seed)
-        backbone = keras_hub.models.BertBackbone(
-            vocabulary_size=mcfg.vocabulary_size, num_layers=mcfg.num_layers, num_heads=mcfg.num_heads,
-            hidden_dim=mcfg.hidden_dim, intermediate_dim=mcfg.intermediate_dim, dropout=mcfg.dropout,
-            max_sequence_length=mcfg.sequence_length)
-        return keras_hub.models.BertMaskedLM(backbone, preprocessor=None)
-
-    def compile_args(self) -> dict:
-        import keras
-
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+        return keras_hub.models.BertMaskedLM(bert_backbone(mcfg), preprocessor=None)
 
     def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
         import tensorflow as tf

@@ -1,0 +1,34 @@
+"""A classification head on our GPT decoder (keras-hub has no GPT classifier task).
+
+The decoder is causal, so the state at the last real token is the only one that has read the
+whole text: the head reads that one (padding is on the right and changes nothing before it).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+class GPTClassifier(keras.Model):
+    def __init__(self, backbone, num_classes: int, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+        self.head = keras.layers.Dense(num_classes, name="logits")
+
+    @classmethod
+    def from_config_of(cls, mcfg, num_classes: int) -> GPTClassifier:
+        from desktop_llm.core.model import build_model
+
+        model = cls(build_model(mcfg).backbone, num_classes, mcfg.dropout)
+        T = mcfg.sequence_length
+        model({"token_ids": ops.zeros((1, T), "int32"), "padding_mask": ops.ones((1, T), "bool")})
+        return model
+
+    def call(self, inputs, training=False):
+        hidden = self.backbone(inputs["token_ids"], training=training)
+        last = ops.sum(ops.cast(inputs["padding_mask"], "int32"), axis=1) - 1
+        pooled = ops.take_along_axis(hidden, ops.maximum(last, 0)[:, None, None], axis=1)[:, 0]
+        return self.head(self.head_dropout(pooled, training=training))

@@ -1,0 +1,67 @@
+"""How well a classifier does: confusion matrix, per-class precision / recall / F1, macro-F1,
+the misclassified validation texts; and classifying new text.
+
+Written with NumPy (a dozen lines) rather than pulling scikit-learn into the install for it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def scores(y_true, y_pred, n_classes: int) -> dict:
+    """accuracy, macro_f1, confusion (rows: true class, columns: predicted) and per-class P/R/F1."""
+    y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
+    confusion = np.zeros((n_classes, n_classes), int)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    tp = np.diag(confusion).astype(float)
+    predicted, support = confusion.sum(0), confusion.sum(1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp),
+                   where=(precision + recall) > 0)
+    present = support > 0
+    return {"accuracy": float(tp.sum() / max(1, len(y_true))),
+            "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+            "confusion": confusion.tolist(),
+            "per_class": [{"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                          for p, r, f, s in zip(precision, recall, f1, support)]}
+
+
+def report(model, data, misclassified: int = 50) -> dict:
+    """Scores on the run's validation split, with the texts it got wrong (most confident first)."""
+    from desktop_llm.core.models.classifier import predict_proba
+
+    idx = data.val_index
+    probs = predict_proba(model, data.inputs(idx))
+    truth = data.labels[idx]
+    pred = probs.argmax(-1)
+    out = scores(truth, pred, len(data.classes))
+    wrong = np.flatnonzero(pred != truth)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:misclassified]
+    out["classes"] = data.classes
+    out["misclassified"] = [{"text": data.val_texts[i], "true": data.classes[int(truth[i])],
+                             "predicted": data.classes[int(pred[i])], "p": float(probs[i, pred[i]])}
+                            for i in wrong]
+    return out
+
+
+def classify(model, tok, classes: list[str], texts: list[str], T: int, specials: bool = True) -> list[dict]:
+    """[{label, p, probabilities: {class: p}, cut}] per text, best class first."""
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.models.classifier import predict_proba
+    from desktop_llm.core.models.classifier.examples import encode
+
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise ConfigError("Type a text to classify.")
+    ids, mask, _ = encode(tok, texts, T, specials)
+    inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+    probs = predict_proba(model, inputs)
+    out = []
+    for text, p in zip(texts, probs):
+        n = len(tok.encode(text)) + (2 if specials else 0)
+        order = np.argsort(-p)
+        out.append({"text": text, "label": classes[int(order[0])], "p": float(p[order[0]]),
+                    "probabilities": {classes[int(i)]: float(p[i]) for i in order}, "cut": n > T})
+    return out

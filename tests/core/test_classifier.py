@@ -1,0 +1,176 @@
+"""The classifier family: labelled data in three layouts, a stratified split, a frozen-then-thawed
+fine-tune from a masked-LM run and from a GPT run, and the report and classify tools."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from desktop_llm.core.corpus import CorpusError
+from desktop_llm.core.models.classifier.examples import read_examples, stratified_split
+from desktop_llm.core.models.classifier.report import scores
+from desktop_llm.resources import labelled_example
+
+
+def cli(home, *args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "desktop_llm", "--home", str(home), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_three_layouts_and_their_labels(tmp_path):
+    (tmp_path / "a.csv").write_text("text,label\nhello there,greet\nbye now,leave\nhi,greet\nfarewell,leave\n")
+    assert [(e.text, e.label) for e in read_examples([tmp_path / "a.csv"])][:2] == [("hello there", "greet"),
+                                                                                  ("bye now", "leave")]
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps({"review": t, "stars": s}) for t, s in
+                                                (("good", "5"), ("bad", "1"), ("fine", "5"), ("awful", "1"))))
+    ex = read_examples([tmp_path / "b.jsonl"], text_column="review", label_column="stars")
+    assert {e.label for e in ex} == {"1", "5"} and ex[0].text == "good"
+    for cls in ("pos", "neg"):  # a folder of folders: the folder names the class, a file an example
+        (tmp_path / "f" / cls).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "f" / cls / f"{i}.txt").write_text(f"{cls} text {i}\n\nstill the same file")
+    ex = read_examples([tmp_path / "f"])
+    assert len(ex) == 6 and {e.label for e in ex} == {"pos", "neg"} and "still the same file" in ex[0].text
+    # text files, one per class: a blank-line separated block is an example
+    ex = read_examples([labelled_example()])
+    counts = {c: sum(e.label == c for e in ex) for c in ("poem", "prose", "drama")}
+    assert counts["poem"] == 320 and counts["prose"] == 222 and counts["drama"] > 1000
+
+
+@pytest.mark.parametrize("content, args, message", [
+    ("text,topic\na,x\nb,y\n", {}, "no label column"),
+    ("text,label\na,x\nb,x\n", {}, "Only one class"),
+    ("text,label\na,x\nb,x\nc,y\n", {}, "Class 'y' has 1 example"),
+    ("text,label\na,x\n", {"label_column": "stars"}, "no label column 'stars'"),
+])
+def test_bad_labelled_data_is_one_clear_message(tmp_path, content, args, message):
+    (tmp_path / "d.csv").write_text(content)
+    with pytest.raises(CorpusError, match=message):
+        read_examples([tmp_path / "d.csv"], **args)
+
+
+def test_one_plain_text_file_is_refused_with_the_layouts_that_work(tmp_path):
+    (tmp_path / "only.txt").write_text("one\n\ntwo\n")
+    with pytest.raises(CorpusError, match="one plain text file"):
+        read_examples([tmp_path / "only.txt"])
+
+
+def test_stratified_split_keeps_every_class_in_both_parts():
+    labels = np.array([0] * 100 + [1] * 10 + [2] * 2)
+    is_val = stratified_split(labels, 0.1, seed=3)
+    assert [int(is_val[labels == c].sum()) for c in range(3)] == [10, 1, 1]
+    assert all((~is_val[labels == c]).any() for c in range(3))
+    assert (stratified_split(labels, 0.1, seed=3) == is_val).all()  # the same split every time
+
+
+def test_scores_match_a_hand_computed_confusion_matrix():
+    s = scores([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2], 3)
+    assert s["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    # precision 1, .5, .5; recall 2/3, .5, 1 -> f1 .8, .5, 2/3
+    assert s["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert s["accuracy"] == pytest.approx(4 / 6)
+    assert [c["support"] for c in s["per_class"]] == [3, 2, 1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A masked-LM run on the bundled corpora, and a classifier fine-tuned from it."""
+    home = tmp_path_factory.mktemp("home")
+    task = labelled_example()
+    out = cli(home, "train", task, "--family", "masked_lm", "--preset", "tiny",
+              "--steps", "40", "--eval-interval", "20", "--log-interval", "10", "--name", "base", "--sample-tokens", "0")
+    assert out.returncode == 0, out.stderr
+    out = cli(home, "train", task, "--family", "classifier", "--base", "base", "--freeze-steps", "20",
+              "--steps", "120", "--eval-interval", "20", "--checkpoint-interval", "20", "--lr", "1e-3",
+              "--name", "genre", "--json")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return home, events
+
+
+def test_a_fine_tuned_classifier_tells_poem_prose_and_drama_apart(trained):
+    home, events = trained
+    evals = [e for e in events if e["type"] == "eval"]
+    assert evals[-1]["val_accuracy"] > 0.9, [e["val_accuracy"] for e in evals]
+    assert evals[-1]["classes"] == ["drama", "poem", "prose"]
+    confusion = np.array(evals[-1]["confusion"])
+    data = next(e for e in events if e["type"] == "data")
+    assert confusion.shape == (3, 3) and confusion.sum() == data["val_examples"]
+    assert data["counts"]["poem"] == 320 and data["cut"] > 0  # the prose pieces outgrow the context
+    assert 0 < evals[-1]["val_macro_f1"] <= 1
+    phases = [e["phase"] for e in events if e["type"] == "phase"]
+    assert phases.index("frozen") < phases.index("thawed")
+
+
+def test_the_encoder_does_not_change_while_frozen(trained):
+    """At the end of the frozen phase (step 20) the encoder is the base run's, exactly; after the
+    thaw it is fine-tuned too. A short run keeps both checkpoints (the newest two are kept)."""
+    from desktop_llm.core.checkpoints import CheckpointManager
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.store.runs import RunStore
+
+    home, _ = trained
+    out = cli(home, "train", labelled_example(), "--family", "classifier", "--base", "base", "--freeze-steps",
+              "20", "--steps", "40", "--eval-interval", "20", "--log-interval", "10", "--name", "frozen")
+    assert out.returncode == 0, out.stderr
+    store = RunStore(home)
+    base_model, _, _ = load_for_inference(store.resolve("base"))
+    base = base_model.backbone.get_weights()
+    run = store.resolve("frozen")
+    model, _, _ = load_for_inference(run, "latest")
+    manager = CheckpointManager(run.checkpoints_dir)
+    by_step = {manager.verify(p)["step"]: p for p in manager.candidates("latest") if p.exists()}
+    assert {20, 40} <= set(by_step)
+    model.load_weights(str(by_step[20] / "model.weights.h5"))
+    assert all(np.array_equal(a, b) for a, b in zip(base, model.backbone.get_weights()))
+    head_init = model.output_dense.kernel.numpy().copy()
+    model.load_weights(str(by_step[40] / "model.weights.h5"))
+    assert any(not np.array_equal(a, b) for a, b in zip(base, model.backbone.get_weights()))
+    assert not np.array_equal(head_init, model.output_dense.kernel.numpy())
+
+
+def test_classify_and_report_from_the_command_line(trained):
+    home, _ = trained
+    out = cli(home, "classify", "genre", "--text", "床前明月光，疑是地上霜。举头望明月，低头思故乡。",
+              "--text", "ROMEO:\nBut, soft! what light through yonder window breaks?", "--report", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert [r["label"] for r in res["results"]] == ["poem", "drama"]
+    for r in res["results"]:
+        assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-6)
+    rep = res["report"]
+    assert rep["accuracy"] > 0.9 and len(rep["per_class"]) == 3
+    assert all({"text", "true", "predicted", "p"} <= set(m) for m in rep["misclassified"])
+    human = cli(home, "classify", "genre", "--report")
+    assert human.returncode == 0 and "macro-F1" in human.stdout and "precision" in human.stdout
+
+
+def test_classifier_mistakes_are_one_line(trained, tmp_path):
+    home, _ = trained
+    (tmp_path / "one.txt").write_text("just one class\n\nof text\n")
+    out = cli(home, "train", tmp_path / "one.txt", "--family", "classifier", "--preset", "tiny")
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "one plain text file" in out.stderr
+    out = cli(home, "train", labelled_example(), "--family", "classifier", "--base", "genre")
+    assert out.returncode == 2 and "fine-tune a classifier from a masked_lm or gpt run" in out.stderr
+    out = cli(home, "train", labelled_example(), "--family", "classifier", "--base", "base", "--tokenizer-kind", "byte")
+    assert out.returncode == 2 and "base run's tokenizer" in out.stderr
+    out = cli(home, "generate", "genre")
+    assert out.returncode == 2 and "classify" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_classifier_on_a_gpt_reads_the_last_real_token(tmp_path):
+    home = tmp_path / "home"
+    task = labelled_example()
+    out = cli(home, "train", task / "poem.txt", "--preset", "tiny", "--steps", "20", "--eval-interval", "20",
+              "--sample-tokens", "0", "--name", "gpt")
+    assert out.returncode == 0, out.stderr
+    out = cli(home, "train", task, "--family", "classifier", "--base", "gpt", "--steps", "100", "--lr", "1e-3",
+              "--eval-interval", "50", "--json")
+    assert out.returncode == 0, out.stderr
+    evals = [json.loads(line) for line in out.stdout.splitlines() if '"eval"' in line]
+    assert evals[-1]["val_accuracy"] > 0.9, [e["val_accuracy"] for e in evals]
