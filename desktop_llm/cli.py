@@ -279,35 +279,28 @@ def _run_config(args):
         data = replace(data, label_column=args.label_column)
     if getattr(args, "freeze_steps", None) is not None:
         tr = replace(tr, freeze_steps=args.freeze_steps)
-    base_run = cfg.base_run if args.config else ""
+    out = RunConfig(name=name, family=family, base_run=cfg.base_run if args.config else "", data=data,
+                    tokenizer=tk, model=model, training=tr)
+    if family == "classifier" and not args.config and args.steps is None:
+        from desktop_llm.core.models.classifier import DEFAULT_EVAL_INTERVAL, DEFAULT_STEPS
+
+        out = replace(out, training=replace(tr, max_steps=DEFAULT_STEPS, eval_interval=DEFAULT_EVAL_INTERVAL,
+                                            warmup_steps=DEFAULT_STEPS // 10).fitted())
     if getattr(args, "base", None):
+        from desktop_llm.core.models.classifier import on_base
+
         if family != "classifier":
             raise CliError("--base starts a classifier from a pretrained run: add --family classifier.")
-        base = _store(args).resolve(args.base)
-        base_run = str(base.folder)
         if args.tokenizer or args.tokenizer_kind or args.vocab_size is not None:
             raise CliError("A fine-tune reads text with its base run's tokenizer: leave out --tokenizer, "
                            "--tokenizer-kind and --vocab-size.")
-        bcfg = base.config
-        if bcfg.family not in ("gpt", "masked_lm"):
-            raise CliError(f"Run {base.id} is a {bcfg.family} run: fine-tune a classifier from a masked_lm "
-                           "or gpt run.")
-        if not (base.checkpoints_dir / "index.json").exists():
-            raise CliError(f"Run {base.id} has no checkpoint yet: train it first.")
         if any(getattr(args, a, None) is not None for a in ("preset", "layers", "heads", "width", "ffn",
                                                             "context")):
             raise CliError("A fine-tune has its base run's shape: leave out --preset, --layers, --heads, "
                            "--width, --ffn and --context.")
-        model = replace(bcfg.model, dropout=args.dropout if args.dropout is not None else bcfg.model.dropout)
-        tk = bcfg.tokenizer
-    if family == "classifier" and not args.config:  # a classifier learns in a few hundred steps
-        if args.steps is None:
-            tr = replace(tr, max_steps=300, eval_interval=50, warmup_steps=30)
-        if base_run and args.lr is None:  # a fine-tune: gentler than training from scratch
-            tr = replace(tr, learning_rate=3e-4, min_learning_rate=3e-5)
-        tr = tr.fitted()
-    return RunConfig(name=name, family=family, base_run=base_run, data=data, tokenizer=tk, model=model,
-                     training=tr)
+        out = on_base(replace(out, model=replace(out.model, dropout=args.dropout or 0.0)),
+                      _store(args).resolve(args.base).folder, gentler=args.lr is None)
+    return out
 
 
 def _eta(seconds) -> str:

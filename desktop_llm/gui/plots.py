@@ -23,7 +23,8 @@ class Series:
         self.name = name
         self.color = color
         self.steps, self.loss, self.lr, self.tps = [], [], [], []
-        self.vsteps, self.vloss = [], []
+        self.vsteps, self.vloss, self.vaccuracy = [], [], []
+        self.plots = plots
         pen = pg.mkPen(color, width=2)
         self.items = {
             "loss": plots.loss.plot([], [], pen=pen, name=f"{name} train"),
@@ -44,11 +45,17 @@ class Series:
         elif e.get("type") == "eval":
             self.vsteps.append(e["step"])
             self.vloss.append(e["val_loss"])
+            if "classes" in e and e.get("val_accuracy") is not None:  # a classifier: no text perplexity
+                self.vaccuracy.append(100 * e["val_accuracy"])
 
     def redraw(self) -> None:
         self.items["loss"].setData(self.steps, self.loss)
         self.items["val"].setData(self.vsteps, self.vloss)
-        self.items["ppl"].setData(self.vsteps, [math.exp(min(v, 30)) for v in self.vloss])
+        if self.vaccuracy:
+            self.items["ppl"].setData(self.vsteps[-len(self.vaccuracy):], self.vaccuracy)
+            self.plots.show_accuracy(True)
+        else:
+            self.items["ppl"].setData(self.vsteps, [math.exp(min(v, 30)) for v in self.vloss])
         self.items["lr"].setData(self.steps, self.lr)
         self.items["tps"].setData(self.steps, self.tps)
 
@@ -90,6 +97,14 @@ class MetricsPlots(QWidget):
         self.series: dict[str, Series] = {}
         self._update_legend()
 
+    def show_accuracy(self, on: bool) -> None:
+        """The second plot shows a classifier's validation accuracy instead of perplexity."""
+        title, unit = ("Validation accuracy", "% correct") if on else ("Validation perplexity", "perplexity")
+        item = self.ppl.getPlotItem()
+        if item.titleLabel.text != title:
+            item.setTitle(title, color=item.titleLabel.opts.get("color"))
+            self.ppl.setLabel("left", unit)
+
     def series_for(self, key: str, name: str | None = None) -> Series:
         if key not in self.series:
             self.series[key] = Series(self, name or key, COLORS[len(self.series) % len(COLORS)])
@@ -121,6 +136,7 @@ class MetricsPlots(QWidget):
             s.remove(self)
         self.series.clear()
         self._update_legend()
+        self.show_accuracy(False)
         # An empty plot keeps the range it had: the next run must not start in the old one's axes
         # (the perplexity plot stays empty until the first evaluation), nor in a zoom the user made.
         for w in (self.loss, self.ppl, self.lr, self.tps):

@@ -139,6 +139,11 @@ class GeneratePage(QWidget):
         self.fill_mask = FillMaskPanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
         self.tabs.addTab(self.fill_mask, "Fill mask")
         self.tabs.setTabVisible(2, False)
+        from desktop_llm.gui.pages.classify_panel import ClassifyPanel
+
+        self.classify = ClassifyPanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
+        self.tabs.addTab(self.classify, "Classify")
+        self.tabs.setTabVisible(3, False)
         self.picker.changed.connect(self._adapt_to_family)
 
         self.stop_btn = QPushButton("Stop")
@@ -165,7 +170,7 @@ class GeneratePage(QWidget):
         # Each tab has its own status line (shown in the one label while the tab is open), and
         # the Generate button belongs to the prompt tab: the chat has its own Send.
         self._tab = 0
-        self._statuses = {0: ("", "hint"), 1: ("", "hint"), 2: ("", "hint")}
+        self._statuses = {0: ("", "hint"), 1: ("", "hint"), 2: ("", "hint"), 3: ("", "hint")}
         self._compiled: set = set()  # (generator, sampling settings) already traced and compiled
         self.tabs.currentChanged.connect(self._on_tab)
 
@@ -174,8 +179,12 @@ class GeneratePage(QWidget):
         self.header_fill = header("Fill mask", "A masked-LM run guesses the tokens hidden behind [MASK], "
                                                "reading the text on both sides.")
         self.header_fill.hide()
+        self.header_classify = header("Classify", "A classifier run gives each class a probability; its "
+                                                  "validation report shows where it goes wrong.")
+        self.header_classify.hide()
         lay.addWidget(self.header_write)
         lay.addWidget(self.header_fill)
+        lay.addWidget(self.header_classify)
         lay.addWidget(self.picker)
         lay.addWidget(split, 1)
 
@@ -272,8 +281,8 @@ class GeneratePage(QWidget):
         self._end(f"{turns} turn{'' if turns == 1 else 's'} in the conversation")
 
     def _adapt_to_family(self) -> None:
-        """Prompt and chat for a GPT run; fill-mask for a masked-LM run (the sampling box too
-        belongs to generation only)."""
+        """Prompt and chat for a GPT run; fill-mask for a masked-LM run; classify for a classifier
+        (the sampling box belongs to generation only)."""
         run_id = self.picker.run_id
         try:
             family = self.session.store.get(run_id).config.family if run_id else "gpt"
@@ -282,15 +291,16 @@ class GeneratePage(QWidget):
         if family == self.family:
             return
         self.family = family
-        masked = family == "masked_lm"
-        self.tabs.setTabVisible(2, masked)
-        self.tabs.setTabVisible(0, not masked)
-        self.tabs.setTabVisible(1, not masked)
-        self.tabs.setCurrentIndex(2 if masked else 0)
-        self.left_pane.setVisible(not masked)  # sampling settings belong to generation
-        self.header_write.setVisible(not masked)
-        self.header_fill.setVisible(masked)
-        self.generate_btn.setVisible(not masked and self.tabs.currentIndex() == 0)
+        own = {"masked_lm": 2, "classifier": 3}.get(family)  # the family's own tab, or None: a GPT's
+        writes = own is None
+        for i in range(4):
+            self.tabs.setTabVisible(i, i == own or (writes and i < 2))
+        self.tabs.setCurrentIndex(0 if writes else own)
+        self.left_pane.setVisible(writes)  # sampling settings belong to generation
+        self.header_write.setVisible(writes)
+        self.header_fill.setVisible(family == "masked_lm")
+        self.header_classify.setVisible(family == "classifier")
+        self.generate_btn.setVisible(writes and self.tabs.currentIndex() == 0)
 
     def _reset_chat(self) -> None:
         self.chat, self._chat_key = None, None
@@ -334,7 +344,7 @@ class GeneratePage(QWidget):
     def _on_tab(self, index: int) -> None:
         self._statuses[self._tab] = (self.status.text(), self.status.property("role") or "hint")
         self._tab = index
-        self.generate_btn.setVisible(index == 0 and self.family != "masked_lm")
+        self.generate_btn.setVisible(index == 0 and self.family not in ("masked_lm", "classifier"))
         text, role = self._statuses.get(index, ("", "hint"))
         set_role(self.status, role)
         self.status.setText(text)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, TrainConfig
+from desktop_llm.core.corpus import CorpusError
 from desktop_llm.gui import device_choice
 from desktop_llm.gui.plots import MetricsPlots
 from desktop_llm.gui.training_process import TrainingProcess
@@ -77,8 +78,14 @@ class TrainPage(QWidget):
         self.family = QComboBox()  # what the model learns (see core/models/)
         self.family.addItem("GPT: predict the next token", "gpt")
         self.family.addItem("Masked LM: guess hidden tokens (BERT-style)", "masked_lm")
+        self.family.addItem("Classifier: label each text (fine-tune an encoder)", "classifier")
         self.family.setToolTip("GPT writes text (Generate page); a masked LM fills in [MASK]s from both "
-                               "sides and is the encoder that classifiers and embeddings start from")
+                               "sides and is the encoder that classifiers and embeddings start from; a "
+                               "classifier learns the labels of labelled data (Data page)")
+        from desktop_llm.gui.pages.classifier_options import ClassifierOptions
+
+        self.classifier = ClassifierOptions(session)
+        self.classifier.base.currentIndexChanged.connect(self._on_base)
         self.steps = spin(1, 10_000_000, d.max_steps, "Optimizer steps in all", 100)
         self.batch = spin(1, 4096, d.batch_size, "Sequences per step")
         self.lr = dspin(1e-6, 1.0, d.learning_rate, "Peak learning rate (after warm-up)")
@@ -144,6 +151,7 @@ class TrainPage(QWidget):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(form_box)
+        ll.addWidget(self.classifier)
         ll.addWidget(self.memory_note)
         ll.addLayout(buttons)
         ll.addWidget(self.progress)
@@ -168,6 +176,8 @@ class TrainPage(QWidget):
         session.corpus_changed.connect(self._check_tokenizer)
         session.tokenizer_changed.connect(self._check_tokenizer)
         self._fill_devices()
+        self.family.currentIndexChanged.connect(self._on_family)
+        self._on_family()
         self.devices.currentIndexChanged.connect(self._on_choice)
         self.batch.valueChanged.connect(self._on_choice)
         self.precision.currentIndexChanged.connect(lambda *_: self._on_choice(remember=False))
@@ -207,6 +217,32 @@ class TrainPage(QWidget):
             self._message(STALE_TOKENIZER, error=True)
         elif self.status.text() == STALE_TOKENIZER:
             self._message("Ready.")
+
+    # ------------------------------------------------------------------ family
+    def _on_family(self, *_) -> None:
+        """A classifier shows its options and starts from its own defaults (a few hundred steps)."""
+        classifier = self.family.currentData() == "classifier"
+        self.classifier.setVisible(classifier)
+        if classifier and self.steps.value() == TrainConfig().max_steps:
+            from desktop_llm.core.models.classifier import DEFAULT_EVAL_INTERVAL, DEFAULT_STEPS
+
+            self.steps.setValue(DEFAULT_STEPS)
+            self.eval_every.setValue(DEFAULT_EVAL_INTERVAL)
+            self.warmup.setValue(DEFAULT_STEPS // 10)
+        self._on_base()
+
+    def _on_base(self, *_) -> None:
+        """A fine-tune's learning rate is gentler than training from scratch."""
+        from desktop_llm.core.models.classifier import FINE_TUNE_LR
+
+        fine_tune = self.family.currentData() == "classifier" and bool(self.classifier.base_folder())
+        default = TrainConfig().learning_rate
+        if fine_tune and self.lr.value() == default:
+            self.lr.setValue(FINE_TUNE_LR)
+            self.min_lr.setValue(FINE_TUNE_LR / 10)
+        elif not fine_tune and self.lr.value() == FINE_TUNE_LR:
+            self.lr.setValue(default)
+            self.min_lr.setValue(TrainConfig().min_learning_rate)
 
     # ------------------------------------------------------------------ devices
     def device_spec(self) -> str:
@@ -275,23 +311,34 @@ class TrainPage(QWidget):
                              path=s.tokenizer_dir)
         data = DataConfig(paths=tuple(s.paths), column=s.column, val_fraction=s.val_fraction,
                           encodings=tuple(sorted(s.encodings.items())))
-        return RunConfig(name=self.name.text().strip() or "run", family=self.family.currentData(), data=data,
-                         tokenizer=tk,
-                         model=replace(s.model_config, vocabulary_size=0), training=tr)
+        cfg = RunConfig(name=self.name.text().strip() or "run", family=self.family.currentData(), data=data,
+                        tokenizer=tk, model=replace(s.model_config, vocabulary_size=0), training=tr)
+        if cfg.family != "classifier":
+            return cfg
+        from desktop_llm.core.models.classifier import on_base
+
+        c = self.classifier
+        cfg = replace(cfg, data=replace(data, label_column=c.label_column.text().strip() or None),
+                      training=replace(tr, freeze_steps=c.freeze.value()))
+        return on_base(cfg, c.base_folder(), gentler=False) if c.base_folder() else cfg
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
         try:
             cfg = self.run_config()
             cfg.validate()
-            if self.session.tokenizer is None:
+            if self.session.tokenizer is None and not cfg.base_run:  # a fine-tune uses its base's
                 raise ConfigError("Train a tokenizer first (Tokenizer page).")
+            if cfg.family == "classifier":  # bad labels refused here, in one line, before a run exists
+                from desktop_llm.core.models.classifier.examples import read_examples
+
+                read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
             n = self.replicas()
             if n and cfg.training.batch_size % n:
                 _, line = device_choice.batch_split(cfg.training.batch_size, n)
                 raise ConfigError(f"The batch size must split evenly over the replicas ({self.devices.currentText()}): "
                                   f"{line}.")
-        except ConfigError as e:
+        except (ConfigError, CorpusError) as e:
             self._message(str(e), error=True)
             return
         run = self.session.store.create(cfg)

@@ -20,6 +20,10 @@ from desktop_llm.core.models.classifier.examples import LabelledData, read_examp
 from desktop_llm.core.models.masked_lm import SPECIALS
 
 
+DEFAULT_STEPS, DEFAULT_EVAL_INTERVAL = 300, 50  # a classifier learns in a few hundred steps
+FINE_TUNE_LR = 3e-4
+
+
 def base_config(cfg: RunConfig) -> RunConfig | None:
     """The base run's configuration, or None for a classifier trained from scratch."""
     if not cfg.base_run:
@@ -34,6 +38,29 @@ def base_config(cfg: RunConfig) -> RunConfig | None:
 def base_family(cfg: RunConfig) -> str:
     base = base_config(cfg)
     return "masked_lm" if base is None else base.family
+
+
+def on_base(cfg: RunConfig, base_folder, gentler: bool = True) -> RunConfig:
+    """`cfg` made a fine-tune of the run in `base_folder`: its shape, its tokenizer, a gentler
+    learning rate. The one rule the CLI (`--base`) and the Train page share; refuses a base that
+    cannot be one, in one line."""
+    import dataclasses
+
+    folder = Path(base_folder)
+    base = RunConfig.load(folder / "config.json")
+    if base.family not in ("gpt", "masked_lm"):
+        raise ConfigError(f"Run {folder.name} is a {base.family} run: fine-tune a classifier from a masked_lm "
+                          "or gpt run.")
+    if not (folder / "checkpoints" / "index.json").exists():
+        raise ConfigError(f"Run {folder.name} has no checkpoint yet: train it first.")
+    t = cfg.training
+    if gentler:  # a fine-tune's learning rate: a third of training from scratch
+        t = dataclasses.replace(t, learning_rate=FINE_TUNE_LR, min_learning_rate=FINE_TUNE_LR / 10)
+    return dataclasses.replace(cfg, family="classifier", base_run=str(folder.resolve()), tokenizer=base.tokenizer,
+                               model=dataclasses.replace(base.model, dropout=cfg.model.dropout),
+                               training=t.fitted())
+
+
 
 
 class Classifier(Family):

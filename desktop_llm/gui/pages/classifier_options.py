@@ -1,0 +1,55 @@
+"""The Train page's classifier settings: the pretrained run to fine-tune (or none), the label
+column of CSV / JSONL data, and how many steps the encoder stays frozen."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLineEdit, QSpinBox
+
+
+class ClassifierOptions(QGroupBox):
+    def __init__(self, session, parent=None):
+        super().__init__("Classifier", parent)
+        self.session = session
+        self.setToolTip("Labelled data goes on the Data page: a CSV / JSONL with a label column, a folder "
+                        "with one subfolder per class, or one text file per class")
+        self.base = QComboBox()
+        self.base.setToolTip("A masked-LM or GPT run whose encoder the classifier starts from (its shape and "
+                             "tokenizer too); or nothing: an encoder trained from scratch on the labelled text")
+        self.label_column = QLineEdit()
+        self.label_column.setPlaceholderText("auto: label, class, category…")
+        self.label_column.setToolTip("The column of CSV / JSONL files that holds each text's class")
+        self.freeze = QSpinBox()
+        self.freeze.setRange(0, 1_000_000)
+        self.freeze.setSingleStep(10)
+        self.freeze.setSuffix(" steps")
+        self.freeze.setSpecialValueText("no")
+        self.freeze.setToolTip("Train only the new classification head for this many steps first, so a "
+                               "random head does not disturb the pretrained encoder")
+        form = QFormLayout(self)
+        form.addRow("Start from", self.base)
+        form.addRow("Label column", self.label_column)
+        form.addRow("Freeze the encoder", self.freeze)
+        self.fill()
+        session.runs_changed.connect(self.fill)
+
+    def fill(self) -> None:
+        """Runs that can be a base: masked-LM and GPT runs with a checkpoint, newest first."""
+        chosen = self.base.currentData()
+        self.base.blockSignals(True)
+        self.base.clear()
+        self.base.addItem("nothing: train an encoder from scratch", "")
+        store = self.session.store
+        for row in store.list():
+            run = store.get(row["id"])
+            try:
+                family = run.config.family
+            except Exception:  # noqa: BLE001 - a damaged run folder is simply not offered
+                continue
+            if family in ("masked_lm", "gpt") and (run.checkpoints_dir / "index.json").exists():
+                kind = "masked LM" if family == "masked_lm" else "GPT"
+                self.base.addItem(f"{row.get('name') or run.id} ({kind}, {run.id})", str(run.folder))
+        self.base.setCurrentIndex(max(0, self.base.findData(chosen)))
+        self.base.blockSignals(False)
+
+    def base_folder(self) -> str:
+        return self.base.currentData() or ""

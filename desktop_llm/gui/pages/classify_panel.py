@@ -1,0 +1,233 @@
+"""Classify: the Generate page's face for a classifier run. A box to classify a text (each class
+with its probability), and the validation report: accuracy, macro-F1, a confusion-matrix heatmap,
+per-class precision / recall / F1, and the texts the model got wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_llm.gui.theme import themed_plot
+from desktop_llm.gui.widgets import label, set_role
+from desktop_llm.gui.workers import model_pool_telling, run_task
+
+
+def _table(headers: list[str], stretch: int) -> QTableWidget:
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.horizontalHeader().setSectionResizeMode(stretch, QHeaderView.Stretch)
+    t.verticalHeader().setVisible(False)
+    t.setEditTriggers(QTableWidget.NoEditTriggers)
+    return t
+
+
+def _cell(text: str, right: bool = False) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    if right:
+        item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+    return item
+
+
+class ConfusionMap(pg.PlotWidget):
+    """Counts of (true class, predicted class); the diagonal is what the model got right."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent=parent, title="Confusion matrix")
+        themed_plot(self)
+        self.image = pg.ImageItem()
+        self.image.setColorMap(pg.colormap.get("viridis"))
+        self.addItem(self.image)
+        self.invertY(True)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.setLabel("left", "true class")
+        self.setLabel("bottom", "predicted class")
+        self.counts: list[pg.TextItem] = []
+        self.setMinimumSize(260, 240)
+
+    def show_matrix(self, confusion, classes: list[str]) -> None:
+        m = np.asarray(confusion, float)
+        rows = m / np.maximum(1, m.sum(1, keepdims=True))  # colour: the share of each true class
+        self.image.setImage(rows, levels=(0, 1))
+        for t in self.counts:
+            self.removeItem(t)
+        self.counts = []
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                t = pg.TextItem(f"{int(m[i, j])}", anchor=(0.5, 0.5),
+                                color=(20, 20, 20) if rows[i, j] > 0.6 else (235, 235, 235))
+                t.setPos(j + 0.5, i + 0.5)
+                self.addItem(t)
+                self.counts.append(t)
+        ticks = [[(k + 0.5, c[:14]) for k, c in enumerate(classes)]]
+        self.getAxis("left").setTicks(ticks)
+        self.getAxis("bottom").setTicks(ticks)
+        self.setRange(xRange=(0, m.shape[1]), yRange=(0, m.shape[0]), padding=0.02)
+
+
+class ClassifyPanel(QWidget):
+    def __init__(self, session, run_id_fn, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.run_id_fn = run_id_fn  # () -> (run id, which checkpoint) chosen on the page
+        self.task = None
+        self.result: dict | None = None
+        self.report: dict | None = None
+        self.text = QPlainTextEdit("床前明月光，疑是地上霜。\n举头望明月，低头思故乡。")
+        self.text.setPlaceholderText("A text to classify")
+        self.text.setMaximumHeight(90)
+        self.classify_btn = QPushButton("Classify")
+        self.classify_btn.setProperty("role", "primary")
+        self.classify_btn.setShortcut("Ctrl+Return")
+        self.classify_btn.setToolTip("Classify the text (Ctrl+Enter)")
+        self.classify_btn.clicked.connect(self.classify)
+        self.probs = _table(["Class", "Probability", ""], 2)
+        self.probs.setMaximumHeight(170)
+        self.status = label("A classifier run gives each class a probability.", "hint")
+
+        self.report_btn = QPushButton("Evaluate on the validation split")
+        self.report_btn.setToolTip("Accuracy, macro-F1, the confusion matrix and the misclassified texts")
+        self.report_btn.clicked.connect(self.evaluate)
+        self.figures = label("", "figure")
+        self.confusion = ConfusionMap()
+        self.per_class = _table(["Class", "Precision", "Recall", "F1", "Texts"], 0)
+        self.wrong = _table(["True", "Predicted", "p", "Text"], 3)
+        tables = QTabWidget()
+        tables.addTab(self.per_class, "Per class")
+        tables.addTab(self.wrong, "Misclassified")
+        self.tables = tables
+
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.text, 1)
+        row.addWidget(self.classify_btn, 0, Qt.AlignTop)
+        tl.addLayout(row)
+        tl.addWidget(self.status)
+        tl.addWidget(self.probs)
+        bottom = QWidget()
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        head = QHBoxLayout()
+        head.addWidget(self.report_btn)
+        head.addWidget(self.figures, 1)
+        bl.addLayout(head)
+        body = QSplitter(Qt.Horizontal)
+        body.addWidget(self.confusion)
+        body.addWidget(tables)
+        body.setSizes([340, 520])
+        bl.addWidget(body, 1)
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        split.setSizes([230, 420])
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+    # ------------------------------------------------------------------ work on a thread
+    def _run(self, work, on_done, button) -> None:
+        run_id, which = self.run_id_fn()
+        if not run_id:
+            set_role(self.status, "error")
+            self.status.setText("Choose a classifier run above.")
+            return
+
+        def job(report, cancelled, emit):
+            from desktop_llm.core.models.classifier.examples import LabelledData
+
+            report(0.0, "Loading the model…")
+            model, tok, _ = self.session.load_model(run_id, which)
+            run = self.session.store.get(run_id)
+            report(0.5, "Classifying…")
+            return work(model, tok, LabelledData(run.data_dir), run.config.model.sequence_length)
+
+        button.setEnabled(False)
+        set_role(self.status, "hint")
+        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
+        self.task = run_task(self, job, lambda r: self._done(on_done, r, button),
+                             lambda msg: self._on_error(msg, button), pool=pool,
+                             on_progress=lambda _f, msg: msg and self.status.setText(msg))
+
+    def _done(self, on_done, result, button) -> None:
+        button.setEnabled(True)
+        set_role(self.status, "hint")
+        on_done(result)
+
+    def _on_error(self, msg: str, button) -> None:
+        button.setEnabled(True)
+        set_role(self.status, "error")
+        self.status.setText(msg)
+
+    # ------------------------------------------------------------------ classify
+    def classify(self) -> None:
+        text = self.text.toPlainText()
+
+        def work(model, tok, data, T):
+            from desktop_llm.core.models.classifier.report import classify
+
+            return classify(model, tok, data.classes, [text], T, data.specials)[0]
+
+        self._run(work, self._show_result, self.classify_btn)
+
+    def _show_result(self, r: dict) -> None:
+        self.result = r
+        items = list(r["probabilities"].items())
+        self.probs.setRowCount(len(items))
+        for i, (c, p) in enumerate(items):
+            self.probs.setItem(i, 0, _cell(c))
+            self.probs.setItem(i, 1, _cell(f"{p:.1%}", right=True))
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(round(1000 * p))
+            bar.setTextVisible(False)
+            bar.setMaximumHeight(14)
+            self.probs.setCellWidget(i, 2, bar)
+        cut = "  The text was longer than the model's context: its end was not read." if r["cut"] else ""
+        self.status.setText(f"{r['label']} ({r['p']:.0%}).{cut}")
+
+    # ------------------------------------------------------------------ report
+    def evaluate(self) -> None:
+        def work(model, tok, data, T):
+            from desktop_llm.core.models.classifier.report import report
+
+            return report(model, data)
+
+        self._run(work, self._show_report, self.report_btn)
+
+    def _show_report(self, rep: dict) -> None:
+        self.report = rep
+        n = sum(pc["support"] for pc in rep["per_class"])
+        self.figures.setText(f"accuracy {rep['accuracy']:.1%}   ·   macro-F1 {rep['macro_f1']:.3f}   ·   "
+                             f"{n:,} validation texts")
+        self.confusion.show_matrix(rep["confusion"], rep["classes"])
+        self.per_class.setRowCount(len(rep["classes"]))
+        for i, (c, pc) in enumerate(zip(rep["classes"], rep["per_class"])):
+            for col, v in enumerate((c, f"{pc['precision']:.1%}", f"{pc['recall']:.1%}", f"{pc['f1']:.3f}",
+                                     f"{pc['support']:,}")):
+                self.per_class.setItem(i, col, _cell(v, right=col > 0))
+        wrong = rep["misclassified"]
+        self.wrong.setRowCount(len(wrong))
+        for i, m in enumerate(wrong):
+            text = m["text"].replace("\n", " ⏎ ")
+            for col, v in enumerate((m["true"], m["predicted"], f"{m['p']:.0%}", text)):
+                item = _cell(v, right=col == 2)
+                if col == 3:
+                    item.setToolTip(m["text"][:2000])
+                self.wrong.setItem(i, col, item)
+        self.tables.setTabText(1, f"Misclassified ({len(wrong)})")
+        self.status.setText("The validation split: texts held out from training, the same share of every class.")

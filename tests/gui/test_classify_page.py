@@ -1,0 +1,107 @@
+"""The classifier in the window (issue 11): the Train page's classifier options, and the Generate
+page's Classify tab with its validation report, driven for real."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from desktop_llm.resources import labelled_example
+from desktop_llm.store import RunStore
+from tests.core.test_robustness import _config
+from tests.gui.conftest import wait_task
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A masked-LM run and a classifier trained from scratch on the bundled poem/prose/drama task."""
+    from desktop_llm.core.training import train_run
+
+    store = RunStore(tmp_path_factory.mktemp("workspace"))
+    cfg = _config(labelled_example(), steps=60, eval_interval=30, batch_size=12)
+    mlm = store.create(replace(cfg, name="encoder", family="masked_lm"))
+    assert train_run(mlm, store=store)["status"] == "completed"
+    cls = store.create(replace(cfg, name="genre", family="classifier",
+                               training=replace(cfg.training, learning_rate=1e-3)))
+    assert train_run(cls, store=store)["status"] == "completed"
+    return store, mlm, cls
+
+
+def test_classify_tab_and_validation_report(qtbot, trained):
+    from desktop_llm.gui.main_window import MainWindow
+
+    store, mlm, cls = trained
+    w = MainWindow(store, restore=False)
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        w.show_page("Generate")
+        g = w.generate_page
+        assert g.picker.run_id == cls.id
+        assert g.tabs.currentIndex() == 3 and g.tabs.isTabVisible(3) and not g.tabs.isTabVisible(0)
+        assert not g.tabs.isTabVisible(2) and not g.left_pane.isVisible() and g.header_classify.isVisible()
+        panel = g.classify
+        panel.text.setPlainText("ROMEO:\nBut, soft! what light through yonder window breaks?")
+        qtbot.mouseClick(panel.classify_btn, Qt.LeftButton)
+        wait_task(qtbot, panel)
+        assert panel.result is not None, panel.status.text()
+        assert panel.probs.rowCount() == 3
+        assert sum(panel.result["probabilities"].values()) == pytest.approx(1, abs=1e-6)
+        assert panel.status.text().startswith(panel.result["label"])
+
+        qtbot.mouseClick(panel.report_btn, Qt.LeftButton)
+        wait_task(qtbot, panel)
+        rep = panel.report
+        assert rep is not None, panel.status.text()
+        confusion = np.array(rep["confusion"])
+        assert confusion.shape == (3, 3) and len(panel.confusion.counts) == 9
+        assert [t.toPlainText() for t in panel.confusion.counts] == [str(v) for v in confusion.ravel()]
+        assert panel.per_class.rowCount() == 3 and panel.per_class.item(1, 0).text() == "poem"
+        assert panel.wrong.rowCount() == len(rep["misclassified"])
+        assert "accuracy" in panel.figures.text() and "macro-F1" in panel.figures.text()
+
+        panel.text.setPlainText("   ")  # nothing to classify: one line, nothing lost
+        qtbot.mouseClick(panel.classify_btn, Qt.LeftButton)
+        wait_task(qtbot, panel)
+        assert "Type a text" in panel.status.text() and panel.classify_btn.isEnabled()
+
+        g.picker.runs.setCurrentIndex(g.picker.runs.findData(mlm.id))  # a masked LM: fill mask instead
+        assert g.tabs.currentIndex() == 2 and not g.tabs.isTabVisible(3)
+    finally:
+        w.train_page.shutdown()
+
+
+def test_train_page_fine_tunes_a_classifier_from_a_chosen_run(qtbot, trained, tmp_path):
+    from desktop_llm.gui.main_window import MainWindow
+
+    store, mlm, _ = trained
+    w = MainWindow(store, restore=False)
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        w.show_page("Train")
+        t = w.train_page
+        assert not t.classifier.isVisible()
+        t.family.setCurrentIndex(t.family.findData("classifier"))
+        assert t.classifier.isVisible() and t.steps.value() == 300
+        bases = [t.classifier.base.itemData(i) for i in range(t.classifier.base.count())]
+        assert bases[0] == "" and str(mlm.folder) in bases  # a classifier is not offered as a base
+        assert len(bases) == 2
+        t.classifier.base.setCurrentIndex(bases.index(str(mlm.folder)))
+        assert t.lr.value() == 3e-4  # a fine-tune's gentler rate
+        t.classifier.freeze.setValue(20)
+        w.data_page.add_paths([str(labelled_example())])
+        wait_task(qtbot, w.data_page)
+        cfg = t.run_config()
+        assert cfg.family == "classifier" and cfg.base_run == str(mlm.folder.resolve())
+        assert cfg.model.hidden_dim == mlm.config.model.hidden_dim and cfg.training.freeze_steps == 20
+        assert cfg.tokenizer == mlm.config.tokenizer
+
+        (tmp_path / "one.txt").write_text("one class only\n\nstill one\n")  # bad labels: one line
+        t.session.paths = [str(tmp_path / "one.txt")]
+        before = len(store.list())
+        t.start()
+        assert "one plain text file" in t.status.text() and len(store.list()) == before
+    finally:
+        t.shutdown()
