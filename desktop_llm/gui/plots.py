@@ -147,3 +147,18 @@ class MetricsPlots(QWidget):
     def point_count(self, key: str) -> int:
         s = self.series.get(key)
         return len(s.steps) if s else 0
+
+
+class MatrixPlot(pg.PlotWidget):
+    """A matrix drawn as an image (viridis), row 0 at the top, fixed view: attention maps and the
+    classifier's confusion matrix."""
+
+    def __init__(self, title: str = "", parent=None):
+        super().__init__(parent=parent, title=title)
+        themed_plot(self)
+        self.image = pg.ImageItem()
+        self.image.setColorMap(pg.colormap.get("viridis"))
+        self.addItem(self.image)
+        self.invertY(True)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)

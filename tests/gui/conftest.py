@@ -1,19 +1,30 @@
 """GUI tests drive the real main window offscreen; each gets its own workspace folder."""
 
+import contextlib
+
 import pytest
 
 from desktop_llm.store import RunStore
 
 
-@pytest.fixture()
-def window(qtbot, home):
+@contextlib.contextmanager
+def open_window(qtbot, store):
+    """The main window on `store`, shown; its trainer shut down however the test ends."""
     from desktop_llm.gui.main_window import MainWindow
 
-    w = MainWindow(RunStore(home), restore=False)
+    w = MainWindow(store, restore=False)
     qtbot.addWidget(w)
     w.show()
-    yield w
-    w.train_page.shutdown()
+    try:
+        yield w
+    finally:
+        w.train_page.shutdown()
+
+
+@pytest.fixture()
+def window(qtbot, home):
+    with open_window(qtbot, RunStore(home)) as w:
+        yield w
 
 
 def wait_task(qtbot, page, timeout=60_000):

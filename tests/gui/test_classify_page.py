@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from desktop_llm.resources import labelled_example
 from desktop_llm.store import RunStore
 from tests.core.test_robustness import _config
-from tests.gui.conftest import wait_task
+from tests.gui.conftest import open_window, wait_task
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +29,8 @@ def trained(tmp_path_factory):
 
 
 def test_classify_tab_and_validation_report(qtbot, trained):
-    from desktop_llm.gui.main_window import MainWindow
-
     store, mlm, cls = trained
-    w = MainWindow(store, restore=False)
-    qtbot.addWidget(w)
-    w.show()
-    try:
+    with open_window(qtbot, store) as w:
         w.show_page("Generate")
         g = w.generate_page
         assert g.picker.run_id == cls.id
@@ -68,18 +63,11 @@ def test_classify_tab_and_validation_report(qtbot, trained):
 
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(mlm.id))  # a masked LM: fill mask instead
         assert g.tabs.currentIndex() == 2 and not g.tabs.isTabVisible(3)
-    finally:
-        w.train_page.shutdown()
 
 
 def test_train_page_fine_tunes_a_classifier_from_a_chosen_run(qtbot, trained, tmp_path):
-    from desktop_llm.gui.main_window import MainWindow
-
     store, mlm, _ = trained
-    w = MainWindow(store, restore=False)
-    qtbot.addWidget(w)
-    w.show()
-    try:
+    with open_window(qtbot, store) as w:
         w.show_page("Train")
         t = w.train_page
         assert not t.classifier.isVisible()
@@ -103,5 +91,3 @@ def test_train_page_fine_tunes_a_classifier_from_a_chosen_run(qtbot, trained, tm
         before = len(store.list())
         t.start()
         assert "one plain text file" in t.status.text() and len(store.list()) == before
-    finally:
-        t.shutdown()

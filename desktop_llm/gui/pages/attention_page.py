@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_llm.gui.theme import themed_plot
+from desktop_llm.gui.plots import MatrixPlot
 from desktop_llm.gui.widgets import RunPicker, header, label, set_role
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
@@ -32,18 +32,11 @@ def _ticks(tokens: list[str], max_labels: int = 32, chars: int = 8):
     return [shown[::step]]
 
 
-class Heatmap(pg.PlotWidget):
+class Heatmap(MatrixPlot):
     """One attention matrix: rows are queries (tokens attending), columns keys."""
 
     def __init__(self, title: str = "", small: bool = False, parent=None):
-        super().__init__(parent=parent, title=title)
-        themed_plot(self)
-        self.image = pg.ImageItem()
-        self.image.setColorMap(pg.colormap.get("viridis"))
-        self.addItem(self.image)
-        self.invertY(True)
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
+        super().__init__(title=title, parent=parent)
         if not small:
             self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
                                             interactive=False, width=14, label="weight")

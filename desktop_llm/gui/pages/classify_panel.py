@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_llm.gui.theme import themed_plot
+from desktop_llm.gui.plots import MatrixPlot
 from desktop_llm.gui.widgets import label, set_role
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
@@ -42,18 +42,11 @@ def _cell(text: str, right: bool = False) -> QTableWidgetItem:
     return item
 
 
-class ConfusionMap(pg.PlotWidget):
+class ConfusionMap(MatrixPlot):
     """Counts of (true class, predicted class); the diagonal is what the model got right."""
 
     def __init__(self, parent=None):
-        super().__init__(parent=parent, title="Confusion matrix")
-        themed_plot(self)
-        self.image = pg.ImageItem()
-        self.image.setColorMap(pg.colormap.get("viridis"))
-        self.addItem(self.image)
-        self.invertY(True)
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
+        super().__init__(title="Confusion matrix", parent=parent)
         self.setLabel("left", "true class")
         self.setLabel("bottom", "predicted class")
         self.counts: list[pg.TextItem] = []
