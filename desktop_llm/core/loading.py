@@ -21,7 +21,8 @@ def require_gpt(model, what: str) -> None:
 
     if not isinstance(model, GPTCausalLM):
         raise ConfigError(f"{what} works on GPT runs; this run's model is a {type(model).__name__} "
-                          "(for a masked LM, use fill-mask on the Generate page or `desktop-llm fill-mask`).")
+                          "(a masked LM fills masks, a classifier classifies: the Generate page, or "
+                          "`desktop-llm fill-mask` / `classify`).")
 
 
 def require_family(run, family: str, command: str) -> None:

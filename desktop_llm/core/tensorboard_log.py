@@ -137,9 +137,10 @@ class TensorBoardLog:
                 writer.close()
         if not self._failed:
             self._failed = True
-            self._emit({"type": "warning", "message":
-                        f"Could not write the TensorBoard files in {self.folder} ({_reason(e)}); this run "
-                        "goes on without them. Training and metrics.jsonl are not affected."})
+            from desktop_llm.core.events import Warning
+
+            self._emit(Warning(message=f"Could not write the TensorBoard files in {self.folder} ({_reason(e)}); "
+                               "this run goes on without them. Training and metrics.jsonl are not affected.").to_dict())
 
 
 def _metadata(plugin: str):

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from desktop_llm.core import atomic, tensorboard_log
+from desktop_llm.core import events as ev
 from desktop_llm.core.checkpoints import CheckpointManager
 from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.corpus import Corpus, CorpusError
@@ -135,12 +136,11 @@ def ensure_tokenizer(run, cfg: RunConfig, emit: Emit) -> Tokenizer:
     if not (run.tokenizer_dir / "tokenizer.json").exists():
         given = get_family(cfg.family).tokenizer_source(cfg) or cfg.tokenizer.path
         if given:
-            emit({"type": "phase", "phase": "tokenizer", "message": "Copying the tokenizer"})
+            emit(ev.Phase(phase="tokenizer", message="Copying the tokenizer").to_dict())
             src = load_tokenizer(given)
             src.save(run.tokenizer_dir)
         else:
-            emit({"type": "phase", "phase": "tokenizer",
-                  "message": f"Training a {cfg.tokenizer.kind} tokenizer"})
+            emit(ev.Phase(phase="tokenizer", message=f"Training a {cfg.tokenizer.kind} tokenizer").to_dict())
             corpus = corpus_of(cfg)
             corpus.require_text()
             tok = train_tokenizer(cfg.tokenizer.kind, corpus.iter_text(), cfg.tokenizer.vocabulary_size)
@@ -155,7 +155,7 @@ def corpus_of(cfg: RunConfig) -> Corpus:
 
 def ensure_data(run, cfg: RunConfig, tok: Tokenizer, emit: Emit) -> TokenData:
     if not TokenData.exists(run.data_dir):
-        emit({"type": "phase", "phase": "data", "message": "Tokenizing the corpus"})
+        emit(ev.Phase(phase="data", message="Tokenizing the corpus").to_dict())
         corpus = corpus_of(cfg)
         last = [0.0]
 
@@ -163,14 +163,13 @@ def ensure_data(run, cfg: RunConfig, tok: Tokenizer, emit: Emit) -> TokenData:
             now = time.monotonic()
             if now - last[0] > 0.5:
                 last[0] = now
-                emit({"type": "phase", "phase": "data", "progress": done / max(1, total),
-                      "message": "Tokenizing the corpus"})
+                emit(ev.Phase(phase="data", progress=done / max(1, total), message="Tokenizing the corpus").to_dict())
 
         info = prepare(corpus, tok, run.data_dir, cfg.data.val_fraction, progress=progress)
         bad = [s for s in corpus.sources if not s.ok or s.unsure]  # unsure: read, but say so
         for s in bad:
-            emit({"type": "warning", "message": f"{s.path}: {s.reason}"})
-        emit({"type": "data", **info.to_dict()})
+            emit(ev.Warning(message=f"{s.path}: {s.reason}").to_dict())
+        emit(ev.Data(**info.to_dict()).to_dict())
     return TokenData(run.data_dir)
 
 
@@ -239,9 +238,8 @@ class _Context:
         except OSError as e:  # a full disk: the event still reaches the user; training goes on
             if not self.metrics_warned:
                 self.metrics_warned = True
-                self.emit({"type": "warning", "message":
-                           f"Could not append to metrics.jsonl ({e.strerror or e}); the curve on disk "
-                           "has a gap from here. Free some disk space."})
+                self.emit(ev.Warning(message=f"Could not append to metrics.jsonl ({e.strerror or e}); the curve "
+                                             "on disk has a gap from here. Free some disk space.").to_dict())
         if self.tensorboard is not None:
             self.tensorboard.record(event)  # never raises: a failure is one warning
         self.emit(event)
@@ -254,13 +252,12 @@ class _Context:
         try:
             self.manager.save(self.model, self.optimizer, self.state(val_loss), best=best)
             self.last_saved = self.step
-            self.emit({"type": "checkpoint", "step": self.step, "best": best})
+            self.emit(ev.Checkpoint(step=self.step, best=best).to_dict())
         except (OSError, RuntimeError) as e:  # h5py reports a failed write as either
             self.save_error = getattr(e, "strerror", None) or _first_line(e)
             # Disk full or read-only: the previous checkpoint is intact; tell the user, go on.
-            self.emit({"type": "warning", "message":
-                       f"Could not write the checkpoint at step {self.step} ({getattr(e, 'strerror', None) or _first_line(e)}); "
-                       "the previous one is kept. Free some disk space."})
+            self.emit(ev.Warning(message=f"Could not write the checkpoint at step {self.step} ({self.save_error}); "
+                                         "the previous one is kept. Free some disk space.").to_dict())
 
     def on_chunk_end(self, epoch: int, logs: dict, model) -> None:
         t = self.cfg.training
@@ -274,10 +271,10 @@ class _Context:
         loss = float(logs.get("loss", float("nan")))
         tokens_per_sec = self.k * t.batch_size * self.cfg.model.sequence_length / dt
         eta = self.eta()
-        self.record({"type": "step", "step": self.step, "loss": loss,
-                     "lr": float(self.schedule(self.step)), "tokens_per_sec": tokens_per_sec,
-                     "ms_per_step": 1000 * dt / self.k, "elapsed": self.elapsed, "eta": eta,
-                     "max_steps": t.max_steps, **({"accuracy": float(logs["accuracy"])} if "accuracy" in logs else {})})
+        self.record(ev.Step(step=self.step, loss=loss, lr=float(self.schedule(self.step)),
+                            tokens_per_sec=tokens_per_sec, ms_per_step=1000 * dt / self.k, elapsed=self.elapsed,
+                            eta=eta, max_steps=t.max_steps,
+                            accuracy=float(logs["accuracy"]) if "accuracy" in logs else None).to_dict())
         if self.writes:
             self.run.write_status(status="running", step=self.step, tokens_per_sec=tokens_per_sec,
                                   duration=self.elapsed, pid=os.getpid())
@@ -301,9 +298,9 @@ class _Context:
                 extra.update(get_family(self.cfg.family).eval_extras(self))
             except Exception as e:  # noqa: BLE001 - extra figures are a nicety: never end a run
                 extra["extras_error"] = _first_line(e)
-            self.record({"type": "eval", "step": self.step, "val_loss": val,
-                         "val_ppl": math.exp(min(val, 50)), "best_val_loss": self.best, **extra,
-                         "sample": sample, "elapsed": self.elapsed})
+            self.record(ev.parse({**ev.Eval(step=self.step, val_loss=val, val_ppl=math.exp(min(val, 50)),
+                                            best_val_loss=self.best, sample=sample, elapsed=self.elapsed).to_dict(),
+                                  **extra}).to_dict())  # the family's figures: typed where Eval names them
             if self.step % t.checkpoint_every == 0 or improved:
                 self.save(val, best=improved)
             self.eval_times.append(time.perf_counter() - t0)
@@ -312,12 +309,12 @@ class _Context:
         if self.control is not None:
             if self.control.paused and not self.control.stop.is_set():
                 self.run.write_status(status="paused", step=self.step)
-                self.emit({"type": "paused", "step": self.step})
+                self.emit(ev.Paused(step=self.step).to_dict())
                 paused_at = time.perf_counter()
                 self.control.resume.wait()
                 self.t_start += time.perf_counter() - paused_at  # pauses do not count as training
                 self.run.write_status(status="running", step=self.step)
-                self.emit({"type": "resumed", "step": self.step})
+                self.emit(ev.Resumed(step=self.step).to_dict())
             if self.control.stop.is_set():
                 if self.last_saved != self.step:
                     self.save()
@@ -419,7 +416,7 @@ def _train_worker(run, emit: Emit, cluster, worker_index: int) -> dict:
         return _train(run, run.config, emit, None, None, cluster, worker_index)
     except Exception as e:  # noqa: BLE001 - end cleanly with a message whatever happened
         message, suggestion = _explain(e)
-        emit({"type": "failed", "message": message, "suggestion": suggestion})
+        emit(ev.Failed(message=message, suggestion=suggestion).to_dict())
         return {"status": "failed", "message": message, "suggestion": suggestion}
 
 
@@ -429,7 +426,8 @@ def _worker_end(ctx, model, emit: Emit) -> dict:
     if ctx.failure is not None:
         raise ctx.failure
     status = "stopped" if ctx.stopped else "completed"
-    emit({"type": status, "step": ctx.step, "worker": True, "weights_sha256": weights_digest(model)})
+    end = ev.Stopped if ctx.stopped else ev.Completed
+    emit(end(step=ctx.step, worker=True, weights_sha256=weights_digest(model)).to_dict())
     return {"status": status, "step": ctx.step}
 
 
@@ -456,7 +454,7 @@ def _fail(run, message: str, suggestion: str, emit: Emit) -> dict:
     except OSError as e:  # even the status cannot be written (a full disk): still end cleanly
         message += f" (status.json could not be written: {e.strerror or e})"
         st = {**run.status(), "status": "failed", "message": message, "suggestion": suggestion}
-    emit({"type": "failed", "message": message, "suggestion": suggestion})
+    emit(ev.Failed(message=message, suggestion=suggestion).to_dict())
     return st
 
 
@@ -526,7 +524,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     manager = CheckpointManager(run.checkpoints_dir)
     ckpt = manager.find("latest")
     for note in manager.notes:
-        emit({"type": "warning", "message": note})
+        emit(ev.Warning(message=note).to_dict())
     with dist.strategy.scope():
         model = family.build_for_run(source, cfg, mcfg, seed=t.seed)
         optimizer = make_optimizer(cfg)
@@ -552,7 +550,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     if ckpt is not None:
         if chief:
             _truncate_metrics(run, start_step)
-        emit({"type": "resumed_from", "step": start_step})
+        emit(ev.ResumedFrom(step=start_step).to_dict())
     elif chief and run.metrics_path.exists():
         run.metrics_path.unlink()  # a run that never checkpointed starts over
 
@@ -562,14 +560,13 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
                          device=where, policy=policy, replicas=dist.replicas, workers=dist.workers)
         _sync(store, run)
-    emit({"type": "start", "run": run.id, "step": start_step, "max_steps": t.max_steps,
-          "device": where, "policy": policy, "parameters": model.count_params(),
-          "vocabulary_size": tok.vocabulary_size, "train_tokens": len(data.train),
-          "val_tokens": len(data.val), "steps_per_execution": k, "replicas": dist.replicas,
-          "per_replica_batch": t.batch_size // dist.replicas, "workers": dist.workers,
-          "worker_index": dist.worker_index})
+    emit(ev.Start(run=run.id, step=start_step, max_steps=t.max_steps, device=where, policy=policy,
+                  parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
+                  train_tokens=len(data.train), val_tokens=len(data.val), steps_per_execution=k,
+                  replicas=dist.replicas, per_replica_batch=t.batch_size // dist.replicas, workers=dist.workers,
+                  worker_index=dist.worker_index).to_dict())
     if dist.kind == "multi_worker" and control is not None and chief:
-        emit({"type": "warning", "message": "Pausing is not available across machines: stop, then resume."})
+        emit(ev.Warning(message="Pausing is not available across machines: stop, then resume.").to_dict())
 
     ctx = _Context(run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
                    manager, best, time.perf_counter(), elapsed0)
@@ -591,9 +588,9 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                 family.set_frozen(model, frozen)
                 model.compile(optimizer=optimizer, **family.compile_args(), jit_compile=t.jit_compile,
                               steps_per_execution=k, auto_scale_loss=False)
-                emit({"type": "phase", "phase": "frozen" if frozen else "thawed",
-                      "message": f"Training only the head up to step {end}" if frozen
-                      else "Training every weight"})
+                emit(ev.Phase(phase="frozen" if frozen else "thawed",
+                              message=f"Training only the head up to step {end}" if frozen
+                              else "Training every weight").to_dict())
             ds = family.train_dataset(data, begin, t.max_steps, t.batch_size, T, t.seed, V)
             if dist.distributed:
                 from desktop_llm.core.replicated_loop import fit_replicated
@@ -618,7 +615,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         note = "" if ctx.last_saved == ctx.step else f" (the last checkpoint that could be saved is step {ctx.last_saved})"
         st = run.write_status(status="stopped", step=ctx.step, duration=ctx.elapsed,
                               message=f"Stopped at step {ctx.step}{note}; resume to continue.")
-        emit({"type": "stopped", "step": ctx.step})
+        emit(ev.Stopped(step=ctx.step).to_dict())
         return st
     if ctx.last_attempt != ctx.step or ckpt is None and ctx.step == 0:
         ctx.save()
@@ -632,12 +629,12 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     _export(run, manager, model, emit)
     st = run.write_status(status="completed", step=ctx.step, duration=ctx.elapsed,
                           best_val_loss=ctx.best, message="")
-    done = {"type": "completed", "step": ctx.step, "best_val_loss": ctx.best, "elapsed": ctx.elapsed}
+    done = ev.Completed(step=ctx.step, best_val_loss=ctx.best, elapsed=ctx.elapsed)
     if dist.workers > 1:
         from desktop_llm.core.replicated_loop import weights_digest
 
-        done["weights_sha256"] = weights_digest(model)  # the same on every worker
-    emit(done)
+        done.weights_sha256 = weights_digest(model)  # the same on every worker
+    emit(done.to_dict())
     return st
 
 
@@ -653,11 +650,10 @@ def _export(run, manager: CheckpointManager, model, emit: Emit) -> None:
         os.replace(tmp, run.folder / "model.keras")
     except Exception as e:  # noqa: BLE001 - h5py reports a full disk as several error types
         tmp.unlink(missing_ok=True)
-        emit({"type": "warning", "message":
-              f"Could not write model.keras ({_first_line(e)}); the checkpoints are complete and "
-              "everything (generate, evaluate, export) works from them."})
+        emit(ev.Warning(message=f"Could not write model.keras ({_first_line(e)}); the checkpoints are complete "
+                                "and everything (generate, evaluate, export) works from them.").to_dict())
         return
-    emit({"type": "exported", "path": str(run.folder / "model.keras"), "step": best.step})
+    emit(ev.Exported(path=str(run.folder / "model.keras"), step=best.step).to_dict())
 
 
 def _first_line(e: BaseException) -> str:

@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
+from desktop_llm.core import events as ev
 from desktop_llm.gui.theme import COLORS, themed_plot
 
 
@@ -36,17 +37,20 @@ class Series:
             "tps": plots.tps.plot([], [], pen=pen),
         }
 
-    def add(self, e: dict) -> None:
-        if e.get("type") == "step" and math.isfinite(e.get("loss", float("nan"))):
-            self.steps.append(e["step"])
-            self.loss.append(e["loss"])
-            self.lr.append(e["lr"])
-            self.tps.append(e["tokens_per_sec"])
-        elif e.get("type") == "eval":
-            self.vsteps.append(e["step"])
-            self.vloss.append(e["val_loss"])
-            if "classes" in e and e.get("val_accuracy") is not None:  # a classifier: no text perplexity
-                self.vaccuracy.append(100 * e["val_accuracy"])
+    def add(self, e) -> None:
+        """A typed event (`core.events`), or its dict as metrics.jsonl holds it."""
+        if isinstance(e, dict):
+            e = ev.parse(e)
+        if isinstance(e, ev.Step) and math.isfinite(e.loss):
+            self.steps.append(e.step)
+            self.loss.append(e.loss)
+            self.lr.append(e.lr)
+            self.tps.append(e.tokens_per_sec)
+        elif isinstance(e, ev.Eval):
+            self.vsteps.append(e.step)
+            self.vloss.append(e.val_loss)
+            if e.classes is not None and e.val_accuracy is not None:  # a classifier: no text perplexity
+                self.vaccuracy.append(100 * e.val_accuracy)
 
     def redraw(self) -> None:
         self.items["loss"].setData(self.steps, self.loss)

@@ -11,6 +11,7 @@ import statistics
 from dataclasses import dataclass, replace
 
 from desktop_llm.core.config import ModelConfig, estimate
+from desktop_llm.core.events import Step, parse
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class MachineSpeed:
 
 def run_flops_per_second(run) -> float | None:
     """Achieved FLOP/s of one run: median tokens/s after warm-up times FLOPs per token."""
-    steps = [m["tokens_per_sec"] for m in run.metrics() if m.get("type") == "step" and m.get("tokens_per_sec")]
+    steps = [e.tokens_per_sec for e in map(parse, run.metrics()) if isinstance(e, Step) and e.tokens_per_sec]
     if len(steps) < 5:
         return None
     tps = statistics.median(steps[len(steps) // 5:])

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.core import events as ev
 from desktop_llm.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, TrainConfig
 from desktop_llm.core.corpus import CorpusError
 from desktop_llm.gui import device_choice
@@ -412,48 +413,51 @@ class TrainPage(QWidget):
         return bool(self.proc and self.proc.running)
 
     # ------------------------------------------------------------------ events
-    def _on_event(self, e: dict) -> None:
-        t = e.get("type")
-        if t in ("step", "eval"):
+    def _on_event(self, d: dict) -> None:
+        e = ev.parse(d)
+        if isinstance(e, (ev.Step, ev.Eval)):
             self.plots.series_for(self.run_id).add(e)
             self._pending = True
-        if isinstance(e.get("step"), int):
-            self.last_step = e["step"]
-        if t == "step":
-            self.max_steps = e["max_steps"]
-            self.progress.setValue(int(100 * e["step"] / max(1, e["max_steps"])))
-            self.progress.setFormat(f"step {e['step']:,} / {e['max_steps']:,} · ETA {'estimating…' if e.get('eta') is None else _duration(e['eta'])}")
-            self.figures.setText(f"loss {e['loss']:.3f} · {e['tokens_per_sec']:,.0f} tokens/s · "
-                                 f"{e['ms_per_step']:.1f} ms/step")
+        if isinstance(getattr(e, "step", None), int):
+            self.last_step = e.step
+        if isinstance(e, ev.Step):
+            self.max_steps = e.max_steps
+            self.progress.setValue(int(100 * e.step / max(1, e.max_steps)))
+            eta = "estimating…" if e.eta is None else _duration(e.eta)
+            self.progress.setFormat(f"step {e.step:,} / {e.max_steps:,} · ETA {eta}")
+            self.figures.setText(f"loss {e.loss:.3f} · {e.tokens_per_sec:,.0f} tokens/s · "
+                                 f"{e.ms_per_step:.1f} ms/step")
             self._message("Training…")
-        elif t == "eval":
-            self.sample.setPlainText(f"step {e['step']} · validation loss {e['val_loss']:.3f} · "
-                                     f"perplexity {e['val_ppl']:.2f}\n\n{e.get('sample', '')}")
-        elif t == "phase":
-            p = e.get("progress")
-            self._message(e.get("message", "") + (f" {100 * p:.0f}%" if p is not None else "") + "…")
-        elif t == "start":
-            n, per = e.get("replicas") or 1, e.get("per_replica_batch")
+        elif isinstance(e, ev.Eval):
+            figure = (f"accuracy {e.val_accuracy:.1%}" + (f" · macro-F1 {e.val_macro_f1:.3f}" if e.val_macro_f1
+                                                           is not None else "")
+                      if e.classes is not None else f"perplexity {e.val_ppl:.2f}")
+            self.sample.setPlainText(f"step {e.step} · validation loss {e.val_loss:.3f} · {figure}\n\n{e.sample}")
+        elif isinstance(e, ev.Phase):
+            p = e.progress
+            self._message(e.message + (f" {100 * p:.0f}%" if p is not None else "") + "…")
+        elif isinstance(e, ev.Start):
+            n, per = e.replicas or 1, e.per_replica_batch
             split = (f" · {n} replica{'s' if n > 1 else ''} × {per} = batch {n * per}" if per else "")
-            workers = (f" · worker {e.get('worker_index', 0)} of {e['workers']}" if (e.get("workers") or 1) > 1
-                       else "")
-            self._message(f"Training on {e['device']}{split}{workers} · {e['parameters']:,} parameters · "
-                          f"{e['train_tokens']:,} training tokens")
-        elif t == "paused":
+            workers = f" · worker {e.worker_index} of {e.workers}" if (e.workers or 1) > 1 else ""
+            self._message(f"Training on {e.device}{split}{workers} · {e.parameters:,} parameters · "
+                          f"{e.train_tokens:,} training tokens")
+        elif isinstance(e, ev.Paused):
             self._progress_note("paused")
-            self._message(f"Paused at step {e['step']}.")
-        elif t == "warning":
-            self._message(e.get("message", ""), error=True)
-        elif t == "failed":
+            self._message(f"Paused at step {e.step}.")
+        elif isinstance(e, ev.Warning):
+            self._message(e.message, error=True)
+        elif isinstance(e, ev.Failed):
             self._progress_note("failed")
-            self._message(f"{e['message']} {e.get('suggestion', '')}", error=True)
-        elif t == "completed":
+            self._message(f"{e.message} {e.suggestion}", error=True)
+        elif isinstance(e, ev.Completed):
             self.progress.setValue(100)
             self._progress_note("completed")
-            self._message(f"Finished: best validation loss {e.get('best_val_loss') or float('nan'):.3f}.")
-        elif t == "stopped":
+            best = e.best_val_loss if e.best_val_loss is not None else float("nan")
+            self._message(f"Finished: best validation loss {best:.3f}.")
+        elif isinstance(e, ev.Stopped):
             self._progress_note("stopped")
-            self._message(f"Stopped at step {e['step']}. Resume it from the Runs page.")
+            self._message(f"Stopped at step {e.step}. Resume it from the Runs page.")
 
     def _progress_note(self, note: str) -> None:
         """Replace the ETA once the run is not training (an ETA after Stop is a wrong promise)."""

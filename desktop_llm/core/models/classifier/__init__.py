@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from desktop_llm.core import events as ev
 from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.models import Family
 from desktop_llm.core.models.classifier.examples import LabelledData, read_examples
@@ -84,15 +85,15 @@ class Classifier(Family):
 
     def prepare_data(self, run, cfg: RunConfig, tok, emit):
         if not LabelledData.exists(run.data_dir):
-            emit({"type": "phase", "phase": "data", "message": "Reading the labelled examples"})
+            emit(ev.Phase(phase="data", message="Reading the labelled examples").to_dict())
             examples = read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
             info = LabelledData.prepare(examples, tok, cfg.model.sequence_length, run.data_dir,
                                         cfg.data.val_fraction, cfg.training.seed,
                                         specials=self.uses_specials(cfg))
             if info["cut"]:
-                emit({"type": "warning", "message": f"{info['cut']} of {info['examples']} texts are longer than "
-                      f"the context ({cfg.model.sequence_length} tokens): their ends were cut."})
-            emit({"type": "data", **info})
+                emit(ev.Warning(message=f"{info['cut']} of {info['examples']} texts are longer than the context "
+                                        f"({cfg.model.sequence_length} tokens): their ends were cut.").to_dict())
+            emit(ev.Data(**info).to_dict())
         return LabelledData(run.data_dir)
 
     # --- model ----------------------------------------------------------------------------
@@ -141,8 +142,7 @@ class Classifier(Family):
         base_model.load_weights(str(ckpt.weights_path))
         src = base_model.backbone
         model.backbone.set_weights(src.get_weights())
-        emit({"type": "phase", "phase": "model",
-              "message": f"Starting from the base run's weights (step {ckpt.step})"})
+        emit(ev.Phase(phase="model", message=f"Starting from the base run's weights (step {ckpt.step})").to_dict())
 
     def set_frozen(self, model, frozen: bool) -> None:
         model.backbone.trainable = not frozen

@@ -17,7 +17,10 @@ class GPT(Family):
     def compile_args(self) -> dict:
         import keras
 
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+        # keras-hub's CausalLM adds next-token accuracy by default, as "sparse_categorical_accuracy":
+        # named "accuracy" here, as the other families name theirs (events.Step / events.Eval)
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
 
     def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
         return data.train_dataset(start_step, max_steps, batch, T, seed)
