@@ -322,65 +322,64 @@ def _best(e: dict) -> str:
     return "" if b is None else f", best val loss {b:.4f}"
 
 
-def format_event(e: dict, run: str | None = None) -> str | None:
+def format_event(d: dict, run: str | None = None) -> str | None:
     """The line a person reads for one training event (None: nothing to show); `run` is the run's
     id where known. A phase's repeated progress updates are left out by `_HumanEvents`."""
-    t = e.get("type")
-    if t == "step":
-        return (f"step {e['step']:>6}/{e['max_steps']}  loss {e['loss']:.4f}  lr {e['lr']:.2e}  "
-                f"{e['tokens_per_sec']:,.0f} tok/s  {e['ms_per_step']:.1f} ms/step  ETA {_eta(e.get('eta'))}")
-    if t == "eval":
-        line = f"  eval at {e['step']}: val loss {e['val_loss']:.4f}"
-        if "classes" not in e:  # a classifier's loss is over its classes: no perplexity of text
-            line += f"  perplexity {e['val_ppl']:.2f}"
-        if e.get("val_accuracy") is not None:
-            line += f"  accuracy {e['val_accuracy']:.1%}"
-        if e.get("val_macro_f1") is not None:
-            line += f"  macro-F1 {e['val_macro_f1']:.3f}"
-        if e.get("sample"):
-            line += "\n  sample: " + e["sample"].replace("\n", "\n          ")[:600]
+    from desktop_llm.core import events as ev
+
+    e = ev.parse(d)
+    if isinstance(e, ev.Step):
+        return (f"step {e.step:>6}/{e.max_steps}  loss {e.loss:.4f}  lr {e.lr:.2e}  "
+                f"{e.tokens_per_sec:,.0f} tok/s  {e.ms_per_step:.1f} ms/step  ETA {_eta(e.eta)}")
+    if isinstance(e, ev.Eval):
+        line = f"  eval at {e.step}: val loss {e.val_loss:.4f}"
+        if e.classes is None:  # a classifier's loss is over its classes: no perplexity of text
+            line += f"  perplexity {e.val_ppl:.2f}"
+        if e.val_accuracy is not None:
+            line += f"  accuracy {e.val_accuracy:.1%}"
+        if e.val_macro_f1 is not None:
+            line += f"  macro-F1 {e.val_macro_f1:.3f}"
+        if e.sample:
+            line += "\n  sample: " + e.sample.replace("\n", "\n          ")[:600]
         return line
-    if t == "start":
-        return (f"run {e['run']}: {e['parameters']:,} parameters, vocabulary {e['vocabulary_size']}, "
-                f"{e['train_tokens']:,} train / {e['val_tokens']:,} val tokens, on {e['device']} "
-                f"({e['policy']})")
-    if t == "phase":
-        done = f"{100 * e['progress']:.0f}%" if e.get("progress") is not None else ""
-        return f"[{e.get('phase') or 'phase'}] " + " ".join(x for x in (e.get("message"), done) if x)
-    if t == "data" and "classes" in e:
-        counts = ", ".join(f"{c} {n:,}" for c, n in e.get("counts", {}).items())
-        return (f"[data] {e['examples']:,} examples in {len(e['classes'])} classes ({counts}): "
-                f"{e['train_examples']:,} train / {e['val_examples']:,} validation")
-    if t == "data":
-        chars = f" from {e['characters']:,} characters" if e.get("characters") is not None else ""
-        return f"[data] {e.get('train_tokens', 0):,} train / {e.get('val_tokens', 0):,} validation tokens{chars}"
-    if t == "checkpoint":
+    if isinstance(e, ev.Start):
+        return (f"run {e.run}: {e.parameters:,} parameters, vocabulary {e.vocabulary_size}, "
+                f"{e.train_tokens:,} train / {e.val_tokens:,} val tokens, on {e.device} ({e.policy})")
+    if isinstance(e, ev.Phase):
+        done = f"{100 * e.progress:.0f}%" if e.progress is not None else ""
+        return f"[{e.phase or 'phase'}] " + " ".join(x for x in (e.message, done) if x)
+    if isinstance(e, ev.Data) and e.classes is not None:
+        counts = ", ".join(f"{c} {n:,}" for c, n in (e.counts or {}).items())
+        return (f"[data] {e.examples:,} examples in {len(e.classes)} classes ({counts}): "
+                f"{e.train_examples:,} train / {e.val_examples:,} validation")
+    if isinstance(e, ev.Data):
+        chars = f" from {e.characters:,} characters" if e.characters is not None else ""
+        return f"[data] {e.train_tokens or 0:,} train / {e.val_tokens or 0:,} validation tokens{chars}"
+    if isinstance(e, ev.Checkpoint):
         return None
-    if t == "resumed_from":
-        return f"resuming from the checkpoint at step {e.get('step', 0)}"
-    if t == "paused":
-        return f"paused at step {e.get('step', 0)}"
-    if t == "resumed":
-        return f"resumed at step {e.get('step', 0)}"
-    if t == "stopped":
-        took = f", {_duration(e['elapsed'])} of training" if e.get("elapsed") is not None else ""
-        return (f"stopped at step {e.get('step', 0)}{_best(e)}{took}; "
-                f"`desktop-llm train --resume {run or e.get('run') or 'RUN'}` continues")
-    if t == "completed":
-        took = f" in {_duration(e['elapsed'])}" if e.get("elapsed") is not None else ""
-        return f"completed: {e.get('step', 0)} steps{took}{_best(e)}"
-    if t == "exported":
-        return f"saved the best model (step {e.get('step')}) to {e.get('path')}"
-    if t == "warning":
-        return f"warning: {e.get('message', '')}"
-    if t == "failed":
-        line = f"failed: {e.get('message', '')}"
-        if e.get("suggestion"):
-            line += f"\n  suggestion: {e['suggestion']}"
+    at_step = {ev.ResumedFrom: "resuming from the checkpoint at step", ev.Paused: "paused at step",
+               ev.Resumed: "resumed at step"}
+    if type(e) in at_step:
+        return f"{at_step[type(e)]} {e.step}"
+    if isinstance(e, ev.Stopped):
+        took = f", {_duration(d['elapsed'])} of training" if d.get("elapsed") is not None else ""
+        return (f"stopped at step {e.step}{_best(d)}{took}; "
+                f"`desktop-llm train --resume {run or d.get('run') or 'RUN'}` continues")
+    if isinstance(e, ev.Completed):
+        took = f" in {_duration(e.elapsed)}" if e.elapsed is not None else ""
+        return f"completed: {e.step} steps{took}{_best(d)}"
+    if isinstance(e, ev.Exported):
+        return f"saved the best model (step {e.step}) to {e.path}"
+    if isinstance(e, ev.Warning):
+        return f"warning: {e.message}"
+    if isinstance(e, ev.Failed):
+        line = f"failed: {e.message}"
+        if e.suggestion:
+            line += f"\n  suggestion: {e.suggestion}"
         return line
-    if t == "run":
-        return f"run folder: {e.get('folder')}"
-    return f"[{t}] " + (e.get("message") or json.dumps(e, ensure_ascii=False))
+    if isinstance(e, ev.RunFolder):
+        return f"run folder: {e.folder}"
+    return f"[{d.get('type')}] " + (d.get("message") or json.dumps(d, ensure_ascii=False))
 
 
 class _HumanEvents:
@@ -419,6 +418,7 @@ def _quiet_when_orphaned(emit):
 
 
 def cmd_train(args) -> int:
+    from desktop_llm.core import events as ev
     from desktop_llm.core.training import Control
 
     _check_flags(args)
@@ -455,7 +455,7 @@ def cmd_train(args) -> int:
     if not args.json:
         print(f"run folder: {run.folder}", flush=True)
     else:
-        _out({"type": "run", "run": run.id, "folder": str(run.folder)})
+        _out(ev.RunFolder(run=run.id, folder=str(run.folder)).to_dict())
     control = Control()
     control.install_signal_handlers()
     if args.control_stdin:
@@ -552,15 +552,17 @@ def cmd_launch(args) -> int:
 # --------------------------------------------------------------------------- inference
 
 
-def _load_run(args, family: str = "gpt"):
+def _load_run(args, family: str | tuple[str, ...] = "gpt"):
     _quiet_keras()
     from desktop_llm.core.loading import load_for_inference, require_family
 
     store = _store(args)
-    run = store.resolve(args.run) if args.run else _newest_trained(store, family)
+    families = (family,) if isinstance(family, str) else family
+    run = store.resolve(args.run) if args.run else _newest_trained(store, families)
     if run is None:
         raise CliError("No runs yet: train one with `desktop-llm train`.")
-    require_family(run, family, args.command)
+    if run.config.family not in families:
+        require_family(run, families[0], args.command)
     model, tok, ckpt = load_for_inference(run, args.checkpoint)
     return run, model, tok, ckpt
 
@@ -619,13 +621,65 @@ def cmd_classify(args) -> int:
     return 0
 
 
-def _newest_trained(store, family: str = "gpt"):
+ENCODERS = ("masked_lm", "classifier")  # runs with a BERT encoder: sentence embeddings
+
+
+def cmd_similar(args) -> int:
+    from desktop_llm.core.inference.embeddings import build_index, embed
+
+    if args.top_k < 1:
+        raise CliError(f"--top-k must be at least 1 (got {args.top_k}).")
+    run, model, tok, ckpt = _load_run(args, family=ENCODERS)
+    index = build_index(model, tok, run, args.pooling)
+    hits = index.search(embed(model, tok, [args.text], args.pooling)[0], args.top_k)
+    if args.json:
+        _out({"run": run.id, "checkpoint_step": ckpt.step, "query": args.text, "pooling": args.pooling,
+              "searched": len(index.items), "results": hits})
+        return 0
+    for h in hits:
+        print(f"{h['score']:.3f}  [{h['source']}]  {h['text'][:100]}")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    from desktop_llm.core.inference.embeddings import build_index, embed, write_projector
+
+    if not args.text and not args.projector:
+        raise CliError("Give --text to embed, or --projector DIR to write the run's sentences for "
+                       "TensorBoard's projector.")
+    run, model, tok, ckpt = _load_run(args, family=ENCODERS)
+    out: dict = {"run": run.id, "checkpoint_step": ckpt.step, "pooling": args.pooling}
+    if args.text:
+        vectors = embed(model, tok, args.text, args.pooling)
+        out["embeddings"] = [{"text": t, "vector": [round(float(x), 6) for x in v]}
+                             for t, v in zip(args.text, vectors)]
+    if args.projector:
+        index = build_index(model, tok, run, args.pooling)
+        vec, meta = write_projector(args.projector, index)
+        agree, chance = index.neighbour_agreement()
+        out.update({"vectors": str(vec), "metadata": str(meta), "sentences": len(index.items),
+                    "nearest_same_source": agree, "by_chance": chance})
+    if args.json:
+        _out(out)
+        return 0
+    for e in out.get("embeddings", []):
+        print(f"{e['text'][:60]!r}: {len(e['vector'])} numbers, first {e['vector'][:4]}")
+    if args.projector:
+        print(f"wrote {out['vectors']} and {out['metadata']} ({out['sentences']:,} sentences): load them at "
+              "projector.tensorflow.org, or in TensorBoard's projector")
+        print(f"nearest neighbour from the same source: {out['nearest_same_source']:.0%} "
+              f"(by chance {out['by_chance']:.0%})")
+    return 0
+
+
+def _newest_trained(store, family: str | tuple[str, ...] = "gpt"):
     """The newest run of `family` that has a checkpoint (one that failed at once or is still
     preparing has nothing to load), else the newest run, else None."""
     rows = store.list()
     for r in rows:
         run = store.get(r["id"])
-        if (run.checkpoints_dir / "index.json").exists() and run.config.family == family:
+        if (run.checkpoints_dir / "index.json").exists() and run.config.family in (
+                (family,) if isinstance(family, str) else family):
             return run
     return store.get(rows[0]["id"]) if rows else None
 
@@ -1024,6 +1078,24 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--json", action="store_true", help="print JSON")
     cl.set_defaults(func=cmd_classify)
 
+    for name, helptext in (("similar", "the corpus' sentences closest in meaning to a text (an encoder run)"),
+                           ("embed", "sentence embeddings of texts, or of the run's sentences for TensorBoard's "
+                                     "projector (an encoder run)")):
+        sp = sub.add_parser(name, help=helptext)
+        run_args(sp)
+        sp.add_argument("--pooling", choices=["mean", "cls"], default="mean",
+                        help="mean of the token states, or the [CLS] state (default %(default)s)")
+        sp.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "similar":
+            sp.add_argument("--text", required=True, help="the text to search for")
+            sp.add_argument("--top-k", type=int, default=10, help="how many sentences (default %(default)s)")
+            sp.set_defaults(func=cmd_similar)
+        else:
+            sp.add_argument("--text", action="append", default=[], help="a text to embed (repeatable)")
+            sp.add_argument("--projector", metavar="DIR",
+                            help="write vectors.tsv and metadata.tsv of the run's sentences to DIR")
+            sp.set_defaults(func=cmd_embed)
+
     at = sub.add_parser("attention", help="attention weights of each layer and head for a text")
     run_args(at)
     at.add_argument("--text", required=True, help="the text to look at")
@@ -1070,7 +1142,7 @@ def main(argv: list[str] | None = None) -> int:
     from desktop_llm.native_log import redirect_native_stderr
 
     redirect_native_stderr()
-    if args.command in ("generate", "chat", "eval", "attention", "fill-mask", "classify"):
+    if args.command in ("generate", "chat", "eval", "attention", "fill-mask", "classify", "similar", "embed"):
         from desktop_llm.core import xla_cache
 
         xla_cache.enable()  # before TensorFlow loads: the decoding loop compiled once, reused

@@ -91,3 +91,32 @@ def test_train_page_fine_tunes_a_classifier_from_a_chosen_run(qtbot, trained, tm
         before = len(store.list())
         t.start()
         assert "one plain text file" in t.status.text() and len(store.list()) == before
+
+
+def test_similar_sentences_tab_searches_projects_and_exports(qtbot, trained):
+    store, mlm, cls = trained
+    with open_window(qtbot, store) as w:
+        w.show_page("Generate")
+        g = w.generate_page
+        g.picker.runs.setCurrentIndex(g.picker.runs.findData(mlm.id))
+        assert g.tabs.isTabVisible(2) and g.tabs.isTabVisible(4) and not g.tabs.isTabVisible(0)
+        g.tabs.setCurrentIndex(4)
+        panel = g.similar
+        panel.query.setText("举头望明月，低头思故乡。")
+        panel.top_k.setValue(5)
+        qtbot.mouseClick(panel.search_btn, Qt.LeftButton)
+        wait_task(qtbot, panel, timeout=180_000)
+        assert panel.hits is not None, panel.status.text()
+        assert panel.table.rowCount() == 5
+        scores = [h["score"] for h in panel.hits]
+        assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1.0001 for s in scores)
+        drawn = [i for i in panel.scatter_plot.getPlotItem().listDataItems()]
+        assert sum(len(i.xData) for i in drawn) == len(panel.index.items)  # every sentence, by source
+        assert {i.name() for i in drawn} == {"poem.txt", "prose.txt", "drama.txt"}
+        qtbot.mouseClick(panel.export_btn, Qt.LeftButton)
+        wait_task(qtbot, panel)
+        vectors, meta = panel.exported
+        assert vectors.exists() and len(meta.read_text("utf-8").splitlines()) == len(panel.index.items) + 1
+        assert "projector" in panel.status.text()
+        g.picker.runs.setCurrentIndex(g.picker.runs.findData(cls.id))  # a classifier: Classify and Similar
+        assert g.tabs.isTabVisible(3) and g.tabs.isTabVisible(4) and not g.tabs.isTabVisible(2)

@@ -144,6 +144,11 @@ class GeneratePage(QWidget):
         self.classify = ClassifyPanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
         self.tabs.addTab(self.classify, "Classify")
         self.tabs.setTabVisible(3, False)
+        from desktop_llm.gui.pages.similar_panel import SimilarPanel
+
+        self.similar = SimilarPanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
+        self.tabs.addTab(self.similar, "Similar sentences")
+        self.tabs.setTabVisible(4, False)
         self.picker.changed.connect(self._adapt_to_family)
 
         self.stop_btn = QPushButton("Stop")
@@ -170,7 +175,7 @@ class GeneratePage(QWidget):
         # Each tab has its own status line (shown in the one label while the tab is open), and
         # the Generate button belongs to the prompt tab: the chat has its own Send.
         self._tab = 0
-        self._statuses = {0: ("", "hint"), 1: ("", "hint"), 2: ("", "hint"), 3: ("", "hint")}
+        self._statuses = {i: ("", "hint") for i in range(5)}
         self._compiled: set = set()  # (generator, sampling settings) already traced and compiled
         self.tabs.currentChanged.connect(self._on_tab)
 
@@ -293,8 +298,8 @@ class GeneratePage(QWidget):
         self.family = family
         own = {"masked_lm": 2, "classifier": 3}.get(family)  # the family's own tab, or None: a GPT's
         writes = own is None
-        for i in range(4):
-            self.tabs.setTabVisible(i, i == own or (writes and i < 2))
+        for i in range(5):  # an encoder's runs also find similar sentences (tab 4)
+            self.tabs.setTabVisible(i, i == own or (writes and i < 2) or (i == 4 and not writes))
         self.tabs.setCurrentIndex(0 if writes else own)
         self.left_pane.setVisible(writes)  # sampling settings belong to generation
         self.header_write.setVisible(writes)
