@@ -277,6 +277,8 @@ def _run_config(args):
     family = args.family or (cfg.family if args.config else "gpt")
     if getattr(args, "label_column", None):
         data = replace(data, label_column=args.label_column)
+    if getattr(args, "target_column", None):
+        data = replace(data, target_column=args.target_column)
     if getattr(args, "freeze_steps", None) is not None:
         tr = replace(tr, freeze_steps=args.freeze_steps)
     out = RunConfig(name=name, family=family, base_run=cfg.base_run if args.config else "", data=data,
@@ -339,6 +341,8 @@ def format_event(d: dict, run: str | None = None) -> str | None:
             line += f"  accuracy {e.val_accuracy:.1%}"
         if e.val_macro_f1 is not None:
             line += f"  macro-F1 {e.val_macro_f1:.3f}"
+        if e.val_bleu is not None:
+            line += f"  BLEU {e.val_bleu:.1f}  exact {e.val_exact_match:.1%}"
         if e.sample:
             line += "\n  sample: " + e.sample.replace("\n", "\n          ")[:600]
         return line
@@ -352,6 +356,8 @@ def format_event(d: dict, run: str | None = None) -> str | None:
         counts = ", ".join(f"{c} {n:,}" for c, n in (e.counts or {}).items())
         return (f"[data] {e.examples:,} examples in {len(e.classes)} classes ({counts}): "
                 f"{e.train_examples:,} train / {e.val_examples:,} validation")
+    if isinstance(e, ev.Data) and e.examples is not None:
+        return f"[data] {e.examples:,} sentence pairs: {e.train_examples:,} train / {e.val_examples:,} validation"
     if isinstance(e, ev.Data):
         chars = f" from {e.characters:,} characters" if e.characters is not None else ""
         return f"[data] {e.train_tokens or 0:,} train / {e.val_tokens or 0:,} validation tokens{chars}"
@@ -446,6 +452,10 @@ def cmd_train(args) -> int:
             from desktop_llm.core.models.classifier.examples import read_examples
 
             read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
+        if cfg.family == "translator":  # and a line without a tab
+            from desktop_llm.core.models.translator.pairs import read_pairs
+
+            read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings)
         run = store.create(cfg)
     from desktop_llm.native_log import retarget_native_stderr
 
@@ -618,6 +628,20 @@ def cmd_classify(args) -> int:
         print("confusion (rows: true, columns: predicted): " + json.dumps(rep["confusion"]))
         for m in rep["misclassified"][:10]:
             print(f"wrong: {m['true']} read as {m['predicted']} ({m['p']:.0%}): {m['text'][:70]!r}")
+    return 0
+
+
+def cmd_translate(args) -> int:
+    from desktop_llm.core.models.translator.decode import Translator
+
+    run, model, tok, ckpt = _load_run(args, family="translator")
+    translator = Translator(model, tok, run.config.model.sequence_length)
+    if args.json:
+        text = translator.stream(args.text, lambda piece: _out({"type": "piece", "text": piece}))
+        _out({"type": "done", "run": run.id, "checkpoint_step": ckpt.step, "source": args.text, "translation": text})
+    else:
+        translator.stream(args.text, lambda piece: print(piece, end="", flush=True))
+        print()
     return 0
 
 
@@ -966,13 +990,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", help="a run's config.json: repeat that run")
     tr.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run (id, start of an id, or name)")
     tr.add_argument("--name", help="the run's name (default: the corpus file's name)")
-    tr.add_argument("--family", choices=["gpt", "masked_lm", "classifier"],
+    tr.add_argument("--family", choices=["gpt", "masked_lm", "classifier", "translator"],
                     help="what the model learns: gpt (next token, the default), masked_lm (BERT-style "
-                         "masked tokens) or classifier (a label per text)")
+                         "masked tokens), classifier (a label per text) or translator (sentence pairs)")
     tr.add_argument("--base", metavar="RUN",
                     help="classifier: the pretrained masked_lm or gpt run to fine-tune (default: from scratch)")
     tr.add_argument("--label-column", help="classifier: the label column of CSV/JSONL files "
                                            "(default: one named label, class, category...)")
+    tr.add_argument("--target-column", help="translator: the target field of JSONL pairs (--column: the source; "
+                                            "TSV: the first two columns)")
     tr.add_argument("--freeze-steps", type=int,
                     help="classifier: train only the head for this many steps first (default 0)")
     tr.add_argument("--column", help="text column of JSONL/CSV files")
@@ -1096,6 +1122,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help="write vectors.tsv and metadata.tsv of the run's sentences to DIR")
             sp.set_defaults(func=cmd_embed)
 
+    tl = sub.add_parser("translate", help="a translator run's translation of a text, streamed")
+    run_args(tl)
+    tl.add_argument("--text", required=True, help="the text to translate")
+    tl.add_argument("--json", action="store_true", help="stream pieces as JSON lines, then the whole")
+    tl.set_defaults(func=cmd_translate)
+
     at = sub.add_parser("attention", help="attention weights of each layer and head for a text")
     run_args(at)
     at.add_argument("--text", required=True, help="the text to look at")
@@ -1142,7 +1174,8 @@ def main(argv: list[str] | None = None) -> int:
     from desktop_llm.native_log import redirect_native_stderr
 
     redirect_native_stderr()
-    if args.command in ("generate", "chat", "eval", "attention", "fill-mask", "classify", "similar", "embed"):
+    if args.command in ("generate", "chat", "eval", "attention", "fill-mask", "classify", "similar", "embed",
+                        "translate"):
         from desktop_llm.core import xla_cache
 
         xla_cache.enable()  # before TensorFlow loads: the decoding loop compiled once, reused

@@ -25,6 +25,7 @@ ROOT = _root()
 CORPORA = ROOT / "corpora"
 ICONS = ROOT / "icons"
 LABELLED = ROOT / "labelled"  # classifier examples: one folder per task, one file per class
+PARALLEL = ROOT / "parallel"  # translator examples: sentence pairs
 ATTRIBUTION = ROOT / "ATTRIBUTION.md"
 
 
@@ -35,6 +36,11 @@ def sample_corpus(name: str = "tinyshakespeare.txt") -> Path:
 def labelled_example(name: str = "poem-prose-drama") -> Path:
     """A bundled labelled task for the classifier (poem / prose / drama: one text file per class)."""
     return LABELLED / name
+
+
+def parallel_example(name: str = "tatoeba-cmn-eng-5k.tsv") -> Path:
+    """Bundled sentence pairs for the translator (English, Chinese, attribution; CC-BY 2.0 FR)."""
+    return PARALLEL / name
 
 
 def icon_path(size: int | None = None) -> Path:

@@ -25,6 +25,7 @@ class DataConfig:
     texts: tuple[str, ...] = ()
     column: str | None = None
     label_column: str | None = None  # classifier: the CSV / JSONL column that holds the class
+    target_column: str | None = None  # translator: the JSONL field of the target (`column`: the source)
     val_fraction: float = 0.1
     # (file or folder, encoding) pairs read with that encoding instead of the detected one
     encodings: tuple[tuple[str, str], ...] = ()
@@ -153,7 +154,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class RunConfig:
     name: str = ""
-    family: str = "gpt"  # see core/models/: gpt | masked_lm | classifier (runs saved without one: GPT)
+    family: str = "gpt"  # core/models/: gpt | masked_lm | classifier | translator (none saved: GPT)
     base_run: str = ""  # classifier: the folder of the pretrained run it starts from ("" = scratch)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)

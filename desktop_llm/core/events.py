@@ -121,6 +121,8 @@ class Eval(Event):
     val_macro_f1: float | None = _opt()
     confusion: list | None = _opt()
     classes: list | None = _opt()
+    val_bleu: float | None = _opt()  # a translator: BLEU (sacrebleu) and exact match of greedy translations
+    val_exact_match: float | None = _opt()
 
 
 @dataclass

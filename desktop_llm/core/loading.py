@@ -31,7 +31,7 @@ def require_family(run, family: str, command: str) -> None:
 
     have = run.config.family
     if have != family:
-        hint = {"masked_lm": "fill-mask", "gpt": "generate", "classifier": "classify"}.get(have, "")
+        hint = {"masked_lm": "fill-mask", "gpt": "generate", "classifier": "classify", "translator": "translate"}.get(have, "")
         raise ConfigError(f"Run {run.id} is a {have} run; `{command}` needs a {family} run"
                           + (f" (try `desktop-llm {hint}`)." if hint else "."))
 

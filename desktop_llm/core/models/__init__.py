@@ -5,6 +5,7 @@ builds, with the same checkpoints, pause/stop/resume, metrics stream and fault h
     gpt/        decoder-only language model, next-token prediction (the default)
     masked_lm/  BERT-style encoder, masked-token prediction (15%: 80% [MASK], 10% random, 10% kept)
     classifier/ a classification head fine-tuned on a masked-LM or GPT run (or trained from scratch)
+    translator/ an encoder-decoder trained on sentence pairs (teacher forcing; BLEU, exact match)
 
 A run records its family in config.json (`"family"`); runs made before families existed have
 none and load as GPT runs.
@@ -28,6 +29,10 @@ class Family:
     def targets_per_window(self, T: int) -> int:
         """Predicted positions per training window (the loss is their mean)."""
         return T
+
+    def tokenizer_texts(self, cfg):
+        """The text a new tokenizer learns from (None: the corpus as the data page reads it)."""
+        return None
 
     def tokenizer_source(self, cfg) -> str | None:
         """A tokenizer folder the run must copy (a fine-tune reads text as its base did), or None."""
@@ -82,12 +87,13 @@ def get_family(name: str | None) -> Family:
     from desktop_llm.core.models.gpt import GPT
     from desktop_llm.core.models.classifier import Classifier
     from desktop_llm.core.models.masked_lm import MaskedLM
+    from desktop_llm.core.models.translator import Translator
 
-    families = {f.name: f for f in (GPT(), MaskedLM(), Classifier())}
+    families = {f.name: f for f in (GPT(), MaskedLM(), Classifier(), Translator())}
     key = (name or "gpt").replace("-", "_")
     if key not in families:
         raise ConfigError(f"Unknown model family '{name}'. Choose one of: {', '.join(families)}.")
     return families[key]
 
 
-FAMILY_NAMES = ("gpt", "masked_lm", "classifier")
+FAMILY_NAMES = ("gpt", "masked_lm", "classifier", "translator")

@@ -149,6 +149,11 @@ class GeneratePage(QWidget):
         self.similar = SimilarPanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
         self.tabs.addTab(self.similar, "Similar sentences")
         self.tabs.setTabVisible(4, False)
+        from desktop_llm.gui.pages.translate_panel import TranslatePanel
+
+        self.translate = TranslatePanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
+        self.tabs.addTab(self.translate, "Translate")
+        self.tabs.setTabVisible(5, False)
         self.picker.changed.connect(self._adapt_to_family)
 
         self.stop_btn = QPushButton("Stop")
@@ -175,7 +180,7 @@ class GeneratePage(QWidget):
         # Each tab has its own status line (shown in the one label while the tab is open), and
         # the Generate button belongs to the prompt tab: the chat has its own Send.
         self._tab = 0
-        self._statuses = {i: ("", "hint") for i in range(5)}
+        self._statuses = {i: ("", "hint") for i in range(6)}
         self._compiled: set = set()  # (generator, sampling settings) already traced and compiled
         self.tabs.currentChanged.connect(self._on_tab)
 
@@ -187,6 +192,10 @@ class GeneratePage(QWidget):
         self.header_classify = header("Classify", "A classifier run gives each class a probability; its "
                                                   "validation report shows where it goes wrong.")
         self.header_classify.hide()
+        self.header_translate = header("Translate", "A translator run reads a sentence and writes it in the "
+                                                    "other language, token by token.")
+        self.header_translate.hide()
+        lay.addWidget(self.header_translate)
         lay.addWidget(self.header_write)
         lay.addWidget(self.header_fill)
         lay.addWidget(self.header_classify)
@@ -296,15 +305,17 @@ class GeneratePage(QWidget):
         if family == self.family:
             return
         self.family = family
-        own = {"masked_lm": 2, "classifier": 3}.get(family)  # the family's own tab, or None: a GPT's
+        own = {"masked_lm": 2, "classifier": 3, "translator": 5}.get(family)  # None: a GPT's tabs
         writes = own is None
-        for i in range(5):  # an encoder's runs also find similar sentences (tab 4)
-            self.tabs.setTabVisible(i, i == own or (writes and i < 2) or (i == 4 and not writes))
+        encoder = family in ("masked_lm", "classifier")  # they also find similar sentences (tab 4)
+        for i in range(6):
+            self.tabs.setTabVisible(i, i == own or (writes and i < 2) or (i == 4 and encoder))
         self.tabs.setCurrentIndex(0 if writes else own)
         self.left_pane.setVisible(writes)  # sampling settings belong to generation
         self.header_write.setVisible(writes)
         self.header_fill.setVisible(family == "masked_lm")
         self.header_classify.setVisible(family == "classifier")
+        self.header_translate.setVisible(family == "translator")
         self.generate_btn.setVisible(writes and self.tabs.currentIndex() == 0)
 
     def _reset_chat(self) -> None:
@@ -349,7 +360,7 @@ class GeneratePage(QWidget):
     def _on_tab(self, index: int) -> None:
         self._statuses[self._tab] = (self.status.text(), self.status.property("role") or "hint")
         self._tab = index
-        self.generate_btn.setVisible(index == 0 and self.family not in ("masked_lm", "classifier"))
+        self.generate_btn.setVisible(index == 0 and self.family == "gpt")
         text, role = self._statuses.get(index, ("", "hint"))
         set_role(self.status, role)
         self.status.setText(text)

@@ -80,6 +80,7 @@ class TrainPage(QWidget):
         self.family.addItem("GPT: predict the next token", "gpt")
         self.family.addItem("Masked LM: guess hidden tokens (BERT-style)", "masked_lm")
         self.family.addItem("Classifier: label each text (fine-tune an encoder)", "classifier")
+        self.family.addItem("Translator: sentence pairs (encoder-decoder)", "translator")
         self.family.setToolTip("GPT writes text (Generate page); a masked LM fills in [MASK]s from both "
                                "sides and is the encoder that classifiers and embeddings start from; a "
                                "classifier learns the labels of labelled data (Data page)")
@@ -314,6 +315,8 @@ class TrainPage(QWidget):
                           encodings=tuple(sorted(s.encodings.items())))
         cfg = RunConfig(name=self.name.text().strip() or "run", family=self.family.currentData(), data=data,
                         tokenizer=tk, model=replace(s.model_config, vocabulary_size=0), training=tr)
+        if cfg.family == "translator":  # its tokenizer learns both sides of the pairs, in the run
+            return replace(cfg, tokenizer=TokenizerConfig(kind=s.tokenizer_kind or "char"))
         if cfg.family != "classifier":
             return cfg
         from desktop_llm.core.models.classifier import on_base
@@ -328,12 +331,16 @@ class TrainPage(QWidget):
         try:
             cfg = self.run_config()
             cfg.validate()
-            if self.session.tokenizer is None and not cfg.base_run:  # a fine-tune uses its base's
+            if self.session.tokenizer is None and not cfg.base_run and cfg.family != "translator":
                 raise ConfigError("Train a tokenizer first (Tokenizer page).")
             if cfg.family == "classifier":  # bad labels refused here, in one line, before a run exists
                 from desktop_llm.core.models.classifier.examples import read_examples
 
                 read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
+            if cfg.family == "translator":  # and pairs without a tab
+                from desktop_llm.core.models.translator.pairs import read_pairs
+
+                read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings)
             n = self.replicas()
             if n and cfg.training.batch_size % n:
                 _, line = device_choice.batch_split(cfg.training.batch_size, n)

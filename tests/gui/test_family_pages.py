@@ -1,5 +1,5 @@
-"""The classifier in the window (issue 11): the Train page's classifier options, and the Generate
-page's Classify tab with its validation report, driven for real."""
+"""The families in the window (issue 11): the Train page's classifier options; the Generate
+page's Classify (with its validation report), Similar sentences and Translate tabs, driven for real."""
 
 from dataclasses import replace
 
@@ -120,3 +120,39 @@ def test_similar_sentences_tab_searches_projects_and_exports(qtbot, trained):
         assert "projector" in panel.status.text()
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(cls.id))  # a classifier: Classify and Similar
         assert g.tabs.isTabVisible(3) and g.tabs.isTabVisible(4) and not g.tabs.isTabVisible(2)
+
+
+def test_translate_tab_streams_a_translation(qtbot, tmp_path):
+    from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+    from desktop_llm.core.training import train_run
+    from desktop_llm.resources import parallel_example
+
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(parallel_example().read_text("utf-8").splitlines(keepends=True)[:300]), "utf-8")
+    store = RunStore(tmp_path / "ws")
+    run = store.create(RunConfig(name="en-zh", family="translator", data=DataConfig(paths=(str(pairs),)),
+                                 tokenizer=TokenizerConfig(kind="char"),
+                                 model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
+                                                   sequence_length=16),
+                                 training=TrainConfig(max_steps=20, batch_size=16, eval_interval=20, eval_batches=1,
+                                                      log_interval=10, warmup_steps=2, sample_tokens=0)))
+    assert train_run(run, store=store)["status"] == "completed"
+    with open_window(qtbot, store) as w:
+        w.show_page("Generate")
+        g = w.generate_page
+        assert g.tabs.currentIndex() == 5 and g.header_translate.isVisible() and not g.tabs.isTabVisible(0)
+        assert not g.tabs.isTabVisible(4)  # no sentence embeddings from an encoder-decoder
+        panel = g.translate
+        panel.source.setPlainText("I quit.")
+        qtbot.mouseClick(panel.translate_btn, Qt.LeftButton)
+        wait_task(qtbot, panel)
+        assert panel.result is not None, panel.status.text()
+        assert panel.output.toPlainText() == panel.result
+        panel.source.setPlainText("  ")
+        qtbot.mouseClick(panel.translate_btn, Qt.LeftButton)
+        wait_task(qtbot, panel)
+        assert "Type a sentence" in panel.status.text() and panel.translate_btn.isEnabled()
+        w.show_page("Train")
+        t = w.train_page
+        t.family.setCurrentIndex(t.family.findData("translator"))
+        assert t.run_config().tokenizer.path is None  # learns both sides of the pairs in the run

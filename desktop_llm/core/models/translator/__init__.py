@@ -1,0 +1,121 @@
+"""The translator family: an encoder-decoder Transformer (keras-hub `TransformerEncoder` and
+`TransformerDecoder` with cross-attention) trained on sentence pairs with teacher forcing.
+
+One tokenizer, trained on both sides of the pairs, reads source and target (a character
+tokenizer covers English and Chinese alike); the decoder's [BOS] and [EOS] come after its ids.
+The loss and token accuracy are over the target's real tokens (padding weighs nothing); at each
+evaluation a sample of the validation pairs is translated greedily for BLEU (sacrebleu) and
+exact match, and three translations are shown.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from desktop_llm.core import events as ev
+from desktop_llm.core.models import Family
+from desktop_llm.core.models.translator.pairs import PairData, read_pairs
+
+BLEU_SENTENCES = 64  # validation pairs translated at each evaluation
+
+
+class Translator(Family):
+    name = "translator"
+    title = "Translator (encoder-decoder)"
+
+    def model_vocabulary(self, tokenizer_vocabulary: int, cfg=None) -> int:
+        return tokenizer_vocabulary + 2  # [BOS], [EOS]
+
+    def tokenizer_texts(self, cfg):
+        """Both sides of every pair (a TSV read as a table would give the first column only)."""
+        for s, t in read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings):
+            yield s + "\n" + t + "\n"
+
+    def prepare_data(self, run, cfg, tok, emit):
+        if not PairData.exists(run.data_dir):
+            emit(ev.Phase(phase="data", message="Reading the sentence pairs").to_dict())
+            pairs = read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings)
+            info = PairData.prepare(pairs, tok, cfg.model.sequence_length, run.data_dir, cfg.data.val_fraction,
+                                    cfg.training.seed)
+            if info["cut"]:
+                emit(ev.Warning(message=f"{info['cut']} of {info['examples']} pairs are longer than the context "
+                                        f"({cfg.model.sequence_length} tokens): their ends were cut.").to_dict())
+            emit(ev.Data(**info).to_dict())
+        return PairData(run.data_dir)
+
+    def build(self, mcfg, seed=None):
+        import keras
+        import keras_hub
+
+        mcfg.validate()
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        V, T, d = mcfg.vocabulary_size, mcfg.sequence_length, mcfg.hidden_dim
+        ids = {k: keras.Input((T,), dtype="int32", name=k) for k in ("encoder_token_ids", "decoder_token_ids")}
+        masks = {k: keras.Input((T,), dtype="bool", name=k) for k in ("encoder_padding_mask",
+                                                                       "decoder_padding_mask")}
+
+        def embedding(name):
+            return keras_hub.layers.TokenAndPositionEmbedding(V, T, d, name=name)
+
+        x = embedding("encoder_embedding")(ids["encoder_token_ids"])
+        for i in range(mcfg.num_layers):
+            x = keras_hub.layers.TransformerEncoder(mcfg.intermediate_dim, mcfg.num_heads, dropout=mcfg.dropout,
+                                                    name=f"encoder_{i}")(x, padding_mask=masks["encoder_padding_mask"])
+        y = embedding("decoder_embedding")(ids["decoder_token_ids"])
+        for i in range(mcfg.num_layers):
+            y = keras_hub.layers.TransformerDecoder(mcfg.intermediate_dim, mcfg.num_heads, dropout=mcfg.dropout,
+                                                    name=f"decoder_{i}")(
+                y, encoder_sequence=x, decoder_padding_mask=masks["decoder_padding_mask"],
+                encoder_padding_mask=masks["encoder_padding_mask"])
+        logits = keras.layers.Dense(V, name="logits")(y)
+        return keras.Model({**ids, **masks}, logits, name="translator")
+
+    def compile_args(self) -> dict:
+        import keras
+
+        # weighted: padding positions of the target carry weight 0 (the dataset's third element), and
+        # the mean is over the real tokens (Keras' default would divide by every position)
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                   reduction="mean_with_sample_weight"),
+                "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+
+    def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
+        import tensorflow as tf
+
+        def gen():
+            for step in range(start_step, max_steps + 1024):
+                yield data.batch(step, batch, seed)
+
+        x, _, _ = data.batch(0, 1, seed)
+        spec = ({k: tf.TensorSpec((batch, T), tf.bool if v.dtype == bool else tf.int32) for k, v in x.items()},
+                tf.TensorSpec((batch, T), tf.int32), tf.TensorSpec((batch, T), tf.float32))
+        return tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(tf.data.AUTOTUNE)
+
+    def val_dataset(self, data, n_batches, batch, T, vocabulary):
+        import tensorflow as tf
+
+        idx = data.val_index[: n_batches * batch]
+        a = data.arrays
+        return tf.data.Dataset.from_tensor_slices(
+            (data.inputs(idx), a["tgt_out"][idx], a["tgt_mask"][idx].astype(np.float32))).batch(batch).cache()
+
+    def _translator(self, ctx):
+        from desktop_llm.core.models.translator.decode import Translator as Decoder
+
+        if ctx.generator is None:
+            ctx.generator = Decoder(ctx.model, ctx.tok, ctx.cfg.model.sequence_length)
+        return ctx.generator
+
+    def eval_extras(self, ctx) -> dict:
+        from desktop_llm.core.models.translator.decode import scores
+
+        pairs = ctx.data.val_pairs[:BLEU_SENTENCES]
+        hyps = self._translator(ctx).translate([p[0] for p in pairs])
+        s = scores(hyps, [p[1] for p in pairs])
+        return {"val_bleu": s["bleu"], "val_exact_match": s["exact_match"]}
+
+    def sample(self, ctx) -> str:
+        pairs = ctx.data.val_pairs[:3]
+        hyps = self._translator(ctx).translate([p[0] for p in pairs])
+        return "\n".join(f"{s} → {h}   (reference: {t})" for (s, t), h in zip(pairs, hyps))
