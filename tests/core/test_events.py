@@ -34,9 +34,9 @@ def test_every_event_of_a_real_run_round_trips(tmp_path, shakespeare_small):
 
 def test_unknown_fields_and_types_ride_along():
     d = {"type": "eval", "step": 5, "val_loss": 1.0, "val_ppl": 2.7, "best_val_loss": 1.0, "sample": "",
-         "elapsed": 1.0, "val_bleu": 12.5}
+         "elapsed": 1.0, "val_rouge": 12.5}
     e = ev.parse(d)
-    assert isinstance(e, ev.Eval) and e.extra == {"val_bleu": 12.5} and e.to_dict() == d
+    assert isinstance(e, ev.Eval) and e.extra == {"val_rouge": 12.5} and e.to_dict() == d
     other = {"type": "token", "text": "a", "p": 0.5}
     assert isinstance(ev.parse(other), ev.Other) and ev.parse(other).to_dict() == other
 
