@@ -808,24 +808,27 @@ def cmd_attention(args) -> int:
 
     from desktop_llm.core.inspection import inspect_text
 
-    run, model, tok, ckpt = _load_run(args)
-    maps = inspect_text(model, tok, args.text)
+    run, model, tok, ckpt = _load_run(args, family=("gpt", "masked_lm", "classifier", "translator"))
+    maps = inspect_text(model, tok, args.text, args.kind)
     if args.out:
         np.savez_compressed(args.out, weights=maps.weights, token_ids=np.array(maps.token_ids))
     if args.json:
-        _out({"tokens": maps.tokens, "token_ids": maps.token_ids, "shape": list(maps.weights.shape),
-              "weights": maps.weights.round(5).tolist()})
+        _out({"tokens": maps.tokens, "token_ids": maps.token_ids, "key_tokens": maps.columns, "kind": maps.kind,
+              "notes": maps.notes, "shape": list(maps.weights.shape), "weights": maps.weights.round(5).tolist()})
     else:
         L, H, T, _ = maps.weights.shape
         shown = min(T, ATTENTION_SHOWN)
         note = f"; each head below lists the first {shown} of the {T} tokens (--json or --out for all)"
-        print(f"{T} tokens, {L} layers x {H} heads (checkpoint step {ckpt.step})" + (note if shown < T else ""))
+        print(f"{T} tokens, {L} layers x {H} heads, {maps.kind} attention (checkpoint step {ckpt.step})"
+              + (note if shown < T else ""))
         for layer in range(L):
             for head in range(H):
                 w = maps.weights[layer, head]
                 top = [int(np.argmax(w[i])) for i in range(shown)]
                 print(f"layer {layer} head {head}: each token attends most to -> "
-                      + " ".join(f"{maps.tokens[i]!r}->{maps.tokens[j]!r}" for i, j in enumerate(top)))
+                      + " ".join(f"{maps.tokens[i]!r}->{maps.columns[j]!r}" for i, j in enumerate(top)))
+        for note in maps.notes:
+            print(note)
     return 0
 
 
@@ -1132,6 +1135,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(at)
     at.add_argument("--text", required=True, help="the text to look at")
     at.add_argument("--out", help="save the weights to an .npz file")
+    at.add_argument("--kind", choices=["self", "encoder", "decoder", "cross"], default="self",
+                    help="a translator's attention: encoder (source), decoder (its translation) or cross "
+                         "(translation -> source); other runs have one kind (default %(default)s)")
     at.add_argument("--json", action="store_true", help="print tokens and weights as JSON")
     at.set_defaults(func=cmd_attention)
 

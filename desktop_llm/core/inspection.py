@@ -1,22 +1,31 @@
-"""Attention weights per layer and head for a text, computed in a separate inspection pass.
+"""Attention weights per layer and head for a text, computed by our own code in a separate pass.
 
-Training uses the fused attention path, which never materialises the weights; here each
-`TransformerDecoder` is replayed layer by layer and its own attention sublayer is asked for the
-scores (`return_attention_scores=True`) on the same normalised inputs and causal mask.
+Training uses the fused attention path, which never materialises the weights. Here a probe model
+(Keras' functional API: each Transformer layer's input, by the layer's name) gives the hidden
+states, and the attention probabilities are computed from each layer's own weights, found by their
+public paths (`<layer>/self_attention/query/kernel`...): the same projections, scaling, masks and
+layer norms keras-hub's `TransformerEncoder` / `TransformerDecoder` apply. No private attribute of
+keras-hub is touched, and the same code serves the GPT's causal attention, an encoder's
+bidirectional attention and a translator's cross-attention (target tokens x source tokens).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+KINDS = ("self", "encoder", "decoder", "cross")
 
 
 @dataclass
 class AttentionMaps:
     token_ids: list[int]
-    tokens: list[str]
-    weights: np.ndarray  # (layers, heads, time, time); row i: how token i attends to tokens <= i
+    tokens: list[str]  # the rows: tokens attending
+    weights: np.ndarray  # (layers, heads, rows, columns); row i: how token i attends to each column
+    key_tokens: list[str] | None = None  # the columns, where they differ from the rows (cross-attention)
+    kind: str = "causal"  # causal | bidirectional | cross
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_layers(self) -> int:
@@ -26,36 +35,177 @@ class AttentionMaps:
     def num_heads(self) -> int:
         return self.weights.shape[1]
 
+    @property
+    def columns(self) -> list[str]:
+        return self.key_tokens if self.key_tokens is not None else self.tokens
 
-def attention_weights(model, token_ids) -> np.ndarray:
-    """(layers, heads, time, time) attention probabilities for one sequence of ids."""
+
+# --------------------------------------------------------------------------- the arithmetic
+def _weights(model, layer: str) -> dict[str, np.ndarray]:
+    """A layer's weights by their path below the layer ("self_attention/query/kernel": array)."""
+    prefix = layer + "/"
+    return {w.path[len(prefix):]: np.asarray(w.numpy(), np.float32) for w in model.weights
+            if w.path.startswith(prefix)}
+
+
+def _layer_norm(x, w, name, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w[f"{name}/gamma"] + w[f"{name}/beta"]
+
+
+def _attend(w, block: str, query_in, key_in, causal: bool, key_mask=None):
+    """(heads, Tq, Tk) probabilities and the block's output (Tq, d) for one sequence."""
+    q = np.einsum("td,dhk->thk", query_in, w[f"{block}/query/kernel"]) + w[f"{block}/query/bias"]
+    k = np.einsum("td,dhk->thk", key_in, w[f"{block}/key/kernel"]) + w[f"{block}/key/bias"]
+    v = np.einsum("td,dhk->thk", key_in, w[f"{block}/value/kernel"]) + w[f"{block}/value/bias"]
+    scores = np.einsum("qhk,shk->hqs", q, k) / np.sqrt(q.shape[-1])
+    allowed = np.ones(scores.shape[1:], bool)
+    if causal:
+        allowed &= np.tril(allowed)
+    if key_mask is not None:
+        allowed &= key_mask[None, :]
+    scores = np.where(allowed[None], scores, -1e9)
+    p = np.exp(scores - scores.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    out = np.einsum("hqs,shk->qhk", p, v)
+    out = np.einsum("qhk,hkd->qd", out, w[f"{block}/attention_output/kernel"]) + w[f"{block}/attention_output/bias"]
+    return p, out
+
+
+def _block_name(w: dict, cross: bool = False) -> str:
+    if cross:
+        return "cross_attention"
+    return "self_attention" if "self_attention/query/kernel" in w else "self_attention_layer"
+
+
+def layer_maps(model, layer, x, causal: bool, encoder_out=None, encoder_mask=None):
+    """(self-attention, cross-attention or None) probabilities of one keras-hub Transformer layer
+    whose input is `x` (T, d)."""
+    w = _weights(model, layer.name)
+    eps = getattr(layer, "layer_norm_epsilon", 1e-5)
+    pre = bool(getattr(layer, "normalize_first", False))
+    h = _layer_norm(x, w, "self_attention_layer_norm", eps) if pre else x
+    probs, out = _attend(w, _block_name(w), h, h, causal)
+    if encoder_out is None:
+        return probs, None
+    y = x + out
+    y = y if pre else _layer_norm(y, w, "self_attention_layer_norm", eps)
+    q = _layer_norm(y, w, "cross_attention_layer_norm", eps) if pre else y
+    cross, _ = _attend(w, "cross_attention", q, encoder_out, False, encoder_mask)
+    return probs, cross
+
+
+def _probe(model, names: list[str], extra: list[str] = ()):
+    """A functional model giving each named layer's sequence input, and `extra` layers' outputs."""
+    import keras
+
+    outs = [model.get_layer(n).input[0] if isinstance(model.get_layer(n).input, list)
+            else model.get_layer(n).input for n in names]
+    outs += [model.get_layer(n).output for n in extra]
+    return keras.Model(model.input, outs)
+
+
+def _numpy(xs) -> list[np.ndarray]:
+    """The probe's outputs as float32 arrays (a one-layer model's probe returns one tensor, not a list)."""
     from keras import ops
 
-    ids = np.asarray(token_ids, dtype=np.int32)[None, :]
+    xs = xs if isinstance(xs, (list, tuple)) else [xs]
+    return [np.asarray(ops.convert_to_numpy(ops.cast(x, "float32"))) for x in xs]
+
+
+# --------------------------------------------------------------------------- per family
+def attention_weights(model, token_ids) -> np.ndarray:
+    """(layers, heads, time, time) causal attention of our GPT for one sequence of ids."""
     bb = model.backbone
-    x = bb.embed(ids)
-    maps = []
-    for layer in bb.transformer_layers:
-        mask = layer._compute_self_attention_mask(
-            decoder_sequence=x, decoder_padding_mask=None, decoder_attention_mask=None,
-            use_causal_mask=True, self_attention_cache=None, self_attention_cache_update_index=None,
-        )
-        h = layer._self_attention_layer_norm(x) if layer.normalize_first else x
-        _, scores = layer._self_attention_layer(
-            query=h, value=h, attention_mask=mask, return_attention_scores=True, training=False
-        )
-        maps.append(ops.convert_to_numpy(ops.cast(scores[0], "float32")))  # (heads, time, time)
-        x = layer(x, training=False)
-    return np.stack(maps)
+    names = [layer.name for layer in bb.transformer_layers]
+    xs = _numpy(_probe(bb, names)(np.asarray(token_ids, np.int32)[None, :]))
+    return np.stack([layer_maps(bb, layer, x[0], causal=True)[0] for layer, x in zip(bb.transformer_layers, xs)])
 
 
-def inspect_text(model, tokenizer, text: str) -> AttentionMaps:
-    """Attention maps for `text` (truncated to the model's context length)."""
-    from desktop_llm.core.loading import require_gpt
+def encoder_weights(backbone, token_ids) -> np.ndarray:
+    """(layers, heads, time, time) bidirectional attention of a BERT encoder."""
+    ids = np.asarray(token_ids, np.int32)[None, :]
+    names = [layer.name for layer in backbone.transformer_layers]
+    xs = _numpy(_probe(backbone, names)({"token_ids": ids, "segment_ids": np.zeros_like(ids),
+                                         "padding_mask": np.ones_like(ids, bool)}))
+    return np.stack([layer_maps(backbone, layer, x[0], causal=False)[0]
+                     for layer, x in zip(backbone.transformer_layers, xs)])
 
-    require_gpt(model, "Attention maps")
+
+def _token_text(tok, i: int) -> str:
+    V = tok.vocabulary_size
+    if i < V:
+        return tok.token_text(i)
+    return {0: "[MASK]", 1: "[CLS]", 2: "[SEP]"}.get(i - V, "[?]")
+
+
+def inspect_text(model, tokenizer, text: str, kind: str = "self") -> AttentionMaps:
+    """Attention maps for `text` (cut to the model's context): a GPT's causal self-attention, an
+    encoder's bidirectional self-attention (masked LM, classifier), or a translator's `encoder`,
+    `decoder` or `cross` attention over `text` and the model's own greedy translation of it."""
+    import keras_hub
+
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.model import GPTCausalLM
+
     ids = tokenizer.encode(text)
     if not ids:
-        raise ValueError("Type some text to inspect.")
-    ids = ids[: int(model.backbone.max_sequence_length)]
-    return AttentionMaps(ids, [tokenizer.token_text(i) for i in ids], attention_weights(model, ids))
+        raise ConfigError("Type some text to inspect.")
+    if isinstance(model, GPTCausalLM):
+        ids = ids[: int(model.backbone.max_sequence_length)]
+        return AttentionMaps(ids, [tokenizer.token_text(i) for i in ids], attention_weights(model, ids))
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, keras_hub.models.BertBackbone):
+        V = tokenizer.vocabulary_size
+        if isinstance(model, keras_hub.models.BertTextClassifier):  # as it read in training
+            ids = [V + 1, *ids[: backbone.max_sequence_length - 2], V + 2]
+        ids = ids[: backbone.max_sequence_length]
+        return AttentionMaps(ids, [_token_text(tokenizer, i) for i in ids], encoder_weights(backbone, ids),
+                             kind="bidirectional")
+    if model.name == "translator":
+        return _translator_maps(model, tokenizer, text, kind)
+    raise ConfigError(f"No attention maps for a {type(model).__name__}.")
+
+
+def _translator_maps(model, tok, text: str, kind: str) -> AttentionMaps:
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.models.translator.decode import Translator
+    from desktop_llm.core.models.translator.pairs import special_ids
+
+    if kind not in ("encoder", "decoder", "cross", "self"):
+        raise ConfigError(f"Attention of a translator is encoder, decoder or cross (got '{kind}').")
+    T = model.get_layer("encoder_embedding").output.shape[1]
+    translation = Translator(model, tok, T).translate([text])[0]
+    bos, eos = special_ids(tok.vocabulary_size)
+    src = tok.encode(text)[:T]
+    tgt = [bos, *tok.encode(translation)[: T - 1]]
+    src_ids = np.zeros((1, T), np.int32)
+    src_ids[0, : len(src)] = src
+    tgt_ids = np.zeros((1, T), np.int32)
+    tgt_ids[0, : len(tgt)] = tgt
+    src_mask, tgt_mask = src_ids > -1, tgt_ids > -1
+    src_mask[0, len(src):] = False
+    tgt_mask[0, len(tgt):] = False
+    enc_names = sorted((l.name for l in model.layers if l.name.startswith("encoder_") and l.name[8:].isdigit()),
+                       key=lambda n: int(n[8:]))
+    dec_names = sorted((l.name for l in model.layers if l.name.startswith("decoder_") and l.name[8:].isdigit()),
+                       key=lambda n: int(n[8:]))
+    outs = _numpy(_probe(model, enc_names + dec_names, [enc_names[-1]])(
+        {"encoder_token_ids": src_ids, "encoder_padding_mask": src_mask, "decoder_token_ids": tgt_ids,
+         "decoder_padding_mask": tgt_mask}))
+    n_src, n_tgt = len(src), len(tgt)
+    enc_out = outs[-1][0][:n_src]
+    src_tokens = [tok.token_text(i) for i in src]
+    tgt_tokens = ["[BOS]"] + [tok.token_text(i) for i in tgt[1:]]
+    if kind in ("encoder", "self"):
+        maps = [layer_maps(model, model.get_layer(n), x[0][:n_src], causal=False)[0]
+                for n, x in zip(enc_names, outs)]
+        return AttentionMaps(src, src_tokens, np.stack(maps), kind="bidirectional",
+                             notes=[f"translation: {translation}"])
+    dec = [layer_maps(model, model.get_layer(n), x[0][:n_tgt], causal=True, encoder_out=enc_out)
+           for n, x in zip(dec_names, outs[len(enc_names):])]
+    if kind == "decoder":
+        return AttentionMaps(tgt, tgt_tokens, np.stack([d[0] for d in dec]), notes=[f"translation: {translation}"])
+    return AttentionMaps(tgt, tgt_tokens, np.stack([d[1] for d in dec]), key_tokens=src_tokens, kind="cross",
+                         notes=[f"translation: {translation}"])

@@ -97,17 +97,33 @@ def test_the_cli_trains_a_masked_lm_and_fills_masks(mlm_run):
     assert p.returncode == 2 and "fill-mask" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_next_token_tools_refuse_a_masked_lm_with_a_message(mlm_run):
+def test_perplexity_refuses_a_masked_lm_and_attention_is_bidirectional(mlm_run):
+    """Attention maps of an encoder are the full matrix (each token sees every token), computed by
+    our own code from the layers' weights: equal to what Keras' attention layer itself returns."""
+    import numpy as np
+
     from desktop_llm.core.config import ConfigError
     from desktop_llm.core.evaluation import evaluate_text
-    from desktop_llm.core.inspection import inspect_text
+    from desktop_llm.core.inspection import _numpy, _probe, inspect_text
     from desktop_llm.core.loading import load_for_inference
 
     _, run, _ = mlm_run
     model, tok, _ = load_for_inference(run)
-    for call in (lambda: inspect_text(model, tok, "To be"), lambda: evaluate_text(model, tok, "To be")):
-        with pytest.raises(ConfigError, match="fill-mask"):
-            call()
+    with pytest.raises(ConfigError, match="fill-mask"):
+        evaluate_text(model, tok, "To be")
+    maps = inspect_text(model, tok, "To be or not")
+    L, H, T, T2 = maps.weights.shape
+    assert T == T2 == len(maps.tokens) and maps.kind == "bidirectional"
+    np.testing.assert_allclose(maps.weights.sum(-1), 1.0, atol=1e-5)
+    assert (maps.weights[..., np.triu_indices(T, 1)[0], np.triu_indices(T, 1)[1]] > 0).all()  # sees ahead
+    bb = model.backbone
+    ids = np.array([maps.token_ids])
+    xs = _probe(bb, [layer.name for layer in bb.transformer_layers])(
+        {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids, bool)})
+    for layer, x, mine in zip(bb.transformer_layers, _numpy(xs), maps.weights):
+        # keras-hub's private sublayer, in this test only: the reference the maps must equal
+        _, keras_scores = layer._self_attention_layer(query=x, value=x, return_attention_scores=True)
+        np.testing.assert_allclose(mine, np.asarray(keras_scores[0]), atol=1e-5)
 
 
 def test_runs_saved_before_families_load_as_gpt_runs_and_unknown_families_are_refused():

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from desktop_llm.core.corpus import CorpusError
@@ -66,3 +67,15 @@ def test_a_translator_learns_the_bundled_pairs(tmp_path):
     assert "".join(x["text"] for x in lines[:-1]) == lines[-1]["translation"]
     out = cli(home, "generate", "--prompt", "x")
     assert out.returncode == 2 and "translate" in out.stderr
+
+    # cross-attention: each token of the model's translation over the source's tokens
+    out = cli(home, "attention", "--text", "I quit.", "--kind", "cross", "--json")
+    assert out.returncode == 0, out.stderr
+    maps = json.loads(out.stdout)
+    w = np.array(maps["weights"])
+    assert maps["kind"] == "cross" and maps["key_tokens"] == list("I quit.") and maps["tokens"][0] == "[BOS]"
+    assert w.shape == (2, 2, len(maps["tokens"]), len("I quit."))
+    np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-4)
+    out = cli(home, "attention", "--text", "I quit.", "--kind", "decoder", "--json")
+    w = np.array(json.loads(out.stdout)["weights"])
+    assert (w[..., np.triu_indices(w.shape[-1], 1)[0], np.triu_indices(w.shape[-1], 1)[1]] == 0).all()

@@ -64,6 +64,16 @@ def test_classify_tab_and_validation_report(qtbot, trained):
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(mlm.id))  # a masked LM: fill mask instead
         assert g.tabs.currentIndex() == 2 and not g.tabs.isTabVisible(3)
 
+        w.show_page("Attention")  # an encoder's maps: bidirectional, [CLS] first for a classifier
+        a = w.attention_page
+        a.picker.runs.setCurrentIndex(a.picker.runs.findData(cls.id))
+        assert not a.kind.isVisible() and "[CLS]" in a.explain.text()
+        a.text.setPlainText("床前明月光")
+        qtbot.mouseClick(a.go, Qt.LeftButton)
+        wait_task(qtbot, a)
+        assert a.maps is not None and a.maps.kind == "bidirectional", a.status.text()
+        assert a.maps.tokens[0] == "[CLS]" and a.maps.tokens[-1] == "[SEP]"
+
 
 def test_train_page_fine_tunes_a_classifier_from_a_chosen_run(qtbot, trained, tmp_path):
     store, mlm, _ = trained
@@ -156,3 +166,13 @@ def test_translate_tab_streams_a_translation(qtbot, tmp_path):
         t = w.train_page
         t.family.setCurrentIndex(t.family.findData("translator"))
         assert t.run_config().tokenizer.path is None  # learns both sides of the pairs in the run
+
+        w.show_page("Attention")  # cross-attention: the translation's tokens over the source's
+        a = w.attention_page
+        assert a.kind.isVisible() and a.kind.currentData() == "cross"
+        a.text.setPlainText("I quit.")
+        qtbot.mouseClick(a.go, Qt.LeftButton)
+        wait_task(qtbot, a)
+        assert a.maps is not None and a.maps.kind == "cross", a.status.text()
+        assert a.single.columns == list("I quit.") and a.single.tokens[0] == "[BOS]"
+        assert a.single.weights.shape == (len(a.maps.tokens), 7) and "translation:" in a.status.text()

@@ -335,7 +335,7 @@ def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, m
     monkeypatch.setattr(window.session, "load_model", lambda run_id, which: (object(), object(), _Ckpt()))
     tokens = list("To be")
     maps = inspection.AttentionMaps(list(range(5)), tokens, np.full((1, 2, 5, 5), 0.2, dtype=np.float32))
-    monkeypatch.setattr(inspection, "inspect_text", lambda model, tok, text: maps)
+    monkeypatch.setattr(inspection, "inspect_text", lambda model, tok, text, kind="self": maps)
     ap = window.attention_page
     assert ap.picker.run_id == run.id
     spy = _Spy(ap.status)

@@ -9,6 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
+    QComboBox,
     QGridLayout,
     QHBoxLayout,
     QPushButton,
@@ -43,6 +44,7 @@ class Heatmap(MatrixPlot):
             self.colorbar.setImageItem(self.image, insert_in=self.getPlotItem())
         self.weights = None
         self.tokens: list[str] = []
+        self.columns: list[str] = []
         self.hover_text = ""
         self.small = small
         if small:  # the grid shows the token labels on its left column and bottom row only
@@ -65,13 +67,15 @@ class Heatmap(MatrixPlot):
         fm = QFontMetrics(self.font())
         vb = self.plotItem.vb
         rows = int(vb.height() // max(1, fm.height()))
-        widest = max(fm.horizontalAdvance(repr(t)[1:-1][:chars]) for t in self.tokens)
+        widest = max(fm.horizontalAdvance(repr(t)[1:-1][:chars]) for t in self.columns)
         cols = int(vb.width() // max(1, widest + fm.horizontalAdvance("  ")))
         self.getAxis("left").setTicks(_ticks(self.tokens, min(64, rows), chars))
-        self.getAxis("bottom").setTicks(_ticks(self.tokens, min(64, cols), chars))
+        self.getAxis("bottom").setTicks(_ticks(self.columns, min(64, cols), chars))
 
-    def set_weights(self, w: np.ndarray, tokens: list[str]) -> None:
-        self.weights, self.tokens = w, tokens
+    def set_weights(self, w: np.ndarray, tokens: list[str], columns: list[str] | None = None) -> None:
+        """Rows: the tokens attending; columns: the tokens attended to (the same tokens, except in
+        cross-attention, where they are the source's)."""
+        self.weights, self.tokens, self.columns = w, tokens, columns or tokens
         top = float(max(1e-6, w.max()))
         self.image.setImage(w, levels=(0.0, top))
         if hasattr(self, "colorbar"):
@@ -81,7 +85,7 @@ class Heatmap(MatrixPlot):
         self.autoRange(padding=0)
 
     def describe(self, row: int, col: int) -> str:
-        q, k = self.tokens[row], self.tokens[col]
+        q, k = self.tokens[row], self.columns[col]
         return f"{q!r} (#{row}) attends to {k!r} (#{col}): {self.weights[row, col]:.4f}"
 
     def _on_move(self, pos) -> None:
@@ -111,6 +115,16 @@ class AttentionPage(QWidget):
         self.go.clicked.connect(self.compute)
         self.layer = QSpinBox()
         self.head = QSpinBox()
+        self.kind = QComboBox()  # a translator's three attentions
+        for text, value in (("encoder (source ↔ source)", "encoder"), ("decoder (target → earlier target)",
+                                                                       "decoder"),
+                            ("cross (target → source)", "cross")):
+            self.kind.addItem(text, value)
+        self.kind.setCurrentIndex(2)
+        self.kind.setToolTip("A translator attends three ways: within the source, within its own output "
+                             "so far, and from each output token to the source")
+        self.kind_label = label("Attention")
+        self.picker.changed.connect(self._adapt_to_family)
         self.layer.valueChanged.connect(self._draw)
         self.head.valueChanged.connect(self._draw)
         self.single = Heatmap()
@@ -129,20 +143,44 @@ class AttentionPage(QWidget):
         sel.addWidget(self.layer)
         sel.addWidget(label("Head"))
         sel.addWidget(self.head)
+        sel.addWidget(self.kind_label)
+        sel.addWidget(self.kind)
         sel.addStretch(1)
         sel.addWidget(self.go)
         lay = QVBoxLayout(self)
+        self.explain = label("", "hint")
         lay.addWidget(header("Attention", "Where each token looks. Row: the token attending; column: the "
-                                          "token it attends to (only earlier tokens: the mask is causal)."))
+                                          "token it attends to."))
+        lay.addWidget(self.explain)
         lay.addWidget(self.picker)
         lay.addWidget(self.text)
         lay.addLayout(sel)
         lay.addWidget(self.tabs, 1)
         lay.addWidget(self.hover)
         lay.addWidget(self.status)
+        self._adapt_to_family()
+
+    def _adapt_to_family(self) -> None:
+        """Say what the maps show for the chosen run's family; a translator picks which attention."""
+        run_id = self.picker.run_id
+        try:
+            family = self.session.store.get(run_id).config.family if run_id else "gpt"
+        except Exception:  # noqa: BLE001 - a run folder that vanished: the picker refreshes soon
+            family = "gpt"
+        translator = family == "translator"
+        self.kind.setVisible(translator)
+        self.kind_label.setVisible(translator)
+        self.explain.setText({
+            "gpt": "A GPT's mask is causal: each token sees only the tokens before it.",
+            "masked_lm": "An encoder reads both ways: each token sees every token of the text.",
+            "classifier": "An encoder reads both ways; [CLS] (row 0) is the token the classifier reads.",
+            "translator": "Type a source sentence: the maps are over it and the model's own translation "
+                          "(shown below).",
+        }.get(family, ""))
 
     def compute(self) -> None:
         run_id, which, text = self.picker.run_id, self.picker.checkpoint, self.text.toPlainText()
+        kind = self.kind.currentData() if self.kind.isVisibleTo(self) else "self"
         if not run_id:
             self._on_error("Train a run first: there is no checkpoint to inspect.")
             return
@@ -153,7 +191,7 @@ class AttentionPage(QWidget):
             report(0.0, "Loading the model…")
             model, tok, ckpt = self.session.load_model(run_id, which)
             report(0.0, "Computing attention (the first time also builds the model's layers)…")
-            return inspect_text(model, tok, text), ckpt.step
+            return inspect_text(model, tok, text, kind), ckpt.step
 
         self.go.setEnabled(False)
         set_role(self.status, "hint")
@@ -173,7 +211,9 @@ class AttentionPage(QWidget):
         L, H = self.maps.num_layers, self.maps.num_heads
         self.layer.setRange(0, L - 1)
         self.head.setRange(0, H - 1)
-        self.status.setText(f"{len(self.maps.tokens)} tokens · {L} layers × {H} heads · checkpoint at step {step}")
+        note = "".join(f" · {n}" for n in self.maps.notes)
+        self.status.setText(f"{len(self.maps.tokens)} tokens · {L} layers × {H} heads · checkpoint at step "
+                            f"{step}{note}")
         self._draw()
 
     def _draw(self) -> None:
@@ -181,7 +221,7 @@ class AttentionPage(QWidget):
             return
         l, h = self.layer.value(), self.head.value()
         self.single.setTitle(f"Layer {l}, head {h}")
-        self.single.set_weights(self.maps.weights[l, h], self.maps.tokens)
+        self.single.set_weights(self.maps.weights[l, h], self.maps.tokens, self.maps.key_tokens)
         H = self.maps.num_heads
         while len(self.grid_maps) < H:
             m = Heatmap(small=True)
@@ -197,4 +237,4 @@ class AttentionPage(QWidget):
                 row, col = self.grid_layout.getItemPosition(self.grid_layout.indexOf(m))[:2]
                 m.show_labels(left=col == 0, bottom=(row + 1, col) not in shown)
                 m.setTitle(f"head {i}")
-                m.set_weights(self.maps.weights[l, i], self.maps.tokens)
+                m.set_weights(self.maps.weights[l, i], self.maps.tokens, self.maps.key_tokens)
