@@ -174,3 +174,39 @@ def test_a_classifier_on_a_gpt_reads_the_last_real_token(tmp_path):
     assert out.returncode == 0, out.stderr
     evals = [json.loads(line) for line in out.stdout.splitlines() if '"eval"' in line]
     assert evals[-1]["val_accuracy"] > 0.9, [e["val_accuracy"] for e in evals]
+
+
+def test_encoder_runs_export_as_keras_hub_presets_that_plain_keras_hub_loads(trained, tmp_path):
+    """The masked LM as BertMaskedLM, the classifier as BertTextClassifier: loaded by keras-hub's
+    own from_preset in a Python where desktop_llm cannot be imported, equal to the engine's output."""
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.core.models.classifier.examples import LabelledData, encode
+    from desktop_llm.store.runs import RunStore
+    from tests.core.test_export import fresh
+
+    home, _ = trained
+    store = RunStore(home)
+    for ref, task in (("base", "BertMaskedLM"), ("genre", "BertTextClassifier")):
+        out = cli(home, "export", ref, "--format", "keras-hub", "--out", tmp_path / ref)
+        assert out.returncode == 0, out.stderr
+        specials = json.loads((tmp_path / ref / "specials.json").read_text())
+        run = store.resolve(ref)
+        model, tok, _ = load_for_inference(run)
+        ids, mask, _ = encode(tok, ["床前明月光，疑是地上霜。"], run.config.model.sequence_length)
+        x = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+        if task == "BertMaskedLM":
+            ids[0, 3] = specials["[MASK]"]
+            x["mask_positions"] = np.array([[3]], np.int32)
+        else:
+            assert specials["classes"] == LabelledData(run.data_dir).classes
+        np.savez(tmp_path / f"{ref}.npz", **x)
+        theirs = fresh(f"""
+            import json, sys, numpy as np, keras_hub
+            m = keras_hub.models.{task}.from_preset(sys.argv[1])
+            x = dict(np.load(sys.argv[2]))
+            x["padding_mask"] = x["padding_mask"].astype(bool)
+            print(json.dumps(np.asarray(m.predict(x, verbose=0)).tolist()))
+        """, tmp_path / ref, tmp_path / f"{ref}.npz", cwd=tmp_path)
+        np.testing.assert_allclose(np.array(json.loads(theirs)), np.asarray(model.predict(x, verbose=0)), atol=1e-4)
+    out = cli(home, "export", "base", "--format", "onnx")
+    assert out.returncode == 2 and "keras-hub preset only" in out.stderr

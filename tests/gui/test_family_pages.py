@@ -176,3 +176,16 @@ def test_translate_tab_streams_a_translation(qtbot, tmp_path):
         assert a.maps is not None and a.maps.kind == "cross", a.status.text()
         assert a.single.columns == list("I quit.") and a.single.tokens[0] == "[BOS]"
         assert a.single.weights.shape == (len(a.maps.tokens), 7) and "translation:" in a.status.text()
+
+
+def test_evaluate_page_shows_a_familys_own_figures(qtbot, trained):
+    store, mlm, cls = trained
+    with open_window(qtbot, store) as w:
+        w.show_page("Evaluate")
+        e = w.evaluate_page
+        e.picker.runs.setCurrentIndex(e.picker.runs.findData(cls.id))
+        note = e.family_note.text()
+        assert e.family_note.isVisible() and not e.go.isEnabled()
+        assert "macro-F1" in note and "accuracy" in note and "Classify tab" in note
+        e.picker.runs.setCurrentIndex(e.picker.runs.findData(mlm.id))
+        assert "masked-token accuracy" in e.family_note.text()

@@ -58,12 +58,28 @@ def check_exportable(run, fmt: str) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
     family = (getattr(run.config, "family", None) or "gpt").replace("-", "_")
-    if family != "gpt":  # the writers below know the GPT's inputs, context and generation only
-        raise ExportError(f"Run {run.id} is a {family} run: export writes GPT runs only.")
+    if family in ENCODER_PRESETS and fmt == "keras-hub":
+        if family == "classifier" and (run.config.base_run and _base_family(run) == "gpt"):
+            raise ExportError(f"Run {run.id} is a classifier on a GPT: keras-hub has no such task to load it as.")
+        return
+    if family in ENCODER_PRESETS:  # savedmodel, onnx, litert know the GPT's inputs and generation only
+        raise ExportError(f"Run {run.id} is a {family} run: it exports as a keras-hub preset only "
+                          "(savedmodel, onnx and litert write GPT runs).")
+    if family != "gpt":
+        raise ExportError(f"Run {run.id} is a {family} run: export writes GPT, masked-LM and classifier runs.")
     if fmt == "keras-hub":
         from desktop_llm.core.export.keras_hub_preset import check
 
         check(run.config.model)
+
+
+ENCODER_PRESETS = ("masked_lm", "classifier")  # families keras-hub has a BERT task for
+
+
+def _base_family(run) -> str:
+    from desktop_llm.core.models.classifier import base_family
+
+    return base_family(run.config)
 
 
 def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: str = "best",
@@ -83,7 +99,8 @@ def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: 
     model, tok, ckpt = load_for_inference(run, checkpoint)
     import numpy as np
 
-    model(np.zeros((1, 1), "int32"))  # Keras' ONNX and LiteRT exporters refuse a model never called
+    if run.config.family == "gpt":
+        model(np.zeros((1, 1), "int32"))  # Keras' ONNX and LiteRT exporters refuse a model never called
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -114,6 +131,10 @@ def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: 
 
 
 def _write(fmt: str, model, tok, run, folder: Path) -> dict:
+    if fmt == "keras-hub" and run.config.family in ENCODER_PRESETS:
+        from desktop_llm.core.export import bert_preset
+
+        return bert_preset.write(model, tok, run, folder)
     if fmt == "keras-hub":
         from desktop_llm.core.export import keras_hub_preset as m
 

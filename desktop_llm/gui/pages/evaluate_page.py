@@ -97,10 +97,55 @@ class EvaluatePage(QWidget):
         lay.addWidget(header("Evaluate", "Perplexity: how surprised the model is by text it has not "
                                          "trained on (lower is better). Hover a token for its loss."))
         lay.addWidget(self.picker)
+        self.family_note = label("", "figure")  # another family's own figures, instead of perplexity
+        self.family_note.setWordWrap(True)
+        self.family_note.hide()
+        lay.addWidget(self.family_note)
         lay.addLayout(top)
         lay.addWidget(label("Per-token loss (darker: more surprising)"))
         lay.addWidget(self.view, 1)
         lay.addWidget(self.status)
+
+        self.picker.changed.connect(self._adapt_to_family)
+        self._adapt_to_family()
+
+    def _adapt_to_family(self) -> None:
+        """Perplexity of text is a GPT's measure; for another family the page shows its own
+        figures from the run's last validation, and where its full report is."""
+        from desktop_llm.core import events as ev
+
+        run_id = self.picker.run_id
+        try:
+            run = self.session.store.get(run_id) if run_id else None
+            family = run.config.family if run else "gpt"
+        except Exception:  # noqa: BLE001 - a run folder that vanished: the picker refreshes soon
+            run, family = None, "gpt"
+        gpt = family == "gpt"
+        self.go.setEnabled(gpt)
+        self.family_note.setVisible(not gpt)
+        if gpt:
+            return
+        evals = [e for e in map(ev.parse, run.metrics()) if isinstance(e, ev.Eval)]
+        where = {"masked_lm": "Fill mask on the Generate page guesses hidden tokens",
+                 "classifier": "the Classify tab on the Generate page has the full report (confusion "
+                               "matrix, per-class precision and recall, misclassified texts)",
+                 "translator": "the Translate tab on the Generate page translates"}.get(family, "")
+        if not evals:
+            self.family_note.setText(f"This {family} run has no validation yet. {where[:1].upper()}{where[1:]}.")
+            return
+        e = evals[-1]
+        figures = [f"validation loss {e.val_loss:.3f}"]
+        if e.val_accuracy is not None:
+            figures.append(f"{'masked-token' if family == 'masked_lm' else 'token' if family == 'translator' else ''}"
+                           f" accuracy {e.val_accuracy:.1%}".strip())
+        if family == "masked_lm":
+            figures.append(f"perplexity over masked tokens {e.val_ppl:.2f}")
+        if e.val_macro_f1 is not None:
+            figures.append(f"macro-F1 {e.val_macro_f1:.3f}")
+        if e.val_bleu is not None:
+            figures.append(f"BLEU {e.val_bleu:.1f}, exact match {e.val_exact_match:.1%}")
+        self.family_note.setText(f"A {family.replace('_', '-')} run, last validated at step {e.step}: "
+                                 + " · ".join(figures) + f". Perplexity of text is a GPT's measure; {where}.")
 
     def _browse(self) -> None:
         f, _ = QFileDialog.getOpenFileName(self, "Text to evaluate", "", "Text (*.txt *.md *.jsonl *.csv);;All files (*)")

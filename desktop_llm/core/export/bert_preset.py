@@ -1,0 +1,46 @@
+"""keras-hub presets of the encoder families: a masked-LM run as keras-hub's `BertMaskedLM`, a
+classifier fine-tuned on one as its `BertTextClassifier`, written by the task's own
+`save_to_preset`, so plain keras-hub loads them (`from_preset(folder)`) with no desktop_llm.
+
+No tokenizer or preprocessor is attached: keras-hub's BERT preprocessing adds `[CLS]`/`[SEP]` at
+ids of its own WordPiece vocabulary, where ours come after the tokenizer's ids (see
+core/models/masked_lm). The model runs on token ids; `vocabulary.json` maps ids to tokens and
+`specials.json` names the ids of `[MASK]`, `[CLS]` and `[SEP]` (a classifier's classes too).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from desktop_llm.core import atomic
+
+
+def write(model, tok, run, folder: Path) -> dict:
+    model.save_to_preset(str(folder))
+    V = tok.vocabulary_size
+    specials = {"[MASK]": V, "[CLS]": V + 1, "[SEP]": V + 2}
+    task = type(model).__name__
+    extra = {}
+    if task == "BertTextClassifier":
+        from desktop_llm.core.models.classifier.examples import LabelledData
+
+        extra["classes"] = LabelledData(run.data_dir).classes
+    atomic.write_json(folder / "specials.json", {**specials, **extra})
+    T = int(model.backbone.max_sequence_length)
+    if task == "BertTextClassifier":
+        usage = [f"model = keras_hub.models.BertTextClassifier.from_preset(folder)",
+                 f"x = {{'token_ids': [[CLS] + ids + [SEP]] padded with 0 to (1, {T}), 'segment_ids': zeros, "
+                 "'padding_mask': 1 where a token is}",
+                 "probabilities = softmax(model.predict(x))  # classes: specials.json"]
+    else:
+        usage = [f"model = keras_hub.models.BertMaskedLM.from_preset(folder)",
+                 f"x = {{'token_ids': ids with [MASK] ({V}) where hidden, padded to (1, {T}), 'segment_ids': "
+                 "zeros, 'padding_mask': 1 where a token is, 'mask_positions': [[positions of the masks]]}",
+                 "logits = model.predict(x)  # (1, masks, vocabulary)"]
+    return {"files": {"preset": "config.json, task.json, model.weights.h5, task.weights.h5, metadata.json, "
+                                "specials.json"},
+            "keras_hub_classes": ["BertBackbone", task],
+            "keras_hub_tokenizer": None,
+            "usage": usage,
+            "notes": [f"no keras-hub tokenizer: the {tok.kind} tokenizer's ids are ours (vocabulary.json); "
+                      "[MASK], [CLS] and [SEP] come after them (specials.json)"]}
