@@ -189,3 +189,16 @@ def test_evaluate_page_shows_a_familys_own_figures(qtbot, trained):
         assert "macro-F1" in note and "accuracy" in note and "Classify tab" in note
         e.picker.runs.setCurrentIndex(e.picker.runs.findData(mlm.id))
         assert "masked-token accuracy" in e.family_note.text()
+
+
+def test_runs_page_compares_runs_of_one_family(qtbot, trained):
+    store, mlm, cls = trained
+    with open_window(qtbot, store) as w:
+        w.show_page("Runs")
+        r = w.runs_page
+        r.select([mlm.id, cls.id])
+        r.show_selected()
+        assert len(r.plots.series) == 1 and "left out" in r.message.text()
+        r.select([cls.id])
+        r.show_selected()
+        assert len(r.plots.series) == 1 and r.message.text() == ""

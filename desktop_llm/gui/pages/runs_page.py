@@ -191,10 +191,25 @@ class RunsPage(QWidget):
         self.table.setSelectionMode(mode)
 
     def show_selected(self) -> None:
+        """Overlay the selected runs' curves: runs of one family (the first selected one's), since
+        a classifier's loss and a GPT's do not measure the same thing."""
         self.plots.clear()
+        family, left_out = None, []
         for run_id in self.selected_ids():
             run = self.session.store.get(run_id)
+            f = run.config.family
+            family = family or f
+            if f != family:
+                left_out.append(run.config.name or run_id)
+                continue
             self.plots.show_history(run_id, run.config.name or run_id, run.metrics())
+        if left_out:
+            set_role(self.message, "warning")
+            self.message.setText(f"Comparing {family.replace('_', '-')} runs: left out {', '.join(left_out[:5])}"
+                                 f"{' and more' if len(left_out) > 5 else ''} (another family).")
+        elif self.message.property("role") == "warning":
+            set_role(self.message, "hint")
+            self.message.setText("")
         self._update_buttons()
 
     def _update_buttons(self) -> None:
