@@ -176,7 +176,7 @@ class Exported(Event):
 
 
 @dataclass
-class Warning(Event):  # noqa: A001 - the event's name in the stream
+class Warning(Event):
     TYPE = "warning"
     message: str = ""
 

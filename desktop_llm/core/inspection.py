@@ -177,7 +177,7 @@ def _translator_maps(model, tok, text: str, kind: str) -> AttentionMaps:
         raise ConfigError(f"Attention of a translator is encoder, decoder or cross (got '{kind}').")
     T = model.get_layer("encoder_embedding").output.shape[1]
     translation = Translator(model, tok, T).translate([text])[0]
-    bos, eos = special_ids(tok.vocabulary_size)
+    bos, _ = special_ids(tok.vocabulary_size)
     src = tok.encode(text)[:T]
     tgt = [bos, *tok.encode(translation)[: T - 1]]
     src_ids = np.zeros((1, T), np.int32)

@@ -83,7 +83,7 @@ def apply_theme(app: QApplication) -> None:
     restyle_plots(app, background, foreground)
 
 
-_plots: "weakref.WeakSet" = weakref.WeakSet()
+_plots: weakref.WeakSet = weakref.WeakSet()
 
 
 def themed_plot(widget):

@@ -28,12 +28,12 @@ def write(model, tok, run, folder: Path) -> dict:
     atomic.write_json(folder / "specials.json", {**specials, **extra})
     T = int(model.backbone.max_sequence_length)
     if task == "BertTextClassifier":
-        usage = [f"model = keras_hub.models.BertTextClassifier.from_preset(folder)",
+        usage = ["model = keras_hub.models.BertTextClassifier.from_preset(folder)",
                  f"x = {{'token_ids': [[CLS] + ids + [SEP]] padded with 0 to (1, {T}), 'segment_ids': zeros, "
                  "'padding_mask': 1 where a token is}",
                  "probabilities = softmax(model.predict(x))  # classes: specials.json"]
     else:
-        usage = [f"model = keras_hub.models.BertMaskedLM.from_preset(folder)",
+        usage = ["model = keras_hub.models.BertMaskedLM.from_preset(folder)",
                  f"x = {{'token_ids': ids with [MASK] ({V}) where hidden, padded to (1, {T}), 'segment_ids': "
                  "zeros, 'padding_mask': 1 where a token is, 'mask_positions': [[positions of the masks]]}",
                  "logits = model.predict(x)  # (1, masks, vocabulary)"]

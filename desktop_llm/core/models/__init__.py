@@ -32,7 +32,7 @@ class Family:
 
     def tokenizer_texts(self, cfg):
         """The text a new tokenizer learns from (None: the corpus as the data page reads it)."""
-        return None
+        return None  # noqa: RET501 - None is the answer here, not a procedure's end
 
     def tokenizer_source(self, cfg) -> str | None:
         """A tokenizer folder the run must copy (a fine-tune reads text as its base did), or None."""
@@ -84,8 +84,8 @@ class Family:
 
 
 def get_family(name: str | None) -> Family:
-    from desktop_llm.core.models.gpt import GPT
     from desktop_llm.core.models.classifier import Classifier
+    from desktop_llm.core.models.gpt import GPT
     from desktop_llm.core.models.masked_lm import MaskedLM
     from desktop_llm.core.models.translator import Translator
 

@@ -20,7 +20,6 @@ from desktop_llm.core.models import Family
 from desktop_llm.core.models.classifier.examples import LabelledData, read_examples
 from desktop_llm.core.models.masked_lm import SPECIALS
 
-
 DEFAULT_STEPS, DEFAULT_EVAL_INTERVAL = 300, 50  # a classifier learns in a few hundred steps
 FINE_TUNE_LR = 3e-4
 

@@ -64,7 +64,7 @@ def _records(paths: list[str], text_column, label_column, encodings) -> list[Exa
 def _rows(source):
     import csv
 
-    from desktop_llm.core.corpus import _open_text  # noqa: PLC2701 - the corpus' own tolerant reader
+    from desktop_llm.core.corpus import _open_text
 
     if source.kind == "jsonl":
         with _open_text(source.path, source.encoding or "utf-8") as f:

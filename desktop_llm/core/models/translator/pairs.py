@@ -24,7 +24,7 @@ PAIR_NAMES = (("source", "target"), ("src", "tgt"), ("en", "zh"), ("input", "out
 
 def read_pairs(paths, source_field: str | None = None, target_field: str | None = None,
                encodings=()) -> list[tuple[str, str]]:
-    from desktop_llm.core.corpus import _open_text  # noqa: PLC2701 - the corpus' tolerant reader
+    from desktop_llm.core.corpus import _open_text
 
     pairs: list[tuple[str, str]] = []
     corpus = Corpus(paths=[str(p) for p in paths], encodings=dict(encodings))
