@@ -152,7 +152,7 @@ def baseline_mode(cfg_dict: dict, out) -> None:
 
     from desktop_llm.core.config import RunConfig
     from desktop_llm.core.data import TokenData, prepare
-    from desktop_llm.core.model import build_model
+    from desktop_llm.core.models.gpt.model import build_model
     from desktop_llm.core.tokenizers import train_tokenizer
     from desktop_llm.core.training import corpus_of, make_optimizer
 
@@ -193,7 +193,7 @@ def scale_mode(cfg_dict: dict, out) -> None:
     import keras
 
     from desktop_llm.core.config import RunConfig
-    from desktop_llm.core.model import build_model
+    from desktop_llm.core.models.gpt.model import build_model
     from desktop_llm.core.training import make_optimizer
 
     cfg = RunConfig.from_dict(cfg_dict)

@@ -17,7 +17,7 @@ def require_gpt(model, what: str) -> None:
     """Next-token tools (attention maps, perplexity, generation) on a model of another family:
     one clear message instead of an AttributeError from deep inside."""
     from desktop_llm.core.config import ConfigError
-    from desktop_llm.core.model import GPTCausalLM
+    from desktop_llm.core.models.gpt.model import GPTCausalLM
 
     if not isinstance(model, GPTCausalLM):
         raise ConfigError(f"{what} works on GPT runs; this run's model is a {type(model).__name__} "

@@ -7,7 +7,7 @@ counted, so a lying header cannot slip a zip bomb through); every checkpoint mus
 SHA-256 manifest. It unpacks into a hidden temporary folder inside the workspace's `runs/` and is
 renamed into place only once everything checks out, so a refused or interrupted import leaves
 nothing behind, and the user's zip is only ever read. Nothing is loaded or run: model files are
-only ever loaded later, with Keras `safe_mode` (see `core.loading`, `core.model`).
+only ever loaded later, with Keras `safe_mode` (see `core.loading`, `core.models.gpt.model`).
 """
 
 from __future__ import annotations

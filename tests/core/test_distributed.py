@@ -138,7 +138,7 @@ def test_float16_keeps_its_loss_scale_across_a_checkpoint(tmp_path):
 
     from desktop_llm.core.checkpoints import CheckpointManager
     from desktop_llm.core.config import ModelConfig
-    from desktop_llm.core.model import build_model
+    from desktop_llm.core.models.gpt.model import build_model
 
     cfg = ModelConfig(vocabulary_size=40, num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
                       sequence_length=16)

@@ -134,7 +134,7 @@ def test_sentencepiece_run_ships_its_keras_hub_tokenizer(tmp_path, shakespeare_s
     """A bpe (SentencePiece) tokenizer goes into the preset as keras-hub's SentencePieceTokenizer:
     plain keras-hub loads it and encodes and decodes exactly like the app."""
     from desktop_llm.core.export import keras_hub_preset
-    from desktop_llm.core.model import build_model
+    from desktop_llm.core.models.gpt.model import build_model
     from desktop_llm.core.tokenizers import train_tokenizer
 
     text = shakespeare_small.read_text("utf-8")

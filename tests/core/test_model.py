@@ -4,7 +4,7 @@ import pytest
 from desktop_llm.core.config import ConfigError, ModelConfig, count_parameters, estimate, preset
 from desktop_llm.core.generation import Generator, SamplingConfig
 from desktop_llm.core.inspection import attention_weights
-from desktop_llm.core.model import build_model, load_model
+from desktop_llm.core.models.gpt.model import build_model, load_model
 from desktop_llm.core.tokenizers import train_tokenizer
 
 CFG = ModelConfig(vocabulary_size=256, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,

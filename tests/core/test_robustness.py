@@ -120,7 +120,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(tmp_pat
 
 def test_damaged_checkpoint_is_detected_and_the_previous_one_used(tmp_path):
     from desktop_llm.core.checkpoints import CheckpointManager
-    from desktop_llm.core.model import build_model
+    from desktop_llm.core.models.gpt.model import build_model
 
     model = build_model(TINY.__class__(**{**TINY.__dict__, "vocabulary_size": 40}))
     manager = CheckpointManager(tmp_path / "ckpt", keep=3)
@@ -202,7 +202,7 @@ def test_unwritable_workspace_reads_but_refuses_writes_with_a_message(tmp_path):
 def test_untrusted_model_files_never_run_code(tmp_path):
     import keras
 
-    from desktop_llm.core.model import load_model
+    from desktop_llm.core.models.gpt.model import load_model
 
     marker = tmp_path / "pwned"
     inputs = keras.Input((4,))

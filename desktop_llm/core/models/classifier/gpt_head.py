@@ -20,7 +20,7 @@ class GPTClassifier(keras.Model):
 
     @classmethod
     def from_config_of(cls, mcfg, num_classes: int) -> GPTClassifier:
-        from desktop_llm.core.model import build_model
+        from desktop_llm.core.models.gpt.model import build_model
 
         model = cls(build_model(mcfg).backbone, num_classes, mcfg.dropout)
         T = mcfg.sequence_length

@@ -1,4 +1,4 @@
-"""The GPT family: next-token prediction with the decoder in `core.model` (keras-hub layers)."""
+"""The GPT family: next-token prediction with the decoder in `model.py` (keras-hub layers)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ class GPT(Family):
     title = "GPT (next token)"
 
     def build(self, mcfg, seed=None):
-        from desktop_llm.core.model import build_model
+        from desktop_llm.core.models.gpt.model import build_model
 
         return build_model(mcfg, seed=seed)
 
