@@ -1,0 +1,198 @@
+"""A running fit's state and its Keras callback: each fused call becomes events, validation,
+checkpoints, pause and stop (shared by `model.fit` and the replicated loop)."""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections import deque
+
+from desktop_llm.core import atomic
+from desktop_llm.core import events as ev
+from desktop_llm.core.training.failures import TrainingFailed, _first_line
+from desktop_llm.core.training.schedule import learning_rate_schedule
+
+
+def _make_callback(ctx):
+    import keras
+
+    class Monitor(keras.callbacks.Callback):
+        """Turns each fused call into events; validates, checkpoints, pauses and stops."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            ctx.t_begin = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            ctx.t_train_end = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            ctx.on_chunk_end(epoch, logs or {}, self.model)
+
+    return Monitor()
+
+
+class _Context:
+    def __init__(self, run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
+                 manager, best, t_start, elapsed0):
+        self.run, self.cfg, self.tok, self.data = run, cfg, tok, data
+        self.emit, self.control, self.store = emit, control, store
+        self.model, self.optimizer, self.k = model, optimizer, k
+        self.step = start_step
+        self.manager = manager
+        self.best = best
+        self.t_start = t_start
+        self.elapsed0 = elapsed0
+        self.t_begin = self.t_train_end = time.perf_counter()
+        self.train_time = 0.0
+        self.train_steps = 0
+        # For the ETA: seconds per step of recent calls and seconds per evaluation, leaving out
+        # the first call and the first evaluation after a (re)start: they include compilation.
+        self.recent_step_times: deque[float] = deque(maxlen=20)
+        self.eval_times: list[float] = []
+        self.chunks = 0
+        self.last_saved = start_step
+        self.failure: TrainingFailed | None = None
+        self.metrics_warned = False
+        self.last_attempt = start_step  # the step of the last checkpoint write tried
+        self.writes = True  # False on the non-chief workers of a multi-machine run
+        self.tensorboard = None  # the chief's core.tensorboard_log.TensorBoardLog (set in _train)
+        self.save_error = ""
+        self.stopped = False
+        self.generator = None
+        self.schedule = learning_rate_schedule(cfg)
+
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed0 + (time.perf_counter() - self.t_start)
+
+    def state(self, val_loss=None) -> dict:
+        return {"step": self.step, "best_val_loss": self.best, "val_loss": val_loss,
+                "elapsed": self.elapsed}
+
+    def record(self, event: dict) -> None:
+        if not self.writes:
+            self.emit(event)
+            return
+        try:
+            atomic.append_line(self.run.metrics_path, _json(event))
+        except OSError as e:  # a full disk: the event still reaches the user; training goes on
+            if not self.metrics_warned:
+                self.metrics_warned = True
+                self.emit(ev.Warning(message=f"Could not append to metrics.jsonl ({e.strerror or e}); the curve "
+                                             "on disk has a gap from here. Free some disk space.").to_dict())
+        if self.tensorboard is not None:
+            self.tensorboard.record(event)  # never raises: a failure is one warning
+        self.emit(event)
+
+    def save(self, val_loss=None, best=False) -> None:
+        self.last_attempt = self.step
+        if not self.writes:  # only the chief writes checkpoints
+            self.last_saved = self.step
+            return
+        try:
+            self.manager.save(self.model, self.optimizer, self.state(val_loss), best=best)
+            self.last_saved = self.step
+            self.emit(ev.Checkpoint(step=self.step, best=best).to_dict())
+        except (OSError, RuntimeError) as e:  # h5py reports a failed write as either
+            self.save_error = getattr(e, "strerror", None) or _first_line(e)
+            # Disk full or read-only: the previous checkpoint is intact; tell the user, go on.
+            self.emit(ev.Warning(message=f"Could not write the checkpoint at step {self.step} ({self.save_error}); "
+                                         "the previous one is kept. Free some disk space.").to_dict())
+
+    def on_chunk_end(self, epoch: int, logs: dict, model) -> None:
+        t = self.cfg.training
+        self.step = (epoch + 1) * self.k
+        dt = max(1e-9, self.t_train_end - self.t_begin)
+        self.train_time += dt
+        self.train_steps += self.k
+        self.chunks += 1
+        if self.chunks > 1:
+            self.recent_step_times.append(dt / self.k)
+        loss = float(logs.get("loss", float("nan")))
+        tokens_per_sec = self.k * t.batch_size * self.cfg.model.sequence_length / dt
+        eta = self.eta()
+        self.record(ev.Step(step=self.step, loss=loss, lr=float(self.schedule(self.step)),
+                            tokens_per_sec=tokens_per_sec, ms_per_step=1000 * dt / self.k, elapsed=self.elapsed,
+                            eta=eta, max_steps=t.max_steps,
+                            accuracy=float(logs["accuracy"]) if "accuracy" in logs else None).to_dict())
+        if self.writes:
+            self.run.write_status(status="running", step=self.step, tokens_per_sec=tokens_per_sec,
+                                  duration=self.elapsed, pid=os.getpid())
+        if not math.isfinite(loss):
+            self.failure = TrainingFailed(
+                f"The loss became {loss} at step {self.step}: training diverged.",
+                "Lower the learning rate (e.g. halve it), keep gradient clipping on, or add warm-up steps.")
+            model.stop_training = True
+            return
+        if "val_loss" in logs:
+            t0 = self.t_train_end  # the validation pass ran between the last step and now
+            val = float(logs["val_loss"])
+            improved = self.best is None or val < self.best
+            if improved:
+                self.best = val
+            sample = self.sample()
+            extra = {k: float(v) for k, v in logs.items() if k.startswith("val_") and k != "val_loss"}
+            try:
+                from desktop_llm.core.models import get_family
+
+                extra.update(get_family(self.cfg.family).eval_extras(self))
+            except Exception as e:  # noqa: BLE001 - extra figures are a nicety: never end a run
+                extra["extras_error"] = _first_line(e)
+            self.record(ev.parse({**ev.Eval(step=self.step, val_loss=val, val_ppl=math.exp(min(val, 50)),
+                                            best_val_loss=self.best, sample=sample, elapsed=self.elapsed).to_dict(),
+                                  **extra}).to_dict())  # the family's figures: typed where Eval names them
+            if self.step % t.checkpoint_every == 0 or improved:
+                self.save(val, best=improved)
+            self.eval_times.append(time.perf_counter() - t0)
+        elif self.step % t.checkpoint_every == 0:
+            self.save()
+        if self.control is not None:
+            if self.control.paused and not self.control.stop.is_set():
+                self.run.write_status(status="paused", step=self.step)
+                self.emit(ev.Paused(step=self.step).to_dict())
+                paused_at = time.perf_counter()
+                self.control.resume.wait()
+                self.t_start += time.perf_counter() - paused_at  # pauses do not count as training
+                self.run.write_status(status="running", step=self.step)
+                self.emit(ev.Resumed(step=self.step).to_dict())
+            if self.control.stop.is_set():
+                if self.last_saved != self.step:
+                    self.save()
+                self.stopped = True
+                model.stop_training = True
+
+    def stop_here(self) -> None:
+        """End training at this step as a stop request does: checkpoint (chief), then stop."""
+        if self.last_saved != self.step:
+            self.save()
+        self.stopped = True
+
+    def eta(self) -> float | None:
+        """Seconds left, from the recent throughput; None until one call after the first (which
+        compiles) has been timed, rather than an estimate several times too high."""
+        if not self.recent_step_times:
+            return None
+        t = self.cfg.training
+        remaining = t.max_steps - self.step
+        per_step = statistics.median(self.recent_step_times)
+        steady_evals = self.eval_times[1:]  # the first one compiled the validation and sampling
+        per_eval = statistics.median(steady_evals) if steady_evals else 0.0
+        return remaining * per_step + (remaining // t.eval_interval) * per_eval
+
+    def sample(self) -> str:
+        if self.cfg.training.sample_tokens <= 0:
+            return ""
+        try:
+            from desktop_llm.core.models import get_family
+
+            return get_family(self.cfg.family).sample(self)
+        except Exception as e:  # a sample is a nicety: never let it end a run
+            return f"(no sample: {e})"
+
+
+def _json(obj) -> str:
+    import json
+
+    return json.dumps(obj, ensure_ascii=False, allow_nan=True)

@@ -1,0 +1,286 @@
+"""`train_run`: a run folder in, checkpoints and a metrics stream out.
+
+It prepares what the run's family needs (tokenizer, data) if the run lacks it, builds (or
+restores) the model and AdamW state, and trains with `model.fit` on a tf.data pipeline (or the
+replicated loop under tf.distribute): XLA-compiled, `steps_per_execution` steps fused per call, a
+warm-up + cosine schedule, weight decay and global gradient clipping, in phases where a family
+freezes part of its model first. The callback in `context.py` turns each fused call into typed
+events (core/events.py), validates, writes checkpoints and obeys pause/stop requests.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import replace
+
+from desktop_llm.core import atomic, tensorboard_log
+from desktop_llm.core import events as ev
+from desktop_llm.core.checkpoints import CheckpointManager
+from desktop_llm.core.config import ConfigError, RunConfig
+from desktop_llm.core.corpus import CorpusError
+from desktop_llm.core.data import TokenData
+from desktop_llm.core.tokenizers import TokenizerError
+from desktop_llm.core.training.context import _Context, _json, _make_callback
+from desktop_llm.core.training.control import Control
+from desktop_llm.core.training.failures import (
+    TrainingFailed,
+    _classify_failure,
+    _explain,
+    _fail,
+    _first_line,
+)
+from desktop_llm.core.training.preparation import Emit, ensure_tokenizer
+from desktop_llm.core.training.schedule import fused_steps, make_optimizer
+
+
+def train_run(run, emit: Emit = lambda e: None, control: Control | None = None, store=None,
+              cluster: tuple[str, ...] = (), worker_index: int = 0) -> dict:
+    """Train (or resume) `run` to its configured number of steps. Returns the final status dict.
+
+    Never raises for training problems: they end the run with status "failed", a message and a
+    suggestion, and the last good checkpoint is kept. With `cluster` (host:port of every worker)
+    this process is worker `worker_index` of a multi-machine run; only worker 0 (the chief)
+    writes the run folder.
+    """
+    if worker_index > 0:
+        return _train_worker(run, emit, cluster, worker_index)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cfg = run.config
+    prev = run.status()
+    try:
+        run.write_status(status="starting", pid=os.getpid(), host=platform.node(), message="",
+                         created=prev.get("created", time.time()))
+        _sync(store, run)
+        cfg.validate()
+        result = _train(run, cfg, emit, control, store, cluster)
+    except (ConfigError, CorpusError, TokenizerError) as e:
+        result = _fail(run, str(e), "Change the settings and start again.", emit)
+    except TrainingFailed as e:
+        result = _fail(run, str(e), e.suggestion, emit)
+    except Exception as e:  # noqa: BLE001 - the run must end cleanly whatever happened
+        result = _classify_failure(run, e, emit)
+    tensorboard_log.close_log(run.folder)  # flushed and closed however training ended
+    _sync(store, run)
+    return result
+
+
+class _WorkerScratch:
+    """A non-chief worker's view of the run folder: it reads the chief's tokenizer and token data
+    where they are complete, and otherwise makes its own in a temporary folder, because only the
+    chief writes the run folder (two writers of a shared folder would race)."""
+
+    def __init__(self, run):
+        import tempfile
+        from pathlib import Path
+
+        self._run = run
+        scratch = Path(tempfile.mkdtemp(prefix="desktop_llm-worker-"))
+        from desktop_llm.core.models.classifier.examples import LabelledData
+
+        ready = (run.tokenizer_dir / "tokenizer.json").exists() and (
+            TokenData.exists(run.data_dir) or LabelledData.exists(run.data_dir))
+        self.tokenizer_dir = run.tokenizer_dir if ready else scratch / "tokenizer"
+        self.data_dir = run.data_dir if ready else scratch / "data"
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+
+def _train_worker(run, emit: Emit, cluster, worker_index: int) -> dict:
+    """A non-chief worker of a multi-machine run: trains in step with the chief and writes
+    nothing to the run folder (the chief does); ends with an event like the chief's."""
+    try:
+        return _train(run, run.config, emit, None, None, cluster, worker_index)
+    except Exception as e:  # noqa: BLE001 - end cleanly with a message whatever happened
+        message, suggestion = _explain(e)
+        emit(ev.Failed(message=message, suggestion=suggestion).to_dict())
+        return {"status": "failed", "message": message, "suggestion": suggestion}
+
+
+def _worker_end(ctx, model, emit: Emit) -> dict:
+    from desktop_llm.core.replicated_loop import weights_digest
+
+    if ctx.failure is not None:
+        raise ctx.failure
+    status = "stopped" if ctx.stopped else "completed"
+    end = ev.Stopped if ctx.stopped else ev.Completed
+    emit(end(step=ctx.step, worker=True, weights_sha256=weights_digest(model)).to_dict())
+    return {"status": status, "step": ctx.step}
+
+
+def _sync(store, run) -> None:
+    if store is not None:
+        try:
+            store.sync(run)
+        except Exception:
+            pass
+
+
+def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, cluster=(),
+           worker_index: int = 0) -> dict:
+    from desktop_llm.core import distribute
+
+    t = cfg.training
+    # Before any other TensorFlow op (the tokenizer may run some): devices, memory growth, strategy.
+    dist = distribute.setup(t.devices, cluster, worker_index)
+    if t.batch_size % dist.replicas:
+        lo = t.batch_size // dist.replicas * dist.replicas
+        raise ConfigError(f"The batch ({t.batch_size}) must split evenly over {dist.replicas} replicas: "
+                          f"use {lo or dist.replicas} or {lo + dist.replicas}.")
+
+    import keras
+
+    from desktop_llm.core import device
+    from desktop_llm.core.models import get_family
+
+    family = get_family(cfg.family)
+
+    source = run if dist.is_chief else _WorkerScratch(run)
+    tok = ensure_tokenizer(source, cfg, emit)
+    data = family.prepare_data(source, cfg, tok, emit)
+    mcfg = replace(cfg.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size, cfg))
+
+    policy = device.precision_policy(t.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
+    k = fused_steps(cfg)
+    manager = CheckpointManager(run.checkpoints_dir)
+    ckpt = manager.find("latest")
+    for note in manager.notes:
+        emit(ev.Warning(message=note).to_dict())
+    with dist.strategy.scope():
+        model = family.build_for_run(source, cfg, mcfg, seed=t.seed)
+        optimizer = make_optimizer(cfg)
+        if policy == "mixed_float16":
+            # Dynamic loss scaling keeps float16 gradients from underflowing; its scale is
+            # optimizer state, saved and restored with the checkpoint.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, **family.compile_args(),
+                      jit_compile=t.jit_compile, steps_per_execution=k, auto_scale_loss=False)
+        start_step, best, elapsed0 = 0, None, 0.0
+        if ckpt is not None:
+            model.load_weights(str(ckpt.weights_path))
+            manager.restore_optimizer(optimizer, model.trainable_variables, ckpt)
+            start_step = ckpt.step
+            best = ckpt.state.get("best_val_loss")
+            elapsed0 = float(ckpt.state.get("elapsed", 0.0))
+        else:
+            family.initialise(model, cfg, mcfg, emit)
+        if t.freeze_steps and not optimizer.built:
+            # built on every weight while none is frozen, so the thawed phase finds its slots
+            optimizer.build(model.trainable_variables)
+    chief = dist.is_chief
+    if ckpt is not None:
+        if chief:
+            _truncate_metrics(run, start_step)
+        emit(ev.ResumedFrom(step=start_step).to_dict())
+    elif chief and run.metrics_path.exists():
+        run.metrics_path.unlink()  # a run that never checkpointed starts over
+
+    devs = device.devices()
+    where = device.describe(devs) + (f", {dist.describe()}" if dist.distributed else "")
+    if chief:
+        run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
+                         device=where, policy=policy, replicas=dist.replicas, workers=dist.workers)
+        _sync(store, run)
+    emit(ev.Start(run=run.id, step=start_step, max_steps=t.max_steps, device=where, policy=policy,
+                  parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
+                  train_tokens=len(data.train), val_tokens=len(data.val), steps_per_execution=k,
+                  replicas=dist.replicas, per_replica_batch=t.batch_size // dist.replicas, workers=dist.workers,
+                  worker_index=dist.worker_index).to_dict())
+    if dist.kind == "multi_worker" and control is not None and chief:
+        emit(ev.Warning(message="Pausing is not available across machines: stop, then resume.").to_dict())
+
+    ctx = _Context(run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
+                   manager, best, time.perf_counter(), elapsed0)
+    ctx.writes = chief
+    if chief and start_step < t.max_steps:
+        ctx.tensorboard = tensorboard_log.open_log(run.folder, emit)
+    if start_step < t.max_steps:
+        T = cfg.model.sequence_length
+        V = tok.vocabulary_size
+        val_ds = family.val_dataset(data, t.eval_batches, t.batch_size, T, V)
+        validation_every = max(1, t.eval_interval // k)
+        # Phases: with `freeze_steps`, the pretrained part is frozen up to that step, then thawed
+        # (recompiled: the same optimizer, built on every weight, carries on).
+        phases = [(t.freeze_steps, True)] if start_step < t.freeze_steps else []
+        phases.append((t.max_steps, False))
+        begin = start_step
+        for end, frozen in phases:
+            if t.freeze_steps:
+                family.set_frozen(model, frozen)
+                model.compile(optimizer=optimizer, **family.compile_args(), jit_compile=t.jit_compile,
+                              steps_per_execution=k, auto_scale_loss=False)
+                emit(ev.Phase(phase="frozen" if frozen else "thawed",
+                              message=f"Training only the head up to step {end}" if frozen
+                              else "Training every weight").to_dict())
+            ds = family.train_dataset(data, begin, t.max_steps, t.batch_size, T, t.seed, V)
+            if dist.distributed:
+                from desktop_llm.core.replicated_loop import fit_replicated
+
+                fit_replicated(ctx, model, optimizer, dist, ds, val_ds, begin, end, k,
+                               validation_every, t.jit_compile and dist.xla_ok,
+                               t.batch_size * family.targets_per_window(T))
+            else:
+                model.fit(ds, epochs=end // k, steps_per_epoch=k, initial_epoch=begin // k,
+                          validation_data=val_ds, validation_freq=validation_every,
+                          callbacks=[_make_callback(ctx)], verbose=0)
+            if ctx.stopped or ctx.failure is not None:
+                break
+            begin = end
+    if ctx.tensorboard is not None:  # closed before the final event (train_run closes it after an error)
+        ctx.tensorboard.close()
+    if not chief:
+        return _worker_end(ctx, model, emit)
+    if ctx.failure is not None:
+        raise ctx.failure
+    if ctx.stopped:
+        note = "" if ctx.last_saved == ctx.step else f" (the last checkpoint that could be saved is step {ctx.last_saved})"
+        st = run.write_status(status="stopped", step=ctx.step, duration=ctx.elapsed,
+                              message=f"Stopped at step {ctx.step}{note}; resume to continue.")
+        emit(ev.Stopped(step=ctx.step).to_dict())
+        return st
+    if ctx.last_attempt != ctx.step or ckpt is None and ctx.step == 0:
+        ctx.save()
+    if ctx.last_saved != ctx.step:
+        kept = (f"The last checkpoint saved is step {ctx.last_saved}." if ctx.last_saved
+                else "No checkpoint of this run could be saved.")
+        raise TrainingFailed(
+            f"The final checkpoint (step {ctx.step}) could not be written ({ctx.save_error}): "
+            f"the disk is full or a file size limit was reached. {kept}",
+            f"Free some disk space, then resume the run: it continues from step {ctx.last_saved}.")
+    _export(run, manager, model, emit)
+    st = run.write_status(status="completed", step=ctx.step, duration=ctx.elapsed,
+                          best_val_loss=ctx.best, message="")
+    done = ev.Completed(step=ctx.step, best_val_loss=ctx.best, elapsed=ctx.elapsed)
+    if dist.workers > 1:
+        from desktop_llm.core.replicated_loop import weights_digest
+
+        done.weights_sha256 = weights_digest(model)  # the same on every worker
+    emit(done.to_dict())
+    return st
+
+
+def _export(run, manager: CheckpointManager, model, emit: Emit) -> None:
+    """Write model.keras (best weights) beside the checkpoints: a self-contained Keras model."""
+    best = manager.find("best")
+    if best is None:
+        return
+    model.load_weights(str(best.weights_path))
+    tmp = run.folder / ".model.keras.tmp.keras"
+    try:
+        model.save(str(tmp))
+        os.replace(tmp, run.folder / "model.keras")
+    except Exception as e:  # noqa: BLE001 - h5py reports a full disk as several error types
+        tmp.unlink(missing_ok=True)
+        emit(ev.Warning(message=f"Could not write model.keras ({_first_line(e)}); the checkpoints are complete "
+                                "and everything (generate, evaluate, export) works from them.").to_dict())
+        return
+    emit(ev.Exported(path=str(run.folder / "model.keras"), step=best.step).to_dict())
+
+
+def _truncate_metrics(run, step: int) -> None:
+    """Drop metrics past the checkpoint we resume from, so no step appears twice."""
+    rows = [r for r in run.metrics() if r.get("step", 0) <= step]
+    atomic.write_text(run.metrics_path, "".join(_json(r) + "\n" for r in rows))
