@@ -156,6 +156,7 @@ class RunConfig:
     name: str = ""
     family: str = "gpt"  # core/models/: gpt | masked_lm | classifier | translator (none saved: GPT)
     base_run: str = ""  # classifier: the folder of the pretrained run it starts from ("" = scratch)
+    base_family: str = ""  # classifier: that run's family, kept so the classifier loads without it
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -204,6 +205,7 @@ class RunConfig:
             name=d.get("name", ""),
             family=d.get("family") or "gpt",
             base_run=d.get("base_run") or "",
+            base_family=d.get("base_family") or "",
             data=build(DataConfig, d.get("data")),
             tokenizer=build(TokenizerConfig, d.get("tokenizer")),
             model=build(ModelConfig, d.get("model")),

@@ -174,6 +174,13 @@ def test_a_classifier_on_a_gpt_reads_the_last_real_token(tmp_path):
     assert out.returncode == 0, out.stderr
     evals = [json.loads(line) for line in out.stdout.splitlines() if '"eval"' in line]
     assert evals[-1]["val_accuracy"] > 0.9, [e["val_accuracy"] for e in evals]
+    import shutil
+
+    from desktop_llm.store.runs import RunStore
+
+    shutil.rmtree(RunStore(home).resolve("gpt").folder)  # a trained classifier needs its base no more
+    out = cli(home, "classify", "--text", "床前明月光，疑是地上霜。")
+    assert out.returncode == 0 and out.stdout.startswith("poem"), out.stderr
 
 
 def test_encoder_runs_export_as_keras_hub_presets_that_plain_keras_hub_loads(trained, tmp_path):

@@ -36,8 +36,11 @@ def base_config(cfg: RunConfig) -> RunConfig | None:
 
 
 def base_family(cfg: RunConfig) -> str:
-    base = base_config(cfg)
-    return "masked_lm" if base is None else base.family
+    """The base run's family: recorded in the classifier's own config (so a trained classifier
+    loads after its base run is deleted), else read from the base run."""
+    if cfg.base_family or not cfg.base_run:
+        return cfg.base_family or "masked_lm"
+    return base_config(cfg).family
 
 
 def on_base(cfg: RunConfig, base_folder, gentler: bool = True) -> RunConfig:
@@ -56,7 +59,8 @@ def on_base(cfg: RunConfig, base_folder, gentler: bool = True) -> RunConfig:
     t = cfg.training
     if gentler:  # a fine-tune's learning rate: a third of training from scratch
         t = dataclasses.replace(t, learning_rate=FINE_TUNE_LR, min_learning_rate=FINE_TUNE_LR / 10)
-    return dataclasses.replace(cfg, family="classifier", base_run=str(folder.resolve()), tokenizer=base.tokenizer,
+    return dataclasses.replace(cfg, family="classifier", base_run=str(folder.resolve()), base_family=base.family,
+                               tokenizer=base.tokenizer,
                                model=dataclasses.replace(base.model, dropout=cfg.model.dropout),
                                training=t.fitted())
 
