@@ -85,7 +85,7 @@ def trained(tmp_path_factory):
               "--steps", "40", "--eval-interval", "20", "--log-interval", "10", "--name", "base", "--sample-tokens", "0")
     assert out.returncode == 0, out.stderr
     out = cli(home, "train", task, "--family", "classifier", "--base", "base", "--freeze-steps", "20",
-              "--steps", "120", "--eval-interval", "20", "--checkpoint-interval", "20", "--lr", "1e-3",
+              "--steps", "120", "--eval-interval", "60", "--lr", "1e-3",
               "--name", "genre", "--json")
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
