@@ -25,8 +25,10 @@ def test_engine_and_store_import_no_qt():
     out = _run_python("""
         import sys
         import desktop_llm.cli, desktop_llm.store
-        from desktop_llm.core import (atomic, checkpoints, config, corpus, data, evaluation, generation,
-                                      inspection, loading, model, tokenizers, training)
+        from desktop_llm.core import (atomic, checkpoints, config, corpus, data, evaluation, events, generation,
+                                      inspection, loading, tokenizers, training)
+        from desktop_llm.core.models.gpt import model
+        from desktop_llm.core.inference import embeddings
         print(sorted(m for m in sys.modules if m.startswith(("PySide6", "pyqtgraph", "shiboken"))))
     """)
     assert out.strip() == "[]"
