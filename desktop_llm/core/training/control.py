@@ -56,4 +56,4 @@ class Control:
             try:
                 signal.signal(sig, handler)
             except (ValueError, OSError):
-                pass
+                pass  # not the main thread (a test, the window's worker): stop comes by stdin or call

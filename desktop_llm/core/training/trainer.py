@@ -114,8 +114,8 @@ def _sync(store, run) -> None:
     if store is not None:
         try:
             store.sync(run)
-        except Exception:
-            pass
+        except Exception:  # noqa: BLE001
+            pass  # the catalog is a cache of the run folders: `runs rebuild` repairs it; training goes on
 
 
 def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, cluster=(),
