@@ -281,6 +281,11 @@ def _run_config(args):
         data = replace(data, target_column=args.target_column)
     if getattr(args, "freeze_steps", None) is not None:
         tr = replace(tr, freeze_steps=args.freeze_steps)
+    if getattr(args, "separate_tokenizers", False):
+        if family != "translator":
+            raise CliError("--separate-tokenizers gives a translator's source and target a tokenizer each: "
+                           "add --family translator.")
+        tk = replace(tk, separate=True)
     out = RunConfig(name=name, family=family, base_run=cfg.base_run if args.config else "", data=data,
                     tokenizer=tk, model=model, training=tr)
     if family == "classifier" and not args.config and args.steps is None:
@@ -1012,6 +1017,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="tokenizer to train for the run (default char)")
     tr.add_argument("--vocab-size", type=int, help="tokenizer vocabulary size (default: the kind's own)")
     tr.add_argument("--tokenizer", help="a tokenizer folder to use instead of training one")
+    tr.add_argument("--separate-tokenizers", action="store_true",
+                    help="translator: one tokenizer for the source, one for the target (default: one shared)")
     model_args(tr)
     tr.add_argument("--steps", type=int, help="training steps (default 2000)")
     tr.add_argument("--batch-size", type=int, help="global batch size in sequences (default 12)")

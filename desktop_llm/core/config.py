@@ -41,6 +41,7 @@ class TokenizerConfig:
     kind: str = "char"
     vocabulary_size: int | None = None  # None: the kind's default (char: every character seen)
     path: str | None = None  # a tokenizer folder trained beforehand; copied into the run
+    separate: bool = False  # translator: one tokenizer for the source, one for the target
 
 
 @dataclass(frozen=True)

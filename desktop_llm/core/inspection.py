@@ -163,7 +163,7 @@ def inspect_text(model, tokenizer, text: str, kind: str = "self") -> AttentionMa
         ids = ids[: backbone.max_sequence_length]
         return AttentionMaps(ids, [_token_text(tokenizer, i) for i in ids], encoder_weights(backbone, ids),
                              kind="bidirectional")
-    if model.name == "translator":
+    if isinstance(backbone, keras_hub.models.BartBackbone):
         return _translator_maps(model, tokenizer, text, kind)
     raise ConfigError(f"No attention maps for a {type(model).__name__}.")
 
@@ -172,26 +172,29 @@ def _translator_maps(model, tok, text: str, kind: str) -> AttentionMaps:
     from desktop_llm.core.config import ConfigError
     from desktop_llm.core.models.translator.decode import Translator
     from desktop_llm.core.models.translator.pairs import special_ids
+    from desktop_llm.core.models.translator.tokenizer import target_encoder
 
     if kind not in ("encoder", "decoder", "cross", "self"):
         raise ConfigError(f"Attention of a translator is encoder, decoder or cross (got '{kind}').")
-    T = model.get_layer("encoder_embedding").output.shape[1]
+    bb = model.backbone
+    T = int(bb.max_sequence_length)
     translation = Translator(model, tok, T).translate([text])[0]
     bos, _ = special_ids(tok.vocabulary_size)
     src = tok.encode(text)[:T]
-    tgt = [bos, *tok.encode(translation)[: T - 1]]
+    tgt = [bos, *target_encoder(tok)(translation)[: T - 1]]
     src_ids = np.zeros((1, T), np.int32)
     src_ids[0, : len(src)] = src
     tgt_ids = np.zeros((1, T), np.int32)
     tgt_ids[0, : len(tgt)] = tgt
-    src_mask, tgt_mask = src_ids > -1, tgt_ids > -1
-    src_mask[0, len(src):] = False
-    tgt_mask[0, len(tgt):] = False
-    enc_names = sorted((l.name for l in model.layers if l.name.startswith("encoder_") and l.name[8:].isdigit()),
-                       key=lambda n: int(n[8:]))
-    dec_names = sorted((l.name for l in model.layers if l.name.startswith("decoder_") and l.name[8:].isdigit()),
-                       key=lambda n: int(n[8:]))
-    outs = _numpy(_probe(model, enc_names + dec_names, [enc_names[-1]])(
+    src_mask, tgt_mask = (src_ids > -1).astype(np.int32), (tgt_ids > -1).astype(np.int32)
+    src_mask[0, len(src):] = 0
+    tgt_mask[0, len(tgt):] = 0
+    enc_names = [layer.name for layer in bb.encoder_transformer_layers]
+    dec_names = [layer.name for layer in bb.decoder_transformer_layers]
+    # each layer's input is the output before it (BART's layers are called with keyword arguments,
+    # so a layer's recorded inputs are all its tensors, not the sequence first)
+    before = ["encoder_embeddings_dropout", *enc_names[:-1], "decoder_embeddings_dropout", *dec_names[:-1]]
+    outs = _numpy(_probe(bb, [], before + [enc_names[-1]])(
         {"encoder_token_ids": src_ids, "encoder_padding_mask": src_mask, "decoder_token_ids": tgt_ids,
          "decoder_padding_mask": tgt_mask}))
     n_src, n_tgt = len(src), len(tgt)
@@ -199,11 +202,11 @@ def _translator_maps(model, tok, text: str, kind: str) -> AttentionMaps:
     src_tokens = [tok.token_text(i) for i in src]
     tgt_tokens = ["[BOS]"] + [tok.token_text(i) for i in tgt[1:]]
     if kind in ("encoder", "self"):
-        maps = [layer_maps(model, model.get_layer(n), x[0][:n_src], causal=False)[0]
+        maps = [layer_maps(bb, bb.get_layer(n), x[0][:n_src], causal=False)[0]
                 for n, x in zip(enc_names, outs)]
         return AttentionMaps(src, src_tokens, np.stack(maps), kind="bidirectional",
                              notes=[f"translation: {translation}"])
-    dec = [layer_maps(model, model.get_layer(n), x[0][:n_tgt], causal=True, encoder_out=enc_out)
+    dec = [layer_maps(bb, bb.get_layer(n), x[0][:n_tgt], causal=True, encoder_out=enc_out)
            for n, x in zip(dec_names, outs[len(enc_names):])]
     if kind == "decoder":
         return AttentionMaps(tgt, tgt_tokens, np.stack([d[0] for d in dec]), notes=[f"translation: {translation}"])

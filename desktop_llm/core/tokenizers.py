@@ -478,7 +478,10 @@ def load_tokenizer(folder: str | os.PathLike) -> Tokenizer:
     try:
         meta = json.loads((folder / "tokenizer.json").read_text("utf-8"))
         kind = meta["kind"]
-        cls = _CLASSES[kind]
+        if kind == "pair":  # a translator's source and target tokenizers in one id space
+            from desktop_llm.core.models.translator.tokenizer import PairTokenizer as cls
+        else:
+            cls = _CLASSES[kind]
     except FileNotFoundError:
         raise TokenizerError(f"No tokenizer in {folder} (tokenizer.json is missing).") from None
     except (ValueError, KeyError) as e:

@@ -246,17 +246,16 @@ def test_untied_run_is_refused_for_keras_hub_in_one_line(tmp_path):
 
 
 def test_a_run_of_another_family_is_refused_in_one_line(tmp_path):
-    """A masked LM exports as a keras-hub preset only (tests/core/test_classifier.py loads one); a
-    translator not at all."""
+    """A masked LM or a translator exports as a keras-hub preset only (tests/core/test_classifier.py
+    and test_translator.py load one)."""
     store = RunStore(tmp_path / "ws")
     run = store.create(replace(_config("corpus.txt", steps=10), family="masked_lm"))
     for fmt in ("savedmodel", "onnx", "litert"):
         with pytest.raises(ExportError, match="is a masked_lm run: it exports as a keras-hub preset only"):
             export_run(run, fmt, exports_dir=store.exports_dir)
     run = store.create(replace(_config("corpus.txt", steps=10), family="translator"))
-    for fmt in ("keras-hub", "savedmodel"):
-        with pytest.raises(ExportError, match="is a translator run: export writes GPT, masked-LM and classifier"):
-            export_run(run, fmt, exports_dir=store.exports_dir)
+    with pytest.raises(ExportError, match="is a translator run: it exports as a keras-hub preset only"):
+        export_run(run, "onnx", exports_dir=store.exports_dir)
 
 
 def test_cli_bad_format_is_one_error_line(tmp_path):

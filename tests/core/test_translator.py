@@ -48,7 +48,7 @@ def test_a_translator_learns_the_bundled_pairs(tmp_path):
     pairs.write_text("".join(parallel_example().read_text("utf-8").splitlines(keepends=True)[:1000]), "utf-8")
     home = tmp_path / "h"
     out = cli(home, "train", pairs, "--family", "translator", "--preset", "tiny", "--context", "16",
-              "--steps", "300", "--eval-interval", "150", "--lr", "3e-3", "--batch-size", "32", "--json")
+              "--steps", "400", "--eval-interval", "200", "--lr", "3e-3", "--batch-size", "32", "--json")
     assert out.returncode == 0, out.stderr
     events = [ev.parse(json.loads(line)) for line in out.stdout.splitlines() if line.startswith("{")]
     data = next(e for e in events if isinstance(e, ev.Data))
@@ -79,3 +79,78 @@ def test_a_translator_learns_the_bundled_pairs(tmp_path):
     out = cli(home, "attention", "--text", "I quit.", "--kind", "decoder", "--json")
     w = np.array(json.loads(out.stdout)["weights"])
     assert (w[..., np.triu_indices(w.shape[-1], 1)[0], np.triu_indices(w.shape[-1], 1)[1]] == 0).all()
+
+    # a keras-hub preset that keras-hub's own BartSeq2SeqLM loads, giving the app's logits
+    out = cli(home, "export", "--format", "keras-hub", "--out", tmp_path / "preset")
+    assert out.returncode == 0, out.stderr
+    _preset_gives_the_runs_logits(home, tmp_path / "preset")
+    _maps_equal_keras_own_attention(home)
+
+
+def _preset_gives_the_runs_logits(home, folder):
+    import keras_hub
+
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.store import RunStore
+
+    theirs = keras_hub.models.BartSeq2SeqLM.from_preset(str(folder))
+    specials = json.loads((folder / "specials.json").read_text())
+    store = RunStore(home)
+    ours, tok, _ = load_for_inference(store.latest())
+    T = ours.backbone.max_sequence_length
+    src, tgt = tok.encode("I quit."), [specials["[BOS]"], *tok.encode("我")]
+    x = {"encoder_token_ids": np.zeros((1, T), "int32"), "encoder_padding_mask": np.zeros((1, T), "int32"),
+         "decoder_token_ids": np.zeros((1, T), "int32"), "decoder_padding_mask": np.zeros((1, T), "int32")}
+    x["encoder_token_ids"][0, :len(src)], x["encoder_padding_mask"][0, :len(src)] = src, 1
+    x["decoder_token_ids"][0, :len(tgt)], x["decoder_padding_mask"][0, :len(tgt)] = tgt, 1
+    np.testing.assert_allclose(np.asarray(theirs(x)), np.asarray(ours(x)), atol=1e-5)
+
+
+def _maps_equal_keras_own_attention(home):
+    """The encoder, decoder and cross maps, computed by our code from the weights, equal what
+    Keras' attention layers return (keras-hub's private sublayers: in this test only)."""
+    from desktop_llm.core.inspection import _numpy, _probe, inspect_text
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.store import RunStore
+
+    model, tok, _ = load_for_inference(RunStore(home).latest())
+    bb = model.backbone
+    maps = {k: inspect_text(model, tok, "I quit.", k) for k in ("encoder", "decoder", "cross")}
+    src, tgt = maps["encoder"].token_ids, maps["cross"].token_ids
+    T = bb.max_sequence_length
+    x = {k: np.zeros((1, T), "int32") for k in ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids",
+                                                 "decoder_padding_mask")}
+    x["encoder_token_ids"][0, :len(src)], x["encoder_padding_mask"][0, :len(src)] = src, 1
+    x["decoder_token_ids"][0, :len(tgt)], x["decoder_padding_mask"][0, :len(tgt)] = tgt, 1
+    e0, d0, enc_out = _numpy(_probe(bb, [], ["encoder_embeddings_dropout", "decoder_embeddings_dropout",
+                                             bb.encoder_transformer_layers[-1].name])(x))
+    e0, enc_out, d0 = e0[:, :len(src)], enc_out[:, :len(src)], d0[:, :len(tgt)]
+    enc, dec = bb.encoder_transformer_layers[0], bb.decoder_transformer_layers[0]
+    _, scores = enc._self_attention_layer(query=e0, value=e0, return_attention_scores=True)
+    np.testing.assert_allclose(maps["encoder"].weights[0], np.asarray(scores[0]), atol=1e-5)
+    causal = np.tril(np.ones((1, len(tgt), len(tgt)), bool))
+    out, scores = dec._self_attention_layer(query=d0, value=d0, attention_mask=causal, return_attention_scores=True)
+    np.testing.assert_allclose(maps["decoder"].weights[0], np.asarray(scores[0]), atol=1e-5)
+    y = dec._self_attention_layer_norm(d0 + out)  # BART's blocks normalise after the residual
+    _, scores = dec._cross_attention_layer(query=y, value=enc_out, return_attention_scores=True)
+    np.testing.assert_allclose(maps["cross"].weights[0], np.asarray(scores[0]), atol=1e-5)
+
+
+def test_separate_tokenizers_share_one_id_space(tmp_path):
+    """Source and target each get their own vocabulary; the target's ids follow the source's, so
+    one embedding table holds both, and the pair saves, loads and decodes either side."""
+    from desktop_llm.core.models.translator.tokenizer import PairTokenizer, target_encoder, target_ids
+    from desktop_llm.core.tokenizers import load_tokenizer
+
+    pairs = read_pairs([parallel_example()])[:500]
+    tok = PairTokenizer.train(pairs, "wordpiece", 300)
+    assert tok.source.vocabulary_size <= 300 and tok.offset == tok.source.vocabulary_size
+    tok.save(tmp_path / "tok")
+    again = load_tokenizer(tmp_path / "tok")
+    assert isinstance(again, PairTokenizer) and again.vocabulary_size == tok.vocabulary_size
+    src, tgt = again.encode("I quit."), target_encoder(again)("我不干了。")
+    assert max(src) < again.offset <= min(tgt) and list(target_ids(again))[0] == again.offset
+    assert again.decode(tgt).replace(" ", "") == "我不干了。" and again.decode(src).lower() == "i quit."
+    assert again.token_text(tgt[0]) == tok.target.token_text(tgt[0] - tok.offset)
+    out = cli(tmp_path / "h", "train", parallel_example(), "--separate-tokenizers")
+    assert out.returncode == 2 and "--family translator" in out.stderr and len(out.stderr.strip().splitlines()) == 1

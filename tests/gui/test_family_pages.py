@@ -141,7 +141,7 @@ def test_translate_tab_streams_a_translation(qtbot, tmp_path):
     pairs.write_text("".join(parallel_example().read_text("utf-8").splitlines(keepends=True)[:300]), "utf-8")
     store = RunStore(tmp_path / "ws")
     run = store.create(RunConfig(name="en-zh", family="translator", data=DataConfig(paths=(str(pairs),)),
-                                 tokenizer=TokenizerConfig(kind="char"),
+                                 tokenizer=TokenizerConfig(kind="char", separate=True),  # one per side
                                  model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
                                                    sequence_length=16),
                                  training=TrainConfig(max_steps=20, batch_size=16, eval_interval=20, eval_batches=1,
@@ -164,8 +164,12 @@ def test_translate_tab_streams_a_translation(qtbot, tmp_path):
         assert "Type a sentence" in panel.status.text() and panel.translate_btn.isEnabled()
         w.show_page("Train")
         t = w.train_page
+        assert not t.separate.isVisible()
         t.family.setCurrentIndex(t.family.findData("translator"))
         assert t.run_config().tokenizer.path is None  # learns both sides of the pairs in the run
+        assert t.separate.isVisible() and not t.run_config().tokenizer.separate
+        t.separate.setChecked(True)
+        assert t.run_config().tokenizer.separate
 
         w.show_page("Attention")  # cross-attention: the translation's tokens over the source's
         a = w.attention_page

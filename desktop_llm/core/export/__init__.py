@@ -2,7 +2,7 @@
 
 | format | what is written | carries generation |
 |---|---|---|
-| `keras-hub` | a keras-hub preset: `GPT2Backbone` + `GPT2CausalLM` (+ the SentencePiece tokenizer) | yes: keras-hub's `generate` |
+| `keras-hub` | a keras-hub preset: `GPT2Backbone` + `GPT2CausalLM` (+ the SentencePiece tokenizer); masked LM, classifier and translator runs as `BertMaskedLM`, `BertTextClassifier`, `BartSeq2SeqLM` | yes: keras-hub's `generate` |
 | `savedmodel` | a TensorFlow SavedModel: `serve` (ids -> logits) and `generate` (ids -> ids) | yes: its `generate` signature |
 | `onnx` | `model.onnx`: ids -> logits | no: forward pass only |
 | `litert` | `model.tflite`: ids -> logits | no: forward pass only |
@@ -58,22 +58,20 @@ def check_exportable(run, fmt: str) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
     family = (getattr(run.config, "family", None) or "gpt").replace("-", "_")
-    if family in ENCODER_PRESETS and fmt == "keras-hub":
+    if family in TASK_PRESETS and fmt == "keras-hub":
         if family == "classifier" and (run.config.base_run and _base_family(run) == "gpt"):
             raise ExportError(f"Run {run.id} is a classifier on a GPT: keras-hub has no such task to load it as.")
         return
-    if family in ENCODER_PRESETS:  # savedmodel, onnx, litert know the GPT's inputs and generation only
+    if family in TASK_PRESETS:  # savedmodel, onnx, litert know the GPT's inputs and generation only
         raise ExportError(f"Run {run.id} is a {family} run: it exports as a keras-hub preset only "
                           "(savedmodel, onnx and litert write GPT runs).")
-    if family != "gpt":
-        raise ExportError(f"Run {run.id} is a {family} run: export writes GPT, masked-LM and classifier runs.")
     if fmt == "keras-hub":
         from desktop_llm.core.export.keras_hub_preset import check
 
         check(run.config.model)
 
 
-ENCODER_PRESETS = ("masked_lm", "classifier")  # families keras-hub has a BERT task for
+TASK_PRESETS = ("masked_lm", "classifier", "translator")  # families whose model is a keras-hub task (BERT, BART)
 
 
 def _base_family(run) -> str:
@@ -131,10 +129,10 @@ def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: 
 
 
 def _write(fmt: str, model, tok, run, folder: Path) -> dict:
-    if fmt == "keras-hub" and run.config.family in ENCODER_PRESETS:
-        from desktop_llm.core.export import bert_preset
+    if fmt == "keras-hub" and run.config.family in TASK_PRESETS:
+        from desktop_llm.core.export import task_preset
 
-        return bert_preset.write(model, tok, run, folder)
+        return task_preset.write(model, tok, run, folder)
     if fmt == "keras-hub":
         from desktop_llm.core.export import keras_hub_preset as m
 

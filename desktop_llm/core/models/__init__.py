@@ -34,6 +34,10 @@ class Family:
         """The text a new tokenizer learns from (None: the corpus as the data page reads it)."""
         return None  # noqa: RET501 - None is the answer here, not a procedure's end
 
+    def train_tokenizer(self, cfg):
+        """A tokenizer the family trains its own way (a translator's pair), or None: the default."""
+        return None  # noqa: RET501 - None is the answer here, not a procedure's end
+
     def tokenizer_source(self, cfg) -> str | None:
         """A tokenizer folder the run must copy (a fine-tune reads text as its base did), or None."""
         return None

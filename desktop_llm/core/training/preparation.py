@@ -26,12 +26,15 @@ def ensure_tokenizer(run, cfg: RunConfig, emit: Emit) -> Tokenizer:
             src.save(run.tokenizer_dir)
         else:
             emit(ev.Phase(phase="tokenizer", message=f"Training a {cfg.tokenizer.kind} tokenizer").to_dict())
-            texts = get_family(cfg.family).tokenizer_texts(cfg)
-            if texts is None:
-                corpus = corpus_of(cfg)
-                corpus.require_text()
-                texts = corpus.iter_text()
-            tok = train_tokenizer(cfg.tokenizer.kind, texts, cfg.tokenizer.vocabulary_size)
+            family = get_family(cfg.family)
+            tok = family.train_tokenizer(cfg)
+            if tok is None:
+                texts = family.tokenizer_texts(cfg)
+                if texts is None:
+                    corpus = corpus_of(cfg)
+                    corpus.require_text()
+                    texts = corpus.iter_text()
+                tok = train_tokenizer(cfg.tokenizer.kind, texts, cfg.tokenizer.vocabulary_size)
             tok.save(run.tokenizer_dir)
     return load_tokenizer(run.tokenizer_dir)
 

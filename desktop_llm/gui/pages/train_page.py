@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -113,8 +114,12 @@ class TrainPage(QWidget):
         form_box = QGroupBox("Hyperparameters")
         form_box.setToolTip("AdamW with decoupled weight decay; the learning rate warms up linearly, "
                             "then follows a cosine down to the final rate")
-        form = QFormLayout(form_box)
-        for name, w in [("Name", self.name), ("Model family", self.family), ("Steps", self.steps), ("Devices", self.devices),
+        self.separate = QCheckBox("A tokenizer for each side")  # a translator's source and target
+        self.separate.setToolTip("Translator: learn one vocabulary for the source sentences and another for "
+                                 "the targets (e.g. English words and Chinese characters), instead of one shared")
+        form = self._form = QFormLayout(form_box)
+        for name, w in [("Name", self.name), ("Model family", self.family), ("Tokenizers", self.separate),
+                        ("Steps", self.steps), ("Devices", self.devices),
                         ("Precision", self.precision), ("Batch size", batch_row),
                         ("Learning rate", self.lr), ("Final learning rate", self.min_lr),
                         ("Warm-up steps", self.warmup), ("Weight decay", self.wd),
@@ -225,6 +230,7 @@ class TrainPage(QWidget):
         """A classifier shows its options and starts from its own defaults (a few hundred steps)."""
         classifier = self.family.currentData() == "classifier"
         self.classifier.setVisible(classifier)
+        self._form.setRowVisible(self.separate, self.family.currentData() == "translator")
         if classifier and self.steps.value() == TrainConfig().max_steps:
             from desktop_llm.core.models.classifier import DEFAULT_EVAL_INTERVAL, DEFAULT_STEPS
 
@@ -316,7 +322,8 @@ class TrainPage(QWidget):
         cfg = RunConfig(name=self.name.text().strip() or "run", family=self.family.currentData(), data=data,
                         tokenizer=tk, model=replace(s.model_config, vocabulary_size=0), training=tr)
         if cfg.family == "translator":  # its tokenizer learns both sides of the pairs, in the run
-            return replace(cfg, tokenizer=TokenizerConfig(kind=s.tokenizer_kind or "char"))
+            return replace(cfg, tokenizer=TokenizerConfig(kind=s.tokenizer_kind or "char",
+                                                          separate=self.separate.isChecked()))
         if cfg.family != "classifier":
             return cfg
         from desktop_llm.core.models.classifier import on_base

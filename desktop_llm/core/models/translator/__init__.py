@@ -1,8 +1,9 @@
-"""The translator family: an encoder-decoder Transformer (keras-hub `TransformerEncoder` and
-`TransformerDecoder` with cross-attention) trained on sentence pairs with teacher forcing.
+"""The translator family: an encoder-decoder Transformer (keras-hub's BART: `TransformerEncoder`
+and `TransformerDecoder` with cross-attention) trained on sentence pairs with teacher forcing.
 
 One tokenizer, trained on both sides of the pairs, reads source and target (a character
-tokenizer covers English and Chinese alike); the decoder's [BOS] and [EOS] come after its ids.
+tokenizer covers English and Chinese alike), or with `tokenizer.separate` one per side in one id
+space (tokenizer.py); the decoder's [BOS] and [EOS] come after its ids.
 The loss and token accuracy are over the target's real tokens (padding weighs nothing); at each
 evaluation a sample of the validation pairs is translated greedily for BLEU (sacrebleu) and
 exact match, and three translations are shown.
@@ -26,6 +27,15 @@ class Translator(Family):
     def model_vocabulary(self, tokenizer_vocabulary: int, cfg=None) -> int:
         return tokenizer_vocabulary + 2  # [BOS], [EOS]
 
+    def train_tokenizer(self, cfg):
+        """`tokenizer.separate`: one tokenizer per side (see tokenizer.py); else None, one shared."""
+        if not cfg.tokenizer.separate:
+            return None
+        from desktop_llm.core.models.translator.tokenizer import PairTokenizer
+
+        pairs = read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings)
+        return PairTokenizer.train(pairs, cfg.tokenizer.kind, cfg.tokenizer.vocabulary_size)
+
     def tokenizer_texts(self, cfg):
         """Both sides of every pair (a TSV read as a table would give the first column only)."""
         for s, t in read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings):
@@ -44,32 +54,27 @@ class Translator(Family):
         return PairData(run.data_dir)
 
     def build(self, mcfg, seed=None):
+        """keras-hub's BART: `TransformerEncoder` and `TransformerDecoder` (cross-attention) blocks
+        over one shared, tied token embedding; so a run saves as a preset that keras-hub's own
+        `BartSeq2SeqLM.from_preset` loads."""
         import keras
         import keras_hub
 
         mcfg.validate()
         if seed is not None:
             keras.utils.set_random_seed(seed)
-        V, T, d = mcfg.vocabulary_size, mcfg.sequence_length, mcfg.hidden_dim
-        ids = {k: keras.Input((T,), dtype="int32", name=k) for k in ("encoder_token_ids", "decoder_token_ids")}
-        masks = {k: keras.Input((T,), dtype="bool", name=k) for k in ("encoder_padding_mask",
-                                                                       "decoder_padding_mask")}
-
-        def embedding(name):
-            return keras_hub.layers.TokenAndPositionEmbedding(V, T, d, name=name)
-
-        x = embedding("encoder_embedding")(ids["encoder_token_ids"])
-        for i in range(mcfg.num_layers):
-            x = keras_hub.layers.TransformerEncoder(mcfg.intermediate_dim, mcfg.num_heads, dropout=mcfg.dropout,
-                                                    name=f"encoder_{i}")(x, padding_mask=masks["encoder_padding_mask"])
-        y = embedding("decoder_embedding")(ids["decoder_token_ids"])
-        for i in range(mcfg.num_layers):
-            y = keras_hub.layers.TransformerDecoder(mcfg.intermediate_dim, mcfg.num_heads, dropout=mcfg.dropout,
-                                                    name=f"decoder_{i}")(
-                y, encoder_sequence=x, decoder_padding_mask=masks["decoder_padding_mask"],
-                encoder_padding_mask=masks["encoder_padding_mask"])
-        logits = keras.layers.Dense(V, name="logits")(y)
-        return keras.Model({**ids, **masks}, logits, name="translator")
+        backbone = keras_hub.models.BartBackbone(
+            vocabulary_size=mcfg.vocabulary_size, num_layers=mcfg.num_layers, num_heads=mcfg.num_heads,
+            hidden_dim=mcfg.hidden_dim, intermediate_dim=mcfg.intermediate_dim, dropout=mcfg.dropout,
+            max_sequence_length=mcfg.sequence_length)
+        model = keras_hub.models.BartSeq2SeqLM(backbone=backbone, preprocessor=None)
+        # Glorot kernels, not BART's N(0, 0.02): at the small widths trained here (64-128), 0.02 keeps
+        # the post-LayerNorm blocks' signals small for hundreds of steps. Measured on the bundled
+        # pairs (tiny, 1,000 pairs, 300 steps): val loss 3.09 -> 2.72, BLEU 0.9 -> 8.0.
+        for w in model.weights:
+            if w.path.endswith("kernel"):  # unseeded: drawn from the global seed set above, each its own
+                w.assign(keras.initializers.GlorotUniform()(w.shape))
+        return model
 
     def compile_args(self) -> dict:
         import keras
@@ -88,7 +93,7 @@ class Translator(Family):
                 yield data.batch(step, batch, seed)
 
         x, _, _ = data.batch(0, 1, seed)
-        spec = ({k: tf.TensorSpec((batch, T), tf.bool if v.dtype == bool else tf.int32) for k, v in x.items()},
+        spec = ({k: tf.TensorSpec((batch, T), tf.int32) for k in x},
                 tf.TensorSpec((batch, T), tf.int32), tf.TensorSpec((batch, T), tf.float32))
         return tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(tf.data.AUTOTUNE)
 

@@ -19,19 +19,23 @@ class Translator:
         import tensorflow as tf
 
         self.model, self.tok, self.T = model, tok, T
+        from desktop_llm.core.models.translator.tokenizer import target_ids
+
         self.bos, self.eos = special_ids(tok.vocabulary_size)
+        self.allowed = np.full(self.eos + 1, -np.inf, np.float32)  # the target's tokens and EOS
+        self.allowed[list(target_ids(tok)) + [self.eos]] = 0
         self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def _encode(self, texts: list[str]):
         ids = np.zeros((len(texts), self.T), np.int32)
-        mask = np.zeros((len(texts), self.T), bool)
+        mask = np.zeros((len(texts), self.T), np.int32)
         cut = []
         for i, t in enumerate(texts):
             row = self.tok.encode(t)
             cut.append(len(row) > self.T)
             row = row[: self.T]
             ids[i, : len(row)] = row
-            mask[i, : len(row)] = True
+            mask[i, : len(row)] = 1
         return ids, mask, cut
 
     def steps(self, texts: list[str]) -> Iterator[np.ndarray]:
@@ -42,11 +46,11 @@ class Translator:
         dec[:, 0] = self.bos
         done = np.zeros(n, bool)
         for t in range(self.T - 1):
-            mask = np.zeros((n, self.T), bool)
-            mask[:, : t + 1] = True
+            mask = np.zeros((n, self.T), np.int32)
+            mask[:, : t + 1] = 1
             logits = np.asarray(self._forward({"encoder_token_ids": src, "encoder_padding_mask": src_mask,
                                                "decoder_token_ids": dec, "decoder_padding_mask": mask}))
-            nxt = logits[:, t, : self.eos + 1].argmax(-1).astype(np.int32)  # real tokens and EOS only
+            nxt = (logits[:, t, : self.eos + 1] + self.allowed).argmax(-1).astype(np.int32)
             nxt[done] = self.eos
             done |= nxt == self.eos
             dec[:, t + 1] = nxt

@@ -105,9 +105,12 @@ class PairData:
         n = len(pairs)
         arrays = {k: np.zeros((n, T), np.int32) for k in ("src", "tgt_in", "tgt_out")}
         masks = {k: np.zeros((n, T), bool) for k in ("src_mask", "tgt_mask")}
+        from desktop_llm.core.models.translator.tokenizer import target_encoder
+
         enc = tok.encode_batch if hasattr(tok, "encode_batch") else (lambda xs: [tok.encode(x) for x in xs])
+        enc_target = target_encoder(tok)
         cut = 0
-        for i, (s, t) in enumerate(zip(enc([p[0] for p in pairs]), enc([p[1] for p in pairs]))):
+        for i, (s, t) in enumerate(zip(enc([p[0] for p in pairs]), map(enc_target, (p[1] for p in pairs)))):
             cut += len(s) > T or len(t) > T - 1
             s, t = s[:T], t[: T - 1]
             arrays["src"][i, : len(s)] = s
@@ -127,8 +130,8 @@ class PairData:
 
     def inputs(self, idx) -> dict:
         a = self.arrays
-        return {"encoder_token_ids": a["src"][idx], "encoder_padding_mask": a["src_mask"][idx],
-                "decoder_token_ids": a["tgt_in"][idx], "decoder_padding_mask": a["tgt_mask"][idx]}
+        return {"encoder_token_ids": a["src"][idx], "encoder_padding_mask": a["src_mask"][idx].astype(np.int32),
+                "decoder_token_ids": a["tgt_in"][idx], "decoder_padding_mask": a["tgt_mask"][idx].astype(np.int32)}
 
     def batch(self, step: int, batch: int, seed: int):
         """(inputs, targets, weights) of training batch `step`: a pure function of (seed, step)."""
