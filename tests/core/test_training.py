@@ -133,3 +133,25 @@ def test_eta_comes_from_the_recent_pace_not_the_compiling_first_call():
     ctx.eval_times = [9.0, 0.5, 0.5]
     evals_left = (300 - 40) // cfg.training.eval_interval
     assert abs(ctx.eta() - (260 * 0.011 + evals_left * 0.5)) < 1e-9
+
+
+def test_the_input_pipeline_gives_train_batch_windows_in_graph_or_from_python(tmp_path, monkeypatch):
+    """The windows are cut in the graph (a split held as one tensor) or in Python (a split too big
+    to hold): both give exactly `train_batch(step)` for each step, from any starting step."""
+    import desktop_llm.core.data as data_mod
+    from desktop_llm.core.corpus import Corpus
+    from desktop_llm.core.data import prepare
+    from desktop_llm.core.tokenizers import train_tokenizer
+
+    text = "".join(f"line {i}: to be or not to be, that is the question.\n" for i in range(400))
+    (tmp_path / "c.txt").write_text(text)
+    corpus = Corpus(paths=[str(tmp_path / "c.txt")])
+    tok = train_tokenizer("char", corpus.iter_text())
+    prepare(corpus, tok, tmp_path / "data", 0.1)
+    data = TokenData(tmp_path / "data")
+    for limit in (data_mod.IN_GRAPH_MAX_TOKENS, 10):  # in the graph, then in Python
+        monkeypatch.setattr(data_mod, "IN_GRAPH_MAX_TOKENS", limit)
+        ds = data.train_dataset(start_step=5, total_steps=80, batch_size=3, sequence_length=16, seed=7)
+        for step, (x, y) in zip(range(5, 75), ds):
+            want_x, want_y = data.train_batch(step, 3, 16, 7)
+            assert x.dtype == "int32" and np.array_equal(x.numpy(), want_x) and np.array_equal(y.numpy(), want_y)
