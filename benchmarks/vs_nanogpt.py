@@ -210,19 +210,21 @@ def main(argv=None) -> int:
              f"{args.steps} steps each",
              f"{'system':<34} {'ms/step':>8} {'tokens/s':>9} {'x nanoGPT':>9} {'MFU':>6} {'val loss':>9} "
              f"{'sample tok/s':>12} {'x':>6} {'first ms':>9}"]
+    def cell(value, fmt: str, width: int) -> str:
+        return f"{'-':>{width}}" if value is None else f"{value:>{width}{fmt}}"
+
+    sample_base = rows[0].get("sample_tokens_per_sec") if base else None
     for r in rows:
         tps = r["tokens_per_sec"]
         mfu = tps * flops_per_token / 1e9 / peak
         s = r.get("sampling") or {"tokens_per_sec": r.get("sample_tokens_per_sec")}
         val = r.get("val_loss_on_nanogpt_val") or r.get("last_eval", {}).get("val_loss")
-        sample_base = rows[0].get("sample_tokens_per_sec") if base else None
+        sps = s.get("tokens_per_sec")
         r.update(mfu_vs_peak=mfu)
         lines.append(f"{r['system'][:34]:<34} {r['ms_per_iter']:>8.1f} {tps:>9,.0f} "
-                     f"{(tps / base if base else float('nan')):>8.2f}x {100 * mfu:>5.1f}% "
-                     f"{(val if val is not None else float('nan')):>9.3f} "
-                     f"{(s.get('tokens_per_sec') or float('nan')):>12,.0f} "
-                     f"{((s.get('tokens_per_sec') or 0) / sample_base if sample_base else float('nan')):>5.2f}x "
-                     f"{s.get('first_token_ms', float('nan')):>9.1f}")
+                     f"{cell(tps / base if base else None, '.2f', 8)}x {100 * mfu:>5.1f}% {cell(val, '.3f', 9)} "
+                     f"{cell(sps, ',.0f', 12)} {cell(sps / sample_base if sps and sample_base else None, '.2f', 5)}x "
+                     f"{cell(s.get('first_token_ms'), '.1f', 9)}")
     lines.append(f"total wall time {time.time() - t0:.0f} s")
     print("\n".join(lines))
     out = Path(args.out)

@@ -18,11 +18,10 @@ import numpy as np
 from desktop_llm.core import atomic
 from desktop_llm.core.config import ConfigError
 from desktop_llm.core.corpus import Corpus, Splitter
-
-IN_GRAPH_MAX_TOKENS = 1 << 27  # a training split held as one tensor in the input pipeline (<= 512 MB)
 from desktop_llm.core.tokenizers import Tokenizer
 from desktop_llm.errors import Cancelled  # noqa: F401 - re-exported: data.Cancelled
 
+IN_GRAPH_MAX_TOKENS = 1 << 27  # a training split held as one tensor in the input pipeline (<= 512 MB)
 
 
 

@@ -60,5 +60,9 @@ def load_for_inference(run, which: str = "best"):
     # optimizer and warn "Skipping variable loading for optimizer" on every load. Inference
     # needs no optimizer: without one, only the model's own weights are read.
     model.optimizer = None
-    model.load_weights(str(ckpt.weights_path))
+    try:
+        model.load_weights(str(ckpt.weights_path))
+    except ValueError:  # weights of another shape of model (a translator from before BART)
+        raise NoCheckpoint(f"Run {run.id}'s checkpoint does not fit the {cfg.family} model this version "
+                           "builds (made by an earlier version?): train it again.") from None
     return model, tok, ckpt

@@ -273,3 +273,20 @@ def test_cli_exports_a_char_run_and_says_it_has_no_keras_hub_tokenizer(trained, 
     assert f"exported keras-hub to {out}" in p.stdout
     assert "note: a char tokenizer has no keras-hub equivalent" in p.stdout
     assert (out / "model.weights.h5").exists() and (out / "vocabulary.json").exists()
+
+
+def test_a_checkpoint_that_does_not_fit_its_model_is_one_clear_error(trained, tmp_path):
+    """A run whose weights no longer fit the model this version builds for it (a translator from
+    before keras-hub's BART) is refused in one line, not a Keras traceback."""
+    import shutil
+
+    from desktop_llm.core.loading import NoCheckpoint, load_for_inference
+    from desktop_llm.store.runs import Run
+
+    store, run, *_ = trained
+    copy = tmp_path / run.folder.name
+    shutil.copytree(run.folder, copy)
+    other = Run(copy)
+    other.save_config(replace(run.config, model=replace(run.config.model, hidden_dim=2 * run.config.model.hidden_dim)))
+    with pytest.raises(NoCheckpoint, match="does not fit the gpt model .* train it again"):
+        load_for_inference(Run(copy))
