@@ -23,7 +23,25 @@ def make_app():
     app.setWindowIcon(app_icon())
     QGuiApplication.setDesktopFileName("desktop_llm")  # packaging/desktop_llm.desktop (Wayland's app id)
     follow_system_theme(app)
+    collect_garbage_on_the_ui_thread()
     return app
+
+
+_collector = None
+
+
+def collect_garbage_on_the_ui_thread():
+    """Python's cyclic garbage collector, run only by the UI thread (pyqtgraph's GarbageCollector:
+    automatic collection off, a timer collects). Left automatic, a collection can start in any
+    thread that allocates (a corpus scan, a tokenizer worker), free a dead window's widgets there,
+    and deadlock: the worker holds Qt's object mutex and waits for the GIL, the UI thread holds the
+    GIL and waits for the mutex (seen in the test suite: py-spy showed exactly that pair)."""
+    global _collector
+    if _collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _collector = GarbageCollector(interval=1.0)
+    return _collector
 
 
 def open_window(store, corpus: list[str] | None = None):

@@ -7,6 +7,29 @@ import pytest
 from desktop_llm.store import RunStore
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _garbage_collected_on_the_ui_thread(qapp):
+    """As in the application (desktop_llm.app): cycles holding Qt objects are freed by the UI
+    thread only, never by a worker that happens to allocate (a deadlock, see app.py)."""
+    import gc
+
+    from desktop_llm.app import collect_garbage_on_the_ui_thread
+
+    collector = collect_garbage_on_the_ui_thread()
+    yield
+    collector.timer.stop()
+    gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_after_each_test():
+    """Each test's dead windows freed at its end, on the UI thread."""
+    import gc
+
+    yield
+    gc.collect()
+
+
 @contextlib.contextmanager
 def open_window(qtbot, store):
     """The main window on `store`, shown; its trainer shut down however the test ends."""

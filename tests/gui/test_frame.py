@@ -200,3 +200,34 @@ def test_shortcuts_and_readme_dialogs(window, qtbot):
     readme = window.show_readme()
     qtbot.addWidget(readme)
     assert "desktop_llm" in readme.browser.toPlainText()
+
+
+def test_cycles_holding_widgets_are_freed_by_the_ui_thread_not_a_worker(qtbot):
+    """Automatic garbage collection is off and a UI-thread timer collects (desktop_llm.app): a
+    worker that allocates a lot does not free a dead widget's cycle (freeing Qt objects there
+    deadlocked the suite once), and the UI thread does."""
+    import gc
+    import threading
+    import weakref
+
+    from PySide6.QtWidgets import QWidget
+
+    from desktop_llm.app import collect_garbage_on_the_ui_thread
+
+    collector = collect_garbage_on_the_ui_thread()
+    assert not gc.isenabled() and collector.timer.isActive()
+
+    class Holder:
+        pass
+
+    h = Holder()
+    h.widget = QWidget()
+    h.widget.holder = h  # a cycle through a Qt wrapper
+    ref = weakref.ref(h)
+    del h
+    worker = threading.Thread(target=lambda: [[] for _ in range(200_000)])  # far past gc's thresholds
+    worker.start()
+    worker.join()
+    assert ref() is not None  # the worker's allocations collected nothing
+    gc.collect()  # what the timer does, on this (the UI) thread
+    assert ref() is None
