@@ -76,7 +76,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(tmp_pat
     run = store.create(_config(shakespeare_small, steps=1_000_000))
     rng = random.Random(7)
     kills = []
-    for attempt in range(3):
+    for attempt in range(2):
         p = _cli(home, netlog, "train", "--resume", run.id, "--json")
         checkpoints = 0
         target = rng.randint(1, 2)
