@@ -206,10 +206,10 @@ def main(argv=None) -> int:
     lines = [f"CPU: {info['model']}, {info['cores']} cores, SIMD: {' '.join(info['simd'])}",
              "float32 2048^2 matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
              + f"  -> peak {peak:.0f}",
-             f"model 4x4x128, context 64, batch 12: {flops_per_token / 1e6:.2f} MFLOP/token (6N + 12LTd); "
-             f"{args.steps} steps each",
-             f"{'system':<34} {'ms/step':>8} {'tokens/s':>9} {'x nanoGPT':>9} {'MFU':>6} {'val loss':>9} "
-             f"{'sample tok/s':>12} {'x':>6} {'first ms':>9}"]
+             (f"model 4x4x128, context 64, batch 12: {flops_per_token / 1e6:.2f} MFLOP/token (6N + 12LTd); "
+             f"{args.steps} steps each"),
+             (f"{'system':<34} {'ms/step':>8} {'tokens/s':>9} {'x nanoGPT':>9} {'MFU':>6} {'val loss':>9} "
+             f"{'sample tok/s':>12} {'x':>6} {'first ms':>9}")]
     def cell(value, fmt: str, width: int) -> str:
         return f"{'-':>{width}}" if value is None else f"{value:>{width}{fmt}}"
 

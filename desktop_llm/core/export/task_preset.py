@@ -30,25 +30,25 @@ def write(model, tok, run, folder: Path) -> dict:
     T = int(model.backbone.max_sequence_length)
     if task == "BertTextClassifier":
         usage = ["model = keras_hub.models.BertTextClassifier.from_preset(folder)",
-                 f"x = {{'token_ids': [[CLS] + ids + [SEP]] padded with 0 to (1, {T}), 'segment_ids': zeros, "
-                 "'padding_mask': 1 where a token is}",
+                 (f"x = {{'token_ids': [[CLS] + ids + [SEP]] padded with 0 to (1, {T}), 'segment_ids': zeros, "
+                 "'padding_mask': 1 where a token is}"),
                  "probabilities = softmax(model.predict(x))  # classes: specials.json"]
     elif task == "BartSeq2SeqLM":
         usage = ["model = keras_hub.models.BartSeq2SeqLM.from_preset(folder)",
-                 f"x = {{'encoder_token_ids': source ids padded with 0 to (1, {T}), 'encoder_padding_mask': 1 where "
+                 (f"x = {{'encoder_token_ids': source ids padded with 0 to (1, {T}), 'encoder_padding_mask': 1 where "
                  f"a token is, 'decoder_token_ids': [BOS] ({V}) + the target so far, padded, "
-                 "'decoder_padding_mask': likewise}",
-                 "logits = model.predict(x)  # (1, T, vocabulary): the next target token after each position; "
-                 f"stop at [EOS] ({V + 1})"]
+                 "'decoder_padding_mask': likewise}"),
+                 ("logits = model.predict(x)  # (1, T, vocabulary): the next target token after each position; "
+                 f"stop at [EOS] ({V + 1})")]
     else:
         usage = ["model = keras_hub.models.BertMaskedLM.from_preset(folder)",
-                 f"x = {{'token_ids': ids with [MASK] ({V}) where hidden, padded to (1, {T}), 'segment_ids': "
-                 "zeros, 'padding_mask': 1 where a token is, 'mask_positions': [[positions of the masks]]}",
+                 (f"x = {{'token_ids': ids with [MASK] ({V}) where hidden, padded to (1, {T}), 'segment_ids': "
+                 "zeros, 'padding_mask': 1 where a token is, 'mask_positions': [[positions of the masks]]}"),
                  "logits = model.predict(x)  # (1, masks, vocabulary)"]
     return {"files": {"preset": "config.json, task.json, model.weights.h5, task.weights.h5, metadata.json, "
                                 "specials.json"},
             "keras_hub_classes": [type(model.backbone).__name__, task],
             "keras_hub_tokenizer": None,
             "usage": usage,
-            "notes": [f"no keras-hub tokenizer: the {tok.kind} tokenizer's ids are ours (vocabulary.json); "
-                      f"{', '.join(specials)} come after them (specials.json)"]}
+            "notes": [(f"no keras-hub tokenizer: the {tok.kind} tokenizer's ids are ours (vocabulary.json); "
+                      f"{', '.join(specials)} come after them (specials.json)")]}
