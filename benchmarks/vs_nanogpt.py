@@ -49,48 +49,31 @@ def cpu() -> dict:
                 name = value.strip()
             if key.strip() in ("flags", "Features"):
                 flags = set(value.split())
-    except OSError:
+    except OSError:  # no /proc (macOS, Windows): the platform's name, no flags
         pass
     return {"model": name, "cores": os.cpu_count(), "simd": [f for f in SIMD if f in flags]}
 
 
 # ---------------------------------------------------------------------------- the hardware's peak
-PEAK_SCRIPTS = {
-    "tensorflow": """
-import os, time; os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import tensorflow as tf
-a = tf.random.normal((N, N)); b = tf.random.normal((N, N)); f = tf.function(lambda a, b: tf.matmul(a, b))
-f(a, b).numpy(); best = 1e9
-for _ in range(5):
-    t = time.perf_counter(); r = [f(a, b) for _ in range(R)]; r[-1].numpy(); best = min(best, (time.perf_counter() - t) / R)
-print(2 * N**3 / best / 1e9)
-""",
-    "numpy": """
-import time, numpy as np
-a = np.random.rand(N, N).astype(np.float32); b = np.random.rand(N, N).astype(np.float32); a @ b; best = 1e9
-for _ in range(5):
-    t = time.perf_counter()
-    for _ in range(R): a @ b
-    best = min(best, (time.perf_counter() - t) / R)
-print(2 * N**3 / best / 1e9)
-""",
-    "torch": """
-import time, torch
-a = torch.randn(N, N); b = torch.randn(N, N); a @ b; best = 1e9
-for _ in range(5):
-    t = time.perf_counter()
-    for _ in range(R): a @ b
-    best = min(best, (time.perf_counter() - t) / R)
-print(2 * N**3 / best / 1e9)
-""",
-    "jax": """
-import time, jax, jax.numpy as jnp
-a = jnp.ones((N, N), jnp.float32); b = jnp.ones((N, N), jnp.float32); f = jax.jit(jnp.matmul); f(a, b).block_until_ready(); best = 1e9
-for _ in range(5):
-    t = time.perf_counter(); r = [f(a, b) for _ in range(R)]; r[-1].block_until_ready(); best = min(best, (time.perf_counter() - t) / R)
-print(2 * N**3 / best / 1e9)
-""",
+# Per library: make float32 a, b (n x n) and f(a, b) = a @ b; `done(r)` waits for a result.
+PEAK_SETUP = {
+    "tensorflow": ("import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'\nimport tensorflow as tf\n"
+                   "a = tf.random.normal((n, n)); b = tf.random.normal((n, n))\n"
+                   "f = tf.function(lambda a, b: tf.matmul(a, b)); done = lambda r: r.numpy()"),
+    "numpy": ("import numpy as np\na = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)\n"
+              "f = lambda a, b: a @ b; done = lambda r: r"),
+    "torch": "import torch\na = torch.randn(n, n); b = torch.randn(n, n)\nf = lambda a, b: a @ b; done = lambda r: r",
+    "jax": ("import jax, jax.numpy as jnp\na = jnp.ones((n, n), jnp.float32); b = jnp.ones((n, n), jnp.float32)\n"
+            "f = jax.jit(jnp.matmul); done = lambda r: r.block_until_ready()"),
 }
+PEAK_TIMING = """
+import time
+done(f(a, b)); best = 1e9
+for _ in range(5):
+    t = time.perf_counter(); rs = [f(a, b) for _ in range(repeats)]; done(rs[-1])
+    best = min(best, (time.perf_counter() - t) / repeats)
+print(2 * n**3 / best / 1e9)
+"""
 
 
 def peak_rates(n: int = 2048, repeats: int = 8) -> dict[str, float]:
@@ -98,12 +81,12 @@ def peak_rates(n: int = 2048, repeats: int = 8) -> dict[str, float]:
     pythons = {"tensorflow": sys.executable, "numpy": sys.executable, "jax": sys.executable,
                "torch": os.environ.get("NANOGPT_VENV", "/tmp/nanogpt-venv") + "/bin/python"}
     rates = {}
-    for lib, script in PEAK_SCRIPTS.items():
+    for lib, setup in PEAK_SETUP.items():
         py = pythons[lib]
         if not Path(py).exists():
             continue
-        p = subprocess.run([py, "-c", script.replace("N", str(n)).replace("R", str(repeats))],
-                           capture_output=True, text=True, timeout=600)
+        script = f"n, repeats = {n}, {repeats}\n{setup}\n{PEAK_TIMING}"
+        p = subprocess.run([py, "-c", script], capture_output=True, text=True, timeout=600)
         if p.returncode == 0 and p.stdout.strip():
             rates[lib] = float(p.stdout.strip().splitlines()[-1])
     return rates
