@@ -2,7 +2,7 @@
 
 It prepares what the run's family needs (tokenizer, data) if the run lacks it, builds (or
 restores) the model and AdamW state, and trains with `model.fit` on a tf.data pipeline (or the
-replicated loop under tf.distribute): XLA-compiled, `steps_per_execution` steps fused per call, a
+replicated loop under tf.distribute): XLA-compiled, k steps fused in one compiled program (`fused.py`), a
 warm-up + cosine schedule, weight decay and global gradient clipping, in phases where a family
 freezes part of its model first. The callback in `context.py` turns each fused call into typed
 events (core/events.py), validates, writes checkpoints and obeys pause/stop requests.
@@ -31,6 +31,7 @@ from desktop_llm.core.training.failures import (
     _fail,
     _first_line,
 )
+from desktop_llm.core.training.fused import batch_steps, fuse_train_steps
 from desktop_llm.core.training.preparation import Emit, ensure_tokenizer
 from desktop_llm.core.training.schedule import fused_steps, make_optimizer
 
@@ -157,7 +158,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
             # optimizer state, saved and restored with the checkpoint.
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer, **family.compile_args(),
-                      jit_compile=t.jit_compile, steps_per_execution=k, auto_scale_loss=False)
+                      jit_compile=t.jit_compile, auto_scale_loss=False)  # k steps per call: fused.py
         start_step, best, elapsed0 = 0, None, 0.0
         if ckpt is not None:
             model.load_weights(str(ckpt.weights_path))
@@ -211,7 +212,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
             if t.freeze_steps:
                 family.set_frozen(model, frozen)
                 model.compile(optimizer=optimizer, **family.compile_args(), jit_compile=t.jit_compile,
-                              steps_per_execution=k, auto_scale_loss=False)
+                              auto_scale_loss=False)
                 emit(ev.Phase(phase="frozen" if frozen else "thawed",
                               message=f"Training only the head up to step {end}" if frozen
                               else "Training every weight").to_dict())
@@ -223,7 +224,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                                validation_every, t.jit_compile and dist.xla_ok,
                                t.batch_size * family.targets_per_window(T))
             else:
-                model.fit(ds, epochs=end // k, steps_per_epoch=k, initial_epoch=begin // k,
+                fuse_train_steps(model, k)
+                model.fit(batch_steps(ds, k), epochs=end // k, steps_per_epoch=1, initial_epoch=begin // k,
                           validation_data=val_ds, validation_freq=validation_every,
                           callbacks=[_make_callback(ctx)], verbose=0)
             if ctx.stopped or ctx.failure is not None:
