@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -191,8 +192,8 @@ def _threads_of_tree(pid: int) -> int:
         try:
             most = max(most, len(os.listdir(f"/proc/{p}/task")))
             todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except OSError:
-            pass
+        except OSError:  # the process ended while we looked: it has no threads to count
+            continue
     return most
 
 
@@ -203,17 +204,14 @@ def test_two_workers_do_not_pile_up_threads_step_after_step(tmp_path, shakespear
     workers of the small preset died of thread exhaustion at about step 110."""
     cmd = [sys.executable, "-m", "desktop_llm", "launch", "--workers", "2", str(shakespeare_small), *TINY,
            "--log-interval", "10", "--eval-interval", "1000", "--steps", "200", "--json"]
-    p = subprocess.Popen(cmd, env=_env(tmp_path / "ws", DESKTOP_LLM_COLLECTIVE_TIMEOUT="60"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    most = 0
-    while p.poll() is None:
-        most = max(most, _threads_of_tree(p.pid))
-        try:
-            p.wait(timeout=0.2)
-        except subprocess.TimeoutExpired:
-            pass
-    out, err = p.communicate()
-    assert p.returncode == 0, err[-3000:]
-    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"  # files: a full pipe cannot stall the run
+    with out.open("w") as o, err.open("w") as e:
+        p = subprocess.Popen(cmd, env=_env(tmp_path / "ws", DESKTOP_LLM_COLLECTIVE_TIMEOUT="60"), stdout=o, stderr=e)
+        most = 0
+        while p.poll() is None:
+            most = max(most, _threads_of_tree(p.pid))
+            time.sleep(0.2)
+    assert p.returncode == 0, err.read_text()[-3000:]
+    events = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
     assert max(e["step"] for e in events if e["type"] == "step") == 200
     assert most < 3000, f"{most} threads in one process after 200 steps"
