@@ -76,7 +76,7 @@ def peak_rates() -> dict:
     return out
 
 
-def train(workload: str, policy: str, steps: int, k: int = 10) -> dict:
+def train(workload: str, policy: str, steps: int, k: int = 10, jit_compile: bool = True) -> dict:
     import keras
     import numpy as np
 
@@ -100,7 +100,7 @@ def train(workload: str, policy: str, steps: int, k: int = 10) -> dict:
     model = build_model(cfg, seed=1)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.1, global_clipnorm=1.0),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=True, steps_per_execution=k)
+                  jit_compile=jit_compile, steps_per_execution=k)
     t0 = time.perf_counter()
     # keras.Model.fit, not keras-hub's PipelineModel.fit: the latter routes numpy inputs through
     # tf.data or grain, and neither is on the GPU machine (our model has no preprocessor anyway).
