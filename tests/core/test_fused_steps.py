@@ -45,3 +45,23 @@ def test_one_step_per_call_keeps_the_models_own_train_step():
     assert "train_step" in model.__dict__
     fuse_train_steps(model, 1)
     assert "train_step" not in model.__dict__
+
+
+def test_the_step_is_traced_once_into_the_fused_program(monkeypatch):
+    """One copy of the step in the compiled program: a second copy doubled the compile time."""
+    from desktop_llm.core.models.gpt.model import GPTCausalLM
+
+    traces = []
+    own = GPTCausalLM.train_step
+
+    def counting(self, data):
+        traces.append(1)
+        return own(self, data)
+
+    monkeypatch.setattr(GPTCausalLM, "train_step", counting)
+    model, _ = _trained(1)
+    assert isinstance(model, GPTCausalLM)
+    plain = len(traces)  # Keras may trace its train function more than once
+    traces.clear()
+    _trained(4)
+    assert plain >= 1 and len(traces) == plain
