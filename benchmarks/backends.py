@@ -5,13 +5,13 @@ faster (PyTorch's GEMM reached the hardware's peak on the AVX2 machines; JAX is 
 GPUs). This measures it before building it: the model class desktop_llm trains
 (`GPTCausalLM`, keras-hub layers), the reference workload (4x4x128, context 64, batch 12, AdamW
 with clipping), trained by `keras.Model.fit` over the same in-memory batches, 10 steps per call (1 on torch,
-which Keras requires),
-on TensorFlow, JAX and PyTorch in turn, each in its own process, alternated for `--rounds`.
+which Keras requires), on TensorFlow, JAX and PyTorch in turn, each in its own process,
+alternated for `--rounds`.
 The engine's own trainer (in-graph input pipeline, k steps in one XLA program) is the
 TensorFlow row of `vs_nanogpt.py`; here every backend runs the same plain Keras loop, so the
 rows compare backends, not loops. Also prints each library's 2048^2 float32 matmul rate.
 
-    python benchmarks/backends.py [--steps 300] [--rounds 2] [--backends tensorflow,jax,torch]
+    python benchmarks/backends.py [--steps 300] [--rounds 2] [--backends tensorflow,jax,torch,torch-eager]
 
 Backends that are not installed are reported as such (this project installs TensorFlow; the
 others were installed next to it in a side virtual environment for this measurement).
@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from vs_nanogpt import peak_rates  # each library's 2048^2 rate, as vs_nanogpt measures the peak
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
@@ -39,33 +41,6 @@ k = 1 if os.environ["KERAS_BACKEND"] == "torch" else 10
 r = g.train("reference", "float32", int(sys.argv[2]), k=k, jit_compile=sys.argv[3] == "1")
 print("RESULT " + json.dumps(r))
 """
-
-GEMM = """
-import json, time
-import numpy as np
-n, out = 2048, {}
-def rate(f, sync=lambda r: r):
-    sync(f()); t = time.perf_counter()
-    for _ in range(10): r = f()
-    sync(r); return 2 * n**3 * 10 / (time.perf_counter() - t) / 1e9
-a = np.random.default_rng(0).standard_normal((n, n)).astype("float32")
-out["numpy"] = rate(lambda: a @ a)
-try:
-    import tensorflow as tf
-    t = tf.constant(a); out["tensorflow"] = rate(lambda: tf.matmul(t, t), lambda r: r.numpy())
-except Exception as e: out["tensorflow_error"] = str(e)[:100]
-try:
-    import jax, jax.numpy as jnp
-    j = jnp.asarray(a); f = jax.jit(jnp.matmul)
-    out["jax"] = rate(lambda: f(j, j), lambda r: r.block_until_ready())
-except Exception as e: out["jax_error"] = str(e)[:100]
-try:
-    import torch
-    p = torch.from_numpy(a); out["torch"] = rate(lambda: p @ p)
-except Exception as e: out["torch_error"] = str(e)[:100]
-print("RESULT " + json.dumps(out))
-"""
-
 
 def child(code: str, args: list[str], env: dict) -> dict:
     p = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
@@ -83,9 +58,8 @@ def main() -> None:
                     help="comma list; torch-eager is Keras' torch backend without torch.compile")
     args = ap.parse_args()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    gemm = child(GEMM, [], env)
-    print("float32 2048^2 matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in gemm.items()
-                                                       if isinstance(v, float)), flush=True)
+    gemm = peak_rates()
+    print("float32 2048^2 matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in gemm.items()), flush=True)
     rows: dict[str, list[dict]] = {}
     for rnd in range(args.rounds):
         for name in args.backends.split(","):
