@@ -95,8 +95,8 @@ def fit_replicated(ctx, model, optimizer, dist, ds, val_ds, start_step: int, max
         ctx.control = None  # stop requests travel through the step (below), pauses are refused
     step, epoch = start_step, start_step // k
     model.stop_training = False
+    ctx.t_begin = time.perf_counter()  # then on_chunk_end moves it on
     while step < max_steps:
-        ctx.t_begin = time.perf_counter()
         want_stop = float(control is not None and control.stop.is_set())
         loss, stops = train_chunk(iterator, tf.constant(want_stop))
         loss = float(loss)

@@ -21,11 +21,12 @@ How, and why that way:
 
 - The files go to `<run>/tensorboard/`, inside the run folder, so they travel with it (copies,
   `runs export`/`import`) and are deleted with it.
-- Written with `tf.summary.write` and the scalars/text plugins' metadata: the same records that
-  `tf.summary.scalar`/`tf.summary.text` write, without importing the `tensorboard` package, which
+- Written as the Summary records that `tf.summary.scalar`/`tf.summary.text` write (a value's
+  tensor and its plugin's metadata), without importing the `tensorboard` package, which
   TensorFlow 2.21 no longer installs. Training needs only TensorFlow; viewing needs TensorBoard.
 - Only from the Keras callback, once per fused call (every `log_interval` steps) and once per
-  evaluation: a few small eager ops outside the compiled train function, nothing per step.
+  evaluation: all of an event's values in one record, written by one eager op outside the
+  compiled train function; nothing per step.
 - Flushed at each evaluation, at the first write `FLUSH_SECONDS` after the last flush, and when
   closed. The trainer closes it when training ends (before the `completed`/`stopped` event), and
   `train_run` closes it if an error ended the run.
@@ -48,6 +49,8 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 FOLDER = "tensorboard"
 FLUSH_SECONDS = 5  # besides each evaluation and the end: a write flushes if the last flush is older
@@ -109,12 +112,21 @@ class TensorBoardLog:
         try:
             tf = self._tf
             step = int(event["step"])
+            # One Summary holding all of the event's values, written by one op: what a
+            # `tf.summary.write` per value writes, at a fifth of the cost (each eager op took
+            # 0.5-1 ms between the fused calls, where the training loop waits for it).
+            from tensorflow.core.framework import summary_pb2
+
+            values = [summary_pb2.Summary.Value(tag=tag, metadata=_metadata("scalars"),
+                                                tensor=tf.make_tensor_proto(np.float32(value)))
+                      for tag, value in scalars(event).items()]
+            if kind == "eval" and event.get("sample"):
+                values.append(summary_pb2.Summary.Value(
+                    tag=SAMPLE_TAG, metadata=_metadata("text"),
+                    tensor=tf.make_tensor_proto(as_markdown(event["sample"]).encode("utf-8"))))
             with self._writer.as_default():
-                for tag, value in scalars(event).items():
-                    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_metadata("scalars"))
-                if kind == "eval" and event.get("sample"):
-                    tf.summary.write(SAMPLE_TAG, tf.constant(as_markdown(event["sample"])), step=step,
-                                     metadata=_metadata("text"))
+                tf.summary.experimental.write_raw_pb(
+                    tf.constant(summary_pb2.Summary(value=values).SerializeToString()), step=step)
             if kind == "eval":
                 self._writer.flush()
         except Exception as e:  # noqa: BLE001 - a full disk surfaces as several TensorFlow errors

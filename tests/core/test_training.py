@@ -1,6 +1,7 @@
 """Real training of tiny models: learning, stop/resume on the same curve, failures."""
 
 import math
+import time
 from collections import Counter
 
 import numpy as np
@@ -155,3 +156,23 @@ def test_the_input_pipeline_gives_train_batch_windows_in_graph_or_from_python(tm
         for step, (x, y) in zip(range(5, 75), ds):
             want_x, want_y = data.train_batch(step, 3, 16, 7)
             assert x.dtype == "int32" and np.array_equal(x.numpy(), want_x) and np.array_equal(y.numpy(), want_y)
+
+
+def test_step_time_counts_the_loop_between_calls_but_not_evaluations(shakespeare_small, tmp_path):
+    # The loop's own work after a call (events, status) is part of the next step time, as in
+    # nanoGPT's per-iteration time; an evaluation is not. Both are made slow here on purpose: a
+    # 0.3 s pause in each step event, 3 s in each eval event.
+    store = RunStore(tmp_path / "ws")
+    run = store.create(_config(shakespeare_small, steps=60, log_interval=10, eval_interval=30))
+    events = []
+
+    def emit(e):
+        events.append(e)
+        time.sleep({"step": 0.3, "eval": 3.0}.get(e["type"], 0.0))
+
+    assert train_run(run, emit, store=store)["status"] == "completed"
+    steps = {e["step"]: e for e in events if e["type"] == "step"}
+    assert sorted(steps) == [10, 20, 30, 40, 50, 60]
+    for s in (20, 30, 50, 60):  # after a plain call: the 0.3 s of the previous event is in
+        assert steps[s]["ms_per_step"] * 10 >= 300, steps[s]
+    assert steps[40]["ms_per_step"] * 10 < 3000, steps[40]  # after the evaluation at 30: not in
