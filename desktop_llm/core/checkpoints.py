@@ -95,7 +95,7 @@ class CheckpointManager:
             with open(tmp / WEIGHTS, "wb") as f:
                 f.write(weights_bytes(model))
             if optimizer is not None and optimizer.built:
-                arrays = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
+                arrays = {f"v{i:04d}": a for i, a in enumerate(optimizer_arrays(optimizer))}
                 with open(tmp / OPTIMIZER, "wb") as f:
                     np.savez(f, **arrays)
             state = dict(state, saved=time.time())
@@ -184,16 +184,48 @@ class CheckpointManager:
             optimizer.build(variables)
         with np.load(path) as data:
             values = [data[k] for k in sorted(data.files)]
-        targets = list(optimizer.variables)
+        target = optimizer
         inner = getattr(optimizer, "inner_optimizer", None)
-        if len(values) != len(targets) and inner is not None and len(values) == len(inner.variables):
-            targets = list(inner.variables)  # a float32 run resumed in float16: a fresh loss scale
-        elif len(values) == len(targets) + 4 and inner is None:
+        size = len(optimizer_arrays(optimizer))
+        if len(values) != size and inner is not None and len(values) == len(optimizer_arrays(inner)):
+            target = inner  # a float32 run resumed in float16: a fresh loss scale
+        elif len(values) == size + 4 and inner is None:
             # A float16 run resumed in float32: Keras' LossScaleOptimizer lists its own four
             # variables (iteration, learning rate, step counter, scale) before the inner ones.
             values = values[4:]
-        if len(values) != len(targets):
-            raise CheckpointError("The optimizer state does not match this model.")
-        for var, val in zip(targets, values):
-            var.assign(val)
+        try:
+            _load_optimizer_arrays(target, values)
+        except ValueError as e:
+            raise CheckpointError("The optimizer state does not match this model.") from e
         return True
+
+
+def optimizer_arrays(optimizer) -> list[np.ndarray]:
+    """An optimizer's state as Keras' AdamW lists its variables (also for core.training's
+    FusedAdamW, which holds it differently), so checkpoints move between the two."""
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None and hasattr(inner, "state_arrays"):  # a LossScaleOptimizer around FusedAdamW
+        own = [v for v in optimizer.variables if not any(v is w for w in inner.variables)]
+        return [np.asarray(v.numpy()) for v in own] + inner.state_arrays()
+    if hasattr(optimizer, "state_arrays"):
+        return optimizer.state_arrays()
+    return [np.asarray(v.numpy()) for v in optimizer.variables]
+
+
+def _load_optimizer_arrays(optimizer, values: list[np.ndarray]) -> None:
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None and hasattr(inner, "load_state_arrays"):
+        own = [v for v in optimizer.variables if not any(v is w for w in inner.variables)]
+        _assign(own, values[:len(own)])
+        inner.load_state_arrays(values[len(own):])
+    elif hasattr(optimizer, "load_state_arrays"):
+        optimizer.load_state_arrays(values)
+    else:
+        _assign(list(optimizer.variables), values)
+
+
+def _assign(variables, values) -> None:
+    if len(values) != len(variables):
+        raise ValueError(f"{len(values)} arrays for {len(variables)} variables")
+    for var, val in zip(variables, values):
+        var.assign(val)

@@ -27,11 +27,14 @@ def learning_rate_schedule(cfg: RunConfig):
     )
 
 
-def make_optimizer(cfg: RunConfig):
+def make_optimizer(cfg: RunConfig, fused: bool = True):
+    """AdamW; `fused` (one update over all weights, see fused_adamw.py) outside tf.distribute."""
     import keras
 
+    from desktop_llm.core.training.fused_adamw import FusedAdamW
+
     t = cfg.training
-    opt = keras.optimizers.AdamW(
+    opt = (FusedAdamW if fused else keras.optimizers.AdamW)(
         learning_rate=learning_rate_schedule(cfg),
         weight_decay=t.weight_decay,
         beta_1=t.beta_1,

@@ -152,7 +152,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         emit(ev.Warning(message=note).to_dict())
     with dist.strategy.scope():
         model = family.build_for_run(source, cfg, mcfg, seed=t.seed)
-        optimizer = make_optimizer(cfg)
+        optimizer = make_optimizer(cfg, fused=not dist.distributed)  # the replicated loop updates per weight
         if policy == "mixed_float16":
             # Dynamic loss scaling keeps float16 gradients from underflowing; its scale is
             # optimizer state, saved and restored with the checkpoint.
