@@ -149,3 +149,20 @@ def test_under_loss_scaling_the_same_steps_and_a_checkpoint_for_either(tmp_path)
         assert manager.restore_optimizer(plain, models[0].trainable_variables, manager.find("latest"))
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_per_tensor_clipping_is_keras_own():
+    import tensorflow as tf
+
+    results = []
+    for cls in (FusedAdamW, keras.optimizers.AdamW):
+        model = _model()
+        opt = cls(1e-2, weight_decay=0.1, clipnorm=1e-3)
+        x = np.random.default_rng(2).integers(0, 23, (4, 8)).astype("int32")
+        for _ in range(2):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(x, model(x), from_logits=True))
+            opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -35,9 +35,10 @@ class FusedAdamW(keras.optimizers.AdamW):
         self._flat_v = self.add_variable((total,), name="flat_velocity")
         self._decays = [self._use_weight_decay(v) for v in var_list]
 
-    # Clipping and decay happen inside the one update below.
+    # The global-norm clip and the decay happen inside the one update below (Keras allows one
+    # kind of clipping; per-tensor ones stay Keras').
     def _clip_gradients(self, grads):
-        return grads
+        return grads if self.global_clipnorm else super()._clip_gradients(grads)
 
     def _apply_weight_decay(self, variables):
         return
