@@ -186,8 +186,8 @@ class CheckpointManager:
             values = [data[k] for k in sorted(data.files)]
         target = optimizer
         inner = getattr(optimizer, "inner_optimizer", None)
-        size = len(optimizer_arrays(optimizer))
-        if len(values) != size and inner is not None and len(values) == len(optimizer_arrays(inner)):
+        size = _state_size(optimizer)
+        if len(values) != size and inner is not None and len(values) == _state_size(inner):
             target = inner  # a float32 run resumed in float16: a fresh loss scale
         elif len(values) == size + 4 and inner is None:
             # A float16 run resumed in float32: Keras' LossScaleOptimizer lists its own four
@@ -203,25 +203,40 @@ class CheckpointManager:
 def optimizer_arrays(optimizer) -> list[np.ndarray]:
     """An optimizer's state as Keras' AdamW lists its variables (also for core.training's
     FusedAdamW, which holds it differently), so checkpoints move between the two."""
-    inner = getattr(optimizer, "inner_optimizer", None)
-    if inner is not None and hasattr(inner, "state_arrays"):  # a LossScaleOptimizer around FusedAdamW
-        own = [v for v in optimizer.variables if not any(v is w for w in inner.variables)]
+    own, inner = _own_and_inner(optimizer)
+    if inner is not None:  # a LossScaleOptimizer around FusedAdamW
         return [np.asarray(v.numpy()) for v in own] + inner.state_arrays()
     if hasattr(optimizer, "state_arrays"):
         return optimizer.state_arrays()
     return [np.asarray(v.numpy()) for v in optimizer.variables]
 
 
+def _state_size(optimizer) -> int:
+    """len(optimizer_arrays(optimizer)), without reading the state."""
+    own, inner = _own_and_inner(optimizer)
+    if inner is not None:
+        return len(own) + inner.state_size()
+    return optimizer.state_size() if hasattr(optimizer, "state_size") else len(optimizer.variables)
+
+
 def _load_optimizer_arrays(optimizer, values: list[np.ndarray]) -> None:
-    inner = getattr(optimizer, "inner_optimizer", None)
-    if inner is not None and hasattr(inner, "load_state_arrays"):
-        own = [v for v in optimizer.variables if not any(v is w for w in inner.variables)]
+    own, inner = _own_and_inner(optimizer)
+    if inner is not None:
         _assign(own, values[:len(own)])
         inner.load_state_arrays(values[len(own):])
     elif hasattr(optimizer, "load_state_arrays"):
         optimizer.load_state_arrays(values)
     else:
         _assign(list(optimizer.variables), values)
+
+
+def _own_and_inner(optimizer):
+    """For a LossScaleOptimizer around a FusedAdamW: (its own variables, the FusedAdamW); else
+    (None, None)."""
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is None or not hasattr(inner, "state_arrays"):
+        return None, None
+    return [v for v in optimizer.variables if not any(v is w for w in inner.variables)], inner
 
 
 def _assign(variables, values) -> None:

@@ -46,13 +46,13 @@ class FusedAdamW(keras.optimizers.AdamW):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         import tensorflow as tf
 
-        index = [self._get_variable_index(v) for v in trainable_variables]
-        if index != list(range(len(self._sizes))):
-            # A subset (frozen weights have no gradient): zeros for the others, which keep
-            # their weights and moments (`present` below).
-            given = dict(zip(index, grads))
+        order = [self._get_variable_index(v) for v in trainable_variables]
+        live, subset = set(order), len(order) < len(self._sizes)
+        if order != list(range(len(self._sizes))):
+            # Another order, or frozen weights without a gradient: zeros for those, which keep
+            # their weights and moments (`keep` below).
+            given = dict(zip(order, grads))
             grads = [given.get(i, tf.zeros(s)) for i, s in enumerate(self._shapes)]
-        present = np.concatenate([np.full(n, float(i in index), np.float32) for i, n in enumerate(self._sizes)])
         variables = self._trainable_variables
         lr = tf.cast(learning_rate, tf.float32)
         g = tf.concat([tf.reshape(tf.cast(x, tf.float32), [-1]) for x in grads], 0)
@@ -65,11 +65,11 @@ class FusedAdamW(keras.optimizers.AdamW):
         m0, v0 = self._flat_m.value, self._flat_v.value
         m = m0 + (g - m0) * (1 - self.beta_1)
         v = v0 + (tf.square(g) - v0) * (1 - self.beta_2)
-        if present.all():
+        if not subset:
             self._flat_m.assign(m)
             self._flat_v.assign(v)
         else:
-            keep = tf.constant(present) > 0
+            keep = tf.constant(np.concatenate([np.full(n, i in live) for i, n in enumerate(self._sizes)]))
             self._flat_m.assign(tf.where(keep, m, m0))
             self._flat_v.assign(tf.where(keep, v, v0))
         # Each weight takes its slice, with its decay (in the same small kernel, no concatenation
@@ -77,10 +77,14 @@ class FusedAdamW(keras.optimizers.AdamW):
         decay = (self.weight_decay or 0.0) * lr
         steps = tf.split((m * alpha) / (tf.sqrt(v) + self.epsilon), self._sizes)
         for i, (var, part, shape) in enumerate(zip(variables, steps, self._shapes)):
-            if i in index:
+            if i in live:
                 var.assign_sub(tf.reshape(part, shape) + var.value * decay if self._decays[i] else tf.reshape(part, shape))
 
     # ------------------------------------------------------------------ checkpoints in Keras' layout
+    def state_size(self) -> int:
+        """len(state_arrays()), without reading the state."""
+        return len(self.variables) - 2 + 2 * len(self._shapes)
+
     def state_arrays(self) -> list[np.ndarray]:
         """The state as `keras.optimizers.AdamW.variables` lists it."""
         head = [np.asarray(v.numpy()) for v in self.variables if v is not self._flat_m and v is not self._flat_v]
