@@ -6,6 +6,7 @@ large matrix product, measured in the same run).
     python benchmarks/vs_nanogpt.py                 # 2000 steps each (~10 min on 2 cores)
     python benchmarks/vs_nanogpt.py --steps 500     # a quicker look
     python benchmarks/vs_nanogpt.py --skip-nanogpt  # the engine only (nanoGPT's figures: --nanogpt-json)
+    python benchmarks/vs_nanogpt.py --isa avx2      # every library capped to AVX2 code paths (see ISA_CAPS)
 
 The engine runs as `desktop-llm train --preset small --tokenizer-kind char` with nanoGPT's
 hyperparameters (batch 12, lr 1e-3 warm-up 100 cosine to 1e-4, weight decay 0.1, clip 1.0, no
@@ -37,6 +38,14 @@ SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx5
         "amx_tile", "amx_bf16", "neon", "asimd", "sve")
 HYPER = ["--preset", "small", "--tokenizer-kind", "char", "--batch-size", "12", "--lr", "1e-3", "--min-lr", "1e-4",
          "--warmup", "100", "--weight-decay", "0.1", "--clip", "1.0", "--dropout", "0"]
+
+# `--isa avx2`: what each library reads to stay on AVX2 code on a CPU that has AVX-512, for an
+# estimate of an AVX2-only machine at this clock. YNNPACK (XLA's dot and element-wise library)
+# picks its kernels from the CPU with no cap, so it is turned off and XLA's own (capped) code and
+# Eigen run instead; that costs the engine ~15% here (a lower bound, not the AVX2 machine itself).
+ISA_CAPS = {"avx2": {"XLA_FLAGS": "--xla_cpu_max_isa=AVX2 --xla_cpu_experimental_ynn_fusion_type=",
+                     "ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                     "ATEN_CPU_CAPABILITY": "avx2", "OPENBLAS_CORETYPE": "Haswell"}}
 
 
 def cpu() -> dict:
@@ -162,8 +171,12 @@ def main(argv=None) -> int:
     ap.add_argument("--nanogpt-json", help="nanoGPT's figures from an earlier run (JSON from nanogpt_bench.sh)")
     ap.add_argument("--variant", action="append", default=[],
                     help="extra `desktop-llm train` arguments for another engine row (repeatable, quoted)")
+    ap.add_argument("--isa", choices=sorted(ISA_CAPS), help="cap every library (both systems) to this ISA")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
+    if args.isa:  # every child process (peaks, nanoGPT, the engine) inherits the caps
+        for key, value in ISA_CAPS[args.isa].items():
+            os.environ[key] = f"{os.environ[key]} {value}" if key == "XLA_FLAGS" and os.environ.get(key) else value
 
     from dataclasses import replace
 
@@ -186,7 +199,8 @@ def main(argv=None) -> int:
     for i, extra in enumerate([""] + args.variant):
         rows.append(engine(args.steps, work / f"home{i}", val_file, extra.split()))
     base = rows[0]["tokens_per_sec"] if rows and rows[0]["system"].startswith("nanoGPT") else None
-    lines = [f"CPU: {info['model']}, {info['cores']} cores, SIMD: {' '.join(info['simd'])}",
+    capped = f" (capped to {args.isa.upper()} code paths, YNNPACK off)" if args.isa else ""
+    lines = [f"CPU: {info['model']}, {info['cores']} cores, SIMD: {' '.join(info['simd'])}{capped}",
              "float32 2048^2 matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
              + f"  -> peak {peak:.0f}",
              (f"model 4x4x128, context 64, batch 12: {flops_per_token / 1e6:.2f} MFLOP/token (6N + 12LTd); "
@@ -214,7 +228,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"vs-nanogpt-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "cpu": info, "matmul_gflops": rates,
-                                "peak_gflops": peak, "steps": args.steps, "rows": rows}, indent=2))
+                                "peak_gflops": peak, "steps": args.steps, "isa_cap": args.isa, "rows": rows}, indent=2))
     print(f"wrote {path}")
     return 0
 
