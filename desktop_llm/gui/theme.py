@@ -79,7 +79,7 @@ def apply_theme(app: QApplication) -> None:
     app.setPalette(pal)
     background, foreground = ((30, 31, 34), (200, 200, 200)) if dark else ((255, 255, 255), (60, 60, 60))
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major", background=background, foreground=foreground)
-    app.setStyleSheet(STYLE)
+    app.setStyleSheet(STYLE + (DARK_STYLE if dark else ""))
     restyle_plots(app, background, foreground)
 
 
@@ -131,6 +131,20 @@ QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }
 QPushButton { padding: 5px 14px; }
 QPushButton[role="primary"] { font-weight: 600; }
 """
+
+# Fusion outlines radio buttons with the window colour made darker, which on a dark window is
+# nearly the window itself: the buttons vanished (Evaluate page). Drawn here with a visible ring.
+DARK_STYLE = """
+QRadioButton::indicator { width: 12px; height: 12px; border-radius: 7px; border: 1px solid #8c8f96;
+                          background: #1e1f22; }
+QRadioButton::indicator:hover { border-color: #b4b7bd; }
+QRadioButton::indicator:checked { border-color: #3574f0; background: qradialgradient(cx:0.5, cy:0.5,
+    radius:0.5, fx:0.5, fy:0.5, stop:0 #3574f0, stop:0.45 #3574f0, stop:0.55 #1e1f22, stop:1 #1e1f22); }
+QRadioButton::indicator:disabled { border-color: #55585e; }
+QRadioButton::indicator:checked:disabled { background: qradialgradient(cx:0.5, cy:0.5, radius:0.5,
+    fx:0.5, fy:0.5, stop:0 #55585e, stop:0.45 #55585e, stop:0.55 #1e1f22, stop:1 #1e1f22); }
+"""
+
 
 def relative_luminance(color) -> float:
     """WCAG 2 relative luminance of an (opaque) colour: 0 for black, 1 for white."""

@@ -31,6 +31,23 @@ def set_role(widget: QWidget, role: str) -> None:
     widget.style().polish(widget)
 
 
+_VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
+
+
+def visible_token(text: str) -> str:
+    """A token as a reader can see it: whitespace as ␣ ⏎ ⇥ ␍, other invisible characters as
+    \\uXXXX, the empty token as ∅; everything else (any script, `<unk>`) as it is."""
+    out = []
+    for ch in text:
+        if ch in _VISIBLE:
+            out.append(_VISIBLE[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+    return "".join(out) or "∅"
+
+
 def label(text: str = "", role: str | None = None) -> QLabel:
     lab = QLabel(text)
     if role:

@@ -165,6 +165,13 @@ def test_full_flow(window, qtbot, shakespeare_small):
     assert ep.result is not None, ep.status.text()
     assert 1.0 < ep.result.perplexity < w.session.tokenizer.vocabulary_size
     assert len(ep.view.tips) > 100 and "loss" in ep.view.tips[5]
+    # the per-token view starts at a line of the validation split, not wherever the split was cut
+    from desktop_llm.core.data import TokenData
+
+    val = [int(i) for i in TokenData(w.session.store.get(ep.picker.run_id).data_dir).val]
+    shown = [int(t.split()[1]) for t in ep.view.tips]
+    at = next(i for i in range(len(val)) if val[i:i + len(shown)] == shown)
+    assert at == 0 or w.session.tokenizer.token_text(val[at - 1]).endswith("\n"), at
     # hovering a token finds its tooltip
     ep.view.resize(600, 400)
     cursor = ep.view.cursorForPosition(ep.view.viewport().rect().center())

@@ -238,6 +238,7 @@ def test_token_text_contrasts_with_its_colour_in_both_themes(qapp, monkeypatch, 
 # ---------------------------------------------------------------------------- 8. attention labels
 def test_all_heads_grid_has_token_labels_on_its_edges(window):
     from desktop_llm.core.inspection import AttentionMaps
+    from desktop_llm.gui.widgets import visible_token
 
     ap = window.attention_page
     window.show_page("Attention")
@@ -256,7 +257,7 @@ def test_all_heads_grid_has_token_labels_on_its_edges(window):
         left, bottom = m.getPlotItem().getAxis("left"), m.getPlotItem().getAxis("bottom")
         assert left.isVisible() == (col == 0) and bottom.isVisible() == (row == 1), (row, col)
         labels = [s for level in left._tickLevels for _, s in level]
-        assert labels and set(labels) <= set(tokens)  # the tokens themselves
+        assert labels and set(labels) <= {visible_token(t) for t in tokens}  # the tokens themselves
     assert "T" in [s for level in maps[2].getPlotItem().getAxis("bottom")._tickLevels for _, s in level]
 
 
@@ -365,3 +366,95 @@ def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, m
     gp.generate()  # the same settings again: compiled already
     wait_task(qtbot, gp)
     assert not any(s.startswith("Compiling") for s in spy.texts)
+
+
+# ---------------------------------------------------------------------------- 12. visible tokens
+def test_tokens_are_shown_with_visible_whitespace(window, qtbot, tmp_path):
+    """The vocabulary, the token tooltips and the attention axes show a space as ␣ and a line
+    break as ⏎ (not Python's quoted reprs), and the "Try it" text becomes the corpus's own first
+    lines once a tokenizer is trained on it, unless the user typed their own."""
+    from desktop_llm.gui.pages.tokenizer_page import SAMPLE
+    from desktop_llm.gui.widgets import visible_token
+
+    assert [visible_token(t) for t in (" ", "\n", "\t", "a b", "", "\x00", "<unk>", "床")] == \
+        ["␣", "⏎", "⇥", "a␣b", "∅", "\\u0000", "<unk>", "床"]
+    english = tmp_path / "english.txt"
+    english.write_text("\n\nTo be, or not to be: that is the question.\nWhether 'tis nobler in the mind\n" * 50,
+                       encoding="utf-8")
+    window.data_page.add_paths([str(english)])
+    wait_task(qtbot, window.data_page)
+    tp = window.tokenizer_page
+    assert tp.input.toPlainText() == SAMPLE
+    tp.train()
+    wait_task(qtbot, tp)
+    tok = window.session.tokenizer
+    items = [tp.vocab_list.item(i).text() for i in range(tp.vocab_list.count())]
+    space, quote = tok.encode(" ")[0], tok.encode("'")[0]
+    assert items[space].split() == [str(space), "␣"] and items[quote].split() == [str(quote), "'"]
+    assert all(len(it) - len(it.lstrip()) == len(items[0]) - len(items[0].lstrip()) for it in items[:10])
+    # the corpus's first non-blank lines, every character of which the tokenizer knows
+    assert tp.input.toPlainText() == "To be, or not to be: that is the question.\nWhether 'tis nobler in the mind\n" \
+        "To be, or not to be: that is the question."
+    assert tok.encode(tp.input.toPlainText()).count(0) == 0
+    assert "␣" in tp.tokens_view.tips[2] and "'" not in tp.tokens_view.tips[2]
+    tp.input.setPlainText("my own words")
+    tp.train()
+    wait_task(qtbot, tp)
+    assert tp.input.toPlainText() == "my own words"  # what the user typed stays
+
+
+def test_a_causal_map_shows_the_masked_cells_apart_from_zero_weight(window):
+    from desktop_llm.core.inspection import AttentionMaps
+
+    ap = window.attention_page
+    window.show_page("Attention")
+    tokens = list("To be")
+    T = len(tokens)
+    w = np.tril(np.ones((1, 1, T, T), np.float32))
+    w[0, 0, 4, 1] = 0.0  # a weight of exactly 0 that the mask did not cause
+    ap.maps = AttentionMaps(list(range(T)), tokens, w / w.sum(-1, keepdims=True))
+    ap.layer.setRange(0, 0)
+    ap.head.setRange(0, 0)
+    ap._draw()
+    m = ap.single
+    alpha = m.masked.image[..., 3]
+    assert (alpha[np.triu_indices(T, 1)] == 255).all() and (alpha[np.tril_indices(T)] == 0).all()
+    assert "cannot see" in m.describe(1, 3) and "attends to" in m.describe(4, 1)
+    assert m.describe(2, 0) == "␣ (#2) attends to T (#0): 0.3333"
+    labels = [s for level in m.getPlotItem().getAxis("bottom")._tickLevels for _, s in level]
+    assert "␣" in labels and "' '" not in labels
+    ap.maps.kind = "bidirectional"  # an encoder sees every token: nothing is masked
+    ap._draw()
+    assert (m.masked.image[..., 3] == 0).all() and "attends to" in m.describe(1, 3)
+
+
+def test_radio_buttons_are_visible_in_the_dark_theme(qapp, monkeypatch):
+    """Fusion outlined them with the window colour made darker: on a dark window, invisible."""
+    from PySide6.QtWidgets import QRadioButton
+
+    from desktop_llm.gui.theme import apply_theme, contrast_ratio
+
+    try:
+        monkeypatch.setenv("DESKTOP_LLM_THEME", "dark")
+        apply_theme(qapp)
+        window_color = qapp.palette().color(qapp.palette().ColorRole.Window)
+        for checked in (False, True):
+            b = QRadioButton("")
+            b.setChecked(checked)
+            b.resize(24, 24)
+            img = b.grab().toImage()
+            best = max(contrast_ratio(img.pixelColor(x, y), window_color)
+                       for x in range(min(20, img.width())) for y in range(img.height()))
+            assert best > 3.0, (checked, best)
+            b.deleteLater()
+    finally:
+        monkeypatch.delenv("DESKTOP_LLM_THEME")
+        apply_theme(qapp)
+
+
+def test_the_per_token_view_of_the_validation_split_starts_at_a_line():
+    from desktop_llm.gui.pages.evaluate_page import line_start
+
+    assert line_start(["IU", "S:", "\n", "He", " loves"]) == 3
+    assert line_start(["▁no", "▁new", "▁line"]) == 0
+    assert line_start(["\n", "A"]) == 1

@@ -21,14 +21,14 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.gui.plots import MatrixPlot
-from desktop_llm.gui.widgets import RunPicker, header, label, set_role
+from desktop_llm.gui.widgets import RunPicker, header, label, set_role, visible_token
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
 
 def _ticks(tokens: list[str], max_labels: int = 32, chars: int = 8):
-    """Tick labels (the tokens, escaped and cut to `chars`), every n-th so that at most
-    `max_labels` are shown: pyqtgraph draws every label it is given, overlapping or not."""
-    shown = [(i + 0.5, repr(t)[1:-1][:chars]) for i, t in enumerate(tokens)]
+    """Tick labels (the tokens with visible whitespace, cut to `chars`), every n-th so that at
+    most `max_labels` are shown: pyqtgraph draws every label it is given, overlapping or not."""
+    shown = [(i + 0.5, visible_token(t)[:chars]) for i, t in enumerate(tokens)]
     step = max(1, -(-len(tokens) // max(1, max_labels)))
     return [shown[::step]]
 
@@ -43,6 +43,12 @@ class Heatmap(MatrixPlot):
                                             interactive=False, width=14, label="weight")
             self.colorbar.setImageItem(self.image, insert_in=self.getPlotItem())
         self.weights = None
+        self.causal = False
+        # cells a causal mask hides, in the page's background colour, so that "not allowed to
+        # look" differs from "looked with weight 0" (which viridis draws as the darkest purple)
+        self.masked = pg.ImageItem()
+        self.masked.setZValue(1)
+        self.addItem(self.masked)
         self.tokens: list[str] = []
         self.columns: list[str] = []
         self.hover_text = ""
@@ -67,15 +73,23 @@ class Heatmap(MatrixPlot):
         fm = QFontMetrics(self.font())
         vb = self.plotItem.vb
         rows = int(vb.height() // max(1, fm.height()))
-        widest = max(fm.horizontalAdvance(repr(t)[1:-1][:chars]) for t in self.columns)
+        widest = max(fm.horizontalAdvance(visible_token(t)[:chars]) for t in self.columns)
         cols = int(vb.width() // max(1, widest + fm.horizontalAdvance("  ")))
         self.getAxis("left").setTicks(_ticks(self.tokens, min(64, rows), chars))
         self.getAxis("bottom").setTicks(_ticks(self.columns, min(64, cols), chars))
 
-    def set_weights(self, w: np.ndarray, tokens: list[str], columns: list[str] | None = None) -> None:
+    def set_weights(self, w: np.ndarray, tokens: list[str], columns: list[str] | None = None,
+                    causal: bool = False) -> None:
         """Rows: the tokens attending; columns: the tokens attended to (the same tokens, except in
-        cross-attention, where they are the source's)."""
-        self.weights, self.tokens, self.columns = w, tokens, columns or tokens
+        cross-attention, where they are the source's). `causal`: the cells above the diagonal
+        are masked (a token sees only those before it) and drawn as background."""
+        self.weights, self.tokens, self.columns, self.causal = w, tokens, columns or tokens, causal
+        hidden = np.zeros(w.shape + (4,), np.uint8)
+        if causal:
+            bg = self.palette().color(self.backgroundRole())
+            hidden[np.triu(np.ones(w.shape, bool), k=1)] = (bg.red(), bg.green(), bg.blue(), 255)
+        self.masked.setImage(hidden, levels=(0, 255))
+        self.masked.setRect(0, 0, w.shape[1], w.shape[0])
         top = float(max(1e-6, w.max()))
         self.image.setImage(w, levels=(0.0, top))
         if hasattr(self, "colorbar"):
@@ -85,8 +99,10 @@ class Heatmap(MatrixPlot):
         self.autoRange(padding=0)
 
     def describe(self, row: int, col: int) -> str:
-        q, k = self.tokens[row], self.columns[col]
-        return f"{q!r} (#{row}) attends to {k!r} (#{col}): {self.weights[row, col]:.4f}"
+        q, k = visible_token(self.tokens[row]), visible_token(self.columns[col])
+        if self.causal and col > row:
+            return f"{q} (#{row}) cannot see {k} (#{col}): it comes later (causal mask)"
+        return f"{q} (#{row}) attends to {k} (#{col}): {self.weights[row, col]:.4f}"
 
     def _on_move(self, pos) -> None:
         if self.weights is None:
@@ -221,7 +237,8 @@ class AttentionPage(QWidget):
             return
         l, h = self.layer.value(), self.head.value()
         self.single.setTitle(f"Layer {l}, head {h}")
-        self.single.set_weights(self.maps.weights[l, h], self.maps.tokens, self.maps.key_tokens)
+        causal = self.maps.kind == "causal"
+        self.single.set_weights(self.maps.weights[l, h], self.maps.tokens, self.maps.key_tokens, causal)
         H = self.maps.num_heads
         while len(self.grid_maps) < H:
             m = Heatmap(small=True)
@@ -237,4 +254,4 @@ class AttentionPage(QWidget):
                 row, col = self.grid_layout.getItemPosition(self.grid_layout.indexOf(m))[:2]
                 m.show_labels(left=col == 0, bottom=(row + 1, col) not in shown)
                 m.setTitle(f"head {i}")
-                m.set_weights(self.maps.weights[l, i], self.maps.tokens, self.maps.key_tokens)
+                m.set_weights(self.maps.weights[l, i], self.maps.tokens, self.maps.key_tokens, causal)

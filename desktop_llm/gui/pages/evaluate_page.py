@@ -26,6 +26,12 @@ from desktop_llm.gui.workers import Cancelled, model_pool_telling, run_task
 SHOWN_TOKENS = 1500  # per-token view of the first tokens: enough to read, cheap to render
 
 
+def line_start(tokens: list[str]) -> int:
+    """Where the first new line begins among these tokens (0 if none does): the validation split
+    starts wherever the cut fell, often mid-word, and the per-token view reads better from there."""
+    return next((i + 1 for i, t in enumerate(tokens) if t.endswith("\n")), 0)
+
+
 
 class EvaluatePage(QWidget):
     def __init__(self, session, parent=None):
@@ -190,7 +196,8 @@ class EvaluatePage(QWidget):
                     report(done / total, "")
 
                 ev = evaluate_windows(model, x, y, progress=progress)
-                ids = [int(i) for i in data.val[:SHOWN_TOKENS]]
+                start = line_start([tok.token_text(int(i)) for i in data.val[:200]])
+                ids = [int(i) for i in data.val[start:start + SHOWN_TOKENS]]
                 shown = (ids, [tok.token_text(i) for i in ids], per_token_losses(model, ids).tolist())
             else:
                 if source == "file":

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_llm.gui.widgets import label, set_role
+from desktop_llm.gui.widgets import label, set_role, visible_token
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
 
@@ -81,7 +81,7 @@ class FillMaskPanel(QWidget):
         rows = [(i, c) for i, m in enumerate(masks, 1) for c in m["candidates"]]
         self.table.setRowCount(len(rows))
         for r, (i, c) in enumerate(rows):
-            shown = c["token"].replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥") or "∅"
+            shown = visible_token(c["token"])
             for col, value in enumerate((f"#{i}", shown, f"{c['p']:.1%}")):
                 item = QTableWidgetItem(value)
                 if col == 2:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFontDatabase
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -24,10 +24,38 @@ from PySide6.QtWidgets import (
 
 from desktop_llm.core.tokenizers import DEFAULT_VOCAB, KIND_LABELS, KINDS
 from desktop_llm.gui.theme import COLORS
-from desktop_llm.gui.widgets import TokenView, header, label, set_role
+from desktop_llm.gui.widgets import TokenView, header, label, set_role, visible_token
 from desktop_llm.gui.workers import Cancelled, run_task
 
 SAMPLE = "ROMEO: But, soft! what light through yonder window breaks?\n床前明月光，疑是地上霜。"
+
+
+def example_from(texts, lines: int = 3, limit: int = 240) -> str:
+    """The first few non-blank lines of a corpus: the "Try it" text once a tokenizer is trained
+    on it, so that the first thing shown is the tokenizer at work on its own kind of text
+    (a fixed English + Chinese sample would show a character tokenizer of Shakespeare failing)."""
+    found, buf = [], ""
+    for chunk in texts:
+        buf += chunk
+        *complete, buf = buf.split("\n")
+        found += [line.rstrip() for line in complete if line.strip()]
+        if len(found) >= lines or sum(map(len, found)) >= limit:
+            break
+    else:
+        if buf.strip():
+            found.append(buf.rstrip())
+    return "\n".join(found[:lines])[:limit]
+
+
+def corpus_example(paths, column, encodings) -> str | None:
+    """example_from the corpus, or None when it cannot be read (the fixed sample stays)."""
+    from desktop_llm.core.corpus import Corpus
+    from desktop_llm.errors import DesktopLLMError
+
+    try:
+        return example_from(Corpus(paths=paths, column=column, encodings=encodings).iter_text()) or None
+    except (DesktopLLMError, OSError):
+        return None
 
 
 class TokenizerPage(QWidget):
@@ -73,7 +101,8 @@ class TokenizerPage(QWidget):
         form.addRow(self.status)
 
         self.vocab_list = QListWidget()
-        self.vocab_list.setToolTip("The vocabulary: id and token")
+        self.vocab_list.setToolTip("The vocabulary: id and token (␣ a space, ⏎ a line break, ⇥ a tab)")
+        self.vocab_list.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))  # ids line up
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -83,6 +112,7 @@ class TokenizerPage(QWidget):
 
         self.input = QTextEdit()
         self.input.setPlainText(SAMPLE)
+        self.auto_example = SAMPLE  # the text put there for the user, replaced by the corpus's own
         self.input.setAcceptRichText(False)
         self.input.textChanged.connect(self._render_tokens)
         self.tokens_view = TokenView()
@@ -138,7 +168,7 @@ class TokenizerPage(QWidget):
             if cancelled():
                 raise Cancelled("Cancelled: no tokenizer was saved.")
             tok.save(folder)
-            return tok
+            return tok, corpus_example(paths, column, encodings)
 
         self.train_btn.setEnabled(False)
         self.cancel_btn.setVisible(True)
@@ -147,9 +177,9 @@ class TokenizerPage(QWidget):
         self.status.setText(f"Training a {KIND_LABELS[kind].lower()}…")
         mine = {}  # results of a cancelled (older) task must not touch a newer one's display
 
-        def done(tok):
+        def done(result):
             if mine["task"] is self.task:
-                self._on_trained(tok, str(folder), corpus)
+                self._on_trained(result[0], str(folder), corpus, example=result[1])
 
         def failed(msg):
             if mine["task"] is self.task and not mine["task"].cancelled():
@@ -167,15 +197,19 @@ class TokenizerPage(QWidget):
         if not Path(folder).is_dir():
             return
 
-        def work(report, cancelled, emit):
-            return load_tokenizer(folder)
+        s = self.session
+        paths, column, encodings = list(s.paths), s.column, dict(s.encodings)
 
-        def done(tok):
+        def work(report, cancelled, emit):
+            return load_tokenizer(folder), (corpus_example(paths, column, encodings) if paths else None)
+
+        def done(result):
+            tok, example = result
             i = self.kind.findData(tok.kind)
             if i >= 0:
                 self.kind.setCurrentIndex(i)
             self.vocab.setValue(tok.vocabulary_size if tok.kind != "char" else self.vocab.value())
-            self._on_trained(tok, folder, corpus)
+            self._on_trained(tok, folder, corpus, example=example)
 
         self.task = run_task(self, work, done, self._error)
 
@@ -192,7 +226,7 @@ class TokenizerPage(QWidget):
         set_role(self.status, "error")
         self.status.setText(msg)
 
-    def _on_trained(self, tok, folder: str, corpus: tuple | None = None) -> None:
+    def _on_trained(self, tok, folder: str, corpus: tuple | None = None, example: str | None = None) -> None:
         if self.task is not None and self.task.cancelled():
             return
         self.cancel_btn.setVisible(False)
@@ -202,8 +236,12 @@ class TokenizerPage(QWidget):
         self.show_state(force=True)
         self.vocab_list.clear()
         n = min(tok.vocabulary_size, 20000)
-        self.vocab_list.addItems([f"{i:>6}   {tok.token_text(i)!r}"[:60] for i in range(n)])
-        self._render_tokens()
+        self.vocab_list.addItems([f"{i:>6}  {visible_token(tok.token_text(i))}"[:60] for i in range(n)])
+        if example and self.input.toPlainText() in (SAMPLE, self.auto_example):  # never what the user typed
+            self.auto_example = example
+            self.input.setPlainText(example)  # renders the tokens
+        else:
+            self._render_tokens()
 
     # ------------------------------------------------------------------ status line
     def show_state(self, force: bool = False) -> None:
@@ -233,8 +271,7 @@ class TokenizerPage(QWidget):
             if missing is None:
                 text += " Counting the characters it does not cover…" if self._counting else ""
             elif missing:
-                shown = " ".join(c if c.isprintable() and not c.isspace() else repr(c)
-                                 for c, _ in missing.most_common(8))
+                shown = " ".join(visible_token(c) for c, _ in missing.most_common(8))
                 text += (f" {len(missing):,} distinct characters of the new corpus ({sum(missing.values()):,} "
                          f"occurrences) are not in its vocabulary and become <unk>, e.g. {shown}.")
             else:
@@ -298,7 +335,7 @@ class TokenizerPage(QWidget):
         colors = [QColor(COLORS[i % len(COLORS)]) for i in range(len(ids))]
         for c in colors:
             c.setAlpha(0x55)  # a light tint of the series colours; TokenView picks the text colour
-        tips = [f"id {i} · {p!r}" for i, p in zip(ids, pieces)]
+        tips = [f"id {i} · {visible_token(p)}" for i, p in zip(ids, pieces)]
         self.tokens_view.set_tokens(pieces, colors, tips, footer="<p style='color:gray; font-size:12px'>ids: "
                                     + " ".join(map(str, ids[:400])) + ("…" if len(ids) > 400 else "") + "</p>")
         self.ratio.setText(f"{len(ids)} tokens · {len(text) / max(1, len(ids)):.2f} characters per token")
