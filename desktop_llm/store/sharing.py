@@ -39,8 +39,14 @@ _STEP = re.compile(r"^step-\d+$")
 # --------------------------------------------------------------------------- export
 
 
+# data/'s token caches: the corpus tokenized for a GPT or masked LM, rebuilt from the corpus and
+# often far larger than the model. Everything else in data/ travels: a classifier's classes and
+# labelled split and a translator's pairs, without which the imported run could not classify.
+TOKEN_CACHES = ("data.json", "train.bin", "val.bin")
+
+
 def export_run(run: Run, dest: str | os.PathLike) -> Path:
-    """Zip a run folder (config, tokenizer, checkpoints, metrics; not the token caches in data/)
+    """Zip a run folder (config, tokenizer, checkpoints, metrics, data/ but its token caches)
     as `<run-id>/...`. `dest` is a zip path or a folder (then `<folder>/<run-id>.zip`). The zip
     is written under a temporary name and renamed, so `dest` is either whole or untouched.
     Checkpoints that fail their manifest here are left out (loading skips them anyway)."""
@@ -78,7 +84,7 @@ def export_run(run: Run, dest: str | os.PathLike) -> Path:
 
 def _export_files(run: Run):
     """(path, relative posix name) of the files to export: no links, no hidden files or folders
-    (temporaries), no data/ caches, no checkpoint that fails its manifest."""
+    (temporaries), no token caches in data/, no checkpoint that fails its manifest."""
     manager = CheckpointManager(run.checkpoints_dir)
     for top, dirs, files in os.walk(run.folder):
         here = Path(top)
@@ -86,7 +92,7 @@ def _export_files(run: Run):
         keep = []
         for d in sorted(dirs):
             p = here / d
-            if d.startswith(".") or p.is_symlink() or (rel_dir == Path(".") and d == "data"):
+            if d.startswith(".") or p.is_symlink():
                 continue
             if here == run.checkpoints_dir and _STEP.match(d):
                 try:
@@ -97,6 +103,8 @@ def _export_files(run: Run):
         dirs[:] = keep
         for name in sorted(files):
             p = here / name
+            if here == run.data_dir and name in TOKEN_CACHES:
+                continue
             if not name.startswith(".") and not p.is_symlink() and p.is_file():
                 yield p, (rel_dir / name).as_posix()
 

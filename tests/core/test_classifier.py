@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -147,6 +148,24 @@ def test_classify_and_report_from_the_command_line(trained):
     assert all({"text", "true", "predicted", "p"} <= set(m) for m in rep["misclassified"])
     human = cli(home, "classify", "genre", "--report")
     assert human.returncode == 0 and "macro-F1" in human.stdout and "precision" in human.stdout
+
+
+def test_an_exported_classifier_classifies_after_import_elsewhere(trained, tmp_path):
+    """Its classes and labelled split live in data/, which the export once left out whole: the
+    imported run then failed with a traceback (no classes.json)."""
+    home, _ = trained
+    zip_path = tmp_path / "genre.zip"
+    assert cli(home, "runs", "export", "genre", "--out", zip_path).returncode == 0
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert any(n.endswith("/data/classes.json") for n in names)
+    assert not any(n.endswith(("/data/train.bin", "/data/val.bin")) for n in names)  # the base's caches stay
+    other = tmp_path / "elsewhere"
+    assert cli(other, "runs", "import", zip_path).returncode == 0
+    out = cli(other, "classify", "genre", "--text", "床前明月光，疑是地上霜。举头望明月，低头思故乡。", "--report",
+              "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["results"][0]["label"] == "poem" and res["report"]["accuracy"] > 0.9
 
 
 def test_classifier_mistakes_are_one_line(trained, tmp_path):
