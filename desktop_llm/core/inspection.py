@@ -147,12 +147,12 @@ def inspect_text(model, tokenizer, text: str, kind: str = "self") -> AttentionMa
     import keras_hub
 
     from desktop_llm.core.config import ConfigError
-    from desktop_llm.core.models.gpt.model import GPTCausalLM
+    from desktop_llm.core.models.gpt.model import GPTBackbone
 
     ids = tokenizer.encode(text)
     if not ids:
         raise ConfigError("Type some text to inspect.")
-    if isinstance(model, GPTCausalLM):
+    if isinstance(getattr(model, "backbone", None), GPTBackbone):  # the GPT, or a classifier on it
         ids = ids[: int(model.backbone.max_sequence_length)]
         return AttentionMaps(ids, [tokenizer.token_text(i) for i in ids], attention_weights(model, ids))
     backbone = getattr(model, "backbone", None)

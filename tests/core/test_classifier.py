@@ -191,8 +191,29 @@ def test_a_classifier_on_a_gpt_reads_the_last_real_token(tmp_path):
     out = cli(home, "train", task, "--family", "classifier", "--base", "gpt", "--steps", "100", "--lr", "1e-3",
               "--eval-interval", "50", "--json")
     assert out.returncode == 0, out.stderr
-    evals = [json.loads(line) for line in out.stdout.splitlines() if '"eval"' in line]
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    evals = [e for e in events if e["type"] == "eval"]
     assert evals[-1]["val_accuracy"] > 0.9, [e["val_accuracy"] for e in evals]
+    # model.keras is written (it once failed: Keras could not serialise the subclassed head) and
+    # loads in a fresh process to the same logits as the checkpoint
+    assert not [e for e in events if e["type"] == "warning" and "model.keras" in e["message"]], events
+    exported = next(e for e in events if e["type"] == "exported")
+    check = (
+        "import sys, numpy as np, keras\n"
+        "import desktop_llm.core.models.classifier.gpt_head  # registers the class, as for any custom model\n"
+        "from desktop_llm.core.loading import load_for_inference\n"
+        "from desktop_llm.store.runs import RunStore\n"
+        "m = keras.saving.load_model(sys.argv[2])\n"
+        "ref, _, _ = load_for_inference(RunStore(sys.argv[1]).latest(), 'best')\n"
+        "x = {'token_ids': np.ones((2, 8), 'int32'), 'padding_mask': np.ones((2, 8), bool)}\n"
+        "print(float(np.abs(np.asarray(m(x)) - np.asarray(ref(x))).max()))\n")
+    p = subprocess.run([sys.executable, "-c", check, str(home), exported["path"]], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0 and float(p.stdout.split()[-1]) < 1e-5, p.stderr[-2000:]
+    att = cli(home, "attention", "--text", "床前明月光", "--json")  # the decoder's causal maps, as for the GPT
+    assert att.returncode == 0, att.stderr
+    maps = json.loads(att.stdout)
+    assert maps["kind"] == "causal" and len(maps["tokens"]) == 5, maps.keys()
     import shutil
 
     from desktop_llm.store.runs import RunStore

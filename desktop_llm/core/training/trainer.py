@@ -276,8 +276,8 @@ def _export(run, manager: CheckpointManager, model, emit: Emit) -> None:
         os.replace(tmp, run.folder / "model.keras")
     except Exception as e:  # noqa: BLE001 - h5py reports a full disk as several error types
         tmp.unlink(missing_ok=True)
-        emit(ev.Warning(message=f"Could not write model.keras ({_first_line(e)}); the checkpoints are complete "
-                                "and everything (generate, evaluate, export) works from them.").to_dict())
+        emit(ev.Warning(message=f"Could not write model.keras ({_first_line(e)}). The checkpoints are complete: "
+                                "the run resumes, evaluates, exports and runs inference from them.").to_dict())
         return
     emit(ev.Exported(path=str(run.folder / "model.keras"), step=best.step).to_dict())
 
