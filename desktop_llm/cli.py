@@ -445,11 +445,21 @@ def cmd_train(args) -> int:
         st = run.status().get("status")
         if chief and st in ("running", "paused", "starting"):
             raise CliError(f"Run {run.id} is already training (process {run.status().get('pid')}).")
+        done = run.config.training.max_steps
+        if args.steps is not None and args.steps != done:  # its learning-rate schedule is fixed by it
+            raise CliError(f"--steps applies to a new run: run {run.id} keeps its {done} steps. To train longer, "
+                           f"start a new run from its settings: desktop-llm train --config {run.config_path} "
+                           f"--steps {args.steps}")
+        if chief and st == "completed" and (run.status().get("step") or 0) >= done:
+            raise CliError(f"Run {run.id} has completed its {done} steps; there is nothing to resume. To train "
+                           f"longer, start a new run from its settings: desktop-llm train --config {run.config_path} "
+                           f"--steps N")
         if args.devices and chief and args.devices != run.config.training.devices:
             run.save_config(replace(run.config, training=replace(run.config.training, devices=args.devices)))
     else:
         cfg = _run_config(args)
         cfg.validate()
+        _check_devices(cfg.training.devices)
         if cfg.tokenizer.path and not (Path(cfg.tokenizer.path) / "tokenizer.json").exists():
             raise CliError(f"No tokenizer in {cfg.tokenizer.path} (tokenizer.json is missing).")
         _require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
@@ -492,6 +502,21 @@ def cmd_train(args) -> int:
                 pass  # the reader is gone (closed pipe): nothing left to tell it
         os._exit(code)
     return code
+
+
+def _check_devices(spec: str | None) -> None:
+    """Refuse an impossible --devices in one line before a run folder exists (the trainer would
+    only find out after, leaving a failed run behind). GPU specs need TensorFlow's GPU list."""
+    from desktop_llm.core.distribute import parse_devices
+
+    s = (spec or "auto").strip().lower()
+    if s in ("auto", "all", "cpu") or s.startswith("cpu:"):
+        parse_devices(s, 0)
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    parse_devices(s, len(tf.config.list_physical_devices("GPU")))
 
 
 def _free_ports(n: int) -> list[int]:

@@ -36,12 +36,21 @@ class DataConfig:
         object.__setattr__(self, "encodings", tuple((str(p), str(e)) for p, e in pairs))
 
 
+LEARNED_KINDS = ("wordpiece", "sentencepiece", "bpe")  # tokenizers that learn their vocabulary
+MIN_LEARNED_VOCAB = 64
+
+
 @dataclass(frozen=True)
 class TokenizerConfig:
     kind: str = "char"
     vocabulary_size: int | None = None  # None: the kind's default (char: every character seen)
     path: str | None = None  # a tokenizer folder trained beforehand; copied into the run
     separate: bool = False  # translator: one tokenizer for the source, one for the target
+
+    def validate(self) -> None:
+        size = self.vocabulary_size
+        if self.path is None and self.kind in LEARNED_KINDS and size is not None and size < MIN_LEARNED_VOCAB:
+            raise ConfigError(f"A {self.kind} vocabulary needs at least {MIN_LEARNED_VOCAB} entries (got {size}).")
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,7 @@ class RunConfig:
             raise ConfigError(f"Unknown model family '{self.family}'. Choose one of: {', '.join(FAMILY_NAMES)}.")
         self.model.validate()
         self.training.validate()
+        self.tokenizer.validate()
         if not self.data.paths and not self.data.texts:
             raise ConfigError("No corpus: give at least one file, folder or text.")
         if not 0.0 < self.data.val_fraction < 0.9:

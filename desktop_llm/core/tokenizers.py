@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from desktop_llm.core import atomic
+from desktop_llm.core.config import LEARNED_KINDS, MIN_LEARNED_VOCAB
 from desktop_llm.core.corpus import CorpusError, is_cjk
 from desktop_llm.errors import DesktopLLMError
 
@@ -466,8 +467,8 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocabulary_size: int | None
     if kind not in _CLASSES:
         raise TokenizerError(f"Unknown tokenizer kind '{kind}'. Choose one of: {', '.join(KINDS)}.")
     size = DEFAULT_VOCAB[kind] if vocabulary_size is None else int(vocabulary_size)
-    if kind in ("wordpiece", "sentencepiece", "bpe") and size < 64:
-        raise TokenizerError(f"A {kind} vocabulary needs at least 64 entries (got {size}).")
+    if kind in LEARNED_KINDS and size < MIN_LEARNED_VOCAB:
+        raise TokenizerError(f"A {kind} vocabulary needs at least {MIN_LEARNED_VOCAB} entries (got {size}).")
     if kind in ("sentencepiece", "bpe") and size < 300:
         size = max(size, 300)  # 256 byte-fallback pieces + specials must fit
     return _CLASSES[kind].train(texts, vocabulary_size=size, kind=kind)

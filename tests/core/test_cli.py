@@ -62,6 +62,18 @@ def test_runs_eval_generate_attention(trained):
     assert chat.returncode == 0 and chat.stdout.endswith("\n")  # quitting ends the line
 
 
+def test_resuming_a_completed_run_or_changing_its_steps_is_one_clear_line(trained):
+    """Both once exited 0 with the old "completed" line, --steps silently ignored."""
+    home, events = trained
+    run_id = events[0]["run"]
+    status = (home / "runs" / run_id / "status.json").read_bytes()
+    for extra, says in (([], "has completed its 120 steps"), (["--steps", "300"], "--steps applies to a new run")):
+        p = cli("train", "--resume", run_id, *extra, home=home, check=False)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1 and says in lines[0] and "--config" in lines[0], p.stderr
+    assert (home / "runs" / run_id / "status.json").read_bytes() == status  # the run is untouched
+
+
 def test_runs_by_name_or_prefix_with_clean_output(trained):
     """`generate <name>`, a top-k beyond the vocabulary (as nanoGPT: all of it), nothing from Keras
     on stderr; `attention` says how many tokens it lists; `chat` ends its line on Ctrl-D."""

@@ -96,9 +96,14 @@ def one_error_line(p):
     (["chat", "--max-tokens", "0"], "Max tokens must be"),
     (["attention", "nope", "--text", "hi"], "No run 'nope'"),
     (["model", "info", "--layers", "0"], "--layers must be at least 1"),
+    # impossible settings the trainer used to find only after the run folder existed
+    (["train", "corpus.txt", "--tokenizer-kind", "bpe", "--vocab-size", "5"], "A bpe vocabulary needs at least 64"),
+    (["train", "corpus.txt", "--devices", "7"], "--devices 7: this machine has"),
+    (["train", "corpus.txt", "--devices", "cpu:0"], "--devices cpu:0: give a number of logical devices"),
 ])
 def test_user_errors_are_one_line(tmp_path, args, message):
     args = [str(tmp_path / a) if a == "missing.txt" and args[0] == "train" else a for a in args]
+    args = [str(ROOT / "resources" / "corpora" / "tinyshakespeare.txt") if a == "corpus.txt" else a for a in args]
     line = one_error_line(cli(*args, home=tmp_path / "ws"))
     assert message in line
     runs = tmp_path / "ws" / "runs"
