@@ -64,6 +64,9 @@ def cmd_corpus_stats(args) -> int:
         mark = ("unsure" if s.unsure else "ok") if s.ok else s.status
         enc = (s.encoding or "-") + (f" ({s.confidence:.0%})" if s.encoding and s.confidence < 1 else "")
         print(f"  [{mark:6}] {s.path}  {s.size_bytes:,} bytes  {enc}  {s.reason}")
+    if not corpus.usable_sources():  # the sources' lines say why; a table of zeros would say nothing
+        print("error: no readable text in these sources", file=sys.stderr)
+        return 1
     print(f"documents:            {st.documents:,}")
     print(f"characters:           {st.characters:,}")
     print(f"lines:                {st.lines:,}")
@@ -75,9 +78,6 @@ def cmd_corpus_stats(args) -> int:
     if unsure:
         print(f"unsure encodings:     {unsure:,} source{'s' if unsure != 1 else ''} (check them; "
               "--encoding ENC reads every file with ENC)")
-    if not corpus.usable_sources():
-        print("error: no readable text in these sources", file=sys.stderr)
-        return 1
     return 0
 
 

@@ -46,11 +46,11 @@ def load_for_inference(run, which: str = "best"):
     from desktop_llm.core.models import get_family
 
     family = get_family(run.config.family)
-    tok = load_tokenizer(run.tokenizer_dir)
     manager = CheckpointManager(run.checkpoints_dir)
-    ckpt = manager.find(which)
+    ckpt = manager.find(which)  # first: a run that failed at once has no tokenizer either, and this says why
     if ckpt is None:
         raise NoCheckpoint(f"Run {run.id} has no checkpoint yet: train it for at least one evaluation interval.")
+    tok = load_tokenizer(run.tokenizer_dir)
     keras.mixed_precision.set_global_policy("float32")
     cfg = run.config
     model = family.build_for_run(run, cfg, replace(cfg.model, dropout=0.0,

@@ -112,6 +112,7 @@ def test_bad_inputs_get_messages_not_tracebacks(tmp_path):
     (tmp_path / "bin.txt").write_bytes(b"%PDF-1.4 binary")
     p = cli("corpus", "stats", str(tmp_path / "bin.txt"), home=tmp_path, check=False)
     assert p.returncode == 1 and "PDF" in p.stdout
+    assert "documents:" not in p.stdout and "no readable text" in p.stderr  # no table of zeros
 
 
 def test_native_messages_go_to_the_run_log_and_ours_to_the_terminal(tmp_path):

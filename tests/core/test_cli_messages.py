@@ -137,3 +137,18 @@ def test_the_bundled_corpora_folder_holds_only_corpora(tmp_path):
     assert st["documents"] == 2
     assert sorted(Path(s["path"]).name for s in st["sources"]) == ["tangshi300.txt", "tinyshakespeare.txt"]
     assert (ROOT / "resources" / "ATTRIBUTION.md").exists()
+
+
+def test_a_run_that_failed_at_once_says_it_has_no_checkpoint(tmp_path):
+    """Not "No tokenizer in …/tokenizer": what is missing is the checkpoint (the run never trained)."""
+    from desktop_llm.core.config import DataConfig, RunConfig, TokenizerConfig, TrainConfig, preset
+    from desktop_llm.store import RunStore
+
+    store = RunStore(tmp_path / "ws")
+    run = store.create(RunConfig(name="empty", data=DataConfig(paths=("x.txt",)), model=preset("tiny"),
+                                 tokenizer=TokenizerConfig(kind="char"), training=TrainConfig(max_steps=5)))
+    run.write_status(status="failed", step=0)
+    store.sync(run)
+    for args in (["generate", "empty"], ["export", "empty", "--format", "onnx"], ["eval", "empty", "--text", "hi"]):
+        line = one_error_line(cli(*args, home=tmp_path / "ws"))
+        assert "has no checkpoint yet" in line, (args, line)
