@@ -601,8 +601,7 @@ def _load_run(args, family: str | tuple[str, ...] = "gpt"):
     run = store.resolve(args.run) if args.run else _newest_trained(store, families)
     if run is None:
         raise CliError("No runs yet: train one with `desktop-llm train`.")
-    if run.config.family not in families:
-        require_family(run, families[0], args.command)
+    require_family(run, families, args.command)
     model, tok, ckpt = load_for_inference(run, args.checkpoint)
     return run, model, tok, ckpt
 

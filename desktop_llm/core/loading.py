@@ -25,14 +25,16 @@ def require_gpt(model, what: str) -> None:
                           "`desktop-llm fill-mask` / `classify`).")
 
 
-def require_family(run, family: str, command: str) -> None:
-    """One clear line where a command meets a run of another family (generate on a masked LM)."""
+def require_family(run, family: str | tuple[str, ...], command: str) -> None:
+    """One clear line where a command meets a run of another family (generate on a masked LM);
+    `family`: the one a command needs, or every one it takes (similar: masked_lm or classifier)."""
     from desktop_llm.core.config import ConfigError
 
-    have = run.config.family
-    if have != family:
+    have, families = run.config.family, (family,) if isinstance(family, str) else tuple(family)
+    if have not in families:
         hint = {"masked_lm": "fill-mask", "gpt": "generate", "classifier": "classify", "translator": "translate"}.get(have, "")
-        raise ConfigError(f"Run {run.id} is a {have} run; `{command}` needs a {family} run"
+        needs = " or ".join(families)
+        raise ConfigError(f"Run {run.id} is a {have} run; `{command}` needs a {needs} run"
                           + (f" (try `desktop-llm {hint}`)." if hint else "."))
 
 

@@ -152,3 +152,16 @@ def test_a_run_that_failed_at_once_says_it_has_no_checkpoint(tmp_path):
     for args in (["generate", "empty"], ["export", "empty", "--format", "onnx"], ["eval", "empty", "--text", "hi"]):
         line = one_error_line(cli(*args, home=tmp_path / "ws"))
         assert "has no checkpoint yet" in line, (args, line)
+
+
+def test_a_command_for_several_families_names_them_all(tmp_path):
+    """`similar` takes a masked LM or a classifier: its refusal of a GPT run says both."""
+    from desktop_llm.core.config import DataConfig, RunConfig, TokenizerConfig, TrainConfig, preset
+    from desktop_llm.store import RunStore
+
+    store = RunStore(tmp_path / "ws")
+    run = store.create(RunConfig(name="gpt", data=DataConfig(paths=("x.txt",)), model=preset("tiny"),
+                                 tokenizer=TokenizerConfig(kind="char"), training=TrainConfig(max_steps=5)))
+    store.sync(run)
+    line = one_error_line(cli("similar", "gpt", "--text", "hi", home=tmp_path / "ws"))
+    assert "is a gpt run" in line and "needs a masked_lm or classifier run" in line, line
