@@ -229,6 +229,12 @@ class _SampledSteps:
         import tensorflow as tf
 
         self.gen, self.sampler = gen, sampler
+        banned = [i for i in getattr(gen.tokenizer, "placeholder_ids", []) if 0 <= i < gen.vocabulary_size]
+        self.banned = None  # added to the logits: placeholders (<unk>, padding) are never sampled
+        if banned:
+            bias = np.zeros(gen.vocabulary_size, np.float32)
+            bias[banned] = -1e9
+            self.banned = tf.constant(bias)
         self._prefill = tf.function(self._prefill_fn, jit_compile=gen.jit_compile)
         self._decode = tf.function(self._decode_fn, jit_compile=gen.jit_compile)
         self._recompute = tf.function(self._recompute_fn, jit_compile=gen.jit_compile)
@@ -245,6 +251,8 @@ class _SampledSteps:
     def _sample(self, logits):
         import tensorflow as tf
 
+        if self.banned is not None:
+            logits = logits + self.banned
         probs = self.sampler.compute_probabilities(logits[None, :])  # (1, vocab)
         tok = tf.cast(tf.reshape(self.sampler.get_next_token(probs), ()), tf.int32)
         return tok, tf.gather(probs[0], tok)

@@ -64,6 +64,12 @@ class Tokenizer:
     def vocabulary(self) -> list[str]:
         return [self.token_text(i) for i in range(self.vocabulary_size)]
 
+    @property
+    def placeholder_ids(self) -> list[int]:
+        """Ids that stand for no text (unknown, padding): generation never samples them, since
+        they would print as <unk> or � (an undertrained model gives them some probability)."""
+        return []
+
     def _save_files(self, folder: Path) -> dict:
         raise NotImplementedError
 
@@ -133,6 +139,8 @@ class CharTokenizer(Tokenizer):
 
     kind = "char"
     UNK = "<unk>"
+
+    placeholder_ids = [0]  # <unk>
 
     def __init__(self, chars: Sequence[str]):
         self.chars = [self.UNK] + [c for c in chars if c != self.UNK]
@@ -226,6 +234,8 @@ class WordPieceTokenizer(Tokenizer):
 
     kind = "wordpiece"
     RESERVED = ["[PAD]", "[UNK]"]
+
+    placeholder_ids = [0, 1]  # RESERVED: [PAD], [UNK]
 
     def __init__(self, vocabulary: list[str]):
         import keras_hub
@@ -358,6 +368,10 @@ class SentencePieceTokenizer(Tokenizer):
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.sp.decode([int(i) for i in ids])
+
+    @property
+    def placeholder_ids(self) -> list[int]:
+        return [i for i in (self.sp.unk_id(), self.sp.pad_id()) if 0 <= i < self.vocabulary_size]
 
     def token_text(self, token_id: int) -> str:
         if not 0 <= token_id < self.vocabulary_size:

@@ -90,3 +90,20 @@ def test_loading_a_run_does_not_warn_about_the_optimizer(char_model, tmp_path):
     assert ckpt.step == 1
     assert not [w for w in caught if "Skipping variable loading" in str(w.message)], [str(w.message) for w in caught]
     np.testing.assert_allclose(np.asarray(loaded(x[:1])), np.asarray(model(x[:1])), atol=1e-5)
+
+
+def test_placeholders_are_never_sampled(char_model):
+    """Near-uniform sampling (temperature 100) over 300 tokens would pick <unk> (1 of ~40 ids)
+    about 7 times; it must pick it never: <unk> is no text, it printed as <unk> or �."""
+    model, tok = char_model
+    assert tok.placeholder_ids == [0] and tok.token_text(0) == "<unk>"
+    gen = Generator(model, tok, jit_compile=False)
+    ids = [t.id for t in gen.stream("To", SamplingConfig(max_new_tokens=300, temperature=100.0, top_k=0, seed=3))]
+    assert len(ids) == 300 and 0 not in ids
+    assert len(set(ids)) > tok.vocabulary_size // 2  # still sampling across the vocabulary
+
+
+def test_each_tokenizer_names_its_placeholders():
+    assert train_tokenizer("byte", [TEXT]).placeholder_ids == []
+    sp = train_tokenizer("bpe", [TEXT * 20], 400)
+    assert sp.placeholder_ids == [sp.sp.unk_id()] and sp.token_text(sp.sp.unk_id()) == "<unk>"
