@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         quit_act.triggered.connect(self.close)
         self.addAction(quit_act)
 
-        self.device_label = QLabel("Device: …")
+        self.device_label = QLabel("Device: detecting…")
         self.memory_label = QLabel("")
         self.gpu_label = QLabel("")  # GPU memory in use (all processes), where nvidia-smi can tell
         self.training_label = QLabel("")

@@ -98,8 +98,17 @@ class MetricsPlots(QWidget):
         grid.setRowStretch(1, 3)
         grid.setRowStretch(2, 2)
         grid.setRowStretch(3, 1)
+        # One step axis: the others show the loss plot's steps (it starts first). Not setXLink:
+        # pyqtgraph links by screen position, so the half-width plots showed half the steps.
+        for w in (self.ppl, self.tps, self.lr):
+            w.enableAutoRange(x=False)
+        self.loss.getViewBox().sigXRangeChanged.connect(self._follow_steps)
         self.series: dict[str, Series] = {}
         self._update_legend()
+
+    def _follow_steps(self, _vb, x_range) -> None:
+        for w in (self.ppl, self.tps, self.lr):
+            w.getViewBox().setXRange(*x_range, padding=0)
 
     def show_accuracy(self, on: bool) -> None:
         """The second plot shows a classifier's validation accuracy instead of perplexity."""
@@ -146,7 +155,9 @@ class MetricsPlots(QWidget):
         for w in (self.loss, self.ppl, self.lr, self.tps):
             vb = w.getPlotItem().getViewBox()
             vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-            vb.enableAutoRange()
+            vb.enableAutoRange(axis="y")
+            if w is self.loss:  # the others follow its step axis
+                vb.enableAutoRange(axis="x")
 
     def point_count(self, key: str) -> int:
         s = self.series.get(key)

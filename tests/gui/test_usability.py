@@ -59,15 +59,20 @@ def test_a_new_run_starts_with_no_eta_and_fresh_plot_ranges(qapp):
         s.add({"type": "eval", "step": step, "val_loss": 7.0})
     s.redraw()
     vb = plots.ppl.getPlotItem().getViewBox()
-    vb.updateAutoRange()
+
+    def update():  # as a repaint does: the loss plot's steps, which the others follow, and their own values
+        plots.loss.getViewBox().updateAutoRange()
+        vb.updateAutoRange()
+
+    update()
     assert vb.viewRange()[0][1] >= 5000
     plots.clear()  # what the Train page does when a run starts
     plots.series_for("new", "new").add({"type": "step", "step": 10, "loss": 3.0, "lr": 1e-3, "tokens_per_sec": 1.0})
-    vb.updateAutoRange()
+    update()
     assert vb.viewRange()[0][1] < 1000  # not the old run's axes while the new one has no evaluation
     plots.series["new"].add({"type": "eval", "step": 20, "val_loss": 2.0})
     plots.series["new"].redraw()
-    vb.updateAutoRange()
+    update()
     (x0, x1), (y0, y1) = vb.viewRange()
     assert x0 <= 20 <= x1 and y0 <= math.exp(2.0) <= y1 and x1 < 1000
     plots.deleteLater()
@@ -458,3 +463,30 @@ def test_the_per_token_view_of_the_validation_split_starts_at_a_line():
     assert line_start(["IU", "S:", "\n", "He", " loves"]) == 3
     assert line_start(["▁no", "▁new", "▁line"]) == 0
     assert line_start(["\n", "A"]) == 1
+
+
+def test_the_plots_share_one_step_axis(qapp):
+    """Validation perplexity (first point at the first evaluation) once spanned steps 15-95 under
+    a loss plot of 0-100: the curves did not line up."""
+    from desktop_llm.gui.plots import MetricsPlots
+
+    plots = MetricsPlots()
+    plots.resize(900, 700)
+    plots.show()
+    for step in range(2, 101, 2):
+        plots.add_event("r", _step(step, eta=1.0, max_steps=100), redraw=False)
+        if step % 16 == 0:
+            plots.add_event("r", {"type": "eval", "step": step, "val_loss": 3.0 - step / 100}, redraw=False)
+    plots.series_for("r").redraw()
+    qapp.processEvents()
+    x = plots.loss.getViewBox().viewRange()[0]
+    assert x[0] < 5 and x[1] > 95
+    for w in (plots.ppl, plots.tps, plots.lr):
+        assert w.getViewBox().viewRange()[0] == pytest.approx(x), w
+    plots.clear()  # a new run: the step axis follows its data again
+    plots.add_event("s", _step(500, eta=1.0, max_steps=1000))
+    plots.add_event("s", _step(600, eta=1.0, max_steps=1000))
+    qapp.processEvents()
+    x = plots.loss.getViewBox().viewRange()[0]
+    assert 400 < x[0] < 510 and x[1] > 590 and plots.ppl.getViewBox().viewRange()[0] == pytest.approx(x)
+    plots.deleteLater()
