@@ -393,7 +393,9 @@ class SentencePieceTokenizer(Tokenizer):
 
     @classmethod
     def train(cls, texts: Iterable[str], vocabulary_size: int = 2000, kind: str = "sentencepiece",
-              max_sentences: int = 2_000_000, **_) -> SentencePieceTokenizer:
+              max_sentences: int = 2_000_000, grow: bool = False, **_) -> SentencePieceTokenizer:
+        """`grow`: the size was not the user's choice (the default), so a corpus with more
+        frequent characters than it holds (Chinese) gets the smallest vocabulary that fits."""
         import sentencepiece as spm
 
         sample = _sample_sentences(texts, max_sentences)
@@ -429,6 +431,8 @@ class SentencePieceTokenizer(Tokenizer):
                 if "required_chars" in msg and coverage > 0.98:
                     continue
                 m = re.search(r"(\d+) vs (\d+)", msg)
+                if "required_chars" in msg and m and grow:
+                    return cls.train(sample, int(m.group(2)) + 300, kind, max_sentences)
                 if "required_chars" in msg and m:
                     raise TokenizerError(
                         f"A vocabulary of {vocabulary_size} is too small for this corpus: it has "
@@ -485,7 +489,7 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocabulary_size: int | None
         raise TokenizerError(f"A {kind} vocabulary needs at least {MIN_LEARNED_VOCAB} entries (got {size}).")
     if kind in ("sentencepiece", "bpe") and size < 300:
         size = max(size, 300)  # 256 byte-fallback pieces + specials must fit
-    return _CLASSES[kind].train(texts, vocabulary_size=size, kind=kind)
+    return _CLASSES[kind].train(texts, vocabulary_size=size, kind=kind, grow=vocabulary_size is None)
 
 
 def load_tokenizer(folder: str | os.PathLike) -> Tokenizer:

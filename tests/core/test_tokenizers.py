@@ -81,3 +81,15 @@ def test_stream_decoding_a_long_generation_decodes_only_its_tail():
     tok.decode = decode
     assert text == decode(ids)
     assert len(ids) > 2000 and max(lengths) <= 8
+
+
+def test_the_default_vocabulary_grows_to_fit_a_chinese_corpus():
+    """The default BPE size (2000) cannot hold the poems' 2,300+ frequent characters: a size the
+    user chose is refused (above), the default grows to the smallest that fits, and stays lossless."""
+    text = TANGSHI.read_text("utf-8")
+    with pytest.raises(TokenizerError, match="too small for this corpus"):
+        train_tokenizer("bpe", [text], 2000)
+    tok = train_tokenizer("bpe", [text])
+    assert tok.vocabulary_size > 2000
+    sample = text[:300]
+    assert tok.decode(tok.encode(sample)) == sample
