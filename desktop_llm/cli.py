@@ -838,6 +838,9 @@ def cmd_attention(args) -> int:
     from desktop_llm.core.inspection import inspect_text
 
     run, model, tok, ckpt = _load_run(args, family=("gpt", "masked_lm", "classifier", "translator"))
+    if args.kind != "self" and run.config.family != "translator":  # a translator's three; others have one
+        raise CliError(f"--kind {args.kind} is for translator runs: run {run.id} ({run.config.family}) has "
+                       "self-attention only (leave --kind out).")
     maps = inspect_text(model, tok, args.text, args.kind)
     if args.out:
         np.savez_compressed(args.out, weights=maps.weights, token_ids=np.array(maps.token_ids))

@@ -58,6 +58,8 @@ def test_runs_eval_generate_attention(trained):
     assert out[-1]["text"] == "".join(t["text"] for t in tokens)
     att = json.loads(cli("attention", "--text", "To be or", "--json", home=home).stdout)
     assert att["shape"] == [2, 2, 8, 8]
+    cross = cli("attention", "--text", "To be or", "--kind", "cross", home=home, check=False)  # once ignored
+    assert cross.returncode == 2 and "--kind cross is for translator runs" in cross.stderr
     chat = cli("chat", "--max-tokens", "10", "--seed", "1", home=home, input="hello\n\n")
     assert chat.returncode == 0 and chat.stdout.endswith("\n")  # quitting ends the line
 

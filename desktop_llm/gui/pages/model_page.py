@@ -77,8 +77,8 @@ class ModelPage(QWidget):
         ef.addRow("Parameters", self.figures["params"])
         ef.addRow("FLOPs per token (training)", self.figures["flops"])
         ef.addRow("Weights", self.figures["weights"])
-        ef.addRow("Training memory at batch", self.batch)
-        ef.addRow("", self.figures["memory"])
+        ef.addRow("Batch size (for these estimates)", self.batch)
+        ef.addRow("Training memory", self.figures["memory"])
         ef.addRow("Time per step", self.figures["time"])
         ef.addRow("Device", self.figures["device"])
 

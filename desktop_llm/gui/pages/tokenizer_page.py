@@ -259,7 +259,7 @@ class TokenizerPage(QWidget):
             self._count_uncovered()
         else:
             set_role(self.status, "hint")
-            self.status.setText(f"{tok.vocabulary_size:,} tokens. Lossless round trip: "
+            self.status.setText(f"Vocabulary: {tok.vocabulary_size:,} tokens. Lossless round trip: "
                                 f"{'yes' if tok.lossless else 'no (whitespace is dropped)'}. Next: the model.")
 
     def _show_stale(self) -> None:
