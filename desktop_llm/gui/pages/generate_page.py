@@ -79,8 +79,8 @@ class GeneratePage(QWidget):
         self.stop_seq = QLineEdit()
         self.stop_seq.setPlaceholderText(r"e.g. \n\n  (comma-separated)")
         self.stop_seq.setToolTip(r"Stop when one of these appears. Use \n for a new line.")
-        self.color = QCheckBox("Colour unlikely tokens (warmer: less likely)")
-        self.color.setToolTip("Unlikely tokens get a warmer background; hover for the probability")
+        self.color = QCheckBox("Tint the unlikely tokens")
+        self.color.setToolTip("The less likely a token was, the warmer its background; hover a token for its probability")
         self.color.setChecked(True)
         box = QGroupBox("Sampling")
         self.sampling_box = box
