@@ -32,7 +32,8 @@ def require_family(run, family: str | tuple[str, ...], command: str) -> None:
 
     have, families = run.config.family, (family,) if isinstance(family, str) else tuple(family)
     if have not in families:
-        hint = {"masked_lm": "fill-mask", "gpt": "generate", "classifier": "classify", "translator": "translate"}.get(have, "")
+        hint = {"masked_lm": "fill-mask", "gpt": "generate", "classifier": "classify",
+                "translator": "translate"}.get(have, "")
         needs = " or ".join(families)
         raise ConfigError(f"Run {run.id} is a {have} run; `{command}` needs a {needs} run"
                           + (f" (try `desktop-llm {hint}`)." if hint else "."))

@@ -80,7 +80,8 @@ class GeneratePage(QWidget):
         self.stop_seq.setPlaceholderText(r"e.g. \n\n  (comma-separated)")
         self.stop_seq.setToolTip(r"Stop when one of these appears. Use \n for a new line.")
         self.color = QCheckBox("Tint the unlikely tokens")
-        self.color.setToolTip("The less likely a token was, the warmer its background; hover a token for its probability")
+        self.color.setToolTip("The less likely a token was, the warmer its background; "
+                              "hover a token for its probability")
         self.color.setChecked(True)
         box = QGroupBox("Sampling")
         self.sampling_box = box
