@@ -490,3 +490,16 @@ def test_the_plots_share_one_step_axis(qapp):
     x = plots.loss.getViewBox().viewRange()[0]
     assert 400 < x[0] < 510 and x[1] > 590 and plots.ppl.getViewBox().viewRange()[0] == pytest.approx(x)
     plots.deleteLater()
+
+
+def test_the_example_text_is_the_corpus_first_lines_read_no_further_than_needed():
+    from desktop_llm.gui.pages.tokenizer_page import example_from
+
+    assert example_from(["\n\nA\nB", "\nC\nD\n"]) == "A\nB\nC"  # blank lines skipped, across chunks
+    assert example_from(["one line, no line break"]) == "one line, no line break"
+
+    def endless():  # no line break ever: it stops once it has enough
+        while True:
+            yield "x" * 1000
+
+    assert example_from(endless()) == "x" * 240

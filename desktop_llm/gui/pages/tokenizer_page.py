@@ -39,11 +39,10 @@ def example_from(texts, lines: int = 3, limit: int = 240) -> str:
         buf += chunk
         *complete, buf = buf.split("\n")
         found += [line.rstrip() for line in complete if line.strip()]
-        if len(found) >= lines or sum(map(len, found)) >= limit:
-            break
-    else:
-        if buf.strip():
-            found.append(buf.rstrip())
+        if len(found) >= lines or sum(map(len, found)) >= limit or len(buf) > 4 * limit:
+            break  # (the last: a corpus without line breaks yet, read no further than needed)
+    if len(found) < lines and buf.strip():
+        found.append(buf[:limit].rstrip())
     return "\n".join(found[:lines])[:limit]
 
 
