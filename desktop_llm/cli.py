@@ -446,14 +446,12 @@ def cmd_train(args) -> int:
         if chief and st in ("running", "paused", "starting"):
             raise CliError(f"Run {run.id} is already training (process {run.status().get('pid')}).")
         done = run.config.training.max_steps
+        longer = f"To train longer, start a new run from its settings: desktop-llm train --config {run.config_path}"
         if args.steps is not None and args.steps != done:  # its learning-rate schedule is fixed by it
-            raise CliError(f"--steps applies to a new run: run {run.id} keeps its {done} steps. To train longer, "
-                           f"start a new run from its settings: desktop-llm train --config {run.config_path} "
+            raise CliError(f"--steps applies to a new run: run {run.id} keeps its {done} steps. {longer} "
                            f"--steps {args.steps}")
         if chief and st == "completed" and (run.status().get("step") or 0) >= done:
-            raise CliError(f"Run {run.id} has completed its {done} steps; there is nothing to resume. To train "
-                           f"longer, start a new run from its settings: desktop-llm train --config {run.config_path} "
-                           f"--steps N")
+            raise CliError(f"Run {run.id} has completed its {done} steps; there is nothing to resume. {longer} --steps N")
         if args.devices and chief and args.devices != run.config.training.devices:
             run.save_config(replace(run.config, training=replace(run.config.training, devices=args.devices)))
     else:
