@@ -503,3 +503,24 @@ def test_the_example_text_is_the_corpus_first_lines_read_no_further_than_needed(
             yield "x" * 1000
 
     assert example_from(endless()) == "x" * 240
+
+
+def test_a_scan_replaced_by_another_does_not_report_over_it(window, qtbot):
+    """Opening the window on a corpus rescans it: the first scan, cancelled, reported
+    "Cancelled." over the second one's result when its report came late (seen in a screenshot).
+    The late report is delivered here on purpose, after both scans have ended."""
+    from tests.conftest import SHAKESPEARE
+
+    page = window.data_page
+    page.add_paths([str(SHAKESPEARE)])
+    first = page.task
+    page.rescan()  # replaces it at once
+    assert page.task is not first
+    wait_task(qtbot, page)
+    qtbot.waitUntil(lambda: first.settled, timeout=60_000)
+    shown = page.message.text()
+    assert "usable source" in shown and page.stat_labels["documents"].text() == "1"
+    first.progressed.emit(0.5, "Checking 1/1 files…")  # what the replaced scan says, too late
+    first.finished.emit(None)
+    first.failed.emit("Cancelled.")
+    assert page.message.text() == shown and not page.progress.isVisible()

@@ -255,7 +255,13 @@ class DataPage(QWidget):
         self.cancel_btn.setVisible(True)
         self.progress.setRange(0, 0)
         self.message.setText("Reading the corpus…")
-        self.task = run_task(self, work, self._on_scanned, self._on_error, on_progress=self._on_progress)
+        mine = {}  # a scan this one replaced still reports (its cancellation, late): not over this one's
+
+        def current(slot):
+            return lambda *a: slot(*a) if mine["task"] is self.task else None
+
+        self.task = mine["task"] = run_task(self, work, current(self._on_scanned), current(self._on_error),
+                                            on_progress=current(self._on_progress))
 
     def _on_progress(self, fraction: float, message: str) -> None:
         self.progress.setRange(0, 100)
