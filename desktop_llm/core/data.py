@@ -99,6 +99,8 @@ def prepare(corpus: Corpus, tokenizer: Tokenizer, folder: str | os.PathLike, val
 class TokenData:
     """Memory-mapped train/val token arrays and the batch sampler."""
 
+    FILES = ("data.json", "train.bin", "val.bin")
+
     def __init__(self, folder: str | os.PathLike):
         folder = Path(folder)
         meta = json.loads((folder / "data.json").read_text("utf-8"))
@@ -116,7 +118,7 @@ class TokenData:
     @staticmethod
     def exists(folder: str | os.PathLike) -> bool:
         folder = Path(folder)
-        return all((folder / n).exists() for n in ("data.json", "train.bin", "val.bin"))
+        return all((folder / n).exists() for n in TokenData.FILES)
 
     def check(self, sequence_length: int) -> None:
         """Refuse a context longer than the data allows, before anything trains."""

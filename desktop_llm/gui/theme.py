@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 THEMES = ("system", "light", "dark")
+DARK_BASE, DARK_ACCENT = "#1e1f22", "#3574f0"  # the dark palette's Base and Highlight
 _chosen: str | None = None  # View > Theme's choice; None: DESKTOP_LLM_THEME or the system
 
 
@@ -58,7 +59,7 @@ def apply_theme(app: QApplication) -> None:
     dark = is_dark(app)
     pal = QPalette()
     if dark:
-        base, window, text = QColor(30, 31, 34), QColor(43, 45, 48), QColor(223, 225, 229)
+        base, window, text = QColor(DARK_BASE), QColor(43, 45, 48), QColor(223, 225, 229)
         pal.setColor(QPalette.Window, window)
         pal.setColor(QPalette.WindowText, text)
         pal.setColor(QPalette.Base, base)
@@ -68,7 +69,7 @@ def apply_theme(app: QApplication) -> None:
         pal.setColor(QPalette.ButtonText, text)
         pal.setColor(QPalette.ToolTipBase, base)
         pal.setColor(QPalette.ToolTipText, text)
-        pal.setColor(QPalette.Highlight, QColor(53, 116, 240))
+        pal.setColor(QPalette.Highlight, QColor(DARK_ACCENT))
         pal.setColor(QPalette.HighlightedText, QColor(255, 255, 255))
         pal.setColor(QPalette.PlaceholderText, QColor(140, 143, 150))
         dimmed = QColor(115, 118, 124)  # disabled controls must look disabled in the dark too
@@ -134,16 +135,16 @@ QPushButton[role="primary"] { font-weight: 600; }
 
 # Fusion outlines radio buttons with the window colour made darker, which on a dark window is
 # nearly the window itself: the buttons vanished (Evaluate page). Drawn here with a visible ring.
-DARK_STYLE = """
+DARK_STYLE = ("""
 QRadioButton::indicator { width: 12px; height: 12px; border-radius: 7px; border: 1px solid #8c8f96;
-                          background: #1e1f22; }
+                          background: {base}; }
 QRadioButton::indicator:hover { border-color: #b4b7bd; }
-QRadioButton::indicator:checked { border-color: #3574f0; background: qradialgradient(cx:0.5, cy:0.5,
-    radius:0.5, fx:0.5, fy:0.5, stop:0 #3574f0, stop:0.45 #3574f0, stop:0.55 #1e1f22, stop:1 #1e1f22); }
+QRadioButton::indicator:checked { border-color: {accent}; background: qradialgradient(cx:0.5, cy:0.5,
+    radius:0.5, fx:0.5, fy:0.5, stop:0 {accent}, stop:0.45 {accent}, stop:0.55 {base}, stop:1 {base}); }
 QRadioButton::indicator:disabled { border-color: #55585e; }
 QRadioButton::indicator:checked:disabled { background: qradialgradient(cx:0.5, cy:0.5, radius:0.5,
-    fx:0.5, fy:0.5, stop:0 #55585e, stop:0.45 #55585e, stop:0.55 #1e1f22, stop:1 #1e1f22); }
-"""
+    fx:0.5, fy:0.5, stop:0 #55585e, stop:0.45 #55585e, stop:0.55 {base}, stop:1 {base}); }
+""".replace("{base}", DARK_BASE).replace("{accent}", DARK_ACCENT))
 
 
 def relative_luminance(color) -> float:

@@ -35,8 +35,9 @@ _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
 
 
 def visible_token(text: str) -> str:
-    """A token as a reader can see it: whitespace as ␣ ⏎ ⇥ ␍, other invisible characters as
-    \\uXXXX, the empty token as ∅; everything else (any script, `<unk>`) as it is."""
+    """A token as a reader can see it: whitespace as ␣ ⏎ ⇥ ␍, other invisible characters as a
+    \\u escape of their code point (\\u0000), the empty token as ∅; everything else (any
+    script, `<unk>`) as it is."""
     out = []
     for ch in text:
         if ch in _VISIBLE:

@@ -28,6 +28,7 @@ from pathlib import Path
 from desktop_llm.core import atomic
 from desktop_llm.core.checkpoints import MANIFEST, STATE, WEIGHTS, CheckpointError, CheckpointManager
 from desktop_llm.core.config import ConfigError, RunConfig
+from desktop_llm.core.data import TokenData
 from desktop_llm.store.runs import ACTIVE, Run, StoreError, _pid_alive
 
 MAX_BYTES = 16 * 2**30  # unpacked; a GPT-2-small run with its checkpoints is a few GB
@@ -42,7 +43,7 @@ _STEP = re.compile(r"^step-\d+$")
 # data/'s token caches: the corpus tokenized for a GPT or masked LM, rebuilt from the corpus and
 # often far larger than the model. Everything else in data/ travels: a classifier's classes and
 # labelled split and a translator's pairs, without which the imported run could not classify.
-TOKEN_CACHES = ("data.json", "train.bin", "val.bin")
+TOKEN_CACHES = TokenData.FILES
 
 
 def export_run(run: Run, dest: str | os.PathLike) -> Path:
