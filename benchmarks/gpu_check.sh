@@ -46,4 +46,6 @@ else
             && export PYTHONPATH=/tmp/site
     fi
     KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false $PY benchmarks/gpu_keras_jax.py "$OUT/gpu-keras-jax.json"
+    # fused causal attention vs XLA's, context 256..8192 (issue 13)
+    KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false $PY benchmarks/gpu_attention.py "$OUT/gpu-attention.json"
 fi

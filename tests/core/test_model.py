@@ -116,3 +116,71 @@ def test_the_cli_and_the_window_fit_a_config_by_one_rule():
     assert TrainConfig(max_steps=2000).fitted() == TrainConfig(max_steps=2000)  # a fitting config stays
     args = build_parser().parse_args(["train", "x.txt", "--steps", "50", "--warmup", "100"])
     assert _run_config(args).training == TrainConfig(max_steps=50, warmup_steps=100).fitted()
+
+
+def test_training_attention_is_causal_through_the_kernel_and_matches_keras_hub(model, tmp_path, monkeypatch):
+    """Where the backend has a causal kernel (JAX, PyTorch), the training pass asks for `is_causal`
+    (no mask tensor: what lets cuDNN's flash kernel skip the masked half) and computes what
+    keras-hub's masked decoder computes, from the same checkpoint; a future token never changes an
+    earlier position's logits. The route is Keras code, so it is checked here on TensorFlow."""
+    import keras_hub
+    from keras.src import ops as kops
+
+    import desktop_llm.core.models.gpt.model as gpt
+
+    assert gpt.causal_decoder.CAUSAL_KERNEL is False  # TensorFlow keeps keras-hub's mask (LiteRT)
+    monkeypatch.setattr(gpt.causal_decoder, "CAUSAL_KERNEL", True)
+
+    calls = []
+    attend = kops.dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append((kwargs.get("is_causal"), kwargs.get("mask") is None))
+        return attend(*args, **kwargs)
+
+    monkeypatch.setattr(kops, "dot_product_attention", spy)
+    x = np.random.default_rng(5).integers(0, 256, (3, CFG.sequence_length)).astype("int32")
+    ours = np.asarray(model(x, training=True))
+    assert calls == [(True, True)] * CFG.num_layers
+
+    with monkeypatch.context() as m:
+        m.setattr(gpt.causal_decoder, "TransformerDecoder", keras_hub.layers.TransformerDecoder)
+        stock = build_model(CFG, seed=9)
+    # Checkpoints go both ways: keras-hub's decoder reads ours, and ours reads one written before.
+    model.save_weights(tmp_path / "ours.weights.h5")
+    stock.load_weights(tmp_path / "ours.weights.h5")
+    again = build_model(CFG, seed=11)
+    stock.save_weights(tmp_path / "stock.weights.h5")
+    again.load_weights(tmp_path / "stock.weights.h5")
+    np.testing.assert_allclose(np.asarray(again(x)), ours, atol=1e-6)
+    calls.clear()
+    theirs = np.asarray(stock(x, training=True))
+    assert calls == [(False, False)] * CFG.num_layers  # keras-hub's explicit (batch, T, T) mask
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+    future = x.copy()
+    future[:, 20:] = (future[:, 20:] + 1) % 256
+    changed = np.asarray(model(future, training=True))
+    np.testing.assert_allclose(changed[:, :20], ours[:, :20], atol=1e-5)
+    assert np.abs(changed[:, 20:] - ours[:, 20:]).max() > 1e-3
+
+
+def test_attention_dropout_still_masks_the_future(monkeypatch):
+    """With attention dropout Keras takes its unfused path, which builds the causal mask itself:
+    in training mode no earlier position's output depends on a later position's input."""
+    import tensorflow as tf
+
+    from desktop_llm.core.models.gpt import causal_decoder
+
+    monkeypatch.setattr(causal_decoder, "CAUSAL_KERNEL", True)
+
+    m = build_model(ModelConfig(**{**CFG.__dict__, "dropout": 0.3}), seed=4)
+    layer = m.backbone.transformer_layers[0]
+    x = tf.random.normal((2, CFG.sequence_length, CFG.hidden_dim), seed=1)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        early = tf.reduce_sum(y[:, :16] ** 2)
+    grad = tape.gradient(early, x).numpy()
+    assert np.abs(grad[:, 16:]).max() == 0.0
+    assert np.abs(grad[:, :16]).max() > 1e-4

@@ -1,5 +1,6 @@
 """The GPT: a keras-hub Backbone (token + learned position embeddings, pre-LayerNorm
-`keras_hub.layers.TransformerDecoder` blocks, final LayerNorm) and a keras-hub CausalLM task that
+`keras_hub.layers.TransformerDecoder` blocks whose training pass attends through the backend's
+causal kernel (`causal_decoder.py`), final LayerNorm) and a keras-hub CausalLM task that
 adds the (optionally tied) output projection and a key/value-cached forward pass.
 
 The model knows nothing about tokenization: it maps token ids (batch, time) to logits
@@ -14,6 +15,7 @@ import keras_hub
 from keras import ops
 
 from desktop_llm.core.config import ModelConfig
+from desktop_llm.core.models.gpt import causal_decoder
 
 
 def _init(stddev: float = 0.02):
@@ -54,7 +56,7 @@ class GPTBackbone(keras_hub.models.Backbone):
         )
         self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout")
         self.transformer_layers = [
-            keras_hub.layers.TransformerDecoder(
+            causal_decoder.TransformerDecoder(
                 intermediate_dim=intermediate_dim,
                 num_heads=num_heads,
                 dropout=dropout,
