@@ -83,9 +83,15 @@ def test_a_run_resumes_on_another_number_of_devices(tmp_path, shakespeare_small)
 
 def test_two_workers_on_loopback_end_with_identical_weights_and_only_the_chief_writes(tmp_path, shakespeare_small):
     home = tmp_path / "ws"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     p, events = _cli(home, "launch", "--workers", "2", str(shakespeare_small), *TINY, "--steps", "20", "--json",
-                     DESKTOP_LLM_COLLECTIVE_TIMEOUT="60")
+                     DESKTOP_LLM_COLLECTIVE_TIMEOUT="60", TMPDIR=str(scratch))
     assert p.returncode == 0, p.stderr[-3000:]
+    # The other worker's own tokenizer and token data went to a temporary folder, removed at its
+    # end; what stays is the launcher's folder of worker logs, which it names.
+    ours = [f.name for f in scratch.iterdir() if f.name.startswith("desktop_llm")]  # TF leaves files of its own
+    assert len(ours) == 1 and ours[0].startswith("desktop_llm-workers-"), ours
     start = next(e for e in events if e["type"] == "start")
     assert start["workers"] == 2 and start["worker_index"] == 0
     chief = next(e for e in events if e["type"] == "completed")

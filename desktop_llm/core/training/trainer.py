@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import platform
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from desktop_llm.core import atomic, tensorboard_log
 from desktop_llm.core import events as ev
@@ -70,14 +72,11 @@ def train_run(run, emit: Emit = lambda e: None, control: Control | None = None, 
 class _WorkerScratch:
     """A non-chief worker's view of the run folder: it reads the chief's tokenizer and token data
     where they are complete, and otherwise makes its own in a temporary folder, because only the
-    chief writes the run folder (two writers of a shared folder would race)."""
+    chief writes the run folder (two writers of a shared folder would race). `scratch` is removed
+    when the worker ends (`_train_worker`)."""
 
-    def __init__(self, run):
-        import tempfile
-        from pathlib import Path
-
+    def __init__(self, run, scratch: Path):
         self._run = run
-        scratch = Path(tempfile.mkdtemp(prefix="desktop_llm-worker-"))
         from desktop_llm.core.models.classifier.examples import LabelledData
 
         ready = (run.tokenizer_dir / "tokenizer.json").exists() and (
@@ -93,7 +92,8 @@ def _train_worker(run, emit: Emit, cluster, worker_index: int) -> dict:
     """A non-chief worker of a multi-machine run: trains in step with the chief and writes
     nothing to the run folder (the chief does); ends with an event like the chief's."""
     try:
-        return _train(run, run.config, emit, None, None, cluster, worker_index)
+        with tempfile.TemporaryDirectory(prefix="desktop_llm-worker-", ignore_cleanup_errors=True) as scratch:
+            return _train(run, run.config, emit, None, None, cluster, worker_index, Path(scratch))
     except Exception as e:  # noqa: BLE001 - end cleanly with a message whatever happened
         message, suggestion = _explain(e)
         emit(ev.Failed(message=message, suggestion=suggestion).to_dict())
@@ -120,7 +120,7 @@ def _sync(store, run) -> None:
 
 
 def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, cluster=(),
-           worker_index: int = 0) -> dict:
+           worker_index: int = 0, scratch: Path | None = None) -> dict:
     from desktop_llm.core import distribute
 
     t = cfg.training
@@ -138,7 +138,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
 
     family = get_family(cfg.family)
 
-    source = run if dist.is_chief else _WorkerScratch(run)
+    source = run if dist.is_chief else _WorkerScratch(run, scratch)
     tok = ensure_tokenizer(source, cfg, emit)
     data = family.prepare_data(source, cfg, tok, emit)
     mcfg = replace(cfg.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size, cfg))
