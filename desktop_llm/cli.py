@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -322,6 +324,41 @@ def _duration(seconds) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _run_card(run, info: dict) -> str:
+    """`runs show` for a person: what the run is and how it went, one fact a line (--json: all)."""
+    from desktop_llm.core.models import get_family
+
+    cfg, m, t = run.config, run.config.model, run.config.training
+    vocab = info.get("vocabulary_size")
+    if vocab is None:  # runs from before the status held it: the tokenizer's own record
+        try:
+            vocab = json.loads((run.tokenizer_dir / "tokenizer.json").read_text("utf-8"))["vocabulary_size"]
+        except (OSError, ValueError, KeyError):
+            vocab = None
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["created"])) if info.get("created") else "-"
+    status = f"{info.get('status', '?')} at step {info.get('step') or 0:,} of {t.max_steps:,}"
+    if info.get("duration"):
+        status += f" ({_duration(info['duration'])} of training)"
+    rows = [("run", run.id), ("folder", str(run.folder)), ("created", when), ("status", status)]
+    if info.get("message"):
+        rows.append(("message", info["message"]))
+    if info.get("device"):
+        speed = f", {info['tokens_per_sec']:,.0f} tokens/s" if info.get("tokens_per_sec") else ""
+        rows.append(("device", f"{info['device']}, {info.get('policy', 'float32')}{speed}"))
+    if info.get("best_val_loss") is not None:
+        rows.append(("best val", f"loss {info['best_val_loss']:.4f} (perplexity {math.exp(min(info['best_val_loss'], 50)):,.1f})"))
+    rows.append(("family", get_family(cfg.family).title or cfg.family))
+    sources = list(cfg.data.paths) + ([f"{len(cfg.data.texts)} pasted text(s)"] if cfg.data.texts else [])
+    rows.append(("corpus", ", ".join(sources) or "-"))
+    rows.append(("tokenizer", cfg.tokenizer.kind + (f", {vocab:,} tokens" if vocab else "")))
+    params = f", {info['parameters'] / 1e6:.2f} M parameters" if info.get("parameters") else ""
+    rows.append(("model", f"{m.num_layers} layers x {m.num_heads} heads x width {m.hidden_dim}, "
+                          f"context {m.sequence_length}{params}"))
+    rows.append(("training", f"batch {t.batch_size}, learning rate {t.learning_rate:g} to {t.min_learning_rate:g}, "
+                             f"warm-up {t.warmup_steps}, weight decay {t.weight_decay:g}, clip {t.grad_clip:g}"))
+    return "\n".join(f"{k:<10} {v}" for k, v in rows) + "\n(all of it: runs show --json)"
 
 
 def _best(e: dict) -> str:
@@ -886,7 +923,7 @@ def cmd_runs(args) -> int:
         if run is None:
             raise CliError("No runs yet: train one with `desktop-llm train`.")
         info = {"id": run.id, "folder": str(run.folder), **run.status(), "config": run.config.to_dict()}
-        _out(info) if args.json else print(json.dumps(info, indent=2, ensure_ascii=False))
+        _out(info) if args.json else print(_run_card(run, info))
     elif action == "delete":
         store.delete(_need(args.id))
         print(f"deleted {args.id}")

@@ -245,6 +245,11 @@ def test_cli_import_export_show_and_a_refusal(exported, tmp_path):
     assert run.id in p.stdout
     shown = json.loads(_cli("runs", "show", "--json", home=home).stdout)  # no id: the newest run
     assert shown["id"] == run.id and shown["status"] == "completed"
+    card = {line[:10].strip(): line[11:] for line in _cli("runs", "show", home=home).stdout.splitlines()[:-1]}
+    assert card["run"] == run.id and card["status"].startswith("completed at step")
+    assert card["tokenizer"] == f"{shown['config']['tokenizer']['kind']}, {shown['vocabulary_size']:,} tokens"
+    assert card["model"].endswith(f"{shown['parameters'] / 1e6:.2f} M parameters")
+    assert f"loss {shown['best_val_loss']:.4f} (perplexity" in card["best val"]
     p = _cli("runs", "export", run.id, home=home)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == f"exported to {home / 'exports' / (run.id + '.zip')}"

@@ -183,7 +183,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     where = device.describe(devs) + (f", {dist.describe()}" if dist.distributed else "")
     if chief:
         run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
-                         device=where, policy=policy, replicas=dist.replicas, workers=dist.workers)
+                         device=where, policy=policy, replicas=dist.replicas, workers=dist.workers,
+                         parameters=model.count_params(), vocabulary_size=tok.vocabulary_size)
         _sync(store, run)
     emit(ev.Start(run=run.id, step=start_step, max_steps=t.max_steps, device=where, policy=policy,
                   parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
