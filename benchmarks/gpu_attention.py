@@ -101,7 +101,7 @@ def run_mode(mode: str) -> list[dict]:
                      loss=float(hist.history["loss"][-1]))
             tv = [v.value for v in model.trainable_variables]
             ntv = [v.value for v in model.non_trainable_variables]
-            hlo = jax.jit(lambda a, b, t: model.stateless_call(a, b, t)[0]).lower(tv, ntv, x[:batch]).as_text()
+            hlo = jax.jit(lambda a, b, t, m=model: m.stateless_call(a, b, t)[0]).lower(tv, ntv, x[:batch]).as_text()
             r["decoder"] = type(model.backbone.transformer_layers[0]).__module__
             r["cudnn_fused_attention"] = "cudnn$fmha" in hlo or "__cudnn$fmha" in hlo
             stats = jax.devices()[0].memory_stats() or {}

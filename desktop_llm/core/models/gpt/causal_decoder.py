@@ -25,7 +25,6 @@ import keras_hub
 from keras_hub.src.layers.modeling.cached_multi_head_attention import CachedMultiHeadAttention
 from keras_hub.src.layers.modeling.transformer_layer_utils import merge_padding_and_attention_mask
 
-
 # Backends whose `dot_product_attention(is_causal=True)` has a fused causal kernel.
 CAUSAL_KERNEL = keras.backend.backend() in ("jax", "torch")
 
