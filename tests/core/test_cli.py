@@ -8,8 +8,8 @@ import sys
 import pytest
 
 
-def cli(*args, home, check=True, input=None):
-    env = dict(os.environ, DESKTOP_LLM_HOME=str(home))
+def cli(*args, home, check=True, input=None, **extra_env):
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(home), **extra_env)
     p = subprocess.run([sys.executable, "-m", "desktop_llm", *args], capture_output=True, text=True,
                        env=env, timeout=600, input=input)
     if check and p.returncode != 0:
@@ -24,15 +24,23 @@ def jsonl(text):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, shakespeare_small):
     home = tmp_path_factory.mktemp("cli-ws")
+    temp = _temp_of(home)
+    temp.mkdir()
     p = cli("train", str(shakespeare_small), "--preset", "tiny", "--context", "32", "--steps", "120",
             "--eval-interval", "60", "--eval-batches", "2", "--batch-size", "8", "--sample-tokens", "20",
-            "--json", home=home)
+            "--json", home=home, TMPDIR=str(temp))
     events = jsonl(p.stdout)
     return home, events
 
 
+def _temp_of(home):
+    """The temporary folder the trained fixture's trainer was given (TMPDIR)."""
+    return home.with_name(home.name + "-temp")
+
+
 def test_train_streams_json_events(trained):
     home, events = trained
+    assert list(_temp_of(home).iterdir()) == []  # TensorFlow's generated modules are gone too
     kinds = [e["type"] for e in events]
     assert kinds[0] == "run" and "start" in kinds and kinds[-1] == "completed"
     evals = [e for e in events if e["type"] == "eval"]
