@@ -349,8 +349,9 @@ def _run_card(run, info: dict) -> str:
     if info.get("device"):
         speed = f", {info['tokens_per_sec']:,.0f} tokens/s" if info.get("tokens_per_sec") else ""
         rows.append(("device", f"{info['device']}, {info.get('policy', 'float32')}{speed}"))
-    if info.get("best_val_loss") is not None:
-        rows.append(("best val", f"loss {info['best_val_loss']:.4f} (perplexity {math.exp(min(info['best_val_loss'], 50)):,.1f})"))
+    best = info.get("best_val_loss")
+    if best is not None:
+        rows.append(("best val", f"loss {best:.4f} (perplexity {math.exp(min(best, 50)):,.1f})"))
     rows.append(("family", get_family(cfg.family).title or cfg.family))
     sources = list(cfg.data.paths) + ([f"{len(cfg.data.texts)} pasted text(s)"] if cfg.data.texts else [])
     rows.append(("corpus", ", ".join(sources) or "-"))
@@ -358,8 +359,9 @@ def _run_card(run, info: dict) -> str:
     params = f", {info['parameters'] / 1e6:.2f} M parameters" if info.get("parameters") else ""
     rows.append(("model", f"{m.num_layers} layers x {m.num_heads} heads x width {m.hidden_dim}, "
                           f"context {m.sequence_length}{params}"))
-    rows.append(("training", f"batch {t.batch_size}, learning rate {t.learning_rate:g} to {t.min_learning_rate:g}, "
-                             f"warm-up {t.warmup_steps}, weight decay {t.weight_decay:g}, clip {t.grad_clip:g}"))
+    rows.append(("training", f"batch {t.batch_size}, learning rate {t.learning_rate:g} to "
+                             f"{t.min_learning_rate:g}, warm-up {t.warmup_steps}, "
+                             f"weight decay {t.weight_decay:g}, clip {t.grad_clip:g}"))
     return "\n".join(f"{k:<10} {v}" for k, v in rows) + "\n(all of it: runs show --json)"
 
 
