@@ -86,6 +86,19 @@ def test_chinese_corpus_sentencepiece_tokens_are_shown(window, qtbot):
     window.data_page.add_paths([str(TANGSHI)])
     wait_task(qtbot, window.data_page)
     tp = window.tokenizer_page
+    # Left at its default size, BPE grows to hold the corpus's characters (as the CLI does) ...
+    tp.kind.setCurrentIndex(tp.kind.findData("bpe"))
+    assert tp.vocab_is_default and tp.vocab.value() == 2000
+    tp.train()
+    wait_task(qtbot, tp, timeout=120_000)
+    tok = window.session.tokenizer
+    assert tok is not None and tok.kind == "bpe" and tok.vocabulary_size > 2000, tp.status.text()
+    assert tp.vocab.value() == tok.vocabulary_size and tp.vocab_is_default
+    # ... and a size the user sets is kept: too small, it is refused with the size that fits.
+    tp.vocab.setValue(2000)
+    tp.train()
+    wait_task(qtbot, tp, timeout=120_000)
+    assert tp.status.property("role") == "error" and "Use at least" in tp.status.text(), tp.status.text()
     tp.kind.setCurrentIndex(tp.kind.findData("sentencepiece"))
     tp.vocab.setValue(3000)
     tp.train()

@@ -74,7 +74,14 @@ class TokenizerPage(QWidget):
         self.vocab.setRange(0, 200_000)
         self.vocab.setSingleStep(500)
         self.vocab.setSpecialValueText("all characters")
-        self.vocab.setToolTip("Number of tokens (0 for character: every character seen)")
+        self.vocab.setToolTip("Number of tokens (0 for character: every character seen). Left at its "
+                              "default, a learned vocabulary grows to fit a corpus of many distinct "
+                              "characters (Chinese).")
+        # The default size is a suggestion: like the command line without --vocab-size, it may
+        # grow for a corpus with more frequent characters than it holds. A size the user set is kept.
+        self.vocab_is_default = True
+        self._setting_vocab = False
+        self.vocab.valueChanged.connect(self._on_vocab_edited)
         self.train_btn = QPushButton("Train tokenizer")
         self.train_btn.setProperty("role", "primary")
         self.train_btn.setShortcut("Ctrl+T")
@@ -138,7 +145,20 @@ class TokenizerPage(QWidget):
     def _on_kind(self):
         k = self.kind.currentData()
         self.vocab.setEnabled(k not in ("byte",))
-        self.vocab.setValue(DEFAULT_VOCAB[k])
+        self._show_vocab(DEFAULT_VOCAB[k])
+        self.vocab_is_default = True
+
+    def _show_vocab(self, size: int) -> None:
+        """Set the size box without making it the user's choice."""
+        self._setting_vocab = True
+        try:
+            self.vocab.setValue(size)
+        finally:
+            self._setting_vocab = False
+
+    def _on_vocab_edited(self, _value: int) -> None:
+        if not self._setting_vocab:
+            self.vocab_is_default = False
 
     def train(self) -> None:
         from desktop_llm.core.corpus import Corpus
@@ -148,7 +168,8 @@ class TokenizerPage(QWidget):
         if not s.paths:
             self._error("Add some text on the Data page first.")
             return
-        kind, size = self.kind.currentData(), self.vocab.value() or None
+        kind = self.kind.currentData()
+        size = None if self.vocab_is_default else (self.vocab.value() or None)
         paths, column, encodings = list(s.paths), s.column, dict(s.encodings)
         corpus = s.corpus_key  # what it is trained on: a later change of corpus makes it stale
         folder = s.store.home / "tokenizers" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
@@ -207,7 +228,8 @@ class TokenizerPage(QWidget):
             i = self.kind.findData(tok.kind)
             if i >= 0:
                 self.kind.setCurrentIndex(i)
-            self.vocab.setValue(tok.vocabulary_size if tok.kind != "char" else self.vocab.value())
+            if tok.kind != "char":
+                self._show_vocab(tok.vocabulary_size)
             self._on_trained(tok, folder, corpus, example=example)
 
         self.task = run_task(self, work, done, self._error)
@@ -232,6 +254,8 @@ class TokenizerPage(QWidget):
         self.train_btn.setEnabled(True)
         self.progress.setVisible(False)
         self.session.set_tokenizer(tok, folder, corpus)
+        if tok.kind not in ("char", "byte") and self.vocab_is_default:
+            self._show_vocab(tok.vocabulary_size)  # what the default became (grown for Chinese)
         self.show_state(force=True)
         self.vocab_list.clear()
         n = min(tok.vocabulary_size, 20000)
