@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from desktop_llm.errors import DesktopLLMError
+from desktop_llm.store.card import duration
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -319,50 +318,11 @@ def _eta(seconds) -> str:
     return "…" if seconds is None else f"{seconds:.0f}s"
 
 
-def _duration(seconds) -> str:
-    s = round(float(seconds or 0))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
 def _run_card(run, info: dict) -> str:
-    """`runs show` for a person: what the run is and how it went, one fact a line (--json: all)."""
-    from desktop_llm.core.models import get_family
+    """`runs show` for a person: one fact a line (--json: everything)."""
+    from desktop_llm.store.card import run_card
 
-    cfg, m, t = run.config, run.config.model, run.config.training
-    vocab = info.get("vocabulary_size")
-    if vocab is None:  # runs from before the status held it: the tokenizer's own record
-        try:
-            vocab = json.loads((run.tokenizer_dir / "tokenizer.json").read_text("utf-8"))["vocabulary_size"]
-        except (OSError, ValueError, KeyError):
-            vocab = None
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["created"])) if info.get("created") else "-"
-    status = f"{info.get('status', '?')} at step {info.get('step') or 0:,} of {t.max_steps:,}"
-    if info.get("duration"):
-        status += f" ({_duration(info['duration'])} of training)"
-    rows = [("run", run.id), ("folder", str(run.folder)), ("created", when), ("status", status)]
-    if info.get("message"):
-        rows.append(("message", info["message"]))
-    if info.get("device"):
-        speed = f", {info['tokens_per_sec']:,.0f} tokens/s" if info.get("tokens_per_sec") else ""
-        rows.append(("device", f"{info['device']}, {info.get('policy', 'float32')}{speed}"))
-    best = info.get("best_val_loss")
-    if best is not None:
-        rows.append(("best val", f"loss {best:.4f} (perplexity {math.exp(min(best, 50)):,.1f})"))
-    rows.append(("family", get_family(cfg.family).title or cfg.family))
-    sources = list(cfg.data.paths) + ([f"{len(cfg.data.texts)} pasted text(s)"] if cfg.data.texts else [])
-    rows.append(("corpus", ", ".join(sources) or "-"))
-    rows.append(("tokenizer", cfg.tokenizer.kind + (f", {vocab:,} tokens" if vocab else "")))
-    params = f", {info['parameters'] / 1e6:.2f} M parameters" if info.get("parameters") else ""
-    rows.append(("model", f"{m.num_layers} layers x {m.num_heads} heads x width {m.hidden_dim}, "
-                          f"context {m.sequence_length}{params}"))
-    rows.append(("training", f"batch {t.batch_size}, learning rate {t.learning_rate:g} to "
-                             f"{t.min_learning_rate:g}, warm-up {t.warmup_steps}, "
-                             f"weight decay {t.weight_decay:g}, clip {t.grad_clip:g}"))
-    return "\n".join(f"{k:<10} {v}" for k, v in rows) + "\n(all of it: runs show --json)"
+    return "\n".join(f"{k:<10} {v}" for k, v in run_card(run, info)) + "\n(all of it: runs show --json)"
 
 
 def _best(e: dict) -> str:
@@ -414,11 +374,11 @@ def format_event(d: dict, run: str | None = None) -> str | None:
     if type(e) in at_step:
         return f"{at_step[type(e)]} {e.step}"
     if isinstance(e, ev.Stopped):
-        took = f", {_duration(d['elapsed'])} of training" if d.get("elapsed") is not None else ""
+        took = f", {duration(d['elapsed'])} of training" if d.get("elapsed") is not None else ""
         return (f"stopped at step {e.step}{_best(d)}{took}; "
                 f"`desktop-llm train --resume {run or d.get('run') or 'RUN'}` continues")
     if isinstance(e, ev.Completed):
-        took = f" in {_duration(e.elapsed)}" if e.elapsed is not None else ""
+        took = f" in {duration(e.elapsed)}" if e.elapsed is not None else ""
         return f"completed: {e.step} steps{took}{_best(d)}"
     if isinstance(e, ev.Exported):
         return f"saved the best model (step {e.step}) to {e.path}"

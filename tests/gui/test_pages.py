@@ -146,7 +146,8 @@ def test_runs_page_overlays_several_runs(window, home):
                   "tokens_per_sec": 1000.0} for s in (10, 20)]
         lines.append({"type": "eval", "step": 20, "val_loss": final, "val_ppl": 2.718 ** final})
         run.metrics_path.write_text("".join(json.dumps(x) + "\n" for x in lines))
-        run.write_status(status="completed", step=20, best_val_loss=final)
+        run.write_status(status="completed", step=20, best_val_loss=final, device="CPU (2 cores)",
+                         policy="float32", tokens_per_sec=1000.0, parameters=812_345, vocabulary_size=65)
         store.sync(run)
         ids.append(run.id)
     window.session.runs_changed.emit()
@@ -158,6 +159,11 @@ def test_runs_page_overlays_several_runs(window, home):
     assert not rp.resume_btn.isEnabled()  # completed runs are not resumed
     perplexities = {rp.table.item(r, 0).text(): rp.table.item(r, 5).text() for r in range(2)}
     assert perplexities == {"first": "7.39", "second": "4.48"}
+    assert rp.details.text() == ""  # two runs: no single run to describe
+    rp.select(ids[:1])
+    shown = rp.details.text()  # what `runs show` says, less what the table shows
+    for fact in ("CPU (2 cores), float32, 1,000 tokens/s", "char, 65 tokens", "0.81 M parameters", "x.txt"):
+        assert fact in shown, shown
 
 
 def test_dark_and_light_themes(qapp, monkeypatch):

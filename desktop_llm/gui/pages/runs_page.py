@@ -70,10 +70,18 @@ class RunsPage(QWidget):
         bar.addWidget(label("Select several runs to overlay their curves.", "hint"))
         bar.addWidget(self.refresh_btn)
         self.plots = MetricsPlots()
+        # The selected run, described as `runs show` describes it (model, tokenizer, device, result).
+        self.details = label("", "hint")
+        self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.table, 1)
+        tl.addWidget(self.details)
         split = QSplitter(Qt.Vertical)
-        split.addWidget(self.table)
+        split.addWidget(top)
         split.addWidget(self.plots)
-        split.setSizes([260, 520])
+        split.setSizes([330, 470])
         self.message = label("", "hint")
         lay = QVBoxLayout(self)
         lay.addWidget(header("Runs", f"Every run in {session.store.home}. Runs survive closing the app; "
@@ -176,6 +184,7 @@ class RunsPage(QWidget):
             self.show_selected()
         else:
             self._update_buttons()  # (the curves shown did not change: keep their zoom)
+            self._show_details()
 
     def selected_ids(self) -> list[str]:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
@@ -211,6 +220,23 @@ class RunsPage(QWidget):
             set_role(self.message, "hint")
             self.message.setText("")
         self._update_buttons()
+        self._show_details()
+
+    def _show_details(self) -> None:
+        """One selected run: its card without what the table already shows (name, step, time)."""
+        from html import escape
+
+        from desktop_llm.store.card import run_card
+
+        ids = self.selected_ids()
+        if len(ids) != 1:
+            self.details.setText("")
+            return
+        shown = ("device", "message", "family", "tokenizer", "model", "training", "corpus")
+        rows = [(k, v) for k, v in run_card(self.session.store.get(ids[0])) if k in shown]
+        self.details.setText("<table>" + "".join(
+            f"<tr><td style='padding-right:12px'>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in rows)
+            + "</table>")
 
     def _update_buttons(self) -> None:
         ids = self.selected_ids()

@@ -1,0 +1,63 @@
+"""A run described for people: what it is and how it went, one fact a row.
+
+`desktop-llm runs show` prints it and the Runs page shows it for the selected run, so both say
+the same thing. Reads only the run folder (status, config, the tokenizer's record): no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+
+def duration(seconds) -> str:
+    s = round(float(seconds or 0))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def vocabulary_size(run, status: dict) -> int | None:
+    """The tokenizer's real size (the config says 0: "from the tokenizer")."""
+    if status.get("vocabulary_size"):
+        return status["vocabulary_size"]
+    try:  # runs from before the status held it: the tokenizer's own record
+        return json.loads((run.tokenizer_dir / "tokenizer.json").read_text("utf-8"))["vocabulary_size"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
+    """(label, text) rows: identity, status, device and speed, result, data, model, training."""
+    from desktop_llm.core.models import get_family
+
+    info = run.status() if status is None else status
+    cfg, m, t = run.config, run.config.model, run.config.training
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info["created"])) if info.get("created") else "-"
+    state = f"{info.get('status', '?')} at step {info.get('step') or 0:,} of {t.max_steps:,}"
+    if info.get("duration"):
+        state += f" ({duration(info['duration'])} of training)"
+    rows = [("run", run.id), ("folder", str(run.folder)), ("created", when), ("status", state)]
+    if info.get("message"):
+        rows.append(("message", info["message"]))
+    if info.get("device"):
+        speed = f", {info['tokens_per_sec']:,.0f} tokens/s" if info.get("tokens_per_sec") else ""
+        rows.append(("device", f"{info['device']}, {info.get('policy', 'float32')}{speed}"))
+    best = info.get("best_val_loss")
+    if best is not None:
+        rows.append(("best val", f"loss {best:.4f} (perplexity {math.exp(min(best, 50)):,.1f})"))
+    rows.append(("family", get_family(cfg.family).title or cfg.family))
+    sources = list(cfg.data.paths) + ([f"{len(cfg.data.texts)} pasted text(s)"] if cfg.data.texts else [])
+    rows.append(("corpus", ", ".join(sources) or "-"))
+    vocab = vocabulary_size(run, info)
+    rows.append(("tokenizer", cfg.tokenizer.kind + (f", {vocab:,} tokens" if vocab else "")))
+    params = f", {info['parameters'] / 1e6:.2f} M parameters" if info.get("parameters") else ""
+    rows.append(("model", f"{m.num_layers} layers x {m.num_heads} heads x width {m.hidden_dim}, "
+                          f"context {m.sequence_length}{params}"))
+    rows.append(("training", f"batch {t.batch_size}, learning rate {t.learning_rate:g} to "
+                             f"{t.min_learning_rate:g}, warm-up {t.warmup_steps}, "
+                             f"weight decay {t.weight_decay:g}, clip {t.grad_clip:g}"))
+    return rows
