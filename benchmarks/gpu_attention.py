@@ -19,6 +19,7 @@ fused-attention call.
 
     KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false python3 benchmarks/gpu_attention.py OUT.json
     GPU_CHECK_QUICK=1 ... (a smoke test of the script on a CPU: tiny shapes, few steps)
+    GPU_ATTENTION_CONTEXTS=8192 ... --mode causal   (one mode and context, rows as JSON)
 """
 
 from __future__ import annotations
