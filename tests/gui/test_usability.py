@@ -433,6 +433,22 @@ def test_a_causal_map_shows_the_masked_cells_apart_from_zero_weight(window):
     assert (m.masked.image[..., 3] == 0).all() and "attends to" in m.describe(1, 3)
 
 
+def test_a_character_models_line_is_labelled_character_by_character(qtbot):
+    """On a map as wide as the window gives it, a 58-character line keeps every column's label."""
+    from desktop_llm.gui.pages.attention_page import Heatmap
+
+    m = Heatmap()
+    qtbot.addWidget(m)
+    m.resize(1040, 500)
+    m.show()
+    qtbot.waitExposed(m)
+    tokens = list("ROMEO: But, soft! what light through yonder window breaks?")
+    m.set_weights(np.tril(np.ones((len(tokens), len(tokens)), np.float32)), tokens, causal=True)
+    m._update_ticks()
+    labels = [s for level in m.getPlotItem().getAxis("bottom")._tickLevels for _, s in level]
+    assert "".join(labels) == "".join(tokens).replace(" ", "␣"), labels
+
+
 def test_radio_buttons_are_visible_in_the_dark_theme(qapp, monkeypatch):
     """Fusion outlined them with the window colour made darker: on a dark window, invisible."""
     from PySide6.QtWidgets import QRadioButton

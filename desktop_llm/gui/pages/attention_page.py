@@ -74,7 +74,9 @@ class Heatmap(MatrixPlot):
         vb = self.plotItem.vb
         rows = int(vb.height() // max(1, fm.height()))
         widest = max(fm.horizontalAdvance(visible_token(t)[:chars]) for t in self.columns)
-        cols = int(vb.width() // max(1, widest + fm.horizontalAdvance("  ")))
+        # one space between labels: with two, a character model's 58-token line showed every
+        # other character on a 960-pixel map ("R M O ␣ u" for "ROMEO: But")
+        cols = int(vb.width() // max(1, widest + fm.horizontalAdvance(" ")))
         self.getAxis("left").setTicks(_ticks(self.tokens, min(64, rows), chars))
         self.getAxis("bottom").setTicks(_ticks(self.columns, min(64, cols), chars))
 
