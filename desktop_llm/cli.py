@@ -550,9 +550,8 @@ def _free_ports(n: int) -> list[int]:
 def cmd_launch(args) -> int:
     """One run trained by N worker processes on this machine, talking over loopback exactly as
     machines of a cluster do (`train --cluster ... --worker-index i`). Worker 0, the chief,
-    writes the run and its output is ours; the others' output goes to a temporary folder."""
+    writes the run and its output is ours; the others' output goes to the run's workers/ folder."""
     import subprocess
-    import tempfile
 
     from desktop_llm.core.models import get_family
     from desktop_llm.core.training import ensure_tokenizer
@@ -575,7 +574,8 @@ def cmd_launch(args) -> int:
     # The tokenizer and token data are made once, here, so the workers do not race to write them.
     get_family(run.config.family).prepare_data(run, run.config, ensure_tokenizer(run, run.config, emit), emit)
     cluster = ",".join(f"127.0.0.1:{p}" for p in _free_ports(args.workers))
-    logs = Path(tempfile.mkdtemp(prefix="desktop_llm-workers-"))
+    logs = run.folder / "workers"  # the other workers' output stays with the run it belongs to
+    logs.mkdir(exist_ok=True)
     base = [sys.executable, "-m", "desktop_llm", "--home", str(store.home), "train", "--resume", run.id,
             "--cluster", cluster] + (["--json"] if args.json else []) + (
             ["--devices", args.devices] if args.devices else [])
