@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from desktop_llm.errors import DesktopLLMError
-from desktop_llm.store.card import duration
+from desktop_llm.store.card import duration, run_card
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -320,8 +320,6 @@ def _eta(seconds) -> str:
 
 def _run_card(run, info: dict) -> str:
     """`runs show` for a person: one fact a line (--json: everything)."""
-    from desktop_llm.store.card import run_card
-
     return "\n".join(f"{k:<10} {v}" for k, v in run_card(run, info)) + "\n(all of it: runs show --json)"
 
 
