@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test bench lint screenshots package package-test clean
+.PHONY: setup run test test-fast lint screenshots family-screenshots package package-test clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "desktop_llm needs Python 3.11+"'
@@ -21,8 +21,16 @@ run: setup
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
+# The quick loop: every test but those marked slow (processes spawned, long training).
+test-fast: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
+
 screenshots: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m desktop_llm.gui.screenshots out/screenshots
+
+# README's pictures of each family's tabs (docs/families/*.png, committed).
+family-screenshots: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m desktop_llm.gui.family_screenshots docs/families
 
 # The one-folder app, dist/desktop_llm/ (packaging/README.md): PyInstaller (the `package` extra,
 # installed into .venv on first use) builds it for the platform it runs on; about 2 minutes.
@@ -34,8 +42,10 @@ package: setup
 package-test:
 	sh packaging/smoke_test.sh dist/desktop_llm out/package/window.png
 
+# ruff (pinned in the dev extra) and the import contracts of pyproject.toml ([tool.importlinter]).
 lint: setup
 	$(VENV)/bin/ruff check desktop_llm tests
+	cd $(CURDIR) && $(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache out build dist

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     from desktop_llm.core.config import ModelConfig
     from desktop_llm.core.generation import Generator, SamplingConfig
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
     from desktop_llm.core.tokenizers import train_tokenizer
 
     text = (ROOT / "resources" / "corpora" / "tinyshakespeare.txt").read_text("utf-8")

@@ -8,7 +8,7 @@ has its own peak memory):
 
 - `xla`:    flash attention off: softmax(QK^T)V composed by XLA, the (T, T) scores in memory.
 - `mask`:   Keras' default (flash where cuDNN takes it) on keras-hub's own decoder, which passes
-            an explicit causal mask (the engine before `core/models/gpt/causal_decoder.py`).
+            an explicit causal mask (the engine before `core/models/backbones/causal_decoder.py`).
 - `causal`: the engine's GPT as it is: the training pass passes no mask and asks for
             `is_causal`, so cuDNN's causal flash kernel needs no (T, T) tensor at all.
 
@@ -54,7 +54,7 @@ def use_keras_hub_decoder() -> None:
     `causal_decoder.py`: an explicit (batch, T, T) causal mask in the training pass."""
     import keras_hub
 
-    from desktop_llm.core.models.gpt import causal_decoder
+    from desktop_llm.core.models.backbones import causal_decoder
 
     causal_decoder.TransformerDecoder = keras_hub.layers.TransformerDecoder  # this process only
 
@@ -67,7 +67,7 @@ def run_mode(mode: str) -> list[dict]:
     if mode == "mask":
         use_keras_hub_decoder()
     from desktop_llm.core.config import ModelConfig
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
 
     text = (ROOT / "resources" / "corpora" / "tinyshakespeare.txt").read_text("utf-8")
     chars = sorted(set(text))

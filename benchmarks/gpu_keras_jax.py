@@ -3,7 +3,7 @@
 The lent GPU machines of this project carry PyTorch and JAX (CUDA 13) but no TensorFlow, and
 TensorFlow 2.21 with its CUDA 12 libraries is far larger than what can be carried there. So
 this measures what can be measured: the very model class desktop_llm trains
-(`desktop_llm.core.models.gpt.model.GPTCausalLM`, keras-hub layers), built and trained by Keras 3 on JAX,
+(`desktop_llm.core.models.backbones.gpt.GPTCausalLM`, keras-hub layers), built and trained by Keras 3 on JAX,
 with `model.fit` over fused steps and XLA, in float32 and mixed bfloat16; MFU against the
 best matrix-product rate PyTorch and JAX reach on this GPU in the same run; and a second
 process running inference on the same GPU while one trains (memory growth's JAX equivalent:
@@ -81,7 +81,7 @@ def train(workload: str, policy: str, steps: int, k: int = 10, jit_compile: bool
     import numpy as np
 
     from desktop_llm.core.config import ModelConfig
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
 
     w = dict(WORKLOADS[workload])
     batch = w.pop("batch")
@@ -127,7 +127,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax"); os.environ.setdefault("XLA_PYTHON
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 from desktop_llm.core.config import ModelConfig
-from desktop_llm.core.models.gpt.model import build_model
+from desktop_llm.core.models.backbones.gpt import build_model
 m = build_model(ModelConfig(vocabulary_size=65, num_layers=6, num_heads=6, hidden_dim=384, intermediate_dim=1536,
                             sequence_length=256), seed=2)
 x = np.random.default_rng(1).integers(0, 65, (8, 256)).astype("int32")

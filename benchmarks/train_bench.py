@@ -152,9 +152,10 @@ def baseline_mode(cfg_dict: dict, out) -> None:
 
     from desktop_llm.core.config import RunConfig
     from desktop_llm.core.data import TokenData, prepare
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
     from desktop_llm.core.tokenizers import train_tokenizer
-    from desktop_llm.core.training import corpus_of, make_optimizer
+    from desktop_llm.core.data import corpus_of
+    from desktop_llm.core.training import make_optimizer
 
     cfg = RunConfig.from_dict(cfg_dict)
     t, T = cfg.training, cfg.model.sequence_length
@@ -193,7 +194,7 @@ def scale_mode(cfg_dict: dict, out) -> None:
     import keras
 
     from desktop_llm.core.config import RunConfig
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
     from desktop_llm.core.training import make_optimizer
 
     cfg = RunConfig.from_dict(cfg_dict)

@@ -135,7 +135,7 @@ def doctor(home: str | os.PathLike | None = None, with_devices: bool = True) -> 
         if vers.get(label) is None:
             missing.append(f"{label} is not installed ({dist}): pip install {dist}")
     optional = []
-    for what, dist, module in OPTIONAL:
+    for what, dist, _module in OPTIONAL:
         have = _installed(dist)
         optional.append({"package": dist, "for": what, "version": have})
         if have is None:

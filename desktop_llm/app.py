@@ -96,17 +96,3 @@ def run_app(home: str | None = None, corpus: list[str] | None = None, screenshot
         app.exec()
         return result[0]
     return app.exec()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`desktop-llm-gui [--home DIR] [--corpus PATH ...]`: the window without a console (a
-    gui-script: on Windows it runs under pythonw, where there is no stdout or stderr)."""
-    for name in ("stdout", "stderr"):
-        if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (for the process's life)
-    from desktop_llm.cli import main as cli_main
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("gui", "--version", "-h", "--help"):
-        argv = ["gui", *argv]
-    return cli_main(argv)

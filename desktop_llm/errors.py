@@ -17,3 +17,14 @@ class DesktopLLMError(Exception):
 
 class Cancelled(DesktopLLMError):
     """The user asked to stop; the message says what was (not) kept."""
+
+
+class UsageError(DesktopLLMError):
+    """A command asked for something it cannot do as given (a flag, a missing argument): the
+    command line's `CliError` and the families' own commands raise it."""
+
+
+class ExportError(DesktopLLMError, ValueError):
+    """An export that cannot be made; the message is one line for the user. Here, not in
+    `core/export`, so that the export package's modules and its `__init__` need not import each
+    other."""

@@ -9,6 +9,7 @@ truncated or corrupt file never loses more than one checkpoint interval.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -39,26 +40,36 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class _InMemoryWeightsFile(io.BytesIO):
+    """An in-memory file that `model.save_weights` takes for a `.weights.h5` path.
+
+    Keras 3.15's public `save_weights` (`saving_api.save_weights`, then
+    `saving_lib.save_weights_only`, under src/saving/ in the keras package) checks only that
+    `str(filepath)` ends in `.weights.h5`, expects `os.path.exists` to raise TypeError for an
+    object that is not a path, and hands the object to its HDF5 store (`H5IOStore`), which h5py
+    writes into an `io.BytesIO` in memory. The name below cannot be created (its folder would be
+    /dev/null): should a later Keras turn the object into a path string, the save fails at once
+    instead of sending HDF5 to the disk. tests/core/test_public_api.py checks that the bytes are
+    what `save_weights` writes to a file and that they load back.
+    """
+
+    def __str__(self) -> str:
+        return "/dev/null/in-memory.weights.h5"
+
+    __repr__ = __str__
+
+
 def weights_bytes(model) -> bytes:
     """The model's weights as the bytes of a Keras `.weights.h5` file, built in memory.
 
     HDF5 writing straight to a disk that fills up crashes the process (a segmentation fault in
     h5py's File.close after a failed write, measured under RLIMIT_FSIZE), so HDF5 never touches
-    the disk: the bytes are written by plain Python I/O, whose failure is a clean OSError. Keras
-    has no public call for this (save_weights takes a path), hence two saving_lib internals,
-    safe while keras is pinned below 3.16; `model.load_weights` reads the result as usual.
+    the disk: the bytes are written by plain Python I/O, whose failure is a clean OSError.
+    `model.save_weights` itself writes them, into an in-memory file (above), so the file is
+    Keras' own, byte for byte, and `model.load_weights` reads it as usual.
     """
-    import io
-
-    from keras.src.saving import saving_lib
-
-    buf = io.BytesIO()
-    store = saving_lib.H5IOStore(buf, mode="w")
-    try:
-        saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
-                               visited_saveables=set())
-    finally:
-        store.close()
+    buf = _InMemoryWeightsFile()
+    model.save_weights(buf)
     return buf.getvalue()
 
 

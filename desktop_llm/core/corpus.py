@@ -98,8 +98,7 @@ class CorpusStats:
     sources: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        return d
+        return asdict(self)
 
 
 def _is_cjk(ch: str) -> bool:
@@ -532,7 +531,7 @@ def _path_key(path: str | os.PathLike) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def _open_text(path: str, encoding: str, newline: str | None = None) -> io.TextIOWrapper:
+def open_text(path: str, encoding: str, newline: str | None = None) -> io.TextIOWrapper:
     # Universal newlines turn \r\n and \r into \n; errors="replace" never fails mid-corpus.
     return io.TextIOWrapper(open(path, "rb"), encoding=encoding, errors="replace", newline=newline)
 
@@ -557,7 +556,7 @@ def iter_source_documents(info: SourceInfo, column: str | None = None) -> Iterat
     """Yield one chunk iterator per document of a source (a text file is one document)."""
     if info.kind == "text":
         def chunks() -> Iterator[str]:
-            with _open_text(info.path, info.encoding or "utf-8") as f:
+            with open_text(info.path, info.encoding or "utf-8") as f:
                 while True:
                     s = f.read(CHUNK_CHARS)
                     if not s:
@@ -566,7 +565,7 @@ def iter_source_documents(info: SourceInfo, column: str | None = None) -> Iterat
 
         yield chunks()
     elif info.kind == "jsonl":
-        with _open_text(info.path, info.encoding or "utf-8") as f:
+        with open_text(info.path, info.encoding or "utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 line = line.strip()
                 if not line:
@@ -580,7 +579,7 @@ def iter_source_documents(info: SourceInfo, column: str | None = None) -> Iterat
                     yield iter((text,))
     elif info.kind in ("csv", "tsv"):
         csv.field_size_limit(1 << 30)
-        with _open_text(info.path, info.encoding or "utf-8", newline="") as f:
+        with open_text(info.path, info.encoding or "utf-8", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if info.kind == "tsv" else ",")
             for row in reader:
                 text = _record_text(row, column, info.path)
@@ -592,7 +591,7 @@ def record_columns(info: SourceInfo, limit: int = 50) -> list[str]:
     """Column names of a JSONL/CSV source (from its first records), for a column chooser."""
     cols: list[str] = []
     if info.kind == "jsonl":
-        with _open_text(info.path, info.encoding or "utf-8") as f:
+        with open_text(info.path, info.encoding or "utf-8") as f:
             for i, line in enumerate(f):
                 if i >= limit:
                     break
@@ -603,7 +602,7 @@ def record_columns(info: SourceInfo, limit: int = 50) -> list[str]:
                 if isinstance(obj, dict):
                     cols += [k for k, v in obj.items() if isinstance(v, str) and k not in cols]
     elif info.kind in ("csv", "tsv"):
-        with _open_text(info.path, info.encoding or "utf-8", newline="") as f:
+        with open_text(info.path, info.encoding or "utf-8", newline="") as f:
             reader = csv.reader(f, delimiter="\t" if info.kind == "tsv" else ",")
             cols = next(reader, [])
     return cols

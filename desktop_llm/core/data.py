@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from desktop_llm.core import atomic
-from desktop_llm.core.config import ConfigError
+from desktop_llm.core import events as ev
+from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.corpus import Corpus, Splitter
 from desktop_llm.core.tokenizers import Tokenizer
-from desktop_llm.errors import Cancelled  # noqa: F401 - re-exported: data.Cancelled
+from desktop_llm.errors import Cancelled  # also re-exported: data.Cancelled
 
 IN_GRAPH_MAX_TOKENS = 1 << 27  # a training split held as one tensor in the input pipeline (<= 512 MB)
 
@@ -52,7 +54,7 @@ def prepare(corpus: Corpus, tokenizer: Tokenizer, folder: str | os.PathLike, val
     pending = {"train": [], "val": []}
     pending_len = {"train": 0, "val": 0}
 
-    files = {k: open(tmp[k], "wb") for k in tmp}
+    files = {k: open(tmp[k], "wb") for k in tmp}  # noqa: SIM115 - closed below, on success and on failure
     try:
         def flush(k: str) -> None:
             text = "".join(pending[k])
@@ -84,8 +86,8 @@ def prepare(corpus: Corpus, tokenizer: Tokenizer, folder: str | os.PathLike, val
             f.flush()
             os.fsync(f.fileno())
             f.close()
-        for k in tmp:
-            os.replace(tmp[k], folder / f"{k}.bin")
+        for k, path in tmp.items():
+            os.replace(path, folder / f"{k}.bin")
     except BaseException:
         for k, f in files.items():
             f.close()
@@ -187,3 +189,30 @@ class TokenData:
             return w[:, :-1], w[:, 1:]
 
         return tf.data.Dataset.from_tensor_slices(starts).map(windows).prefetch(tf.data.AUTOTUNE)
+
+
+def corpus_of(cfg: RunConfig) -> Corpus:
+    """The corpus a run's config names (its files, texts, column and chosen encodings)."""
+    return Corpus(paths=list(cfg.data.paths), texts=list(cfg.data.texts), column=cfg.data.column,
+                  encodings=dict(cfg.data.encodings))
+
+
+def ensure_data(run, cfg: RunConfig, tok: Tokenizer, emit: Callable[[dict], None]) -> TokenData:
+    """The run's token windows, made once into its data folder (a family's default data)."""
+    if not TokenData.exists(run.data_dir):
+        emit(ev.Phase(phase="data", message="Tokenizing the corpus").to_dict())
+        corpus = corpus_of(cfg)
+        last = [0.0]
+
+        def progress(done, total):
+            now = time.monotonic()
+            if now - last[0] > 0.5:
+                last[0] = now
+                emit(ev.Phase(phase="data", progress=done / max(1, total), message="Tokenizing the corpus").to_dict())
+
+        info = prepare(corpus, tok, run.data_dir, cfg.data.val_fraction, progress=progress)
+        bad = [s for s in corpus.sources if not s.ok or s.unsure]  # unsure: read, but say so
+        for s in bad:
+            emit(ev.Warning(message=f"{s.path}: {s.reason}").to_dict())
+        emit(ev.Data(**info.to_dict()).to_dict())
+    return TokenData(run.data_dir)

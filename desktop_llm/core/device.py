@@ -21,7 +21,7 @@ def devices() -> list[dict]:
     for gpu in tf_gpus:
         try:
             details = tf.config.experimental.get_device_details(gpu)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the details are a nicety; TensorFlow fails here in several ways
             details = {}
         out.append({
             "kind": "GPU",
@@ -125,11 +125,13 @@ def precision_policy(mode: str = "auto") -> str:
     return "float32"
 
 
-def memory_in_use() -> int:
-    """Resident memory of this process in bytes."""
-    try:
-        import psutil
+def gpu_memory_growth() -> None:
+    """Let TensorFlow take GPU memory as it needs it, not all of it at start, so the window's own
+    inference and a trainer can share a GPU. A no-op without GPUs or once devices are in use."""
+    import tensorflow as tf
 
-        return psutil.Process().memory_info().rss
-    except Exception:
-        return 0
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError):
+            pass  # already initialised: the setting made first stays

@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass, field
 
 from desktop_llm.core.config import ConfigError
+from desktop_llm.core.device import gpu_memory_growth
 
 # A worker silent this long is taken as dead ($DESKTOP_LLM_COLLECTIVE_TIMEOUT overrides it).
 COLLECTIVE_TIMEOUT_S = float(os.environ.get("DESKTOP_LLM_COLLECTIVE_TIMEOUT", "60"))
@@ -102,18 +103,6 @@ def tf_config(cluster: list[str] | tuple[str, ...], worker_index: int) -> dict:
     if not 0 <= worker_index < len(cluster):
         raise ConfigError(f"--worker-index {worker_index}: the cluster has workers 0..{len(cluster) - 1}.")
     return {"cluster": {"worker": list(cluster)}, "task": {"type": "worker", "index": worker_index}}
-
-
-def gpu_memory_growth() -> None:
-    """Let TensorFlow take GPU memory as it needs it, not all of it at start, so the window's own
-    inference and a trainer can share a GPU. A no-op without GPUs or once devices are in use."""
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except (RuntimeError, ValueError):
-            pass  # already initialised: the setting made first stays
 
 
 def setup(devices: str | None = "auto", cluster: list[str] | tuple[str, ...] = (), worker_index: int = 0,

@@ -27,6 +27,19 @@ class TokenLosses:
     losses: list[float]  # losses[i]: -log p(token i | tokens < i); losses[0] is NaN (no context)
 
 
+def require_gpt(model, what: str) -> None:
+    """Next-token tools (attention maps, perplexity, generation) on a model of another family:
+    one clear message instead of an AttributeError from deep inside. Asked of the model
+    (`predicts_next_token`, set by the GPT's class) rather than by importing that class: the
+    families build on this module, not the other way round."""
+    from desktop_llm.core.config import ConfigError
+
+    if not getattr(model, "predicts_next_token", False):
+        raise ConfigError(f"{what} works on GPT runs; this run's model is a {type(model).__name__} "
+                          "(a masked LM fills masks, a classifier classifies: the Generate page, or "
+                          "`desktop-llm fill-mask` / `classify`).")
+
+
 def _summary(total: float, n: int) -> Evaluation:
     loss = total / max(1, n)
     return Evaluation(loss, math.exp(min(loss, 50.0)), n, loss / math.log(2))
@@ -64,21 +77,13 @@ def per_token_losses(model, ids: Sequence[int], batch_size: int = 16) -> np.ndar
         logits = ops.convert_to_numpy(ops.cast(model(x, training=False), "float32"))
         logits = logits - logits.max(-1, keepdims=True)
         logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-        for r, ((s, e), (first, last)) in enumerate(zip(chunk, spans[b : b + batch_size])):
+        for r, ((s, _e), (first, last)) in enumerate(zip(chunk, spans[b : b + batch_size])):
             for t in range(first, last + 1):
                 out[t] = -logp[r, t - 1 - s, ids[t]]
     return out
 
 
-def evaluate_ids(model, ids: Sequence[int]) -> Evaluation:
-    losses = per_token_losses(model, ids)
-    valid = losses[~np.isnan(losses)]
-    return _summary(float(valid.sum()), int(valid.size))
-
-
 def evaluate_text(model, tokenizer, text: str) -> tuple[Evaluation, TokenLosses]:
-    from desktop_llm.core.loading import require_gpt
-
     require_gpt(model, "Perplexity")
     ids = tokenizer.encode(text)
     if len(ids) < 2:
@@ -93,8 +98,6 @@ def evaluate_windows(model, inputs: np.ndarray, targets: np.ndarray, batch_size:
                      progress: Callable[[int, int], None] | None = None) -> Evaluation:
     """Mean loss over full windows (as training's validation does)."""
     from keras import ops
-
-    from desktop_llm.core.loading import require_gpt
 
     require_gpt(model, "Perplexity")
 

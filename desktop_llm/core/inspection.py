@@ -147,7 +147,7 @@ def inspect_text(model, tokenizer, text: str, kind: str = "self") -> AttentionMa
     import keras_hub
 
     from desktop_llm.core.config import ConfigError
-    from desktop_llm.core.models.gpt.model import GPTBackbone
+    from desktop_llm.core.models.backbones.gpt import GPTBackbone
 
     ids = tokenizer.encode(text)
     if not ids:

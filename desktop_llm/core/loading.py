@@ -13,30 +13,26 @@ class NoCheckpoint(DesktopLLMError, RuntimeError):
     pass
 
 
-def require_gpt(model, what: str) -> None:
-    """Next-token tools (attention maps, perplexity, generation) on a model of another family:
-    one clear message instead of an AttributeError from deep inside."""
-    from desktop_llm.core.config import ConfigError
-    from desktop_llm.core.models.gpt.model import GPTCausalLM
-
-    if not isinstance(model, GPTCausalLM):
-        raise ConfigError(f"{what} works on GPT runs; this run's model is a {type(model).__name__} "
-                          "(a masked LM fills masks, a classifier classifies: the Generate page, or "
-                          "`desktop-llm fill-mask` / `classify`).")
-
-
 def require_family(run, family: str | tuple[str, ...], command: str) -> None:
     """One clear line where a command meets a run of another family (generate on a masked LM);
     `family`: the one a command needs, or every one it takes (similar: masked_lm or classifier)."""
     from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.models import get_family
 
     have, families = run.config.family, (family,) if isinstance(family, str) else tuple(family)
     if have not in families:
-        hint = {"masked_lm": "fill-mask", "gpt": "generate", "classifier": "classify",
-                "translator": "translate"}.get(have, "")
+        hint = get_family(have).command
         needs = " or ".join(families)
         raise ConfigError(f"Run {run.id} is a {have} run; `{command}` needs a {needs} run"
                           + (f" (try `desktop-llm {hint}`)." if hint else "."))
+
+
+def load_run_tokenizer(folder):
+    """A run's tokenizer, of any kind, a family's own included (the families register theirs)."""
+    from desktop_llm.core.models import families
+
+    families()
+    return load_tokenizer(folder)
 
 
 def load_for_inference(run, which: str = "best"):

@@ -8,7 +8,7 @@ loss and dense gradients; the gradients are summed across replicas and machines,
 optimizer (global-norm clipping, weight decay, loss scaling) applies the sum once, outside XLA.
 The result is the single-device run, step for step, at any replica count.
 
-The loop reports to the trainer's `_Context` exactly as the `model.fit` callback does, so
+The loop reports to the trainer's `TrainingContext` exactly as the `model.fit` callback does, so
 checkpoints, metrics, evaluation and samples are shared code. Across machines, a stop request
 (on the chief) is summed into every step so all workers stop at the same step; pausing is not
 offered there (a paused chief would make the others' collectives time out).

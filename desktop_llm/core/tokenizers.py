@@ -14,8 +14,9 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from desktop_llm.core import atomic
 from desktop_llm.core.config import LEARNED_KINDS, MIN_LEARNED_VOCAB
@@ -108,7 +109,7 @@ class StreamDecoder:
         if text.startswith(before):
             return text[len(before):]
         # a decoder that rewrote earlier text: emit only what is new past the common prefix
-        return text[len(os.path.commonprefix([text, before])):]
+        return text[len(os.path.commonprefix([text, before])):]  # noqa: RUF071 - text, not paths
 
     def feed(self, token_id: int) -> str:
         self.ids.append(int(token_id))
@@ -140,7 +141,7 @@ class CharTokenizer(Tokenizer):
     kind = "char"
     UNK = "<unk>"
 
-    placeholder_ids = [0]  # <unk>
+    placeholder_ids: ClassVar[list[int]] = [0]  # <unk>
 
     def __init__(self, chars: Sequence[str]):
         self.chars = [self.UNK] + [c for c in chars if c != self.UNK]
@@ -233,9 +234,9 @@ class WordPieceTokenizer(Tokenizer):
     """keras-hub's WordPiece tokenizer with a vocabulary trained by keras-hub's trainer."""
 
     kind = "wordpiece"
-    RESERVED = ["[PAD]", "[UNK]"]
+    RESERVED: ClassVar[list[str]] = ["[PAD]", "[UNK]"]
 
-    placeholder_ids = [0, 1]  # RESERVED: [PAD], [UNK]
+    placeholder_ids: ClassVar[list[int]] = [0, 1]  # RESERVED: [PAD], [UNK]
 
     def __init__(self, vocabulary: list[str]):
         import keras_hub
@@ -301,7 +302,7 @@ class WordPieceTokenizer(Tokenizer):
         import keras_hub
         import tensorflow as tf
 
-        from desktop_llm.core.distribute import gpu_memory_growth
+        from desktop_llm.core.device import gpu_memory_growth
 
         gpu_memory_growth()  # (the window trains this tokenizer: never take the whole GPU for it)
         lines = [ln for t in texts for ln in t.split("\n") if ln.strip()]
@@ -478,6 +479,13 @@ _CLASSES = {
     "sentencepiece": SentencePieceTokenizer,
     "bpe": SentencePieceTokenizer,
 }
+_LOADERS: dict[str, type[Tokenizer]] = dict(_CLASSES)  # kind -> class that loads a saved folder
+
+
+def register_tokenizer(cls: type[Tokenizer]) -> None:
+    """Let `load_tokenizer` read folders of `cls.kind`: a family's own tokenizer (a translator's
+    pair of tokenizers) registers itself when its family is imported (`core.models.families()`)."""
+    _LOADERS[cls.kind] = cls
 
 
 def train_tokenizer(kind: str, texts: Iterable[str], vocabulary_size: int | None = None) -> Tokenizer:
@@ -496,45 +504,14 @@ def load_tokenizer(folder: str | os.PathLike) -> Tokenizer:
     folder = Path(folder)
     try:
         meta = json.loads((folder / "tokenizer.json").read_text("utf-8"))
-        kind = meta["kind"]
-        if kind == "pair":  # a translator's source and target tokenizers in one id space
-            from desktop_llm.core.models.translator.tokenizer import PairTokenizer as cls
-        else:
-            cls = _CLASSES[kind]
+        cls = _LOADERS[meta["kind"]]
     except FileNotFoundError:
         raise TokenizerError(f"No tokenizer in {folder} (tokenizer.json is missing).") from None
     except (ValueError, KeyError) as e:
         raise TokenizerError(f"The tokenizer in {folder} is damaged: {e}") from None
     try:
         return cls._load(folder, meta)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - each kind's library fails in its own way
         raise TokenizerError(f"The tokenizer in {folder} could not be loaded: {e}") from None
 
 
-def chars_per_token(tokenizer: Tokenizer, text: str) -> float:
-    ids = tokenizer.encode(text)
-    return len(text) / max(1, len(ids))
-
-
-def encode_stream(tokenizer: Tokenizer, chunks: Iterable[str],
-                  progress: Callable[[int], None] | None = None) -> Iterator[list[int]]:
-    """Encode a stream of text chunks, cutting only at newlines so no word is split mid-way."""
-    carry = ""
-    done = 0
-    for chunk in chunks:
-        buf = carry + chunk
-        cut = buf.rfind("\n") + 1
-        if cut == 0 and len(buf) < (4 << 20):
-            carry = buf
-            continue
-        if cut == 0:
-            cut = len(buf)
-        part, carry = buf[:cut], buf[cut:]
-        yield tokenizer.encode(part)
-        done += len(part)
-        if progress:
-            progress(done)
-    if carry:
-        yield tokenizer.encode(carry)
-        if progress:
-            progress(done + len(carry))

@@ -78,12 +78,12 @@ class TrainingProcess(QObject):
     def _on_finished(self, code: int, status) -> None:
         self._on_stdout()
         message = ""
-        if self._last_type not in ("completed", "stopped", "failed"):
-            if status == QProcess.CrashExit or code != 0:
-                last = [ln for ln in self.stderr_tail.splitlines() if ln.strip()]
-                message = ("The training process ended unexpectedly"
-                           + (f": {last[-1][:300]}" if last else "") + ". The last checkpoint is kept; "
-                           "you can resume the run. Native messages, if any, are in the run's train.log.")
+        if (self._last_type not in ("completed", "stopped", "failed")
+                and (status == QProcess.CrashExit or code != 0)):
+            last = [ln for ln in self.stderr_tail.splitlines() if ln.strip()]
+            message = ("The training process ended unexpectedly"
+                       + (f": {last[-1][:300]}" if last else "") + ". The last checkpoint is kept; "
+                       "you can resume the run. Native messages, if any, are in the run's train.log.")
         self.ended.emit(code, message)
 
     def _on_error(self, err) -> None:

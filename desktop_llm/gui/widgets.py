@@ -11,18 +11,28 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTextBrowser, QToo
 from desktop_llm.gui.theme import composite, readable_text_on
 
 
-def header(title: str, hint: str) -> QWidget:
-    w = QWidget()
-    lay = QVBoxLayout(w)
-    lay.setContentsMargins(0, 0, 0, 6)
-    t = QLabel(title)
-    t.setProperty("role", "title")
-    h = QLabel(hint)
-    h.setProperty("role", "hint")
-    h.setWordWrap(True)
-    lay.addWidget(t)
-    lay.addWidget(h)
-    return w
+class Header(QWidget):
+    """A page's title and one line under it; `show_text` changes both (a page that adapts to a run)."""
+
+    def __init__(self, title: str, hint: str, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 6)
+        self.title = QLabel(title)
+        self.title.setProperty("role", "title")
+        self.hint = QLabel(hint)
+        self.hint.setProperty("role", "hint")
+        self.hint.setWordWrap(True)
+        lay.addWidget(self.title)
+        lay.addWidget(self.hint)
+
+    def show_text(self, title: str, hint: str) -> None:
+        self.title.setText(title)
+        self.hint.setText(hint)
+
+
+def header(title: str, hint: str) -> Header:
+    return Header(title, hint)
 
 
 def set_role(widget: QWidget, role: str) -> None:

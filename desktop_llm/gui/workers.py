@@ -119,11 +119,11 @@ def model_pool() -> QThreadPool:
         # a one-off pause of a few seconds after a click, never at start-up.
         import tensorflow  # noqa: F401
 
-        from desktop_llm.core import distribute
+        from desktop_llm.core import device
 
         # Before any op: take GPU memory as needed, never all of it, so that a trainer (child
         # process) can share the card with the window's inference.
-        distribute.gpu_memory_growth()
+        device.gpu_memory_growth()
         _MODEL_POOL = QThreadPool()
         _MODEL_POOL.setMaxThreadCount(1)
         _MODEL_POOL.setExpiryTimeout(-1)  # the thread lives as long as the app

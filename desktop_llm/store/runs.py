@@ -16,7 +16,6 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("desktop_llm", appauthor=False))
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -144,7 +143,7 @@ class Run:
             # cannot be checked from here; it is taken as gone once it stops writing for long.
             alive = time.time() - float(st.get("updated") or 0) < REMOTE_STALE_S
         else:
-            alive = _pid_alive(st.get("pid"))
+            alive = pid_alive(st.get("pid"))
         if st.get("status") in ACTIVE and not alive:
             st["status"] = "interrupted"
             st.setdefault("message", "")
@@ -241,7 +240,7 @@ class RunStore:
                 if folder.is_dir() and not folder.name.startswith(".") and run.exists():
                     try:
                         rows.append(run.record())
-                    except Exception:  # a damaged folder is skipped, never fatal
+                    except Exception:  # noqa: BLE001, S112 - a damaged folder is skipped, never fatal
                         continue
         return sorted(rows, key=lambda r: r.get("created") or 0, reverse=True)
 
@@ -304,7 +303,7 @@ class RunStore:
                 try:
                     self._upsert(run.record())
                     n += 1
-                except Exception:  # a damaged folder is skipped, never fatal
+                except Exception:  # noqa: BLE001, S112 - a damaged folder is skipped, never fatal
                     continue
         return n
 
@@ -376,10 +375,6 @@ class RunStore:
             out.append(r)
         return out
 
-    def iter_runs(self) -> Iterator[Run]:
-        for r in self.list():
-            yield self.get(r["id"])
-
     def delete(self, run_id: str) -> None:
         self.require_writable()
         run = self.get(run_id)
@@ -395,18 +390,3 @@ class RunStore:
     def exports_dir(self) -> Path:
         """Where exported runs go unless told otherwise."""
         return self.home / "exports"
-
-    def export(self, run_id: str, dest: str | os.PathLike | None = None) -> Path:
-        """Zip a run folder (config, tokenizer, checkpoints, metrics; not the token caches) to
-        `dest` (a zip path or a folder; default `<workspace>/exports/<run>.zip`), atomically."""
-        from desktop_llm.store.sharing import export_run
-
-        run = self.get(run_id)
-        return export_run(run, self.exports_dir / f"{run.id}.zip" if dest is None else dest)
-
-    def import_run(self, archive: str | os.PathLike, **limits: int) -> Run:
-        """Import a zip written by `export`, checked as untrusted (see `store.sharing`); a run
-        whose id is taken here gets a new one. `limits`: max_bytes, max_files."""
-        from desktop_llm.store.sharing import import_run
-
-        return import_run(self, archive, **limits)

@@ -7,7 +7,7 @@ counted, so a lying header cannot slip a zip bomb through); every checkpoint mus
 SHA-256 manifest. It unpacks into a hidden temporary folder inside the workspace's `runs/` and is
 renamed into place only once everything checks out, so a refused or interrupted import leaves
 nothing behind, and the user's zip is only ever read. Nothing is loaded or run: model files are
-only ever loaded later, with Keras `safe_mode` (see `core.loading`, `core.models.gpt.model`).
+only ever loaded later, with Keras `safe_mode` (see `core.loading`, `core.models.backbones.gpt`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from desktop_llm.core import atomic
 from desktop_llm.core.checkpoints import MANIFEST, STATE, WEIGHTS, CheckpointError, CheckpointManager
 from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.data import TokenData
-from desktop_llm.store.runs import ACTIVE, Run, StoreError, _pid_alive
+from desktop_llm.store.runs import ACTIVE, Run, StoreError, pid_alive
 
 MAX_BYTES = 16 * 2**30  # unpacked; a GPT-2-small run with its checkpoints is a few GB
 MAX_FILES = 10_000
@@ -44,6 +44,12 @@ _STEP = re.compile(r"^step-\d+$")
 # often far larger than the model. Everything else in data/ travels: a classifier's classes and
 # labelled split and a translator's pairs, without which the imported run could not classify.
 TOKEN_CACHES = TokenData.FILES
+
+
+def export_zip(store, run_id: str, dest: str | os.PathLike | None = None) -> Path:
+    """Zip a run of `store` to `dest` (a zip path or a folder; default `<workspace>/exports/<run>.zip`)."""
+    run = store.get(run_id)
+    return export_run(run, store.exports_dir / f"{run.id}.zip" if dest is None else dest)
 
 
 def export_run(run: Run, dest: str | os.PathLike) -> Path:
@@ -179,7 +185,7 @@ def _clean_leftovers(runs_dir: Path) -> None:
             pid = int(p.name.split("-")[1])
         except (IndexError, ValueError):
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             shutil.rmtree(p, ignore_errors=True)
 
 

@@ -47,7 +47,7 @@ def machine_speed(store, limit: int = 5) -> MachineSpeed | None:
         try:
             run = store.get(row["id"])
             rate = run_flops_per_second(run)
-        except Exception:  # a damaged run folder says nothing about speed
+        except Exception:  # noqa: BLE001, S112 - a damaged run folder says nothing about speed
             continue
         if rate:
             rates.append(rate)

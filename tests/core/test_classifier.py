@@ -19,7 +19,7 @@ from desktop_llm.resources import labelled_example
 
 def cli(home, *args, timeout=600):
     return subprocess.run([sys.executable, "-m", "desktop_llm", "--home", str(home), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+                          check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def test_three_layouts_and_their_labels(tmp_path):
@@ -94,7 +94,7 @@ def trained(tmp_path_factory):
 
 
 def test_a_fine_tuned_classifier_tells_poem_prose_and_drama_apart(trained):
-    home, events = trained
+    _home, events = trained
     evals = [e for e in events if e["type"] == "eval"]
     assert evals[-1]["val_accuracy"] > 0.9, [e["val_accuracy"] for e in evals]
     assert evals[-1]["classes"] == ["drama", "poem", "prose"]
@@ -208,7 +208,7 @@ def test_a_classifier_on_a_gpt_reads_the_last_real_token(tmp_path):
         "x = {'token_ids': np.ones((2, 8), 'int32'), 'padding_mask': np.ones((2, 8), bool)}\n"
         "print(float(np.abs(np.asarray(m(x)) - np.asarray(ref(x))).max()))\n")
     p = subprocess.run([sys.executable, "-c", check, str(home), exported["path"]], capture_output=True, text=True,
-                       timeout=600)
+                       timeout=600, check=False)
     assert p.returncode == 0 and float(p.stdout.split()[-1]) < 1e-5, p.stderr[-2000:]
     att = cli(home, "attention", "--text", "床前明月光", "--json")  # the decoder's causal maps, as for the GPT
     assert att.returncode == 0, att.stderr

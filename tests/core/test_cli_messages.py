@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop_llm.cli import _HumanEvents, format_event
+from desktop_llm.cli.render import HumanEvents, format_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def test_known_run_is_named_in_the_resume_hint():
 
 
 def test_a_phase_prints_once_and_its_progress_updates_not_at_all(capsys):
-    show = _HumanEvents("run-1")
+    show = HumanEvents("run-1")
     show({"type": "phase", "phase": "tokenizer", "message": "Training a char tokenizer"})
     show({"type": "phase", "phase": "data", "message": "Tokenizing the corpus"})
     for p in (0.2, 0.6, 1.0):

@@ -29,7 +29,7 @@ def _env(home, **extra):
 
 def _cli(home, *args, timeout=600, **extra):
     p = subprocess.run([sys.executable, "-m", "desktop_llm", *args], capture_output=True, text=True,
-                       env=_env(home, **extra), timeout=timeout)
+                       env=_env(home, **extra), timeout=timeout, check=False)
     events = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
     return p, events
 
@@ -112,9 +112,9 @@ def test_a_dead_worker_stops_the_other_with_a_message_and_the_run_resumes(tmp_pa
     from tests.core.test_robustness import _config
 
     run = store.create(replace(_config(shakespeare_small, steps=1_000_000), name="cluster"))
-    from desktop_llm.cli import _free_ports
+    from desktop_llm.cli.train import free_ports
 
-    cluster = ",".join(f"127.0.0.1:{port}" for port in _free_ports(2))
+    cluster = ",".join(f"127.0.0.1:{port}" for port in free_ports(2))
     env = _env(home, DESKTOP_LLM_COLLECTIVE_TIMEOUT="15")
     procs = [subprocess.Popen([sys.executable, "-m", "desktop_llm", "train", "--resume", run.id, "--cluster", cluster,
                                "--worker-index", str(i), "--json"], stdout=subprocess.PIPE,
@@ -147,7 +147,7 @@ def test_float16_keeps_its_loss_scale_across_a_checkpoint(tmp_path):
 
     from desktop_llm.core.checkpoints import CheckpointManager
     from desktop_llm.core.config import ModelConfig
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
 
     cfg = ModelConfig(vocabulary_size=40, num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
                       sequence_length=16)

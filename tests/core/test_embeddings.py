@@ -14,7 +14,7 @@ from desktop_llm.resources import labelled_example
 
 def cli(home, *args):
     return subprocess.run([sys.executable, "-m", "desktop_llm", "--home", str(home), *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+                          check=False, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def test_nearest_neighbours_share_their_source_more_often_than_chance(home, tmp_
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert res["nearest_same_source"] > res["by_chance"] + 0.2, res
-    rows = list(csv.reader(open(tmp_path / "proj" / "metadata.tsv", encoding="utf-8"), delimiter="\t"))
+    with open(tmp_path / "proj" / "metadata.tsv", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
     vectors = np.loadtxt(tmp_path / "proj" / "vectors.tsv", delimiter="\t")
     assert rows[0] == ["text", "source"] and len(rows) - 1 == len(vectors) == res["sentences"]
     assert vectors.shape[1] == 64  # the tiny preset's width

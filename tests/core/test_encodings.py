@@ -218,16 +218,17 @@ def test_a_config_with_encodings_round_trips(tmp_path):
 def test_the_run_config_carries_the_encodings_to_the_corpus_it_trains_on(tmp_path):
     """`train --encoding ENC` records ENC for every path given in config.json; the trainer's
     corpus (also on resume, from config.json) reads the files with it."""
-    from desktop_llm.cli import _run_config, build_parser
-    from desktop_llm.core.training import corpus_of
+    from desktop_llm.cli import build_parser
+    from desktop_llm.cli.train import run_config
+    from desktop_llm.core.data import corpus_of
 
     path = _file(tmp_path, "short.txt", SHORT_JAPANESE * 2, "shift_jis")
     args = build_parser().parse_args(["train", str(path), "--encoding", "shift_jis", "--preset", "tiny"])
-    cfg = _run_config(args)
+    cfg = run_config(args)
     assert cfg.data.encodings == ((str(path.resolve()), "shift_jis"),)
     cfg = RunConfig.from_dict(json.loads(cfg.to_json()))
     assert "".join(corpus_of(cfg).iter_text()) == SHORT_JAPANESE * 2
-    plain = _run_config(build_parser().parse_args(["train", str(path), "--preset", "tiny"]))
+    plain = run_config(build_parser().parse_args(["train", str(path), "--preset", "tiny"]))
     assert plain.data.encodings == () and "".join(corpus_of(plain).iter_text()) != SHORT_JAPANESE * 2
 
 

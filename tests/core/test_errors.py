@@ -21,6 +21,6 @@ def test_one_cancellation_for_engine_and_window():
     from desktop_llm.core import data
 
     assert data.Cancelled is Cancelled and issubclass(Cancelled, DesktopLLMError)
-    import desktop_llm.gui.workers as workers  # Qt is importable in the test environment
+    from desktop_llm.gui import workers  # Qt is importable in the test environment
 
     assert workers.Cancelled is Cancelled

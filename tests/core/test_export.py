@@ -133,8 +133,8 @@ def test_an_export_replaces_an_earlier_one_but_never_a_foreign_folder(trained, t
 def test_sentencepiece_run_ships_its_keras_hub_tokenizer(tmp_path, shakespeare_small):
     """A bpe (SentencePiece) tokenizer goes into the preset as keras-hub's SentencePieceTokenizer:
     plain keras-hub loads it and encodes and decodes exactly like the app."""
-    from desktop_llm.core.export import keras_hub_preset
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
+    from desktop_llm.core.models.gpt.export import keras_hub_preset
     from desktop_llm.core.tokenizers import train_tokenizer
 
     text = shakespeare_small.read_text("utf-8")
@@ -283,10 +283,10 @@ def test_a_checkpoint_that_does_not_fit_its_model_is_one_clear_error(trained, tm
     from desktop_llm.core.loading import NoCheckpoint, load_for_inference
     from desktop_llm.store.runs import Run
 
-    store, run, *_ = trained
+    _store, run, *_ = trained
     copy = tmp_path / run.folder.name
     shutil.copytree(run.folder, copy)
     other = Run(copy)
     other.save_config(replace(run.config, model=replace(run.config.model, hidden_dim=2 * run.config.model.hidden_dim)))
-    with pytest.raises(NoCheckpoint, match="does not fit the gpt model .* train it again"):
+    with pytest.raises(NoCheckpoint, match=r"does not fit the gpt model .* train it again"):
         load_for_inference(Run(copy))

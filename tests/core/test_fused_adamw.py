@@ -8,7 +8,7 @@ import pytest
 
 from desktop_llm.core.checkpoints import CheckpointManager, optimizer_arrays
 from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
-from desktop_llm.core.models.gpt.model import build_model
+from desktop_llm.core.models.backbones.gpt import build_model
 from desktop_llm.core.training.fused_adamw import FusedAdamW
 from desktop_llm.core.training.schedule import make_optimizer
 

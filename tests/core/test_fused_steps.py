@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from desktop_llm.core.config import ModelConfig, RunConfig, TrainConfig
-from desktop_llm.core.models.gpt.model import build_model
+from desktop_llm.core.models.backbones.gpt import build_model
 from desktop_llm.core.training.fused import batch_steps, fuse_train_steps
 from desktop_llm.core.training.schedule import make_optimizer
 
@@ -49,7 +49,7 @@ def test_one_step_per_call_keeps_the_models_own_train_step():
 
 def test_the_step_is_traced_once_into_the_fused_program(monkeypatch):
     """One copy of the step in the compiled program: a second copy doubled the compile time."""
-    from desktop_llm.core.models.gpt.model import GPTCausalLM
+    from desktop_llm.core.models.backbones.gpt import GPTCausalLM
 
     traces = []
     own = GPTCausalLM.train_step

@@ -4,7 +4,7 @@ import pytest
 from desktop_llm.core.config import ConfigError, ModelConfig, count_parameters, estimate, preset
 from desktop_llm.core.generation import Generator, SamplingConfig
 from desktop_llm.core.inspection import attention_weights
-from desktop_llm.core.models.gpt.model import build_model, load_model
+from desktop_llm.core.models.backbones.gpt import build_model, load_model
 from desktop_llm.core.tokenizers import train_tokenizer
 
 CFG = ModelConfig(vocabulary_size=256, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
@@ -106,7 +106,8 @@ def test_tokens_per_call_changes_speed_not_text(model, monkeypatch):
 def test_the_cli_and_the_window_fit_a_config_by_one_rule():
     """Issue 11: the CLI made a too-long warm-up a tenth of the run, the window one step short of
     it. Both now use TrainConfig.fitted()."""
-    from desktop_llm.cli import _run_config, build_parser
+    from desktop_llm.cli import build_parser
+    from desktop_llm.cli.train import run_config
     from desktop_llm.core.config import TrainConfig
 
     t = TrainConfig(max_steps=50, warmup_steps=100, eval_interval=250, learning_rate=1e-3,
@@ -115,7 +116,7 @@ def test_the_cli_and_the_window_fit_a_config_by_one_rule():
     t.validate()
     assert TrainConfig(max_steps=2000).fitted() == TrainConfig(max_steps=2000)  # a fitting config stays
     args = build_parser().parse_args(["train", "x.txt", "--steps", "50", "--warmup", "100"])
-    assert _run_config(args).training == TrainConfig(max_steps=50, warmup_steps=100).fitted()
+    assert run_config(args).training == TrainConfig(max_steps=50, warmup_steps=100).fitted()
 
 
 def test_training_attention_is_causal_through_the_kernel_and_matches_keras_hub(model, tmp_path, monkeypatch):
@@ -126,7 +127,7 @@ def test_training_attention_is_causal_through_the_kernel_and_matches_keras_hub(m
     import keras_hub
     from keras.src import ops as kops
 
-    import desktop_llm.core.models.gpt.model as gpt
+    from desktop_llm.core.models.backbones import gpt
 
     assert gpt.causal_decoder.CAUSAL_KERNEL is False  # TensorFlow keeps keras-hub's mask (LiteRT)
     monkeypatch.setattr(gpt.causal_decoder, "CAUSAL_KERNEL", True)
@@ -170,7 +171,7 @@ def test_attention_dropout_still_masks_the_future(monkeypatch):
     in training mode no earlier position's output depends on a later position's input."""
     import tensorflow as tf
 
-    from desktop_llm.core.models.gpt import causal_decoder
+    from desktop_llm.core.models.backbones import causal_decoder
 
     monkeypatch.setattr(causal_decoder, "CAUSAL_KERNEL", True)
 

@@ -20,7 +20,7 @@ import pytest
 
 import desktop_llm
 from desktop_llm import about
-from desktop_llm.cli import build_parser, main
+from desktop_llm.cli import build_parser, gui_main, main
 
 ROOT = Path(__file__).resolve().parents[2]
 ICON_SIZES = (16, 32, 48, 64, 128, 256)
@@ -73,7 +73,7 @@ def test_the_wheel_carries_the_corpora_attribution_icons_and_every_module(wheel)
     entry = configparser.ConfigParser()
     entry.read_string(z.read(f"{info}/entry_points.txt").decode())
     assert entry["console_scripts"]["desktop-llm"] == "desktop_llm.cli:main"
-    assert entry["gui_scripts"]["desktop-llm-gui"] == "desktop_llm.app:main"
+    assert entry["gui_scripts"]["desktop-llm-gui"] == "desktop_llm.cli:gui_main"
 
 
 def test_an_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
@@ -189,7 +189,7 @@ def test_gui_corpus_takes_several_paths_after_one_flag_or_repeated(monkeypatch):
     assert main(["gui", "--corpus", "a", "b", "--corpus", "c"]) == 0
     assert seen == {"home": None, "corpus": ["a", "b", "c"]}
     # desktop-llm-gui (the gui-script) takes the same options without the word `gui`
-    assert desktop_llm.app.main(["--home", "W", "--corpus", "x", "y"]) == 0
+    assert gui_main(["--home", "W", "--corpus", "x", "y"]) == 0
     assert seen == {"home": "W", "corpus": ["x", "y"]}
 
 

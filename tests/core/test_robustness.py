@@ -51,8 +51,8 @@ NO_NETWORK = textwrap.dedent("""
 
 
 def _config(corpus, steps, **train):
-    t = dict(max_steps=steps, batch_size=8, eval_interval=20, eval_batches=2, log_interval=10,
-             warmup_steps=5, learning_rate=3e-3, min_learning_rate=3e-4, sample_tokens=0)
+    t = {"max_steps": steps, "batch_size": 8, "eval_interval": 20, "eval_batches": 2, "log_interval": 10,
+         "warmup_steps": 5, "learning_rate": 3e-3, "min_learning_rate": 3e-4, "sample_tokens": 0}
     t.update(train)
     return RunConfig(name="r", data=DataConfig(paths=(str(corpus),)), tokenizer=TokenizerConfig(kind="char"),
                      model=TINY, training=TrainConfig(**t))
@@ -76,7 +76,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(tmp_pat
     run = store.create(_config(shakespeare_small, steps=1_000_000))
     rng = random.Random(7)
     kills = []
-    for attempt in range(2):
+    for _attempt in range(2):
         p = _cli(home, netlog, "train", "--resume", run.id, "--json")
         checkpoints = 0
         target = rng.randint(1, 2)
@@ -120,7 +120,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(tmp_pat
 
 def test_damaged_checkpoint_is_detected_and_the_previous_one_used(tmp_path):
     from desktop_llm.core.checkpoints import CheckpointManager
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
 
     model = build_model(TINY.__class__(**{**TINY.__dict__, "vocabulary_size": 40}))
     manager = CheckpointManager(tmp_path / "ckpt", keep=3)
@@ -202,7 +202,7 @@ def test_unwritable_workspace_reads_but_refuses_writes_with_a_message(tmp_path):
 def test_untrusted_model_files_never_run_code(tmp_path):
     import keras
 
-    from desktop_llm.core.models.gpt.model import load_model
+    from desktop_llm.core.models.backbones.gpt import load_model
 
     marker = tmp_path / "pwned"
     inputs = keras.Input((4,))
@@ -210,7 +210,7 @@ def test_untrusted_model_files_never_run_code(tmp_path):
     evil = keras.Model(inputs, outputs)
     path = tmp_path / "evil.keras"
     evil.save(path)
-    with pytest.raises(ValueError, match="unsafe|safe_mode|Lambda"):
+    with pytest.raises(ValueError, match=r"unsafe|safe_mode|Lambda"):
         load_model(str(path))
     assert not marker.exists()
     garbage = tmp_path / "garbage.keras"
@@ -231,7 +231,8 @@ def test_the_network_guard_catches_a_connection(tmp_path):
             print("blocked:", e)
     """)
     netlog = tmp_path / "net.log"
-    out = subprocess.run([sys.executable, "-c", probe, str(netlog)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", probe, str(netlog)], capture_output=True, text=True, timeout=60,
+                         check=False)
     assert "blocked: network use blocked by the test" in out.stdout, out.stderr
     assert "192.0.2.1" in netlog.read_text()  # caught at the name lookup, before any packet
 
@@ -257,7 +258,8 @@ def test_a_batch_that_does_not_fit_ends_the_run_with_a_suggestion(tmp_path, shak
                                                                max_steps=steps)))
         p = subprocess.Popen([sys.executable, "-c", NO_NETWORK, str(netlog), "train", "--resume", run.id, "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_DATA, (3 * 2**30, 3 * 2**30)))
+                             preexec_fn=lambda: resource.setrlimit(  # noqa: PLW1509 - setrlimit takes no lock
+                                 resource.RLIMIT_DATA, (3 * 2**30, 3 * 2**30)))
         events = [json.loads(line) for line in p.stdout if line.startswith("{")]
         return p.wait(600), events
 

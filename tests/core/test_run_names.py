@@ -43,7 +43,7 @@ def test_ambiguity_is_an_error_that_lists_the_matches(store):
 
 def test_no_match_is_a_clear_error(store):
     store.create(RunConfig(name="nu-tiny"))
-    with pytest.raises(StoreError, match="No run 'nope'.*runs` lists them"):
+    with pytest.raises(StoreError, match=r"No run 'nope'.*runs` lists them"):
         store.resolve("nope")
     with pytest.raises(StoreError, match="Give a run id or name"):
         store.resolve("")

@@ -39,7 +39,7 @@ def test_good_settings_pass():
 
 @pytest.fixture(scope="module")
 def char_model():
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
 
     tok = train_tokenizer("char", [TEXT])
     model = build_model(ModelConfig(vocabulary_size=tok.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
@@ -69,7 +69,7 @@ def test_loading_a_run_does_not_warn_about_the_optimizer(char_model, tmp_path):
     from desktop_llm.core.checkpoints import CheckpointManager
     from desktop_llm.core.config import RunConfig
     from desktop_llm.core.loading import load_for_inference
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
     from desktop_llm.store import RunStore
 
     _, tok = char_model

@@ -15,6 +15,7 @@ import pytest
 
 from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
 from desktop_llm.store import RunStore, StoreError
+from desktop_llm.store.sharing import export_zip, import_run
 
 TINY = ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=16)
 
@@ -36,7 +37,7 @@ def exported(tmp_path_factory, shakespeare_small):
     run = store.create(_config(shakespeare_small, steps=20))
     st = train_run(run, store=store)
     assert st["status"] == "completed", st
-    zip_path = store.export(run.id)
+    zip_path = export_zip(store, run.id)
     return store, run, zip_path
 
 
@@ -74,7 +75,7 @@ def test_export_import_round_trip(exported, tmp_path):
     before = _sha(zip_path)
 
     store_b = RunStore(tmp_path / "ws-b")
-    imported = store_b.import_run(zip_path)
+    imported = import_run(store_b, zip_path)
     assert _sha(zip_path) == before  # the user's zip is only read
     assert imported.id == run.id
     assert [r["id"] for r in store_b.list()] == [run.id]
@@ -97,7 +98,7 @@ def test_export_import_round_trip(exported, tmp_path):
 def test_an_id_that_exists_is_imported_under_a_new_one(exported):
     store_a, run, zip_path = exported
     before = {p.name: _sha(p) for p in run.folder.rglob("*") if p.is_file()}
-    again = store_a.import_run(zip_path)  # into the workspace it came from
+    again = import_run(store_a, zip_path)  # into the workspace it came from
     try:
         assert again.id != run.id and again.id.startswith(run.id)
         assert {p.name: _sha(p) for p in run.folder.rglob("*") if p.is_file()} == before  # untouched
@@ -114,7 +115,7 @@ def test_an_active_status_from_elsewhere_is_not_trusted(exported, tmp_path):
     st.update(status="running", pid=os.getpid())  # a pid that is alive here
     entries[f"{run.id}/status.json"] = json.dumps(st).encode()
     store = RunStore(tmp_path / "ws")
-    imported = store.import_run(_write_zip(tmp_path / "running.zip", entries.items()))
+    imported = import_run(store, _write_zip(tmp_path / "running.zip", entries.items()))
     status = imported.status()
     assert status["status"] == "interrupted" and "pid" not in status
     store.delete(imported.id)  # an active run could not be deleted
@@ -127,7 +128,7 @@ def test_leftovers_of_a_killed_import_are_cleaned(exported, tmp_path):
     (dead / "run").mkdir(parents=True)
     live = store.runs_dir / f".import-{os.getpid()}-live"  # an import in progress here
     live.mkdir()
-    store.import_run(zip_path)
+    import_run(store, zip_path)
     assert not dead.exists() and live.exists()
 
 
@@ -207,7 +208,7 @@ def test_hostile_archives_are_refused_and_leave_nothing(exported, tmp_path, case
     archive = build(_entries(zip_path), run.id, tmp_path)
     before = _sha(archive)
     with pytest.raises(StoreError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
-        store.import_run(archive, **limits)
+        import_run(store, archive, **limits)
     assert "\n" not in str(err.value)  # one line
     assert _workspace_state(store) == state  # no folder, no temporary, no catalog row
     assert not (tmp_path.parent / "evil").exists() and not (tmp_path / "evil").exists()
@@ -216,9 +217,9 @@ def test_hostile_archives_are_refused_and_leave_nothing(exported, tmp_path, case
 
 def test_export_writes_where_it_is_told(exported, tmp_path):
     store, run, _ = exported
-    out = store.export(run.id, tmp_path / "new folder" / "mine.zip")
+    out = export_zip(store, run.id, tmp_path / "new folder" / "mine.zip")
     assert out == tmp_path / "new folder" / "mine.zip" and zipfile.is_zipfile(out)
-    assert store.export(run.id, tmp_path) == tmp_path / f"{run.id}.zip"  # a folder: <run>.zip in it
+    assert export_zip(store, run.id, tmp_path) == tmp_path / f"{run.id}.zip"  # a folder: <run>.zip in it
     assert not [p for p in (tmp_path / "new folder").iterdir() if p.name != "mine.zip"]
 
 
@@ -238,7 +239,7 @@ def test_cli_import_export_show_and_a_refusal(exported, tmp_path):
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in p.stderr, p.stderr
     assert "outside" in lines[0]
-    assert not [p for p in (home / "runs").iterdir()]
+    assert not list((home / "runs").iterdir())
 
     p = _cli("runs", "import", str(zip_path), home=home)
     assert p.returncode == 0, p.stderr

@@ -16,8 +16,8 @@ TINY = ModelConfig(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=12
 
 
 def _config(corpus, steps=300, **train):
-    t = dict(max_steps=steps, batch_size=16, eval_interval=100, eval_batches=4, log_interval=10,
-             warmup_steps=20, learning_rate=3e-3, min_learning_rate=3e-4, sample_tokens=0)
+    t = {"max_steps": steps, "batch_size": 16, "eval_interval": 100, "eval_batches": 4, "log_interval": 10,
+         "warmup_steps": 20, "learning_rate": 3e-3, "min_learning_rate": 3e-4, "sample_tokens": 0}
     t.update(train)
     return RunConfig(name="t", data=DataConfig(paths=(str(corpus),)), tokenizer=TokenizerConfig(kind="char"),
                      model=TINY, training=TrainConfig(**t))
@@ -120,10 +120,10 @@ def test_eta_comes_from_the_recent_pace_not_the_compiling_first_call():
     and the first evaluation (compiling validation and sampling) are left out of the estimate."""
     from collections import deque
 
-    from desktop_llm.core.training import _Context
+    from desktop_llm.core.training import TrainingContext
 
     cfg = _config("x.txt", steps=300)
-    ctx = _Context.__new__(_Context)
+    ctx = TrainingContext.__new__(TrainingContext)
     ctx.cfg, ctx.step = cfg, 10
     ctx.recent_step_times, ctx.eval_times = deque(maxlen=20), []
     assert ctx.eta() is None  # only the first call so far: no estimate rather than a wrong one

@@ -256,13 +256,13 @@ def test_the_windows_tensorflow_lets_gpu_memory_grow_before_any_op():
     itself is what is checked (and, on a GPU, that growth is on)."""
     code = textwrap.dedent("""
         import json, sys
-        from desktop_llm.core import distribute
+        from desktop_llm.core import device
         calls = []
-        real = distribute.gpu_memory_growth
+        real = device.gpu_memory_growth
         def spy():
             calls.append("tensorflow" in sys.modules)
             real()
-        distribute.gpu_memory_growth = spy
+        device.gpu_memory_growth = spy
         from desktop_llm.gui import workers
         before = "tensorflow" in sys.modules
         workers.model_pool()

@@ -8,7 +8,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMenu
 
 from desktop_llm.core.config import RunConfig
-from desktop_llm.core.training import corpus_of
+from desktop_llm.core.data import corpus_of
 from desktop_llm.store import RunStore
 from tests.core.test_encodings import BIG5_TEXT, SHORT_JAPANESE
 from tests.gui.conftest import wait_task

@@ -21,7 +21,7 @@ def _run(store, corpus, name, **model):
 def _with_checkpoint(run, corpus):
     """An untrained checkpoint: what an export reads, without the training time."""
     from desktop_llm.core.checkpoints import CheckpointManager
-    from desktop_llm.core.models.gpt.model import build_model
+    from desktop_llm.core.models.backbones.gpt import build_model
     from desktop_llm.core.tokenizers import train_tokenizer
 
     tok = train_tokenizer("char", [corpus.read_text("utf-8")])

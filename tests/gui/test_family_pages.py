@@ -7,6 +7,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from desktop_llm.gui.families.classifier import ClassifyPanel
+from desktop_llm.gui.families.masked_lm import FillMaskPanel
+from desktop_llm.gui.families.similar import SimilarPanel
+from desktop_llm.gui.families.translator import TranslatePanel
 from desktop_llm.resources import labelled_example
 from desktop_llm.store import RunStore
 from tests.core.test_robustness import _config
@@ -34,9 +38,11 @@ def test_classify_tab_and_validation_report(qtbot, trained):
         w.show_page("Generate")
         g = w.generate_page
         assert g.picker.run_id == cls.id
-        assert g.tabs.currentIndex() == 3 and g.tabs.isTabVisible(3) and not g.tabs.isTabVisible(0)
-        assert not g.tabs.isTabVisible(2) and not g.left_pane.isVisible() and g.header_classify.isVisible()
-        panel = g.classify
+        panel = g.panel(ClassifyPanel)
+        tab = g.tabs.indexOf(panel)
+        assert g.tabs.currentIndex() == tab and g.tabs.isTabVisible(tab) and not g.tabs.isTabVisible(0)
+        assert not g.tabs.isTabVisible(g.tabs.indexOf(g.panel(FillMaskPanel))) and not g.left_pane.isVisible()
+        assert g.header.title.text() == "Classify"
         panel.text.setPlainText("ROMEO:\nBut, soft! what light through yonder window breaks?")
         qtbot.mouseClick(panel.classify_btn, Qt.LeftButton)
         wait_task(qtbot, panel)
@@ -80,15 +86,15 @@ def test_train_page_fine_tunes_a_classifier_from_a_chosen_run(qtbot, trained, tm
     with open_window(qtbot, store) as w:
         w.show_page("Train")
         t = w.train_page
-        assert not t.classifier.isVisible()
+        assert not t.options["classifier"].isVisible()
         t.family.setCurrentIndex(t.family.findData("classifier"))
-        assert t.classifier.isVisible() and t.steps.value() == 300
-        bases = [t.classifier.base.itemData(i) for i in range(t.classifier.base.count())]
+        assert t.options["classifier"].isVisible() and t.steps.value() == 300
+        bases = [t.options["classifier"].base.itemData(i) for i in range(t.options["classifier"].base.count())]
         assert bases[0] == "" and str(mlm.folder) in bases  # a classifier is not offered as a base
         assert len(bases) == 2
-        t.classifier.base.setCurrentIndex(bases.index(str(mlm.folder)))
+        t.options["classifier"].base.setCurrentIndex(bases.index(str(mlm.folder)))
         assert t.lr.value() == 3e-4  # a fine-tune's gentler rate
-        t.classifier.freeze.setValue(20)
+        t.options["classifier"].freeze.setValue(20)
         w.data_page.add_paths([str(labelled_example())])
         wait_task(qtbot, w.data_page)
         cfg = t.run_config()
@@ -109,9 +115,10 @@ def test_similar_sentences_tab_searches_projects_and_exports(qtbot, trained):
         w.show_page("Generate")
         g = w.generate_page
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(mlm.id))
-        assert g.tabs.isTabVisible(2) and g.tabs.isTabVisible(4) and not g.tabs.isTabVisible(0)
-        g.tabs.setCurrentIndex(4)
-        panel = g.similar
+        fill, similar, classify = (g.tabs.indexOf(g.panel(c)) for c in (FillMaskPanel, SimilarPanel, ClassifyPanel))
+        assert g.tabs.isTabVisible(fill) and g.tabs.isTabVisible(similar) and not g.tabs.isTabVisible(0)
+        g.tabs.setCurrentIndex(similar)
+        panel = g.panel(SimilarPanel)
         panel.query.setText("举头望明月，低头思故乡。")
         panel.top_k.setValue(5)
         qtbot.mouseClick(panel.search_btn, Qt.LeftButton)
@@ -120,7 +127,7 @@ def test_similar_sentences_tab_searches_projects_and_exports(qtbot, trained):
         assert panel.table.rowCount() == 5
         scores = [h["score"] for h in panel.hits]
         assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1.0001 for s in scores)
-        drawn = [i for i in panel.scatter_plot.getPlotItem().listDataItems()]
+        drawn = list(panel.scatter_plot.getPlotItem().listDataItems())
         assert sum(len(i.xData) for i in drawn) == len(panel.index.items)  # every sentence, by source
         assert {i.name() for i in drawn} == {"poem.txt", "prose.txt", "drama.txt"}
         qtbot.mouseClick(panel.export_btn, Qt.LeftButton)
@@ -129,7 +136,7 @@ def test_similar_sentences_tab_searches_projects_and_exports(qtbot, trained):
         assert vectors.exists() and len(meta.read_text("utf-8").splitlines()) == len(panel.index.items) + 1
         assert "projector" in panel.status.text()
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(cls.id))  # a classifier: Classify and Similar
-        assert g.tabs.isTabVisible(3) and g.tabs.isTabVisible(4) and not g.tabs.isTabVisible(2)
+        assert g.tabs.isTabVisible(classify) and g.tabs.isTabVisible(similar) and not g.tabs.isTabVisible(fill)
 
 
 def test_translate_tab_streams_a_translation(qtbot, tmp_path):
@@ -150,9 +157,10 @@ def test_translate_tab_streams_a_translation(qtbot, tmp_path):
     with open_window(qtbot, store) as w:
         w.show_page("Generate")
         g = w.generate_page
-        assert g.tabs.currentIndex() == 5 and g.header_translate.isVisible() and not g.tabs.isTabVisible(0)
-        assert not g.tabs.isTabVisible(4)  # no sentence embeddings from an encoder-decoder
-        panel = g.translate
+        panel = g.panel(TranslatePanel)
+        assert g.tabs.currentIndex() == g.tabs.indexOf(panel) and g.header.title.text() == "Translate"
+        assert not g.tabs.isTabVisible(0)
+        assert not g.tabs.isTabVisible(g.tabs.indexOf(g.panel(SimilarPanel)))  # no embeddings from an encoder-decoder
         panel.source.setPlainText("I quit.")
         qtbot.mouseClick(panel.translate_btn, Qt.LeftButton)
         wait_task(qtbot, panel)
@@ -164,11 +172,11 @@ def test_translate_tab_streams_a_translation(qtbot, tmp_path):
         assert "Type a sentence" in panel.status.text() and panel.translate_btn.isEnabled()
         w.show_page("Train")
         t = w.train_page
-        assert not t.separate.isVisible()
+        assert not t.options["translator"].separate.isVisible()
         t.family.setCurrentIndex(t.family.findData("translator"))
         assert t.run_config().tokenizer.path is None  # learns both sides of the pairs in the run
-        assert t.separate.isVisible() and not t.run_config().tokenizer.separate
-        t.separate.setChecked(True)
+        assert t.options["translator"].separate.isVisible() and not t.run_config().tokenizer.separate
+        t.options["translator"].separate.setChecked(True)
         assert t.run_config().tokenizer.separate
 
         w.show_page("Attention")  # cross-attention: the translation's tokens over the source's
@@ -206,3 +214,26 @@ def test_runs_page_compares_runs_of_one_family(qtbot, trained):
         r.select([cls.id])
         r.show_selected()
         assert len(r.plots.series) == 1 and r.message.text() == ""
+
+
+def test_every_family_has_its_window_file_and_the_pages_are_built_from_the_registry(qtbot, tmp_path):
+    """gui/families/<family>.py for each family of the registry: its Train-page choice, its Generate
+    tabs (FamilyPanel subclasses with a main action) and its texts; the Train page's menu and the
+    Generate page's tabs come from them, so no page names a family."""
+    from desktop_llm.core.models import families
+    from desktop_llm.gui.families import family_ui
+    from desktop_llm.gui.families.panel import FamilyPanel
+
+    for family in families():
+        ui = family_ui(family.name)
+        assert ui.CHOICE and len(ui.HEADER) == 2 and ui.ATTENTION_NOTE, family.name
+        assert family.writes_text or ui.EVALUATE_ELSEWHERE, family.name
+        assert family.writes_text or ui.TABS, family.name  # a family that does not write shows something
+        for cls in ui.TABS:
+            assert issubclass(cls, FamilyPanel) and cls.TITLE and callable(cls.primary), cls
+    with open_window(qtbot, RunStore(tmp_path / "ws")) as w:
+        t, g = w.train_page, w.generate_page
+        assert [t.family.itemData(i) for i in range(t.family.count())] == [f.name for f in families()]
+        titles = [g.tabs.tabText(i) for i in range(g.tabs.count())]
+        panels = {cls for f in families() for cls in family_ui(f.name).TABS}
+        assert sorted(titles[2:]) == sorted(cls.TITLE for cls in panels)  # each panel once

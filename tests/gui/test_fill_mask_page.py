@@ -4,6 +4,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import Qt
 
+from desktop_llm.gui.families.masked_lm import FillMaskPanel
 from desktop_llm.store import RunStore
 from tests.core.test_robustness import _config
 from tests.gui.conftest import wait_task
@@ -27,9 +28,11 @@ def test_generate_page_fills_masks_for_a_masked_lm_run(qtbot, home, shakespeare_
         w.show_page("Generate")
         g = w.generate_page
         assert g.picker.run_id == mlm.id  # the newest run
-        assert g.tabs.currentIndex() == 2 and g.tabs.isTabVisible(2) and not g.tabs.isTabVisible(0)
-        assert not g.left_pane.isVisible() and not g.generate_btn.isVisible() and g.header_fill.isVisible()
-        panel = g.fill_mask
+        panel = g.panel(FillMaskPanel)
+        fill = g.tabs.indexOf(panel)
+        assert g.tabs.currentIndex() == fill and g.tabs.isTabVisible(fill) and not g.tabs.isTabVisible(0)
+        assert not g.left_pane.isVisible() and not g.generate_btn.isVisible()
+        assert g.header.title.text() == "Fill mask"
         panel.text.setText("To be or [MASK]ot")  # the tiny model reads 16 tokens
         panel.top_k.setValue(5)
         qtbot.mouseClick(panel.fill_btn, Qt.LeftButton)
@@ -45,7 +48,8 @@ def test_generate_page_fills_masks_for_a_masked_lm_run(qtbot, home, shakespeare_
 
         # Back to the GPT run: prompt and chat again.
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(gpt.id))
-        assert g.tabs.currentIndex() == 0 and not g.tabs.isTabVisible(2) and g.left_pane.isVisible() and g.header_write.isVisible()
+        assert g.tabs.currentIndex() == 0 and not g.tabs.isTabVisible(fill) and g.left_pane.isVisible()
+        assert g.header.title.text() == "Generate"
     finally:
         w.train_page.shutdown()
 

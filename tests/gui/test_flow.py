@@ -271,7 +271,7 @@ def test_killing_the_whole_application_again_and_again_loses_nothing(tmp_path, s
     def alive(pid):
         try:
             os.kill(pid, 0)
-            return not open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+            return open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] != "Z"
         except (ProcessLookupError, FileNotFoundError):
             return False
 

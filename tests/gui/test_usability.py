@@ -398,8 +398,9 @@ def test_tokens_are_shown_with_visible_whitespace(window, qtbot, tmp_path):
     assert items[space].split() == [str(space), "␣"] and items[quote].split() == [str(quote), "'"]
     assert all(len(it) - len(it.lstrip()) == len(items[0]) - len(items[0].lstrip()) for it in items[:10])
     # the corpus's first non-blank lines, every character of which the tokenizer knows
-    assert tp.input.toPlainText() == "To be, or not to be: that is the question.\nWhether 'tis nobler in the mind\n" \
-        "To be, or not to be: that is the question."
+    assert tp.input.toPlainText() == (
+        "To be, or not to be: that is the question.\nWhether 'tis nobler in the mind\n"
+        "To be, or not to be: that is the question.")
     assert tok.encode(tp.input.toPlainText()).count(0) == 0
     assert "␣" in tp.tokens_view.tips[2] and "'" not in tp.tokens_view.tips[2]
     tp.input.setPlainText("my own words")

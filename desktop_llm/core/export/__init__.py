@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_llm.core import atomic
-from desktop_llm.errors import DesktopLLMError
+from desktop_llm.errors import ExportError
+
+__all__ = ["FORMATS", "FORMAT_LABELS", "ExportError", "ExportResult", "check_exportable", "default_path",
+           "describe", "export_run"]
 
 FORMATS = ("keras-hub", "savedmodel", "onnx", "litert")
 FORMAT_LABELS = {
@@ -34,10 +37,6 @@ FORMAT_LABELS = {
     "litert": "LiteRT / TFLite (forward pass: logits)",
 }
 MARKER = "export.json"  # an export folder we wrote, so a later export may replace it
-
-
-class ExportError(DesktopLLMError, ValueError):
-    """An export that cannot be made; the message is one line for the user."""
 
 
 @dataclass
@@ -55,29 +54,23 @@ def default_path(run, fmt: str, exports_dir: str | os.PathLike | None = None) ->
 
 def check_exportable(run, fmt: str) -> None:
     """Refuse what cannot work before anything is loaded (fast, so the GUI and CLI say it at once)."""
+    from desktop_llm.core.models import get_family
+
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
-    family = (getattr(run.config, "family", None) or "gpt").replace("-", "_")
-    if family in TASK_PRESETS and fmt == "keras-hub":
-        if family == "classifier" and (run.config.base_run and _base_family(run) == "gpt"):
-            raise ExportError(f"Run {run.id} is a classifier on a GPT: keras-hub has no such task to load it as.")
-        return
-    if family in TASK_PRESETS:  # savedmodel, onnx, litert know the GPT's inputs and generation only
-        raise ExportError(f"Run {run.id} is a {family} run: it exports as a keras-hub preset only "
-                          "(savedmodel, onnx and litert write GPT runs).")
-    if fmt == "keras-hub":
-        from desktop_llm.core.export.keras_hub_preset import check
-
-        check(run.config.model)
+    family = get_family(getattr(run.config, "family", None))
+    if fmt not in family.export_formats:
+        offered = " or ".join("a keras-hub preset" if f == "keras-hub" else f for f in family.export_formats)
+        writes = [f.name for f in _families() if fmt in f.export_formats]
+        raise ExportError(f"Run {run.id} is a {family.name} run: it exports as {offered} only "
+                          f"({fmt} writes {' and '.join(writes) or 'no'} runs).")
+    family.check_export(run, fmt)
 
 
-TASK_PRESETS = ("masked_lm", "classifier", "translator")  # families whose model is a keras-hub task (BERT, BART)
+def _families():
+    from desktop_llm.core.models import families
 
-
-def _base_family(run) -> str:
-    from desktop_llm.core.models.classifier import base_family
-
-    return base_family(run.config)
+    return families()
 
 
 def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: str = "best",
@@ -95,17 +88,15 @@ def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: 
     from desktop_llm.core.loading import load_for_inference
 
     model, tok, ckpt = load_for_inference(run, checkpoint)
-    import numpy as np
-
-    if run.config.family == "gpt":
-        model(np.zeros((1, 1), "int32"))  # Keras' ONNX and LiteRT exporters refuse a model never called
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         say(0.2, f"Writing the {FORMAT_LABELS[fmt]}…")
-        info = _write(fmt, model, tok, run, tmp)
+        from desktop_llm.core.models import get_family
+
+        info = get_family(run.config.family).write_export(model, tok, run, fmt, tmp)
         atomic.write_json(tmp / "vocabulary.json", tok.vocabulary())
         meta = {
             "format": fmt,
@@ -126,24 +117,6 @@ def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(dest, fmt, list(info.get("notes", [])))
-
-
-def _write(fmt: str, model, tok, run, folder: Path) -> dict:
-    if fmt == "keras-hub" and run.config.family in TASK_PRESETS:
-        from desktop_llm.core.export import task_preset
-
-        return task_preset.write(model, tok, run, folder)
-    if fmt == "keras-hub":
-        from desktop_llm.core.export import keras_hub_preset as m
-
-        return m.write(model, tok, folder, dropout=run.config.model.dropout)
-    if fmt == "savedmodel":
-        from desktop_llm.core.export import saved_model as m
-    elif fmt == "onnx":
-        from desktop_llm.core.export import onnx_model as m
-    else:
-        from desktop_llm.core.export import litert_model as m
-    return m.write(model, folder)
 
 
 def _check_destination(dest: Path) -> None:

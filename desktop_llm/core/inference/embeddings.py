@@ -59,13 +59,13 @@ def sentences(run, limit: int = MAX_SENTENCES, seed: int = 0) -> list[Sentence]:
     corpus split into sentences (labelled by file); a fixed sample of `limit` when there are more."""
     cfg = run.config
     out: list[Sentence] = []
-    if cfg.family == "classifier":
-        from desktop_llm.core.models.classifier.examples import read_examples
+    from desktop_llm.core.models import get_family
 
-        out = [Sentence(e.text, e.label) for e in read_examples(cfg.data.paths, cfg.data.column,
-                                                                cfg.data.label_column, cfg.data.encodings)]
+    labelled = get_family(cfg.family).labelled_texts(cfg)
+    if labelled is not None:
+        out = [Sentence(text, label) for text, label in labelled]
     else:
-        from desktop_llm.core.training import corpus_of
+        from desktop_llm.core.data import corpus_of
 
         corpus = corpus_of(cfg)
         for source, chunks in corpus.iter_documents():

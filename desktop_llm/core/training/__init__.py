@@ -9,12 +9,12 @@ model family shares; the families themselves live in core/models/).
     failures.py     how a run ends when something goes wrong, in the user's terms
 """
 
-from desktop_llm.core.training.context import _Context
+from desktop_llm.core.training.context import TrainingContext
 from desktop_llm.core.training.control import Control
 from desktop_llm.core.training.failures import TrainingFailed
-from desktop_llm.core.training.preparation import corpus_of, ensure_data, ensure_tokenizer
+from desktop_llm.core.training.preparation import ensure_tokenizer
 from desktop_llm.core.training.schedule import fused_steps, learning_rate_schedule, make_optimizer
 from desktop_llm.core.training.trainer import train_run
 
-__all__ = ["Control", "TrainingFailed", "_Context", "corpus_of", "ensure_data", "ensure_tokenizer", "fused_steps",
+__all__ = ["Control", "TrainingContext", "TrainingFailed", "ensure_tokenizer", "fused_steps",
            "learning_rate_schedule", "make_optimizer", "train_run"]

@@ -11,11 +11,11 @@ from collections import deque
 
 from desktop_llm.core import atomic
 from desktop_llm.core import events as ev
-from desktop_llm.core.training.failures import TrainingFailed, _first_line
+from desktop_llm.core.training.failures import TrainingFailed, first_line
 from desktop_llm.core.training.schedule import learning_rate_schedule
 
 
-def _make_callback(ctx):
+def make_callback(ctx):
     import keras
 
     class Monitor(keras.callbacks.Callback):
@@ -33,7 +33,7 @@ def _make_callback(ctx):
     return Monitor()
 
 
-class _Context:
+class TrainingContext:
     def __init__(self, run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
                  manager, best, t_start, elapsed0):
         self.run, self.cfg, self.tok, self.data = run, cfg, tok, data
@@ -77,7 +77,7 @@ class _Context:
             self.emit(event)
             return
         try:
-            atomic.append_line(self.run.metrics_path, _json(event))
+            atomic.append_line(self.run.metrics_path, json_line(event))
         except OSError as e:  # a full disk: the event still reaches the user; training goes on
             if not self.metrics_warned:
                 self.metrics_warned = True
@@ -98,7 +98,7 @@ class _Context:
             self.last_saved = self.step
             self.emit(ev.Checkpoint(step=self.step, best=best).to_dict())
         except (OSError, RuntimeError) as e:  # h5py reports a failed write as either
-            self.save_error = getattr(e, "strerror", None) or _first_line(e)
+            self.save_error = getattr(e, "strerror", None) or first_line(e)
             # Disk full or read-only: the previous checkpoint is intact; tell the user, go on.
             self.emit(ev.Warning(message=f"Could not write the checkpoint at step {self.step} ({self.save_error}); "
                                          "the previous one is kept. Free some disk space.").to_dict())
@@ -155,7 +155,7 @@ class _Context:
 
                 extra.update(get_family(self.cfg.family).eval_extras(self))
             except Exception as e:  # noqa: BLE001 - extra figures are a nicety: never end a run
-                extra["extras_error"] = _first_line(e)
+                extra["extras_error"] = first_line(e)
             self.record(ev.parse({**ev.Eval(step=self.step, val_loss=val, val_ppl=math.exp(min(val, 50)),
                                             best_val_loss=self.best, sample=sample, elapsed=self.elapsed).to_dict(),
                                   **extra}).to_dict())  # the family's figures: typed where Eval names them
@@ -205,7 +205,7 @@ class _Context:
             from desktop_llm.core.models import get_family
 
             return get_family(self.cfg.family).sample(self)
-        except Exception as e:  # a sample is a nicety: never let it end a run
+        except Exception as e:  # noqa: BLE001 - a sample is a nicety: never let it end a run
             return f"(no sample: {e})"
 
 
@@ -218,7 +218,7 @@ def _learning_rate_at(cfg):
     return lambda step: float(schedule(tf.constant(step, tf.int64)))
 
 
-def _json(obj) -> str:
+def json_line(obj) -> str:
     import json
 
     return json.dumps(obj, ensure_ascii=False, allow_nan=True)

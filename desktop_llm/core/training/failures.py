@@ -21,7 +21,7 @@ class TrainingFailed(DesktopLLMError, RuntimeError):
         self.suggestion = suggestion
 
 
-def _explain(e: Exception) -> tuple[str, str]:
+def explain(e: Exception) -> tuple[str, str]:
     """(message, suggestion) for an error that ended training, in the user's terms."""
     import tensorflow as tf
 
@@ -31,14 +31,14 @@ def _explain(e: Exception) -> tuple[str, str]:
             isinstance(e, (tf.errors.CancelledError, tf.errors.InternalError, tf.errors.AbortedError))
             and any(w in text for w in collective)):
         return ("Another worker of this run stopped answering (it died, or the network failed): training stopped.",
-                "Start the workers again, or resume the run on this machine alone: it continues from the "
-                "chief's last checkpoint.")
+                ("Start the workers again, or resume the run on this machine alone: it continues from the "
+                 "chief's last checkpoint."))
     if isinstance(e, ConfigError):
         return str(e), "Change the settings and start again."
     return f"Training stopped with an error: {text.splitlines()[0][:500]}", ""
 
 
-def _fail(run, message: str, suggestion: str, emit: Emit) -> dict:
+def fail(run, message: str, suggestion: str, emit: Emit) -> dict:
     try:
         st = run.write_status(status="failed", message=message, suggestion=suggestion)
     except OSError as e:  # even the status cannot be written (a full disk): still end cleanly
@@ -48,7 +48,7 @@ def _fail(run, message: str, suggestion: str, emit: Emit) -> dict:
     return st
 
 
-def _classify_failure(run, e: Exception, emit: Emit) -> dict:
+def classify_failure(run, e: Exception, emit: Emit) -> dict:
     import tensorflow as tf
 
     text = f"{type(e).__name__}: {e}"
@@ -61,20 +61,20 @@ def _classify_failure(run, e: Exception, emit: Emit) -> dict:
         # OOM under a memory cap ended in "double free or corruption" at the next garbage
         # collection. Collect nothing more, record the failure, and tell the caller to exit now.
         gc.disable()
-        st = _fail(run, "Out of memory: this batch does not fit on the device.",
+        st = fail(run, "Out of memory: this batch does not fit on the device.",
                    "Use a smaller batch size, a shorter context or a smaller model.", emit)
         return {**st, "exit_now": True}
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return _fail(run, f"The disk is full ({e.filename or 'the workspace'}).",
+        return fail(run, f"The disk is full ({e.filename or 'the workspace'}).",
                      "Free some disk space, then resume the run: it continues from its last checkpoint.", emit)
     try:
         with open(run.log_path, "a", encoding="utf-8") as f:
             f.write(traceback.format_exc())
     except OSError:
         pass  # a full disk: the failure is still reported by the event and status.json below
-    message, suggestion = _explain(e)
-    return _fail(run, message, suggestion or f"The full traceback is in {run.log_path}.", emit)
+    message, suggestion = explain(e)
+    return fail(run, message, suggestion or f"The full traceback is in {run.log_path}.", emit)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]

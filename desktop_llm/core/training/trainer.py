@@ -22,16 +22,15 @@ from desktop_llm.core import events as ev
 from desktop_llm.core.checkpoints import CheckpointManager
 from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.corpus import CorpusError
-from desktop_llm.core.data import TokenData
 from desktop_llm.core.tokenizers import TokenizerError
-from desktop_llm.core.training.context import _Context, _json, _make_callback
+from desktop_llm.core.training.context import TrainingContext, json_line, make_callback
 from desktop_llm.core.training.control import Control
 from desktop_llm.core.training.failures import (
     TrainingFailed,
-    _classify_failure,
-    _explain,
-    _fail,
-    _first_line,
+    classify_failure,
+    explain,
+    fail,
+    first_line,
 )
 from desktop_llm.core.training.fused import batch_steps, fuse_train_steps
 from desktop_llm.core.training.preparation import Emit, ensure_tokenizer
@@ -59,11 +58,11 @@ def train_run(run, emit: Emit = lambda e: None, control: Control | None = None, 
         cfg.validate()
         result = _train(run, cfg, emit, control, store, cluster)
     except (ConfigError, CorpusError, TokenizerError) as e:
-        result = _fail(run, str(e), "Change the settings and start again.", emit)
+        result = fail(run, str(e), "Change the settings and start again.", emit)
     except TrainingFailed as e:
-        result = _fail(run, str(e), e.suggestion, emit)
+        result = fail(run, str(e), e.suggestion, emit)
     except Exception as e:  # noqa: BLE001 - the run must end cleanly whatever happened
-        result = _classify_failure(run, e, emit)
+        result = classify_failure(run, e, emit)
     tensorboard_log.close_log(run.folder)  # flushed and closed however training ended
     _sync(store, run)
     return result
@@ -75,12 +74,9 @@ class _WorkerScratch:
     chief writes the run folder (two writers of a shared folder would race). `scratch` is removed
     when the worker ends (`_train_worker`)."""
 
-    def __init__(self, run, scratch: Path):
+    def __init__(self, run, scratch: Path, family):
         self._run = run
-        from desktop_llm.core.models.classifier.examples import LabelledData
-
-        ready = (run.tokenizer_dir / "tokenizer.json").exists() and (
-            TokenData.exists(run.data_dir) or LabelledData.exists(run.data_dir))
+        ready = (run.tokenizer_dir / "tokenizer.json").exists() and family.data_ready(run.data_dir)
         self.tokenizer_dir = run.tokenizer_dir if ready else scratch / "tokenizer"
         self.data_dir = run.data_dir if ready else scratch / "data"
 
@@ -95,7 +91,7 @@ def _train_worker(run, emit: Emit, cluster, worker_index: int) -> dict:
         with tempfile.TemporaryDirectory(prefix="desktop_llm-worker-", ignore_cleanup_errors=True) as scratch:
             return _train(run, run.config, emit, None, None, cluster, worker_index, Path(scratch))
     except Exception as e:  # noqa: BLE001 - end cleanly with a message whatever happened
-        message, suggestion = _explain(e)
+        message, suggestion = explain(e)
         emit(ev.Failed(message=message, suggestion=suggestion).to_dict())
         return {"status": "failed", "message": message, "suggestion": suggestion}
 
@@ -115,7 +111,7 @@ def _sync(store, run) -> None:
     if store is not None:
         try:
             store.sync(run)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - a catalog that cannot be updated never ends training
             pass  # the catalog is a cache of the run folders: `runs rebuild` repairs it; training goes on
 
 
@@ -138,7 +134,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
 
     family = get_family(cfg.family)
 
-    source = run if dist.is_chief else _WorkerScratch(run, scratch)
+    source = run if dist.is_chief else _WorkerScratch(run, scratch, family)
     tok = ensure_tokenizer(source, cfg, emit)
     data = family.prepare_data(source, cfg, tok, emit)
     mcfg = replace(cfg.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size, cfg))
@@ -194,7 +190,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     if dist.kind == "multi_worker" and control is not None and chief:
         emit(ev.Warning(message="Pausing is not available across machines: stop, then resume.").to_dict())
 
-    ctx = _Context(run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
+    ctx = TrainingContext(run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
                    manager, best, time.perf_counter(), elapsed0)
     ctx.writes = chief
     if chief and start_step < t.max_steps:
@@ -228,7 +224,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                 fuse_train_steps(model, k)
                 model.fit(batch_steps(ds, k), epochs=end // k, steps_per_epoch=1, initial_epoch=begin // k,
                           validation_data=val_ds, validation_freq=validation_every,
-                          callbacks=[_make_callback(ctx)], verbose=0)
+                          callbacks=[make_callback(ctx)], verbose=0)
             if ctx.stopped or ctx.failure is not None:
                 break
             begin = end
@@ -244,7 +240,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                               message=f"Stopped at step {ctx.step}{note}; resume to continue.")
         emit(ev.Stopped(step=ctx.step).to_dict())
         return st
-    if ctx.last_attempt != ctx.step or ckpt is None and ctx.step == 0:
+    if ctx.last_attempt != ctx.step or (ckpt is None and ctx.step == 0):
         ctx.save()
     if ctx.last_saved != ctx.step:
         kept = (f"The last checkpoint saved is step {ctx.last_saved}." if ctx.last_saved
@@ -277,7 +273,7 @@ def _export(run, manager: CheckpointManager, model, emit: Emit) -> None:
         os.replace(tmp, run.folder / "model.keras")
     except Exception as e:  # noqa: BLE001 - h5py reports a full disk as several error types
         tmp.unlink(missing_ok=True)
-        emit(ev.Warning(message=f"Could not write model.keras ({_first_line(e)}). The checkpoints are complete: "
+        emit(ev.Warning(message=f"Could not write model.keras ({first_line(e)}). The checkpoints are complete: "
                                 "the run resumes, evaluates, exports and runs inference from them.").to_dict())
         return
     emit(ev.Exported(path=str(run.folder / "model.keras"), step=best.step).to_dict())
@@ -286,4 +282,4 @@ def _export(run, manager: CheckpointManager, model, emit: Emit) -> None:
 def _truncate_metrics(run, step: int) -> None:
     """Drop metrics past the checkpoint we resume from, so no step appears twice."""
     rows = [r for r in run.metrics() if r.get("step", 0) <= step]
-    atomic.write_text(run.metrics_path, "".join(_json(r) + "\n" for r in rows))
+    atomic.write_text(run.metrics_path, "".join(json_line(r) + "\n" for r in rows))

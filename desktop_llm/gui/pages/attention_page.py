@@ -180,21 +180,19 @@ class AttentionPage(QWidget):
 
     def _adapt_to_family(self) -> None:
         """Say what the maps show for the chosen run's family; a translator picks which attention."""
+        from desktop_llm.core.config import DEFAULT_FAMILY
+        from desktop_llm.core.models import get_family
+        from desktop_llm.gui.families import family_ui
+
         run_id = self.picker.run_id
         try:
-            family = self.session.store.get(run_id).config.family if run_id else "gpt"
+            family = self.session.store.get(run_id).config.family if run_id else DEFAULT_FAMILY
         except Exception:  # noqa: BLE001 - a run folder that vanished: the picker refreshes soon
-            family = "gpt"
-        translator = family == "translator"
-        self.kind.setVisible(translator)
-        self.kind_label.setVisible(translator)
-        self.explain.setText({
-            "gpt": "A GPT's mask is causal: each token sees only the tokens before it.",
-            "masked_lm": "An encoder reads both ways: each token sees every token of the text.",
-            "classifier": "An encoder reads both ways; [CLS] (row 0) is the token the classifier reads.",
-            "translator": "Type a source sentence: the maps are over it and the model's own translation "
-                          "(shown below).",
-        }.get(family, ""))
+            family = DEFAULT_FAMILY
+        several = len(get_family(family).attention_kinds) > 1  # a translator's encoder, decoder, cross
+        self.kind.setVisible(several)
+        self.kind_label.setVisible(several)
+        self.explain.setText(family_ui(family).ATTENTION_NOTE)
 
     def compute(self) -> None:
         run_id, which, text = self.picker.run_id, self.picker.checkpoint, self.text.toPlainText()
@@ -237,10 +235,10 @@ class AttentionPage(QWidget):
     def _draw(self) -> None:
         if self.maps is None:
             return
-        l, h = self.layer.value(), self.head.value()
-        self.single.setTitle(f"Layer {l}, head {h}")
+        layer, head = self.layer.value(), self.head.value()
+        self.single.setTitle(f"Layer {layer}, head {head}")
         causal = self.maps.kind == "causal"
-        self.single.set_weights(self.maps.weights[l, h], self.maps.tokens, self.maps.key_tokens, causal)
+        self.single.set_weights(self.maps.weights[layer, head], self.maps.tokens, self.maps.key_tokens, causal)
         H = self.maps.num_heads
         while len(self.grid_maps) < H:
             m = Heatmap(small=True)
@@ -256,4 +254,4 @@ class AttentionPage(QWidget):
                 row, col = self.grid_layout.getItemPosition(self.grid_layout.indexOf(m))[:2]
                 m.show_labels(left=col == 0, bottom=(row + 1, col) not in shown)
                 m.setTitle(f"head {i}")
-                m.set_weights(self.maps.weights[l, i], self.maps.tokens, self.maps.key_tokens, causal)
+                m.set_weights(self.maps.weights[layer, i], self.maps.tokens, self.maps.key_tokens, causal)

@@ -119,32 +119,31 @@ class EvaluatePage(QWidget):
         """Perplexity of text is a GPT's measure; for another family the page shows its own
         figures from the run's last validation, and where its full report is."""
         from desktop_llm.core import events as ev
+        from desktop_llm.core.config import DEFAULT_FAMILY
+        from desktop_llm.core.models import get_family
+        from desktop_llm.gui.families import family_ui
 
         run_id = self.picker.run_id
         try:
             run = self.session.store.get(run_id) if run_id else None
-            family = run.config.family if run else "gpt"
+            family = run.config.family if run else DEFAULT_FAMILY
         except Exception:  # noqa: BLE001 - a run folder that vanished: the picker refreshes soon
-            run, family = None, "gpt"
-        gpt = family == "gpt"
-        self.go.setEnabled(gpt)
-        self.family_note.setVisible(not gpt)
-        if gpt:
+            run, family = None, DEFAULT_FAMILY
+        fam = get_family(family)
+        self.go.setEnabled(fam.writes_text)
+        self.family_note.setVisible(not fam.writes_text)
+        if fam.writes_text:
             return
         evals = [e for e in map(ev.parse, run.metrics()) if isinstance(e, ev.Eval)]
-        where = {"masked_lm": "Fill mask on the Generate page guesses hidden tokens",
-                 "classifier": "the Classify tab on the Generate page has the full report (confusion "
-                               "matrix, per-class precision and recall, misclassified texts)",
-                 "translator": "the Translate tab on the Generate page translates"}.get(family, "")
+        where = family_ui(family).EVALUATE_ELSEWHERE
         if not evals:
             self.family_note.setText(f"This {family} run has no validation yet. {where[:1].upper()}{where[1:]}.")
             return
         e = evals[-1]
         figures = [f"validation loss {e.val_loss:.3f}"]
         if e.val_accuracy is not None:
-            figures.append(f"{'masked-token' if family == 'masked_lm' else 'token' if family == 'translator' else ''}"
-                           f" accuracy {e.val_accuracy:.1%}".strip())
-        if family == "masked_lm":
+            figures.append(f"{fam.accuracy_name} {e.val_accuracy:.1%}")
+        if fam.masked_perplexity:
             figures.append(f"perplexity over masked tokens {e.val_ppl:.2f}")
         if e.val_macro_f1 is not None:
             figures.append(f"macro-F1 {e.val_macro_f1:.3f}")

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.core.config import DEFAULT_FAMILY
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_role
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
@@ -50,7 +51,7 @@ class GeneratePage(QWidget):
 
         self.picker = RunPicker(session)
         self.picker.changed.connect(self._reset_chat)
-        self.family = "gpt"
+        self.family = DEFAULT_FAMILY
 
         # sampling controls
         self.temperature = QDoubleSpinBox()
@@ -134,27 +135,17 @@ class GeneratePage(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(complete, "Complete a prompt")
         self.tabs.addTab(chat, "Chat")
-        # A masked-LM run does not write text: the page becomes a fill-mask box for it.
-        from desktop_llm.gui.pages.fill_mask_panel import FillMaskPanel
+        # Each family's own tabs (gui/families/<family>.py), one instance of a panel that several
+        # families share (an encoder's Similar sentences); shown for the runs of those families.
+        from desktop_llm.core.models import families
+        from desktop_llm.gui.families import family_ui
 
-        self.fill_mask = FillMaskPanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
-        self.tabs.addTab(self.fill_mask, "Fill mask")
-        self.tabs.setTabVisible(2, False)
-        from desktop_llm.gui.pages.classify_panel import ClassifyPanel
-
-        self.classify = ClassifyPanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
-        self.tabs.addTab(self.classify, "Classify")
-        self.tabs.setTabVisible(3, False)
-        from desktop_llm.gui.pages.similar_panel import SimilarPanel
-
-        self.similar = SimilarPanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
-        self.tabs.addTab(self.similar, "Similar sentences")
-        self.tabs.setTabVisible(4, False)
-        from desktop_llm.gui.pages.translate_panel import TranslatePanel
-
-        self.translate = TranslatePanel(session, lambda: (self.picker.run_id, self.picker.checkpoint))
-        self.tabs.addTab(self.translate, "Translate")
-        self.tabs.setTabVisible(5, False)
+        self.panels: dict[type, QWidget] = {}
+        for family in families():
+            for cls in family_ui(family.name).TABS:
+                if cls not in self.panels:
+                    self.panels[cls] = cls(session, lambda: (self.picker.run_id, self.picker.checkpoint))
+                    self.tabs.setTabVisible(self.tabs.addTab(self.panels[cls], cls.TITLE), False)
         self.picker.changed.connect(self._adapt_to_family)
 
         self.stop_btn = QPushButton("Stop")
@@ -181,25 +172,13 @@ class GeneratePage(QWidget):
         # Each tab has its own status line (shown in the one label while the tab is open), and
         # the Generate button belongs to the prompt tab: the chat has its own Send.
         self._tab = 0
-        self._statuses = {i: ("", "hint") for i in range(6)}
+        self._statuses = dict.fromkeys(range(self.tabs.count()), ("", "hint"))
         self._compiled: set = set()  # (generator, sampling settings) already traced and compiled
         self.tabs.currentChanged.connect(self._on_tab)
 
         lay = QVBoxLayout(self)
-        self.header_write = header("Generate", "Let a trained model write. Tokens appear as they are sampled.")
-        self.header_fill = header("Fill mask", "A masked-LM run guesses the tokens hidden behind [MASK], "
-                                               "reading the text on both sides.")
-        self.header_fill.hide()
-        self.header_classify = header("Classify", "A classifier run gives each class a probability; its "
-                                                  "validation report shows where it goes wrong.")
-        self.header_classify.hide()
-        self.header_translate = header("Translate", "A translator run reads a sentence and writes it in the "
-                                                    "other language, token by token.")
-        self.header_translate.hide()
-        lay.addWidget(self.header_translate)
-        lay.addWidget(self.header_write)
-        lay.addWidget(self.header_fill)
-        lay.addWidget(self.header_classify)
+        self.header = header(*family_ui(DEFAULT_FAMILY).HEADER)
+        lay.addWidget(self.header)
         lay.addWidget(self.picker)
         lay.addWidget(split, 1)
 
@@ -295,28 +274,32 @@ class GeneratePage(QWidget):
         turns = len(self.chat.history) // 2
         self._end(f"{turns} turn{'' if turns == 1 else 's'} in the conversation")
 
+    def panel(self, cls) -> QWidget:
+        """The page's panel of that class (gui/families/), e.g. `page.panel(ClassifyPanel)`."""
+        return self.panels[cls]
+
     def _adapt_to_family(self) -> None:
-        """Prompt and chat for a GPT run; fill-mask for a masked-LM run; classify for a classifier
-        (the sampling box belongs to generation only)."""
+        """Prompt and chat for a run that writes text; the family's own tabs otherwise (fill mask,
+        classify, translate...), under its header (the sampling box belongs to generation only)."""
+        from desktop_llm.core.models import get_family
+        from desktop_llm.gui.families import family_ui
+
         run_id = self.picker.run_id
         try:
-            family = self.session.store.get(run_id).config.family if run_id else "gpt"
-        except Exception:  # a run folder that vanished: the picker refreshes soon
-            family = "gpt"
+            family = self.session.store.get(run_id).config.family if run_id else DEFAULT_FAMILY
+        except Exception:  # noqa: BLE001 - a run folder that vanished: the picker refreshes soon
+            family = DEFAULT_FAMILY
         if family == self.family:
             return
         self.family = family
-        own = {"masked_lm": 2, "classifier": 3, "translator": 5}.get(family)  # None: a GPT's tabs
-        writes = own is None
-        encoder = family in ("masked_lm", "classifier")  # they also find similar sentences (tab 4)
-        for i in range(6):
-            self.tabs.setTabVisible(i, i == own or (writes and i < 2) or (i == 4 and encoder))
-        self.tabs.setCurrentIndex(0 if writes else own)
+        writes = get_family(family).writes_text
+        ui = family_ui(family)
+        own = [self.tabs.indexOf(self.panels[cls]) for cls in ui.TABS]
+        for i in range(self.tabs.count()):
+            self.tabs.setTabVisible(i, i in own or (writes and i < 2))
+        self.tabs.setCurrentIndex(0 if writes or not own else own[0])
         self.left_pane.setVisible(writes)  # sampling settings belong to generation
-        self.header_write.setVisible(writes)
-        self.header_fill.setVisible(family == "masked_lm")
-        self.header_classify.setVisible(family == "classifier")
-        self.header_translate.setVisible(family == "translator")
+        self.header.show_text(*ui.HEADER)
         self.generate_btn.setVisible(writes and self.tabs.currentIndex() == 0)
 
     def _reset_chat(self) -> None:
@@ -361,7 +344,7 @@ class GeneratePage(QWidget):
     def _on_tab(self, index: int) -> None:
         self._statuses[self._tab] = (self.status.text(), self.status.property("role") or "hint")
         self._tab = index
-        self.generate_btn.setVisible(index == 0 and self.family == "gpt")
+        self.generate_btn.setVisible(index == 0 and self.left_pane.isVisibleTo(self))
         text, role = self._statuses.get(index, ("", "hint"))
         set_role(self.status, role)
         self.status.setText(text)

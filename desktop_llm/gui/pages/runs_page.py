@@ -27,6 +27,7 @@ from desktop_llm.gui.model_export import model_export_button
 from desktop_llm.gui.plots import MetricsPlots
 from desktop_llm.gui.widgets import header, label, set_role
 from desktop_llm.gui.workers import run_task
+from desktop_llm.store.sharing import export_zip, import_run
 
 FOLLOW_MS = 2000  # how often the run folders are looked at (a few stat calls per run)
 COLUMNS = ["Name", "Status", "Model", "Step", "Best val loss", "Perplexity", "Duration", "Created"]
@@ -287,7 +288,7 @@ class RunsPage(QWidget):
             return
         run_id = ids[0]
         self._say(f"Exporting {run_id}…")
-        self.task = run_task(self, lambda report, cancelled, emit: store.export(run_id, dest),
+        self.task = run_task(self, lambda report, cancelled, emit: export_zip(store, run_id, dest),
                              lambda path: self._say(f"Exported to {path}"),
                              lambda msg: self._say(f"Export failed: {msg}", "error"))
 
@@ -301,7 +302,7 @@ class RunsPage(QWidget):
         store = self.session.store
         self.import_btn.setEnabled(False)
         self._say("Checking and importing the archive…")
-        self.task = run_task(self, lambda report, cancelled, emit: store.import_run(path).id,
+        self.task = run_task(self, lambda report, cancelled, emit: import_run(store, path).id,
                              self._on_imported, self._on_import_failed)
 
     def _on_imported(self, run_id: str) -> None:

@@ -144,7 +144,7 @@ class TokenizerPage(QWidget):
 
     def _on_kind(self):
         k = self.kind.currentData()
-        self.vocab.setEnabled(k not in ("byte",))
+        self.vocab.setEnabled(k != "byte")
         self._show_vocab(DEFAULT_VOCAB[k])
         self.vocab_is_default = True
 
@@ -212,7 +212,7 @@ class TokenizerPage(QWidget):
         `corpus`: the Session.corpus_key it was trained on (default: the corpus loaded then)."""
         from pathlib import Path
 
-        from desktop_llm.core.tokenizers import load_tokenizer
+        from desktop_llm.core.loading import load_run_tokenizer as load_tokenizer
 
         if not Path(folder).is_dir():
             return

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -78,17 +77,21 @@ class TrainPage(QWidget):
                                   "and the optimizer stay float32. On CPUs without bfloat16 instructions "
                                   "float32 is fastest.")
         self.family = QComboBox()  # what the model learns (see core/models/)
-        self.family.addItem("GPT: predict the next token", "gpt")
-        self.family.addItem("Masked LM: guess hidden tokens (BERT-style)", "masked_lm")
-        self.family.addItem("Classifier: label each text (fine-tune an encoder)", "classifier")
-        self.family.addItem("Translator: sentence pairs (encoder-decoder)", "translator")
+        from desktop_llm.core.models import families
+        from desktop_llm.gui.families import family_ui
+
+        for fam in families():
+            self.family.addItem(family_ui(fam.name).CHOICE, fam.name)
         self.family.setToolTip("GPT writes text (Generate page); a masked LM fills in [MASK]s from both "
                                "sides and is the encoder that classifiers and embeddings start from; a "
                                "classifier learns the labels of labelled data (Data page)")
-        from desktop_llm.gui.pages.classifier_options import ClassifierOptions
-
-        self.classifier = ClassifierOptions(session)
-        self.classifier.base.currentIndexChanged.connect(self._on_base)
+        # A family's own settings (gui/families/<family>.py: TrainOptions), shown while it is chosen.
+        self.options: dict[str, QWidget] = {}
+        for fam in families():
+            options_class = getattr(family_ui(fam.name), "TrainOptions", None)
+            if options_class is not None:
+                self.options[fam.name] = options_class(session)
+                self.options[fam.name].changed.connect(self._on_base)
         self.steps = spin(1, 10_000_000, d.max_steps, "Optimizer steps in all", 100)
         self.batch = spin(1, 4096, d.batch_size, "Sequences per step")
         self.lr = dspin(1e-6, 1.0, d.learning_rate, "Peak learning rate (after warm-up)")
@@ -114,11 +117,8 @@ class TrainPage(QWidget):
         form_box = QGroupBox("Hyperparameters")
         form_box.setToolTip("AdamW with decoupled weight decay; the learning rate warms up linearly, "
                             "then follows a cosine down to the final rate")
-        self.separate = QCheckBox("A tokenizer for each side")  # a translator's source and target
-        self.separate.setToolTip("Translator: learn one vocabulary for the source sentences and another for "
-                                 "the targets (e.g. English words and Chinese characters), instead of one shared")
         form = self._form = QFormLayout(form_box)
-        for name, w in [("Name", self.name), ("Model family", self.family), ("Tokenizers", self.separate),
+        for name, w in [("Name", self.name), ("Model family", self.family),
                         ("Steps", self.steps), ("Devices", self.devices),
                         ("Precision", self.precision), ("Batch size", batch_row),
                         ("Learning rate", self.lr), ("Final learning rate", self.min_lr),
@@ -158,7 +158,8 @@ class TrainPage(QWidget):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(form_box)
-        ll.addWidget(self.classifier)
+        for options in self.options.values():
+            ll.addWidget(options)
         ll.addWidget(self.memory_note)
         ll.addLayout(buttons)
         ll.addWidget(self.progress)
@@ -226,29 +227,35 @@ class TrainPage(QWidget):
             self._message("Ready.")
 
     # ------------------------------------------------------------------ family
-    def _on_family(self, *_) -> None:
-        """A classifier shows its options and starts from its own defaults (a few hundred steps)."""
-        classifier = self.family.currentData() == "classifier"
-        self.classifier.setVisible(classifier)
-        self._form.setRowVisible(self.separate, self.family.currentData() == "translator")
-        if classifier and self.steps.value() == TrainConfig().max_steps:
-            from desktop_llm.core.models.classifier import DEFAULT_EVAL_INTERVAL, DEFAULT_STEPS
+    def chosen_family(self):
+        from desktop_llm.core.models import get_family
 
-            self.steps.setValue(DEFAULT_STEPS)
-            self.eval_every.setValue(DEFAULT_EVAL_INTERVAL)
-            self.warmup.setValue(DEFAULT_STEPS // 10)
+        return get_family(self.family.currentData())
+
+    def _on_family(self, *_) -> None:
+        """A family shows its own options and starts from its own defaults (a classifier: a few
+        hundred steps)."""
+        for name, options in self.options.items():
+            options.setVisible(name == self.family.currentData())
+        own = self.chosen_family().default_training(TrainConfig())
+        if own != TrainConfig() and self.steps.value() == TrainConfig().max_steps:
+            self.steps.setValue(own.max_steps)
+            self.eval_every.setValue(own.eval_interval)
+            self.warmup.setValue(own.warmup_steps)
         self._on_base()
 
     def _on_base(self, *_) -> None:
         """A fine-tune's learning rate is gentler than training from scratch."""
-        from desktop_llm.core.models.classifier import FINE_TUNE_LR
-
-        fine_tune = self.family.currentData() == "classifier" and bool(self.classifier.base_folder())
+        gentle = self.chosen_family().fine_tune_learning_rate
+        if gentle is None:
+            return
+        options = self.options.get(self.family.currentData())
+        fine_tune = options is not None and options.fine_tunes()
         default = TrainConfig().learning_rate
         if fine_tune and self.lr.value() == default:
-            self.lr.setValue(FINE_TUNE_LR)
-            self.min_lr.setValue(FINE_TUNE_LR / 10)
-        elif not fine_tune and self.lr.value() == FINE_TUNE_LR:
+            self.lr.setValue(gentle)
+            self.min_lr.setValue(gentle / 10)
+        elif not fine_tune and self.lr.value() == gentle:
             self.lr.setValue(default)
             self.min_lr.setValue(TrainConfig().min_learning_rate)
 
@@ -321,33 +328,18 @@ class TrainPage(QWidget):
                           encodings=tuple(sorted(s.encodings.items())))
         cfg = RunConfig(name=self.name.text().strip() or "run", family=self.family.currentData(), data=data,
                         tokenizer=tk, model=replace(s.model_config, vocabulary_size=0), training=tr)
-        if cfg.family == "translator":  # its tokenizer learns both sides of the pairs, in the run
-            return replace(cfg, tokenizer=TokenizerConfig(kind=s.tokenizer_kind or "char",
-                                                          separate=self.separate.isChecked()))
-        if cfg.family != "classifier":
-            return cfg
-        from desktop_llm.core.models.classifier import on_base
-
-        c = self.classifier
-        cfg = replace(cfg, data=replace(data, label_column=c.label_column.text().strip() or None),
-                      training=replace(tr, freeze_steps=c.freeze.value()))
-        return on_base(cfg, c.base_folder(), gentler=False) if c.base_folder() else cfg
+        options = self.options.get(cfg.family)
+        return options.apply(cfg) if options is not None else cfg
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
         try:
             cfg = self.run_config()
             cfg.validate()
-            if self.session.tokenizer is None and not cfg.base_run and cfg.family != "translator":
+            family = self.chosen_family()
+            if self.session.tokenizer is None and not cfg.base_run and not family.tokenizer_in_run:
                 raise ConfigError("Train a tokenizer first (Tokenizer page).")
-            if cfg.family == "classifier":  # bad labels refused here, in one line, before a run exists
-                from desktop_llm.core.models.classifier.examples import read_examples
-
-                read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
-            if cfg.family == "translator":  # and pairs without a tab
-                from desktop_llm.core.models.translator.pairs import read_pairs
-
-                read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings)
+            family.check_data(cfg)  # bad labels or pairs refused here, in one line, before a run exists
             n = self.replicas()
             if n and cfg.training.batch_size % n:
                 _, line = device_choice.batch_split(cfg.training.batch_size, n)

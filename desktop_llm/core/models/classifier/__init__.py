@@ -16,9 +16,10 @@ import numpy as np
 
 from desktop_llm.core import events as ev
 from desktop_llm.core.config import ConfigError, RunConfig
-from desktop_llm.core.models import Family
+from desktop_llm.core.models.backbones.bert import SPECIALS
+from desktop_llm.core.models.base import Family
+from desktop_llm.core.models.classifier import report
 from desktop_llm.core.models.classifier.examples import LabelledData, read_examples
-from desktop_llm.core.models.masked_lm import SPECIALS
 
 DEFAULT_STEPS, DEFAULT_EVAL_INTERVAL = 300, 50  # a classifier learns in a few hundred steps
 FINE_TUNE_LR = 3e-4
@@ -70,7 +71,50 @@ def on_base(cfg: RunConfig, base_folder, gentler: bool = True) -> RunConfig:
 class Classifier(Family):
     name = "classifier"
     title = "Classifier (fine-tuned encoder)"
-    needs_labels = True
+    summary = "a label per text"
+    command = "classify"
+    starts_from_base = True
+    fine_tune_learning_rate = FINE_TUNE_LR
+    embeds_sentences = True
+
+    def add_commands(self, sub, kit) -> None:
+        from desktop_llm.core.models.classifier import commands
+
+        commands.add_parser(sub, kit)
+
+    def example_data(self):
+        from desktop_llm.resources import labelled_example
+
+        return labelled_example()
+
+    def default_training(self, training):
+        """A classifier learns in a few hundred steps."""
+        import dataclasses
+
+        return dataclasses.replace(training, max_steps=DEFAULT_STEPS, eval_interval=DEFAULT_EVAL_INTERVAL,
+                                   warmup_steps=DEFAULT_STEPS // 10).fitted()
+
+    def on_base(self, cfg, base_folder, gentler: bool = True):
+        return on_base(cfg, base_folder, gentler)
+
+    def check_export(self, run, fmt: str) -> None:
+        from desktop_llm.errors import ExportError
+
+        if run.config.base_run and base_family(run.config) == "gpt":
+            raise ExportError(f"Run {run.id} is a classifier on a GPT: keras-hub has no such task to load it as.")
+
+    def write_export(self, model, tok, run, fmt: str, folder) -> dict:
+        from desktop_llm.core.models import task_preset
+
+        return task_preset.write(model, tok, folder, extra={"classes": LabelledData(run.data_dir).classes})
+
+    def check_data(self, cfg) -> None:
+        """Bad labels are refused here, in one line, before a run exists."""
+        read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
+
+    def labelled_texts(self, cfg):
+        return [(e.text, e.label) for e in read_examples(cfg.data.paths, cfg.data.column,
+                                                         cfg.data.label_column, cfg.data.encodings)]
 
     def uses_specials(self, cfg: RunConfig) -> bool:
         return base_family(cfg) != "gpt"  # a GPT never saw [CLS] / [SEP]: the text alone
@@ -85,6 +129,9 @@ class Classifier(Family):
     def tokenizer_source(self, cfg: RunConfig) -> str | None:
         """A fine-tune reads text as its base did: the base run's tokenizer."""
         return str(Path(cfg.base_run) / "tokenizer") if cfg.base_run else None
+
+    def data_ready(self, data_dir) -> bool:
+        return LabelledData.exists(data_dir)
 
     def prepare_data(self, run, cfg: RunConfig, tok, emit):
         if not LabelledData.exists(run.data_dir):
@@ -117,7 +164,7 @@ class Classifier(Family):
             from desktop_llm.core.models.classifier.gpt_head import GPTClassifier
 
             return GPTClassifier.from_config_of(mcfg, num_classes)
-        from desktop_llm.core.models.masked_lm import bert_backbone
+        from desktop_llm.core.models.backbones.bert import bert_backbone
 
         model = keras_hub.models.BertTextClassifier(bert_backbone(mcfg), num_classes=num_classes,
                                                     preprocessor=None, dropout=mcfg.dropout)
@@ -134,7 +181,7 @@ class Classifier(Family):
         if not cfg.base_run:
             return
         from desktop_llm.core.checkpoints import CheckpointManager
-        from desktop_llm.core.models import get_family
+        from desktop_llm.core.models.registry import get_family
 
         base_cfg = base_config(cfg)
         ckpt = CheckpointManager(Path(cfg.base_run) / "checkpoints").find("best")
@@ -170,11 +217,10 @@ class Classifier(Family):
 
     def eval_extras(self, ctx) -> dict:
         """Macro-F1 and the confusion matrix over the whole validation split."""
-        from desktop_llm.core.models.classifier.report import scores
 
         data = ctx.data
-        probs = predict_proba(ctx.model, data.inputs(data.val_index))
-        s = scores(data.labels[data.val_index], probs.argmax(-1), len(data.classes))
+        probs = report.predict_proba(ctx.model, data.inputs(data.val_index))
+        s = report.scores(data.labels[data.val_index], probs.argmax(-1), len(data.classes))
         return {"val_macro_f1": s["macro_f1"], "confusion": s["confusion"], "classes": data.classes}
 
     def sample(self, ctx) -> str:
@@ -182,7 +228,7 @@ class Classifier(Family):
         data = ctx.data
         firsts = [data.val_index[data.labels[data.val_index] == c][:1] for c in range(len(data.classes))]
         idx = np.concatenate(firsts)[:3]
-        probs = predict_proba(ctx.model, data.inputs(idx))
+        probs = report.predict_proba(ctx.model, data.inputs(idx))
         lines = []
         for i, p in zip(idx, probs):
             text = data.val_texts[int(np.flatnonzero(data.val_index == i)[0])].replace("\n", " ")
@@ -191,13 +237,4 @@ class Classifier(Family):
         return "\n".join(lines)
 
 
-def predict_proba(model, inputs: dict, batch: int = 64) -> np.ndarray:
-    """Class probabilities (float64) for a dict of input arrays."""
-    n = len(next(iter(inputs.values())))
-    out = []
-    for s in range(0, n, batch):
-        logits = model.predict_on_batch({k: v[s: s + batch] for k, v in inputs.items()})
-        logits = np.asarray(logits, np.float64)
-        e = np.exp(logits - logits.max(-1, keepdims=True))
-        out.append(e / e.sum(-1, keepdims=True))
-    return np.concatenate(out) if out else np.zeros((0, 0))
+FAMILY = Classifier()

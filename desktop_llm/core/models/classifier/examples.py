@@ -64,10 +64,10 @@ def _records(paths: list[str], text_column, label_column, encodings) -> list[Exa
 def _rows(source):
     import csv
 
-    from desktop_llm.core.corpus import _open_text
+    from desktop_llm.core.corpus import open_text
 
     if source.kind == "jsonl":
-        with _open_text(source.path, source.encoding or "utf-8") as f:
+        with open_text(source.path, source.encoding or "utf-8") as f:
             for line in f:
                 try:
                     obj = json.loads(line)
@@ -77,7 +77,7 @@ def _rows(source):
                     yield obj
     else:
         csv.field_size_limit(1 << 30)
-        with _open_text(source.path, source.encoding or "utf-8", newline="") as f:
+        with open_text(source.path, source.encoding or "utf-8", newline="") as f:
             yield from csv.DictReader(f, delimiter="\t" if source.kind == "tsv" else ",")
 
 

@@ -9,6 +9,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def predict_proba(model, inputs: dict, batch: int = 64) -> np.ndarray:
+    """Class probabilities (float64) for a dict of input arrays."""
+    n = len(next(iter(inputs.values())))
+    out = []
+    for s in range(0, n, batch):
+        logits = model.predict_on_batch({k: v[s: s + batch] for k, v in inputs.items()})
+        logits = np.asarray(logits, np.float64)
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        out.append(e / e.sum(-1, keepdims=True))
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
 def scores(y_true, y_pred, n_classes: int) -> dict:
     """accuracy, macro_f1, confusion (rows: true class, columns: predicted) and per-class P/R/F1."""
     y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
@@ -30,7 +42,6 @@ def scores(y_true, y_pred, n_classes: int) -> dict:
 
 def report(model, data, misclassified: int = 50) -> dict:
     """Scores on the run's validation split, with the texts it got wrong (most confident first)."""
-    from desktop_llm.core.models.classifier import predict_proba
 
     idx = data.val_index
     probs = predict_proba(model, data.inputs(idx))
@@ -49,7 +60,6 @@ def report(model, data, misclassified: int = 50) -> dict:
 def classify(model, tok, classes: list[str], texts: list[str], T: int, specials: bool = True) -> list[dict]:
     """[{label, p, probabilities: {class: p}, cut}] per text, best class first."""
     from desktop_llm.core.config import ConfigError
-    from desktop_llm.core.models.classifier import predict_proba
     from desktop_llm.core.models.classifier.examples import encode
 
     texts = [t for t in texts if t.strip()]

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from desktop_llm.core.models import Family
+from desktop_llm.core.models.base import Family
 
 
 class GPT(Family):
     name = "gpt"
     title = "GPT (next token)"
+    summary = "next token"
+    command = "generate"
+    writes_text = True
+    export_formats = ("keras-hub", "savedmodel", "onnx", "litert")
+
+    def check_export(self, run, fmt: str) -> None:
+        from desktop_llm.core.models.gpt import export
+
+        export.check(run, fmt)
+
+    def write_export(self, model, tok, run, fmt: str, folder) -> dict:
+        from desktop_llm.core.models.gpt import export
+
+        return export.write(model, tok, run, fmt, folder)
+
+    def add_commands(self, sub, kit) -> None:
+        from desktop_llm.core.models.gpt import commands
+
+        commands.add_parser(sub, kit)
 
     def build(self, mcfg, seed=None):
-        from desktop_llm.core.models.gpt.model import build_model
+        from desktop_llm.core.models.backbones.gpt import build_model
 
         return build_model(mcfg, seed=seed)
 
@@ -43,3 +62,6 @@ class GPT(Family):
         res = ctx.generator.generate(prompt, SamplingConfig(max_new_tokens=n, temperature=0.8, top_k=40,
                                                             seed=ctx.step))
         return prompt + res.text
+
+
+FAMILY = GPT()

@@ -2,7 +2,7 @@
 `BertMaskedLM` head, tied to the token embedding) that predicts masked tokens.
 
 Any tokenizer works: the family appends its special ids after the tokenizer's vocabulary
-([MASK], then [CLS] and [SEP] for the classifier family to come), so "床前[MASK]月光" works with a
+([MASK], then [CLS] and [SEP], which the classifier reads), so "床前[MASK]月光" works with a
 character tokenizer as well as WordPiece. Training windows are the corpus' token windows; 15%
 of each window's positions are selected, of which 80% become [MASK], 10% a random token and 10%
 stay as they are (BERT). Loss, accuracy and perplexity are over the selected positions only.
@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from desktop_llm.core.models import Family
+from desktop_llm.core.models.backbones.bert import SPECIALS, bert_backbone
+from desktop_llm.core.models.base import Family
+
+__all__ = ["FAMILY", "SPECIALS", "MaskedLM", "bert_backbone", "mask_windows"]
 
 MASK_RATE = 0.15
-SPECIALS = ("[MASK]", "[CLS]", "[SEP]")
 
 
 def n_selected(T: int) -> int:
-    return max(1, int(round(MASK_RATE * T)))
+    return max(1, round(MASK_RATE * T))
 
 
 def mask_windows(windows: np.ndarray, vocabulary: int, rng: np.random.Generator):
@@ -45,19 +47,19 @@ def mask_windows(windows: np.ndarray, vocabulary: int, rng: np.random.Generator)
     return inputs, targets
 
 
-def bert_backbone(mcfg):
-    """keras-hub's BERT encoder in the run's shape (shared with the classifier family)."""
-    import keras_hub
-
-    return keras_hub.models.BertBackbone(
-        vocabulary_size=mcfg.vocabulary_size, num_layers=mcfg.num_layers, num_heads=mcfg.num_heads,
-        hidden_dim=mcfg.hidden_dim, intermediate_dim=mcfg.intermediate_dim, dropout=mcfg.dropout,
-        max_sequence_length=mcfg.sequence_length)
-
-
 class MaskedLM(Family):
     name = "masked_lm"
     title = "Masked LM (BERT-style encoder)"
+    summary = "BERT-style masked tokens"
+    command = "fill-mask"
+    embeds_sentences = True
+    accuracy_name = "masked-token accuracy"
+    masked_perplexity = True
+
+    def add_commands(self, sub, kit) -> None:
+        from desktop_llm.core.models.masked_lm import commands
+
+        commands.add_parser(sub, kit)
 
     def model_vocabulary(self, tokenizer_vocabulary: int, cfg=None) -> int:
         return tokenizer_vocabulary + len(SPECIALS)
@@ -114,3 +116,6 @@ class MaskedLM(Family):
         guesses = ", ".join(f"{m['candidates'][0]['token']!r} (was {ctx.tok.decode([ids[p]])!r})"
                             for m, p in zip(result, picks))
         return f"{text}\n→ {guesses}"
+
+
+FAMILY = MaskedLM()

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from desktop_llm.core import events as ev
-from desktop_llm.core.models import Family
+from desktop_llm.core.models.base import Family
 from desktop_llm.core.models.translator.pairs import PairData, read_pairs
+from desktop_llm.core.models.translator.tokenizer import PairTokenizer  # registers the "pair" kind
 
 BLEU_SENTENCES = 64  # validation pairs translated at each evaluation
 
@@ -23,6 +24,26 @@ BLEU_SENTENCES = 64  # validation pairs translated at each evaluation
 class Translator(Family):
     name = "translator"
     title = "Translator (encoder-decoder)"
+    summary = "sentence pairs"
+    command = "translate"
+    separate_tokenizers = True
+    accuracy_name = "token accuracy"
+    tokenizer_in_run = True  # it learns both sides of the pairs, in the run
+    attention_kinds = ("self", "encoder", "decoder", "cross")  # self: the encoder's
+
+    def add_commands(self, sub, kit) -> None:
+        from desktop_llm.core.models.translator import commands
+
+        commands.add_parser(sub, kit)
+
+    def example_data(self):
+        from desktop_llm.resources import parallel_example
+
+        return parallel_example()
+
+    def check_data(self, cfg) -> None:
+        """A line without a source and a target is refused here, before a run exists."""
+        read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings)
 
     def model_vocabulary(self, tokenizer_vocabulary: int, cfg=None) -> int:
         return tokenizer_vocabulary + 2  # [BOS], [EOS]
@@ -31,8 +52,6 @@ class Translator(Family):
         """`tokenizer.separate`: one tokenizer per side (see tokenizer.py); else None, one shared."""
         if not cfg.tokenizer.separate:
             return None
-        from desktop_llm.core.models.translator.tokenizer import PairTokenizer
-
         pairs = read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings)
         return PairTokenizer.train(pairs, cfg.tokenizer.kind, cfg.tokenizer.vocabulary_size)
 
@@ -40,6 +59,9 @@ class Translator(Family):
         """Both sides of every pair (a TSV read as a table would give the first column only)."""
         for s, t in read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings):
             yield s + "\n" + t + "\n"
+
+    def data_ready(self, data_dir) -> bool:
+        return PairData.exists(data_dir)
 
     def prepare_data(self, run, cfg, tok, emit):
         if not PairData.exists(run.data_dir):
@@ -124,3 +146,6 @@ class Translator(Family):
         pairs = ctx.data.val_pairs[:3]
         hyps = self._translator(ctx).translate([p[0] for p in pairs])
         return "\n".join(f"{s} → {h}   (reference: {t})" for (s, t), h in zip(pairs, hyps))
+
+
+FAMILY = Translator()

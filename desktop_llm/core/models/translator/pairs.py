@@ -24,12 +24,12 @@ PAIR_NAMES = (("source", "target"), ("src", "tgt"), ("en", "zh"), ("input", "out
 
 def read_pairs(paths, source_field: str | None = None, target_field: str | None = None,
                encodings=()) -> list[tuple[str, str]]:
-    from desktop_llm.core.corpus import _open_text
+    from desktop_llm.core.corpus import open_text
 
     pairs: list[tuple[str, str]] = []
     corpus = Corpus(paths=[str(p) for p in paths], encodings=dict(encodings))
     for s in corpus.usable_sources():
-        with _open_text(s.path, s.encoding or "utf-8") as f:
+        with open_text(s.path, s.encoding or "utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 line = line.rstrip("\n").lstrip("\ufeff")
                 if not line.strip():

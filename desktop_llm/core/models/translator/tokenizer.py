@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from itertools import groupby
 from pathlib import Path
 
-from desktop_llm.core.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
+from desktop_llm.core.tokenizers import Tokenizer, load_tokenizer, register_tokenizer, train_tokenizer
 
 
 class PairTokenizer(Tokenizer):
@@ -69,6 +69,9 @@ class PairTokenizer(Tokenizer):
         pairs = list(pairs)
         return cls(train_tokenizer(kind, (s + "\n" for s, _ in pairs), vocabulary_size),
                    train_tokenizer(kind, (t + "\n" for _, t in pairs), vocabulary_size))
+
+
+register_tokenizer(PairTokenizer)
 
 
 def target_encoder(tok):

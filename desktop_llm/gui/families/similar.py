@@ -20,17 +20,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.gui.families.panel import FamilyPanel
 from desktop_llm.gui.theme import COLORS, themed_plot
-from desktop_llm.gui.widgets import label, set_role
-from desktop_llm.gui.workers import model_pool_telling, run_task
+from desktop_llm.gui.widgets import label
 
 
-class SimilarPanel(QWidget):
+class SimilarPanel(FamilyPanel):
+    """Shared by the families with an encoder (their TABS list it)."""
+
+    TITLE = "Similar sentences"
+    RUNS = "a masked-LM or classifier run"
+
     def __init__(self, session, run_id_fn, parent=None):
-        super().__init__(parent)
-        self.session = session
-        self.run_id_fn = run_id_fn  # () -> (run id, which checkpoint) chosen on the page
-        self.task = None
+        super().__init__(session, run_id_fn, "An encoder turns each sentence into a vector; close vectors, "
+                         "close meaning.", parent)
         self.index = None  # core.inference.embeddings.Index of the run's sentences
         self._index_key = None
         self.hits: list[dict] | None = None
@@ -53,7 +56,6 @@ class SimilarPanel(QWidget):
         self.export_btn.setToolTip("vectors.tsv and metadata.tsv of the sentences, for TensorBoard's projector "
                                    "or projector.tensorflow.org (into the workspace's exports folder)")
         self.export_btn.clicked.connect(self.export)
-        self.status = label("An encoder turns each sentence into a vector; close vectors, close meaning.", "hint")
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Cosine", "Source", "Sentence"])
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
@@ -90,11 +92,9 @@ class SimilarPanel(QWidget):
 
     # ------------------------------------------------------------------ work
     def _job(self, then, button, work) -> None:
-        run_id, which = self.run_id_fn()
-        if not run_id:
-            set_role(self.status, "error")
-            self.status.setText("Choose a masked-LM or classifier run above.")
+        if not (chosen := self.chosen()):
             return
+        run_id, which = chosen
         pooling = self.pooling.currentData()
 
         def job(report, cancelled, emit):
@@ -119,19 +119,15 @@ class SimilarPanel(QWidget):
             if fresh:
                 self._draw_scatter()
             button.setEnabled(True)
-            set_role(self.status, "hint")
+            self.say(self.status.text())
             then(value)
 
         def failed(msg):
             button.setEnabled(True)
-            set_role(self.status, "error")
-            self.status.setText(msg)
+            self.say(msg, "error")
 
         button.setEnabled(False)
-        set_role(self.status, "hint")
-        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
-        self.task = run_task(self, job, done, failed, pool=pool,
-                             on_progress=lambda _f, msg: msg and self.status.setText(msg))
+        self.start(job, done, failed)
 
     def search(self) -> None:
         text, k, pooling = self.query.text(), self.top_k.value(), self.pooling.currentData()

@@ -1,4 +1,6 @@
-"""Classify: the Generate page's face for a classifier run. A box to classify a text (each class
+"""The classifier on the Generate page: Classify, and Similar sentences (its encoder's embeddings).
+
+Classify: A box to classify a text (each class
 with its probability), and the validation report: accuracy, macro-F1, a confusion-matrix heatmap,
 per-class precision / recall / F1, and the texts the model got wrong."""
 
@@ -21,9 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.gui.families.classifier_options import ClassifierOptions
+from desktop_llm.gui.families.panel import FamilyPanel
+from desktop_llm.gui.families.similar import SimilarPanel
 from desktop_llm.gui.plots import MatrixPlot
-from desktop_llm.gui.widgets import label, set_role
-from desktop_llm.gui.workers import model_pool_telling, run_task
+from desktop_llm.gui.widgets import label
 
 
 def _table(headers: list[str], stretch: int) -> QTableWidget:
@@ -72,12 +76,12 @@ class ConfusionMap(MatrixPlot):
         self.setRange(xRange=(0, m.shape[1]), yRange=(0, m.shape[0]), padding=0.02)
 
 
-class ClassifyPanel(QWidget):
+class ClassifyPanel(FamilyPanel):
+    TITLE = "Classify"
+    RUNS = "a classifier run"
+
     def __init__(self, session, run_id_fn, parent=None):
-        super().__init__(parent)
-        self.session = session
-        self.run_id_fn = run_id_fn  # () -> (run id, which checkpoint) chosen on the page
-        self.task = None
+        super().__init__(session, run_id_fn, "A classifier run gives each class a probability.", parent)
         self.result: dict | None = None
         self.report: dict | None = None
         self.text = QPlainTextEdit("床前明月光，疑是地上霜。\n举头望明月，低头思故乡。")
@@ -90,7 +94,6 @@ class ClassifyPanel(QWidget):
         self.classify_btn.clicked.connect(self.classify)
         self.probs = _table(["Class", "Probability", ""], 2)
         self.probs.setMaximumHeight(170)
-        self.status = label("A classifier run gives each class a probability.", "hint")
 
         self.report_btn = QPushButton("Evaluate on the validation split")
         self.report_btn.setToolTip("Accuracy, macro-F1, the confusion matrix and the misclassified texts")
@@ -134,11 +137,9 @@ class ClassifyPanel(QWidget):
 
     # ------------------------------------------------------------------ work on a thread
     def _run(self, work, on_done, button) -> None:
-        run_id, which = self.run_id_fn()
-        if not run_id:
-            set_role(self.status, "error")
-            self.status.setText("Choose a classifier run above.")
+        if not (chosen := self.chosen()):
             return
+        run_id, which = chosen
 
         def job(report, cancelled, emit):
             from desktop_llm.core.models.classifier.examples import LabelledData
@@ -150,21 +151,16 @@ class ClassifyPanel(QWidget):
             return work(model, tok, LabelledData(run.data_dir), run.config.model.sequence_length)
 
         button.setEnabled(False)
-        set_role(self.status, "hint")
-        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
-        self.task = run_task(self, job, lambda r: self._done(on_done, r, button),
-                             lambda msg: self._on_error(msg, button), pool=pool,
-                             on_progress=lambda _f, msg: msg and self.status.setText(msg))
+        self.start(job, lambda r: self._done(on_done, r, button), lambda msg: self._on_error(msg, button))
 
     def _done(self, on_done, result, button) -> None:
         button.setEnabled(True)
-        set_role(self.status, "hint")
+        self.say(self.status.text())
         on_done(result)
 
     def _on_error(self, msg: str, button) -> None:
         button.setEnabled(True)
-        set_role(self.status, "error")
-        self.status.setText(msg)
+        self.say(msg, "error")
 
     # ------------------------------------------------------------------ classify
     def classify(self) -> None:
@@ -224,3 +220,11 @@ class ClassifyPanel(QWidget):
                 self.wrong.setItem(i, col, item)
         self.tables.setTabText(1, f"Misclassified ({len(wrong)})")
         self.status.setText("The validation split: texts held out from training, the same share of every class.")
+
+
+CHOICE = "Classifier: label each text (fine-tune an encoder)"  # the Train page's family menu
+TrainOptions = ClassifierOptions
+TABS = (ClassifyPanel, SimilarPanel)
+HEADER = ("Classify", "A classifier run gives each class a probability; its validation report shows where it goes wrong.")
+ATTENTION_NOTE = 'An encoder reads both ways; [CLS] (row 0) is the token the classifier reads.'  # the Attention page, for its runs
+EVALUATE_ELSEWHERE = 'the Classify tab on the Generate page has the full report (confusion matrix, per-class precision and recall, misclassified texts)'  # the Evaluate page: where this family's own evaluation is

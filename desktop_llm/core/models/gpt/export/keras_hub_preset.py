@@ -27,7 +27,7 @@ NO_TOKENIZER = ("char", "byte", "wordpiece")
 
 
 def check(model_cfg) -> None:
-    from desktop_llm.core.export import ExportError
+    from desktop_llm.errors import ExportError
 
     if not model_cfg.tie_embeddings:
         raise ExportError("This run has an untied output layer and keras-hub's GPT-2 ties it to the token "
@@ -42,7 +42,7 @@ def gpt2_from(model, dropout: float = 0.0):
     import keras_hub
     import numpy as np
 
-    from desktop_llm.core.export import ExportError
+    from desktop_llm.errors import ExportError
 
     b = model.backbone
     gpt2 = keras_hub.models.GPT2Backbone(

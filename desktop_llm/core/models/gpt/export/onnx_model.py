@@ -51,7 +51,7 @@ def _rename_output(path: Path, name: str = "logits") -> None:
 
 
 def write(model, folder: Path) -> dict:
-    from desktop_llm.core.export import ExportError
+    from desktop_llm.errors import ExportError
 
     try:
         import onnx  # noqa: F401

@@ -1,21 +1,31 @@
-"""Translate: the Generate page's face for a translator run. Type a sentence; its translation
+"""The translator on the Generate page: Translate. Type a sentence; its translation
 appears piece by piece as the decoder produces it."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from dataclasses import replace
 
-from desktop_llm.gui.widgets import label, set_role
-from desktop_llm.gui.workers import model_pool_telling, run_task
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from desktop_llm.gui.families.panel import FamilyPanel
 
 
-class TranslatePanel(QWidget):
+class TranslatePanel(FamilyPanel):
+    TITLE = "Translate"
+    RUNS = "a translator run"
+
     def __init__(self, session, run_id_fn, parent=None):
-        super().__init__(parent)
-        self.session = session
-        self.run_id_fn = run_id_fn  # () -> (run id, which checkpoint) chosen on the page
-        self.task = None
+        super().__init__(session, run_id_fn, "A translator run reads the whole sentence, then writes its "
+                         "translation token by token (greedy decoding).", parent)
         self.result: str | None = None
         self.pieces = 0
         self.source = QPlainTextEdit("I love you.")
@@ -29,8 +39,6 @@ class TranslatePanel(QWidget):
         self.output = QPlainTextEdit()
         self.output.setReadOnly(True)
         self.output.setPlaceholderText("The translation appears here as it is decoded.")
-        self.status = label("A translator run reads the whole sentence, then writes its translation "
-                            "token by token (greedy decoding).", "hint")
         row = QHBoxLayout()
         row.addWidget(self.source, 1)
         row.addWidget(self.translate_btn, 0, Qt.AlignTop)
@@ -40,11 +48,9 @@ class TranslatePanel(QWidget):
         lay.addWidget(self.output, 1)
 
     def translate(self) -> None:
-        run_id, which = self.run_id_fn()
-        if not run_id:
-            set_role(self.status, "error")
-            self.status.setText("Choose a translator run above.")
+        if not (chosen := self.chosen()):
             return
+        run_id, which = chosen
         text = self.source.toPlainText().strip()
 
         def work(report, cancelled, emit):
@@ -62,10 +68,7 @@ class TranslatePanel(QWidget):
         self.output.clear()
         self.pieces = 0
         self.translate_btn.setEnabled(False)
-        set_role(self.status, "hint")
-        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
-        self.task = run_task(self, work, self._on_done, self._on_error, on_emit=self._on_piece, pool=pool,
-                             on_progress=lambda _f, msg: msg and self.status.setText(msg))
+        self.start(work, self._on_done, self._on_error, on_emit=self._on_piece)
 
     def _on_piece(self, piece: str) -> None:
         self.pieces += 1
@@ -81,5 +84,36 @@ class TranslatePanel(QWidget):
     def _on_error(self, msg: str) -> None:
         self.translate_btn.setEnabled(True)
         self.result = None
-        set_role(self.status, "error")
-        self.status.setText(msg)
+        self.say(msg, "error")
+
+
+class TranslatorOptions(QGroupBox):
+    """The Train page's translator settings: one tokenizer for both sides, or one each."""
+
+    changed = Signal()
+
+    def __init__(self, session, parent=None):
+        super().__init__("Translator", parent)
+        self.session = session
+        self.separate = QCheckBox("A tokenizer for each side")
+        self.separate.setToolTip("Learn one vocabulary for the source sentences and another for the targets "
+                                 "(e.g. English words and Chinese characters), instead of one shared")
+        QFormLayout(self).addRow("Tokenizers", self.separate)
+
+    def fine_tunes(self) -> bool:
+        return False
+
+    def apply(self, cfg):
+        """Its tokenizer learns both sides of the pairs, in the run."""
+        from desktop_llm.core.config import TokenizerConfig
+
+        return replace(cfg, tokenizer=TokenizerConfig(kind=self.session.tokenizer_kind or "char",
+                                                      separate=self.separate.isChecked()))
+
+
+CHOICE = "Translator: sentence pairs (encoder-decoder)"
+TrainOptions = TranslatorOptions
+TABS = (TranslatePanel,)
+HEADER = ("Translate", "A translator run reads a sentence and writes it in the other language, token by token.")
+ATTENTION_NOTE = "Type a source sentence: the maps are over it and the model's own translation (shown below)."  # the Attention page, for its runs
+EVALUATE_ELSEWHERE = 'the Translate tab on the Generate page translates'  # the Evaluate page: where this family's own evaluation is

@@ -1,11 +1,11 @@
-"""`desktop-llm export RUN --format keras-hub|savedmodel|onnx|litert [--out PATH] [--checkpoint best|latest]`.
-
-Kept beside cli.py so the export command and its help live in one place; cli.py only adds it.
-"""
+"""`desktop-llm export RUN --format keras-hub|savedmodel|onnx|litert [--out PATH] [--checkpoint best|latest]`:
+a trained run written in a format other tools load."""
 
 from __future__ import annotations
 
 import argparse
+
+from desktop_llm.cli.common import NO_RUNS, CliError, newest_trained, out, quiet_keras, store_of
 
 DESCRIPTION = """\
 Write a trained run in a format that other tools load without desktop_llm
@@ -42,18 +42,17 @@ def add_parser(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from desktop_llm.cli import CliError, _newest_trained, _out, _quiet_keras, _store
     from desktop_llm.core.export import check_exportable, describe, export_run
 
-    store = _store(args)
-    run = store.resolve(args.run) if args.run else _newest_trained(store)
+    store = store_of(args)
+    run = store.resolve(args.run) if args.run else newest_trained(store)
     if run is None:
-        raise CliError("No runs yet: train one with `desktop-llm train`.")
+        raise CliError(NO_RUNS)
     check_exportable(run, args.format)  # refuse at once, before TensorFlow loads
-    _quiet_keras()
+    quiet_keras()
     result = export_run(run, args.format, out=args.out, checkpoint=args.checkpoint, exports_dir=store.exports_dir)
     if args.json:
-        _out({"path": str(result.path), "format": result.format, "run": run.id, "notes": result.notes})
+        out({"path": str(result.path), "format": result.format, "run": run.id, "notes": result.notes})
     else:
         print(describe(result))
     return 0

@@ -16,17 +16,13 @@ from pathlib import Path
 from desktop_llm.core import atomic
 
 
-def write(model, tok, run, folder: Path) -> dict:
+def write(model, tok, folder: Path, extra: dict | None = None) -> dict:
+    """The task's own preset in `folder`, with specials.json (and `extra`: a classifier's classes)."""
     model.save_to_preset(str(folder))
     V = tok.vocabulary_size
     task = type(model).__name__
     specials = {"[BOS]": V, "[EOS]": V + 1} if task == "BartSeq2SeqLM" else {"[MASK]": V, "[CLS]": V + 1, "[SEP]": V + 2}
-    extra = {}
-    if task == "BertTextClassifier":
-        from desktop_llm.core.models.classifier.examples import LabelledData
-
-        extra["classes"] = LabelledData(run.data_dir).classes
-    atomic.write_json(folder / "specials.json", {**specials, **extra})
+    atomic.write_json(folder / "specials.json", {**specials, **(extra or {})})
     T = int(model.backbone.max_sequence_length)
     if task == "BertTextClassifier":
         usage = ["model = keras_hub.models.BertTextClassifier.from_preset(folder)",

@@ -1,4 +1,6 @@
-"""Fill mask: the Generate page's face for a masked-LM run. Type "床前[MASK]月光" or "To be or
+"""The masked LM on the Generate page: Fill mask, and Similar sentences (its encoder's embeddings).
+
+Fill mask: Type "床前[MASK]月光" or "To be or
 [MASK] to be" and see the model's top candidates for each mask with their probabilities."""
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
-    QWidget,
 )
 
-from desktop_llm.gui.widgets import label, set_role, visible_token
-from desktop_llm.gui.workers import model_pool_telling, run_task
+from desktop_llm.gui.families.panel import FamilyPanel
+from desktop_llm.gui.families.similar import SimilarPanel
+from desktop_llm.gui.widgets import visible_token
 
 
-class FillMaskPanel(QWidget):
+class FillMaskPanel(FamilyPanel):
+    TITLE = "Fill mask"
+    RUNS = "a masked-LM run"
+
     def __init__(self, session, run_id_fn, parent=None):
-        super().__init__(parent)
-        self.session = session
-        self.run_id_fn = run_id_fn  # () -> (run id, which checkpoint) chosen on the page
-        self.task = None
+        super().__init__(session, run_id_fn, "A masked-LM run guesses hidden tokens from both sides of the text.",
+                         parent)
         self.result: list[dict] | None = None
         self.text = QLineEdit("To be, or not to be, th[MASK]t is the question")
         self.text.setPlaceholderText("Write [MASK] where a token is hidden")
@@ -43,7 +46,6 @@ class FillMaskPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.status = label("A masked-LM run guesses hidden tokens from both sides of the text.", "hint")
         row = QHBoxLayout()
         row.addWidget(self.text, 1)
         row.addWidget(self.top_k)
@@ -54,11 +56,9 @@ class FillMaskPanel(QWidget):
         lay.addWidget(self.table, 1)
 
     def fill(self) -> None:
-        run_id, which = self.run_id_fn()
-        if not run_id:
-            set_role(self.status, "error")
-            self.status.setText("Choose a masked-LM run above.")
+        if not (chosen := self.chosen()):
             return
+        run_id, which = chosen
         text, k = self.text.text(), self.top_k.value()
 
         def work(report, cancelled, emit):
@@ -70,10 +70,7 @@ class FillMaskPanel(QWidget):
             return fill_mask(model, tok, text, top_k=k)
 
         self.fill_btn.setEnabled(False)
-        set_role(self.status, "hint")
-        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
-        self.task = run_task(self, work, self._on_done, self._on_error, pool=pool,
-                             on_progress=lambda _f, msg: msg and self.status.setText(msg))
+        self.start(work, self._on_done, self._on_error)
 
     def _on_done(self, masks: list[dict]) -> None:
         self.fill_btn.setEnabled(True)
@@ -87,13 +84,19 @@ class FillMaskPanel(QWidget):
                 if col == 2:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(r, col, item)
-        set_role(self.status, "hint")
-        self.status.setText(f"{len(masks)} mask{'s' if len(masks) != 1 else ''}, "
+        self.say(f"{len(masks)} mask{'s' if len(masks) != 1 else ''}, "
                             f"{self.top_k.value()} candidates each, likeliest first.")
 
     def _on_error(self, msg: str) -> None:
         self.fill_btn.setEnabled(True)
         self.result = None
         self.table.setRowCount(0)
-        set_role(self.status, "error")
-        self.status.setText(msg)
+        self.say(msg, "error")
+
+
+# The Generate page for a masked-LM run: these tabs, under this header.
+CHOICE = "Masked LM: guess hidden tokens (BERT-style)"
+TABS = (FillMaskPanel, SimilarPanel)
+HEADER = ("Fill mask", "A masked-LM run guesses the tokens hidden behind [MASK], reading the text on both sides.")
+ATTENTION_NOTE = 'An encoder reads both ways: each token sees every token of the text.'  # the Attention page, for its runs
+EVALUATE_ELSEWHERE = 'Fill mask on the Generate page guesses hidden tokens'  # the Evaluate page: where this family's own evaluation is

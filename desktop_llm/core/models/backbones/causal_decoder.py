@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import keras
 import keras_hub
-from keras_hub.src.layers.modeling.cached_multi_head_attention import CachedMultiHeadAttention
-from keras_hub.src.layers.modeling.transformer_layer_utils import merge_padding_and_attention_mask
 
 # Backends whose `dot_product_attention(is_causal=True)` has a fused causal kernel.
 CAUSAL_KERNEL = keras.backend.backend() in ("jax", "torch")
 
 
-class _CausalSelfAttention(CachedMultiHeadAttention):
+class _CausalSelfAttention(keras_hub.layers.CachedMultiHeadAttention):
     """keras-hub's cached attention; called without a mask, it is causal.
 
     `_compute_attention` is the hook Keras' `MultiHeadAttention` documents for custom attention.
@@ -56,16 +54,26 @@ class TransformerDecoder(keras_hub.layers.TransformerDecoder):
 
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
         super().build(decoder_sequence_shape, encoder_sequence_shape)
-        # The attention layer is created inside keras-hub's build; it holds no state of its own
-        # beyond keras-hub's, so it takes on the subclass above in place (weights untouched).
+        # keras-hub's build creates the attention layer from its own module's name for the class,
+        # with no argument or hook to pass another, and ends by locking the layer's state (a new
+        # sub-layer assigned after it raises). So the layer it built, variables and all, takes on
+        # the subclass above in place: it holds no state of its own beyond keras-hub's, and only
+        # its `_compute_attention` differs. (Building a second attention layer in its place would
+        # also create and drop a set of variables, moving seeded initialisation.)
         self._self_attention_layer.__class__ = _CausalSelfAttention
 
     def _compute_self_attention_mask(self, decoder_sequence, decoder_padding_mask, decoder_attention_mask,
                                      use_causal_mask, self_attention_cache, self_attention_cache_update_index):
         if (CAUSAL_KERNEL and use_causal_mask and self_attention_cache is None
-                and merge_padding_and_attention_mask(decoder_sequence, decoder_padding_mask,
-                                                     decoder_attention_mask) is None):
+                and decoder_padding_mask is None and decoder_attention_mask is None
+                and self._input_mask(decoder_sequence) is None):
             return None  # the attention applies the causal mask itself (is_causal)
         return super()._compute_self_attention_mask(
             decoder_sequence, decoder_padding_mask, decoder_attention_mask, use_causal_mask,
             self_attention_cache, self_attention_cache_update_index)
+
+    def _input_mask(self, decoder_sequence):
+        """The padding mask keras-hub reads from the input itself (a Keras mask an earlier layer
+        set), or None. Asked for no causal mask, keras-hub's method returns just its merge of the
+        padding and attention masks, here given neither: its own check, no private helper."""
+        return super()._compute_self_attention_mask(decoder_sequence, None, None, False, None, None)

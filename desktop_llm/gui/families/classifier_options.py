@@ -3,10 +3,17 @@ column of CSV / JSONL data, and how many steps the encoder stays frozen."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLineEdit, QSpinBox
+
+BASES = ("masked_lm", "gpt")  # the families a classifier fine-tunes
 
 
 class ClassifierOptions(QGroupBox):
+    changed = Signal()  # the base run changed: the Train page adapts the learning rate
+
     def __init__(self, session, parent=None):
         super().__init__("Classifier", parent)
         self.session = session
@@ -31,6 +38,7 @@ class ClassifierOptions(QGroupBox):
         form.addRow("Freeze the encoder", self.freeze)
         self.fill()
         session.runs_changed.connect(self.fill)
+        self.base.currentIndexChanged.connect(lambda *_: self.changed.emit())
 
     def fill(self) -> None:
         """Runs that can be a base: masked-LM and GPT runs with a checkpoint, newest first."""
@@ -43,9 +51,9 @@ class ClassifierOptions(QGroupBox):
             run = store.get(row["id"])
             try:
                 family = run.config.family
-            except Exception:  # noqa: BLE001 - a damaged run folder is simply not offered
+            except Exception:  # noqa: BLE001, S112 - a damaged run folder is simply not offered
                 continue
-            if family in ("masked_lm", "gpt") and (run.checkpoints_dir / "index.json").exists():
+            if family in BASES and (run.checkpoints_dir / "index.json").exists():
                 kind = "masked LM" if family == "masked_lm" else "GPT"
                 self.base.addItem(f"{row.get('name') or run.id} ({kind}, {run.id})", str(run.folder))
         self.base.setCurrentIndex(max(0, self.base.findData(chosen)))
@@ -53,3 +61,14 @@ class ClassifierOptions(QGroupBox):
 
     def base_folder(self) -> str:
         return self.base.currentData() or ""
+
+    def fine_tunes(self) -> bool:
+        return bool(self.base_folder())
+
+    def apply(self, cfg):
+        """The run config with these settings: the label column, frozen steps, the base run."""
+        from desktop_llm.core.models.classifier import on_base
+
+        cfg = replace(cfg, data=replace(cfg.data, label_column=self.label_column.text().strip() or None),
+                      training=replace(cfg.training, freeze_steps=self.freeze.value()))
+        return on_base(cfg, self.base_folder(), gentler=False) if self.base_folder() else cfg

@@ -1,0 +1,344 @@
+"""`desktop-llm train` and `desktop-llm launch`: a run from flags or a config, trained here, by a
+cluster's workers, or by N local worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from desktop_llm.cli.common import (
+    CliError,
+    check_flags,
+    encodings_of,
+    out,
+    quiet_keras,
+    require_corpus,
+    store_of,
+)
+from desktop_llm.cli.model import model_args, model_config
+from desktop_llm.cli.render import HumanEvents, quiet_when_orphaned
+
+
+def run_config(args):
+    """The run that `train` flags (and `--config`) describe; the family's own rules from its folder."""
+    from desktop_llm.core.config import DEFAULT_FAMILY, RunConfig, TokenizerConfig, TrainConfig
+    from desktop_llm.core.models import get_family
+    from desktop_llm.resources import sample_corpus
+
+    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    paths = tuple(str(Path(p).resolve()) for p in args.paths) if args.paths else cfg.data.paths
+    if not paths and not cfg.data.texts:
+        paths = (str(sample_corpus()),)
+    data = replace(cfg.data, paths=paths)
+    if getattr(args, "encoding", None):  # replaces the config's choices: every file given, this one
+        data = replace(data, encodings=tuple(encodings_of(args, paths).items()))
+    if args.column:
+        data = replace(data, column=args.column)
+    if args.val_fraction is not None:
+        data = replace(data, val_fraction=args.val_fraction)
+    tk = cfg.tokenizer
+    if args.tokenizer_kind:
+        tk = TokenizerConfig(kind=args.tokenizer_kind, vocabulary_size=tk.vocabulary_size)
+    if args.vocab_size is not None:
+        tk = replace(tk, vocabulary_size=args.vocab_size)
+    if args.tokenizer:
+        tk = replace(tk, path=str(Path(args.tokenizer).resolve()))
+    model = model_config(args, cfg.model)
+    tr = cfg.training if args.config else TrainConfig()
+    for name, attr in (("steps", "max_steps"), ("batch_size", "batch_size"), ("lr", "learning_rate"),
+                       ("min_lr", "min_learning_rate"), ("warmup", "warmup_steps"),
+                       ("weight_decay", "weight_decay"), ("clip", "grad_clip"),
+                       ("eval_interval", "eval_interval"), ("eval_batches", "eval_batches"),
+                       ("checkpoint_interval", "checkpoint_interval"), ("log_interval", "log_interval"),
+                       ("sample_tokens", "sample_tokens"), ("seed", "seed"),
+                       ("mixed_precision", "mixed_precision"), ("devices", "devices")):
+        v = getattr(args, name, None)
+        if v is not None:
+            tr = replace(tr, **{attr: v})
+    if args.no_xla:
+        tr = replace(tr, jit_compile=False)
+    tr = tr.fitted()  # the same rule as the window's (TrainConfig.fitted)
+    name = args.name or cfg.name or Path(paths[0]).stem if paths else (args.name or "run")
+    family = args.family or (cfg.family if args.config else DEFAULT_FAMILY)
+    fam = get_family(family)
+    if getattr(args, "label_column", None):
+        data = replace(data, label_column=args.label_column)
+    if getattr(args, "target_column", None):
+        data = replace(data, target_column=args.target_column)
+    if getattr(args, "freeze_steps", None) is not None:
+        tr = replace(tr, freeze_steps=args.freeze_steps)
+    if getattr(args, "separate_tokenizers", False):
+        if not fam.separate_tokenizers:
+            raise CliError("--separate-tokenizers gives a translator's source and target a tokenizer each: "
+                           "add --family translator.")
+        tk = replace(tk, separate=True)
+    out = RunConfig(name=name, family=family, base_run=cfg.base_run if args.config else "", data=data,
+                    tokenizer=tk, model=model, training=tr)
+    if not args.config and args.steps is None:  # the family's own length (a classifier's: short)
+        out = replace(out, training=fam.default_training(tr))
+    if getattr(args, "base", None):
+        if not fam.starts_from_base:
+            raise CliError("--base starts a classifier from a pretrained run: add --family classifier.")
+        if args.tokenizer or args.tokenizer_kind or args.vocab_size is not None:
+            raise CliError("A fine-tune reads text with its base run's tokenizer: leave out --tokenizer, "
+                           "--tokenizer-kind and --vocab-size.")
+        if any(getattr(args, a, None) is not None for a in ("preset", "layers", "heads", "width", "ffn",
+                                                            "context")):
+            raise CliError("A fine-tune has its base run's shape: leave out --preset, --layers, --heads, "
+                           "--width, --ffn and --context.")
+        out = fam.on_base(replace(out, model=replace(out.model, dropout=args.dropout or 0.0)),
+                          store_of(args).resolve(args.base).folder, gentler=args.lr is None)
+    return out
+
+
+def cmd_train(args) -> int:
+    from desktop_llm.core import events as ev
+    from desktop_llm.core.models import get_family
+    from desktop_llm.core.training import Control
+
+    check_flags(args)
+    store = store_of(args)
+    cluster = tuple(a.strip() for a in (args.cluster or "").split(",") if a.strip())
+    chief = args.worker_index == 0
+    if chief:
+        store.require_writable()  # training writes checkpoints: refuse at once, with the reason
+    if args.resume:
+        if getattr(args, "encoding", None):
+            raise CliError("--encoding applies to a new run: a resumed run reads its corpus as its config.json says.")
+        run = store.resolve(args.resume)
+        st = run.status().get("status")
+        if chief and st in ("running", "paused", "starting"):
+            raise CliError(f"Run {run.id} is already training (process {run.status().get('pid')}).")
+        done = run.config.training.max_steps
+        longer = f"To train longer, start a new run from its settings: desktop-llm train --config {run.config_path}"
+        if args.steps is not None and args.steps != done:  # its learning-rate schedule is fixed by it
+            raise CliError(f"--steps applies to a new run: run {run.id} keeps its {done} steps. {longer} "
+                           f"--steps {args.steps}")
+        if chief and st == "completed" and (run.status().get("step") or 0) >= done:
+            raise CliError(f"Run {run.id} has completed its {done} steps; there is nothing to resume. {longer} --steps N")
+        if args.devices and chief and args.devices != run.config.training.devices:
+            run.save_config(replace(run.config, training=replace(run.config.training, devices=args.devices)))
+    else:
+        cfg = run_config(args)
+        cfg.validate()
+        check_devices(cfg.training.devices)
+        if cfg.tokenizer.path and not (Path(cfg.tokenizer.path) / "tokenizer.json").exists():
+            raise CliError(f"No tokenizer in {cfg.tokenizer.path} (tokenizer.json is missing).")
+        require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
+        get_family(cfg.family).check_data(cfg)  # refuse bad labels or pairs now, before a run exists
+        run = store.create(cfg)
+    from desktop_llm.native_log import retarget_native_stderr
+
+    if chief:
+        retarget_native_stderr(run.log_path)  # TensorFlow's own messages stay with the run
+    emit = quiet_when_orphaned(out if args.json else HumanEvents(run.id))
+    if not args.json:
+        print(f"run folder: {run.folder}", flush=True)
+    else:
+        out(ev.RunFolder(run=run.id, folder=str(run.folder)).to_dict())
+    control = Control()
+    control.install_signal_handlers()
+    if args.control_stdin:
+        control.listen_stdin()
+    quiet_keras()
+    from desktop_llm.core.training import train_run
+
+    scratch = own_temp_folder()
+    try:
+        st = train_run(run, emit=emit, control=control, store=store if chief else None,
+                       cluster=cluster, worker_index=args.worker_index)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    code = 0 if st.get("status") in ("completed", "stopped") else 2
+    # Everything is on disk (fsynced) by now. Skip the interpreter's teardown: TensorFlow's and
+    # h5py's can crash after a real OOM (a corrupt heap) or a full disk (measured: exit 139 after
+    # ENOSPC), which would turn a clean end into a "crash" for whoever started us.
+    if not os.environ.get("DESKTOP_LLM_NO_FAST_EXIT"):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # the reader is gone (closed pipe): nothing left to tell it
+        os._exit(code)
+    return code
+
+
+def own_temp_folder() -> Path:
+    """Point this process's temporary files at a folder of its own, removed when training ends.
+
+    TensorFlow's autograph writes a module per traced function to the temp folder and deletes
+    them at interpreter exit, which the trainer's fast exit skips: 14 files were left in /tmp
+    by every run."""
+    folder = Path(tempfile.mkdtemp(prefix="desktop_llm-train-"))
+    tempfile.tempdir = str(folder)
+    return folder
+
+
+def check_devices(spec: str | None) -> None:
+    """Refuse an impossible --devices in one line before a run folder exists (the trainer would
+    only find out after, leaving a failed run behind). GPU specs need TensorFlow's GPU list."""
+    from desktop_llm.core.distribute import parse_devices
+
+    s = (spec or "auto").strip().lower()
+    if s in ("auto", "all", "cpu") or s.startswith("cpu:"):
+        parse_devices(s, 0)
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    parse_devices(s, len(tf.config.list_physical_devices("GPU")))
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (bound to port 0 together, so none repeats)."""
+    import socket
+
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def cmd_launch(args) -> int:
+    """One run trained by N worker processes on this machine, talking over loopback exactly as
+    machines of a cluster do (`train --cluster ... --worker-index i`). Worker 0, the chief,
+    writes the run and its output is ours; the others' output goes to the run's workers/ folder."""
+    import subprocess
+
+    from desktop_llm.core.models import get_family
+    from desktop_llm.core.training import ensure_tokenizer
+
+    check_flags(args)
+    if args.workers < 2:
+        raise CliError("--workers must be 2 or more (one worker is `desktop-llm train`).")
+    store = store_of(args)
+    store.require_writable()
+    if args.resume:
+        run = store.resolve(args.resume)
+        if run.status().get("status") in ("running", "paused", "starting"):
+            raise CliError(f"Run {run.id} is already training (process {run.status().get('pid')}).")
+    else:
+        cfg = run_config(args)
+        cfg.validate()
+        require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
+        run = store.create(cfg)
+    emit = out if args.json else HumanEvents(run.id)
+    # The tokenizer and token data are made once, here, so the workers do not race to write them.
+    get_family(run.config.family).prepare_data(run, run.config, ensure_tokenizer(run, run.config, emit), emit)
+    cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(args.workers))
+    logs = run.folder / "workers"  # the other workers' output stays with the run it belongs to
+    logs.mkdir(exist_ok=True)
+    base = [sys.executable, "-m", "desktop_llm", "--home", str(store.home), "train", "--resume", run.id,
+            "--cluster", cluster] + (["--json"] if args.json else []) + (
+            ["--devices", args.devices] if args.devices else [])
+    procs = []
+    for i in range(args.workers):
+        stdout = None if i == 0 else open(logs / f"worker-{i}.out", "w")  # noqa: SIM115 - the worker's, for its life
+        stderr = None if i == 0 else open(logs / f"worker-{i}.err", "w")  # noqa: SIM115
+        procs.append(subprocess.Popen(base + ["--worker-index", str(i)], stdout=stdout, stderr=stderr))
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        codes = [p.wait() for p in procs]
+    finals = []
+    for i in range(1, args.workers):
+        lines = [ln for ln in (logs / f"worker-{i}.out").read_text().splitlines() if ln.startswith("{")]
+        finals.append(json.loads(lines[-1]) if lines else {})
+    summary = {"type": "workers", "exit_codes": codes, "logs": str(logs),
+               "weights_sha256": [f.get("weights_sha256") for f in finals]}
+    if args.json:
+        out(summary)
+    else:
+        print(f"workers ended with exit codes {codes}; the other workers' output is in {logs}", flush=True)
+    return codes[0] or max(codes)
+
+
+
+def distribution_args(sp) -> None:
+    sp.add_argument("--devices", help="where to train: all (every GPU, the default), a count (2), GPU "
+                                      "numbers (0,2), cpu, or cpu:N (N logical CPU devices, for trying "
+                                      "data parallelism without GPUs)")
+    sp.add_argument("--cluster", help="host:port of every worker of a multi-machine run, comma-separated "
+                                      "(the same list on every machine; or set TF_CONFIG)")
+    sp.add_argument("--worker-index", type=int, default=0,
+                    help="this machine's position in --cluster (0 is the chief, which writes the run)")
+
+
+
+def add_parser(sub) -> None:
+    from desktop_llm.core.config import PRECISIONS
+    from desktop_llm.core.models import families
+    from desktop_llm.core.tokenizers import KINDS
+
+    tr = sub.add_parser("train", help="train a model (or resume a run)")
+    tr.add_argument("paths", nargs="*", help="corpus files/folders (default: the bundled sample)")
+    tr.add_argument("--config", help="a run's config.json: repeat that run")
+    tr.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run (id, start of an id, or name)")
+    tr.add_argument("--name", help="the run's name (default: the corpus file's name)")
+    tr.add_argument("--family", choices=[f.name for f in families()],
+                    help="what the model learns: " + ", ".join(f"{f.name} ({f.summary})" for f in families())
+                         + " (default gpt)")
+    tr.add_argument("--base", metavar="RUN",
+                    help="classifier: the pretrained masked_lm or gpt run to fine-tune (default: from scratch)")
+    tr.add_argument("--label-column", help="classifier: the label column of CSV/JSONL files "
+                                           "(default: one named label, class, category...)")
+    tr.add_argument("--target-column", help="translator: the target field of JSONL pairs (--column: the source; "
+                                            "TSV: the first two columns)")
+    tr.add_argument("--freeze-steps", type=int,
+                    help="classifier: train only the head for this many steps first (default 0)")
+    tr.add_argument("--column", help="text column of JSONL/CSV files")
+    tr.add_argument("--encoding", metavar="ENC",
+                      help="read every file with this encoding, not the detected one (big5, cp1252...)")
+    tr.add_argument("--val-fraction", type=float, help="share of the text held out for validation (default 0.1)")
+    tr.add_argument("--tokenizer-kind", choices=KINDS,
+                    help="tokenizer to train for the run (default char)")
+    tr.add_argument("--vocab-size", type=int, help="tokenizer vocabulary size (default: the kind's own)")
+    tr.add_argument("--tokenizer", help="a tokenizer folder to use instead of training one")
+    tr.add_argument("--separate-tokenizers", action="store_true",
+                    help="translator: one tokenizer for the source, one for the target (default: one shared)")
+    model_args(tr)
+    tr.add_argument("--steps", type=int, help="training steps (default 2000)")
+    tr.add_argument("--batch-size", type=int, help="global batch size in sequences (default 12)")
+    tr.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    tr.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine decay (default 1e-4)")
+    tr.add_argument("--warmup", type=int, help="warm-up steps (default 100)")
+    tr.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.1)")
+    tr.add_argument("--clip", type=float, help="gradient norm clipping, 0 turns it off (default 1.0)")
+    tr.add_argument("--eval-interval", type=int, help="steps between evaluations (default 250)")
+    tr.add_argument("--eval-batches", type=int, help="validation batches per evaluation (default 20)")
+    tr.add_argument("--checkpoint-interval", type=int,
+                    help="steps between checkpoints (default 0: at every evaluation)")
+    tr.add_argument("--log-interval", type=int,
+                    help="steps fused into one compiled call and one metrics line (default 10)")
+    tr.add_argument("--sample-tokens", type=int, help="tokens of sample text at each evaluation (default 120)")
+    tr.add_argument("--seed", type=int, help="random seed (default 1337)")
+    tr.add_argument("--mixed-precision", choices=list(PRECISIONS),
+                    help="auto: bfloat16 on GPUs of compute capability 8+, else float32 (default auto)")
+    tr.add_argument("--no-xla", action="store_true", help="turn off XLA compilation")
+    tr.add_argument("--json", action="store_true", help="stream events as JSON lines on stdout")
+    tr.add_argument("--control-stdin", action="store_true",
+                    help="obey 'pause', 'resume', 'stop' lines on stdin (used by the GUI)")
+    distribution_args(tr)
+    tr.set_defaults(func=cmd_train)
+
+    la = sub.add_parser("launch", help="train one run with N worker processes on this machine "
+                                       "(multi-worker data parallelism over loopback)",
+                        parents=[], conflict_handler="resolve")
+    la.add_argument("--workers", type=int, required=True, help="number of worker processes (2 or more)")
+    for action in tr._actions:  # every `train` option means the same here
+        if ((action.dest not in ("help", "cluster", "worker_index", "control_stdin") and action.option_strings)
+                or action.dest == "paths"):
+            la._add_action(action)
+    la.set_defaults(func=cmd_launch)
+

@@ -1,0 +1,136 @@
+"""What a model family is: the interface the trainer, the commands and the pages use, so that
+generic code never names a family (the families live beside this file, one folder each, and
+`registry.py` lists them)."""
+
+from __future__ import annotations
+
+
+class Family:
+    """What generic code needs from a family: the trainer (data, build, loss, datasets, what each
+    evaluation shows) and the commands and pages (defaults, checks, its own commands). Every hook
+    has a default that fits a plain next-token model; a family overrides what differs."""
+
+    name = ""
+    title = ""
+    summary = ""  # what it learns, for `train --family` help ("next token")
+    command = ""  # the command that uses a trained run of this family ("generate"), for hints
+    starts_from_base = False  # `train --base RUN` fine-tunes a run of another family
+    separate_tokenizers = False  # `--separate-tokenizers`: one tokenizer per side of a pair
+    embeds_sentences = False  # has an encoder whose states are sentence embeddings (`similar`, `embed`)
+    attention_kinds = ("self",)  # the attention maps it has (`attention --kind`)
+    tokenizer_in_run = False  # trains its own tokenizer in the run, from its data (the window needs none)
+    fine_tune_learning_rate: float | None = None  # the gentler peak rate of a run started from a base
+    writes_text = False
+    accuracy_name = "accuracy"  # what an evaluation's accuracy counts, in words
+    masked_perplexity = False  # its perplexity is over masked tokens, not text (shown with its figures)  # generates text token by token (the Generate page's prompt and chat)
+
+    def model_vocabulary(self, tokenizer_vocabulary: int, cfg=None) -> int:
+        """Ids the model embeds: the tokenizer's, plus any special ids the family adds."""
+        return tokenizer_vocabulary
+
+    def targets_per_window(self, T: int) -> int:
+        """Predicted positions per training window (the loss is their mean)."""
+        return T
+
+    def tokenizer_texts(self, cfg):
+        """The text a new tokenizer learns from (None: the corpus as the data page reads it)."""
+        return None  # noqa: RET501 - None is the answer here, not a procedure's end
+
+    def train_tokenizer(self, cfg):
+        """A tokenizer the family trains its own way (a translator's pair), or None: the default."""
+        return None  # noqa: RET501 - None is the answer here, not a procedure's end
+
+    def tokenizer_source(self, cfg) -> str | None:
+        """A tokenizer folder the run must copy (a fine-tune reads text as its base did), or None."""
+        return None
+
+    def prepare_data(self, run, cfg, tok, emit):
+        """The run's training data, made once into its data folder (token windows by default)."""
+        from desktop_llm.core.data import ensure_data
+
+        data = ensure_data(run, cfg, tok, emit)
+        data.check(cfg.model.sequence_length)
+        return data
+
+    def example_data(self):
+        """Bundled data this family learns from (to try it, and for the tests that cover every family)."""
+        from desktop_llm.resources import sample_corpus
+
+        return sample_corpus()
+
+    def default_training(self, training):
+        """The training settings a new run of this family starts from when no step count is given."""
+        return training
+
+    def on_base(self, cfg, base_folder, gentler: bool = True):
+        """`cfg` made a fine-tune of the run in `base_folder` (families with `starts_from_base`)."""
+        from desktop_llm.core.config import ConfigError
+
+        raise ConfigError(f"A {self.name} run does not start from another run.")
+
+    def check_data(self, cfg) -> None:
+        """Refuse, in one line and before a run exists, data this family cannot read (labels, pairs)."""
+
+    def labelled_texts(self, cfg):
+        """(text, label) pairs the family's data already names (a classifier's examples), or None:
+        sentence search then reads the corpus, labelled by file."""
+        return None  # noqa: RET501 - None is the answer here, not a procedure's end
+
+    def add_commands(self, sub, kit) -> None:
+        """The family's own commands (`fill-mask`, `classify`...) on the `desktop-llm` parser;
+        `kit` is the command line's shared helpers (output, the run a command means)."""
+
+    def data_ready(self, data_dir) -> bool:
+        """Whether `prepare_data` has finished making the data in `data_dir`."""
+        from desktop_llm.core.data import TokenData
+
+        return TokenData.exists(data_dir)
+
+    # --- exports: formats other tools load (core/export writes the folder, atomically) ---------
+    export_formats: tuple[str, ...] = ("keras-hub",)  # of core.export.FORMATS
+
+    def check_export(self, run, fmt: str) -> None:
+        """Refuse, before anything loads, a run this format cannot carry (errors.ExportError)."""
+
+    def write_export(self, model, tok, run, fmt: str, folder) -> dict:
+        """Write the loaded model in `fmt` into `folder`: what export.json records (files, usage,
+        notes). The default: the keras-hub task's own preset (BERT, BART)."""
+        from desktop_llm.core.models import task_preset
+
+        return task_preset.write(model, tok, folder)
+
+    def build(self, mcfg, seed: int | None = None):
+        raise NotImplementedError
+
+    def build_for_run(self, run, cfg, mcfg, seed: int | None = None):
+        """The model of this run (a family may need more than the shape: the classes, the base)."""
+        return self.build(mcfg, seed=seed)
+
+    def initialise(self, model, cfg, mcfg, emit) -> None:
+        """Set the weights a fresh run starts from (a fine-tune: its base run's)."""
+
+    def set_frozen(self, model, frozen: bool) -> None:
+        """Freeze or thaw the pretrained part (`training.freeze_steps`); nothing by default."""
+
+    def eval_extras(self, ctx) -> dict:
+        """More fields for each evaluation event (a classifier's macro-F1 and confusion matrix)."""
+        return {}
+
+    def compile_args(self) -> dict:
+        """Loss and metrics for `model.compile`: cross-entropy over logits, and accuracy."""
+        import keras
+
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+
+    def train_dataset(self, data, start_step: int, max_steps: int, batch: int, T: int, seed: int,
+                      vocabulary: int):
+        """tf.data batches for steps start_step.. (deterministic per step: resuming repeats them)."""
+        raise NotImplementedError
+
+    def val_dataset(self, data, n_batches: int, batch: int, T: int, vocabulary: int):
+        raise NotImplementedError
+
+    def sample(self, ctx) -> str:
+        """Text shown with each evaluation (a generated continuation, filled masks...)."""
+        return ""

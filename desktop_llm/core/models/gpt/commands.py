@@ -1,0 +1,133 @@
+"""The GPT's commands: `generate`, `chat` (a transcript fed to the model) and `eval` (perplexity)."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from desktop_llm.errors import UsageError
+
+
+def sampling(args):
+    """The sampling settings, checked (before the model is loaded)."""
+    from desktop_llm.core.generation import SamplingConfig
+
+    cfg = SamplingConfig(max_new_tokens=args.max_tokens, temperature=args.temperature,
+                         top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                         stop=tuple(s.encode().decode("unicode_escape") for s in args.stop or ()))
+    cfg.validate()
+    return cfg
+
+
+def add_parser(sub, kit) -> None:
+    def cmd_eval(args) -> int:
+        from desktop_llm.core.evaluation import evaluate_text, evaluate_windows, split_windows
+
+        kit.check_flags(args)
+        if args.text is not None and args.file:
+            raise UsageError("Give --file or --text, not both.")
+        text = kit.read_text_file(args.file) if args.file else args.text  # before loading the model
+        run, model, tok, ckpt = kit.load_run(args)
+        if text is not None:
+            ev, per_token = evaluate_text(model, tok, text)
+            source = "text" if args.text is not None else args.file
+        else:
+            from desktop_llm.core.data import TokenData
+
+            data = TokenData(run.data_dir)
+            x, y = split_windows(data.val, model.backbone.max_sequence_length, args.max_windows)
+            ev, per_token = evaluate_windows(model, x, y), None
+            source = "validation split"
+        result = {"run": run.id, "checkpoint_step": ckpt.step, "source": source, **ev.to_dict()}
+        if args.per_token and per_token is not None:
+            result["per_token"] = [{"id": i, "token": t, "loss": None if math.isnan(loss) else loss}
+                                   for i, t, loss in zip(per_token.token_ids, per_token.tokens,
+                                                         per_token.losses)]
+        if args.json:
+            kit.out(result)
+        else:
+            print(f"{source}: loss {ev.loss:.4f}  perplexity {ev.perplexity:.3f}  "
+                  f"({ev.tokens:,} tokens, checkpoint at step {ckpt.step})")
+            if args.per_token and per_token is not None:
+                for t, loss in zip(per_token.tokens, per_token.losses):
+                    print(f"  {t!r:>14}  {'-' if math.isnan(loss) else f'{loss:.3f}'}")
+        return 0
+
+
+    def cmd_generate(args) -> int:
+        from desktop_llm.core.generation import Generator
+
+        cfg = sampling(args)
+        _run, model, tok, _ = kit.load_run(args)
+        gen = Generator(model, tok)
+        if args.json:
+            result = gen.generate(args.prompt, cfg, on_token=lambda t: kit.out(
+                {"type": "token", "id": t.id, "text": t.text, "p": t.probability}))
+            kit.out({"type": "done", "text": result.text, "tokens": len(result.tokens),
+                  "tokens_per_sec": result.tokens_per_second, "stopped_by": result.stopped_by})
+        else:
+            if sys.stderr.isatty():  # the first token waits for XLA to compile the decoding loop
+                print("(compiling the decoding loop: seconds the first time, then cached on disk)", file=sys.stderr)
+            sys.stdout.write(args.prompt)
+            result = gen.generate(args.prompt, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
+            print(flush=True)  # the text ends with a line break, also where stdout goes to a file
+            print(f"[{len(result.tokens)} tokens, {result.tokens_per_second:.0f} tokens/s]", file=sys.stderr)
+        return 0
+
+
+    def cmd_chat(args) -> int:
+        from desktop_llm.core.generation import ChatSession, Generator
+
+        cfg = sampling(args)
+        run, model, tok, _ = kit.load_run(args)
+        chat = ChatSession(Generator(model, tok), args.user_prefix, args.bot_prefix)
+        print(f"Chatting with run {run.id}. Empty line or Ctrl-D to quit.", file=sys.stderr)
+        while True:
+            try:
+                line = input("> ")
+            except EOFError:
+                print()  # Ctrl-D leaves the cursor after the prompt: end the line
+                break
+            if not line.strip():
+                if not sys.stdin.isatty():
+                    print()  # nobody's Enter was echoed after the prompt
+                break
+            sys.stdout.write("  ")
+            chat.reply(line, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
+            print()
+        return 0
+
+    ev = sub.add_parser("eval", help="perplexity on the validation split, a file or a text")
+    kit.run_args(ev)
+    ev.add_argument("--file", help="a text file to measure (default: the run's validation split)")
+    ev.add_argument("--text", help="a text to measure")
+    ev.add_argument("--per-token", action="store_true", help="also list each token's loss (--file, --text)")
+    ev.add_argument("--max-windows", type=int, default=2000,
+                    help="at most this many windows of the validation split (default %(default)s)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=cmd_eval)
+
+    def sampling_args(sp):
+        sp.add_argument("--max-tokens", type=int, default=200, help="tokens to generate (default %(default)s)")
+        sp.add_argument("--temperature", type=float, default=0.8,
+                        help="sampling temperature, 0 for greedy (default %(default)s)")
+        sp.add_argument("--top-k", type=int, default=0,
+                        help="sample from the k likeliest tokens, 0 for all (default %(default)s)")
+        sp.add_argument("--top-p", type=float, default=1.0,
+                        help="nucleus sampling probability mass, 1 for off (default %(default)s)")
+        sp.add_argument("--seed", type=int, help="random seed, for a repeatable text")
+        sp.add_argument("--stop", action="append", help="stop sequence (repeatable; \\n allowed)")
+
+    ge = sub.add_parser("generate", help="generate text from a prompt, streaming")
+    kit.run_args(ge)
+    ge.add_argument("--prompt", default="", help="the text to continue (default: none)")
+    sampling_args(ge)
+    ge.add_argument("--json", action="store_true", help="stream tokens as JSON lines")
+    ge.set_defaults(func=cmd_generate)
+
+    ch = sub.add_parser("chat", help="chat with a model in the terminal")
+    kit.run_args(ch)
+    sampling_args(ch)
+    ch.add_argument("--user-prefix", default="User: ", help="put before your lines (default %(default)r)")
+    ch.add_argument("--bot-prefix", default="Bot: ", help="put before the model's replies (default %(default)r)")
+    ch.set_defaults(func=cmd_chat)

@@ -1,0 +1,24 @@
+"""`desktop-llm translate`: a translator run's translation of a text, streamed."""
+
+from __future__ import annotations
+
+
+def add_parser(sub, kit) -> None:
+    def cmd_translate(args) -> int:
+        from desktop_llm.core.models.translator.decode import Translator
+
+        run, model, tok, ckpt = kit.load_run(args, family="translator")
+        translator = Translator(model, tok, run.config.model.sequence_length)
+        if args.json:
+            text = translator.stream(args.text, lambda piece: kit.out({"type": "piece", "text": piece}))
+            kit.out({"type": "done", "run": run.id, "checkpoint_step": ckpt.step, "source": args.text, "translation": text})
+        else:
+            translator.stream(args.text, lambda piece: print(piece, end="", flush=True))
+            print()
+        return 0
+
+    tl = sub.add_parser("translate", help="a translator run's translation of a text, streamed")
+    kit.run_args(tl)
+    tl.add_argument("--text", required=True, help="the text to translate")
+    tl.add_argument("--json", action="store_true", help="stream pieces as JSON lines, then the whole")
+    tl.set_defaults(func=cmd_translate)

@@ -1,0 +1,10 @@
+"""The GPT in the window. It writes text, so the Generate page gives it its prompt and chat tabs
+(for every family with `writes_text`); it needs no panel of its own."""
+
+from __future__ import annotations
+
+CHOICE = "GPT: predict the next token"  # the Train page's family menu
+TABS: tuple = ()
+HEADER = ("Generate", "Let a trained model write. Tokens appear as they are sampled.")
+ATTENTION_NOTE = "A GPT's mask is causal: each token sees only the tokens before it."  # the Attention page, for its runs
+EVALUATE_ELSEWHERE = None  # the Evaluate page: where this family's own evaluation is

@@ -1,0 +1,120 @@
+"""Every family of the registry, without naming one: it trains a few steps on its own example
+data, its checkpoint loads, its attention maps come out for each kind it has, it exports in each
+format it offers (the keras-hub preset here; the GPT's other formats in test_export.py) and
+refuses the others in one line, its run card describes it, and its commands are on the command
+line. A new family is covered by this file as soon as it is in the registry."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+from desktop_llm.core.models import FAMILY_NAMES, families, get_family
+from desktop_llm.store import RunStore
+
+TINY = ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=16, dropout=0.0)
+
+
+def tiny_run_config(family, steps: int = 20) -> RunConfig:
+    return RunConfig(name=f"{family.name}-tiny", family=family.name,
+                     data=DataConfig(paths=(str(family.example_data()),)),
+                     tokenizer=TokenizerConfig(kind="char"), model=TINY,
+                     training=TrainConfig(max_steps=steps, batch_size=8, eval_interval=10, eval_batches=1,
+                                          log_interval=10, warmup_steps=2, sample_tokens=4).fitted())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny completed run of every family, in one workspace."""
+    from desktop_llm.core.training import train_run
+
+    store = RunStore(tmp_path_factory.mktemp("workspace"))
+    runs = {}
+    for family in families():
+        run = store.create(tiny_run_config(family))
+        events = []
+        result = train_run(run, emit=events.append, store=store)
+        assert result["status"] == "completed", (family.name, result, events[-3:])
+        runs[family.name] = run
+    return store, runs
+
+
+def test_the_registry_lists_every_family_once_with_its_interface():
+    assert [f.name for f in families()] == list(FAMILY_NAMES)
+    for family in families():
+        assert get_family(family.name) is family
+        assert family.title and family.summary and family.command, family.name
+        assert family.example_data().exists(), family.name
+        assert "self" in family.attention_kinds
+    with pytest.raises(Exception, match="Unknown model family 'nope'"):
+        get_family("nope")
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_a_family_trains_loads_inspects_and_describes_itself(trained, name):
+    from desktop_llm.core.inspection import inspect_text
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.store.card import run_card
+
+    store, runs = trained
+    run = runs[name]
+    family = get_family(name)
+    status = run.status()
+    assert status["status"] == "completed" and status["step"] == 20
+    model, tok, ckpt = load_for_inference(run, "best")
+    assert ckpt.step in (10, 20)
+    data = family.example_data()
+    first = data if data.is_file() else sorted(p for p in data.rglob("*") if p.is_file())[0]
+    text = first.read_text("utf-8").strip().splitlines()[0].split("\t")[0][:12] or "abc"
+    for kind in family.attention_kinds:
+        maps = inspect_text(model, tok, text, kind)
+        L, H, T, K = maps.weights.shape
+        assert (L, H) == (TINY.num_layers, TINY.num_heads) and T == len(maps.tokens) and K == len(maps.columns)
+        assert np.allclose(maps.weights.sum(-1), 1, atol=1e-3), (name, kind)  # each row a distribution
+    card = dict(run_card(run, {"id": run.id, **run.status()}))
+    assert card["family"] == family.title
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_a_family_exports_what_it_offers_and_refuses_the_rest_in_one_line(trained, tmp_path, name):
+    import json
+
+    from desktop_llm.core.export import FORMATS, check_exportable, export_run
+    from desktop_llm.errors import ExportError
+
+    store, runs = trained
+    run = runs[name]
+    family = get_family(name)
+    assert set(family.export_formats) <= set(FORMATS) and family.export_formats
+    for fmt in FORMATS:
+        if fmt not in family.export_formats:
+            with pytest.raises(ExportError, match=f"is a {name} run") as e:
+                check_exportable(run, fmt)
+            assert "\n" not in str(e.value)
+    result = export_run(run, "keras-hub", out=tmp_path / "preset")
+    meta = json.loads((result.path / "export.json").read_text("utf-8"))
+    assert meta["format"] == "keras-hub" and meta["run"] == run.id and (result.path / "vocabulary.json").exists()
+
+
+def test_every_family_puts_its_commands_on_the_command_line():
+    from desktop_llm.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for family in families():
+        assert family.command in commands, family.name
+    train = commands["train"]
+    family_flag = next(a for a in train._actions if a.dest == "family")
+    assert list(family_flag.choices) == list(FAMILY_NAMES)
+
+
+def test_a_family_default_training_and_base_rules_come_from_the_family():
+    base = TrainConfig()
+    for family in families():
+        own = family.default_training(base)
+        assert isinstance(own, TrainConfig)
+        own.validate()
+        if not family.starts_from_base:
+            with pytest.raises(Exception, match="does not start from another run"):
+                family.on_base(replace(RunConfig(), family=family.name), "/nowhere")
