@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from desktop_llm.gui.screenshots import _idle, _wait
+from desktop_llm.gui.screenshots import idle, wait_until
 
 
 def slug(title: str) -> str:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             panel = g.panel(cls)
             g.tabs.setCurrentIndex(g.tabs.indexOf(panel))
             panel.primary()
-            _wait(lambda p=panel: _idle(p), timeout=600)
+            wait_until(lambda p=panel: idle(p), timeout=600)
             grab(slug(cls.TITLE))
         for kind in [k for k in get_family(name).attention_kinds if k != "self"][-1:]:  # the last: cross
             a = w.attention_page
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             a.picker.runs.setCurrentIndex(a.picker.runs.findData(run.id))
             a.kind.setCurrentIndex(a.kind.findData(kind))
             a.compute()
-            _wait(lambda a=a: _idle(a))
+            wait_until(lambda a=a: idle(a))
             grab(f"attention_{kind}")
     w.close()
     w.train_page.shutdown()

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 
-def _wait(predicate, timeout: float = 300.0) -> None:
+def wait_until(predicate, timeout: float = 300.0) -> None:
     """Run the event loop until predicate() holds. A QEventLoop, not QTest.qWait: qWait keeps the
     GIL, which starves the worker threads (a 1 s qWait let a worker run once instead of ~8000 times)."""
     from PySide6.QtCore import QEventLoop, QTimer
@@ -30,7 +30,7 @@ def _wait(predicate, timeout: float = 300.0) -> None:
         loop.exec()
 
 
-def _idle(page) -> bool:
+def idle(page) -> bool:
     return page.task is not None and page.task.settled
 
 
@@ -73,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         print(path)
 
     w.data_page.add_paths([args.corpus or str(sample_corpus("tinyshakespeare.txt"))])
-    _wait(lambda: _idle(w.data_page))
+    wait_until(lambda: idle(w.data_page))
     shot("Data")
     w.tokenizer_page.train()
-    _wait(lambda: _idle(w.tokenizer_page))
+    wait_until(lambda: idle(w.tokenizer_page))
     shot("Tokenizer")
     shot("Model")
     t = w.train_page
@@ -86,23 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     t.name.setText("shakespeare-small")
     w.show_page("Train")
     t.start()
-    _wait(lambda: not t.training, timeout=1800)
+    wait_until(lambda: not t.training, timeout=1800)
     shot("Train")
     w.runs_page.select([t.run_id])
     shot("Runs")
     a = w.attention_page
     a.compute()
-    _wait(lambda: _idle(a))
+    wait_until(lambda: idle(a))
     a.layer.setValue(a.layer.maximum())
     shot("Attention")
     g = w.generate_page
     g.seed.setValue(1)
     g.generate()
-    _wait(lambda: _idle(g))
+    wait_until(lambda: idle(g))
     shot("Generate")
     e = w.evaluate_page
     e.evaluate()
-    _wait(lambda: _idle(e))
+    wait_until(lambda: idle(e))
     shot("Evaluate")
     w.close()
     w.train_page.shutdown()

@@ -57,7 +57,7 @@ def test_a_family_trains_loads_inspects_and_describes_itself(trained, name):
     from desktop_llm.core.loading import load_for_inference
     from desktop_llm.store.card import run_card
 
-    store, runs = trained
+    _store, runs = trained
     run = runs[name]
     family = get_family(name)
     status = run.status()
@@ -65,7 +65,7 @@ def test_a_family_trains_loads_inspects_and_describes_itself(trained, name):
     model, tok, ckpt = load_for_inference(run, "best")
     assert ckpt.step in (10, 20)
     data = family.example_data()
-    first = data if data.is_file() else sorted(p for p in data.rglob("*") if p.is_file())[0]
+    first = data if data.is_file() else min(p for p in data.rglob("*") if p.is_file())
     text = first.read_text("utf-8").strip().splitlines()[0].split("\t")[0][:12] or "abc"
     for kind in family.attention_kinds:
         maps = inspect_text(model, tok, text, kind)
@@ -83,7 +83,7 @@ def test_a_family_exports_what_it_offers_and_refuses_the_rest_in_one_line(traine
     from desktop_llm.core.export import FORMATS, check_exportable, export_run
     from desktop_llm.errors import ExportError
 
-    store, runs = trained
+    _store, runs = trained
     run = runs[name]
     family = get_family(name)
     assert set(family.export_formats) <= set(FORMATS) and family.export_formats

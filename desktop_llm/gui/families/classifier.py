@@ -163,6 +163,9 @@ class ClassifyPanel(FamilyPanel):
         self.say(msg, "error")
 
     # ------------------------------------------------------------------ classify
+    def primary(self) -> None:
+        self.classify()
+
     def classify(self) -> None:
         text = self.text.toPlainText()
 

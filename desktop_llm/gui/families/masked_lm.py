@@ -55,6 +55,9 @@ class FillMaskPanel(FamilyPanel):
         lay.addWidget(self.status)
         lay.addWidget(self.table, 1)
 
+    def primary(self) -> None:
+        self.fill()
+
     def fill(self) -> None:
         if not (chosen := self.chosen()):
             return

@@ -26,6 +26,10 @@ class FamilyPanel(QWidget):
         self.task = None
         self.status = label(intro, "hint")
 
+    def primary(self) -> None:
+        """The panel's main action (its primary button: fill, classify, search, translate)."""
+        raise NotImplementedError
+
     def say(self, text: str, role: str = "hint") -> None:
         set_role(self.status, role)
         self.status.setText(text)

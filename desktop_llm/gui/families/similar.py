@@ -129,6 +129,9 @@ class SimilarPanel(FamilyPanel):
         button.setEnabled(False)
         self.start(job, done, failed)
 
+    def primary(self) -> None:
+        self.search()
+
     def search(self) -> None:
         text, k, pooling = self.query.text(), self.top_k.value(), self.pooling.currentData()
 

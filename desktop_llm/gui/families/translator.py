@@ -47,6 +47,9 @@ class TranslatePanel(FamilyPanel):
         lay.addWidget(self.status)
         lay.addWidget(self.output, 1)
 
+    def primary(self) -> None:
+        self.translate()
+
     def translate(self) -> None:
         if not (chosen := self.chosen()):
             return
