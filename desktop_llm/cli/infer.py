@@ -38,27 +38,27 @@ def cmd_embed(args) -> int:
         raise CliError("Give --text to embed, or --projector DIR to write the run's sentences for "
                        "TensorBoard's projector.")
     run, model, tok, ckpt = load_run(args, family=encoders())
-    out: dict = {"run": run.id, "checkpoint_step": ckpt.step, "pooling": args.pooling}
+    result: dict = {"run": run.id, "checkpoint_step": ckpt.step, "pooling": args.pooling}
     if args.text:
         vectors = embed(model, tok, args.text, args.pooling)
-        out["embeddings"] = [{"text": t, "vector": [round(float(x), 6) for x in v]}
-                             for t, v in zip(args.text, vectors)]
+        result["embeddings"] = [{"text": t, "vector": [round(float(x), 6) for x in v]}
+                                for t, v in zip(args.text, vectors)]
     if args.projector:
         index = build_index(model, tok, run, args.pooling)
         vec, meta = write_projector(args.projector, index)
         agree, chance = index.neighbour_agreement()
-        out.update({"vectors": str(vec), "metadata": str(meta), "sentences": len(index.items),
-                    "nearest_same_source": agree, "by_chance": chance})
+        result.update({"vectors": str(vec), "metadata": str(meta), "sentences": len(index.items),
+                       "nearest_same_source": agree, "by_chance": chance})
     if args.json:
-        out(out)
+        out(result)
         return 0
-    for e in out.get("embeddings", []):
+    for e in result.get("embeddings", []):
         print(f"{e['text'][:60]!r}: {len(e['vector'])} numbers, first {e['vector'][:4]}")
     if args.projector:
-        print(f"wrote {out['vectors']} and {out['metadata']} ({out['sentences']:,} sentences): load them at "
+        print(f"wrote {result['vectors']} and {result['metadata']} ({result['sentences']:,} sentences): load them at "
               "projector.tensorflow.org, or in TensorBoard's projector")
-        print(f"nearest neighbour from the same source: {out['nearest_same_source']:.0%} "
-              f"(by chance {out['by_chance']:.0%})")
+        print(f"nearest neighbour from the same source: {result['nearest_same_source']:.0%} "
+              f"(by chance {result['by_chance']:.0%})")
     return 0
 
 
@@ -68,7 +68,6 @@ ATTENTION_SHOWN = 12  # tokens listed per head in the terminal
 def cmd_attention(args) -> int:
     import numpy as np
 
-    from desktop_llm.core.inspection import inspect_text
     from desktop_llm.core.models import FAMILY_NAMES, get_family
 
     run, model, tok, ckpt = load_run(args, family=FAMILY_NAMES)
@@ -76,7 +75,7 @@ def cmd_attention(args) -> int:
     if args.kind not in kinds:  # a translator's three; others have one
         raise CliError(f"--kind {args.kind} is for translator runs: run {run.id} ({run.config.family}) has "
                        "self-attention only (leave --kind out).")
-    maps = inspect_text(model, tok, args.text, args.kind)
+    maps = get_family(run.config.family).attention_maps(model, tok, args.text, args.kind)
     if args.out:
         np.savez_compressed(args.out, weights=maps.weights, token_ids=np.array(maps.token_ids))
     if args.json:

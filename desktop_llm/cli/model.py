@@ -40,19 +40,21 @@ def model_config(args, base=None):
 
 
 def cmd_model_info(args) -> int:
-    from desktop_llm.core.config import estimate, human_bytes, human_count
+    from desktop_llm.core.config import human_bytes, human_count
+    from desktop_llm.core.models import get_family
 
     check_flags(args)
     m = replace(model_config(args), vocabulary_size=args.vocab_size)
     m.validate()
-    e = estimate(m, args.batch_size)
+    family = get_family(args.family)
+    e = family.estimate(m, args.batch_size)
     if args.json:
         out({"model": m.__dict__, **e.to_dict()})
         return 0
-    print(f"layers {m.num_layers}, heads {m.num_heads}, width {m.hidden_dim}, feed-forward "
+    print(f"{family.title}: layers {m.num_layers}, heads {m.num_heads}, width {m.hidden_dim}, feed-forward "
           f"{m.intermediate_dim}, context {m.sequence_length}, vocabulary {m.vocabulary_size}")
     print(f"parameters:        {e.parameters:,} ({human_count(e.parameters)})")
-    print(f"FLOPs per token:   {e.flops_per_token:,} (training, 6N + 12LTd)")
+    print(f"FLOPs per token:   {e.flops_per_token:,} (training: 6 per parameter + attention over the context)")
     print(f"weights:           {human_bytes(e.weights_bytes)}")
     print(f"training memory:   ~{human_bytes(e.training_bytes)} at batch {args.batch_size}")
     return 0
@@ -73,12 +75,17 @@ def cmd_devices(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from desktop_llm.core.config import DEFAULT_FAMILY
+    from desktop_llm.core.models import FAMILY_NAMES
+
     m = sub.add_parser("model", help="model sizes").add_subparsers(dest="action", required=True)
     mi = m.add_parser("info", help="parameters, FLOPs and memory of a configuration")
     model_args(mi)
     mi.add_argument("--vocab-size", type=int, default=65, help="vocabulary size (default %(default)s)")
     mi.add_argument("--batch-size", type=int, default=12,
                     help="batch size for the memory estimate (default %(default)s)")
+    mi.add_argument("--family", choices=list(FAMILY_NAMES), default=DEFAULT_FAMILY,
+                    help="whose model: its own architecture's figures (default %(default)s)")
     mi.add_argument("--json", action="store_true", help="print one JSON object")
     mi.set_defaults(func=cmd_model_info)
 

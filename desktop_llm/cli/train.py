@@ -77,10 +77,10 @@ def run_config(args):
             raise CliError("--separate-tokenizers gives a translator's source and target a tokenizer each: "
                            "add --family translator.")
         tk = replace(tk, separate=True)
-    out = RunConfig(name=name, family=family, base_run=cfg.base_run if args.config else "", data=data,
+    result = RunConfig(name=name, family=family, base_run=cfg.base_run if args.config else "", data=data,
                     tokenizer=tk, model=model, training=tr)
     if not args.config and args.steps is None:  # the family's own length (a classifier's: short)
-        out = replace(out, training=fam.default_training(tr))
+        result = replace(result, training=fam.default_training(tr))
     if getattr(args, "base", None):
         if not fam.starts_from_base:
             raise CliError("--base starts a classifier from a pretrained run: add --family classifier.")
@@ -91,9 +91,9 @@ def run_config(args):
                                                             "context")):
             raise CliError("A fine-tune has its base run's shape: leave out --preset, --layers, --heads, "
                            "--width, --ffn and --context.")
-        out = fam.on_base(replace(out, model=replace(out.model, dropout=args.dropout or 0.0)),
+        result = fam.on_base(replace(result, model=replace(result.model, dropout=args.dropout or 0.0)),
                           store_of(args).resolve(args.base).folder, gentler=args.lr is None)
-    return out
+    return result
 
 
 def cmd_train(args) -> int:

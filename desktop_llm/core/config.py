@@ -284,14 +284,20 @@ def count_parameters(m: ModelConfig) -> int:
     return total
 
 
-def estimate(m: ModelConfig, batch_size: int = 12, bytes_per_value: int = 4) -> Estimate:
-    """Parameters, FLOPs per token and memory, computed from the shape alone (no TensorFlow)."""
-    n = count_parameters(m)
-    d, L, T, H = m.hidden_dim, m.num_layers, m.sequence_length, m.num_heads
-    flops = 6 * n + 12 * L * T * d
+def estimate(m: ModelConfig, batch_size: int = 12, bytes_per_value: int = 4, parameters: int | None = None,
+             attention_layers: float | None = None) -> Estimate:
+    """Parameters, FLOPs per token and memory, computed from the shape alone (no TensorFlow).
+
+    The defaults are a GPT's (`count_parameters`, one attention over the context per block); a
+    family with another architecture passes its own count and number of attention layers
+    (`Family.estimate`: an encoder-decoder has three per block pair)."""
+    n = count_parameters(m) if parameters is None else int(parameters)
+    d, T, H = m.hidden_dim, m.sequence_length, m.num_heads
+    L = m.num_layers if attention_layers is None else attention_layers
+    flops = int(6 * n + 12 * L * T * d)
     # Activations kept for the backward pass: ~34·T·d + 5·H·T² values per layer per sequence
     # (Korthikanti et al. 2022), plus logits.
-    acts = batch_size * (L * (34 * T * d + 5 * H * T * T) + 2 * T * max(1, m.vocabulary_size))
+    acts = int(batch_size * (L * (34 * T * d + 5 * H * T * T) + 2 * T * max(1, m.vocabulary_size)))
     return Estimate(
         parameters=n,
         flops_per_token=flops,

@@ -105,6 +105,17 @@ def tf_config(cluster: list[str] | tuple[str, ...], worker_index: int) -> dict:
     return {"cluster": {"worker": list(cluster)}, "task": {"type": "worker", "index": worker_index}}
 
 
+def batch_split_advice(batch: int, replicas: int) -> str | None:
+    """None when a global batch of `batch` splits evenly over `replicas`; otherwise the advice,
+    "use 10 or 15" (the nearest sizes that do). The one rule the trainer, the Train page and the
+    cluster dialog state, each in its own words around it."""
+    n = max(1, int(replicas))
+    if batch % n == 0:
+        return None
+    lo = batch // n * n
+    return f"use {lo or n} or {lo + n}"
+
+
 def setup(devices: str | None = "auto", cluster: list[str] | tuple[str, ...] = (), worker_index: int = 0,
           timeout_s: float = COLLECTIVE_TIMEOUT_S) -> Distribution:
     """Configure this process's devices and return its distribution. Call before any TF op."""

@@ -96,7 +96,7 @@ def layer_maps(model, layer, x, causal: bool, encoder_out=None, encoder_mask=Non
     return probs, cross
 
 
-def _probe(model, names: list[str], extra: list[str] = ()):
+def probe(model, names: list[str], extra: list[str] = ()):
     """A functional model giving each named layer's sequence input, and `extra` layers' outputs."""
     import keras
 
@@ -106,7 +106,7 @@ def _probe(model, names: list[str], extra: list[str] = ()):
     return keras.Model(model.input, outs)
 
 
-def _numpy(xs) -> list[np.ndarray]:
+def to_numpy(xs) -> list[np.ndarray]:
     """The probe's outputs as float32 arrays (a one-layer model's probe returns one tensor, not a list)."""
     from keras import ops
 
@@ -119,7 +119,7 @@ def attention_weights(model, token_ids) -> np.ndarray:
     """(layers, heads, time, time) causal attention of our GPT for one sequence of ids."""
     bb = model.backbone
     names = [layer.name for layer in bb.transformer_layers]
-    xs = _numpy(_probe(bb, names)(np.asarray(token_ids, np.int32)[None, :]))
+    xs = to_numpy(probe(bb, names)(np.asarray(token_ids, np.int32)[None, :]))
     return np.stack([layer_maps(bb, layer, x[0], causal=True)[0] for layer, x in zip(bb.transformer_layers, xs)])
 
 
@@ -127,7 +127,7 @@ def encoder_weights(backbone, token_ids) -> np.ndarray:
     """(layers, heads, time, time) bidirectional attention of a BERT encoder."""
     ids = np.asarray(token_ids, np.int32)[None, :]
     names = [layer.name for layer in backbone.transformer_layers]
-    xs = _numpy(_probe(backbone, names)({"token_ids": ids, "segment_ids": np.zeros_like(ids),
+    xs = to_numpy(probe(backbone, names)({"token_ids": ids, "segment_ids": np.zeros_like(ids),
                                          "padding_mask": np.ones_like(ids, bool)}))
     return np.stack([layer_maps(backbone, layer, x[0], causal=False)[0]
                      for layer, x in zip(backbone.transformer_layers, xs)])
@@ -141,18 +141,17 @@ def _token_text(tok, i: int) -> str:
 
 
 def inspect_text(model, tokenizer, text: str, kind: str = "self") -> AttentionMaps:
-    """Attention maps for `text` (cut to the model's context): a GPT's causal self-attention, an
-    encoder's bidirectional self-attention (masked LM, classifier), or a translator's `encoder`,
-    `decoder` or `cross` attention over `text` and the model's own greedy translation of it."""
+    """Attention maps for `text` (cut to the model's context): a GPT's causal self-attention or an
+    encoder's bidirectional self-attention, by the model's backbone. A family with another
+    architecture captures its own (`Family.attention_maps`: a translator's three kinds)."""
     import keras_hub
 
     from desktop_llm.core.config import ConfigError
-    from desktop_llm.core.models.backbones.gpt import GPTBackbone
 
     ids = tokenizer.encode(text)
     if not ids:
         raise ConfigError("Type some text to inspect.")
-    if isinstance(getattr(model, "backbone", None), GPTBackbone):  # the GPT, or a classifier on it
+    if getattr(getattr(model, "backbone", None), "reads_causally", False):  # the GPT, or a classifier on it
         ids = ids[: int(model.backbone.max_sequence_length)]
         return AttentionMaps(ids, [tokenizer.token_text(i) for i in ids], attention_weights(model, ids))
     backbone = getattr(model, "backbone", None)
@@ -163,52 +162,4 @@ def inspect_text(model, tokenizer, text: str, kind: str = "self") -> AttentionMa
         ids = ids[: backbone.max_sequence_length]
         return AttentionMaps(ids, [_token_text(tokenizer, i) for i in ids], encoder_weights(backbone, ids),
                              kind="bidirectional")
-    if isinstance(backbone, keras_hub.models.BartBackbone):
-        return _translator_maps(model, tokenizer, text, kind)
     raise ConfigError(f"No attention maps for a {type(model).__name__}.")
-
-
-def _translator_maps(model, tok, text: str, kind: str) -> AttentionMaps:
-    from desktop_llm.core.config import ConfigError
-    from desktop_llm.core.models.translator.decode import Translator
-    from desktop_llm.core.models.translator.pairs import special_ids
-    from desktop_llm.core.models.translator.tokenizer import target_encoder
-
-    if kind not in ("encoder", "decoder", "cross", "self"):
-        raise ConfigError(f"Attention of a translator is encoder, decoder or cross (got '{kind}').")
-    bb = model.backbone
-    T = int(bb.max_sequence_length)
-    translation = Translator(model, tok, T).translate([text])[0]
-    bos, _ = special_ids(tok.vocabulary_size)
-    src = tok.encode(text)[:T]
-    tgt = [bos, *target_encoder(tok)(translation)[: T - 1]]
-    src_ids = np.zeros((1, T), np.int32)
-    src_ids[0, : len(src)] = src
-    tgt_ids = np.zeros((1, T), np.int32)
-    tgt_ids[0, : len(tgt)] = tgt
-    src_mask, tgt_mask = (src_ids > -1).astype(np.int32), (tgt_ids > -1).astype(np.int32)
-    src_mask[0, len(src):] = 0
-    tgt_mask[0, len(tgt):] = 0
-    enc_names = [layer.name for layer in bb.encoder_transformer_layers]
-    dec_names = [layer.name for layer in bb.decoder_transformer_layers]
-    # each layer's input is the output before it (BART's layers are called with keyword arguments,
-    # so a layer's recorded inputs are all its tensors, not the sequence first)
-    before = ["encoder_embeddings_dropout", *enc_names[:-1], "decoder_embeddings_dropout", *dec_names[:-1]]
-    outs = _numpy(_probe(bb, [], before + [enc_names[-1]])(
-        {"encoder_token_ids": src_ids, "encoder_padding_mask": src_mask, "decoder_token_ids": tgt_ids,
-         "decoder_padding_mask": tgt_mask}))
-    n_src, n_tgt = len(src), len(tgt)
-    enc_out = outs[-1][0][:n_src]
-    src_tokens = [tok.token_text(i) for i in src]
-    tgt_tokens = ["[BOS]"] + [tok.token_text(i) for i in tgt[1:]]
-    if kind in ("encoder", "self"):
-        maps = [layer_maps(bb, bb.get_layer(n), x[0][:n_src], causal=False)[0]
-                for n, x in zip(enc_names, outs)]
-        return AttentionMaps(src, src_tokens, np.stack(maps), kind="bidirectional",
-                             notes=[f"translation: {translation}"])
-    dec = [layer_maps(bb, bb.get_layer(n), x[0][:n_tgt], causal=True, encoder_out=enc_out)
-           for n, x in zip(dec_names, outs[len(enc_names):])]
-    if kind == "decoder":
-        return AttentionMaps(tgt, tgt_tokens, np.stack([d[0] for d in dec]), notes=[f"translation: {translation}"])
-    return AttentionMaps(tgt, tgt_tokens, np.stack([d[1] for d in dec]), key_tokens=src_tokens, kind="cross",
-                         notes=[f"translation: {translation}"])

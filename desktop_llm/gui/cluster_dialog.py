@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from desktop_llm.core import atomic
 from desktop_llm.core.config import ConfigError
-from desktop_llm.core.distribute import parse_devices
+from desktop_llm.core.distribute import batch_split_advice, parse_devices
 from desktop_llm.gui.widgets import label, set_role
 
 EXAMPLE_MACHINES = "192.168.1.10:2222\n192.168.1.11:2222"
@@ -181,10 +181,10 @@ class ClusterDialog(QDialog):
             return str(e)
         t = cfg.training
         n = workers * (local_replicas(t.devices) or 1)  # "auto": at least one per machine
-        if t.batch_size % n:
-            lo = t.batch_size // n * n
+        advice = batch_split_advice(t.batch_size, n)
+        if advice:
             return (f"The batch size ({t.batch_size}) must split evenly over the {n} replicas of "
-                    f"{workers} machines: use {lo or n} or {lo + n} on the Train page.")
+                    f"{workers} machines: {advice} on the Train page.")
         return ""
 
     def _update(self) -> None:

@@ -11,7 +11,7 @@ import math
 from dataclasses import replace
 
 from desktop_llm.core.config import ConfigError, ModelConfig, estimate, human_bytes
-from desktop_llm.core.distribute import LOGICAL_GPU_MB, parse_devices
+from desktop_llm.core.distribute import LOGICAL_GPU_MB, batch_split_advice, parse_devices
 
 CPU_SPLIT = "cpu:2"  # two logical CPU devices: data parallelism to try without the hardware
 
@@ -60,9 +60,9 @@ def replicas(spec: str, devices: list[dict] | None) -> int:
 
 def batch_split(batch: int, n: int) -> tuple[bool, str]:
     """(splits evenly, the line shown next to the batch size)."""
-    if batch % n:
-        lo = batch // n * n
-        return False, (f"{batch} does not split over {n} replicas: use {lo or n} or {lo + n}")
+    advice = batch_split_advice(batch, n)
+    if advice:
+        return False, f"{batch} does not split over {n} replicas: {advice}"
     return True, f"{n} replica{'s' if n > 1 else ''} × {batch // n} = {batch}"
 
 
@@ -82,11 +82,12 @@ def half_precision(spec: str, devices: list[dict] | None) -> bool:
     return bool(chosen) and all((d.get("compute_capability") or (0, 0))[0] >= 8 for d in chosen)
 
 
-def memory_per_replica(model: ModelConfig, batch: int, n: int, half: bool = False) -> int:
+def memory_per_replica(model: ModelConfig, batch: int, n: int, half: bool = False, family=None) -> int:
     """Training memory of one replica: each holds the whole model (weights, gradients, the two AdamW
-    moments, float32) and its share of the batch's activations (half the bytes in bfloat16/float16)."""
+    moments, float32) and its share of the batch's activations (half the bytes in bfloat16/float16).
+    `family`: whose model it is (core.models; default the GPT's)."""
     m = replace(model, vocabulary_size=max(1, model.vocabulary_size))
-    e = estimate(m, math.ceil(batch / max(1, n)))
+    e = family.estimate(m, math.ceil(batch / max(1, n))) if family is not None else estimate(m, math.ceil(batch / max(1, n)))
     fixed = 4 * e.weights_bytes
     acts = e.training_bytes - fixed
     return fixed + (acts // 2 if half else acts)
@@ -113,7 +114,7 @@ def device_memory(spec: str, devices: list[dict] | None) -> tuple[int | None, st
     return ram, f"this machine's {human_bytes(ram)} of memory"
 
 
-def memory_warning(model: ModelConfig, batch: int, spec: str, devices: list[dict] | None) -> str:
+def memory_warning(model: ModelConfig, batch: int, spec: str, devices: list[dict] | None, family=None) -> str:
     """A line to show when one replica's estimated training memory exceeds its device's memory;
     "" when it fits, or when a figure is unknown."""
     try:
@@ -124,7 +125,7 @@ def memory_warning(model: ModelConfig, batch: int, spec: str, devices: list[dict
     if devices is None and spec == "auto":
         return ""  # not known yet which device "auto" is
     half = half_precision(spec, devices)
-    need = memory_per_replica(model, batch, n, half)
+    need = memory_per_replica(model, batch, n, half, family)
     limit, what = device_memory(spec, devices)
     if limit is None:
         return ""

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop_llm.core.config import ModelConfig, TrainConfig, preset
+from desktop_llm.core.config import DEFAULT_FAMILY, ModelConfig, TrainConfig, preset
 
 
 class Session(QObject):
@@ -30,6 +30,7 @@ class Session(QObject):
         self.tokenizer = None  # a trained core Tokenizer
         self.tokenizer_dir: str | None = None
         self.tokenizer_kind = "char"
+        self.family = DEFAULT_FAMILY  # chosen on the Train page (`set_family`)
         self.tokenizer_corpus: tuple | None = None  # corpus_key of the text the tokenizer was trained on
         self.current_run: str | None = None  # one choice of run shared by the pages that use a model
         self.model_config: ModelConfig = preset("small")
@@ -79,6 +80,12 @@ class Session(QObject):
     def set_devices(self, devices: list[dict]) -> None:
         self.devices = list(devices)
         self.devices_changed.emit()
+
+    def set_family(self, name: str) -> None:
+        """The family chosen on the Train page: the Model page's estimates are for its model."""
+        if name != self.family:
+            self.family = name
+            self.train_changed.emit()
 
     def set_train_config(self, cfg: TrainConfig) -> None:
         if cfg != self.train_config:

@@ -20,6 +20,16 @@ def duration(seconds) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def short_duration(seconds) -> str:
+    """The compact form for a table cell or a progress bar: "45s", "1m 05s", "2h 03m"."""
+    s = int(max(0, float(seconds or 0)))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s}s"
+
+
 def vocabulary_size(run, status: dict) -> int | None:
     """The tokenizer's real size (the config says 0: "from the tokenizer")."""
     if status.get("vocabulary_size"):
@@ -46,10 +56,12 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
     if info.get("device"):
         speed = f", {info['tokens_per_sec']:,.0f} tokens/s" if info.get("tokens_per_sec") else ""
         rows.append(("device", f"{info['device']}, {info.get('policy', 'float32')}{speed}"))
+    family = get_family(cfg.family)
     best = info.get("best_val_loss")
-    if best is not None:
-        rows.append(("best val", f"loss {best:.4f} (perplexity {math.exp(min(best, 50)):,.1f})"))
-    rows.append(("family", get_family(cfg.family).title or cfg.family))
+    if best is not None:  # a perplexity where the loss is over tokens, not over a classifier's classes
+        ppl = f" (perplexity {math.exp(min(best, 50)):,.1f})" if family.loss_over_tokens else ""
+        rows.append(("best val", f"loss {best:.4f}{ppl}"))
+    rows.append(("family", family.title or cfg.family))
     sources = list(cfg.data.paths) + ([f"{len(cfg.data.texts)} pasted text(s)"] if cfg.data.texts else [])
     rows.append(("corpus", ", ".join(sources) or "-"))
     vocab = vocabulary_size(run, info)

@@ -20,9 +20,11 @@ class MachineSpeed:
     runs: int  # how many runs it is measured from
     device: str
 
-    def ms_per_step(self, m: ModelConfig, batch_size: int) -> float:
-        """Predicted training step time: FLOPs per step over the measured rate (compute-bound)."""
-        flops = estimate(replace(m, vocabulary_size=max(1, m.vocabulary_size)), batch_size).flops_per_token
+    def ms_per_step(self, m: ModelConfig, batch_size: int, family=None) -> float:
+        """Predicted training step time: FLOPs per step over the measured rate (compute-bound);
+        `family`: whose model (core.models; default the GPT's)."""
+        shape = replace(m, vocabulary_size=max(1, m.vocabulary_size))
+        flops = (family.estimate(shape, batch_size) if family is not None else estimate(shape, batch_size)).flops_per_token
         return 1000.0 * flops * batch_size * m.sequence_length / self.flops_per_second
 
 
@@ -34,7 +36,10 @@ def run_flops_per_second(run) -> float | None:
     tps = statistics.median(steps[len(steps) // 5:])
     cfg = run.config
     vocab = (cfg.tokenizer.vocabulary_size or 256)
-    flops = estimate(replace(cfg.model, vocabulary_size=vocab), cfg.training.batch_size).flops_per_token
+    from desktop_llm.core.models import get_family
+
+    flops = get_family(cfg.family).estimate(replace(cfg.model, vocabulary_size=vocab), cfg.training.batch_size,
+                                            cfg).flops_per_token
     return tps * flops
 
 

@@ -53,7 +53,6 @@ def test_the_registry_lists_every_family_once_with_its_interface():
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_a_family_trains_loads_inspects_and_describes_itself(trained, name):
-    from desktop_llm.core.inspection import inspect_text
     from desktop_llm.core.loading import load_for_inference
     from desktop_llm.store.card import run_card
 
@@ -68,12 +67,21 @@ def test_a_family_trains_loads_inspects_and_describes_itself(trained, name):
     first = data if data.is_file() else min(p for p in data.rglob("*") if p.is_file())
     text = first.read_text("utf-8").strip().splitlines()[0].split("\t")[0][:12] or "abc"
     for kind in family.attention_kinds:
-        maps = inspect_text(model, tok, text, kind)
+        maps = family.attention_maps(model, tok, text, kind)
         L, H, T, K = maps.weights.shape
         assert (L, H) == (TINY.num_layers, TINY.num_heads) and T == len(maps.tokens) and K == len(maps.columns)
         assert np.allclose(maps.weights.sum(-1), 1, atol=1e-3), (name, kind)  # each row a distribution
     card = dict(run_card(run, {"id": run.id, **run.status()}))
     assert card["family"] == family.title
+    assert ("perplexity" in card["best val"]) == family.loss_over_tokens  # not for a classifier's classes
+    # the family's own estimate counts exactly the parameters of the model it builds
+    shape = replace(run.config.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size, run.config))
+    estimate = family.estimate(shape, 8, run.config)
+    head = 0
+    if getattr(model, "num_classes", None):  # a classifier's estimate assumes two classes
+        head = (model.num_classes - 2) * (TINY.hidden_dim + 1)
+    assert estimate.parameters + head == model.count_params(), name
+    assert estimate.flops_per_token >= 6 * estimate.parameters and estimate.training_bytes > 4 * estimate.weights_bytes
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)

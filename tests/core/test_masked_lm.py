@@ -104,7 +104,7 @@ def test_perplexity_refuses_a_masked_lm_and_attention_is_bidirectional(mlm_run):
 
     from desktop_llm.core.config import ConfigError
     from desktop_llm.core.evaluation import evaluate_text
-    from desktop_llm.core.inspection import _numpy, _probe, inspect_text
+    from desktop_llm.core.inspection import inspect_text, probe, to_numpy
     from desktop_llm.core.loading import load_for_inference
 
     _, run, _ = mlm_run
@@ -118,9 +118,9 @@ def test_perplexity_refuses_a_masked_lm_and_attention_is_bidirectional(mlm_run):
     assert (maps.weights[..., np.triu_indices(T, 1)[0], np.triu_indices(T, 1)[1]] > 0).all()  # sees ahead
     bb = model.backbone
     ids = np.array([maps.token_ids])
-    xs = _probe(bb, [layer.name for layer in bb.transformer_layers])(
+    xs = probe(bb, [layer.name for layer in bb.transformer_layers])(
         {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids, bool)})
-    for layer, x, mine in zip(bb.transformer_layers, _numpy(xs), maps.weights):
+    for layer, x, mine in zip(bb.transformer_layers, to_numpy(xs), maps.weights):
         # keras-hub's private sublayer, in this test only: the reference the maps must equal
         _, keras_scores = layer._self_attention_layer(query=x, value=x, return_attention_scores=True)
         np.testing.assert_allclose(mine, np.asarray(keras_scores[0]), atol=1e-5)

@@ -109,20 +109,23 @@ def _preset_gives_the_runs_logits(home, folder):
 def _maps_equal_keras_own_attention(home):
     """The encoder, decoder and cross maps, computed by our code from the weights, equal what
     Keras' attention layers return (keras-hub's private sublayers: in this test only)."""
-    from desktop_llm.core.inspection import _numpy, _probe, inspect_text
+    from desktop_llm.core.inspection import probe, to_numpy
     from desktop_llm.core.loading import load_for_inference
     from desktop_llm.store import RunStore
 
     model, tok, _ = load_for_inference(RunStore(home).latest())
     bb = model.backbone
-    maps = {k: inspect_text(model, tok, "I quit.", k) for k in ("encoder", "decoder", "cross")}
+    from desktop_llm.core.models import get_family
+
+    translator = get_family("translator")
+    maps = {k: translator.attention_maps(model, tok, "I quit.", k) for k in ("encoder", "decoder", "cross")}
     src, tgt = maps["encoder"].token_ids, maps["cross"].token_ids
     T = bb.max_sequence_length
     x = {k: np.zeros((1, T), "int32") for k in ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids",
                                                  "decoder_padding_mask")}
     x["encoder_token_ids"][0, :len(src)], x["encoder_padding_mask"][0, :len(src)] = src, 1
     x["decoder_token_ids"][0, :len(tgt)], x["decoder_padding_mask"][0, :len(tgt)] = tgt, 1
-    e0, d0, enc_out = _numpy(_probe(bb, [], ["encoder_embeddings_dropout", "decoder_embeddings_dropout",
+    e0, d0, enc_out = to_numpy(probe(bb, [], ["encoder_embeddings_dropout", "decoder_embeddings_dropout",
                                              bb.encoder_transformer_layers[-1].name])(x))
     e0, enc_out, d0 = e0[:, :len(src)], enc_out[:, :len(src)], d0[:, :len(tgt)]
     enc, dec = bb.encoder_transformer_layers[0], bb.decoder_transformer_layers[0]

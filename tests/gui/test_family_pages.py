@@ -68,7 +68,8 @@ def test_classify_tab_and_validation_report(qtbot, trained):
         assert "Type a text" in panel.status.text() and panel.classify_btn.isEnabled()
 
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(mlm.id))  # a masked LM: fill mask instead
-        assert g.tabs.currentIndex() == 2 and not g.tabs.isTabVisible(3)
+        assert g.tabs.currentIndex() == g.tabs.indexOf(g.panel(FillMaskPanel))
+        assert not g.tabs.isTabVisible(g.tabs.indexOf(g.panel(ClassifyPanel)))
 
         w.show_page("Attention")  # an encoder's maps: bidirectional, [CLS] first for a classifier
         a = w.attention_page

@@ -21,6 +21,7 @@ class Family:
     tokenizer_in_run = False  # trains its own tokenizer in the run, from its data (the window needs none)
     fine_tune_learning_rate: float | None = None  # the gentler peak rate of a run started from a base
     writes_text = False
+    loss_over_tokens = True  # its loss is a cross-entropy over tokens: a perplexity means something
     accuracy_name = "accuracy"  # what an evaluation's accuracy counts, in words
     masked_perplexity = False  # its perplexity is over masked tokens, not text (shown with its figures)  # generates text token by token (the Generate page's prompt and chat)
 
@@ -98,6 +99,20 @@ class Family:
         from desktop_llm.core.models import task_preset
 
         return task_preset.write(model, tok, folder)
+
+    def attention_maps(self, model, tok, text: str, kind: str = "self"):
+        """Attention maps of `kind` (one of `attention_kinds`) for `text`: by default a GPT's or an
+        encoder's self-attention, found by the model's backbone (core.inspection)."""
+        from desktop_llm.core import inspection
+
+        return inspection.inspect_text(model, tok, text, kind)
+
+    def estimate(self, mcfg, batch_size: int = 12, cfg=None):
+        """Parameters, FLOPs per token and training memory of this family's model in shape `mcfg`
+        (`cfg`: the run's whole config where known, e.g. a classifier's base). A GPT's by default."""
+        from desktop_llm.core.config import estimate
+
+        return estimate(mcfg, batch_size)
 
     def build(self, mcfg, seed: int | None = None):
         raise NotImplementedError

@@ -122,10 +122,9 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     t = cfg.training
     # Before any other TensorFlow op (the tokenizer may run some): devices, memory growth, strategy.
     dist = distribute.setup(t.devices, cluster, worker_index)
-    if t.batch_size % dist.replicas:
-        lo = t.batch_size // dist.replicas * dist.replicas
-        raise ConfigError(f"The batch ({t.batch_size}) must split evenly over {dist.replicas} replicas: "
-                          f"use {lo or dist.replicas} or {lo + dist.replicas}.")
+    advice = distribute.batch_split_advice(t.batch_size, dist.replicas)
+    if advice:
+        raise ConfigError(f"The batch ({t.batch_size}) must split evenly over {dist.replicas} replicas: {advice}.")
 
     import keras
 

@@ -202,12 +202,13 @@ class AttentionPage(QWidget):
             return
 
         def work(report, cancelled, emit):
-            from desktop_llm.core.inspection import inspect_text
+            from desktop_llm.core.models import get_family
 
             report(0.0, "Loading the model…")
             model, tok, ckpt = self.session.load_model(run_id, which)
+            family = get_family(self.session.store.get(run_id).config.family)
             report(0.0, "Computing attention (the first time also builds the model's layers)…")
-            return inspect_text(model, tok, text, kind), ckpt.step
+            return family.attention_maps(model, tok, text, kind), ckpt.step
 
         self.go.setEnabled(False)
         set_role(self.status, "hint")

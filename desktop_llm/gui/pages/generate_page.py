@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.core.config import DEFAULT_FAMILY
+from desktop_llm.core.generation import SamplingConfig
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_role
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
@@ -57,7 +58,8 @@ class GeneratePage(QWidget):
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.0, 5.0)
         self.temperature.setSingleStep(0.1)
-        self.temperature.setValue(0.8)
+        defaults = SamplingConfig()  # the command line's defaults too (core.generation)
+        self.temperature.setValue(defaults.temperature)
         self.temperature.setToolTip("0 is greedy (always the most likely token); higher is more varied")
         self.top_k = QSpinBox()
         self.top_k.setRange(0, 100_000)
@@ -66,11 +68,11 @@ class GeneratePage(QWidget):
         self.top_p = QDoubleSpinBox()
         self.top_p.setRange(0.01, 1.0)
         self.top_p.setSingleStep(0.05)
-        self.top_p.setValue(1.0)
+        self.top_p.setValue(defaults.top_p)
         self.top_p.setToolTip("Nucleus sampling: the smallest set of tokens whose probability reaches p (1: off)")
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(1, 100_000)
-        self.max_tokens.setValue(300)
+        self.max_tokens.setValue(defaults.max_new_tokens)
         self.max_tokens.setToolTip("Most tokens to generate")
         self.seed = QSpinBox()
         self.seed.setRange(-1, 2**31 - 1)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_llm.core.config import PRESET_NOTES, PRESETS, ConfigError, estimate, human_bytes, human_count
+from desktop_llm.core.config import PRESET_NOTES, PRESETS, ConfigError, human_bytes, human_count
 from desktop_llm.gui import device_choice
 from desktop_llm.gui.widgets import header, label
 
@@ -172,6 +172,11 @@ class ModelPage(QWidget):
                        intermediate_dim=self.ffn.value(), sequence_length=self.context.value(),
                        dropout=round(self.dropout.value(), 3), tie_embeddings=self.tied.isChecked())
 
+    def _family(self):
+        from desktop_llm.core.models import get_family
+
+        return get_family(self.session.family)
+
     def _check_memory(self, m) -> None:
         spec, devices, batch = self.session.train_config.devices, self.session.devices, self.batch.value()
         try:
@@ -180,10 +185,11 @@ class ModelPage(QWidget):
             n = 1
         if n > 1:
             half = device_choice.half_precision(spec, devices)
-            each = device_choice.memory_per_replica(replace(m, vocabulary_size=max(1, m.vocabulary_size)), batch, n, half)
+            each = device_choice.memory_per_replica(replace(m, vocabulary_size=max(1, m.vocabulary_size)), batch, n,
+                                                    half, self._family())
             self.figures["memory"].setText(f"{self.figures['memory'].text()} · ~{human_bytes(each)} per replica "
                                            f"on {n} replicas")
-        text = device_choice.memory_warning(m, batch, spec, devices)
+        text = device_choice.memory_warning(m, batch, spec, devices, self._family())
         self.memory_warning.setText(text)
         self.memory_warning.setVisible(bool(text))
 
@@ -203,7 +209,10 @@ class ModelPage(QWidget):
             self.memory_warning.hide()
             return
         self.validation.setText("")
-        e = estimate(replace(m, vocabulary_size=max(1, m.vocabulary_size)), self.batch.value())
+        from desktop_llm.core.models import get_family
+
+        family = get_family(self.session.family)  # the Train page's choice: its model's own figures
+        e = family.estimate(replace(m, vocabulary_size=max(1, m.vocabulary_size)), self.batch.value())
         F = self.figures
         F["vocab"].setText(f"{m.vocabulary_size:,}" if m.vocabulary_size else "train a tokenizer first")
         F["params"].setText(f"{human_count(e.parameters)} ({e.parameters:,})")
@@ -212,7 +221,7 @@ class ModelPage(QWidget):
         F["memory"].setText("~" + human_bytes(e.training_bytes))
         self._check_memory(m)
         if self.speed is not None:
-            ms = self.speed.ms_per_step(m, self.batch.value())
+            ms = self.speed.ms_per_step(m, self.batch.value(), self._family())
             F["time"].setText(f"~{ms:,.0f} ms ({self.speed.flops_per_second / 1e9:,.1f} GFLOP/s measured here)")
             F["time"].setToolTip(f"From the training speed of your last {self.speed.runs} run(s) on this machine")
         else:

@@ -27,6 +27,7 @@ from desktop_llm.gui.model_export import model_export_button
 from desktop_llm.gui.plots import MetricsPlots
 from desktop_llm.gui.widgets import header, label, set_role
 from desktop_llm.gui.workers import run_task
+from desktop_llm.store.card import short_duration
 from desktop_llm.store.sharing import export_zip, import_run
 
 FOLLOW_MS = 2000  # how often the run folders are looked at (a few stat calls per run)
@@ -168,7 +169,7 @@ class RunsPage(QWidget):
             cells = [row["name"], row["status"], row.get("summary") or "", f"{row.get('step') or 0:,} / {row['max_steps']:,}",
                      f"{best:.4f}" if best is not None else "–",
                      f"{math.exp(min(best, 30)):.2f}" if best is not None else "–",
-                     _duration(row.get("duration") or 0), time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created"]))]
+                     short_duration(row.get("duration") or 0), time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created"]))]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.UserRole, row["id"])
@@ -315,7 +316,3 @@ class RunsPage(QWidget):
         self.import_btn.setEnabled(True)
         self._say(f"Import refused: {msg}", "error")
 
-
-def _duration(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"

@@ -29,6 +29,7 @@ from desktop_llm.gui import device_choice
 from desktop_llm.gui.plots import MetricsPlots
 from desktop_llm.gui.training_process import TrainingProcess
 from desktop_llm.gui.widgets import header, label, set_role
+from desktop_llm.store.card import short_duration
 
 STALE_TOKENIZER = ("The tokenizer was trained on a different corpus: retrain it on the Tokenizer page "
                    "so that it covers this one.")
@@ -237,6 +238,7 @@ class TrainPage(QWidget):
         hundred steps)."""
         for name, options in self.options.items():
             options.setVisible(name == self.family.currentData())
+        self.session.set_family(self.family.currentData())  # the Model page estimates its model
         own = self.chosen_family().default_training(TrainConfig())
         if own != TrainConfig() and self.steps.value() == TrainConfig().max_steps:
             self.steps.setValue(own.max_steps)
@@ -303,7 +305,7 @@ class TrainPage(QWidget):
 
     def _show_memory_warning(self) -> None:
         text = device_choice.memory_warning(self.session.model_config, self.batch.value(), self.device_spec(),
-                                            self.session.devices)
+                                            self.session.devices, self.chosen_family())
         self.memory_note.setText(text)
         self.memory_note.setVisible(bool(text))
 
@@ -429,7 +431,7 @@ class TrainPage(QWidget):
         if isinstance(e, ev.Step):
             self.max_steps = e.max_steps
             self.progress.setValue(int(100 * e.step / max(1, e.max_steps)))
-            eta = "estimating…" if e.eta is None else _duration(e.eta)
+            eta = "estimating…" if e.eta is None else short_duration(e.eta)
             self.progress.setFormat(f"step {e.step:,} / {e.max_steps:,} · ETA {eta}")
             self.figures.setText(f"loss {e.loss:.3f} · {e.tokens_per_sec:,.0f} tokens/s · "
                                  f"{e.ms_per_step:.1f} ms/step")
@@ -500,11 +502,3 @@ class TrainPage(QWidget):
         set_role(self.status, "error" if error else "hint")
         self.status.setText(text)
 
-
-def _duration(s: float) -> str:
-    s = int(max(0, s))
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s}s"

@@ -26,6 +26,8 @@ def _init(stddev: float = 0.02):
 class GPTBackbone(keras_hub.models.Backbone):
     """Decoder-only Transformer trunk: token ids (batch, time) -> hidden states (batch, time, dim)."""
 
+    reads_causally = True  # what core.inspection asks of a backbone (it imports no model class)
+
     def __init__(
         self,
         vocabulary_size: int,

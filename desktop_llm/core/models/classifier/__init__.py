@@ -75,12 +75,28 @@ class Classifier(Family):
     command = "classify"
     starts_from_base = True
     fine_tune_learning_rate = FINE_TUNE_LR
+    loss_over_tokens = False  # over its classes: no perplexity of text
     embeds_sentences = True
 
     def add_commands(self, sub, kit) -> None:
         from desktop_llm.core.models.classifier import commands
 
         commands.add_parser(sub, kit)
+
+    def estimate(self, mcfg, batch_size: int = 12, cfg=None):
+        """The base's encoder (a GPT's decoder, or BERT's with its pooled layer) and the class head
+        (for two classes where the run's classes are not known yet)."""
+        from dataclasses import replace
+
+        from desktop_llm.core.config import count_parameters, estimate
+        from desktop_llm.core.models.backbones.bert import bert_parameters
+
+        gpt = cfg is not None and base_family(cfg) == "gpt"
+        m = mcfg if gpt else replace(mcfg, tie_embeddings=True)
+        classes = 2  # the data decides; the head is a rounding error of the whole either way
+        d = m.hidden_dim
+        encoder = count_parameters(m) if gpt else bert_parameters(m)
+        return estimate(m, batch_size, parameters=encoder + d * classes + classes)
 
     def example_data(self):
         from desktop_llm.resources import labelled_example

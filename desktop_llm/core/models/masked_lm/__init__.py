@@ -76,6 +76,18 @@ class MaskedLM(Family):
             keras.utils.set_random_seed(seed)
         return keras_hub.models.BertMaskedLM(bert_backbone(mcfg), preprocessor=None)
 
+    def estimate(self, mcfg, batch_size: int = 12, cfg=None):
+        """BERT's encoder and its masked-LM head (a dense layer, a LayerNorm, an output bias; the
+        output weights are the token embedding's)."""
+        from dataclasses import replace
+
+        from desktop_llm.core.config import estimate
+        from desktop_llm.core.models.backbones.bert import bert_parameters
+
+        m = replace(mcfg, tie_embeddings=True)
+        d, V = m.hidden_dim, max(1, m.vocabulary_size)
+        return estimate(m, batch_size, parameters=bert_parameters(m) + d * d + d + 2 * d + V)
+
     def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
         import tensorflow as tf
 

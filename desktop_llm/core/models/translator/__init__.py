@@ -36,6 +36,25 @@ class Translator(Family):
 
         commands.add_parser(sub, kit)
 
+    def attention_maps(self, model, tok, text: str, kind: str = "self"):
+        from desktop_llm.core.models.translator.attention import translator_maps
+
+        return translator_maps(model, tok, text, kind)
+
+    def estimate(self, mcfg, batch_size: int = 12, cfg=None):
+        """keras-hub's BART: one token embedding shared by encoder, decoder and output; positions for
+        each side; L encoder blocks and L decoder blocks with cross-attention (three attentions over
+        the context per block pair)."""
+        from desktop_llm.core.config import estimate
+
+        d, f, L, T = mcfg.hidden_dim, mcfg.intermediate_dim, mcfg.num_layers, mcfg.sequence_length
+        V = max(1, mcfg.vocabulary_size)
+        attention = 4 * d * d + 4 * d
+        block = attention + (2 * d * f + f + d) + 4 * d  # attention, MLP, two LayerNorms
+        cross = attention + 2 * d  # and its LayerNorm
+        n = V * d + 2 * T * d + 2 * 2 * d + L * block + L * (block + cross)
+        return estimate(mcfg, batch_size, parameters=n, attention_layers=3 * L)
+
     def example_data(self):
         from desktop_llm.resources import parallel_example
 
