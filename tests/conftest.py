@@ -24,3 +24,20 @@ def home(tmp_path, monkeypatch) -> Path:
     h = tmp_path / "workspace"
     monkeypatch.setenv("DESKTOP_LLM_HOME", str(h))
     return h
+
+
+# Modules whose tests train models, spawn the trainer or kill processes: `make test-fast` (-m "not
+# slow") leaves them out for a quick loop; `make test` runs everything. Measured with --durations:
+# each of these takes 10 s or more per test on 2 cores.
+SLOW_MODULES = {
+    "test_robustness.py", "test_distributed.py", "test_full_disk.py", "test_translator.py",
+    "test_classifier.py", "test_cli.py", "test_cli_messages.py", "test_families.py", "test_embeddings.py",
+    "test_export.py", "test_training.py", "test_masked_lm.py", "test_flow.py", "test_family_pages.py",
+    "test_fill_mask_page.py", "test_fused_steps.py", "test_events.py", "test_sharing.py", "test_tensorboard.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
