@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         problems = []
+        for name in ("learning_rate", "min_learning_rate", "weight_decay", "beta_1", "beta_2", "grad_clip"):
+            v = getattr(self, name)  # NaN passes every comparison below (`v < 0` is False): refuse it first
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"{name.replace('_', ' ').capitalize()} must be a finite number (got {v}).")
         for name in ("batch_size", "max_steps", "eval_interval", "eval_batches", "log_interval"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

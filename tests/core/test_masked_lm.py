@@ -137,3 +137,13 @@ def test_runs_saved_before_families_load_as_gpt_runs_and_unknown_families_are_re
 
     with pytest.raises(ConfigError, match="masked_lm"):  # the registry's one rule, wherever a run starts
         get_family(RunConfig.from_dict({**old, "family": "diffusion"}).family)
+
+
+def test_fill_mask_without_a_mask_is_refused_before_any_run_is_loaded(tmp_path):
+    """The argument is checked first: in an empty workspace the answer is about [MASK], not about
+    the missing run (it used to load the model for seconds before refusing)."""
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(tmp_path / "empty"))
+    p = subprocess.run([sys.executable, "-m", "desktop_llm", "fill-mask", "--text", "no mask here"], check=False,
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2 and "[MASK]" in p.stderr and "No runs" not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "tensorflow" not in p.stderr.lower()

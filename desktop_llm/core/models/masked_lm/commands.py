@@ -7,10 +7,11 @@ from desktop_llm.errors import UsageError
 
 def add_parser(sub, kit) -> None:
     def cmd_fill_mask(args) -> int:
-        from desktop_llm.core.models.masked_lm.fill_mask import fill_mask
+        from desktop_llm.core.models.masked_lm.fill_mask import check_masked, fill_mask
 
         if args.top_k < 1:
             raise UsageError(f"--top-k must be at least 1 (got {args.top_k}).")
+        check_masked(args.text)  # refused before the model loads (that takes seconds)
         run, model, tok, ckpt = kit.load_run(args, family="masked_lm")
         masks = fill_mask(model, tok, args.text, top_k=args.top_k)
         if args.json:

@@ -9,12 +9,20 @@ from desktop_llm.core.config import ConfigError
 MASK = "[MASK]"
 
 
+NO_MASK = 'Write [MASK] where a token should be guessed, e.g. "To be or [MASK] to be".'
+
+
+def check_masked(text: str) -> None:
+    """Refuse a text without [MASK] in one line (before any model is loaded)."""
+    if MASK not in text:
+        raise ConfigError(NO_MASK)
+
+
 def encode_with_masks(tok, text: str) -> tuple[list[int], list[int]]:
     """Token ids of `text` with the family's [MASK] id where "[MASK]" is written, and the mask
     positions. The pieces between masks are tokenized separately, so a mask is always one token."""
+    check_masked(text)
     pieces = text.split(MASK)
-    if len(pieces) < 2:
-        raise ConfigError('Write [MASK] where a token should be guessed, e.g. "To be or [MASK] to be".')
     mask_id = tok.vocabulary_size
     ids, positions = [], []
     for i, piece in enumerate(pieces):
