@@ -52,7 +52,8 @@ def cmd_runs(args) -> int:
             print(f"imported {args.id} as run {run.id} ({run.folder})")
     elif action == "rebuild":
         n = store.rebuild()
-        print(f"catalog rebuilt from {n} run folders")
+        skipped = f"; {len(store.skipped)} other folders skipped (not runs, or damaged)" if store.skipped else ""
+        print(f"catalog rebuilt from {n} run folders{skipped}")
     return 0
 
 

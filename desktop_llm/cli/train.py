@@ -111,8 +111,10 @@ def cmd_train(args) -> int:
         if getattr(args, "encoding", None):
             raise CliError("--encoding applies to a new run: a resumed run reads its corpus as its config.json says.")
         run = store.resolve(args.resume)
+        if chief:
+            run.lock()  # before any check: of two trainers started together, one gets the run
         st = run.status().get("status")
-        if chief and st in ("running", "paused", "starting"):
+        if chief and st in ("running", "paused", "starting"):  # a trainer on another machine (synced folder)
             raise CliError(f"Run {run.id} is already training (process {run.status().get('pid')}).")
         done = run.config.training.max_steps
         longer = f"To train longer, start a new run from its settings: desktop-llm train --config {run.config_path}"
@@ -132,6 +134,8 @@ def cmd_train(args) -> int:
         require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
         get_family(cfg.family).check_data(cfg)  # refuse bad labels or pairs now, before a run exists
         run = store.create(cfg)
+        if chief:
+            run.lock()  # held for this process's life (resumes and deletes wait for it to end)
     from desktop_llm.native_log import retarget_native_stderr
 
     if chief:
@@ -224,6 +228,7 @@ def cmd_launch(args) -> int:
     store.require_writable()
     if args.resume:
         run = store.resolve(args.resume)
+        run.lock()  # while this process writes the data; the chief worker holds it while it trains
         if run.status().get("status") in ("running", "paused", "starting"):
             raise CliError(f"Run {run.id} is already training (process {run.status().get('pid')}).")
     else:
@@ -231,9 +236,11 @@ def cmd_launch(args) -> int:
         cfg.validate()
         require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
         run = store.create(cfg)
+        run.lock()
     emit = out if args.json else HumanEvents(run.id)
     # The tokenizer and token data are made once, here, so the workers do not race to write them.
     get_family(run.config.family).prepare_data(run, run.config, ensure_tokenizer(run, run.config, emit), emit)
+    run.unlock()  # the chief worker takes it next
     cluster = ",".join(f"127.0.0.1:{p}" for p in free_ports(args.workers))
     logs = run.folder / "workers"  # the other workers' output stays with the run it belongs to
     logs.mkdir(exist_ok=True)

@@ -827,3 +827,19 @@ def preview(info: SourceInfo, column: str | None = None, limit: int = 2000) -> s
         if n >= limit:
             break
     return normalize_preview("".join(buf), limit)
+
+
+def example_from(texts, lines: int = 3, limit: int = 240) -> str:
+    """The first few non-blank lines of a corpus: the "Try it" text once a tokenizer is trained
+    on it, so that the first thing shown is the tokenizer at work on its own kind of text
+    (a fixed English + Chinese sample would show a character tokenizer of Shakespeare failing)."""
+    found, buf = [], ""
+    for chunk in texts:
+        buf += chunk
+        *complete, buf = buf.split("\n")
+        found += [line.rstrip() for line in complete if line.strip()]
+        if len(found) >= lines or sum(map(len, found)) >= limit or len(buf) > 4 * limit:
+            break  # (the last: a corpus without line breaks yet, read no further than needed)
+    if len(found) < lines and buf.strip():
+        found.append(buf[:limit].rstrip())
+    return "\n".join(found[:lines])[:limit]

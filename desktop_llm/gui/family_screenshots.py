@@ -31,7 +31,7 @@ def tiny_config(family, data: Path, steps: int):
     cfg = RunConfig(name=f"{family.name}-example", family=family.name, data=DataConfig(paths=(str(data),)),
                     tokenizer=TokenizerConfig(kind="char"),
                     model=ModelConfig(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=256,
-                                      sequence_length=32, dropout=0.0),
+                                      sequence_length=64, dropout=0.0),
                     training=TrainConfig(max_steps=steps, batch_size=16, eval_interval=max(10, steps // 2),
                                          eval_batches=2, log_interval=10, warmup_steps=min(20, steps // 5),
                                          learning_rate=2e-3, sample_tokens=0))
@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             panel = g.panel(cls)
             g.tabs.setCurrentIndex(g.tabs.indexOf(panel))
             panel.primary()
+            wait_until(lambda p=panel: idle(p), timeout=600)
+            panel.secondary()  # a classifier's validation report, where a panel has a second action
             wait_until(lambda p=panel: idle(p), timeout=600)
             grab(slug(cls.TITLE))
         for kind in [k for k in get_family(name).attention_kinds if k != "self"][-1:]:  # the last: cross

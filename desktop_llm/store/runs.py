@@ -23,6 +23,7 @@ from typing import Any
 from desktop_llm.core import atomic
 from desktop_llm.core.config import RunConfig
 from desktop_llm.errors import DesktopLLMError
+from desktop_llm.store import lock
 
 ENV_HOME = "DESKTOP_LLM_HOME"
 ACTIVE = ("running", "paused", "starting")
@@ -89,6 +90,19 @@ class Run:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.id = self.folder.name
+
+    def lock(self) -> None:
+        """Become the run's one writer for the rest of this process's life (store/lock.py), or raise
+        StoreError if another process already is: checked before anything else looks at the run."""
+        try:
+            lock.acquire(self.folder)
+        except lock.RunBusy:
+            pid = self.status().get("pid")
+            raise StoreError(f"Run {self.id} is already training (process {pid})." if pid else
+                             f"Run {self.id} is in use by another process.") from None
+
+    def unlock(self) -> None:
+        lock.release(self.folder)
 
     # paths
     @property
@@ -205,6 +219,7 @@ class RunStore:
         self.runs_dir = self.home / "runs"
         self.db_path = self.home / "catalog.sqlite"
         self.unwritable: str | None = None  # why the workspace cannot be written, if it cannot
+        self.skipped: list[str] = []  # folders the last rebuild found that are not runs
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             probe = self.home / f".write-test-{os.getpid()}"
@@ -258,12 +273,19 @@ class RunStore:
             with closing(self._connect()) as con, con:
                 con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
                 con.execute("SELECT count(*) FROM runs").fetchone()
+                have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+            problem = "other-schema" if not {n for n, _ in _COLUMNS} <= have else None
         except sqlite3.DatabaseError:
-            # A corrupt catalog is only an index: move it aside and rebuild from the folders.
+            problem = "corrupt"
+        if problem:
+            # The catalog is only an index (the run folders are the truth): one that cannot be read,
+            # or one of another schema (an older or newer version, another program's file), is
+            # moved aside, never deleted, and made again from the folders.
+            stamp = int(time.time())
             for suffix in ("", "-wal", "-shm"):
                 p = Path(str(self.db_path) + suffix)
                 if p.exists():
-                    os.replace(p, Path(str(p) + f".corrupt-{int(time.time())}"))
+                    os.replace(p, Path(str(p) + f".{problem}-{stamp}"))
             with closing(self._connect()) as con, con:
                 con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
             self.rebuild()
@@ -293,19 +315,27 @@ class RunStore:
         return row
 
     def rebuild(self) -> int:
-        """Recreate the catalog from the run folders; returns the number of runs found."""
+        """Recreate the catalog from the run folders, in one transaction (a reader meanwhile sees
+        the old catalog or the new, never half of it); returns the number of runs found. The
+        folders skipped (not runs, or damaged) are in `self.skipped`; deleted runs on their way
+        out (`.deleted-*`) are not counted at all."""
+        rows, self.skipped = [], []
+        for folder in sorted(self.runs_dir.iterdir()):
+            if folder.name.startswith(".deleted-"):
+                continue
+            run = Run(folder)
+            try:
+                if not (folder.is_dir() and run.exists()):
+                    raise StoreError("not a run folder")
+                rows.append(run.record())
+            except Exception:  # noqa: BLE001 - a damaged folder is skipped and counted, never fatal
+                self.skipped.append(folder.name)
+        names = [n for n, _ in _COLUMNS]
         with closing(self._connect()) as con, con:
             con.execute("DELETE FROM runs")
-        n = 0
-        for folder in sorted(self.runs_dir.iterdir()):
-            run = Run(folder)
-            if folder.is_dir() and run.exists():
-                try:
-                    self._upsert(run.record())
-                    n += 1
-                except Exception:  # noqa: BLE001, S112 - a damaged folder is skipped, never fatal
-                    continue
-        return n
+            con.executemany(f"INSERT OR REPLACE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                            [[row.get(n) for n in names] for row in rows])
+        return len(rows)
 
     # ------------------------------------------------------------------ runs
     def create(self, cfg: RunConfig) -> Run:
@@ -378,10 +408,17 @@ class RunStore:
     def delete(self, run_id: str) -> None:
         self.require_writable()
         run = self.get(run_id)
-        if run.status().get("status") in ACTIVE:
-            raise StoreError("This run is training; stop it before deleting it.")
-        trash = run.folder.with_name(f".deleted-{run.id}")
-        os.replace(run.folder, trash)  # atomic: the run is gone at once, even if rmtree is slow
+        try:
+            run.lock()  # a trainer holds it for its life: refused however fresh its status is
+        except StoreError:
+            raise StoreError("This run is training; stop it before deleting it.") from None
+        try:
+            if run.status().get("status") in ACTIVE:  # (on another machine: its status says so)
+                raise StoreError("This run is training; stop it before deleting it.")
+            trash = run.folder.with_name(f".deleted-{run.id}")
+            os.replace(run.folder, trash)  # atomic: the run is gone at once, even if rmtree is slow
+        finally:
+            run.unlock()
         with closing(self._connect()) as con, con:
             con.execute("DELETE FROM runs WHERE id = ?", (run.id,))
         shutil.rmtree(trash, ignore_errors=True)

@@ -137,7 +137,9 @@ def test_similar_sentences_tab_searches_projects_and_exports(qtbot, trained):
         assert vectors.exists() and len(meta.read_text("utf-8").splitlines()) == len(panel.index.items) + 1
         assert "projector" in panel.status.text()
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(cls.id))  # a classifier: Classify and Similar
+        fill, similar, classify = (g.tabs.indexOf(g.panel(c)) for c in (FillMaskPanel, SimilarPanel, ClassifyPanel))
         assert g.tabs.isTabVisible(classify) and g.tabs.isTabVisible(similar) and not g.tabs.isTabVisible(fill)
+        assert classify < similar and g.tabs.currentIndex() == classify  # its own tab first
 
 
 def test_translate_tab_streams_a_translation(qtbot, tmp_path):

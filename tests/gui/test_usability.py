@@ -510,7 +510,7 @@ def test_the_plots_share_one_step_axis(qapp):
 
 
 def test_the_example_text_is_the_corpus_first_lines_read_no_further_than_needed():
-    from desktop_llm.gui.pages.tokenizer_page import example_from
+    from desktop_llm.core.corpus import example_from
 
     assert example_from(["\n\nA\nB", "\nC\nD\n"]) == "A\nB\nC"  # blank lines skipped, across chunks
     assert example_from(["one line, no line break"]) == "one line, no line break"

@@ -59,6 +59,18 @@ class Family:
 
         return sample_corpus()
 
+    def sample_text(self, cfg) -> str | None:
+        """A short text of the run's own data, in its language (the window's example inputs), or None
+        when the data cannot be read here."""
+        from desktop_llm.core.corpus import example_from
+        from desktop_llm.core.data import corpus_of
+        from desktop_llm.errors import DesktopLLMError
+
+        try:
+            return example_from(corpus_of(cfg).iter_text(), lines=1, limit=120) or None
+        except (DesktopLLMError, OSError):
+            return None
+
     def default_training(self, training):
         """The training settings a new run of this family starts from when no step count is given."""
         return training

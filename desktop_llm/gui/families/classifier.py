@@ -78,6 +78,7 @@ class ConfusionMap(MatrixPlot):
 
 class ClassifyPanel(FamilyPanel):
     TITLE = "Classify"
+    DESCRIPTION = "A classifier run gives each class a probability; its validation report shows where it goes wrong."
     RUNS = "a classifier run"
 
     def __init__(self, session, run_id_fn, parent=None):
@@ -165,6 +166,12 @@ class ClassifyPanel(FamilyPanel):
     # ------------------------------------------------------------------ classify
     def primary(self) -> None:
         self.classify()
+
+    def secondary(self) -> None:
+        self.evaluate()
+
+    def example_box(self):
+        return self.text
 
     def classify(self) -> None:
         text = self.text.toPlainText()

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from desktop_llm.core.models.masked_lm.fill_mask import MASK
 from desktop_llm.gui.families.panel import FamilyPanel
 from desktop_llm.gui.families.similar import SimilarPanel
 from desktop_llm.gui.widgets import visible_token
@@ -24,6 +25,7 @@ from desktop_llm.gui.widgets import visible_token
 
 class FillMaskPanel(FamilyPanel):
     TITLE = "Fill mask"
+    DESCRIPTION = "A masked-LM run guesses the tokens hidden behind [MASK], reading the text on both sides."
     RUNS = "a masked-LM run"
 
     def __init__(self, session, run_id_fn, parent=None):
@@ -57,6 +59,18 @@ class FillMaskPanel(FamilyPanel):
 
     def primary(self) -> None:
         self.fill()
+
+    def example_box(self):
+        return self.text
+
+    def example_from(self, sample: str) -> str:
+        """The sample's first line with its middle letter hidden."""
+        line = sample.splitlines()[0][:60]
+        letters = [i for i, c in enumerate(line) if c.isalnum()]
+        if not letters:
+            return line + MASK
+        i = letters[len(letters) // 2]
+        return line[:i] + MASK + line[i + 1:]
 
     def fill(self) -> None:
         if not (chosen := self.chosen()):

@@ -17,6 +17,7 @@ class FamilyPanel(QWidget):
     """
 
     TITLE = ""
+    DESCRIPTION = ""  # the page's line under the title while this tab is open
     RUNS = "a run"
 
     def __init__(self, session, run_id_fn, intro: str, parent=None):
@@ -25,10 +26,36 @@ class FamilyPanel(QWidget):
         self.run_id_fn = run_id_fn  # () -> (run id, which checkpoint) chosen on the page
         self.task = None
         self.status = label(intro, "hint")
+        self._example = None  # the example text last put in the input (replaced only while unedited)
 
     def primary(self) -> None:
         """The panel's main action (its primary button: fill, classify, search, translate)."""
         raise NotImplementedError
+
+    def secondary(self) -> None:
+        """A second action shown with the first (a classifier's validation report); none by default."""
+
+    # --- the example input: the chosen run's own kind of text, until the user types their own ----
+    def example_box(self):
+        """The input widget an example text goes into (a QLineEdit or QPlainTextEdit), or None."""
+        return
+
+    def example_from(self, sample: str) -> str:
+        """The example made from a sample of the run's data (fill mask: with a [MASK] in it)."""
+        return sample
+
+    def adopt_example(self, sample: str | None) -> None:
+        """Put the run's own kind of text in the input, unless the user has typed something there."""
+        box = self.example_box()
+        if box is None or not sample:
+            return
+        current = box.toPlainText() if hasattr(box, "toPlainText") else box.text()
+        if self._example is None:
+            self._example = current  # the built-in default counts as an example
+        if current.strip() and current != self._example:
+            return  # the user's own text stays
+        self._example = self.example_from(sample)
+        box.setPlainText(self._example) if hasattr(box, "setPlainText") else box.setText(self._example)
 
     def say(self, text: str, role: str = "hint") -> None:
         set_role(self.status, role)

@@ -29,6 +29,8 @@ class SimilarPanel(FamilyPanel):
     """Shared by the families with an encoder (their TABS list it)."""
 
     TITLE = "Similar sentences"
+    DESCRIPTION = ("An encoder turns each sentence into a vector: find the corpus' sentences closest in meaning, "
+                   "and see them all in two dimensions.")
     RUNS = "a masked-LM or classifier run"
 
     def __init__(self, session, run_id_fn, parent=None):
@@ -65,7 +67,10 @@ class SimilarPanel(FamilyPanel):
         self.scatter_plot.setMinimumSize(280, 240)
         self.scatter_plot.addLegend(offset=(-10, 10))
         self.scatter_plot.setLabel("bottom", "first principal component")
-        self.scatter_plot.setLabel("left", "second")
+        self.scatter_plot.setLabel("left", "second principal component")
+        # One scale on both axes: the second component's spread is seen against the first's (an
+        # axis zoomed on its own drew a 1000x smaller spread at the same size).
+        self.scatter_plot.setAspectLocked(True)
         self.hover = label("", "hint")
 
         row = QHBoxLayout()
@@ -131,6 +136,12 @@ class SimilarPanel(FamilyPanel):
 
     def primary(self) -> None:
         self.search()
+
+    def example_box(self):
+        return self.query
+
+    def example_from(self, sample: str) -> str:
+        return sample.splitlines()[0][:80]
 
     def search(self) -> None:
         text, k, pooling = self.query.text(), self.top_k.value(), self.pooling.currentData()

@@ -21,6 +21,7 @@ from desktop_llm.gui.families.panel import FamilyPanel
 
 class TranslatePanel(FamilyPanel):
     TITLE = "Translate"
+    DESCRIPTION = "A translator run reads a sentence and writes it in the other language, token by token."
     RUNS = "a translator run"
 
     def __init__(self, session, run_id_fn, parent=None):
@@ -49,6 +50,9 @@ class TranslatePanel(FamilyPanel):
 
     def primary(self) -> None:
         self.translate()
+
+    def example_box(self):
+        return self.source
 
     def translate(self) -> None:
         if not (chosen := self.chosen()):

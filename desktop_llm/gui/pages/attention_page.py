@@ -126,6 +126,7 @@ class AttentionPage(QWidget):
         self.text = QTextEdit()
         self.text.setAcceptRichText(False)
         self.text.setPlainText("ROMEO: But, soft! what light through yonder window breaks?")
+        self._example = self.text.toPlainText()  # replaced by the chosen run's own text until the user types
         self.text.setMaximumHeight(80)
         self.go = QPushButton("Show attention")
         self.go.setProperty("role", "primary")
@@ -186,13 +187,20 @@ class AttentionPage(QWidget):
 
         run_id = self.picker.run_id
         try:
-            family = self.session.store.get(run_id).config.family if run_id else DEFAULT_FAMILY
+            run = self.session.store.get(run_id) if run_id else None
+            family = run.config.family if run else DEFAULT_FAMILY
         except Exception:  # noqa: BLE001 - a run folder that vanished: the picker refreshes soon
-            family = DEFAULT_FAMILY
+            run, family = None, DEFAULT_FAMILY
         several = len(get_family(family).attention_kinds) > 1  # a translator's encoder, decoder, cross
         self.kind.setVisible(several)
         self.kind_label.setVisible(several)
         self.explain.setText(family_ui(family).ATTENTION_NOTE)
+        text = self.text.toPlainText()
+        if run is not None and (not text.strip() or text == self._example):  # not a text the user typed
+            sample = get_family(family).sample_text(run.config)  # the run's own language and kind of text
+            if sample:
+                self._example = sample.splitlines()[0][:120]
+                self.text.setPlainText(self._example)
 
     def compute(self) -> None:
         run_id, which, text = self.picker.run_id, self.picker.checkpoint, self.text.toPlainText()

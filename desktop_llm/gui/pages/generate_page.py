@@ -288,21 +288,38 @@ class GeneratePage(QWidget):
 
         run_id = self.picker.run_id
         try:
-            family = self.session.store.get(run_id).config.family if run_id else DEFAULT_FAMILY
+            run = self.session.store.get(run_id) if run_id else None
+            family = run.config.family if run else DEFAULT_FAMILY
         except Exception:  # noqa: BLE001 - a run folder that vanished: the picker refreshes soon
-            family = DEFAULT_FAMILY
-        if family == self.family:
-            return
-        self.family = family
-        writes = get_family(family).writes_text
+            run, family = None, DEFAULT_FAMILY
         ui = family_ui(family)
-        own = [self.tabs.indexOf(self.panels[cls]) for cls in ui.TABS]
-        for i in range(self.tabs.count()):
-            self.tabs.setTabVisible(i, i in own or (writes and i < 2))
-        self.tabs.setCurrentIndex(0 if writes or not own else own[0])
-        self.left_pane.setVisible(writes)  # sampling settings belong to generation
-        self.header.show_text(*ui.HEADER)
-        self.generate_btn.setVisible(writes and self.tabs.currentIndex() == 0)
+        if family != self.family:
+            self.family = family
+            writes = get_family(family).writes_text
+            for place, cls in enumerate(ui.TABS, start=2):  # the family's tabs in its own order
+                self.tabs.tabBar().moveTab(self.tabs.indexOf(self.panels[cls]), place)
+            own = [self.tabs.indexOf(self.panels[cls]) for cls in ui.TABS]
+            for i in range(self.tabs.count()):
+                self.tabs.setTabVisible(i, i in own or (writes and i < 2))
+            self.tabs.setCurrentIndex(0 if writes or not own else own[0])
+            self.left_pane.setVisible(writes)  # sampling settings belong to generation
+            self.generate_btn.setVisible(writes and self.tabs.currentIndex() == 0)
+            self._show_header()
+        if run is not None and ui.TABS:
+            sample = get_family(family).sample_text(run.config)  # its own language, not Shakespeare
+            for cls in ui.TABS:
+                self.panels[cls].adopt_example(sample)
+
+    def _show_header(self) -> None:
+        """The open tab's title and line: a family panel's own, else the family's."""
+        from desktop_llm.gui.families import family_ui
+        from desktop_llm.gui.families.panel import FamilyPanel
+
+        panel = self.tabs.currentWidget()
+        if isinstance(panel, FamilyPanel) and panel.DESCRIPTION:
+            self.header.show_text(panel.TITLE, panel.DESCRIPTION)
+        else:
+            self.header.show_text(*family_ui(self.family).HEADER)
 
     def _reset_chat(self) -> None:
         self.chat, self._chat_key = None, None
@@ -347,6 +364,8 @@ class GeneratePage(QWidget):
         self._statuses[self._tab] = (self.status.text(), self.status.property("role") or "hint")
         self._tab = index
         self.generate_btn.setVisible(index == 0 and self.left_pane.isVisibleTo(self))
+        if hasattr(self, "header"):  # (tabs are added before the header exists)
+            self._show_header()
         text, role = self._statuses.get(index, ("", "hint"))
         set_role(self.status, role)
         self.status.setText(text)

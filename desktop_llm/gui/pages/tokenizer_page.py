@@ -30,25 +30,9 @@ from desktop_llm.gui.workers import Cancelled, run_task
 SAMPLE = "ROMEO: But, soft! what light through yonder window breaks?\n床前明月光，疑是地上霜。"
 
 
-def example_from(texts, lines: int = 3, limit: int = 240) -> str:
-    """The first few non-blank lines of a corpus: the "Try it" text once a tokenizer is trained
-    on it, so that the first thing shown is the tokenizer at work on its own kind of text
-    (a fixed English + Chinese sample would show a character tokenizer of Shakespeare failing)."""
-    found, buf = [], ""
-    for chunk in texts:
-        buf += chunk
-        *complete, buf = buf.split("\n")
-        found += [line.rstrip() for line in complete if line.strip()]
-        if len(found) >= lines or sum(map(len, found)) >= limit or len(buf) > 4 * limit:
-            break  # (the last: a corpus without line breaks yet, read no further than needed)
-    if len(found) < lines and buf.strip():
-        found.append(buf[:limit].rstrip())
-    return "\n".join(found[:lines])[:limit]
-
-
 def corpus_example(paths, column, encodings) -> str | None:
     """example_from the corpus, or None when it cannot be read (the fixed sample stays)."""
-    from desktop_llm.core.corpus import Corpus
+    from desktop_llm.core.corpus import Corpus, example_from
     from desktop_llm.errors import DesktopLLMError
 
     try:

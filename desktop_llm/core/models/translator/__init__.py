@@ -55,6 +55,16 @@ class Translator(Family):
         n = V * d + 2 * T * d + 2 * 2 * d + L * block + L * (block + cross)
         return estimate(mcfg, batch_size, parameters=n, attention_layers=3 * L)
 
+    def sample_text(self, cfg) -> str | None:
+        """The first source sentence (a pair file read as plain text would give both sides)."""
+        from desktop_llm.errors import DesktopLLMError
+
+        try:
+            return next(iter(read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column,
+                                        cfg.data.encodings)))[0]
+        except (DesktopLLMError, OSError, StopIteration):
+            return None
+
     def example_data(self):
         from desktop_llm.resources import parallel_example
 
