@@ -103,7 +103,7 @@ def fit_replicated(ctx, model, optimizer, dist, ds, val_ds, start_step: int, max
         ctx.t_train_end = time.perf_counter()
         step += k
         logs = {"loss": loss}
-        if (epoch + 1) % validation_every == 0:
+        if (epoch + 1) % validation_every == 0 or step >= ctx.cfg.training.max_steps:  # and the last step
             logs["val_loss"] = evaluate()
         ctx.on_chunk_end(epoch, logs, model)
         epoch += 1

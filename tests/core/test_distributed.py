@@ -42,14 +42,16 @@ def test_two_replicas_train_the_same_run_as_one_device(tmp_path, shakespeare_sma
     """Global batch 12 split 6 + 6 over two replicas gives the one-device losses: the gradients
     are summed before the global-norm clipping (which Keras' own per-replica clipping does not)."""
     home = tmp_path / "ws"
-    one, ev1 = _cli(home, "train", str(shakespeare_small), *TINY, "--steps", "20", "--devices", "cpu", "--json")
+    one, ev1 = _cli(home, "train", str(shakespeare_small), *TINY, "--steps", "24", "--devices", "cpu", "--json")
     assert one.returncode == 0, one.stderr[-2000:]
-    two, ev2 = _cli(home, "train", str(shakespeare_small), *TINY, "--steps", "20", "--devices", "cpu:2", "--json")
+    two, ev2 = _cli(home, "train", str(shakespeare_small), *TINY, "--steps", "24", "--devices", "cpu:2", "--json")
     assert two.returncode == 0, two.stderr[-2000:]
     start = next(e for e in ev2 if e["type"] == "start")
     assert start["replicas"] == 2 and start["per_replica_batch"] == 6
     a, b = _losses(ev1), _losses(ev2)
-    assert sorted(a) == sorted(b) == list(range(2, 21, 2))
+    assert sorted(a) == sorted(b) == list(range(2, 25, 2))
+    for events in (ev1, ev2):  # every 10 steps, and the last ones too (issue 26: step 24 was never evaluated)
+        assert [e["step"] for e in events if e["type"] == "eval"] == [10, 20, 24]
     np.testing.assert_allclose([b[s] for s in sorted(b)], [a[s] for s in sorted(a)], atol=1e-4)
     val = [[e["val_loss"] for e in ev if e["type"] == "eval"] for ev in (ev1, ev2)]
     np.testing.assert_allclose(val[1], val[0], atol=1e-4)

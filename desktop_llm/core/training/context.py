@@ -39,6 +39,7 @@ class TrainingContext:
         self.run, self.cfg, self.tok, self.data = run, cfg, tok, data
         self.emit, self.control, self.store = emit, control, store
         self.model, self.optimizer, self.k = model, optimizer, k
+        self.val_ds = None  # the validation batches, for the evaluation at the last step (trainer sets it)
         self.step = start_step
         self.manager = manager
         self.best = best
@@ -119,6 +120,11 @@ class TrainingContext:
     def _chunk_end(self, epoch: int, logs: dict, model) -> None:
         t = self.cfg.training
         self.step = (epoch + 1) * self.k
+        if self.step >= t.max_steps and "val_loss" not in logs and self.val_ds is not None:
+            # The last steps are evaluated too (every `eval_interval` steps alone would leave them
+            # out, and the best checkpoint, which every later command uses, could predate them).
+            logs = {**logs, **{f"val_{k}": v for k, v in model.evaluate(self.val_ds, verbose=0,
+                                                                         return_dict=True).items()}}
         dt = max(1e-9, self.t_train_end - self.t_begin)
         self.train_time += dt
         self.train_steps += self.k

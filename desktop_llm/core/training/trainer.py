@@ -198,6 +198,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         T = cfg.model.sequence_length
         V = tok.vocabulary_size
         val_ds = family.val_dataset(data, t.eval_batches, t.batch_size, T, V)
+        ctx.val_ds = val_ds
         validation_every = max(1, t.eval_interval // k)
         # Phases: with `freeze_steps`, the pretrained part is frozen up to that step, then thawed
         # (recompiled: the same optimizer, built on every weight, carries on).
