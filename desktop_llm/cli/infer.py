@@ -19,6 +19,8 @@ def cmd_similar(args) -> int:
 
     if args.top_k < 1:
         raise CliError(f"--top-k must be at least 1 (got {args.top_k}).")
+    if not args.text.strip():
+        raise CliError("Give a sentence to search for: --text \"...\"")
     run, model, tok, ckpt = load_run(args, family=encoders())
     index = build_index(model, tok, run, args.pooling)
     hits = index.search(embed(model, tok, [args.text], args.pooling)[0], args.top_k)
@@ -37,6 +39,8 @@ def cmd_embed(args) -> int:
     if not args.text and not args.projector:
         raise CliError("Give --text to embed, or --projector DIR to write the run's sentences for "
                        "TensorBoard's projector.")
+    if any(not t.strip() for t in args.text):
+        raise CliError("An empty --text has no meaning to embed: give some words.")
     run, model, tok, ckpt = load_run(args, family=encoders())
     result: dict = {"run": run.id, "checkpoint_step": ckpt.step, "pooling": args.pooling}
     if args.text:

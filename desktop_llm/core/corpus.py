@@ -587,8 +587,11 @@ def iter_source_documents(info: SourceInfo, column: str | None = None) -> Iterat
                     yield iter((text.replace("\r\n", "\n"),))
 
 
-def record_columns(info: SourceInfo, limit: int = 50) -> list[str]:
-    """Column names of a JSONL/CSV source (from its first records), for a column chooser."""
+def record_columns(info: SourceInfo, limit: int = 50, scalars: bool = False, any_value: bool = False) -> list[str]:
+    """Column names of a JSONL/CSV source (from its first records), for a column chooser: JSONL
+    keys whose values are text, or (`scalars`) also whole numbers and booleans, as labels often are,
+    or (`any_value`) every key."""
+    kinds = object if any_value else (str, int, bool) if scalars else (str,)
     cols: list[str] = []
     if info.kind == "jsonl":
         with open_text(info.path, info.encoding or "utf-8") as f:
@@ -600,7 +603,7 @@ def record_columns(info: SourceInfo, limit: int = 50) -> list[str]:
                 except ValueError:
                     continue
                 if isinstance(obj, dict):
-                    cols += [k for k, v in obj.items() if isinstance(v, str) and k not in cols]
+                    cols += [k for k, v in obj.items() if isinstance(v, kinds) and k not in cols]
     elif info.kind in ("csv", "tsv"):
         with open_text(info.path, info.encoding or "utf-8", newline="") as f:
             reader = csv.reader(f, delimiter="\t" if info.kind == "tsv" else ",")

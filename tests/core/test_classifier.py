@@ -257,3 +257,23 @@ def test_encoder_runs_export_as_keras_hub_presets_that_plain_keras_hub_loads(tra
         np.testing.assert_allclose(np.array(json.loads(theirs)), np.asarray(model.predict(x, verbose=0)), atol=1e-4)
     out = cli(home, "export", "base", "--format", "onnx")
     assert out.returncode == 2 and "keras-hub preset only" in out.stderr
+
+
+def test_integer_labels_in_jsonl_are_read_and_a_list_label_is_refused(tmp_path):
+    """{"text": ..., "label": 0} is the most common labelled format: it was refused as "no label
+    column" (only text-valued keys were columns); a list as a label used to become its Python text."""
+    import json
+
+    from desktop_llm.core.corpus import CorpusError
+    from desktop_llm.core.models.classifier.examples import read_examples
+
+    good = tmp_path / "reviews.jsonl"
+    good.write_text("".join(json.dumps({"text": f"review number {i}", "label": i % 2}) + "\n" for i in range(6)),
+                    "utf-8")
+    examples = read_examples([str(good)])
+    assert sorted({e.label for e in examples}) == ["0", "1"] and len(examples) == 6
+    bad = tmp_path / "tags.jsonl"
+    bad.write_text("".join(json.dumps({"text": f"post {i}", "label": ["a", "b"]}) + "\n" for i in range(4)), "utf-8")
+    with pytest.raises(CorpusError, match="label of a record is a list or an object") as e:
+        read_examples([str(bad)])
+    assert "\n" not in str(e.value)

@@ -165,3 +165,19 @@ def test_a_command_for_several_families_names_them_all(tmp_path):
     store.sync(run)
     line = one_error_line(cli("similar", "gpt", "--text", "hi", home=tmp_path / "ws"))
     assert "is a gpt run" in line and "needs a masked_lm or classifier run" in line, line
+
+
+@pytest.mark.parametrize("args", [("similar", "--text", "  "), ("embed", "--text", ""), ("translate", "--text", "")])
+def test_an_empty_text_is_refused_before_any_run_is_looked_for(tmp_path, args):
+    """In an empty workspace the answer is about the text, not the missing run: checked first."""
+    line = one_error_line(cli(*args, home=tmp_path / "ws"))
+    assert "No runs" not in line and ("sentence" in line or "words" in line), line
+
+
+def test_classify_file_is_read_as_a_corpus_is(tmp_path):
+    """--file went through raw UTF-8: a binary file was classified line by line, and UTF-16 left NULs
+    in every text. Now it is read with the corpus reader: a binary file is refused in one line."""
+    binary = tmp_path / "photo.bin"
+    binary.write_bytes(bytes(range(256)) * 64)
+    line = one_error_line(cli("classify", "--file", str(binary), home=tmp_path / "ws"))
+    assert "photo.bin" in line and "No runs" not in line, line

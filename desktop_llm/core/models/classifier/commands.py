@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from desktop_llm.errors import UsageError
 
@@ -14,11 +13,8 @@ def add_parser(sub, kit) -> None:
         from desktop_llm.core.models.classifier.report import classify, report
 
         texts = list(args.texts)
-        if args.file:
-            try:
-                texts += Path(args.file).read_text("utf-8", errors="replace").splitlines()
-            except OSError as e:
-                raise UsageError(f"Cannot read {args.file}: {e.strerror or e}") from None
+        if args.file:  # read as a corpus is (its encoding detected; a binary file refused), a text a line
+            texts += [line for line in kit.read_text_file(args.file).splitlines() if line.strip()]
         if not texts and not args.report:
             raise UsageError("Give texts to classify, --file, or --report.")
         run, model, tok, ckpt = kit.load_run(args, family="classifier")

@@ -44,9 +44,14 @@ def _records(paths: list[str], text_column, label_column, encodings) -> list[Exa
     out: list[Example] = []
     corpus = Corpus(paths=paths, encodings=dict(encodings))
     for s in corpus.usable_sources():
-        cols = record_columns(s)
+        cols = record_columns(s, scalars=True)  # labels: {"label": 0} as well as {"label": "spam"}
         label = label_column or next((c for c in cols if c.lower() in LABEL_NAMES), None)
         if label is None or label not in cols:
+            every = record_columns(s, any_value=True)
+            named = label_column or next((c for c in every if c.lower() in LABEL_NAMES), None)
+            if named in every:  # there, but its values are lists or objects
+                raise CorpusError(f"{s.path}: the label of a record is a list or an object ('{named}'); a "
+                                  "classifier needs one label per text (a string or a whole number).")
             raise CorpusError(f"{s.path}: no label column" + (f" '{label_column}'" if label_column else "")
                               + f" (columns: {', '.join(cols[:12]) or 'none'}). Choose one with --label-column.")
         text = text_column or next((c for c in cols if c.lower() in TEXT_NAMES), None) or next(
@@ -56,6 +61,9 @@ def _records(paths: list[str], text_column, label_column, encodings) -> list[Exa
                               + f" (columns: {', '.join(cols[:12])}). Choose one with --column.")
         for row in _rows(s):
             t, y = row.get(text), row.get(label)
+            if isinstance(y, (list, dict)):  # its Python text would become a class of its own
+                raise CorpusError(f"{s.path}: the label of a record is a {type(y).__name__} ({json.dumps(y)[:60]}); "
+                                  "a classifier needs one label per text (a string or a whole number).")
             if isinstance(t, str) and t.strip() and y is not None and str(y).strip():
                 out.append(Example(t.strip(), str(y).strip(), s.path))
     return out

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from desktop_llm.errors import UsageError
+
 
 def add_parser(sub, kit) -> None:
     def cmd_translate(args) -> int:
         from desktop_llm.core.models.translator.decode import Translator
 
+        if not args.text.strip():
+            raise UsageError("Give a sentence to translate: --text \"...\"")
         run, model, tok, ckpt = kit.load_run(args, family="translator")
         translator = Translator(model, tok, run.config.model.sequence_length)
         if args.json:
