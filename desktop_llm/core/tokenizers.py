@@ -436,8 +436,9 @@ class SentencePieceTokenizer(Tokenizer):
                     return cls.train(sample, int(m.group(2)) + 300, kind, max_sentences)
                 if "required_chars" in msg and m:
                     raise TokenizerError(
-                        f"A vocabulary of {vocabulary_size} is too small for this corpus: it has "
-                        f"{m.group(2)} frequent distinct characters. Use at least "
+                        f"A vocabulary of {vocabulary_size} is too small for this corpus: {m.group(2)} entries are "
+                        "needed before any merge (each frequent character of the corpus, the 256 byte pieces "
+                        "that keep rare text lossless, and the special tokens). Use at least "
                         f"{int(m.group(2)) + 300}, or the character tokenizer."
                     ) from None
                 raise TokenizerError(f"SentencePiece could not train on this corpus: {e}") from None

@@ -277,3 +277,28 @@ def test_integer_labels_in_jsonl_are_read_and_a_list_label_is_refused(tmp_path):
     with pytest.raises(CorpusError, match="label of a record is a list or an object") as e:
         read_examples([str(bad)])
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("n_classes", [3, 60])
+def test_the_evaluation_event_carries_the_confusion_matrix_only_for_few_classes(tmp_path, n_classes):
+    """A 5,000-class classifier wrote its whole confusion matrix into metrics.jsonl at every
+    evaluation (75 MB a line): past CONFUSION_IN_EVENTS classes the event has macro-F1 and the
+    classes, and `classify --report` the matrix."""
+    from types import SimpleNamespace
+
+    from desktop_llm.core.config import ModelConfig
+    from desktop_llm.core.models import get_family
+    from desktop_llm.core.models.classifier import CONFUSION_IN_EVENTS
+    from desktop_llm.core.models.classifier.examples import Example, LabelledData
+    from desktop_llm.core.tokenizers import train_tokenizer
+
+    examples = [Example(f"text {c} {i}", f"class{c}", "x") for c in range(n_classes) for i in range(2)]
+    tok = train_tokenizer("char", [e.text for e in examples])
+    LabelledData.prepare(examples, tok, 16, tmp_path / "data", 0.5, 1)
+    family = get_family("classifier")
+    m = ModelConfig(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, sequence_length=16,
+                    vocabulary_size=family.model_vocabulary(tok.vocabulary_size))
+    model = family.build(m, seed=1, num_classes=n_classes)
+    extras = family.eval_extras(SimpleNamespace(model=model, data=LabelledData(tmp_path / "data")))
+    assert len(extras["classes"]) == n_classes and 0 <= extras["val_macro_f1"] <= 1
+    assert ("confusion" in extras) == (n_classes <= CONFUSION_IN_EVENTS)

@@ -93,3 +93,17 @@ def test_the_default_vocabulary_grows_to_fit_a_chinese_corpus():
     assert tok.vocabulary_size > 2000
     sample = text[:300]
     assert tok.decode(tok.encode(sample)) == sample
+
+
+def test_a_bpe_vocabulary_too_small_says_what_the_entries_are():
+    """BPE with 300 entries on Shakespeare (65 distinct characters) used to claim "302 frequent
+    distinct characters": the 256 byte pieces were counted as characters."""
+    from desktop_llm.core.tokenizers import TokenizerError, train_tokenizer
+    from tests.conftest import SHAKESPEARE
+
+    with pytest.raises(TokenizerError) as e:
+        train_tokenizer("bpe", [SHAKESPEARE.read_text("utf-8")], 300)
+    message = str(e.value)
+    assert "256 byte pieces" in message and "frequent distinct characters" not in message
+    needed = int(message.split(": ")[1].split(" entries", maxsplit=1)[0])
+    assert 256 < needed < 256 + 66  # the byte pieces and the frequent ones of its 65 characters

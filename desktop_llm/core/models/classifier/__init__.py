@@ -21,6 +21,7 @@ from desktop_llm.core.models.base import Family
 from desktop_llm.core.models.classifier import report
 from desktop_llm.core.models.classifier.examples import LabelledData, read_examples
 
+CONFUSION_IN_EVENTS = 50  # classes up to which each evaluation event carries the confusion matrix
 DEFAULT_STEPS, DEFAULT_EVAL_INTERVAL = 300, 50  # a classifier learns in a few hundred steps
 FINE_TUNE_LR = 3e-4
 
@@ -237,7 +238,10 @@ class Classifier(Family):
         data = ctx.data
         probs = report.predict_proba(ctx.model, data.inputs(data.val_index))
         s = report.scores(data.labels[data.val_index], probs.argmax(-1), len(data.classes))
-        return {"val_macro_f1": s["macro_f1"], "confusion": s["confusion"], "classes": data.classes}
+        extras = {"val_macro_f1": s["macro_f1"], "classes": data.classes}
+        if len(data.classes) <= CONFUSION_IN_EVENTS:  # 5,000 classes: 75 MB a line (`classify --report` has it)
+            extras["confusion"] = s["confusion"]
+        return extras
 
     def sample(self, ctx) -> str:
         """A validation text of each class (three at most), with the class predicted."""
