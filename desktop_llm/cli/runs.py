@@ -20,10 +20,13 @@ def cmd_runs(args) -> int:
             return 0
         if not rows:
             print(f"No runs in {store.home}.")
+        from desktop_llm.store.runs import row_family
+
+        width = max((len(r["id"]) for r in rows), default=0)  # a long imported id keeps the columns
         for r in rows:
             best = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else "-"
-            print(f"{r['id']:<40} {r['status']:<12} step {r['step'] or 0:>6}/{r['max_steps']:<6} "
-                  f"best val {best:<8} {r['summary']}")
+            print(f"{r['id']:<{width}}  {r['status']:<11} {row_family(r):<10} step {r['step'] or 0:>6}/"
+                  f"{r['max_steps']:<6} best val {best:<8} {r['summary']}")
     elif action == "show":
         run = store.get(args.id) if args.id else store.latest()
         if run is None:

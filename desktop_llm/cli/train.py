@@ -26,7 +26,7 @@ from desktop_llm.cli.render import HumanEvents, quiet_when_orphaned
 
 def run_config(args):
     """The run that `train` flags (and `--config`) describe; the family's own rules from its folder."""
-    from desktop_llm.core.config import DEFAULT_FAMILY, RunConfig, TokenizerConfig, TrainConfig
+    from desktop_llm.core.config import DEFAULT_FAMILY, RunConfig, TokenizerConfig, TrainConfig, run_name
     from desktop_llm.core.models import get_family
     from desktop_llm.resources import sample_corpus
 
@@ -63,7 +63,7 @@ def run_config(args):
     if args.no_xla:
         tr = replace(tr, jit_compile=False)
     tr = tr.fitted()  # the same rule as the window's (TrainConfig.fitted)
-    name = args.name or cfg.name or Path(paths[0]).stem if paths else (args.name or "run")
+    name = run_name(args.name or cfg.name, paths)
     family = args.family or (cfg.family if args.config else DEFAULT_FAMILY)
     fam = get_family(family)
     if getattr(args, "label_column", None):

@@ -311,6 +311,17 @@ def estimate(m: ModelConfig, batch_size: int = 12, bytes_per_value: int = 4, par
     )
 
 
+def run_name(given: str | None, paths=()) -> str:
+    """A new run's name: the one given, else its corpus' first file or folder name, else "run"
+    (the one rule of the command line and the window, so `generate tinyshakespeare` finds it)."""
+    if given and given.strip():
+        return given.strip()
+    for p in paths:
+        if Path(p).stem:
+            return Path(p).stem
+    return "run"
+
+
 def human_count(n: float) -> str:
     for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= div:

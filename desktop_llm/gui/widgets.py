@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor, QPalette, QTextCursor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTextBrowser, QToolTip, QVBoxLayout, QWidget
 
 from desktop_llm.gui.theme import composite, readable_text_on
+from desktop_llm.store.runs import row_family
 
 
 class Header(QWidget):
@@ -102,7 +103,7 @@ class RunPicker(QWidget):
         for r in self.session.store.list():  # newest first
             if (r.get("step") or 0) > 0:
                 best = f" · best {r['best_val_loss']:.3f}" if r.get("best_val_loss") is not None else ""
-                self.runs.addItem(f"{r['name']} · {r['status']} · step {r['step']}{best}", r["id"])
+                self.runs.addItem(f"{r['name']} · {row_family(r)} · {r['status']} · step {r['step']}{best}", r["id"])
         i = -1
         for wanted in (self.session.current_run, previous):
             if wanted and i < 0:

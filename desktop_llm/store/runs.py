@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop_llm.core import atomic
-from desktop_llm.core.config import RunConfig
+from desktop_llm.core.config import DEFAULT_FAMILY, RunConfig
 from desktop_llm.errors import DesktopLLMError
 from desktop_llm.store import lock
 
@@ -76,6 +76,14 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def row_family(row: dict) -> str:
+    """The family of a catalog row (its config; runs from before families are GPT runs)."""
+    try:
+        return json.loads(row.get("config") or "{}").get("family") or DEFAULT_FAMILY
+    except ValueError:
+        return DEFAULT_FAMILY
 
 
 def config_summary(cfg: RunConfig) -> str:

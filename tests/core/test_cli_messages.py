@@ -181,3 +181,17 @@ def test_classify_file_is_read_as_a_corpus_is(tmp_path):
     binary.write_bytes(bytes(range(256)) * 64)
     line = one_error_line(cli("classify", "--file", str(binary), home=tmp_path / "ws"))
     assert "photo.bin" in line and "No runs" not in line, line
+
+
+def test_runs_lists_each_runs_family_in_columns_that_a_long_id_does_not_break(tmp_path):
+    from desktop_llm.core.config import DataConfig, RunConfig
+    from desktop_llm.store import RunStore
+
+    store = RunStore(tmp_path / "ws")
+    store.create(RunConfig(name="a-very-long-name-imported-from-another-machine-and-renamed", family="classifier",
+                           data=DataConfig(paths=("x",))))
+    store.create(RunConfig(name="short", data=DataConfig(paths=("x",))))
+    p = cli("runs", home=tmp_path / "ws")
+    lines = p.stdout.splitlines()
+    assert len(lines) == 2 and {line.split()[2] for line in lines} == {"classifier", "gpt"}
+    assert len({line.index(" step ") for line in lines}) == 1  # the columns line up

@@ -67,6 +67,14 @@ def test_classify_tab_and_validation_report(qtbot, trained):
         wait_task(qtbot, panel)
         assert "Type a text" in panel.status.text() and panel.classify_btn.isEnabled()
 
+        from desktop_llm.gui.pages.runs_page import COLUMNS
+
+        rp = w.runs_page  # the Runs table says each run's family; a classifier has no text perplexity
+        cells = {rp.table.item(r, 0).data(Qt.UserRole): [rp.table.item(r, c).text() for c in range(len(COLUMNS))]
+                 for r in range(rp.table.rowCount())}
+        assert cells[cls.id][COLUMNS.index("Family")] == "classifier" and cells[cls.id][COLUMNS.index("Perplexity")] == "–"
+        assert cells[mlm.id][COLUMNS.index("Family")] == "masked_lm" and cells[mlm.id][COLUMNS.index("Perplexity")] != "–"
+
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(mlm.id))  # a masked LM: fill mask instead
         assert g.tabs.currentIndex() == g.tabs.indexOf(g.panel(FillMaskPanel))
         assert not g.tabs.isTabVisible(g.tabs.indexOf(g.panel(ClassifyPanel)))
@@ -240,3 +248,19 @@ def test_every_family_has_its_window_file_and_the_pages_are_built_from_the_regis
         titles = [g.tabs.tabText(i) for i in range(g.tabs.count())]
         panels = {cls for f in families() for cls in family_ui(f.name).TABS}
         assert sorted(titles[2:]) == sorted(cls.TITLE for cls in panels)  # each panel once
+
+
+def test_a_run_started_in_the_window_is_named_after_its_corpus(qtbot, tmp_path):
+    """Every run trained in the window used to be named "run" (so `generate run` soon meant several);
+    it is named as on the command line: the corpus' first file."""
+    from desktop_llm.cli import build_parser
+    from desktop_llm.cli.train import run_config
+    from desktop_llm.resources import sample_corpus
+
+    corpus = str(sample_corpus("tinyshakespeare.txt"))
+    with open_window(qtbot, RunStore(tmp_path / "ws")) as w:
+        w.session.set_corpus([corpus], None, 0.1)
+        assert w.train_page.run_config().name == "tinyshakespeare"
+        w.train_page.name.setText("mine")
+        assert w.train_page.run_config().name == "mine"
+    assert run_config(build_parser().parse_args(["train", corpus])).name == "tinyshakespeare"

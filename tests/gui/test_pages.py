@@ -160,8 +160,11 @@ def test_runs_page_overlays_several_runs(window, home):
     assert set(rp.plots.series) == set(ids)
     assert all(rp.plots.point_count(i) == 2 for i in ids)
     assert not rp.resume_btn.isEnabled()  # completed runs are not resumed
-    perplexities = {rp.table.item(r, 0).text(): rp.table.item(r, 5).text() for r in range(2)}
+    from desktop_llm.gui.pages.runs_page import COLUMNS
+
+    perplexities = {rp.table.item(r, 0).text(): rp.table.item(r, COLUMNS.index("Perplexity")).text() for r in range(2)}
     assert perplexities == {"first": "7.39", "second": "4.48"}
+    assert {rp.table.item(r, COLUMNS.index("Family")).text() for r in range(2)} == {"gpt"}
     assert rp.details.text() == ""  # two runs: no single run to describe
     rp.select(ids[:1])
     shown = rp.details.text()  # what `runs show` says, less what the table shows

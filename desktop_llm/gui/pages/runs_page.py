@@ -23,15 +23,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.core.models import FAMILY_NAMES, get_family
 from desktop_llm.gui.model_export import model_export_button
 from desktop_llm.gui.plots import MetricsPlots
 from desktop_llm.gui.widgets import header, label, set_role
 from desktop_llm.gui.workers import run_task
 from desktop_llm.store.card import short_duration
+from desktop_llm.store.runs import row_family
 from desktop_llm.store.sharing import export_zip, import_run
 
 FOLLOW_MS = 2000  # how often the run folders are looked at (a few stat calls per run)
-COLUMNS = ["Name", "Status", "Model", "Step", "Best val loss", "Perplexity", "Duration", "Created"]
+COLUMNS = ["Name", "Status", "Family", "Model", "Step", "Best val loss", "Perplexity", "Duration", "Created"]
 
 
 class RunsPage(QWidget):
@@ -44,7 +46,7 @@ class RunsPage(QWidget):
         self.task = None  # the running import or export, if any
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(COLUMNS.index("Model"), QHeaderView.Stretch)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -166,9 +168,12 @@ class RunsPage(QWidget):
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
             best = row.get("best_val_loss")
-            cells = [row["name"], row["status"], row.get("summary") or "", f"{row.get('step') or 0:,} / {row['max_steps']:,}",
+            family = get_family(row_family(row)) if row_family(row) in FAMILY_NAMES else None
+            tokens = family is None or family.loss_over_tokens  # a classifier's loss is over its classes
+            cells = [row["name"], row["status"], family.name if family else row_family(row), row.get("summary") or "",
+                     f"{row.get('step') or 0:,} / {row['max_steps']:,}",
                      f"{best:.4f}" if best is not None else "–",
-                     f"{math.exp(min(best, 30)):.2f}" if best is not None else "–",
+                     f"{math.exp(min(best, 30)):.2f}" if best is not None and tokens else "–",
                      short_duration(row.get("duration") or 0), time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created"]))]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -181,7 +186,7 @@ class RunsPage(QWidget):
                 self.table.selectRow(r)
         self.table.blockSignals(False)
         self.table.resizeColumnsToContents()
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(COLUMNS.index("Model"), QHeaderView.Stretch)
         if replot:
             self.show_selected()
         else:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.core import events as ev
-from desktop_llm.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, TrainConfig
+from desktop_llm.core.config import ConfigError, DataConfig, RunConfig, TokenizerConfig, TrainConfig, run_name
 from desktop_llm.core.corpus import CorpusError
 from desktop_llm.gui import device_choice
 from desktop_llm.gui.plots import MetricsPlots
@@ -328,7 +328,7 @@ class TrainPage(QWidget):
                              path=s.tokenizer_dir)
         data = DataConfig(paths=tuple(s.paths), column=s.column, val_fraction=s.val_fraction,
                           encodings=tuple(sorted(s.encodings.items())))
-        cfg = RunConfig(name=self.name.text().strip() or "run", family=self.family.currentData(), data=data,
+        cfg = RunConfig(name=run_name(self.name.text(), s.paths), family=self.family.currentData(), data=data,
                         tokenizer=tk, model=replace(s.model_config, vocabulary_size=0), training=tr)
         options = self.options.get(cfg.family)
         return options.apply(cfg) if options is not None else cfg
