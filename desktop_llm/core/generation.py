@@ -80,7 +80,13 @@ class GenerationResult:
 
     @property
     def tokens_per_second(self) -> float:
-        return len(self.tokens) / self.seconds if self.seconds else 0.0
+        """The decoding rate: tokens after the first over the time after it. The first token's wait
+        (compiling the loop the first time, reading the prompt) is `first_token_seconds`, apart:
+        counted in, 200 tokens read as 31 tokens/s where 1,000 read as 244."""
+        n, after = len(self.tokens), self.seconds - self.first_token_seconds
+        if n > 1 and after > 0:
+            return (n - 1) / after
+        return n / self.seconds if self.seconds else 0.0
 
 
 def make_sampler(cfg: SamplingConfig):

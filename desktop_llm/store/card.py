@@ -54,7 +54,10 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
     if info.get("message"):
         rows.append(("message", info["message"]))
     if info.get("device"):
-        speed = f", {info['tokens_per_sec']:,.0f} tokens/s" if info.get("tokens_per_sec") else ""
+        from desktop_llm.store.speed import median_tokens_per_sec
+
+        tps = median_tokens_per_sec(run, least=1) or info.get("tokens_per_sec")  # the median, not the last interval
+        speed = f", {tps:,.0f} tokens/s (median)" if tps else ""
         rows.append(("device", f"{info['device']}, {info.get('policy', 'float32')}{speed}"))
     family = get_family(cfg.family)
     best = info.get("best_val_loss")

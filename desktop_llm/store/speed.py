@@ -28,12 +28,21 @@ class MachineSpeed:
         return 1000.0 * flops * batch_size * m.sequence_length / self.flops_per_second
 
 
+def median_tokens_per_sec(run, least: int = 5) -> float | None:
+    """A run's typical speed: the median tokens/s of its step events after the first fifth (warm-up,
+    compiling), None with fewer than `least` of them. The last interval alone can be a spike (a run
+    that mostly ran at 25-28k once showed 56,802)."""
+    steps = [e.tokens_per_sec for e in map(parse, run.metrics()) if isinstance(e, Step) and e.tokens_per_sec]
+    if len(steps) < least:
+        return None
+    return statistics.median(steps[len(steps) // 5:])
+
+
 def run_flops_per_second(run) -> float | None:
     """Achieved FLOP/s of one run: median tokens/s after warm-up times FLOPs per token."""
-    steps = [e.tokens_per_sec for e in map(parse, run.metrics()) if isinstance(e, Step) and e.tokens_per_sec]
-    if len(steps) < 5:
+    tps = median_tokens_per_sec(run)
+    if tps is None:
         return None
-    tps = statistics.median(steps[len(steps) // 5:])
     cfg = run.config
     vocab = (cfg.tokenizer.vocabulary_size or 256)
     from desktop_llm.core.models import get_family

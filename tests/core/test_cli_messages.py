@@ -195,3 +195,20 @@ def test_runs_lists_each_runs_family_in_columns_that_a_long_id_does_not_break(tm
     lines = p.stdout.splitlines()
     assert len(lines) == 2 and {line.split()[2] for line in lines} == {"classifier", "gpt"}
     assert len({line.index(" step ") for line in lines}) == 1  # the columns line up
+
+
+def test_the_run_card_reports_the_median_speed_not_the_last_spike(tmp_path):
+    import json
+
+    from desktop_llm.core.config import DataConfig, RunConfig
+    from desktop_llm.store import RunStore
+    from desktop_llm.store.card import run_card
+
+    store = RunStore(tmp_path / "ws")
+    run = store.create(RunConfig(name="r", data=DataConfig(paths=("x",))))
+    speeds = [900.0, 1000.0, 1000.0, 1100.0, 1000.0, 56802.0]  # the last interval: a spike
+    run.metrics_path.write_text("".join(json.dumps({"type": "step", "step": 10 * (i + 1), "loss": 1.0, "lr": 1e-3,
+                                                    "tokens_per_sec": s}) + "\n" for i, s in enumerate(speeds)))
+    run.write_status(status="completed", step=60, device="CPU", policy="float32", tokens_per_sec=56802.0)
+    device = dict(run_card(run))["device"]
+    assert "1,000 tokens/s (median)" in device and "56,802" not in device

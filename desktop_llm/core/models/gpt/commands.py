@@ -47,7 +47,7 @@ def add_parser(sub, kit) -> None:
             kit.out(result)
         else:
             print(f"{source}: loss {ev.loss:.4f}  perplexity {ev.perplexity:.3f}  "
-                  f"({ev.tokens:,} tokens, checkpoint at step {ckpt.step})")
+                  f"({ev.tokens:,} tokens, run {run.id}, checkpoint at step {ckpt.step})")
             if args.per_token and per_token is not None:
                 for t, loss in zip(per_token.tokens, per_token.losses):
                     print(f"  {t!r:>14}  {'-' if math.isnan(loss) else f'{loss:.3f}'}")
@@ -58,20 +58,22 @@ def add_parser(sub, kit) -> None:
         from desktop_llm.core.generation import Generator
 
         cfg = sampling(args)
-        _run, model, tok, _ = kit.load_run(args)
+        run, model, tok, _ = kit.load_run(args)
         gen = Generator(model, tok)
         if args.json:
             result = gen.generate(args.prompt, cfg, on_token=lambda t: kit.out(
                 {"type": "token", "id": t.id, "text": t.text, "p": t.probability}))
             kit.out({"type": "done", "text": result.text, "tokens": len(result.tokens),
-                  "tokens_per_sec": result.tokens_per_second, "stopped_by": result.stopped_by})
+                     "tokens_per_sec": result.tokens_per_second, "first_token_ms": 1000 * result.first_token_seconds,
+                     "run": run.id, "stopped_by": result.stopped_by})
         else:
             if sys.stderr.isatty():  # the first token waits for XLA to compile the decoding loop
                 print("(compiling the decoding loop: seconds the first time, then cached on disk)", file=sys.stderr)
             sys.stdout.write(args.prompt)
             result = gen.generate(args.prompt, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
             print(flush=True)  # the text ends with a line break, also where stdout goes to a file
-            print(f"[{len(result.tokens)} tokens, {result.tokens_per_second:.0f} tokens/s]", file=sys.stderr)
+            print(f"[run {run.id}: {len(result.tokens)} tokens, {result.tokens_per_second:.0f} tokens/s, first token "
+                  f"after {1000 * result.first_token_seconds:.0f} ms]", file=sys.stderr)
         return 0
 
 
