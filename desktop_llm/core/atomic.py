@@ -26,11 +26,31 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def _process_umask() -> int:
+    """Read once, at import (os.umask can only be read by setting it, which would race with
+    threads that create files at that moment)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _process_umask()
+
+
+def usual_mode(fd: int) -> None:
+    """Give a file made by mkstemp (always 0600) the mode any other new file gets (0666 less the
+    umask): exports, zips and run files are read by other tools and other users, as a plain write
+    would let them."""
+    if hasattr(os, "fchmod"):  # (Windows has no modes to give)
+        os.fchmod(fd, 0o666 & ~_UMASK)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        usual_mode(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -67,6 +67,7 @@ def export_run(run: Run, dest: str | os.PathLike) -> Path:
     except OSError as e:
         raise StoreError(f"Cannot write {dest}: {e.strerror or e}.") from None
     try:
+        atomic.usual_mode(fd)
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
                 for path, rel in _export_files(run):

@@ -267,3 +267,18 @@ def test_zip_building_helpers_make_what_they_claim(tmp_path):
         infos = f.infolist()
     assert stat.S_ISLNK(infos[0].external_attr >> 16)
     assert [i.filename for i in infos[1:]] == ["/abs", "r/../x"]
+
+
+def test_what_is_written_gets_the_usual_file_mode(tmp_path):
+    """Files written atomically (run files, exports) and export zips were mode 0600 (mkstemp's):
+    another user, or a tool run as another account, could not read an export."""
+    from desktop_llm.core import atomic
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    atomic.write_text(tmp_path / "a.json", "{}")
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~umask
+    store = RunStore(tmp_path / "ws")
+    run = store.create(RunConfig(name="r", data=DataConfig(paths=("x.txt",))))
+    zipped = export_zip(store, run.id, tmp_path / "r.zip")
+    assert stat.S_IMODE(zipped.stat().st_mode) == 0o666 & ~umask
