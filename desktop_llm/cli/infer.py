@@ -4,6 +4,8 @@ commands (generate, fill-mask, classify, translate...) live in its folder, `core
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from desktop_llm.cli.common import CliError, load_run, out, run_args
 
 
@@ -41,6 +43,9 @@ def cmd_embed(args) -> int:
                        "TensorBoard's projector.")
     if any(not t.strip() for t in args.text):
         raise CliError("An empty --text has no meaning to embed: give some words.")
+    if args.projector and Path(args.projector).exists() and not Path(args.projector).is_dir():
+        raise CliError(f"{args.projector} is a file: --projector takes a folder to write vectors.tsv and "
+                       "metadata.tsv in.")
     run, model, tok, ckpt = load_run(args, family=encoders())
     result: dict = {"run": run.id, "checkpoint_step": ckpt.step, "pooling": args.pooling}
     if args.text:

@@ -54,6 +54,7 @@ def cmd_runs(args) -> int:
         else:
             print(f"imported {args.id} as run {run.id} ({run.folder})")
     elif action == "rebuild":
+        store.require_writable()  # the catalog is rewritten: a read-only workspace says so in one line
         n = store.rebuild()
         skipped = f"; {len(store.skipped)} other folders skipped (not runs, or damaged)" if store.skipped else ""
         print(f"catalog rebuilt from {n} run folders{skipped}")

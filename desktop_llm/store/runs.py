@@ -224,6 +224,9 @@ class RunStore:
 
     def __init__(self, home: str | os.PathLike | None = None):
         self.home = Path(home).expanduser() if home else default_home()
+        if self.home.exists() and not self.home.is_dir():  # it would read as an empty workspace
+            raise StoreError(f"The workspace {self.home} is a file, not a folder: choose another with --home "
+                             f"or ${ENV_HOME}.")
         self.runs_dir = self.home / "runs"
         self.db_path = self.home / "catalog.sqlite"
         self.unwritable: str | None = None  # why the workspace cannot be written, if it cannot

@@ -212,3 +212,14 @@ def test_the_run_card_reports_the_median_speed_not_the_last_spike(tmp_path):
     run.write_status(status="completed", step=60, device="CPU", policy="float32", tokens_per_sec=56802.0)
     device = dict(run_card(run))["device"]
     assert "1,000 tokens/s (median)" in device and "56,802" not in device
+
+
+def test_a_workspace_that_is_a_file_and_a_projector_onto_a_file_are_one_line(tmp_path):
+    """$DESKTOP_LLM_HOME pointing at a file read as an empty workspace ("No runs"); `embed
+    --projector` onto an existing file ended in a traceback."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine", "utf-8")
+    line = one_error_line(cli("runs", home=a_file))
+    assert "is a file, not a folder" in line
+    line = one_error_line(cli("embed", "--projector", str(a_file), home=tmp_path / "ws"))
+    assert "is a file" in line and a_file.read_text("utf-8") == "mine"  # the user's file is untouched

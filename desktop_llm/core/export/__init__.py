@@ -84,14 +84,21 @@ def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: 
     check_exportable(run, fmt)
     dest = (Path(out).expanduser() if out is not None else default_path(run, fmt, exports_dir)).absolute()
     _check_destination(dest)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    try:  # before the model loads: a place that cannot be written is said at once, in one line
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as e:
+        raise ExportError(f"Cannot write {dest} ({e.strerror or e}): choose another folder with --out.") from None
     say(0.05, "Loading the checkpoint…")
     from desktop_llm.core.loading import load_for_inference
 
-    model, tok, ckpt = load_for_inference(run, checkpoint)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    try:
+        model, tok, ckpt = load_for_inference(run, checkpoint)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         say(0.2, f"Writing the {FORMAT_LABELS[fmt]}…")
         from desktop_llm.core.models import get_family

@@ -134,7 +134,12 @@ def write_projector(folder: str | os.PathLike, index: Index) -> tuple[Path, Path
     """vectors.tsv and metadata.tsv (with a header: text, source) for projector.tensorflow.org or
     TensorBoard's projector; written atomically."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is a file: --projector takes a folder to write vectors.tsv and metadata.tsv in.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"Cannot write {folder} ({e.strerror or e}): choose another folder.") from None
     vectors = "".join("\t".join(f"{x:.6g}" for x in v) + "\n" for v in index.vectors)
 
     def clean(s: str) -> str:
