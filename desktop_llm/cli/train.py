@@ -68,6 +68,8 @@ def run_config(args):
     fam = get_family(family)
     if getattr(args, "label_column", None):
         data = replace(data, label_column=args.label_column)
+    if getattr(args, "accept_unknown", False):
+        data = replace(data, accept_unknown=True)
     if getattr(args, "target_column", None):
         data = replace(data, target_column=args.target_column)
     if getattr(args, "freeze_steps", None) is not None:
@@ -302,6 +304,9 @@ def add_parser(sub) -> None:
                                            "(default: one named label, class, category...)")
     tr.add_argument("--target-column", help="translator: the target field of JSONL pairs (--column: the source; "
                                             "TSV: the first two columns)")
+    tr.add_argument("--accept-unknown", action="store_true",
+                    help="fine-tune even where the base run's tokenizer cannot read much of the text "
+                         "(refused above a quarter of it)")
     tr.add_argument("--freeze-steps", type=int,
                     help="classifier: train only the head for this many steps first (default 0)")
     tr.add_argument("--column", help="text column of JSONL/CSV files")

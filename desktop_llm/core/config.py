@@ -28,6 +28,7 @@ class DataConfig:
     label_column: str | None = None  # classifier: the CSV / JSONL column that holds the class
     target_column: str | None = None  # translator: the JSONL field of the target (`column`: the source)
     val_fraction: float = 0.1
+    accept_unknown: bool = False  # a fine-tune goes on though its base's tokenizer cannot read much of the text
     # (file or folder, encoding) pairs read with that encoding instead of the detected one
     encodings: tuple[tuple[str, str], ...] = ()
 

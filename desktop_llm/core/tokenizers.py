@@ -501,6 +501,22 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocabulary_size: int | None
     return _CLASSES[kind].train(texts, vocabulary_size=size, kind=kind, grow=vocabulary_size is None)
 
 
+def unknown_share(tokenizer: Tokenizer, texts: Iterable[str], limit: int = 200_000) -> float:
+    """The share of `texts`' tokens (their first `limit` characters) that the tokenizer can only
+    write as an unknown id: a character tokenizer's unseen characters, WordPiece's [UNK]. A model
+    reading through that tokenizer sees nothing of them."""
+    unknown = set(tokenizer.placeholder_ids)
+    total = bad = read = 0
+    for text in texts:
+        ids = tokenizer.encode(text[: max(0, limit - read)])
+        read += len(text)
+        total += len(ids)
+        bad += sum(1 for i in ids if i in unknown)
+        if read >= limit:
+            break
+    return bad / total if total else 0.0
+
+
 def load_tokenizer(folder: str | os.PathLike) -> Tokenizer:
     folder = Path(folder)
     try:

@@ -302,3 +302,27 @@ def test_the_evaluation_event_carries_the_confusion_matrix_only_for_few_classes(
     extras = family.eval_extras(SimpleNamespace(model=model, data=LabelledData(tmp_path / "data")))
     assert len(extras["classes"]) == n_classes and 0 <= extras["val_macro_f1"] <= 1
     assert ("confusion" in extras) == (n_classes <= CONFUSION_IN_EVENTS)
+
+
+def test_a_base_that_cannot_read_the_text_is_refused_unless_accepted(trained, tmp_path):
+    """A classifier fine-tuned from a base whose tokenizer knows none of the text's characters
+    learned word lengths from the spaces and reported a high accuracy, silently. Now the share of
+    unknown text is measured before a run exists: refused in one line above a quarter of it."""
+    from desktop_llm.cli import build_parser
+    from desktop_llm.cli.train import run_config
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.models import get_family
+
+    home, _ = trained
+    texts = tmp_path / "russian.csv"
+    texts.write_text("text,label\n" + "".join(f"Привет как дела номер {i},{i % 2}\n" for i in range(8)), "utf-8")
+    out = cli(home, "train", str(texts), "--family", "classifier", "--base", "base", "--steps", "20")
+    assert out.returncode == 2 and "unknown to the base run's tokenizer" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    fine_tune = ["--home", str(home), "train", str(texts), "--family", "classifier", "--base", "base"]
+    cfg = run_config(build_parser().parse_args(fine_tune))
+    classifier = get_family("classifier")
+    assert classifier.unknown_to_base(cfg) > 0.5  # the letters; the spaces, digits and commas are known
+    with pytest.raises(ConfigError, match="--accept-unknown"):
+        classifier.check_data(cfg)
+    classifier.check_data(run_config(build_parser().parse_args([*fine_tune, "--accept-unknown"])))  # goes on

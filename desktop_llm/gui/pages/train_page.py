@@ -222,7 +222,9 @@ class TrainPage(QWidget):
         """Warn here too when the corpus changed after the tokenizer was trained."""
         if self.training:
             return
-        if self.session.tokenizer_stale:
+        options = self.options.get(self.family.currentData()) if hasattr(self, "options") else None
+        own = (options is not None and options.fine_tunes()) or self.chosen_family().tokenizer_in_run
+        if self.session.tokenizer_stale and not own:  # a fine-tune reads with its base's tokenizer
             self._message(STALE_TOKENIZER, error=True)
         elif self.status.text() == STALE_TOKENIZER:
             self._message("Ready.")
@@ -247,7 +249,9 @@ class TrainPage(QWidget):
         self._on_base()
 
     def _on_base(self, *_) -> None:
-        """A fine-tune's learning rate is gentler than training from scratch."""
+        """A fine-tune's learning rate is gentler than training from scratch (and it reads with its
+        base's tokenizer: the Tokenizer page's does not matter to it)."""
+        self._check_tokenizer()
         gentle = self.chosen_family().fine_tune_learning_rate
         if gentle is None:
             return
