@@ -116,12 +116,13 @@ def read_text_file(path: str) -> str:
 def newest_trained(store, family: str | tuple[str, ...] = DEFAULT_FAMILY):
     """The newest run of `family` that has a checkpoint (one that failed at once or is still
     preparing has nothing to load), else the newest run, else None."""
+    from desktop_llm.store.runs import row_family
+
     families = (family,) if isinstance(family, str) else family
     rows = store.list()
     for r in rows:
-        run = store.get(r["id"])
-        if (run.checkpoints_dir / "index.json").exists() and run.config.family in families:
-            return run
+        if store.usable(r["id"]) and row_family(r) in families:
+            return store.get(r["id"])
     return store.get(rows[0]["id"]) if rows else None
 
 

@@ -101,7 +101,7 @@ class RunPicker(QWidget):
         self.runs.blockSignals(True)
         self.runs.clear()
         for r in self.session.store.list():  # newest first
-            if (r.get("step") or 0) > 0:
+            if self.session.store.usable(r["id"]):  # a checkpoint to load (the command line's rule too)
                 best = f" · best {r['best_val_loss']:.3f}" if r.get("best_val_loss") is not None else ""
                 self.runs.addItem(f"{r['name']} · {row_family(r)} · {r['status']} · step {r['step']}{best}", r["id"])
         i = -1

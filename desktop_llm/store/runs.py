@@ -434,6 +434,11 @@ class RunStore:
             con.execute("DELETE FROM runs WHERE id = ?", (run.id,))
         shutil.rmtree(trash, ignore_errors=True)
 
+    def usable(self, run_id: str) -> bool:
+        """Whether a run has a checkpoint to load: the one rule of "the runs you can use" for the
+        command line (the newest such run is the one a command means) and the window's run pickers."""
+        return (self.runs_dir / run_id / "checkpoints" / "index.json").exists()
+
     @property
     def exports_dir(self) -> Path:
         """Where exported runs go unless told otherwise."""

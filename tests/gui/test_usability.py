@@ -22,6 +22,9 @@ def _make_run(store, name: str, step: int = 20, status: str = "completed"):
     run.metrics_path.write_text(json.dumps({"type": "step", "step": step, "loss": 2.0, "lr": 1e-3,
                                             "tokens_per_sec": 1000.0}) + "\n")
     run.write_status(status=status, step=step, best_val_loss=2.0)
+    run.checkpoints_dir.mkdir(parents=True, exist_ok=True)  # its checkpoint's index (the weights are never read)
+    (run.checkpoints_dir / "index.json").write_text(json.dumps({"latest": f"step-{step:07d}",
+                                                                "best": f"step-{step:07d}"}))
     store.sync(run)
     return run
 
