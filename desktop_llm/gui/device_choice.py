@@ -29,7 +29,9 @@ def gpu_spec(i: int) -> str:
 def choices(devices: list[dict] | None) -> list[tuple[str, str, str]]:
     """(label, TrainConfig.devices, tooltip) for the device picker, in the order shown."""
     g = gpus(devices)
-    out = [("Auto (all GPUs)", "auto",
+    auto = ("Auto (all GPUs)" if g else "Auto (all GPUs, else the CPU)" if devices is None
+            else "Auto (the CPU: no GPU here)")  # the probe has run and found none: say what auto is
+    out = [(auto, "auto",
             "Every GPU this machine has, one replica each" + ("" if g or devices is None else
                                                               ": none here, so the CPU"))]
     for i, d in enumerate(g):

@@ -117,6 +117,11 @@ class MetricsPlots(QWidget):
         if item.titleLabel.text != title:
             item.setTitle(title, color=item.titleLabel.opts.get("color"))
             self.ppl.setLabel("left", unit)
+        if on:  # the whole scale: 100% read as a line across 99.6-100.4%, noise looked like a swing
+            self.ppl.enableAutoRange(y=False)
+            self.ppl.getViewBox().setYRange(0, 100, padding=0.02)
+        else:
+            self.ppl.enableAutoRange(y=True)
 
     def series_for(self, key: str, name: str | None = None) -> Series:
         if key not in self.series:

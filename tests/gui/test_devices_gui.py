@@ -72,7 +72,8 @@ def items(combo) -> list[tuple[str, str]]:
 def test_device_picker_lists_the_probed_gpus_and_the_trainer_reads_the_choice(train_page, session, tmp_path,
                                                                              monkeypatch):
     t = train_page
-    assert items(t.devices) == [("Auto (all GPUs)", "auto"), ("CPU", "cpu"), ("CPU split in 2 (test)", "cpu:2")]
+    assert items(t.devices) == [("Auto (all GPUs, else the CPU)", "auto"), ("CPU", "cpu"),
+                                ("CPU split in 2 (test)", "cpu:2")]  # before the probe answers
     t.apply_settings({"devices": "1,"})  # remembered from last time; GPU 1 is not known yet
     assert t.device_spec() == "auto"
     session.set_devices(TWO_A100)  # the probe answers
@@ -379,3 +380,10 @@ def test_model_page_warns_when_one_replica_does_not_fit_its_device(qtbot, sessio
     t.batch.setValue(32)
     assert not t.memory_note.isHidden()
     assert t.start_btn.isEnabled()  # a warning, never a refusal
+
+
+def test_auto_says_it_is_the_cpu_on_a_machine_without_a_gpu(train_page, session):
+    """"Auto (all GPUs)" and "split over every GPU found" on a machine the probe found no GPU on."""
+    session.set_devices([{"kind": "CPU", "name": "CPU (2 cores)"}])
+    assert train_page.devices.itemText(0) == "Auto (the CPU: no GPU here)"
+    assert "GPU" not in train_page.split.text()

@@ -544,3 +544,16 @@ def test_a_scan_replaced_by_another_does_not_report_over_it(window, qtbot):
     first.finished.emit(None)
     first.failed.emit("Cancelled.")
     assert page.message.text() == shown and not page.progress.isVisible()
+
+
+def test_a_classifiers_accuracy_plot_shows_the_whole_scale(qtbot):
+    """A validation accuracy of 100% was drawn on a 99.6-100.4% axis: the plot now spans 0-100%."""
+    from desktop_llm.gui.plots import MetricsPlots
+
+    plots = MetricsPlots()
+    qtbot.addWidget(plots)
+    plots.show_accuracy(True)
+    low, high = plots.ppl.getViewBox().viewRange()[1]
+    assert low <= 0 and high >= 100 and plots.ppl.getPlotItem().titleLabel.text == "Validation accuracy"
+    plots.show_accuracy(False)
+    assert plots.ppl.getPlotItem().titleLabel.text == "Validation perplexity"

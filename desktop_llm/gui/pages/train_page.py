@@ -298,7 +298,7 @@ class TrainPage(QWidget):
         n = self.replicas()
         if n is None:
             set_role(self.split, "hint")
-            self.split.setText("split over every GPU found" if self.session.devices is None else "")
+            self.split.setText("split over the GPUs found, if any" if self.session.devices is None else "")
         else:
             ok, text = device_choice.batch_split(self.batch.value(), n)
             set_role(self.split, "hint" if ok else "error")
