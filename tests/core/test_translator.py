@@ -157,3 +157,24 @@ def test_separate_tokenizers_share_one_id_space(tmp_path):
     assert again.token_text(tgt[0]) == tok.target.token_text(tgt[0] - tok.offset)
     out = cli(tmp_path / "h", "train", parallel_example(), "--separate-tokenizers")
     assert out.returncode == 2 and "--family translator" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_pairs_cut_by_the_context_say_what_to_do(tmp_path):
+    """The warning said what ("their ends were cut") but not what to do about it."""
+    from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig
+    from desktop_llm.core.models import get_family
+    from desktop_llm.core.tokenizers import train_tokenizer
+    from desktop_llm.store import RunStore
+
+    pairs = tmp_path / "long.tsv"
+    pairs.write_text("".join(f"a rather long source sentence number {i}\t目标句子很长很长很长 {i}\n" for i in range(20)),
+                     "utf-8")
+    cfg = RunConfig(name="t", family="translator", data=DataConfig(paths=(str(pairs),)),
+                    tokenizer=TokenizerConfig(kind="char"),
+                    model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, sequence_length=8))
+    run = RunStore(tmp_path / "ws").create(cfg)
+    tok = train_tokenizer("char", [pairs.read_text("utf-8")])
+    events = []
+    get_family("translator").prepare_data(run, cfg, tok, events.append)
+    warning = next(e["message"] for e in events if e["type"] == "warning")
+    assert "ends were cut" in warning and "--context" in warning and "tatoeba-cmn-eng-5k.tsv" in warning

@@ -100,7 +100,9 @@ class Translator(Family):
                                     cfg.training.seed)
             if info["cut"]:
                 emit(ev.Warning(message=f"{info['cut']} of {info['examples']} pairs are longer than the context "
-                                        f"({cfg.model.sequence_length} tokens): their ends were cut.").to_dict())
+                                        f"({cfg.model.sequence_length} tokens): their ends were cut. Give the "
+                                        "model a longer context (--context, the Model page), or train on "
+                                        "shorter pairs (such as the bundled tatoeba-cmn-eng-5k.tsv).").to_dict())
             emit(ev.Data(**info).to_dict())
         return PairData(run.data_dir)
 
