@@ -38,7 +38,16 @@ SLOW_MODULES = {
 }
 
 
+# The longest files first, so that `make test`'s workers (one file each at a time) do not end with
+# one of them alone on a long file; the order within a file is kept.
+LONGEST_FIRST = ("test_flow.py", "test_classifier.py", "test_robustness.py", "test_distributed.py", "test_cli.py",
+                 "test_families.py", "test_translator.py", "test_full_disk.py", "test_store_safety.py",
+                 "test_family_pages.py", "test_training.py", "test_masked_lm.py", "test_embeddings.py")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # (sort is stable)
