@@ -94,7 +94,7 @@ def test_runs_by_name_or_prefix_with_clean_output(trained):
             "--seed", "1", home=home)
     assert p.stdout.startswith("ROMEO:") and p.stdout.endswith("\n")
     assert "Skipping variable loading" not in p.stderr and "Traceback" not in p.stderr
-    assert p.stderr.strip().splitlines()[-1].startswith("[8 tokens")
+    assert p.stderr.strip().splitlines()[-1].startswith(f"[run {run_id}: 8 tokens")  # it says which run
     p = cli("attention", run_id[:10], "--text", "To be or not to be, that is", home=home)
     assert "27 tokens" in p.stdout and "first 12 of the 27 tokens" in p.stdout
     chat = cli("chat", "shakespeare", "--max-tokens", "5", "--seed", "1", home=home, input="hello\n")

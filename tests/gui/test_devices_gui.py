@@ -231,7 +231,10 @@ def test_runs_page_shows_a_run_folder_that_appears_and_changes_on_disk(qtbot, se
         return [page.table.item(r, c).text() for c in range(page.table.columnCount())]
 
     qtbot.waitUntil(lambda: page.table.rowCount() == 1, timeout=15_000)
-    assert cells()[:2] == ["remote run", "stopped"] and cells()[3] == "10 / 20"
+    from desktop_llm.gui.pages.runs_page import COLUMNS
+
+    step, best = COLUMNS.index("Step"), COLUMNS.index("Best val loss")
+    assert cells()[:2] == ["remote run", "stopped"] and cells()[step] == "10 / 20"
     page.select([run.id])
     assert page.plots.point_count(run.id) == 1
 
@@ -243,7 +246,7 @@ def test_runs_page_shows_a_run_folder_that_appears_and_changes_on_disk(qtbot, se
     st = json.loads((synced / "status.json").read_text())
     (synced / "status.json").write_text(json.dumps({**st, "status": "completed", "step": 20}))
     qtbot.waitUntil(lambda: cells()[1] == "completed", timeout=15_000)
-    assert cells()[3] == "20 / 20" and cells()[4] == "1.5000"
+    assert cells()[step] == "20 / 20" and cells()[best] == "1.5000"
     qtbot.waitUntil(lambda: page.plots.point_count(run.id) == 2, timeout=5_000)  # the curve it shows grew
 
     shutil.rmtree(synced)  # and a folder that goes away leaves the table
