@@ -105,9 +105,8 @@ class Run:
         try:
             lock.acquire(self.folder)
         except lock.RunBusy:
-            pid = self.status().get("pid")
-            raise StoreError(f"Run {self.id} is already training (process {pid})." if pid else
-                             f"Run {self.id} is in use by another process.") from None
+            pid = self.status().get("pid")  # (not written yet by a trainer that has only just started)
+            raise StoreError(f"Run {self.id} is already training" + (f" (process {pid})." if pid else ".")) from None
 
     def unlock(self) -> None:
         lock.release(self.folder)
