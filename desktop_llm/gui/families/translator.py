@@ -9,11 +9,11 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
+    QWidget,
 )
 
 from desktop_llm.gui.families.panel import FamilyPanel
@@ -94,18 +94,21 @@ class TranslatePanel(FamilyPanel):
         self.say(msg, "error")
 
 
-class TranslatorOptions(QGroupBox):
-    """The Train page's translator settings: one tokenizer for both sides, or one each."""
+class TranslatorOptions(QWidget):
+    """The Train page's translator settings: one tokenizer for both sides, or one each. One line, no
+    frame: the Train page must still fit a 1280x800 screen."""
 
     changed = Signal()
 
     def __init__(self, session, parent=None):
-        super().__init__("Translator", parent)
+        super().__init__(parent)
         self.session = session
-        self.separate = QCheckBox("A tokenizer for each side")
+        self.separate = QCheckBox("A tokenizer for each side of the pairs")
         self.separate.setToolTip("Learn one vocabulary for the source sentences and another for the targets "
                                  "(e.g. English words and Chinese characters), instead of one shared")
-        QFormLayout(self).addRow("Tokenizers", self.separate)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Tokenizers", self.separate)
 
     def fine_tunes(self) -> bool:
         return False
