@@ -3,7 +3,9 @@
 One `Series` per run keeps its arrays and plot items; new points call `setData` on the existing
 items (no re-creation), and several runs can be overlaid to compare them. The legend (each run's
 colour and name, and what the line styles mean) is a line of text above the plots, not a box
-inside them, so it never covers a curve or gets cut off.
+inside them, so it never covers a curve or gets cut off. The loss plot carries its first baseline:
+a dotted line at ln(n), the loss of guessing uniformly among the n tokens (or classes), and a
+right-hand axis in bits.
 """
 
 from __future__ import annotations
@@ -13,16 +15,33 @@ import math
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QStackedLayout, QWidget
 
 from desktop_llm.core import events as ev
 from desktop_llm.gui.theme import COLORS, themed_plot
+
+
+LN2 = math.log(2)
+
+
+class BitsAxis(pg.AxisItem):
+    """The loss axis again, in bits (nats / ln 2), with its own round ticks: pyqtgraph scales an
+    axis by powers of ten only, and a second ViewBox would have to follow every zoom."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802 (pyqtgraph's name)
+        return [(spacing * LN2, [v * LN2 for v in values])
+                for spacing, values in super().tickValues(minVal / LN2, maxVal / LN2, size)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802
+        return super().tickStrings([v / LN2 for v in values], scale, spacing / LN2)
 
 
 class Series:
     def __init__(self, plots: MetricsPlots, name: str, color: str):
         self.name = name
         self.color = color
+        self.vocabulary = 0  # what the loss chooses among: tokens (Start), or classes (Data)
+        self.classes = 0
         self.steps, self.loss, self.lr, self.tps = [], [], [], []
         self.vsteps, self.vloss, self.vaccuracy = [], [], []
         self.plots = plots
@@ -41,7 +60,11 @@ class Series:
         """A typed event (`core.events`), or its dict as metrics.jsonl holds it."""
         if isinstance(e, dict):
             e = ev.parse(e)
-        if isinstance(e, ev.Step) and math.isfinite(e.loss):
+        if isinstance(e, ev.Start):
+            self.vocabulary = e.vocabulary_size
+        elif isinstance(e, ev.Data) and e.classes:
+            self.classes = len(e.classes)
+        elif isinstance(e, ev.Step) and math.isfinite(e.loss):
             self.steps.append(e.step)
             self.loss.append(e.loss)
             self.lr.append(e.lr)
@@ -49,10 +72,17 @@ class Series:
         elif isinstance(e, ev.Eval):
             self.vsteps.append(e.step)
             self.vloss.append(e.val_loss)
+            self.classes = len(e.classes or ()) or self.classes
             if e.classes is not None and e.val_accuracy is not None:  # a classifier: no text perplexity
                 self.vaccuracy.append(100 * e.val_accuracy)
 
+    @property
+    def choices(self) -> int:
+        """How many answers the loss is over: uniform guessing scores ln of this."""
+        return self.classes or self.vocabulary
+
     def redraw(self) -> None:
+        self.plots.show_uniform(self.choices)
         self.items["loss"].setData(self.steps, self.loss)
         self.items["val"].setData(self.vsteps, self.vloss)
         if self.vaccuracy:
@@ -69,27 +99,48 @@ class Series:
 
 
 class MetricsPlots(QWidget):
-    def __init__(self, parent=None):
+    """The four plots, or, while they have nothing to draw, `empty_text` in their place (bare
+    0-1 axes told a user nothing)."""
+
+    def __init__(self, parent=None, empty_text: str = ""):
         super().__init__(parent)
-        grid = QGridLayout(self)
+        self.pages = QStackedLayout(self)
+        self.empty = QLabel(empty_text)
+        self.empty.setAlignment(Qt.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.empty.setProperty("role", "hint")
+        body = QWidget()
+        self.pages.addWidget(self.empty)
+        self.pages.addWidget(body)
+        self.pages.setCurrentIndex(0 if empty_text else 1)
+        grid = QGridLayout(body)
         grid.setContentsMargins(0, 0, 0, 0)
 
-        def plot(title, ylabel):
-            w = themed_plot(pg.PlotWidget(title=title))
+        def plot(title, ylabel, **axes):
+            w = themed_plot(pg.PlotWidget(title=title, axisItems=axes))
             w.showGrid(x=True, y=True, alpha=0.15)
             w.setLabel("bottom", "step")
             w.setLabel("left", ylabel)
-            w.setMinimumHeight(160)
+            # Small enough that the Train and Runs pages fit a 1366x768 screen (tests/gui/test_fit.py).
+            w.setMinimumHeight(96)
             return w
 
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.RichText)
         self.legend.setWordWrap(True)
         self.legend.setContentsMargins(4, 0, 4, 0)
-        self.loss = plot("Loss", "cross-entropy (nats)")
+        self.loss = plot("Loss (cross-entropy)", "nats", right=BitsAxis("right"))
+        self.loss.setLabel("right", "bits")
+        dotted = pg.mkPen("#9a9a9a", width=1, style=Qt.DotLine)
+        self.uniform = pg.InfiniteLine(angle=0, movable=False, pen=dotted, label="",
+                                       labelOpts={"position": 0.98, "color": "#9a9a9a", "anchors": [(1, 0), (1, 0)]})
+        self.uniform.hide()
+        self.loss.addItem(self.uniform)  # in the view: where the loss starts, what it must get below
+        self.loss.setMinimumHeight(128)
         self.ppl = plot("Validation perplexity", "perplexity")
         self.lr = plot("Learning rate", "lr")
         self.tps = plot("Throughput", "tokens / s")
+        self.lr.getAxis("left").enableAutoSIPrefix(False)  # "lr (x1e-06)" was cut off at this height
         grid.addWidget(self.legend, 0, 0, 1, 2)
         grid.addWidget(self.loss, 1, 0, 1, 2)
         grid.addWidget(self.ppl, 2, 0)
@@ -123,7 +174,18 @@ class MetricsPlots(QWidget):
         else:
             self.ppl.enableAutoRange(y=True)
 
+    def show_uniform(self, choices: int) -> None:
+        """The dotted line of uniform guessing among `choices` answers (one line: the runs compared
+        are of one family, and the first run's vocabulary names it)."""
+        if choices < 2 or self.uniform.isVisible():
+            return
+        self.uniform.show()  # first: pyqtgraph does not write the label of a hidden line
+        self.uniform.setValue(math.log(choices))
+        self.uniform.label.setFormat(f"guessing uniformly among {choices:,}: ln {choices:,} = "
+                                     f"{math.log(choices):.2f} nats, {math.log2(choices):.2f} bits")
+
     def series_for(self, key: str, name: str | None = None) -> Series:
+        self.pages.setCurrentIndex(1)
         if key not in self.series:
             self.series[key] = Series(self, name or key, COLORS[len(self.series) % len(COLORS)])
             self._update_legend()
@@ -143,8 +205,11 @@ class MetricsPlots(QWidget):
         if redraw:
             s.redraw()
 
-    def show_history(self, key: str, name: str, metrics: list[dict]) -> None:
+    def show_history(self, key: str, name: str, metrics: list[dict], vocabulary: int = 0) -> None:
+        """A run's recorded events (metrics.jsonl keeps steps and evaluations; its vocabulary, for
+        the uniform-guess line, is in its status)."""
         s = self.series_for(key, name)
+        s.vocabulary = vocabulary or s.vocabulary
         for m in metrics:
             s.add(m)
         s.redraw()
@@ -155,6 +220,9 @@ class MetricsPlots(QWidget):
         self.series.clear()
         self._update_legend()
         self.show_accuracy(False)
+        self.uniform.hide()
+        if self.empty.text():
+            self.pages.setCurrentIndex(0)
         # An empty plot keeps the range it had: the next run must not start in the old one's axes
         # (the perplexity plot stays empty until the first evaluation), nor in a zoom the user made.
         for w in (self.loss, self.ppl, self.lr, self.tps):

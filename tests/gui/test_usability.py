@@ -437,6 +437,27 @@ def test_a_causal_map_shows_the_masked_cells_apart_from_zero_weight(window):
     assert (m.masked.image[..., 3] == 0).all() and "attends to" in m.describe(1, 3)
 
 
+def test_every_head_of_the_grid_labels_its_rows(window, qapp):
+    """Head 1 of two had no row labels (only the grid's left column had them)."""
+    from desktop_llm.core.inspection import AttentionMaps
+
+    ap = window.attention_page
+    window.show_page("Attention")
+    ap.tabs.setCurrentIndex(1)
+    tokens = list("To be")
+    T = len(tokens)
+    w = np.tril(np.ones((1, 2, T, T), np.float32))
+    ap.maps = AttentionMaps(list(range(T)), tokens, w / w.sum(-1, keepdims=True))
+    ap.layer.setRange(0, 0)
+    ap.head.setRange(0, 1)
+    ap._draw()
+    qapp.processEvents()
+    assert len(ap.grid_maps) == 2
+    for m in ap.grid_maps:
+        assert m.getPlotItem().getAxis("left").isVisible()
+        assert [s for level in m.getPlotItem().getAxis("left")._tickLevels for _, s in level] == list("To␣be")
+
+
 def test_a_character_models_line_is_labelled_character_by_character(qtbot):
     """On a map as wide as the window gives it, a 58-character line keeps every column's label."""
     from desktop_llm.gui.pages.attention_page import Heatmap
@@ -451,6 +472,30 @@ def test_a_character_models_line_is_labelled_character_by_character(qtbot):
     m._update_ticks()
     labels = [s for level in m.getPlotItem().getAxis("bottom")._tickLevels for _, s in level]
     assert "".join(labels) == "".join(tokens).replace(" ", "␣"), labels
+
+
+def test_zooming_into_a_map_labels_every_token_in_view(qtbot):
+    """A 58-token line on a short map labels every other row; the wheel's zoom (here the range it
+    sets) brings every row in view its label, and zooming out brings back the whole map."""
+    from desktop_llm.gui.pages.attention_page import Heatmap
+
+    m = Heatmap()
+    qtbot.addWidget(m)
+    m.resize(700, 260)
+    m.show()
+    qtbot.waitExposed(m)
+    tokens = list("ROMEO: But, soft! what light through yonder window breaks?")
+    m.set_weights(np.tril(np.ones((len(tokens), len(tokens)), np.float32)), tokens, causal=True)
+
+    def rows():
+        return [s for level in m.getPlotItem().getAxis("left")._tickLevels for _, s in level]
+
+    assert len(rows()) < len(tokens)  # too short for all 58
+    m.plotItem.vb.setRange(xRange=(0, 12), yRange=(6, 18), padding=0)
+    qtbot.waitUntil(lambda: rows() == [t.replace(" ", "␣") for t in tokens[6:18]])
+    m.plotItem.vb.setRange(xRange=(-50, 500), yRange=(-50, 500), padding=0)  # limits: the map, no more
+    (x0, x1), (y0, y1) = m.plotItem.vb.viewRange()
+    assert x0 >= 0 and y0 >= 0 and x1 <= len(tokens) + 1e-6 and y1 <= len(tokens) + 1e-6
 
 
 def test_radio_buttons_are_visible_in_the_dark_theme(qapp, monkeypatch):

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -25,11 +25,13 @@ from desktop_llm.gui.widgets import RunPicker, header, label, set_role, visible_
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
 
-def _ticks(tokens: list[str], max_labels: int = 32, chars: int = 8):
-    """Tick labels (the tokens with visible whitespace, cut to `chars`), every n-th so that at
-    most `max_labels` are shown: pyqtgraph draws every label it is given, overlapping or not."""
-    shown = [(i + 0.5, visible_token(t)[:chars]) for i, t in enumerate(tokens)]
-    step = max(1, -(-len(tokens) // max(1, max_labels)))
+def _ticks(tokens: list[str], max_labels: int = 32, chars: int = 8, first: int = 0, last: int | None = None):
+    """Tick labels (the tokens with visible whitespace, cut to `chars`) of tokens first..last (the
+    part of the map in view), every n-th so that at most `max_labels` are shown: pyqtgraph draws
+    every label it is given, overlapping or not."""
+    last = len(tokens) if last is None else last
+    shown = [(i + 0.5, visible_token(tokens[i])[:chars]) for i in range(first, last)]
+    step = max(1, -(-len(shown) // max(1, max_labels)))
     return [shown[::step]]
 
 
@@ -53,8 +55,17 @@ class Heatmap(MatrixPlot):
         self.columns: list[str] = []
         self.hover_text = ""
         self.small = small
+        # Token labels a little smaller than the text: two more rows labelled in every ten.
+        tick_font = QFont(self.font())
+        tick_font.setPointSizeF(max(6.0, tick_font.pointSizeF() * 0.85))
+        self.tick_font = tick_font
+        for name in ("left", "bottom"):
+            self.getAxis(name).setStyle(tickFont=tick_font)
         if small:  # the grid shows the token labels on its left column and bottom row only
             self.show_labels(left=False, bottom=False)
+        # more tokens than labels fit: the wheel zooms in until every one is labelled
+        self.setMouseEnabled(x=True, y=True)
+        self.plotItem.vb.sigRangeChanged.connect(self._update_ticks)
         self.plotItem.vb.sigResized.connect(self._update_ticks)
         self.scene().sigMouseMoved.connect(self._on_move)
 
@@ -70,15 +81,22 @@ class Heatmap(MatrixPlot):
         if not self.tokens:
             return
         chars = 5 if self.small else 8
-        fm = QFontMetrics(self.font())
+        fm = QFontMetrics(self.tick_font)
         vb = self.plotItem.vb
+        (x0, x1), (y0, y1) = vb.viewRange()
+
+        def in_view(lo, hi, n):
+            return max(0, int(np.floor(lo))), min(n, int(np.ceil(hi)))
+
+        rows_in_view = in_view(y0, y1, len(self.tokens))
+        cols_in_view = in_view(x0, x1, len(self.columns))
         rows = int(vb.height() // max(1, fm.height()))
         widest = max(fm.horizontalAdvance(visible_token(t)[:chars]) for t in self.columns)
         # one space between labels: with two, a character model's 58-token line showed every
         # other character on a 960-pixel map ("R M O ␣ u" for "ROMEO: But")
         cols = int(vb.width() // max(1, widest + fm.horizontalAdvance(" ")))
-        self.getAxis("left").setTicks(_ticks(self.tokens, min(64, rows), chars))
-        self.getAxis("bottom").setTicks(_ticks(self.columns, min(64, cols), chars))
+        self.getAxis("left").setTicks(_ticks(self.tokens, min(64, rows), chars, *rows_in_view))
+        self.getAxis("bottom").setTicks(_ticks(self.columns, min(64, cols), chars, *cols_in_view))
 
     def set_weights(self, w: np.ndarray, tokens: list[str], columns: list[str] | None = None,
                     causal: bool = False) -> None:
@@ -97,8 +115,11 @@ class Heatmap(MatrixPlot):
         if hasattr(self, "colorbar"):
             self.colorbar.setLevels((0.0, top))
         self.image.setRect(0, 0, w.shape[1], w.shape[0])
-        self._update_ticks()
+        # zoom and pan stay on the map; zoomed out all the way, it is the whole map again
+        self.plotItem.vb.setLimits(xMin=0, xMax=w.shape[1], yMin=0, yMax=w.shape[0],
+                                   minXRange=min(4, w.shape[1]), minYRange=min(4, w.shape[0]))
         self.autoRange(padding=0)
+        self._update_ticks()
 
     def describe(self, row: int, col: int) -> str:
         q, k = visible_token(self.tokens[row]), visible_token(self.columns[col])
@@ -153,7 +174,8 @@ class AttentionPage(QWidget):
         self.grid_host = QWidget()
         self.grid_layout = QGridLayout(self.grid_host)
         self.tabs.addTab(self.grid_host, "All heads of the layer")
-        self.hover = label("Hover over a cell to read the weight.", "hint")
+        self.hover = label("Hover over a cell to read the weight; the wheel zooms in until every token "
+                           "is labelled.", "hint")
         self.single.scene().sigMouseMoved.connect(lambda *_: self.hover.setText(self.single.hover_text or self.hover.text()))
         self.status = label("", "hint")
 
@@ -252,6 +274,9 @@ class AttentionPage(QWidget):
         while len(self.grid_maps) < H:
             m = Heatmap(small=True)
             m.setMinimumSize(120, 120)
+            if self.grid_maps:  # one zoom for all heads (same size maps: pyqtgraph links by screen position)
+                m.setXLink(self.grid_maps[0])
+                m.setYLink(self.grid_maps[0])
             cols = max(2, math.ceil(math.sqrt(H)))
             self.grid_layout.addWidget(m, len(self.grid_maps) // cols, len(self.grid_maps) % cols)
             self.grid_maps.append(m)
@@ -261,6 +286,7 @@ class AttentionPage(QWidget):
             m.setVisible(i < H)
             if i < H:
                 row, col = self.grid_layout.getItemPosition(self.grid_layout.indexOf(m))[:2]
-                m.show_labels(left=col == 0, bottom=(row + 1, col) not in shown)
+                # row labels on every map (head 1 of two had none); column labels on the bottom row
+                m.show_labels(left=True, bottom=(row + 1, col) not in shown)
                 m.setTitle(f"head {i}")
                 m.set_weights(self.maps.weights[layer, i], self.maps.tokens, self.maps.key_tokens, causal)

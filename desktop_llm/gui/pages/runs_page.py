@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -71,9 +72,9 @@ class RunsPage(QWidget):
         for b in (self.resume_btn, self.delete_btn, self.export_btn, self.model_export_btn, self.import_btn):
             bar.addWidget(b)
         bar.addStretch(1)
-        bar.addWidget(label("Select several runs to overlay their curves.", "hint"))
         bar.addWidget(self.refresh_btn)
-        self.plots = MetricsPlots()
+        self.plots = MetricsPlots(empty_text="Select a run in the table to see its curves here; select "
+                                             "several (Ctrl+click, Shift+click) to overlay them.")
         # The selected run, described as `runs show` describes it (model, tokenizer, device, result).
         self.details = label("", "hint")
         self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -81,11 +82,24 @@ class RunsPage(QWidget):
         tl = QVBoxLayout(top)
         tl.setContentsMargins(0, 0, 0, 0)
         tl.addWidget(self.table, 1)
-        tl.addWidget(self.details)
+        # The card scrolls in a short space: shown in full it made the page 90 px taller than the
+        # screen and the splitter jumped between "all rows" and "two rows" (tests/gui/test_fit.py).
+        self.details_area = details = QScrollArea()
+        details.hide()  # until one run is selected
+        details.setWidget(self.details)
+        details.setWidgetResizable(True)
+        details.setFrameShape(QScrollArea.NoFrame)
+        details.setMaximumHeight(8 * self.details.fontMetrics().lineSpacing())
+        details.setMinimumHeight(2 * self.details.fontMetrics().lineSpacing())
+        tl.addWidget(details)
+        self.table.setMinimumHeight(3 * self.table.verticalHeader().defaultSectionSize())
         split = QSplitter(Qt.Vertical)
         split.addWidget(top)
         split.addWidget(self.plots)
-        split.setSizes([330, 470])
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([250, 550])
         self.message = label("", "hint")
         lay = QVBoxLayout(self)
         lay.addWidget(header("Runs", f"Every run in {session.store.home}. Runs survive closing the app; "
@@ -218,7 +232,8 @@ class RunsPage(QWidget):
             if f != family:
                 left_out.append(run.config.name or run_id)
                 continue
-            self.plots.show_history(run_id, run.config.name or run_id, run.metrics())
+            self.plots.show_history(run_id, run.config.name or run_id, run.metrics(),
+                                    vocabulary=run.status().get("vocabulary_size") or 0)
         if left_out:
             set_role(self.message, "warning")
             self.message.setText(f"Comparing {family.replace('_', '-')} runs: left out {', '.join(left_out[:5])}"
@@ -236,6 +251,7 @@ class RunsPage(QWidget):
         from desktop_llm.store.card import run_card
 
         ids = self.selected_ids()
+        self.details_area.setVisible(len(ids) == 1)
         if len(ids) != 1:
             self.details.setText("")
             return
