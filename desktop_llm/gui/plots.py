@@ -20,7 +20,6 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QStackedLayout, QWidget
 from desktop_llm.core import events as ev
 from desktop_llm.gui.theme import COLORS, themed_plot
 
-
 LN2 = math.log(2)
 
 
@@ -28,11 +27,11 @@ class BitsAxis(pg.AxisItem):
     """The loss axis again, in bits (nats / ln 2), with its own round ticks: pyqtgraph scales an
     axis by powers of ten only, and a second ViewBox would have to follow every zoom."""
 
-    def tickValues(self, minVal, maxVal, size):  # noqa: N802 (pyqtgraph's name)
+    def tickValues(self, minVal, maxVal, size):
         return [(spacing * LN2, [v * LN2 for v in values])
                 for spacing, values in super().tickValues(minVal / LN2, maxVal / LN2, size)]
 
-    def tickStrings(self, values, scale, spacing):  # noqa: N802
+    def tickStrings(self, values, scale, spacing):
         return super().tickStrings([v / LN2 for v in values], scale, spacing / LN2)
 
 
