@@ -74,6 +74,31 @@ def test_data_page_reports_bad_files_and_loads_the_rest(window, qtbot, tmp_path)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written to the corpus
 
 
+def test_data_page_shows_a_labelled_files_classes_and_a_pair_files_pairs(window, qtbot, tmp_path):
+    """A labelled CSV read "Lines 0", a character split of "540 / 0", and no classes; after
+    Clear, the old preview stayed."""
+    dp = window.data_page
+    csv = tmp_path / "reviews.csv"
+    rows = [("great film", "pos")] * 12 + [("dull and long", "neg")] * 6 + [("so-so", "mixed")] * 3
+    csv.write_text("text,label\n" + "".join(f"{t} {i},{lab}\n" for i, (t, lab) in enumerate(rows)), "utf-8")
+    dp.add_paths([str(csv)])
+    wait_task(qtbot, dp)
+    text = dp.readings.text()
+    assert "21 labelled texts in 3 classes (pos 12 · neg 6 · mixed 3)" in text, text
+    assert "train / validation 18 / 3 texts" in text  # stratified: one of each class held out
+    assert "sentence pairs" not in text
+    assert dp.stat_labels["lines"].text() == "one per text"
+    assert "great film" in dp.preview.toPlainText()
+    dp.clear()  # no files: nothing to scan, all is reset at once
+    assert dp.preview.toPlainText() == "" and dp.readings.text() == ""
+    assert dp.stat_labels["documents"].text() == "–"
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("".join(f"{n} apples\t{n} 个苹果\n" for n in range(30)), "utf-8")
+    dp.add_paths([str(tsv)])
+    wait_task(qtbot, dp)
+    assert "30 sentence pairs, such as “0 apples” → “0 个苹果”" in dp.readings.text()
+
+
 def test_training_needs_a_tokenizer_and_a_valid_model(window, qtbot, shakespeare_small):
     window.data_page.add_paths([str(shakespeare_small)])
     wait_task(qtbot, window.data_page)

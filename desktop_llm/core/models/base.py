@@ -84,6 +84,12 @@ class Family:
     def check_data(self, cfg) -> None:
         """Refuse, in one line and before a run exists, data this family cannot read (labels, pairs)."""
 
+    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1) -> str | None:
+        """What this family would learn from these files, in one line for the Data page (a
+        classifier's classes, a translator's pairs), or None where it reads them as plain text or
+        cannot read them at all."""
+        return None
+
     def labelled_texts(self, cfg):
         """(text, label) pairs the family's data already names (a classifier's examples), or None:
         sentence search then reads the corpus, labelled by file."""

@@ -5,6 +5,7 @@ unsure (or wrong) gets another one from Encoding… (button, or the table's cont
 from __future__ import annotations
 
 import os
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -31,6 +32,20 @@ from PySide6.QtWidgets import (
 from desktop_llm.gui.sources_model import SourcesModel
 from desktop_llm.gui.widgets import header, label, set_role
 from desktop_llm.gui.workers import run_task
+
+
+def readings(paths, column, encodings, val_fraction) -> list[tuple[str, str]]:
+    """(family, what it would learn from these files) for each family that reads them as more
+    than plain text. Runs on the scan's worker thread: it reads the files again."""
+    from desktop_llm.core.models import families
+    from desktop_llm.gui.families import family_ui
+
+    found = []
+    for fam in families():
+        text = fam.describe_data(paths, column, encodings, val_fraction)
+        if text:
+            found.append((family_ui(fam.name).CHOICE.split(":")[0], text))
+    return found
 
 
 class DataPage(QWidget):
@@ -107,6 +122,12 @@ class DataPage(QWidget):
                           ("split", "Train / validation")]:
             self.stat_labels[key] = label("–", "figure")
             grid.addRow(name, self.stat_labels[key])
+        # What each family that reads these files as more than text would learn from them: a
+        # labelled CSV's classes, a TSV's sentence pairs (Family.describe_data).
+        self.readings = label("", "hint")
+        self.readings.setWordWrap(True)
+        self.readings.setTextFormat(Qt.RichText)
+        grid.addRow(self.readings)
         self.message = label("Drop text files or folders here, or use Add files.", "hint")
 
         right = QWidget()
@@ -161,8 +182,15 @@ class DataPage(QWidget):
         self.rescan()
 
     def clear(self) -> None:
+        """Forget the files and everything shown of them (the preview stayed)."""
         self.paths = []
         self.encodings = {}
+        self.sources = []
+        self.preview.clear()
+        self.encoding_note.setVisible(False)
+        self.readings.setText("")
+        set_role(self.message, "hint")
+        self.message.setText("Drop text files or folders here, or use Add files.")
         self.rescan()
 
     # encodings
@@ -249,7 +277,7 @@ class DataPage(QWidget):
                     report(0.3 + 0.7 * f, "")
 
             st = corpus.stats(val, counted, cancelled)
-            return corpus, st
+            return corpus, st, readings(paths, column, encodings, val)
 
         self.progress.setVisible(True)
         self.cancel_btn.setVisible(True)
@@ -286,13 +314,15 @@ class DataPage(QWidget):
         if result is None:
             self.message.setText("Cancelled.")
             return
-        corpus, st = result
+        corpus, st, found = result
+        self.readings.setText("<br>".join(f"<b>{escape(name)}</b>: {escape(text)}" for name, text in found))
         self.sources = corpus.sources
         self.model.set_sources(self.sources)
         L = self.stat_labels
         L["documents"].setText(f"{st.documents:,}")
         L["characters"].setText(f"{st.characters:,}")
-        L["lines"].setText(f"{st.lines:,}")
+        # a CSV's or JSONL's one-line texts have no line break inside them: not "0 lines"
+        L["lines"].setText(f"{st.lines:,}" if st.lines or not st.documents else "one per text")
         L["distinct"].setText(f"{st.distinct_characters:,}" + (f" ({st.distinct_cjk:,} CJK)" if st.distinct_cjk else ""))
         et = st.estimated_tokens
         L["tokens"].setText(f"{et['char']:,} chars · ~{et['sentencepiece']:,} subwords")

@@ -19,7 +19,12 @@ from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.models.backbones.bert import SPECIALS
 from desktop_llm.core.models.base import Family
 from desktop_llm.core.models.classifier import report
-from desktop_llm.core.models.classifier.examples import LabelledData, read_examples
+from desktop_llm.core.models.classifier.examples import (
+    LabelledData,
+    class_counts,
+    read_examples,
+    stratified_split,
+)
 
 UNKNOWN_WARNED, UNKNOWN_REFUSED = 0.005, 0.25  # shares of a fine-tune's text its base's tokenizer cannot read
 CONFUSION_IN_EVENTS = 50  # classes up to which each evaluation event carries the confusion matrix
@@ -125,6 +130,22 @@ class Classifier(Family):
         from desktop_llm.core.models import task_preset
 
         return task_preset.write(model, tok, folder, extra={"classes": LabelledData(run.data_dir).classes})
+
+    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1) -> str | None:
+        """Its examples and classes, the largest first, and its own split (stratified, by example:
+        the corpus's split by characters is not the one a classifier trains on)."""
+        from desktop_llm.errors import DesktopLLMError
+
+        try:
+            examples = read_examples(paths, column, None, dict(encodings))
+        except (DesktopLLMError, OSError, ValueError):
+            return None
+        counts = sorted(class_counts(examples).items(), key=lambda kv: -kv[1])
+        labels = np.array([e.label for e in examples])
+        val = int(stratified_split(labels, val_fraction, 0).sum())
+        shown = " · ".join(f"{c} {n:,}" for c, n in counts[:8]) + (" · …" if len(counts) > 8 else "")
+        return (f"{len(examples):,} labelled texts in {len(counts)} classes ({shown}); "
+                f"train / validation {len(examples) - val:,} / {val:,} texts, every class in both")
 
     def check_data(self, cfg) -> None:
         """Bad labels are refused here, in one line, before a run exists; and a base that cannot

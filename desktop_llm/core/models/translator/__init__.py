@@ -70,6 +70,17 @@ class Translator(Family):
 
         return parallel_example()
 
+    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1) -> str | None:
+        """Its pairs, with the first one as an example (a plain text has none: None)."""
+        from desktop_llm.errors import DesktopLLMError
+
+        try:
+            pairs = read_pairs(paths, column, None, dict(encodings))
+        except (DesktopLLMError, OSError, ValueError):
+            return None
+        source, target = (s if len(s) <= 40 else s[:39] + "…" for s in pairs[0])
+        return f"{len(pairs):,} sentence pairs, such as “{source}” → “{target}”"
+
     def check_data(self, cfg) -> None:
         """A line without a source and a target is refused here, before a run exists."""
         read_pairs(cfg.data.paths, cfg.data.column, cfg.data.target_column, cfg.data.encodings)
