@@ -83,31 +83,55 @@ def trained(tmp_path_factory, shakespeare_small):
 
 
 def test_keras_hub_preset_loads_in_plain_keras_hub_and_generates(trained):
+    """A char run carries its preprocessor: plain keras-hub's `CausalLM.from_preset(folder)
+    .generate("ROMEO:")` reads the prompt with the app's ids, adds no start token, and writes the
+    text the app's tokenizer decodes from the app's own greedy continuation."""
     store, run, model, tok, ids, work = trained
     result = export_run(run, "keras-hub", exports_dir=store.exports_dir)
     assert result.path == default_path(run, "keras-hub", store.exports_dir) == store.exports_dir / f"{run.id}-keras-hub"
     names = {p.name for p in result.path.iterdir()}
-    assert {"config.json", "task.json", "model.weights.h5", "vocabulary.json", "export.json"} <= names
-    # A char run: no keras-hub tokenizer, said so; the vocabulary maps ids to characters.
-    assert "tokenizer.json" not in names
-    assert any("char tokenizer has no keras-hub equivalent" in n for n in result.notes), result.notes
+    assert {"config.json", "task.json", "model.weights.h5", "preprocessor.json", "tokenizer.json",
+            "vocabulary.json", "export.json"} <= names
+    assert result.notes == []
     assert json.loads((result.path / "vocabulary.json").read_text("utf-8")) == tok.vocabulary()
-    assert read_info(result.path)["keras_hub_tokenizer"] is None
+    assert "RWKVTokenizer" in read_info(result.path)["keras_hub_tokenizer"]
+    n = TINY.sequence_length
     out = fresh("""
-        import numpy as np, keras_hub
-        folder, ids = sys.argv[1], np.load(sys.argv[2])
-        lm = keras_hub.models.GPT2CausalLM.from_preset(folder)
-        assert type(lm.backbone).__name__ == "GPT2Backbone" and lm.preprocessor is None
-        np.save("kh_logits.npy", np.asarray(lm({"token_ids": ids, "padding_mask": np.ones_like(ids)})))
+        import json, numpy as np, keras_hub
+        try:
+            import desktop_llm
+            raise SystemExit("desktop_llm is importable here")
+        except ImportError:
+            pass
+        folder, ids, n = sys.argv[1], np.load(sys.argv[2]), int(sys.argv[3])
+        lm = keras_hub.models.CausalLM.from_preset(folder)
+        assert type(lm).__name__ == "GPT2CausalLM" and type(lm.backbone).__name__ == "GPT2Backbone"
+        assert type(lm.preprocessor).__name__ == "GPT2CausalLMPreprocessor", type(lm.preprocessor)
+        read = lambda text: [int(i) for i in np.asarray(lm.preprocessor.tokenizer(text))]
+        sampled = lm.generate("ROMEO:", max_length=n)
         lm.compile(sampler="greedy")
+        greedy = lm.generate("ROMEO:", max_length=n)
+        json.dump({"prompt": read("ROMEO:"), "packed": np.asarray(lm.preprocessor.generate_preprocess(
+                   "ROMEO:", sequence_length=n)["token_ids"]).tolist(), "sampled": sampled,
+                   "sampled_ids": read(sampled), "greedy": greedy, "greedy_ids": read(greedy)},
+                  open("kh_text.json", "w"))
+        lm.preprocessor = None  # on token ids
+        np.save("kh_logits.npy", np.asarray(lm({"token_ids": ids, "padding_mask": np.ones_like(ids)})))
         length = lm.backbone.max_sequence_length
         x = np.zeros((1, length), "int32"); x[0, :5] = ids[0, :5]
         mask = np.zeros((1, length), bool); mask[0, :5] = True
         out = lm.generate({"token_ids": x, "padding_mask": mask}, stop_token_ids=None)
         np.save("kh_generated.npy", np.asarray(out["token_ids"]))
         print("generated", np.asarray(out["padding_mask"]).sum())
-    """, result.path, work / "ids.npy", cwd=work)
-    assert f"generated {TINY.sequence_length}" in out
+    """, result.path, work / "ids.npy", n, cwd=work)
+    assert f"generated {n}" in out
+    got = json.loads((work / "kh_text.json").read_text("utf-8"))
+    prompt = tok.encode("ROMEO:")
+    assert got["prompt"] == prompt and got["packed"][: len(prompt)] == prompt  # no start token
+    ours = greedy(model, np.asarray([prompt], "int32"), n - len(prompt))[0].tolist()
+    assert got["greedy_ids"] == ours and got["greedy"] == tok.decode(ours)  # to max_length: no stop token
+    assert got["sampled"].startswith("ROMEO:") and got["sampled_ids"] == tok.encode(got["sampled"])
+    assert tok.decode(got["sampled_ids"]) == got["sampled"]
     logits = np.load(work / "kh_logits.npy")
     assert np.abs(logits - keras_logits(model, ids)).max() < TOL
     generated = np.load(work / "kh_generated.npy")
@@ -144,6 +168,10 @@ def test_sentencepiece_run_ships_its_keras_hub_tokenizer(tmp_path, shakespeare_s
     folder.mkdir()
     info = keras_hub_preset.write(model, tok, folder)
     assert "SentencePieceTokenizer" in info["keras_hub_tokenizer"]
+    # No preprocessor: every keras-hub SentencePiece tokenizer would add a start token. Said in one line.
+    assert not (folder / "preprocessor.json").exists()
+    [note] = info["notes"]
+    assert "\n" not in note and "a bpe tokenizer cannot be attached" in note and "train a char run" in note
     sample = text[150_000:151_000] + " 床前明月光, naïve\n"
     (tmp_path / "sample.txt").write_text(sample, encoding="utf-8")
     ids = np.asarray([tok.encode(sample)[: TINY.sequence_length]], dtype="int32")
@@ -158,6 +186,7 @@ def test_sentencepiece_run_ships_its_keras_hub_tokenizer(tmp_path, shakespeare_s
         text = text if isinstance(text, str) else np.asarray(text).item().decode("utf-8")
         json.dump({"ids": ids, "text": text}, open("tok.json", "w"))
         lm = keras_hub.models.GPT2CausalLM.from_preset(folder)
+        assert lm.preprocessor is None
         x = np.load(sys.argv[3])
         np.save("logits.npy", np.asarray(lm({"token_ids": x, "padding_mask": np.ones_like(x)})))
     """, folder, tmp_path / "sample.txt", tmp_path / "ids.npy", cwd=tmp_path)
@@ -165,6 +194,25 @@ def test_sentencepiece_run_ships_its_keras_hub_tokenizer(tmp_path, shakespeare_s
     assert got["ids"] == tok.encode(sample)
     assert got["text"] == sample
     assert np.abs(np.load(tmp_path / "logits.npy") - keras_logits(model, ids)).max() < TOL
+
+
+@pytest.mark.parametrize("kind", ["byte", "wordpiece"])
+def test_a_tokenizer_keras_hub_cannot_carry_is_exported_without_a_preprocessor_in_one_line(
+        kind, tmp_path, shakespeare_small):
+    """keras-hub has no preprocessor tokenizer with a byte or WordPiece run's ids and text: the
+    backbone-only preset is written and one note says so, naming the kind that carries one."""
+    from desktop_llm.core.models.backbones.gpt import build_model
+    from desktop_llm.core.models.gpt.export import keras_hub_preset
+    from desktop_llm.core.tokenizers import train_tokenizer
+
+    tok = train_tokenizer(kind, [shakespeare_small.read_text("utf-8")[:20_000]], 256 if kind == "byte" else 300)
+    model = build_model(replace(TINY, vocabulary_size=tok.vocabulary_size), seed=3)
+    info = keras_hub_preset.write(model, tok, tmp_path)
+    assert (tmp_path / "model.weights.h5").exists() and not (tmp_path / "preprocessor.json").exists()
+    assert json.loads((tmp_path / "task.json").read_text("utf-8"))["config"]["preprocessor"] is None
+    assert info["keras_hub_tokenizer"] is None and "GPT2CausalLMPreprocessor" not in info["keras_hub_classes"]
+    [note] = info["notes"]
+    assert "\n" not in note and f"a {kind} tokenizer cannot be attached" in note and "train a char run" in note
 
 
 def test_savedmodel_serves_logits_and_generates_like_keras(trained):
@@ -265,14 +313,14 @@ def test_cli_bad_format_is_one_error_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "keras-hub" in lines[0], p.stderr
 
 
-def test_cli_exports_a_char_run_and_says_it_has_no_keras_hub_tokenizer(trained, tmp_path):
+def test_cli_exports_a_char_run_with_its_preprocessor(trained, tmp_path):
     store, run, *_ = trained
     out = tmp_path / "cli-preset"
     p = cli(store.home, "export", run.config.name, "--format", "keras-hub", "--out", str(out))
     assert p.returncode == 0, p.stderr
-    assert f"exported keras-hub to {out}" in p.stdout
-    assert "note: a char tokenizer has no keras-hub equivalent" in p.stdout
+    assert f"exported keras-hub to {out}" in p.stdout and "note:" not in p.stdout
     assert (out / "model.weights.h5").exists() and (out / "vocabulary.json").exists()
+    assert (out / "preprocessor.json").exists()
 
 
 def test_a_checkpoint_that_does_not_fit_its_model_is_one_clear_error(trained, tmp_path):

@@ -1,6 +1,6 @@
 """keras-hub preset: the run as keras-hub's own `GPT2Backbone` + `GPT2CausalLM`, written with
-keras-hub's `save_to_preset`, so plain keras-hub loads it (`GPT2CausalLM.from_preset(folder)`)
-with no desktop_llm installed.
+keras-hub's `save_to_preset`, so plain keras-hub loads it (`CausalLM.from_preset(folder)`) with
+no desktop_llm installed.
 
 Why GPT-2: our backbone is keras-hub's pre-LayerNorm `TransformerDecoder` with learned positions,
 a final LayerNorm (epsilon 1e-5) and tied embeddings, which is GPT-2 weight for weight (same
@@ -9,21 +9,30 @@ approximation of GELU where ours uses the exact one (at most 4.7e-4 apart per ac
 the preset's logits agree closely with the app's but not bit for bit. GPT-2 ties its output
 layer to the token embedding, so an untied run cannot be expressed and is refused.
 
-Tokenizers: SentencePiece runs (`sentencepiece`, `bpe`) ship their model as a keras-hub
-`SentencePieceTokenizer` (tokenizer.json + assets/), which tokenizes exactly as the app does. No
-preprocessor is attached: keras-hub's `CausalLMPreprocessor` always puts a start token before
-the prompt, and these runs were trained without one, so generation runs on token ids.
-`char`, `byte` and `wordpiece` have no keras-hub tokenizer that round-trips through a preset
-with the same ids and text (`char` ids are ours; keras-hub's ByteTokenizer cannot be saved to a
-preset; its WordPiece decoder joins every piece with spaces): the model is exported without a
-tokenizer and `vocabulary.json` maps ids to tokens.
+Preprocessor (what `generate("text")` needs): `GPT2CausalLMPreprocessor.generate_preprocess`
+puts the tokenizer's start token before every prompt whatever `add_start_token` says, and our
+models were trained without one (no special ids; documents are joined by blank lines), so only a
+keras-hub tokenizer whose `start_token_id` is None can go in it, and of those (Qwen's, SmolLM3's,
+GPT-OSS's byte-level BPE, RWKV's) only `RWKVTokenizer` takes a vocabulary of our own: its greedy
+longest match over one entry per character reads a `char` run's text with the app's ids. `byte`
+cannot (RWKV's decoder drops id 0 and fails on output cut inside a UTF-8 character; keras-hub's
+`ByteTokenizer` has no special ids for a preprocessor), nor `wordpiece` (keras-hub's WordPiece
+joins every piece with spaces) nor SentencePiece: `sentencepiece` and `bpe` runs still ship their
+model as keras-hub's `SentencePieceTokenizer` (same ids and text as the app) for generating on ids.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-NO_TOKENIZER = ("char", "byte", "wordpiece")
+# Why a kind cannot be a keras-hub preprocessor's tokenizer (see the module docstring).
+NO_PREPROCESSOR = {
+    "char": "its vocabulary holds a character that has no UTF-8 bytes",
+    "byte": "keras-hub's byte tokenizers cannot decode output cut inside a UTF-8 character",
+    "wordpiece": "keras-hub's WordPiece decoder joins every piece with spaces",
+    "sentencepiece": "keras-hub's SentencePiece tokenizers all put a start token before the prompt",
+    "bpe": "keras-hub's SentencePiece tokenizers all put a start token before the prompt",
+}
 
 
 def check(model_cfg) -> None:
@@ -37,8 +46,8 @@ def check(model_cfg) -> None:
                           "learns them: export it as savedmodel, onnx or litert instead.")
 
 
-def gpt2_from(model, dropout: float = 0.0):
-    """A keras-hub GPT2CausalLM holding `model`'s weights (no preprocessor)."""
+def gpt2_from(model, dropout: float = 0.0, preprocessor=None):
+    """A keras-hub GPT2CausalLM holding `model`'s weights."""
     import keras_hub
     import numpy as np
 
@@ -57,48 +66,72 @@ def gpt2_from(model, dropout: float = 0.0):
                           f"({len(ours)} weights against {len(theirs)}): export it as savedmodel instead.")
     for path, w in theirs.items():
         w.assign(np.asarray(ours[path].numpy(), dtype="float32"))
-    return keras_hub.models.GPT2CausalLM(backbone=gpt2, preprocessor=None)
+    return keras_hub.models.GPT2CausalLM(backbone=gpt2, preprocessor=preprocessor)
 
 
-def keras_hub_tokenizer(tok):
-    """The keras-hub tokenizer that encodes and decodes exactly like `tok`, or None."""
-    if tok.kind in ("sentencepiece", "bpe"):
-        return tok.to_keras_hub()
-    return None
+def preprocessor_tokenizer(tok):
+    """keras-hub's RWKVTokenizer reading `tok` (a char tokenizer) with its ids and no start token,
+    or None. Id 0 (`<unk>`) gets bytes no UTF-8 text holds, so it is never read (keras-hub refuses
+    a character the run never saw instead) and RWKV's decoder drops it; the end token is an id the
+    model cannot produce, so generation runs to `max_length` as in the app."""
+    if tok.kind != "char":
+        return None
+    import keras_hub
+
+    try:
+        pieces = [b"\xff"] + [c.encode("utf-8") for c in tok.vocabulary()[1:]]
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8 bytes
+        return None
+    vocabulary = [f"{i} {p!r} {len(p)}\n" for i, p in enumerate(pieces)]
+    return keras_hub.tokenizers.RWKVTokenizer(vocabulary=vocabulary, pad_token_id=0, start_token_id=None,
+                                              end_token_id=len(vocabulary))
 
 
 def write(model, tok, folder: Path, dropout: float = 0.0) -> dict:
-    lm = gpt2_from(model, dropout)
-    lm.save_to_preset(str(folder))
-    khtok = keras_hub_tokenizer(tok)
+    import keras_hub
+
     length = int(model.backbone.max_sequence_length)
+    pretok = preprocessor_tokenizer(tok)
+    preprocessor = None if pretok is None else keras_hub.models.GPT2CausalLMPreprocessor(
+        tokenizer=pretok, sequence_length=length, add_start_token=False, add_end_token=False)
+    lm = gpt2_from(model, dropout, preprocessor)
+    lm.save_to_preset(str(folder))  # with a preprocessor: its tokenizer too
     notes = []
-    if khtok is not None:
-        khtok.save_to_preset(str(folder))
-        tokenizer = "keras_hub SentencePieceTokenizer (tokenizer.json, assets/tokenizer/)"
-        notes.append("no preprocessor is attached (keras-hub's would put a start token before the prompt, "
-                     "and this model was trained without one): tokenize with "
-                     "keras_hub.tokenizers.Tokenizer.from_preset(folder) and generate on token ids")
-        encode = "ids = keras_hub.tokenizers.Tokenizer.from_preset(folder)(text)"
+    ids = "ids = keras_hub.tokenizers.Tokenizer.from_preset(folder)(prompt)"
+    if preprocessor is not None:
+        tokenizer = ("keras_hub RWKVTokenizer, one entry per character (tokenizer.json, assets/tokenizer/), in a "
+                     "GPT2CausalLMPreprocessor without start or end token; a character the run never saw is refused")
+        usage = ["lm = keras_hub.models.CausalLM.from_preset(folder)",
+                 f"text = lm.generate('ROMEO:', max_length={length})  # prompt + continuation, no stop token",
+                 "lm.preprocessor = None  # to generate on token ids instead:"]
     else:
-        tokenizer = None
-        hint = {"byte": " (ids are the text's UTF-8 bytes: keras_hub.tokenizers.ByteTokenizer(lowercase=False) "
-                        "encodes the same way)"}.get(tok.kind, "")
-        notes.append(f"a {tok.kind} tokenizer has no keras-hub equivalent: the model is exported without one; "
-                     f"vocabulary.json maps ids to tokens{hint}")
-        encode = "ids = [vocabulary.index(token) for token in your_tokens]  # vocabulary.json"
+        if tok.kind in ("sentencepiece", "bpe"):  # the same ids and text as the app, for generating on ids
+            tok.to_keras_hub().save_to_preset(str(folder))
+            tokenizer = "keras_hub SentencePieceTokenizer (tokenizer.json, assets/tokenizer/)"
+            where = "keras_hub.tokenizers.Tokenizer.from_preset(folder) makes them"
+        else:
+            tokenizer, where = None, "vocabulary.json maps them"
+            ids = ("ids = list(prompt.encode('utf-8'))  # a byte run's ids" if tok.kind == "byte"
+                   else "ids = [vocabulary.index(token) for token in your_tokens]  # vocabulary.json")
+        why = NO_PREPROCESSOR.get(tok.kind, "keras-hub has no tokenizer with its ids")
+        notes.append(f"no preprocessor ({why}, so a {tok.kind} tokenizer cannot be attached): generate on "
+                     f"token ids ({where}); train a char run for lm.generate('text')")
+        usage = ["lm = keras_hub.models.CausalLM.from_preset(folder)"]
+    usage += [
+        ids,
+        (f"x = {{'token_ids': ids padded with 0 to shape (1, {length}), 'padding_mask': 1 where a prompt "
+         "id is, else 0}"),
+        "out = lm.generate(x, stop_token_ids=None)  # out['token_ids'][0][out['padding_mask'][0]]",
+    ]
     return {
-        "files": {"preset": "config.json, task.json, model.weights.h5, metadata.json"},
-        "keras_hub_classes": ["GPT2Backbone", "GPT2CausalLM"],
+        "files": {"preset": "config.json, task.json, model.weights.h5, metadata.json"
+                            + (", preprocessor.json" if preprocessor is not None else "")},
+        "keras_hub_classes": ["GPT2Backbone", "GPT2CausalLM"]
+                             + (["GPT2CausalLMPreprocessor"] if preprocessor is not None else []),
         "keras_hub_tokenizer": tokenizer,
-        "generation": "keras-hub GPT2CausalLM.generate on token ids (padded to the context length)",
-        "usage": [
-            "lm = keras_hub.models.GPT2CausalLM.from_preset(folder)",
-            encode,
-            (f"x = {{'token_ids': ids padded with 0 to shape (1, {length}), 'padding_mask': 1 where a prompt "
-             "id is, else 0}"),
-            "out = lm.generate(x, stop_token_ids=None)  # out['token_ids'][0][out['padding_mask'][0]]",
-        ],
+        "generation": ("keras-hub GPT2CausalLM.generate on text" if preprocessor is not None
+                       else "keras-hub GPT2CausalLM.generate on token ids (padded to the context length)"),
+        "usage": usage,
         "precision": "GPT-2 uses tanh-approximate GELU where desktop_llm uses the exact one: logits agree "
                      "closely, not bit for bit",
         "notes": notes,
