@@ -51,6 +51,17 @@ def test_classify_tab_and_validation_report(qtbot, trained):
         assert sum(panel.result["probabilities"].values()) == pytest.approx(1, abs=1e-6)
         assert panel.status.text().startswith(panel.result["label"])
 
+        lines = ["ROMEO: But, soft!", "床前明月光，疑是地上霜。", "", "It was the best of times."]
+        panel.text.setPlainText("\n".join(lines))
+        panel.per_line.setChecked(True)  # three typed lines are three texts, as `classify --file` reads them
+        qtbot.mouseClick(panel.classify_btn, Qt.LeftButton)
+        wait_task(qtbot, panel)
+        assert [r["text"] for r in panel.results] == [t for t in lines if t]
+        assert panel.probs.rowCount() == 3 and panel.probs.item(1, 2).text() == lines[1]
+        assert [panel.probs.item(i, 0).text() for i in range(3)] == [r["label"] for r in panel.results]
+        assert panel.status.text().startswith("3 lines classified")
+        panel.per_line.setChecked(False)
+
         qtbot.mouseClick(panel.report_btn, Qt.LeftButton)
         wait_task(qtbot, panel)
         rep = panel.report

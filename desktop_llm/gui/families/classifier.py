@@ -1,7 +1,8 @@
 """The classifier on the Generate page: Classify, and Similar sentences (its encoder's embeddings).
 
 Classify: A box to classify a text (each class
-with its probability), and the validation report: accuracy, macro-F1, a confusion-matrix heatmap,
+with its probability), or each of its lines (a class per line, as `classify --file` does), and
+the validation report: accuracy, macro-F1, a confusion-matrix heatmap,
 per-class precision / recall / F1, and the texts the model got wrong."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QPlainTextEdit,
@@ -93,6 +95,10 @@ class ClassifyPanel(FamilyPanel):
         self.classify_btn.setShortcut("Ctrl+Return")
         self.classify_btn.setToolTip("Classify the text (Ctrl+Enter)")
         self.classify_btn.clicked.connect(self.classify)
+        self.per_line = QCheckBox("Each line is a text")
+        self.per_line.setToolTip("Classify every line on its own (as `desktop-llm classify --file` does a "
+                                 "file), not the whole box as one text")
+        self.results: list[dict] = []
         self.probs = _table(["Class", "Probability", ""], 2)
         self.probs.setMaximumHeight(170)
 
@@ -113,7 +119,11 @@ class ClassifyPanel(FamilyPanel):
         tl.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
         row.addWidget(self.text, 1)
-        row.addWidget(self.classify_btn, 0, Qt.AlignTop)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.classify_btn)
+        buttons.addWidget(self.per_line)
+        buttons.addStretch(1)
+        row.addLayout(buttons)
         tl.addLayout(row)
         tl.addWidget(self.status)
         tl.addWidget(self.probs)
@@ -173,19 +183,49 @@ class ClassifyPanel(FamilyPanel):
     def example_box(self):
         return self.text
 
-    def classify(self) -> None:
+    def texts(self) -> list[str]:
+        """What Classify reads: the box as one text, or each non-blank line."""
         text = self.text.toPlainText()
+        if self.per_line.isChecked():
+            return [line.strip() for line in text.splitlines() if line.strip()]
+        return [text] if text.strip() else []
+
+    def classify(self) -> None:
+        texts = self.texts()
+        if not texts:
+            self.say("Type a text to classify.", "error")
+            return
 
         def work(model, tok, data, T):
             from desktop_llm.core.models.classifier.report import classify
 
-            return classify(model, tok, data.classes, [text], T, data.specials)[0]
+            return classify(model, tok, data.classes, texts, T, data.specials)
 
-        self._run(work, self._show_result, self.classify_btn)
+        self._run(work, self._show_results, self.classify_btn)
+
+    def _show_results(self, results: list[dict]) -> None:
+        self.results = results
+        if len(results) == 1 and not self.per_line.isChecked():
+            self._show_result(results[0])
+            return
+        self.result = None
+        self.probs.clear()
+        self.probs.setColumnCount(3)
+        self.probs.setHorizontalHeaderLabels(["Class", "Probability", "Text"])
+        self.probs.setRowCount(len(results))
+        for i, r in enumerate(results):
+            self.probs.setItem(i, 0, _cell(r["label"]))
+            self.probs.setItem(i, 1, _cell(f"{r['p']:.1%}", right=True))
+            self.probs.setItem(i, 2, _cell(r["text"]))
+        cut = sum(bool(r["cut"]) for r in results)
+        self.status.setText(f"{len(results):,} lines classified" + (
+            f"; {cut:,} longer than the model's context: their ends were not read." if cut else "."))
 
     def _show_result(self, r: dict) -> None:
         self.result = r
         items = list(r["probabilities"].items())
+        self.probs.clear()
+        self.probs.setHorizontalHeaderLabels(["Class", "Probability", ""])
         self.probs.setRowCount(len(items))
         for i, (c, p) in enumerate(items):
             self.probs.setItem(i, 0, _cell(c))
