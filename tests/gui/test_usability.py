@@ -602,3 +602,39 @@ def test_a_classifiers_accuracy_plot_shows_the_whole_scale(qtbot):
     assert low <= 0 and high >= 100 and plots.ppl.getPlotItem().titleLabel.text == "Validation accuracy"
     plots.show_accuracy(False)
     assert plots.ppl.getPlotItem().titleLabel.text == "Validation perplexity"
+
+
+def test_a_restart_keeps_the_classifiers_base_with_its_learning_rate(qtbot, home):
+    """After a restart, Classifier was remembered and the fine-tune's gentle learning rate stayed, but
+    "Start from" fell back to nothing: a from-scratch run at a fine-tune's rate."""
+    from desktop_llm.gui.main_window import MainWindow
+
+    store = RunStore(home)
+    base = _make_run(store, "encoder")
+    base.config_path.write_text(json.dumps({**json.loads(base.config_path.read_text()), "family": "masked_lm"}))
+    assert RunStore(home).get(base.id).config.family == "masked_lm"
+    w = MainWindow(RunStore(home))
+    qtbot.addWidget(w)
+    tp = w.train_page
+    tp.family.setCurrentIndex(tp.family.findData("classifier"))
+    options = tp.options["classifier"]
+    options.fill()
+    options.base.setCurrentIndex(options.base.findData(str(base.folder)))
+    gentle = tp.lr.value()
+    assert gentle < TrainConfig().learning_rate  # the fine-tune's rate, set by choosing a base
+    options.label_column.setText("genre")
+    options.freeze.setValue(20)
+    w.close()
+    tp.shutdown()
+
+    w2 = MainWindow(RunStore(home))
+    qtbot.addWidget(w2)
+    tp2 = w2.train_page
+    o2 = tp2.options["classifier"]
+    try:
+        assert tp2.family.currentData() == "classifier"
+        assert o2.base_folder() == str(base.folder) and o2.fine_tunes()
+        assert tp2.lr.value() == pytest.approx(gentle)
+        assert o2.label_column.text() == "genre" and o2.freeze.value() == 20
+    finally:
+        tp2.shutdown()

@@ -65,6 +65,22 @@ class ClassifierOptions(QGroupBox):
     def fine_tunes(self) -> bool:
         return bool(self.base_folder())
 
+    def settings(self) -> dict:
+        """Remembered between launches with the Train page's (a restart kept the fine-tune's gentle
+        learning rate but forgot the base it was for)."""
+        return {"base": self.base_folder(), "label_column": self.label_column.text(),
+                "freeze": self.freeze.value()}
+
+    def apply_settings(self, values: dict) -> None:
+        """A base run that is gone (deleted, another workspace) is skipped: "nothing" stays."""
+        i = self.base.findData(values.get("base")) if values.get("base") else -1
+        if i >= 0:
+            self.base.setCurrentIndex(i)
+        if isinstance(values.get("label_column"), str):
+            self.label_column.setText(values["label_column"])
+        if isinstance(values.get("freeze"), int):
+            self.freeze.setValue(values["freeze"])
+
     def apply(self, cfg):
         """The run config with these settings: the label column, frozen steps, the base run."""
         from desktop_llm.core.models.classifier import on_base

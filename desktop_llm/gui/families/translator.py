@@ -113,6 +113,12 @@ class TranslatorOptions(QWidget):
     def fine_tunes(self) -> bool:
         return False
 
+    def settings(self) -> dict:
+        return {"separate": self.separate.isChecked()}
+
+    def apply_settings(self, values: dict) -> None:
+        self.separate.setChecked(values.get("separate") is True)
+
     def apply(self, cfg):
         """Its tokenizer learns both sides of the pairs, in the run."""
         from desktop_llm.core.config import TokenizerConfig

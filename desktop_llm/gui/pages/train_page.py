@@ -209,6 +209,7 @@ class TrainPage(QWidget):
         """The hyperparameters as plain values (saved in gui.ini between launches)."""
         return {"name": self.name.text(), "devices": self.device_spec(), "family": self.family.currentData(),
                 "precision": self.precision.currentData(),
+                "options": {name: o.settings() for name, o in self.options.items()},
                 **{k: getattr(self, k).value() for k in SETTINGS}}
 
     def apply_settings(self, values: dict) -> None:
@@ -222,7 +223,11 @@ class TrainPage(QWidget):
         if isinstance(values.get("devices"), str):
             self._wanted_devices = values["devices"]
             self._fill_devices()
-        for k in SETTINGS:
+        options = values.get("options")
+        for name, remembered in (options.items() if isinstance(options, dict) else ()):
+            if name in self.options and isinstance(remembered, dict):
+                self.options[name].apply_settings(remembered)
+        for k in SETTINGS:  # after the options: a restored base must not re-adapt the learning rate
             w, v = getattr(self, k), values.get(k)
             try:
                 w.setValue(float(v) if isinstance(w, QDoubleSpinBox) else int(v))
