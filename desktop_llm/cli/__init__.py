@@ -86,10 +86,27 @@ def main(argv: list[str] | None = None) -> int:
     except (DesktopLLMError, ValueError) as e:  # what a person can act on: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if not out_of_memory(e):
+            raise
+        import gc
+
+        gc.disable()  # an allocation failure can leave the heap corrupt (core/training/failures.py)
+        print("error: Out of memory: this model does not fit here. Use a smaller model, batch or context "
+              "(or a shorter text).", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """An allocation that failed, in NumPy or Python (MemoryError), TensorFlow or XLA: one line for
+    the user, whichever command and model ran out, without importing the backend to tell."""
+    text = f"{type(e).__name__}: {e}"[:2000]
+    return isinstance(e, MemoryError) or any(w in text for w in (
+        "ResourceExhaustedError", "RESOURCE_EXHAUSTED", "OutOfMemoryError", "Out of memory", "out of memory", "OOM when"))
 
 
 def gui_main(argv: list[str] | None = None) -> int:

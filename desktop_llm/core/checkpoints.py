@@ -26,6 +26,7 @@ WEIGHTS = "model.weights.h5"
 OPTIMIZER = "optimizer.npz"
 STATE = "state.json"
 MANIFEST = "manifest.json"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # where Keras (h5py) writes it: the file's first bytes
 
 
 class CheckpointError(DesktopLLMError, RuntimeError):
@@ -148,7 +149,7 @@ class CheckpointManager:
                 shutil.rmtree(p, ignore_errors=True)
 
     def _all(self) -> list[Path]:
-        if not self.folder.exists():
+        if not self.folder.is_dir():  # missing, or a file where the folder should be
             return []
         return sorted(p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
@@ -165,7 +166,16 @@ class CheckpointManager:
                 raise CheckpointError(f"{folder.name}: {name} is missing")
             if _sha256(p) != digest:
                 raise CheckpointError(f"{folder.name}: {name} is damaged (checksum mismatch)")
-        return json.loads((folder / STATE).read_text())
+        # A manifest proves only that the files are the ones it lists (it can be recomputed for
+        # anything): the weights must also be HDF5 and the state name its step.
+        with open(folder / WEIGHTS, "rb") as f:
+            if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                raise CheckpointError(f"{folder.name}: {WEIGHTS} is not an HDF5 weights file")
+        state = json.loads((folder / STATE).read_text())
+        step = state.get("step") if isinstance(state, dict) else None
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise CheckpointError(f"{folder.name}: {STATE} names no step")
+        return state
 
     def candidates(self, which: str = "latest") -> list[Path]:
         """Checkpoints to try, best guess first: the indexed one, then newest to oldest."""
@@ -176,15 +186,21 @@ class CheckpointManager:
 
     def find(self, which: str = "latest") -> Checkpoint | None:
         """The newest checkpoint (or the best) that passes verification; notes any skipped."""
+        return next(self.verified(which), None)
+
+    def verified(self, which: str = "latest"):
+        """The checkpoints that pass verification, best guess first (loading falls back along
+        them); notes any skipped."""
         self.notes = []
         for folder in self.candidates(which):
-            if not folder.exists():
+            if not folder.is_dir():
                 continue
             try:
-                return Checkpoint(folder, self.verify(folder))
+                ckpt = Checkpoint(folder, self.verify(folder))
             except (CheckpointError, OSError, ValueError) as e:
                 self.notes.append(f"Skipped damaged checkpoint {e}; using an earlier one.")
-        return None
+                continue
+            yield ckpt
 
     @staticmethod
     def restore_optimizer(optimizer, variables, ckpt: Checkpoint) -> bool:
@@ -209,6 +225,70 @@ class CheckpointManager:
         except ValueError as e:
             raise CheckpointError("The optimizer state does not match this model.") from e
         return True
+
+
+def stored_weights(path: Path) -> int:
+    """The number of model values (optimizer state aside) a weights file really holds, read with
+    h5py without building a model, so that a shape that does not fit is refused before a build
+    that would run for minutes or exhaust memory. Raises CheckpointError for a file that is not
+    HDF5, or declares arrays it does not hold (compressed, external, virtual, or larger than the
+    file), or links to other objects or files."""
+    import h5py
+
+    where = f"{path.parent.name}: {path.name}"
+    values, nbytes, bad = 0, 0, []
+
+    def visit(name, link):
+        nonlocal values, nbytes
+        if not isinstance(link, h5py.HardLink):
+            bad.append(f"{name} is a link")
+            return
+        obj = f.get(name)
+        if isinstance(obj, h5py.Dataset):
+            if obj.dtype.kind not in "biuf" or obj.compression or obj.external or obj.is_virtual:
+                bad.append(f"{name} is not a plain numeric array")
+            nbytes += obj.size * obj.dtype.itemsize
+            if name.split("/", 1)[0] != "optimizer":
+                values += obj.size
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems_links(visit)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{where} is not a readable weights file ({str(e)[:100]})") from None
+    if bad:
+        raise CheckpointError(f"{where}: {bad[0]}")
+    if nbytes > path.stat().st_size:
+        raise CheckpointError(f"{where} declares {nbytes:,} bytes of arrays in a file of {path.stat().st_size:,}")
+    return values
+
+
+def stored_optimizer(path: Path) -> int:
+    """The number of values in an optimizer.npz, read from the arrays' headers: uncompressed
+    numeric .npy members whose headers match their sizes (np.savez's own output), so that loading
+    it later can neither unpickle nor inflate anything."""
+    import zipfile
+
+    where = f"{path.parent.name}: {path.name}"
+    values = 0
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0(f))
+                    header = f.tell()
+                size = int(np.prod(shape, dtype=object))
+                if (info.compress_type != zipfile.ZIP_STORED or dtype.hasobject or dtype.kind not in "biuf"
+                        or info.file_size != header + size * dtype.itemsize):
+                    raise CheckpointError(f"{where}: {info.filename} is not a plain stored numeric array")
+                values += size
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:
+        raise CheckpointError(f"{where} is not a readable optimizer state ({str(e)[:100]})") from None
+    return values
 
 
 def optimizer_arrays(optimizer) -> list[np.ndarray]:

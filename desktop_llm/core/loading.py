@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import chain
 
-from desktop_llm.core.checkpoints import CheckpointManager
+from desktop_llm.core.checkpoints import CheckpointError, CheckpointManager, stored_weights
 from desktop_llm.core.tokenizers import load_tokenizer
 from desktop_llm.errors import DesktopLLMError
 
@@ -39,6 +40,8 @@ def load_for_inference(run, which: str = "best"):
     """(model, tokenizer, checkpoint) of a run folder; `which` is "best" or "latest".
 
     Weights load into a model built from the run's own config.json (no code from the files runs).
+    A checkpoint whose weights do not fit or do not load is skipped for the previous good one, as
+    training's resume does.
     """
     import keras
 
@@ -46,22 +49,38 @@ def load_for_inference(run, which: str = "best"):
 
     family = get_family(run.config.family)
     manager = CheckpointManager(run.checkpoints_dir)
-    ckpt = manager.find(which)  # first: a run that failed at once has no tokenizer either, and this says why
-    if ckpt is None:
+    ckpts = manager.verified(which)
+    first = next(ckpts, None)  # first: a run that failed at once has no tokenizer either, and this says why
+    if first is None:
+        if manager.notes:
+            why = manager.notes[0].removeprefix("Skipped ").removesuffix("; using an earlier one.")
+            raise NoCheckpoint(f"Run {run.id} has no usable checkpoint ({why[:200]}).")
         raise NoCheckpoint(f"Run {run.id} has no checkpoint yet: train it for at least one evaluation interval.")
     tok = load_tokenizer(run.tokenizer_dir)
     keras.mixed_precision.set_global_policy("float32")
     cfg = run.config
-    model = family.build_for_run(run, cfg, replace(cfg.model, dropout=0.0,
-                                                   vocabulary_size=family.model_vocabulary(tok.vocabulary_size, cfg)))
-    # keras-hub compiles a new task with a default optimizer, and the checkpoint's weights file
-    # also holds the training optimizer's state: Keras would try to load it into that unbuilt
-    # optimizer and warn "Skipping variable loading for optimizer" on every load. Inference
-    # needs no optimizer: without one, only the model's own weights are read.
-    model.optimizer = None
-    try:
-        model.load_weights(str(ckpt.weights_path))
-    except ValueError:  # weights of another shape of model (a translator from before BART)
-        raise NoCheckpoint(f"Run {run.id}'s checkpoint does not fit the {cfg.family} model this version "
-                           "builds (made by an earlier version?): train it again.") from None
-    return model, tok, ckpt
+    mcfg = replace(cfg.model, dropout=0.0, vocabulary_size=family.model_vocabulary(tok.vocabulary_size, cfg))
+    # Checked before building: a config that claims 10,000 layers or a width of 2^20 against small
+    # weights is refused at once, not built for minutes or until memory runs out.
+    need = family.estimate(mcfg, cfg=cfg).parameters
+    model = None
+    for ckpt in chain([first], ckpts):
+        try:
+            if stored_weights(ckpt.weights_path) < need:
+                continue
+        except CheckpointError:
+            continue
+        if model is None:
+            model = family.build_for_run(run, cfg, mcfg)
+            # keras-hub compiles a new task with a default optimizer, and the checkpoint's weights
+            # file also holds the training optimizer's state: Keras would try to load it into
+            # that unbuilt optimizer and warn "Skipping variable loading for optimizer" on every
+            # load. Inference needs no optimizer: without one, only the model's own weights are read.
+            model.optimizer = None
+        try:
+            model.load_weights(str(ckpt.weights_path))
+        except (ValueError, OSError):  # weights of another shape (a translator from before BART)
+            continue
+        return model, tok, ckpt
+    raise NoCheckpoint(f"Run {run.id}'s checkpoints do not fit the {cfg.family} model its configuration describes "
+                       "(made by an earlier version, or edited?): train it again.")

@@ -3,11 +3,15 @@
 An archive from elsewhere is untrusted input, so importing it is paranoid: absolute paths, `..`
 components, links and special files are refused; the entry count and the unpacked size are
 capped (the sizes the archive declares are checked first, then the bytes actually unpacked are
-counted, so a lying header cannot slip a zip bomb through); every checkpoint must match its
-SHA-256 manifest. It unpacks into a hidden temporary folder inside the workspace's `runs/` and is
-renamed into place only once everything checks out, so a refused or interrupted import leaves
-nothing behind, and the user's zip is only ever read. Nothing is loaded or run: model files are
-only ever loaded later, with Keras `safe_mode` (see `core.loading`, `core.models.backbones.gpt`).
+counted, so a lying header cannot slip a zip bomb through), and so are the files besides the
+weights, the compression ratio and the disk space left. Every checkpoint must match its SHA-256
+manifest and be what it claims: HDF5 weights at least as large as the model its config describes
+(a shape claimed but not shipped would make loading build for minutes or run out of memory), a
+step within the run, an optimizer state of plain arrays. It unpacks into a hidden temporary folder
+inside the workspace's `runs/` and is renamed into place only once everything checks out, so a
+refused or interrupted import leaves nothing behind, and the user's zip is only ever read. Nothing
+is loaded or run: model files are only ever loaded later, with Keras `safe_mode` (see
+`core.loading`, `core.models.backbones.gpt`).
 """
 
 from __future__ import annotations
@@ -23,16 +27,35 @@ import tempfile
 import time
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 from desktop_llm.core import atomic
-from desktop_llm.core.checkpoints import MANIFEST, STATE, WEIGHTS, CheckpointError, CheckpointManager
+from desktop_llm.core.checkpoints import (
+    MANIFEST,
+    OPTIMIZER,
+    STATE,
+    WEIGHTS,
+    CheckpointError,
+    CheckpointManager,
+    stored_optimizer,
+    stored_weights,
+)
 from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.data import TokenData
+from desktop_llm.core.models import get_family
 from desktop_llm.store.runs import ACTIVE, Run, StoreError, pid_alive
 
 MAX_BYTES = 16 * 2**30  # unpacked; a GPT-2-small run with its checkpoints is a few GB
 MAX_FILES = 10_000
+# Besides the weights (checkpoint files, model.keras): config, tokenizer, metrics, logs and data/
+# come to a few MB for a run trained here; a classifier's or translator's tokenized data/ is the
+# largest part (about 50 MB for 100k examples of 128 tokens).
+MAX_OTHER = 64 * 2**20
+MAX_RATIO = 100  # unpacked:packed; weights deflate about 1.1:1, text and JSON 3-10:1, zeros 1000:1
+RATIO_FROM = 2**20  # smaller members (and archives) may compress better: they cannot grow far
+FREE_MARGIN = 512 * 2**20  # left free on the workspace's disk after an import
+WEIGHT_FILES = (WEIGHTS, OPTIMIZER)
 _CHUNK = 1 << 20
 _STEP = re.compile(r"^step-\d+$")
 
@@ -121,7 +144,7 @@ def _export_files(run: Run):
 
 
 def import_run(store, archive: str | os.PathLike, *, max_bytes: int = MAX_BYTES,
-               max_files: int = MAX_FILES) -> Run:
+               max_files: int = MAX_FILES, max_other: int = MAX_OTHER) -> Run:
     """Check and unpack a zip written by `export_run` into `store`; returns the new Run.
 
     The run keeps its id, or gets a new unique one if that id is taken (nothing is overwritten).
@@ -142,13 +165,14 @@ def import_run(store, archive: str | os.PathLike, *, max_bytes: int = MAX_BYTES,
         raise StoreError(f"Cannot read {archive}: {e.strerror or e}.") from None
     _clean_leftovers(store.runs_dir)
     with zf:
-        root, plan, declared = _check_entries(zf, label, max_bytes, max_files)
+        root, plan, declared = _check_entries(zf, label, max_bytes, max_files, max_other)
         try:
             free = shutil.disk_usage(store.runs_dir).free
         except OSError:
             free = None
-        if free is not None and declared > free:
-            raise StoreError(f"{label} unpacks to {declared:,} bytes; the workspace has only {free:,} free.")
+        if free is not None and declared + FREE_MARGIN > free:
+            raise StoreError(f"{label} unpacks to {declared:,} bytes; the workspace's disk has {free:,} free, and "
+                             f"{FREE_MARGIN // 2**20} MiB must stay free; refused.")
         tmp = store.runs_dir / f".import-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             tmp.mkdir()
@@ -204,13 +228,13 @@ def _parts(name: str, label: str) -> list[str]:
     return parts
 
 
-def _check_entries(zf: zipfile.ZipFile, label: str, max_bytes: int, max_files: int):
-    """Everything that can be checked before unpacking: names, kinds, count and declared size.
-    Returns (the run folder's name, [(info, parts)], declared total)."""
+def _check_entries(zf: zipfile.ZipFile, label: str, max_bytes: int, max_files: int, max_other: int):
+    """Everything that can be checked before unpacking: names, kinds, count, declared sizes and
+    compression ratios. Returns (the run folder's name, [(info, parts)], declared total)."""
     infos = zf.infolist()
     if len(infos) > max_files:
         raise StoreError(f"{label} holds {len(infos):,} entries, more than the {max_files:,} allowed.")
-    root, seen, total, plan = None, set(), 0, []
+    root, seen, total, packed, other, plan = None, set(), 0, 0, 0, []
     for info in infos:
         parts = _parts(info.filename, label)
         kind = stat.S_IFMT(info.external_attr >> 16)  # Unix file type; 0 where the zip tool gave none
@@ -229,12 +253,29 @@ def _check_entries(zf: zipfile.ZipFile, label: str, max_bytes: int, max_files: i
             raise StoreError(f"{label}: entry '{info.filename}' appears twice; refused.")
         seen.add(key)
         total += info.file_size
+        packed += info.compress_size
         if total > max_bytes:
             raise StoreError(f"{label} unpacks to more than {max_bytes:,} bytes (the limit); refused.")
+        if info.file_size > RATIO_FROM and info.file_size > MAX_RATIO * info.compress_size:
+            raise StoreError(f"{label}: entry '{info.filename}' expands {info.file_size // max(1, info.compress_size):,}"
+                             f":1, more than the {MAX_RATIO}:1 allowed; refused.")
+        other += 0 if _is_weights(parts) else info.file_size
+        if other > max_other:
+            raise StoreError(f"{label}: its files besides the weights unpack to more than {max_other:,} bytes "
+                             "(the limit); refused.")
         plan.append((info, parts))
     if root is None or f"{root}/config.json".casefold() not in seen:
         raise StoreError(f"{label} is not a run export (no <run>/config.json inside).")
+    if total > RATIO_FROM and total > MAX_RATIO * packed:
+        raise StoreError(f"{label} expands {total // max(1, packed):,}:1, more than the {MAX_RATIO}:1 allowed; refused.")
     return root, plan, total
+
+
+def _is_weights(parts: list[str]) -> bool:
+    """A checkpoint's weights or optimizer state, or the run's model.keras: the files that grow
+    with the model (everything else is capped by `max_other`)."""
+    return (parts[1:] == ["model.keras"] or (len(parts) == 4 and parts[1] == "checkpoints"
+            and bool(_STEP.match(parts[2])) and parts[3] in WEIGHT_FILES))
 
 
 def _extract(zf: zipfile.ZipFile, plan, payload: Path, label: str, max_bytes: int) -> None:
@@ -270,20 +311,29 @@ def _extract(zf: zipfile.ZipFile, plan, payload: Path, label: str, max_bytes: in
 
 
 def _check_run(folder: Path, label: str) -> None:
-    """The unpacked run must be a run: a valid config, verified checkpoints, sane index and
-    status. The status is reset so that the run does not claim a process of another machine."""
+    """The unpacked run must be a run: a valid config of a known family, checkpoints that are
+    what they claim and fit it, sane index and status. The status is reset so that the run does
+    not claim a process of another machine."""
     try:
         cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text("utf-8")))
         cfg.model.validate()  # the shape the weights are loaded into
+        steps = cfg.training.max_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"max steps must be a positive whole number (got {steps})")
+        # The smallest model the config builds (a vocabulary of one: the tokenizer decides the
+        # rest, and loading checks it again) must fit in each checkpoint's weights.
+        smallest = get_family(cfg.family).estimate(replace(cfg.model, vocabulary_size=1), cfg=cfg).parameters
     except (ConfigError, TypeError, ValueError, AttributeError, OSError) as e:
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise StoreError(f"{label}: config.json is not a valid run configuration ({why}); refused.") from None
     ckpts = folder / "checkpoints"
+    if ckpts.exists() and not ckpts.is_dir():
+        raise StoreError(f"{label}: 'checkpoints' is a file, not a folder of checkpoints; refused.")
     if ckpts.is_dir():
         manager = CheckpointManager(ckpts)
         for d in sorted(ckpts.iterdir()):
             if d.is_dir() and _STEP.match(d.name):
-                _check_checkpoint(manager, d, label)
+                _check_checkpoint(manager, d, label, smallest, steps)
         index = ckpts / "index.json"
         if index.exists():
             try:
@@ -314,7 +364,7 @@ def _check_run(folder: Path, label: str) -> None:
         raise StoreError(f"{label}: the run's status or metrics hold invalid values ({', '.join(bad)}); refused.")
 
 
-def _check_checkpoint(manager: CheckpointManager, folder: Path, label: str) -> None:
+def _check_checkpoint(manager: CheckpointManager, folder: Path, label: str, smallest: int, max_steps: int) -> None:
     manifest = _read_json(folder / MANIFEST)
     where = f"{label}: checkpoint {folder.name}"
     if not isinstance(manifest, dict) or not all(isinstance(v, str) for v in manifest.values()):
@@ -328,11 +378,20 @@ def _check_checkpoint(manager: CheckpointManager, folder: Path, label: str) -> N
     if extra := present - set(manifest):
         raise StoreError(f"{where} holds files its manifest does not list ({', '.join(sorted(extra))}); refused.")
     try:
-        manager.verify(folder)
+        step = manager.verify(folder)["step"]
+        weights = stored_weights(folder / WEIGHTS)
+        optimizer = stored_optimizer(folder / OPTIMIZER) if (folder / OPTIMIZER).exists() else 0
     except CheckpointError as e:
         raise StoreError(f"{label}: checkpoint {e}; refused.") from None
     except (OSError, ValueError):
         raise StoreError(f"{where}: its state is unreadable; refused.") from None
+    if step > max_steps:
+        raise StoreError(f"{where} is at step {step:,}, past the run's {max_steps:,}; refused.")
+    if weights < smallest:
+        raise StoreError(f"{where} holds {weights:,} weights, but the model config.json describes needs at least "
+                         f"{smallest:,}; refused.")
+    if optimizer > 2 * weights + 64:  # AdamW: two moments per weight, and a few counters
+        raise StoreError(f"{where}: its optimizer state holds {optimizer:,} values for {weights:,} weights; refused.")
 
 
 def _read_json(path: Path):

@@ -223,3 +223,28 @@ def test_a_workspace_that_is_a_file_and_a_projector_onto_a_file_are_one_line(tmp
     assert "is a file, not a folder" in line
     line = one_error_line(cli("embed", "--projector", str(a_file), home=tmp_path / "ws"))
     assert "is a file" in line and a_file.read_text("utf-8") == "mine"  # the user's file is untouched
+
+
+@pytest.mark.parametrize("error", [MemoryError(), type("ResourceExhaustedError", (Exception,), {})(
+    "OOM when allocating tensor with shape[1048576,1048576]"), RuntimeError("RESOURCE_EXHAUSTED: Out of memory")])
+def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys, error):
+    """Whatever command runs out (a shape too large for the machine: issue 26 item 20), one line
+    that says what to do, never a traceback; other exceptions keep theirs (they are bugs)."""
+    import gc
+
+    from desktop_llm.cli import main, runs
+
+    def oom(args):
+        raise error
+
+    monkeypatch.setenv("DESKTOP_LLM_NATIVE_STDERR", "1")  # keep this process's stderr where it is
+    monkeypatch.setattr(runs, "store_of", oom)
+    try:
+        assert main(["--home", str(tmp_path), "runs"]) == 2
+    finally:
+        gc.enable()  # main turns collection off after an out-of-memory error (a possibly corrupt heap)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Out of memory") and "smaller model" in lines[0]
+    monkeypatch.setattr(runs, "store_of", lambda args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["--home", str(tmp_path), "runs"])

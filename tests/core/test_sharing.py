@@ -2,8 +2,11 @@
 a real tiny trained run)."""
 
 import hashlib
+import io
 import json
 import os
+import random
+import shutil
 import stat
 import struct
 import subprocess
@@ -11,6 +14,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
 from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
@@ -158,6 +163,56 @@ def _tampered(entries: dict[str, bytes], run_id: str) -> list:
     return [(n, bytes(data) if n == name else b) for n, b in entries.items()]
 
 
+def _step_dir(entries: dict[str, bytes]) -> str:
+    return next(n.rsplit("/", 1)[0] for n in entries if n.endswith("/manifest.json"))
+
+
+def _rehashed(entries: dict[str, bytes], **files: bytes) -> list:
+    """The checkpoint's files replaced (by name: weights=..., state=..., optimizer=...) and its
+    manifest recomputed to match: a checkpoint that lies about what it is, not a damaged one."""
+    names = {"weights": "model.weights.h5", "state": "state.json", "optimizer": "optimizer.npz"}
+    ckpt = _step_dir(entries)
+    out = {**entries, **{f"{ckpt}/{names[k]}": v for k, v in files.items()}}
+    manifest = json.loads(entries[f"{ckpt}/manifest.json"])
+    out[f"{ckpt}/manifest.json"] = json.dumps(
+        {n: hashlib.sha256(out[f"{ckpt}/{n}"]).hexdigest() for n in manifest}).encode()
+    return list(out.items())
+
+
+def _with_config(entries: dict[str, bytes], run_id: str, family=None, **model) -> list:
+    cfg = json.loads(entries[f"{run_id}/config.json"])
+    cfg["model"].update(model)
+    if family:
+        cfg["family"] = family
+    return list({**entries, f"{run_id}/config.json": json.dumps(cfg).encode()}.items())
+
+
+def _state(entries: dict[str, bytes], step) -> bytes:
+    return json.dumps({**json.loads(entries[_step_dir(entries) + "/state.json"]), "step": step}).encode()
+
+
+def _npz(save=np.savez, **arrays) -> bytes:
+    buf = io.BytesIO()
+    save(buf, **arrays)
+    return buf.getvalue()
+
+
+def _hollow_weights() -> bytes:
+    """A valid HDF5 file whose one array declares 40 MB that the file does not hold."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_dataset("layers/gpt_backbone/vars/0", shape=(10_000_000,), dtype="float32", chunks=True)
+    return buf.getvalue()
+
+
+def _zeros_archive(run_id: str, entries: dict[str, bytes], folder: Path) -> Path:
+    """A run's config and three members of just under 1 MiB of zeros each (none over the per-entry
+    threshold, none counted against the cap on other files): 3 MB from a few kB."""
+    keep = [(f"{run_id}/config.json", entries[f"{run_id}/config.json"])]
+    return _write_zip(folder / "a.zip", [*keep, *((f"{run_id}/tensorboard/z{i}", b"\0" * 1_000_000)
+                                               for i in range(3))])
+
+
 HOSTILE = {
     # name: (build(entries, run_id, folder) -> zip path, limits, expected message)
     "dotdot": (lambda e, r, d: _write_zip(d / "a.zip", [*e.items(), (f"{r}/../../evil", b"x")]),
@@ -182,6 +237,39 @@ HOSTILE = {
     "two runs": (lambda e, r, d: _write_zip(d / "a.zip", [*e.items(), ("other/config.json", b"{}")]),
                  {}, "one run folder"),
     "not a zip": (lambda e, r, d: _not_a_zip(d / "a.zip"), {}, "not a zip archive"),
+    # issue 26 item 20: a config that claims a shape its weights do not have, refused before any build
+    "10,000 layers": (lambda e, r, d: _write_zip(d / "a.zip", _with_config(e, r, num_layers=10_000)),
+                      {}, "model config.json describes needs at least"),
+    "context 10^9": (lambda e, r, d: _write_zip(d / "a.zip", _with_config(e, r, sequence_length=10**9)),
+                     {}, "model config.json describes needs at least"),
+    "width 2^20": (lambda e, r, d: _write_zip(d / "a.zip", _with_config(e, r, hidden_dim=2**20)),
+                   {}, "model config.json describes needs at least"),
+    "unknown family": (lambda e, r, d: _write_zip(d / "a.zip", _with_config(e, r, family="telepathy")),
+                       {}, "Unknown model family 'telepathy'"),
+    "step past the run": (lambda e, r, d: _write_zip(d / "a.zip", _rehashed(e, state=_state(e, 10**12))),
+                          {}, "past the run's 20"),
+    "step not a number": (lambda e, r, d: _write_zip(d / "a.zip", _rehashed(e, state=_state(e, "20"))),
+                          {}, "names no step"),
+    "hollow weights": (lambda e, r, d: _write_zip(d / "a.zip", _rehashed(e, weights=_hollow_weights())),
+                       {}, "declares 40,000,000 bytes of arrays"),
+    "optimizer object array": (lambda e, r, d: _write_zip(d / "a.zip", _rehashed(
+        e, optimizer=_npz(v0000=np.array([{"x": 1}], dtype=object)))), {}, "not a plain stored numeric array"),
+    "optimizer compressed": (lambda e, r, d: _write_zip(d / "a.zip", _rehashed(
+        e, optimizer=_npz(np.savez_compressed, v0000=np.zeros(1000, np.float32)))), {}, "not a plain stored"),
+    "optimizer too large": (lambda e, r, d: _write_zip(d / "a.zip", _rehashed(
+        e, optimizer=_npz(v0000=np.zeros(100_000, np.float32)))), {}, "optimizer state holds 100,000 values"),
+    # item 21: checkpoints that are not what they claim
+    "weights not HDF5": (lambda e, r, d: _write_zip(d / "a.zip", _rehashed(e, weights=b"not HDF5 " * 1000)),
+                         {}, "is not an HDF5 weights file"),
+    "checkpoints a file": (lambda e, r, d: _write_zip(d / "a.zip", [
+        *((n, b) for n, b in e.items() if "/checkpoints/" not in n), (f"{r}/checkpoints", b"x")]),
+        {}, "'checkpoints' is a file"),
+    # item 22: zip bombs, refused from what the archive declares, before anything is written
+    "bomb entry": (lambda e, r, d: _write_zip(d / "a.zip", [*e.items(), (f"{r}/tensorboard/b", b"\0" * 3_000_000)]),
+                   {}, "tensorboard/b' expands"),
+    "bomb archive": (lambda e, r, d: _zeros_archive(r, e, d), {}, "a.zip expands"),
+    "other files": (lambda e, r, d: _write_zip(d / "a.zip", [*e.items(), (f"{r}/notes.bin", random.Random(0).randbytes(1_500_000))]),
+                    {"max_other": 1_000_000}, "besides the weights unpack to more than 1,000,000 bytes"),
 }
 
 
@@ -213,6 +301,107 @@ def test_hostile_archives_are_refused_and_leave_nothing(exported, tmp_path, case
     assert _workspace_state(store) == state  # no folder, no temporary, no catalog row
     assert not (tmp_path.parent / "evil").exists() and not (tmp_path / "evil").exists()
     assert _sha(archive) == before
+
+
+def test_the_cap_on_other_files_leaves_the_weights_out(exported, tmp_path):
+    """Checkpoints and model.keras grow with the model: only the rest counts against max_other."""
+    _, run, zip_path = exported
+    with zipfile.ZipFile(zip_path) as z:
+        sizes = {i.filename: i.file_size for i in z.infolist()}
+    weights = sum(v for n, v in sizes.items() if n.endswith((".h5", ".npz", "/model.keras")))
+    other = sum(sizes.values()) - weights
+    assert weights > other
+    store = RunStore(tmp_path / "ws")
+    assert import_run(store, zip_path, max_other=other).id == run.id
+    with pytest.raises(StoreError, match="besides the weights"):
+        import_run(store, zip_path, max_other=other - 1)
+
+
+def test_an_import_keeps_a_margin_of_free_space(exported, tmp_path, monkeypatch):
+    from desktop_llm.store import sharing
+
+    _, _, zip_path = exported
+    with zipfile.ZipFile(zip_path) as z:
+        declared = sum(i.file_size for i in z.infolist())
+    store = RunStore(tmp_path / "ws")
+    state = _workspace_state(store)
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=declared + sharing.FREE_MARGIN - 1))
+    with pytest.raises(StoreError, match="MiB must stay free"):  # it fits, but would leave the disk all but full
+        import_run(store, zip_path)
+    assert _workspace_state(store) == state
+
+
+def _copy_run(run, folder: Path):
+    from desktop_llm.store.runs import Run
+
+    shutil.copytree(run.folder, folder)
+    return Run(folder)
+
+
+def _rehash_folder(ckpt: Path) -> None:
+    names = json.loads((ckpt / "manifest.json").read_text())
+    (ckpt / "manifest.json").write_text(json.dumps({n: _sha(ckpt / n) for n in names}))
+
+
+def test_loading_falls_back_from_a_checkpoint_that_is_not_hdf5(exported, tmp_path):
+    """Weights that are not HDF5 under a recomputed manifest (issue 26 item 21): the previous good
+    checkpoint is loaded, as training's resume does; with none left, one line."""
+    from desktop_llm.core.loading import NoCheckpoint, load_for_inference
+
+    _, run, _ = exported
+    copy = _copy_run(run, tmp_path / "copy")
+    latest = next(copy.checkpoints_dir.glob("step-*"))
+    earlier = copy.checkpoints_dir / "step-0000010"
+    shutil.copytree(latest, earlier)
+    (earlier / "state.json").write_text(json.dumps({**json.loads((latest / "state.json").read_text()), "step": 10}))
+    _rehash_folder(earlier)
+    (latest / "model.weights.h5").write_bytes(b"not HDF5 " * 1000)
+    _rehash_folder(latest)
+    model, _, ckpt = load_for_inference(copy, "latest")
+    assert ckpt.step == 10 and model is not None
+    shutil.rmtree(earlier)
+    with pytest.raises(NoCheckpoint, match="not an HDF5 weights file") as e:
+        load_for_inference(copy, "best")
+    assert "\n" not in str(e.value)
+    shutil.rmtree(copy.checkpoints_dir)
+    copy.checkpoints_dir.write_text("x")  # a file where the folder should be
+    with pytest.raises(NoCheckpoint, match="has no checkpoint yet"):
+        load_for_inference(copy, "best")
+
+
+def test_loading_refuses_a_shape_its_weights_cannot_hold_before_building(exported, tmp_path, monkeypatch):
+    """A config edited in the workspace (or imported before these checks) to 10,000 layers is
+    refused from the weights file's array sizes: nothing is built (issue 26 item 20)."""
+    from desktop_llm.core.loading import NoCheckpoint, load_for_inference
+    from desktop_llm.core.models import get_family
+
+    _, run, _ = exported
+    copy = _copy_run(run, tmp_path / "copy")
+    cfg = json.loads((copy.folder / "config.json").read_text())
+    cfg["model"]["num_layers"] = 10_000
+    (copy.folder / "config.json").write_text(json.dumps(cfg))
+    family = type(get_family(cfg["family"]))
+
+    def build(*a, **k):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(family, "build_for_run", build)
+    with pytest.raises(NoCheckpoint, match="do not fit"):
+        load_for_inference(copy)
+
+
+def test_cli_generate_on_weights_that_are_not_hdf5_is_one_line(exported, tmp_path):
+    _, run, zip_path = exported
+    home = tmp_path / "ws"
+    imported = import_run(RunStore(home), zip_path)
+    for ckpt in imported.checkpoints_dir.glob("step-*"):
+        (ckpt / "model.weights.h5").write_bytes(b"not HDF5 " * 1000)
+        _rehash_folder(ckpt)
+    p = _cli("generate", run.id, "--prompt", "RO", home=home)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert lines[0].startswith("error: ") and "not an HDF5 weights file" in lines[0]
 
 
 def test_export_writes_where_it_is_told(exported, tmp_path):
