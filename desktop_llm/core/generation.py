@@ -7,6 +7,11 @@ one gets one token per call, so text still appears token by token and Stop answe
 Shapes are fixed to the model's context length and the loop count is a tensor, so requests of any
 prompt length reuse the same compiled functions (no retracing). When the window is full, the
 oldest half is dropped and the cache is rebuilt from the rest.
+
+Each sampler setting (temperature, top-k, top-p) is its own set of compiled functions, kept for
+the Generator's life: keras-hub's samplers hold them as Python numbers. TensorFlow warns of
+"retracing" by the fifth setting; that compile is the design, not a mistake, so that one warning
+is filtered (`_quiet_retracing`), and the oldest settings are dropped past `SETTINGS_KEPT`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +28,19 @@ from desktop_llm.core.config import ConfigError
 
 MAX_TOKENS_PER_CALL = 32  # the compiled loop's output buffer; the count per call is a tensor <= this
 CALL_SECONDS = 0.02  # aim per compiled call: well under a 20 Hz paint interval
+SETTINGS_KEPT = 8  # sampler settings whose compiled functions a Generator keeps
+
+
+class _NoRetracingWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_retracing() -> None:
+    """Drop TensorFlow's retracing warning (once per process; see the module docstring)."""
+    tf_logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NoRetracingWarning) for f in tf_logger.filters):
+        tf_logger.addFilter(_NoRetracingWarning())
 
 
 class SamplingError(ConfigError):
@@ -193,10 +212,14 @@ class Generator:
         cached per sampler setting; the seed is reset per request without recompiling."""
         top_k = min(cfg.top_k, self.vocabulary_size)  # as nanoGPT: a k beyond the vocabulary is all of it
         key = (cfg.temperature, top_k, cfg.top_p)
-        fns = self._sampled.get(key)
+        fns = self._sampled.pop(key, None)
         if fns is None:
-            fns = self._sampled[key] = _SampledSteps(self, make_sampler(SamplingConfig(
+            _quiet_retracing()
+            fns = _SampledSteps(self, make_sampler(SamplingConfig(
                 temperature=cfg.temperature, top_k=top_k, top_p=cfg.top_p, seed=0)))
+        self._sampled[key] = fns  # the most recent last
+        while len(self._sampled) > SETTINGS_KEPT:
+            self._sampled.pop(next(iter(self._sampled)))
         fns.reseed(cfg.seed)
         return fns
 

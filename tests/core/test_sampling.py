@@ -118,3 +118,35 @@ def test_the_decoding_rate_leaves_out_the_first_tokens_wait():
     r = GenerationResult(text="a" * 201, tokens=tokens, seconds=7.0, first_token_seconds=6.0)
     assert r.tokens_per_second == pytest.approx(200.0)  # 200 tokens in the second after the first
     assert GenerationResult(text="a", tokens=tokens[:1], seconds=0.5, first_token_seconds=0.5).tokens_per_second == 2.0
+
+
+def test_new_sampler_settings_neither_warn_of_retracing_nor_pile_up(char_model):
+    """Each temperature or top-k compiles its own functions, by design: TensorFlow's "triggered
+    tf.function retracing" warning from the fifth setting on told users of a fault there is not."""
+    import logging
+
+    from desktop_llm.core import generation
+
+    model, tok = char_model
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Keep(logging.WARNING)
+    tf_logger = logging.getLogger("tensorflow")
+    tf_logger.addHandler(handler)
+    try:
+        gen = Generator(model, tok, jit_compile=False)
+        for i in range(generation.SETTINGS_KEPT + 2):
+            gen.generate("To", SamplingConfig(max_new_tokens=3, temperature=0.5 + 0.1 * i, seed=1))
+        tf_logger.warning("5 out of the last 5 calls to <f> triggered tf.function retracing.")
+        tf_logger.warning("another warning")
+    finally:
+        tf_logger.removeHandler(handler)
+    assert seen == ["another warning"]  # only the retracing warning is dropped
+    assert len(gen._sampled) == generation.SETTINGS_KEPT
+    latest = (0.5 + 0.1 * (generation.SETTINGS_KEPT + 1), min(SamplingConfig().top_k, tok.vocabulary_size),
+              SamplingConfig().top_p)
+    assert next(reversed(gen._sampled)) == latest
