@@ -16,10 +16,10 @@ is filtered (`_quiet_retracing`), and the oldest settings are dropped past `SETT
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
