@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 setup: $(VENV)/.installed
 
 run: setup
-	$(VENV)/bin/desktop-llm gui --corpus resources/corpora/tinyshakespeare.txt
+	$(VENV)/bin/desktop-llm gui --first-corpus resources/corpora/tinyshakespeare.txt
 
 # Two workers (pytest-xdist) on a 2-core machine: 15 min instead of 20; each test file stays on one
 # worker (--dist loadfile), so a module's trained fixtures are made once.

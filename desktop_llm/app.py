@@ -44,13 +44,16 @@ def collect_garbage_on_the_ui_thread():
     return _collector
 
 
-def open_window(store, corpus: list[str] | None = None):
+def open_window(store, corpus: list[str] | None = None, first_corpus: list[str] | None = None):
     """The main window on `store`, shown; an explicit corpus (every path of it) replaces the
-    remembered one."""
+    remembered one; `first_corpus` is opened only where nothing was ever remembered (`make run`
+    replaced the user's corpus with the sample at every launch)."""
     from desktop_llm.gui.main_window import MainWindow
 
     window = MainWindow(store)
     window.show()
+    if not corpus and first_corpus and not window.settings.contains("workspace/paths"):
+        corpus = first_corpus
     if corpus:
         window.data_page.paths = []
         window.data_page.add_paths(corpus)
@@ -74,7 +77,7 @@ def _screenshot_then_quit(app, window, path: str, delay_s: float, result: list[i
 
 
 def run_app(home: str | None = None, corpus: list[str] | None = None, screenshot: str | None = None,
-            screenshot_delay: float = 3.0) -> int:
+            screenshot_delay: float = 3.0, first_corpus: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from PySide6.QtWidgets import QMessageBox
 
@@ -89,7 +92,7 @@ def run_app(home: str | None = None, corpus: list[str] | None = None, screenshot
     from desktop_llm.native_log import redirect_native_stderr
 
     redirect_native_stderr(store.home / "native.log")
-    window = open_window(store, corpus)  # kept alive while the app runs
+    window = open_window(store, corpus, first_corpus)  # kept alive while the app runs
     if screenshot:
         result = [1]
         _screenshot_then_quit(app, window, screenshot, screenshot_delay, result)

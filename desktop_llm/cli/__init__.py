@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gui", help="open the desktop application (the default)")
     g.add_argument("--corpus", nargs="+", action="extend", metavar="PATH",
                    help="files or folders to load at start (several after one --corpus, or repeat it)")
+    g.add_argument("--first-corpus", nargs="+", action="extend", metavar="PATH",
+                   help="files or folders to load when the workspace has no corpus of its own yet (its "
+                        "first launch); later launches open the corpus last used")
     g.add_argument("--home", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # desktop-llm-gui --home
     # Hidden, for checks of a build (packaging/smoke_test.sh): save the window to PATH once it has
     # been shown for --screenshot-delay seconds, then quit (exit status 1 if it could not be saved).
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         from desktop_llm.app import run_app
 
         return run_app(home=args.home, corpus=getattr(args, "corpus", None),
+                       first_corpus=getattr(args, "first_corpus", None),
                        screenshot=getattr(args, "screenshot", None),
                        screenshot_delay=getattr(args, "screenshot_delay", 3.0))
     from desktop_llm.native_log import redirect_native_stderr

@@ -163,6 +163,35 @@ def test_window_state_and_workspace_are_remembered(qtbot, home, shakespeare_smal
     assert w2.session.tokenizer.vocabulary_size == w.session.tokenizer.vocabulary_size
 
 
+def test_the_first_corpus_opens_once_and_never_replaces_the_users(qtbot, home, shakespeare_small, tmp_path):
+    """`make run` opened the sample over the user's corpus at every launch."""
+    from desktop_llm.app import open_window
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("My own corpus, not the sample.\n" * 40, encoding="utf-8")
+
+    def launch():
+        w = open_window(RunStore(home), first_corpus=[str(shakespeare_small)])
+        qtbot.addWidget(w)
+        if w.data_page.task is not None:
+            wait_task(qtbot, w.data_page)
+        return w
+
+    w = launch()  # first launch: the sample
+    assert w.session.paths == [str(shakespeare_small)]
+    w.data_page.clear()
+    w.data_page.add_paths([str(mine)])
+    wait_task(qtbot, w.data_page)
+    w.close()
+    w = launch()  # then what the user chose
+    assert w.session.paths == [str(mine)]
+    w.data_page.clear()
+    w.close()
+    w = launch()  # even nothing
+    assert w.session.paths == []
+    w.close()
+
+
 def test_runs_page_overlays_several_runs(window, home):
     store = window.session.store
     ids = []
