@@ -64,7 +64,13 @@ def test_a_translator_learns_the_bundled_pairs(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert lines[-1]["type"] == "done" and lines[-1]["translation"]
-    assert "".join(x["text"] for x in lines[:-1]) == lines[-1]["translation"]
+    assert "".join(x["text"] for x in lines[:-1]) == lines[-1]["translation"] and not lines[-1]["cut"]
+    long = "I quit because the weather was far too cold for me."  # 51 characters, a context of 16
+    out = cli(home, "translate", "--text", long)  # was translated from its first 16 tokens without a word
+    assert out.returncode == 0 and "note: The text is 51 tokens long and this model reads 16" in out.stderr
+    out = cli(home, "translate", "--text", long, "--json")
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines[0]["type"] == "warning" and "a sentence at a time" in lines[0]["message"] and lines[-1]["cut"]
     out = cli(home, "generate", "--prompt", "x")
     assert out.returncode == 2 and "translate" in out.stderr
 

@@ -70,7 +70,8 @@ class TranslatePanel(FamilyPanel):
             model, tok, _ = self.session.load_model(run_id, which)
             T = self.session.store.get(run_id).config.model.sequence_length
             report(0.5, "Translating…")
-            return Translator(model, tok, T).stream(text, emit)
+            translator = Translator(model, tok, T)
+            return translator.stream(text, emit), translator.cut_note(text)
 
         self.output.clear()
         self.pieces = 0
@@ -81,10 +82,14 @@ class TranslatePanel(FamilyPanel):
         self.pieces += 1
         self.output.insertPlainText(piece)
 
-    def _on_done(self, text: str) -> None:
+    def _on_done(self, result: tuple[str, str | None]) -> None:
+        text, note = result
         self.translate_btn.setEnabled(True)
         self.result = text
         self.output.setPlainText(text)
+        if note:  # a source longer than the context: say what was lost
+            self.say(note, "warning")
+            return
         self.status.setText(f"{self.pieces} pieces, greedy decoding." if text else
                             "The model ended at once: it has not learned this yet (train longer).")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from desktop_llm.errors import UsageError
 
 
@@ -13,10 +15,16 @@ def add_parser(sub, kit) -> None:
             raise UsageError("Give a sentence to translate: --text \"...\"")
         run, model, tok, ckpt = kit.load_run(args, family="translator")
         translator = Translator(model, tok, run.config.model.sequence_length)
+        note = translator.cut_note(args.text)
         if args.json:
+            if note:
+                kit.out({"type": "warning", "message": note})
             text = translator.stream(args.text, lambda piece: kit.out({"type": "piece", "text": piece}))
-            kit.out({"type": "done", "run": run.id, "checkpoint_step": ckpt.step, "source": args.text, "translation": text})
+            kit.out({"type": "done", "run": run.id, "checkpoint_step": ckpt.step, "source": args.text,
+                     "translation": text, "cut": bool(note)})
         else:
+            if note:
+                print(f"note: {note}", file=sys.stderr)
             translator.stream(args.text, lambda piece: print(piece, end="", flush=True))
             print()
         return 0

@@ -38,6 +38,15 @@ class Translator:
             mask[i, : len(row)] = 1
         return ids, mask, cut
 
+    def cut_note(self, text: str) -> str | None:
+        """What a source longer than the context loses, said once for the command line and the
+        window (it was translated from its first T tokens without a word)."""
+        n = len(self.tok.encode(text))
+        if n <= self.T:
+            return None
+        return (f"The text is {n:,} tokens long and this model reads {self.T:,}: only its start was translated. "
+                "Translate it a sentence at a time, or train with a longer context.")
+
     def steps(self, texts: list[str]) -> Iterator[np.ndarray]:
         """The next token of every text at each step (EOS once a text has ended)."""
         src, src_mask, _ = self._encode(texts)
