@@ -48,9 +48,9 @@ from desktop_llm.store.runs import ACTIVE, Run, StoreError, pid_alive
 
 MAX_BYTES = 16 * 2**30  # unpacked; a GPT-2-small run with its checkpoints is a few GB
 MAX_FILES = 10_000
-# Besides the weights (checkpoint files, model.keras): config, tokenizer, metrics, logs and data/
-# come to a few MB for a run trained here; a classifier's or translator's tokenized data/ is the
-# largest part (about 50 MB for 100k examples of 128 tokens).
+# Besides the arrays (checkpoint files, model.keras, and data/'s .npz: a classifier's or
+# translator's tokenized examples, about 50 MB for 100k examples of 128 tokens, which grow with the
+# data as weights grow with the model): config, tokenizer, metrics and logs come to a few MB.
 MAX_OTHER = 64 * 2**20
 MAX_RATIO = 100  # unpacked:packed; weights deflate about 1.1:1, text and JSON 3-10:1, zeros 1000:1
 RATIO_FROM = 2**20  # smaller members (and archives) may compress better: they cannot grow far
@@ -272,10 +272,12 @@ def _check_entries(zf: zipfile.ZipFile, label: str, max_bytes: int, max_files: i
 
 
 def _is_weights(parts: list[str]) -> bool:
-    """A checkpoint's weights or optimizer state, or the run's model.keras: the files that grow
-    with the model (everything else is capped by `max_other`)."""
-    return (parts[1:] == ["model.keras"] or (len(parts) == 4 and parts[1] == "checkpoints"
-            and bool(_STEP.match(parts[2])) and parts[3] in WEIGHT_FILES))
+    """A checkpoint's weights or optimizer state, the run's model.keras, or data/'s arrays: the
+    files that grow with the model or the data (everything else is capped by `max_other`; all of
+    them by the compression ratio and the free space)."""
+    return (parts[1:] == ["model.keras"] or (len(parts) == 3 and parts[1] == "data" and parts[2].endswith(".npz"))
+            or (len(parts) == 4 and parts[1] == "checkpoints" and bool(_STEP.match(parts[2]))
+                and parts[3] in WEIGHT_FILES))
 
 
 def _extract(zf: zipfile.ZipFile, plan, payload: Path, label: str, max_bytes: int) -> None:
