@@ -263,6 +263,25 @@ def stored_weights(path: Path) -> int:
     return values
 
 
+def stored_shapes(path: Path) -> list[tuple[int, ...]]:
+    """The shapes of a weights file's model arrays (optimizer state aside), read with h5py: to
+    say which dimension of a model does not fit its checkpoint. [] where the file cannot be read."""
+    import h5py
+
+    shapes: list[tuple[int, ...]] = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and name.split("/", 1)[0] != "optimizer":
+            shapes.append(tuple(int(d) for d in obj.shape))
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+        return []
+    return shapes
+
+
 def stored_optimizer(path: Path) -> int:
     """The number of values in an optimizer.npz, read from the arrays' headers: uncompressed
     numeric .npy members whose headers match their sizes (np.savez's own output), so that loading

@@ -82,5 +82,30 @@ def load_for_inference(run, which: str = "best"):
         except (ValueError, OSError):  # weights of another shape (a translator from before BART)
             continue
         return model, tok, ckpt
-    raise NoCheckpoint(f"Run {run.id}'s checkpoints do not fit the {cfg.family} model its configuration describes "
-                       "(made by an earlier version, or edited?): train it again.")
+    raise NoCheckpoint(_misfit(run, model, tok, mcfg, first))
+
+
+def _misfit(run, model, tok, mcfg, ckpt) -> str:
+    """Why no checkpoint fits the model the run's files describe, naming the sizes that differ: a
+    tokenizer replaced by one of another vocabulary read "made by an earlier version?"."""
+    from collections import Counter
+
+    from desktop_llm.core.checkpoints import stored_shapes
+
+    stored = Counter(stored_shapes(ckpt.weights_path))
+    built = Counter(tuple(int(d) for d in w.shape) for w in model.weights) if model is not None else Counter()
+    only_built, only_stored = list((built - stored).elements()), list((stored - built).elements())
+    vocab, extra = mcfg.vocabulary_size, mcfg.vocabulary_size - tok.vocabulary_size
+    for b in only_built:
+        for s in only_stored:
+            differs = [i for i in range(len(b)) if len(s) == len(b) and s[i] != b[i]]
+            if len(differs) == 1 and b[differs[0]] == vocab:
+                return (f"Run {run.id}'s tokenizer has {tok.vocabulary_size:,} tokens, but its checkpoints were trained "
+                        f"with {s[differs[0]] - extra:,}: its tokenizer folder was replaced or edited. Put back the "
+                        "run's own tokenizer, or train the run again.")
+    if only_built and only_stored:
+        return (f"Run {run.id}'s checkpoints do not fit the {run.config.family} model its config.json describes "
+                f"(weights of shape {only_stored[0]} stored, {only_built[0]} described): was config.json edited? "
+                "Train the run again.")
+    return (f"Run {run.id}'s checkpoints do not fit the {run.config.family} model its config.json describes "
+            "(they hold fewer weights than it needs): was config.json edited? Train the run again.")

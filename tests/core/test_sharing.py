@@ -391,6 +391,31 @@ def test_loading_refuses_a_shape_its_weights_cannot_hold_before_building(exporte
         load_for_inference(copy)
 
 
+def test_a_tokenizer_or_config_that_does_not_fit_names_the_sizes(exported, tmp_path):
+    """A tokenizer replaced by one of another vocabulary read "made by an earlier version, or
+    edited?" (issue 26 item 26): the message names both sizes, and an edited width its shapes."""
+    from desktop_llm.core.loading import NoCheckpoint, load_for_inference, load_tokenizer
+    from desktop_llm.core.tokenizers import train_tokenizer
+
+    _, run, _ = exported
+    trained = load_tokenizer(run.tokenizer_dir).vocabulary_size
+    copy = _copy_run(run, tmp_path / "tok")
+    shutil.rmtree(copy.tokenizer_dir)
+    other = train_tokenizer("char", ["abcdefghij klmnop"])
+    other.save(copy.tokenizer_dir)
+    assert other.vocabulary_size != trained
+    with pytest.raises(NoCheckpoint) as e:
+        load_for_inference(copy)
+    assert f"tokenizer has {other.vocabulary_size} tokens, but its checkpoints were trained with {trained}" in str(e.value)
+    copy = _copy_run(run, tmp_path / "width")
+    cfg = json.loads((copy.folder / "config.json").read_text())
+    cfg["model"]["intermediate_dim"] //= 2  # fewer weights than stored: it builds, then does not fit
+    (copy.folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(NoCheckpoint, match=r"weights of shape \(.*\) stored, \(.*\) described") as e:
+        load_for_inference(copy)
+    assert "earlier version" not in str(e.value)
+
+
 def test_cli_generate_on_weights_that_are_not_hdf5_is_one_line(exported, tmp_path):
     _, run, zip_path = exported
     home = tmp_path / "ws"
