@@ -133,8 +133,12 @@ def cmd_train(args) -> int:
         check_devices(cfg.training.devices)
         if cfg.tokenizer.path and not (Path(cfg.tokenizer.path) / "tokenizer.json").exists():
             raise CliError(f"No tokenizer in {cfg.tokenizer.path} (tokenizer.json is missing).")
-        require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
+        corpus = require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
         get_family(cfg.family).check_data(cfg)  # refuse bad labels or pairs now, before a run exists
+        if args.vocab_size is not None and not cfg.tokenizer.path:  # a size the user chose: can it work?
+            from desktop_llm.core.tokenizers import check_vocabulary
+
+            check_vocabulary(cfg.tokenizer.kind, corpus.iter_text(), cfg.tokenizer.vocabulary_size)
         run = store.create(cfg)
         if chief:
             run.lock()  # held for this process's life (resumes and deletes wait for it to end)

@@ -501,6 +501,25 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocabulary_size: int | None
     return _CLASSES[kind].train(texts, vocabulary_size=size, kind=kind, grow=vocabulary_size is None)
 
 
+def check_vocabulary(kind: str, texts: Iterable[str], vocabulary_size: int, sample_lines: int = 20_000) -> None:
+    """Refuse (TokenizerError) a SentencePiece or BPE size too small for this corpus before a run
+    exists: the tokenizer trains on a sample of its lines (a second or two), which needs no more
+    entries than the whole corpus, so a refusal here is certain. (The size a corpus needs is
+    SentencePiece's own count of its frequent characters: not one to reimplement.)"""
+    if kind not in ("sentencepiece", "bpe"):
+        return
+    lines = []
+    for t in texts:
+        lines += t.split("\n")
+        if len(lines) >= sample_lines:
+            break
+    try:
+        train_tokenizer(kind, ["\n".join(lines[:sample_lines])], vocabulary_size)
+    except TokenizerError as e:
+        if "too small for this corpus" in str(e):
+            raise
+
+
 def unknown_share(tokenizer: Tokenizer, texts: Iterable[str], limit: int = 200_000) -> float:
     """The share of `texts`' tokens (their first `limit` characters) that the tokenizer can only
     write as an unknown id: a character tokenizer's unseen characters, WordPiece's [UNK]. A model
