@@ -28,3 +28,17 @@ class ExportError(DesktopLLMError, ValueError):
     """An export that cannot be made; the message is one line for the user. Here, not in
     `core/export`, so that the export package's modules and its `__init__` need not import each
     other."""
+
+
+OUT_OF_MEMORY = ("Out of memory: this model does not fit here. Use a smaller model, batch or context "
+                 "(or a shorter text).")
+_MEMORY_WORDS = ("ResourceExhaustedError", "RESOURCE_EXHAUSTED", "OutOfMemoryError", "Out of memory",
+                 "out of memory", "OOM when", "MemoryError", "bad_alloc")
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """An allocation that failed, in NumPy or Python (MemoryError), TensorFlow, XLA or the
+    allocator (bad_alloc; tf.data re-raises a MemoryError under another type with the name in its
+    text): one rule for the command line, the window and the trainer, without importing a backend."""
+    text = f"{type(e).__name__}: {e}"[:2000]
+    return isinstance(e, MemoryError) or any(w in text for w in _MEMORY_WORDS)

@@ -18,7 +18,7 @@ import sys
 
 from desktop_llm.cli import corpus, export, infer, model, runs, tokenizer, train
 from desktop_llm.cli.common import CliError, Kit, Parser
-from desktop_llm.errors import DesktopLLMError
+from desktop_llm.errors import OUT_OF_MEMORY, DesktopLLMError, out_of_memory
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -96,21 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         import gc
 
         gc.disable()  # an allocation failure can leave the heap corrupt (core/training/failures.py)
-        print("error: Out of memory: this model does not fit here. Use a smaller model, batch or context "
-              "(or a shorter text).", file=sys.stderr)
+        print(f"error: {OUT_OF_MEMORY}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
-
-
-def out_of_memory(e: BaseException) -> bool:
-    """An allocation that failed, in NumPy or Python (MemoryError), TensorFlow or XLA: one line for
-    the user, whichever command and model ran out, without importing the backend to tell."""
-    text = f"{type(e).__name__}: {e}"[:2000]
-    return isinstance(e, MemoryError) or any(w in text for w in (
-        "ResourceExhaustedError", "RESOURCE_EXHAUSTED", "OutOfMemoryError", "Out of memory", "out of memory", "OOM when"))
 
 
 def gui_main(argv: list[str] | None = None) -> int:

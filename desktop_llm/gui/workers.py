@@ -13,7 +13,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from desktop_llm.errors import Cancelled  # noqa: F401 - the one cancellation: raised by work, shown as its message
+from desktop_llm.errors import (
+    OUT_OF_MEMORY,
+    Cancelled,  # noqa: F401 - the one cancellation: raised by work, shown as its message
+    out_of_memory,
+)
 
 _STACK_BYTES = 64 * 2**20
 
@@ -34,6 +38,8 @@ def _safe(emit, *args) -> bool:
 
 def readable_error(e: BaseException) -> str:
     """One line a person can read: the message of our own errors, the first line of library ones."""
+    if out_of_memory(e):  # a model too big for this machine: what to do, not TensorFlow's allocator dump
+        return OUT_OF_MEMORY
     message = e.args[0] if e.args else None
     if type(e).__module__.startswith(("tensorflow", "keras")) or not isinstance(message, str):
         first = (str(e).strip().splitlines() or [""])[0][:300]

@@ -24,3 +24,25 @@ def test_one_cancellation_for_engine_and_window():
     from desktop_llm.gui import workers  # Qt is importable in the test environment
 
     assert workers.Cancelled is Cancelled
+
+
+def test_one_out_of_memory_rule_for_trainer_and_commands(tmp_path):
+    """The trainer, the command line and the window tell an allocation failure by one rule
+    (errors.out_of_memory): the trainer records it and asks to exit at once (a possibly corrupt heap)."""
+    import gc
+
+    from desktop_llm.core.config import RunConfig
+    from desktop_llm.core.training.failures import classify_failure
+    from desktop_llm.errors import out_of_memory
+    from desktop_llm.store import RunStore
+
+    assert out_of_memory(MemoryError()) and out_of_memory(ValueError("std::bad_alloc in the allocator"))
+    assert not out_of_memory(ValueError("shapes (3,) and (4,) do not match"))
+    run = RunStore(tmp_path).create(RunConfig(name="r"))
+    events = []
+    try:
+        st = classify_failure(run, RuntimeError("tf.data: MemoryError: Unable to allocate 8 GiB"), events.append)
+    finally:
+        gc.enable()
+    assert st["exit_now"] and st["status"] == "failed" and st["message"].startswith("Out of memory")
+    assert events[-1]["type"] == "failed" and "smaller" in events[-1]["suggestion"]

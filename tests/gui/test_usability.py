@@ -638,3 +638,23 @@ def test_a_restart_keeps_the_classifiers_base_with_its_learning_rate(qtbot, home
         assert o2.label_column.text() == "genre" and o2.freeze.value() == 20
     finally:
         tp2.shutdown()
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
+                                                               "allocate 17179869184 bytes.\n[XLA buffer dump …]")])
+def test_a_page_task_that_runs_out_of_memory_says_what_to_do(qtbot, error):
+    """Generate, attention or export on a model too big for the machine: the rule the command line
+    uses (errors.out_of_memory), not the allocator's first line."""
+    from PySide6.QtCore import QObject
+
+    from desktop_llm.errors import OUT_OF_MEMORY
+    from desktop_llm.gui.workers import run_task
+
+    def work(report, cancelled, emit):
+        raise error
+
+    said: list[str] = []
+    parent = QObject()
+    task = run_task(parent, work, on_error=said.append)
+    qtbot.waitUntil(lambda: task.settled and bool(said))
+    assert said == [OUT_OF_MEMORY]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from desktop_llm.core import events as ev
 from desktop_llm.core.config import ConfigError
-from desktop_llm.errors import DesktopLLMError
+from desktop_llm.errors import DesktopLLMError, out_of_memory
 
 Emit = Callable[[dict], None]
 
@@ -51,12 +51,9 @@ def fail(run, message: str, suggestion: str, emit: Emit) -> dict:
 def classify_failure(run, e: Exception, emit: Emit) -> dict:
     import tensorflow as tf
 
-    text = f"{type(e).__name__}: {e}"
     # An allocation can fail in TensorFlow (ResourceExhaustedError), in XLA's buffer allocation
-    # ("Out of memory while trying to allocate") or in NumPy inside the data pipeline, where
-    # tf.data re-raises it under another error type with "MemoryError" in its text.
-    memory_words = ("OOM", "MemoryError", "out of memory", "Out of memory", "bad_alloc")
-    if isinstance(e, (tf.errors.ResourceExhaustedError, MemoryError)) or any(w in text for w in memory_words):
+    # ("Out of memory while trying to allocate") or in NumPy inside the data pipeline (errors.py).
+    if isinstance(e, tf.errors.ResourceExhaustedError) or out_of_memory(e):
         # TensorFlow's allocation-failure path can leave the heap corrupt: measured here, a real
         # OOM under a memory cap ended in "double free or corruption" at the next garbage
         # collection. Collect nothing more, record the failure, and tell the caller to exit now.
