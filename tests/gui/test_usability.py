@@ -658,3 +658,16 @@ def test_a_page_task_that_runs_out_of_memory_says_what_to_do(qtbot, error):
     task = run_task(parent, work, on_error=said.append)
     qtbot.waitUntil(lambda: task.settled and bool(said))
     assert said == [OUT_OF_MEMORY]
+
+
+def test_the_train_page_keeps_every_evaluations_sample_newest_first(window):
+    """Only the last sample was shown: a learner could not read how the text changed."""
+    t = window.train_page
+    run = _make_run(window.session.store, "r", step=0, status="running")
+    t.run_id = run.id
+    for step, text in ((100, "tHe qing"), (200, "The king"), (300, "The king said")):
+        t._on_event({"type": "eval", "step": step, "val_loss": 3.0 - step / 100, "val_ppl": 9.0, "sample": text})
+    shown = t.sample.toPlainText()
+    assert shown.index("step 300") < shown.index("step 200") < shown.index("step 100")
+    assert "The king said" in shown and "tHe qing" in shown
+    assert t.sample.textCursor().position() == 0  # the newest in view

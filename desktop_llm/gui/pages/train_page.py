@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -167,7 +168,7 @@ class TrainPage(QWidget):
         ll.addWidget(self.progress)
         ll.addWidget(self.figures)
         ll.addWidget(self.status)
-        ll.addWidget(label("Sample"))
+        ll.addWidget(label("Samples: the newest first; scroll down for earlier evaluations", "hint"))
         ll.addWidget(self.sample, 1)
         self.sample.setMinimumHeight(4 * self.sample.fontMetrics().lineSpacing())
         # The settings scroll where a screen is too short for them (a classifier's options, 1366x768),
@@ -373,12 +374,28 @@ class TrainPage(QWidget):
         run = self.session.store.create(cfg)
         self.launch(run.id, fresh=True)
 
+    def _add_sample(self, e) -> None:
+        """An evaluation's sample above the earlier ones: what the model writes at each step, to
+        read how it learned (the newest in view, the rest a scroll away)."""
+        figure = (f"accuracy {e.val_accuracy:.1%}" + (f" · macro-F1 {e.val_macro_f1:.3f}" if e.val_macro_f1
+                                                       is not None else "")
+                  if e.classes is not None else f"perplexity {e.val_ppl:.2f}")
+        earlier = self.sample.toPlainText()
+        entry = f"── step {e.step:,} · validation loss {e.val_loss:.3f} · {figure}\n{e.sample.rstrip()}"
+        self.sample.setPlainText(entry + (f"\n\n{earlier}" if earlier else ""))
+        self.sample.moveCursor(QTextCursor.Start)
+
     def resume_run(self, run_id: str) -> None:
         """Continue a stopped or interrupted run (from the Runs page)."""
         run = self.session.store.get(run_id)
         self.plots.clear()
-        self.plots.show_history(run_id, run.config.name or run_id, run.metrics(),
+        metrics = run.metrics()
+        self.plots.show_history(run_id, run.config.name or run_id, metrics,
                                 vocabulary=run.status().get("vocabulary_size") or 0)
+        self.sample.clear()
+        for m in metrics:  # the samples of its earlier evaluations, as if it had trained here
+            if m.get("type") == ev.Eval.TYPE:
+                self._add_sample(ev.parse(m))
         self.launch(run_id, fresh=False)
 
     def launch(self, run_id: str, fresh: bool) -> None:
@@ -458,10 +475,7 @@ class TrainPage(QWidget):
                                  f"{e.ms_per_step:.1f} ms/step")
             self._message("Training…")
         elif isinstance(e, ev.Eval):
-            figure = (f"accuracy {e.val_accuracy:.1%}" + (f" · macro-F1 {e.val_macro_f1:.3f}" if e.val_macro_f1
-                                                           is not None else "")
-                      if e.classes is not None else f"perplexity {e.val_ppl:.2f}")
-            self.sample.setPlainText(f"step {e.step} · validation loss {e.val_loss:.3f} · {figure}\n\n{e.sample}")
+            self._add_sample(e)
         elif isinstance(e, ev.Phase):
             p = e.progress
             self._message(e.message + (f" {100 * p:.0f}%" if p is not None else "") + "…")
