@@ -158,6 +158,20 @@ class Generator:
         out[0, : len(ids)] = ids
         return out
 
+    def next_tokens(self, prompt: str, k: int = 10) -> list[tuple[str, float]]:
+        """The k likeliest next tokens after `prompt` (its last `length` tokens), with their
+        probabilities at temperature 1: what the model believes before any sampler reshapes it.
+        Placeholders (<unk>, padding) are left out, as sampling never picks them."""
+        ids = self.prompt_ids(prompt)[-self.length:]
+        logits = np.asarray(self._full_fn(self._padded(ids), len(ids)), np.float64)[: self.vocabulary_size]
+        for i in getattr(self.tokenizer, "placeholder_ids", []):
+            if 0 <= i < len(logits):
+                logits[i] = -np.inf
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        best = np.argsort(-p)[: max(1, k)]
+        return [(self.tokenizer.token_text(int(i)), float(p[i])) for i in best]
+
     def prompt_ids(self, prompt: str) -> list[int]:
         ids = self.tokenizer.encode(prompt) if prompt else []
         if not ids:

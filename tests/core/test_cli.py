@@ -65,6 +65,11 @@ def test_runs_eval_generate_attention(trained):
     tokens = [e for e in out if e["type"] == "token"]
     assert len(tokens) == 15 and out[-1]["type"] == "done"
     assert out[-1]["text"] == "".join(t["text"] for t in tokens)
+    top = json.loads(cli("generate", "--prompt", "ROMEO:", "--next-tokens", "5", "--json", home=home).stdout)
+    probs = [t["p"] for t in top["tokens"]]
+    assert top["type"] == "next_tokens" and len(probs) == 5 and probs == sorted(probs, reverse=True)
+    table = cli("generate", "--prompt", "ROMEO:", "--next-tokens", "3", home=home).stdout.splitlines()
+    assert [line.split()[0] for line in table] == [repr(t["text"]).split()[0] for t in top["tokens"][:3]]
     att = json.loads(cli("attention", "--text", "To be or", "--json", home=home).stdout)
     assert att["shape"] == [2, 2, 8, 8]
     cross = cli("attention", "--text", "To be or", "--kind", "cross", home=home, check=False)  # once ignored

@@ -150,3 +150,23 @@ def test_new_sampler_settings_neither_warn_of_retracing_nor_pile_up(char_model):
     latest = (0.5 + 0.1 * (generation.SETTINGS_KEPT + 1), min(SamplingConfig().top_k, tok.vocabulary_size),
               SamplingConfig().top_p)
     assert next(reversed(gen._sampled)) == latest
+
+
+def test_next_tokens_are_the_models_own_distribution(char_model):
+    """The top-k next tokens a learner reads: the softmax of the model's last logits, best first."""
+    model, tok = char_model
+    gen = Generator(model, tok, jit_compile=False)
+    top = gen.next_tokens("To be", k=5)
+    assert len(top) == 5 and [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+    ids = tok.encode("To be")
+    x = np.zeros((1, model.backbone.max_sequence_length), np.int32)
+    x[0, : len(ids)] = ids
+    logits = np.asarray(model(x), np.float64)[0, len(ids) - 1]
+    for i in getattr(tok, "placeholder_ids", []):
+        logits[i] = -np.inf
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    best = np.argsort(-p)[:5]
+    assert [t for t, _ in top] == [tok.token_text(int(i)) for i in best]
+    np.testing.assert_allclose([q for _, q in top], p[best], rtol=1e-5)
+    assert sum(q for _, q in gen.next_tokens("To be", k=tok.vocabulary_size)) == pytest.approx(1.0, abs=1e-6)

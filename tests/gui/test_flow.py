@@ -146,6 +146,12 @@ def test_full_flow(window, qtbot, shakespeare_small):
     qtbot.mouseClick(gp.generate_btn, Qt.LeftButton)
     wait_task(qtbot, gp)
     assert gp.plain_output() == first
+    # the model's own next-token distribution after the prompt, best first
+    qtbot.mouseClick(gp.next_btn, Qt.LeftButton)
+    wait_task(qtbot, gp)
+    probs = [p for _, p in gp.next_tokens]
+    assert len(probs) == 10 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert "likeliest next tokens" in gp.status.text() and f"{probs[0]:.1%}" in gp.output.toPlainText()
     # chat keeps a history
     gp.tabs.setCurrentIndex(1)
     gp.chat_input.setText("Good morrow")

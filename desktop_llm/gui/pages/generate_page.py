@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from desktop_llm.core.config import DEFAULT_FAMILY
 from desktop_llm.core.generation import SamplingConfig
-from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_role
+from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_role, visible_token
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
 
@@ -109,6 +109,11 @@ class GeneratePage(QWidget):
         self.generate_btn.setShortcut("Ctrl+Return")
         self.generate_btn.setToolTip("Generate (Ctrl+Enter)")
         self.generate_btn.clicked.connect(self.generate)
+        self.next_btn = QPushButton("Next token?")
+        self.next_btn.setToolTip("The model's 10 likeliest next tokens after the prompt, with their "
+                                 "probabilities (before temperature, top-k or top-p reshape them)")
+        self.next_btn.clicked.connect(self.show_next_tokens)
+        self.next_tokens: list[tuple[str, float]] = []
         complete = QWidget()
         cl = QVBoxLayout(complete)
         cl.addWidget(self.prompt)
@@ -158,6 +163,7 @@ class GeneratePage(QWidget):
         self.status = label("", "hint")
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_btn)
+        buttons.addWidget(self.next_btn)
         buttons.addWidget(self.stop_btn)
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -242,6 +248,35 @@ class GeneratePage(QWidget):
         self._end(f"{len(result.tokens)} tokens in {result.seconds:.2f} s · {result.tokens_per_second:,.0f} tokens/s · "
                   f"first token after {1000 * result.first_token_seconds:.0f} ms · {why}")
 
+    def show_next_tokens(self) -> None:
+        """What the model believes comes next: a learner's view of the distribution it samples from."""
+        if self.tabs.currentIndex() != 0:
+            self.tabs.setCurrentIndex(0)
+        if self.busy or not self._check_run():
+            return
+        run_id, which, prompt = self.picker.run_id, self.picker.checkpoint, self.prompt.toPlainText()
+
+        def work(report, cancelled, emit):
+            report(0.0, "Loading the model…")
+            gen = self.session.generator(run_id, which)
+            report(0.5, "Reading the prompt…")
+            return gen.next_tokens(prompt, k=10)
+
+        self.output.reset(f"<b style='white-space:pre-wrap'>{html.escape(prompt).replace(chr(10), '<br>')}</b>")
+        self._begin(work, self._on_next_tokens, target="output")
+
+    def _on_next_tokens(self, top: list[tuple[str, float]]) -> None:
+        self.next_tokens = top
+        most = max((p for _, p in top), default=1.0) or 1.0  # bars relative to the likeliest token
+        rows = "".join(
+            f"<tr><td style='padding-right:14px'><code>{html.escape(visible_token(t))}</code></td>"
+            f"<td align='right' style='padding-right:10px'>{p:.1%}</td>"
+            f"<td><span style='color:{prob_color(p).name()}'>{'█' * max(1, round(30 * p / most))}</span></td></tr>"
+            for t, p in top)
+        self.output.append_html(f"<br><br>Next token, as the model sees it:<table>{rows}</table>")
+        self._end(f"The {len(top)} likeliest next tokens ({sum(p for _, p in top):.0%} of the probability); "
+                  "Generate samples from this distribution.")
+
     # ------------------------------------------------------------------ chat
     def send_chat(self) -> None:
         message = self.chat_input.text().strip()
@@ -304,6 +339,7 @@ class GeneratePage(QWidget):
             self.tabs.setCurrentIndex(0 if writes or not own else own[0])
             self.left_pane.setVisible(writes)  # sampling settings belong to generation
             self.generate_btn.setVisible(writes and self.tabs.currentIndex() == 0)
+            self.next_btn.setVisible(self.generate_btn.isVisibleTo(self))
             self._show_header()
         if run is not None and ui.TABS:
             sample = get_family(family).sample_text(run.config)  # its own language, not Shakespeare
@@ -331,6 +367,7 @@ class GeneratePage(QWidget):
         self._pending.clear()
         self.tokens_out = 0
         self.generate_btn.setEnabled(False)
+        self.next_btn.setEnabled(False)
         self.send_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
         tab = self._target_tab
@@ -364,6 +401,7 @@ class GeneratePage(QWidget):
         self._statuses[self._tab] = (self.status.text(), self.status.property("role") or "hint")
         self._tab = index
         self.generate_btn.setVisible(index == 0 and self.left_pane.isVisibleTo(self))
+        self.next_btn.setVisible(self.generate_btn.isVisibleTo(self))
         if hasattr(self, "header"):  # (tabs are added before the header exists)
             self._show_header()
         text, role = self._statuses.get(index, ("", "hint"))
@@ -391,6 +429,7 @@ class GeneratePage(QWidget):
     def _end(self, message: str) -> None:
         self._paint_timer.stop()
         self.generate_btn.setEnabled(True)
+        self.next_btn.setEnabled(True)
         self.send_btn.setEnabled(True)
         self.stop_btn.setEnabled(False)
         self._say(message, tab=self._target_tab)
@@ -403,6 +442,13 @@ class GeneratePage(QWidget):
         if not self.picker.run_id:
             set_role(self.status, "error")
             self.status.setText("Train a run first: there is no checkpoint to generate from.")
+            return False
+        from desktop_llm.core.models import get_family
+
+        family = self.session.store.get(self.picker.run_id).config.family
+        if not get_family(family).writes_text:  # its tabs are the family's own (Fill mask, Classify…)
+            set_role(self.status, "error")
+            self.status.setText(f"A {family.replace('_', ' ')} run does not write text: choose a GPT run.")
             return False
         return True
 

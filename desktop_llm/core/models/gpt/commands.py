@@ -58,8 +58,22 @@ def add_parser(sub, kit) -> None:
         from desktop_llm.core.generation import Generator
 
         cfg = sampling(args)
+        if args.next_tokens is not None and args.next_tokens < 1:
+            raise UsageError(f"--next-tokens must be at least 1 (got {args.next_tokens})")
         run, model, tok, _ = kit.load_run(args)
         gen = Generator(model, tok)
+        if args.next_tokens:  # the distribution the sampler draws from, not a sample of it
+            top = gen.next_tokens(args.prompt, args.next_tokens)
+            if args.json:
+                kit.out({"type": "next_tokens", "run": run.id, "prompt": args.prompt,
+                         "tokens": [{"text": t, "p": p} for t, p in top]})
+            else:
+                width = max(len(repr(t)) for t, _ in top)
+                for t, p in top:
+                    print(f"{repr(t):<{width}}  {p:7.2%}  {'█' * max(1, round(30 * p / top[0][1]))}")
+                print(f"[run {run.id}: the {len(top)} likeliest next tokens after the prompt, "
+                      f"{sum(p for _, p in top):.0%} of the probability]", file=sys.stderr)
+            return 0
         if args.json:
             result = gen.generate(args.prompt, cfg, on_token=lambda t: kit.out(
                 {"type": "token", "id": t.id, "text": t.text, "p": t.probability}))
@@ -125,6 +139,9 @@ def add_parser(sub, kit) -> None:
     ge.add_argument("--prompt", default="", help="the text to continue (default: none)")
     sampling_args(ge)
     ge.add_argument("--json", action="store_true", help="stream tokens as JSON lines")
+    ge.add_argument("--next-tokens", type=int, metavar="K",
+                    help="instead of generating: the K likeliest next tokens after the prompt, with the "
+                         "model's probabilities")
     ge.set_defaults(func=cmd_generate)
 
     ch = sub.add_parser("chat", help="chat with a model in the terminal")
