@@ -70,7 +70,7 @@ def add_parser(sub, kit) -> None:
             else:
                 width = max(len(repr(t)) for t, _ in top)
                 for t, p in top:
-                    print(f"{repr(t):<{width}}  {p:7.2%}  {'█' * max(1, round(30 * p / top[0][1]))}")
+                    print(f"{t!r:<{width}}  {p:7.2%}  {'█' * max(1, round(30 * p / top[0][1]))}")
                 print(f"[run {run.id}: the {len(top)} likeliest next tokens after the prompt, "
                       f"{sum(p for _, p in top):.0%} of the probability]", file=sys.stderr)
             return 0
