@@ -274,6 +274,7 @@ class Estimate:
     flops_per_token: int  # training: 6N + 12·L·T·d (forward + backward), as in the PaLM paper
     weights_bytes: int
     training_bytes: int  # weights + gradients + AdamW moments + activations for one batch
+    split: dict = dataclasses.field(default_factory=dict)  # parameters by part: embeddings, attention, ...
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -290,8 +291,22 @@ def count_parameters(m: ModelConfig) -> int:
     return total
 
 
+def parameter_split(m: ModelConfig, total: int, attention: int | None = None, feed_forward: int | None = None,
+                    embeddings: int | None = None) -> dict[str, int]:
+    """Where a model's parameters are: token (and position) embeddings, attention, feed-forward,
+    and the rest (LayerNorms, heads), by default for L blocks of one attention and one MLP (a GPT,
+    BERT). A learner's first surprise: at small widths the embeddings outweigh the blocks."""
+    d, f, L, V, T = m.hidden_dim, m.intermediate_dim, m.num_layers, max(1, m.vocabulary_size), m.sequence_length
+    if embeddings is None:
+        embeddings = V * d * (1 if m.tie_embeddings else 2) + (T * d if m.position_embedding == "learned" else 0)
+    attention = L * (4 * d * d + 4 * d) if attention is None else attention
+    feed_forward = L * (2 * d * f + f + d) if feed_forward is None else feed_forward
+    return {"embeddings": embeddings, "attention": attention, "feed-forward": feed_forward,
+            "other": max(0, total - embeddings - attention - feed_forward)}
+
+
 def estimate(m: ModelConfig, batch_size: int = 12, bytes_per_value: int = 4, parameters: int | None = None,
-             attention_layers: float | None = None) -> Estimate:
+             attention_layers: float | None = None, split: dict | None = None) -> Estimate:
     """Parameters, FLOPs per token and memory, computed from the shape alone (no TensorFlow).
 
     The defaults are a GPT's (`count_parameters`, one attention over the context per block); a
@@ -309,6 +324,7 @@ def estimate(m: ModelConfig, batch_size: int = 12, bytes_per_value: int = 4, par
         flops_per_token=flops,
         weights_bytes=n * bytes_per_value,
         training_bytes=4 * n * bytes_per_value + acts * bytes_per_value,
+        split=split or parameter_split(m, n),
     )
 
 

@@ -126,3 +126,15 @@ def test_a_family_default_training_and_base_rules_come_from_the_family():
         if not family.starts_from_base:
             with pytest.raises(Exception, match="does not start from another run"):
                 family.on_base(replace(RunConfig(), family=family.name), "/nowhere")
+
+
+def test_the_parameter_split_adds_up_to_the_real_count():
+    """The Model page's split (embeddings, attention, feed-forward, other) of every family's model:
+    its parts sum to the built model's own count, and each part is what its layers hold."""
+    m = ModelConfig(vocabulary_size=61, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=40,
+                    sequence_length=12, dropout=0.0)
+    for fam in families():
+        e = fam.estimate(m)
+        assert sum(e.split.values()) == e.parameters, fam.name
+        assert e.split["feed-forward"] % (2 * 16 * 40 + 40 + 16) == 0 and e.split["attention"] % (4 * 16 * 16 + 4 * 16) == 0
+        assert e.split["embeddings"] >= 61 * 16 and e.split["other"] >= 0

@@ -671,3 +671,15 @@ def test_the_train_page_keeps_every_evaluations_sample_newest_first(window):
     assert shown.index("step 300") < shown.index("step 200") < shown.index("step 100")
     assert "The king said" in shown and "tHe qing" in shown
     assert t.sample.textCursor().position() == 0  # the newest in view
+
+
+def test_the_model_page_shows_where_the_parameters_are(window):
+    from desktop_llm.core.models import get_family
+
+    m = window.model_page
+    m.width.setValue(64)
+    split = m.figures["split"].text()
+    parts = dict(p.rsplit(" ", 1) for p in split.split(" · "))
+    assert set(parts) <= {"embeddings", "attention", "feed-forward", "other"} and "feed-forward" in parts
+    e = get_family(window.session.family).estimate(m.config())
+    assert parts["attention"] == f"{e.split['attention'] / e.parameters:.0%}" and parts["other"] == "<1%"

@@ -22,6 +22,11 @@ from desktop_llm.gui import device_choice
 from desktop_llm.gui.widgets import header, label
 
 
+def share(x: float) -> str:
+    """A part of a whole as a rounded percentage, "<1%" for a small part that is not nothing."""
+    return "<1%" if 0 < x < 0.005 else f"{x:.0%}"
+
+
 class ModelPage(QWidget):
     def __init__(self, session, parent=None):
         super().__init__(parent)
@@ -71,10 +76,15 @@ class ModelPage(QWidget):
 
         est = QGroupBox("Estimates")
         ef = QFormLayout(est)
-        self.figures = {k: label("–", "figure") for k in ("vocab", "params", "flops", "weights", "memory", "time",
-                                                           "device")}
+        self.figures = {k: label("–", "figure") for k in ("vocab", "params", "split", "flops", "weights", "memory",
+                                                           "time", "device")}
+        self.figures["split"].setWordWrap(True)
+        self.figures["split"].setToolTip("Where the parameters are: the token and position embeddings, the "
+                                         "attention layers, the feed-forward layers, and the rest (LayerNorms, "
+                                         "heads)")
         ef.addRow("Vocabulary", self.figures["vocab"])
         ef.addRow("Parameters", self.figures["params"])
+        ef.addRow("Of which", self.figures["split"])
         ef.addRow("FLOPs per token (training)", self.figures["flops"])
         ef.addRow("Weights", self.figures["weights"])
         ef.addRow("Batch size (for these estimates)", self.batch)
@@ -216,6 +226,7 @@ class ModelPage(QWidget):
         F = self.figures
         F["vocab"].setText(f"{m.vocabulary_size:,}" if m.vocabulary_size else "train a tokenizer first")
         F["params"].setText(f"{human_count(e.parameters)} ({e.parameters:,})")
+        F["split"].setText(" · ".join(f"{part} {share(n / max(1, e.parameters))}" for part, n in e.split.items() if n))
         F["flops"].setText(f"{human_count(e.flops_per_token)}")
         F["weights"].setText(human_bytes(e.weights_bytes))
         F["memory"].setText("~" + human_bytes(e.training_bytes))

@@ -45,7 +45,7 @@ class Translator(Family):
         """keras-hub's BART: one token embedding shared by encoder, decoder and output; positions for
         each side; L encoder blocks and L decoder blocks with cross-attention (three attentions over
         the context per block pair)."""
-        from desktop_llm.core.config import estimate
+        from desktop_llm.core.config import estimate, parameter_split
 
         d, f, L, T = mcfg.hidden_dim, mcfg.intermediate_dim, mcfg.num_layers, mcfg.sequence_length
         V = max(1, mcfg.vocabulary_size)
@@ -53,7 +53,9 @@ class Translator(Family):
         block = attention + (2 * d * f + f + d) + 4 * d  # attention, MLP, two LayerNorms
         cross = attention + 2 * d  # and its LayerNorm
         n = V * d + 2 * T * d + 2 * 2 * d + L * block + L * (block + cross)
-        return estimate(mcfg, batch_size, parameters=n, attention_layers=3 * L)
+        split = parameter_split(mcfg, n, attention=3 * L * attention, feed_forward=2 * L * (2 * d * f + f + d),
+                                embeddings=V * d + 2 * T * d)
+        return estimate(mcfg, batch_size, parameters=n, attention_layers=3 * L, split=split)
 
     def sample_text(self, cfg) -> str | None:
         """The first source sentence (a pair file read as plain text would give both sides)."""
