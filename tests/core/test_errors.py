@@ -46,3 +46,15 @@ def test_one_out_of_memory_rule_for_trainer_and_commands(tmp_path):
         gc.enable()
     assert st["exit_now"] and st["status"] == "failed" and st["message"].startswith("Out of memory")
     assert events[-1]["type"] == "failed" and "smaller" in events[-1]["suggestion"]
+
+
+def test_a_run_that_learned_little_says_so():
+    """Loss 4.1 after 50 steps reads as a number; beside ln(65) = 4.17 it reads as "almost nothing"."""
+    import math
+
+    from desktop_llm.core.training.advice import learned_little
+
+    note = learned_little(4.1, 65, 50)
+    assert note and "After 50 steps" in note and "ln 65 = 4.17" in note and "Train longer" in note
+    assert learned_little(0.9 * math.log(65) - 1e-9, 65, 50) is None  # well below guessing: it learned
+    assert learned_little(None, 65, 50) is None and learned_little(float("nan"), 65, 5) is None

@@ -683,3 +683,15 @@ def test_the_model_page_shows_where_the_parameters_are(window):
     assert set(parts) <= {"embeddings", "attention", "feed-forward", "other"} and "feed-forward" in parts
     e = get_family(window.session.family).estimate(m.config())
     assert parts["attention"] == f"{e.split['attention'] / e.parameters:.0%}" and parts["other"] == "<1%"
+
+
+def test_a_run_that_learned_little_keeps_saying_so_when_it_ends(window):
+    t = window.train_page
+    run = _make_run(window.session.store, "r", step=0, status="running")
+    t.run_id = run.id
+    t._on_event({"type": "eval", "step": 20, "val_loss": 4.1, "val_ppl": 60.0, "sample": "x"})
+    t._on_event({"type": "warning", "message": "After 20 steps the best validation loss (4.10) is still close "
+                                               "to guessing uniformly"})
+    t._on_event({"type": "completed", "step": 20, "best_val_loss": 4.1, "elapsed": 3})
+    assert t.status.text().startswith("Finished: best validation loss 4.100. After 20 steps")
+    assert t.status.property("role") == "error"

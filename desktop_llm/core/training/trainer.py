@@ -23,6 +23,7 @@ from desktop_llm.core.checkpoints import CheckpointManager
 from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.corpus import CorpusError
 from desktop_llm.core.tokenizers import TokenizerError
+from desktop_llm.core.training.advice import learned_little
 from desktop_llm.core.training.context import TrainingContext, json_line, make_callback
 from desktop_llm.core.training.control import Control
 from desktop_llm.core.training.failures import (
@@ -252,6 +253,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     _export(run, manager, model, emit)
     st = run.write_status(status="completed", step=ctx.step, duration=ctx.elapsed,
                           best_val_loss=ctx.best, message="")
+    if chief and family.loss_over_tokens and (note := learned_little(ctx.best, tok.vocabulary_size, ctx.step)):
+        emit(ev.Warning(message=note).to_dict())
     done = ev.Completed(step=ctx.step, best_val_loss=ctx.best, elapsed=ctx.elapsed)
     if dist.workers > 1:
         from desktop_llm.core.replicated_loop import weights_digest

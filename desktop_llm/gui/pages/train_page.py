@@ -193,6 +193,7 @@ class TrainPage(QWidget):
         self._redraw.setInterval(100)  # throttle plot updates to ~10 Hz
         self._redraw.timeout.connect(self._flush)
         self._pending = False
+        self._warned = ""  # the last warning of the run, kept in view when it completes
         self._set_running(False)
         session.corpus_changed.connect(self._check_tokenizer)
         session.tokenizer_changed.connect(self._check_tokenizer)
@@ -476,6 +477,7 @@ class TrainPage(QWidget):
             self._message("Training…")
         elif isinstance(e, ev.Eval):
             self._add_sample(e)
+            self._warned = ""
         elif isinstance(e, ev.Phase):
             p = e.progress
             self._message(e.message + (f" {100 * p:.0f}%" if p is not None else "") + "…")
@@ -490,6 +492,7 @@ class TrainPage(QWidget):
             self._message(f"Paused at step {e.step}.")
         elif isinstance(e, ev.Warning):
             self._message(e.message, error=True)
+            self._warned = e.message
         elif isinstance(e, ev.Failed):
             self._progress_note("failed")
             self._message(f"{e.message} {e.suggestion}", error=True)
@@ -497,7 +500,10 @@ class TrainPage(QWidget):
             self.progress.setValue(100)
             self._progress_note("completed")
             best = e.best_val_loss if e.best_val_loss is not None else float("nan")
-            self._message(f"Finished: best validation loss {best:.3f}.")
+            # a warning just before the end (it learned little) stays in view with the result
+            warned = self._warned
+            self._message(f"Finished: best validation loss {best:.3f}." + (f" {warned}" if warned else ""),
+                          error=bool(warned))
         elif isinstance(e, ev.Stopped):
             self._progress_note("stopped")
             self._message(f"Stopped at step {e.step}. Resume it from the Runs page.")
