@@ -28,6 +28,12 @@ def test_pairs_from_tsv_and_jsonl(tmp_path):
     assert read_pairs([tmp_path / "p.jsonl"], "zh", "en")[0] == ("你好。", "Hello.")
     with pytest.raises(CorpusError, match="no field 'de'"):
         read_pairs([tmp_path / "p.jsonl"], "en", "de")
+    # a list or an object is not a sentence (it became "['你', '好']" and was learned as one)
+    (tmp_path / "l.jsonl").write_text(json.dumps({"en": "Hello.", "zh": ["你", "好"]}, ensure_ascii=False), "utf-8")
+    with pytest.raises(CorpusError, match=r"l.jsonl:1: field 'zh' holds a list, not a sentence"):
+        read_pairs([tmp_path / "l.jsonl"])
+    (tmp_path / "n.jsonl").write_text(json.dumps({"en": "Two.", "zh": 2}) + "\n" + json.dumps({"en": "Three.", "zh": 3}))
+    assert read_pairs([tmp_path / "n.jsonl"]) == [("Two.", "2"), ("Three.", "3")]  # numbers are text
 
 
 def test_a_line_without_a_tab_is_named(tmp_path):

@@ -61,14 +61,24 @@ def _json_pair(line: str, source_field, target_field, where: str) -> tuple[str, 
         if source_field not in obj or target_field not in obj:
             raise CorpusError(f"{where}: no field '{source_field if source_field not in obj else target_field}' "
                               f"(fields: {', '.join(list(obj)[:12])}).")
-        return str(obj[source_field]).strip(), str(obj[target_field]).strip()
+        return _text(obj, source_field, where), _text(obj, target_field, where)
     for a, b in PAIR_NAMES:
         if a in obj and b in obj:
-            return str(obj[a]).strip(), str(obj[b]).strip()
+            return _text(obj, a, where), _text(obj, b, where)
     strings = [v for v in obj.values() if isinstance(v, str)]
     if len(strings) < 2:
         raise CorpusError(f"{where}: fewer than two text fields; name them with --column and --target-column.")
     return strings[0].strip(), strings[1].strip()
+
+
+def _text(obj: dict, field: str, where: str) -> str:
+    """A field's text: a string or a number; a list or an object would become its Python
+    spelling ("['a', 'b']") and be learned as a sentence."""
+    value = obj[field]
+    if isinstance(value, (list, dict)) or value is None:
+        kind = "nothing" if value is None else "a list" if isinstance(value, list) else "an object"
+        raise CorpusError(f"{where}: field '{field}' holds {kind}, not a sentence.")
+    return str(value).strip()
 
 
 def special_ids(vocabulary: int) -> tuple[int, int]:
