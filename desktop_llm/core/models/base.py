@@ -29,10 +29,6 @@ class Family:
         """Ids the model embeds: the tokenizer's, plus any special ids the family adds."""
         return tokenizer_vocabulary
 
-    def targets_per_window(self, T: int) -> int:
-        """Predicted positions per training window (the loss is their mean)."""
-        return T
-
     def tokenizer_texts(self, cfg):
         """The text a new tokenizer learns from (None: the corpus as the data page reads it)."""
         return None  # noqa: RET501 - None is the answer here, not a procedure's end

@@ -219,8 +219,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                 from desktop_llm.core.replicated_loop import fit_replicated
 
                 fit_replicated(ctx, model, optimizer, dist, ds, val_ds, begin, end, k,
-                               validation_every, t.jit_compile and dist.xla_ok,
-                               t.batch_size * family.targets_per_window(T))
+                               validation_every, t.jit_compile and dist.xla_ok)
             else:
                 fuse_train_steps(model, k)
                 model.fit(batch_steps(ds, k), epochs=end // k, steps_per_epoch=1, initial_epoch=begin // k,

@@ -180,9 +180,6 @@ class Classifier(Family):
     def model_vocabulary(self, tokenizer_vocabulary: int, cfg: RunConfig | None = None) -> int:
         return tokenizer_vocabulary + (len(SPECIALS) if cfg is None or self.uses_specials(cfg) else 0)
 
-    def targets_per_window(self, T: int) -> int:
-        return 1
-
     # --- data -----------------------------------------------------------------------------
     def tokenizer_source(self, cfg: RunConfig) -> str | None:
         """A fine-tune reads text as its base did: the base run's tokenizer."""

@@ -64,9 +64,6 @@ class MaskedLM(Family):
     def model_vocabulary(self, tokenizer_vocabulary: int, cfg=None) -> int:
         return tokenizer_vocabulary + len(SPECIALS)
 
-    def targets_per_window(self, T: int) -> int:
-        return n_selected(T)
-
     def build(self, mcfg, seed=None):
         import keras
         import keras_hub
