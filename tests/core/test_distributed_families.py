@@ -26,8 +26,7 @@ def _train(home, family, devices):
                         family.name, *TINY, "--devices", devices, "--json"],
                        capture_output=True, text=True, env=env, timeout=600, check=False)
     assert p.returncode == 0, f"{family.name} on {devices}: {p.stderr[-2000:]}"
-    events = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
-    return events
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
 
 
 @pytest.mark.parametrize("family", [f for f in families() if f.writes_text is False], ids=lambda f: f.name)
