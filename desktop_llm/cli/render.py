@@ -36,15 +36,22 @@ def format_event(d: dict, run: str | None = None) -> str | None:
         line = f"  eval at {e.step}: val loss {e.val_loss:.4f}"
         if e.classes is None:  # a classifier's loss is over its classes: no perplexity of text
             line += f"  perplexity {e.val_ppl:.2f}"
+        if e.val_bits_per_byte is not None:
+            line += f"  {e.val_bits_per_byte:.3f} bits/byte"
         if e.val_accuracy is not None:
             line += f"  accuracy {e.val_accuracy:.1%}"
         if e.val_macro_f1 is not None:
             line += f"  macro-F1 {e.val_macro_f1:.3f}"
         if e.val_bleu is not None:
-            line += f"  BLEU {e.val_bleu:.1f}  exact {e.val_exact_match:.1%}"
+            line += f"  BLEU {e.val_bleu:.1f}" + (f"  chrF {e.val_chrf:.1f}" if e.val_chrf is not None else "")
+            line += f"  exact {e.val_exact_match:.1%}"
         if e.sample:
             line += "\n  sample: " + e.sample.replace("\n", "\n          ")[:600]
         return line
+    if isinstance(e, ev.Baselines):
+        from desktop_llm.core.baselines import describe
+
+        return f"[baselines] to beat, on the validation split: {describe(e.figures)}" if e.figures else None
     if isinstance(e, ev.Start):
         return (f"run {e.run}: {e.parameters:,} parameters, vocabulary {e.vocabulary_size}, "
                 f"{e.train_tokens:,} train / {e.val_tokens:,} val tokens, on {e.device} ({e.policy})")

@@ -123,6 +123,8 @@ class Eval(Event):
     classes: list | None = _opt()
     val_bleu: float | None = _opt()  # a translator: BLEU (sacrebleu) and exact match of greedy translations
     val_exact_match: float | None = _opt()
+    val_chrf: float | None = _opt()  # a translator: chrF (sacrebleu) of the same translations
+    val_bits_per_byte: float | None = _opt()  # a loss over tokens, per byte of text (core/baselines.py)
 
 
 @dataclass
@@ -176,6 +178,15 @@ class Exported(Event):
 
 
 @dataclass
+class Baselines(Event):
+    """What the model must beat, computed on its own split once its data is made: per baseline
+    its loss (in the model's own unit) and, where they apply, bits per byte and accuracy."""
+    TYPE = "baselines"
+    figures: dict = dataclasses.field(default_factory=dict)  # {"trigram": {"loss": …, "bits_per_byte": …}}
+    bytes_per_token: float | None = _opt()
+
+
+@dataclass
 class Warning(Event):
     TYPE = "warning"
     message: str = ""
@@ -200,7 +211,7 @@ class Other(Event):
 
 TYPES: dict[str, type[Event]] = {c.TYPE: c for c in (
     RunFolder, Phase, Data, Start, Step, Eval, Checkpoint, ResumedFrom, Paused, Resumed, Stopped, Completed,
-    Exported, Warning, Failed)}
+    Exported, Warning, Failed, Baselines)}
 
 
 def parse(d: dict) -> Event:

@@ -41,6 +41,7 @@ class Series:
         self.color = color
         self.vocabulary = 0  # what the loss chooses among: tokens (Start), or classes (Data)
         self.classes = 0
+        self.baselines: dict = {}  # name -> figures (a `baselines` event, or the run's status)
         self.steps, self.loss, self.lr, self.tps = [], [], [], []
         self.vsteps, self.vloss, self.vaccuracy = [], [], []
         self.plots = plots
@@ -59,7 +60,9 @@ class Series:
         """A typed event (`core.events`), or its dict as metrics.jsonl holds it."""
         if isinstance(e, dict):
             e = ev.parse(e)
-        if isinstance(e, ev.Start):
+        if isinstance(e, ev.Baselines):
+            self.baselines = e.figures or {}
+        elif isinstance(e, ev.Start):
             self.vocabulary = e.vocabulary_size
         elif isinstance(e, ev.Data) and e.classes:
             self.classes = len(e.classes)
@@ -82,6 +85,7 @@ class Series:
 
     def redraw(self) -> None:
         self.plots.show_uniform(self.choices)
+        self.plots.show_baselines(self.baselines, accuracy=bool(self.vaccuracy or self.classes))
         self.items["loss"].setData(self.steps, self.loss)
         self.items["val"].setData(self.vsteps, self.vloss)
         if self.vaccuracy:
@@ -135,6 +139,7 @@ class MetricsPlots(QWidget):
                                        labelOpts={"position": 0.98, "color": "#9a9a9a", "anchors": [(1, 0), (1, 0)]})
         self.uniform.hide()
         self.loss.addItem(self.uniform)  # in the view: where the loss starts, what it must get below
+        self.baseline_lines: list = []  # (plot, line) of the baselines shown
         self.loss.setMinimumHeight(128)
         self.ppl = plot("Validation perplexity", "perplexity")
         self.lr = plot("Learning rate", "lr")
@@ -183,6 +188,26 @@ class MetricsPlots(QWidget):
         self.uniform.label.setFormat(f"guessing uniformly among {choices:,}: ln {choices:,} = "
                                      f"{math.log(choices):.2f} nats, {math.log2(choices):.2f} bits")
 
+    def show_baselines(self, figures: dict, accuracy: bool = False) -> None:
+        """Dotted lines at the baselines the model must beat (core/baselines.py): their loss on the
+        loss plot, or, where the second plot shows accuracy (a classifier), their accuracy there.
+        One set: the runs compared are of one family and split."""
+        if self.baseline_lines or not figures:
+            return
+        dotted = pg.mkPen("#b08a3c", width=1, style=Qt.DotLine)
+        for name, f in figures.items():
+            value = 100 * f["accuracy"] if accuracy and f.get("accuracy") is not None else (
+                None if accuracy else f.get("loss"))
+            if value is None:
+                continue
+            plot = self.ppl if accuracy else self.loss
+            text = f"{name} {value:.1f}%" if accuracy else f"{name} {value:.2f}"
+            line = pg.InfiniteLine(angle=0, movable=False, pen=dotted, label=text,
+                                   labelOpts={"position": 0.02, "color": "#b08a3c", "anchors": [(0, 1), (0, 1)]})
+            plot.addItem(line)  # in the view: the curve is read against them
+            line.setValue(value)
+            self.baseline_lines.append((plot, line))
+
     def series_for(self, key: str, name: str | None = None) -> Series:
         self.pages.setCurrentIndex(1)
         if key not in self.series:
@@ -204,11 +229,13 @@ class MetricsPlots(QWidget):
         if redraw:
             s.redraw()
 
-    def show_history(self, key: str, name: str, metrics: list[dict], vocabulary: int = 0) -> None:
+    def show_history(self, key: str, name: str, metrics: list[dict], vocabulary: int = 0,
+                     baselines: dict | None = None) -> None:
         """A run's recorded events (metrics.jsonl keeps steps and evaluations; its vocabulary, for
-        the uniform-guess line, is in its status)."""
+        the uniform-guess line, and its baselines are in its status)."""
         s = self.series_for(key, name)
         s.vocabulary = vocabulary or s.vocabulary
+        s.baselines = baselines or s.baselines
         for m in metrics:
             s.add(m)
         s.redraw()
@@ -220,6 +247,9 @@ class MetricsPlots(QWidget):
         self._update_legend()
         self.show_accuracy(False)
         self.uniform.hide()
+        for plot, line in self.baseline_lines:
+            plot.removeItem(line)
+        self.baseline_lines.clear()
         if self.empty.text():
             self.pages.setCurrentIndex(0)
         # An empty plot keeps the range it had: the next run must not start in the old one's axes

@@ -40,6 +40,10 @@ def vocabulary_size(run, status: dict) -> int | None:
         return None
 
 
+def _last_eval(run) -> dict:
+    return next((m for m in reversed(run.metrics()) if m.get("type") == "eval"), {})
+
+
 def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
     """(label, text) rows: identity, status, device and speed, result, data, model, training."""
     from desktop_llm.core.models import get_family
@@ -62,8 +66,20 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
     family = get_family(cfg.family)
     best = info.get("best_val_loss")
     if best is not None:  # a perplexity where the loss is over tokens, not over a classifier's classes
-        ppl = f" (perplexity {math.exp(min(best, 50)):,.1f})" if family.loss_over_tokens else ""
+        from desktop_llm.core.baselines import bits_per_byte
+
+        bpb = bits_per_byte(best, (info.get("baselines") or {}).get("bytes_per_token"))
+        ppl = (f" (perplexity {math.exp(min(best, 50)):,.1f}" + (f", {bpb:.2f} bits/byte" if bpb else "") + ")"
+               if family.loss_over_tokens else "")
         rows.append(("best val", f"loss {best:.4f}{ppl}"))
+    found = (info.get("baselines") or {}).get("figures")
+    if found:  # what the model must beat, on the same split, and whether it does
+        from desktop_llm.core.baselines import describe, verdict
+
+        metric = family.baseline_metric
+        value = best if metric == "loss" else _last_eval(run).get(f"val_{metric}")
+        said = verdict(value, found, metric)
+        rows.append(("baselines", describe(found) + (f"; this model {said}" if said else "")))
     rows.append(("family", family.title or cfg.family))
     sources = list(cfg.data.paths) + ([f"{len(cfg.data.texts)} pasted text(s)"] if cfg.data.texts else [])
     rows.append(("corpus", ", ".join(sources) or "-"))

@@ -37,7 +37,41 @@ def trained(tmp_path_factory):
         result = train_run(run, emit=events.append, store=store)
         assert result["status"] == "completed", (family.name, result, events[-3:])
         runs[family.name] = run
+        run.events = events  # (for the tests below)
     return store, runs
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_every_family_measures_its_baselines_and_says_how_it_compares(trained, name):
+    """Issue 25: every figure beside the baseline it must beat, on the same split: a `baselines`
+    event, the run's status and card, the verdict on the family's own metric, and bits per byte
+    where the loss is over the text's tokens."""
+    import math
+
+    from desktop_llm.core.baselines import beaten
+    from desktop_llm.store.card import run_card
+
+    _store, runs = trained
+    run, family = runs[name], get_family(name)
+    announced = [e for e in run.events if e["type"] == "baselines"]
+    assert len(announced) == 1 and announced[0]["figures"], name
+    figures = announced[0]["figures"]
+    metric = family.baseline_metric
+    assert all(f.get(metric) is not None for f in figures.values()), (name, figures)
+    assert run.status()["baselines"]["figures"] == figures
+    assert (run.data_dir / "baselines.json").exists()  # made once: a resume reads it
+    card = dict(run_card(run))
+    assert card["baselines"].startswith(next(iter(figures))) and "this model" in card["baselines"]
+    evals = [e for e in run.events if e["type"] == "eval"]
+    per = announced[0].get("bytes_per_token")
+    if per:  # bits per byte of the model, from the same arithmetic as the baselines'
+        assert evals[-1]["val_bits_per_byte"] == pytest.approx(evals[-1]["val_loss"] / math.log(2) / per)
+    value = run.status()["best_val_loss"] if metric == "loss" else evals[-1][f"val_{metric}"]
+    _, losses = beaten(value, figures, metric)
+    said = [e["message"] for e in run.events if e["type"] == "warning" and "does not beat" in e["message"]]
+    loses_to_uniform = family.loss_over_tokens and any("close to guessing" in e.get("message", "")
+                                                       for e in run.events if e["type"] == "warning")
+    assert bool(said) == (bool(losses) and not loses_to_uniform), (name, value, figures, said)
 
 
 def test_the_registry_lists_every_family_once_with_its_interface():

@@ -11,6 +11,7 @@ from collections import deque
 
 from desktop_llm.core import atomic
 from desktop_llm.core import events as ev
+from desktop_llm.core.baselines import bits_per_byte
 from desktop_llm.core.training.failures import TrainingFailed, first_line
 from desktop_llm.core.training.schedule import learning_rate_schedule
 
@@ -61,6 +62,8 @@ class TrainingContext:
         self.writes = True  # False on the non-chief workers of a multi-machine run
         self.tensorboard = None  # the chief's core.tensorboard_log.TensorBoardLog (set in _train)
         self.save_error = ""
+        self.baselines: dict | None = None  # the family's baselines on this split (trainer._baselines)
+        self.last_eval: dict = {}  # the last evaluation's event, for the verdict at the end
         self.stopped = False
         self.generator = None
         self.lr_at = _learning_rate_at(cfg)
@@ -162,9 +165,14 @@ class TrainingContext:
                 extra.update(get_family(self.cfg.family).eval_extras(self))
             except Exception as e:  # noqa: BLE001 - extra figures are a nicety: never end a run
                 extra["extras_error"] = first_line(e)
-            self.record(ev.parse({**ev.Eval(step=self.step, val_loss=val, val_ppl=math.exp(min(val, 50)),
-                                            best_val_loss=self.best, sample=sample, elapsed=self.elapsed).to_dict(),
-                                  **extra}).to_dict())  # the family's figures: typed where Eval names them
+            per = (self.baselines or {}).get("bytes_per_token")
+            if per:  # a loss over the text's tokens: per byte too, comparable across tokenizers
+                extra["val_bits_per_byte"] = bits_per_byte(val, per)
+            self.last_eval = ev.parse({**ev.Eval(step=self.step, val_loss=val, val_ppl=math.exp(min(val, 50)),
+                                                 best_val_loss=self.best, sample=sample,
+                                                 elapsed=self.elapsed).to_dict(),
+                                       **extra}).to_dict()  # the family's figures: typed where Eval names them
+            self.record(self.last_eval)
             if self.step % t.checkpoint_every == 0 or improved:
                 self.save(val, best=improved)
             self.eval_times.append(time.perf_counter() - t0)

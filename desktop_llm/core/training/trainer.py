@@ -10,6 +10,7 @@ events (core/events.py), validates, writes checkpoints and obeys pause/stop requ
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import tempfile
@@ -177,10 +178,12 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
 
     devs = device.devices()
     where = device.describe(devs) + (f", {dist.describe()}" if dist.distributed else "")
+    found = _baselines(run, family, data, tok, emit) if chief else None
     if chief:
         run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
                          device=where, policy=policy, replicas=dist.replicas, workers=dist.workers,
-                         parameters=model.count_params(), vocabulary_size=tok.vocabulary_size)
+                         parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
+                         **({"baselines": found} if found else {}))
         _sync(store, run)
     emit(ev.Start(run=run.id, step=start_step, max_steps=t.max_steps, device=where, policy=policy,
                   parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
@@ -193,6 +196,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     ctx = TrainingContext(run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
                    manager, best, time.perf_counter(), elapsed0)
     ctx.writes = chief
+    ctx.baselines = found
     if chief and start_step < t.max_steps:
         ctx.tensorboard = tensorboard_log.open_log(run.folder, emit)
     if start_step < t.max_steps:
@@ -252,7 +256,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     _export(run, manager, model, emit)
     st = run.write_status(status="completed", step=ctx.step, duration=ctx.elapsed,
                           best_val_loss=ctx.best, message="")
-    if chief and family.loss_over_tokens and (note := learned_little(ctx.best, tok.vocabulary_size, ctx.step)):
+    if (chief and family.loss_over_tokens and (note := learned_little(ctx.best, tok.vocabulary_size, ctx.step))) or (chief and (note := _losing(ctx, family))):
         emit(ev.Warning(message=note).to_dict())
     done = ev.Completed(step=ctx.step, best_val_loss=ctx.best, elapsed=ctx.elapsed)
     if dist.workers > 1:
@@ -261,6 +265,49 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         done.weights_sha256 = weights_digest(model)  # the same on every worker
     emit(done.to_dict())
     return st
+
+
+def _baselines(run, family, data, tok, emit: Emit) -> dict | None:
+    """The family's baselines on this run's split (core/baselines.py), made once and kept in its
+    data folder, so a resumed run reads them; announced in a `baselines` event."""
+    path = run.data_dir / "baselines.json"
+    try:
+        found = json.loads(path.read_text("utf-8")) if path.exists() else None
+    except (OSError, ValueError):
+        found = None
+    if found is None:
+        emit(ev.Phase(phase="baselines", message="Computing the baselines the model must beat").to_dict())
+        try:
+            found = family.baselines(data, tok)
+        except Exception as e:  # noqa: BLE001 - a baseline is a yardstick: it never ends a run
+            emit(ev.Warning(message=f"The baselines could not be computed ({first_line(e)}).").to_dict())
+            return None
+        if not found:
+            return None
+        try:
+            atomic.write_json(path, found)
+        except OSError:  # a full disk: the figures are still shown for this session
+            pass
+    emit(ev.Baselines(**found).to_dict())
+    return found
+
+
+def _losing(ctx, family) -> str | None:
+    """A finished run that does not beat all its baselines says so, with which."""
+    from desktop_llm.core.baselines import beaten
+
+    figures = (ctx.baselines or {}).get("figures") or {}
+    metric = family.baseline_metric
+    value = ctx.best if metric == "loss" else ctx.last_eval.get(f"val_{metric}")
+    if value is None or not figures:
+        return None
+    _, losses = beaten(value, figures, metric)
+    if not losses:
+        return None
+    name = "validation loss" if metric == "loss" else f"validation {metric.replace('_', '-')}"
+    theirs = ", ".join(f"{n} {figures[n][metric]:.3f}" for n in losses)
+    return (f"The model does not beat its baseline{'s' if len(losses) > 1 else ''} ({name} {value:.3f}; {theirs}): "
+            "train longer, or a larger model or base, before trusting its output.")
 
 
 def _export(run, manager: CheckpointManager, model, emit: Emit) -> None:

@@ -232,8 +232,10 @@ class RunsPage(QWidget):
             if f != family:
                 left_out.append(run.config.name or run_id)
                 continue
+            st = run.status()
             self.plots.show_history(run_id, run.config.name or run_id, run.metrics(),
-                                    vocabulary=run.status().get("vocabulary_size") or 0)
+                                    vocabulary=st.get("vocabulary_size") or 0,
+                                    baselines=(st.get("baselines") or {}).get("figures"))
         if left_out:
             set_role(self.message, "warning")
             self.message.setText(f"Comparing {family.replace('_', '-')} runs: left out {', '.join(left_out[:5])}"
@@ -255,7 +257,7 @@ class RunsPage(QWidget):
         if len(ids) != 1:
             self.details.setText("")
             return
-        shown = ("device", "message", "family", "tokenizer", "model", "training", "corpus")
+        shown = ("device", "message", "best val", "baselines", "family", "tokenizer", "model", "training", "corpus")
         rows = [(k, v) for k, v in run_card(self.session.store.get(ids[0])) if k in shown]
         self.details.setText("<table>" + "".join(
             f"<tr><td style='padding-right:12px'>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in rows)

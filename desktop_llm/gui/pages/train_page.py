@@ -381,6 +381,8 @@ class TrainPage(QWidget):
         figure = (f"accuracy {e.val_accuracy:.1%}" + (f" · macro-F1 {e.val_macro_f1:.3f}" if e.val_macro_f1
                                                        is not None else "")
                   if e.classes is not None else f"perplexity {e.val_ppl:.2f}")
+        if e.val_bits_per_byte is not None:
+            figure += f" · {e.val_bits_per_byte:.3f} bits/byte"
         earlier = self.sample.toPlainText()
         entry = f"── step {e.step:,} · validation loss {e.val_loss:.3f} · {figure}\n{e.sample.rstrip()}"
         self.sample.setPlainText(entry + (f"\n\n{earlier}" if earlier else ""))
@@ -391,8 +393,9 @@ class TrainPage(QWidget):
         run = self.session.store.get(run_id)
         self.plots.clear()
         metrics = run.metrics()
-        self.plots.show_history(run_id, run.config.name or run_id, metrics,
-                                vocabulary=run.status().get("vocabulary_size") or 0)
+        st = run.status()
+        self.plots.show_history(run_id, run.config.name or run_id, metrics, vocabulary=st.get("vocabulary_size") or 0,
+                                baselines=(st.get("baselines") or {}).get("figures"))
         self.sample.clear()
         for m in metrics:  # the samples of its earlier evaluations, as if it had trained here
             if m.get("type") == ev.Eval.TYPE:
@@ -462,9 +465,13 @@ class TrainPage(QWidget):
     # ------------------------------------------------------------------ events
     def _on_event(self, d: dict) -> None:
         e = ev.parse(d)
-        if isinstance(e, (ev.Step, ev.Eval)):
+        if isinstance(e, (ev.Step, ev.Eval, ev.Start, ev.Data, ev.Baselines)):  # curves, and their yardsticks
             self.plots.series_for(self.run_id).add(e)
             self._pending = True
+        if isinstance(e, ev.Baselines) and e.figures:
+            from desktop_llm.core.baselines import describe
+
+            self._message(f"To beat, on the validation split: {describe(e.figures)}.")
         if isinstance(getattr(e, "step", None), int):
             self.last_step = e.step
         if isinstance(e, ev.Step):

@@ -131,6 +131,13 @@ class Classifier(Family):
 
         return task_preset.write(model, tok, folder, extra={"classes": LabelledData(run.data_dir).classes})
 
+    baseline_metric = "macro_f1"  # its verdict: the validation macro-F1 against the baselines'
+
+    def baselines(self, data, tok) -> dict | None:
+        from desktop_llm.core.models.classifier.baselines import classifier_baselines
+
+        return classifier_baselines(data, tok.vocabulary_size)
+
     def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1) -> str | None:
         """Its examples and classes, the largest first, and its own split (stratified, by example:
         the corpus's split by characters is not the one a classifier trains on)."""

@@ -85,6 +85,21 @@ class MaskedLM(Family):
         d, V = m.hidden_dim, max(1, m.vocabulary_size)
         return estimate(m, batch_size, parameters=bert_parameters(m) + d * d + d + 2 * d + V)
 
+    def baselines(self, data, tok) -> dict | None:
+        """The unigram guess: the training split's token frequencies for every hidden token (the
+        hidden tokens are a uniform draw of the text's), so its loss is the unigram model's and
+        its accuracy the share of the most frequent token. No bits per byte: a masked model
+        predicts some of the tokens, not the text."""
+        from desktop_llm.core.baselines import ngram_losses
+
+        loss = ngram_losses(data.train, data.val, tok.vocabulary_size, max_order=1).get("unigram")
+        if loss is None:
+            return None
+        counts = np.bincount(np.asarray(data.train[:20_000_000], np.int64), minlength=tok.vocabulary_size)
+        top = int(counts.argmax())
+        accuracy = float(np.mean(np.asarray(data.val) == top))
+        return {"figures": {"unigram guess": {"loss": loss, "accuracy": accuracy}}, "bytes_per_token": None}
+
     def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
         import tensorflow as tf
 

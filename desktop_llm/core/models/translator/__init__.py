@@ -184,7 +184,17 @@ class Translator(Family):
         pairs = ctx.data.val_pairs[:BLEU_SENTENCES]
         hyps = self._translator(ctx).translate([p[0] for p in pairs])
         s = scores(hyps, [p[1] for p in pairs])
-        return {"val_bleu": s["bleu"], "val_exact_match": s["exact_match"]}
+        return {"val_bleu": s["bleu"], "val_chrf": s["chrf"], "val_exact_match": s["exact_match"]}
+
+    baseline_metric = "chrf"  # its verdict: chrF of its greedy translations against the baselines'
+
+    def baselines(self, data, tok) -> dict | None:
+        from desktop_llm.core.models.translator.baselines import translator_baselines
+
+        def decode(ids):  # a target as the model's translations are decoded, without [BOS] / [EOS]
+            return tok.decode([int(i) for i in ids if int(i) < tok.vocabulary_size])
+
+        return translator_baselines(data, tok, decode, BLEU_SENTENCES)
 
     def sample(self, ctx) -> str:
         pairs = ctx.data.val_pairs[:3]

@@ -1,0 +1,77 @@
+"""The baselines' arithmetic on tiny data: what the n-gram models assign, that they are
+distributions, and the bits per byte that compares tokenizers."""
+
+import math
+
+import numpy as np
+import pytest
+
+from desktop_llm.core.baselines import bits_per_byte, bytes_per_token, ngram_losses, verdict
+
+
+def test_the_unigram_is_add_one_counts():
+    train = np.array([0, 0, 0, 1])  # V = 3: counts 3, 1, 0
+    val = np.array([0, 2])
+    p = np.array([4, 2, 1]) / (4 + 3)
+    assert ngram_losses(train, val, 3)["unigram"] == pytest.approx(-(math.log(p[0]) + math.log(p[2])) / 2)
+
+
+def test_each_order_is_a_distribution_over_the_next_token():
+    rng = np.random.default_rng(0)
+    V = 7
+    train = rng.integers(0, V, 400)
+    train[::5] = 3  # some structure
+    u, v = 3, int(train[1])
+
+    def logp(w, order):
+        # loss of [u, v, w]: the mean over its 3 positions; the last one is the order's prediction
+        losses = ngram_losses(train, np.array([u, v, w]), V)
+        names = ["unigram", "bigram", "trigram"]
+        first = ngram_losses(train, np.array([u, v]), V)  # the two positions before it
+        return -3 * losses[names[order - 1]] + 2 * first[names[min(order, 2) - 1]]
+
+    for order in (2, 3):
+        total = sum(math.exp(logp(w, order)) for w in range(V))
+        assert total == pytest.approx(1.0, abs=1e-9), order
+
+
+def test_structure_lowers_the_higher_orders():
+    text = np.array(list(range(5)) * 200)  # 0 1 2 3 4 0 1 2 …: the next token follows from the last
+    losses = ngram_losses(text[:800], text[800:], 5)
+    assert losses["unigram"] == pytest.approx(math.log(5), abs=0.01)
+    assert losses["bigram"] < 0.05 and losses["trigram"] <= losses["bigram"] + 1e-9
+
+
+def test_bits_per_byte_counts_the_text_not_the_tokens():
+    from desktop_llm.core.tokenizers import train_tokenizer
+
+    text = "héllo wörld, " * 20
+    tok = train_tokenizer("char", [text])
+    ids = np.array(tok.encode(text))
+    per = bytes_per_token(tok, ids)
+    assert per == pytest.approx(len(text.encode("utf-8")) / len(text))  # é and ö are two bytes
+    assert bits_per_byte(math.log(2), per) == pytest.approx(1 / per)  # one bit per token
+    assert bits_per_byte(float("nan"), per) is None and bits_per_byte(1.0, None) is None
+
+
+def test_the_verdict_says_which_baselines_a_model_beats():
+    figures = {"unigram": {"loss": 3.3}, "bigram": {"loss": 2.5}, "trigram": {"loss": 2.0}}
+    assert verdict(1.5, figures) == "beats every baseline (unigram, bigram, trigram)"
+    assert verdict(2.2, figures) == "beats unigram, bigram; not yet trigram"
+    assert verdict(3.5, figures).startswith("worse than every baseline")
+    assert verdict(None, figures) == "" and verdict(1.0, {}) == ""
+
+
+def test_a_higher_is_better_metric_reads_the_other_way():
+    figures = {"majority class": {"macro_f1": 0.27, "loss": 0.86}, "naive Bayes": {"macro_f1": 0.59}}
+    assert verdict(0.4, figures, "macro_f1") == "beats majority class; not yet naive Bayes"
+    assert verdict(0.8, figures, "macro_f1") == "beats every baseline (majority class, naive Bayes)"
+
+
+def test_naive_bayes_learns_words_that_tell_classes_apart():
+    from desktop_llm.core.models.classifier.baselines import naive_bayes
+
+    train = [np.array([1, 2]), np.array([1, 2, 2]), np.array([3, 4]), np.array([4, 4, 3])]
+    post = naive_bayes(train, np.array([0, 0, 1, 1]), [np.array([2, 9]), np.array([4])], 2)
+    assert post.argmax(1).tolist() == [0, 1]  # 9 was never seen: it says nothing
+    np.testing.assert_allclose(np.exp(post).sum(1), 1.0)
