@@ -75,3 +75,14 @@ def test_naive_bayes_learns_words_that_tell_classes_apart():
     post = naive_bayes(train, np.array([0, 0, 1, 1]), [np.array([2, 9]), np.array([4])], 2)
     assert post.argmax(1).tolist() == [0, 1]  # 9 was never seen: it says nothing
     np.testing.assert_allclose(np.exp(post).sum(1), 1.0)
+
+
+def test_retrieval_finds_the_most_similar_source_and_short_targets_score():
+    from desktop_llm.core.models.translator.baselines import nearest
+    from desktop_llm.core.models.translator.decode import scores
+
+    train = [np.array(x) for x in ([1, 2, 3, 4], [5, 6, 7], [1, 2, 9, 9, 9], [8])]
+    assert nearest(train, [np.array([5, 6, 7, 1]), np.array([1, 2, 3]), np.array([8])]).tolist() == [1, 0, 3]
+    # one-token targets ("5" for "five"): BLEU-4 read 0.0 however right they were
+    s = scores(["5", "12", "7"], ["5", "12", "8"])
+    assert s["bleu"] > 50 and s["chrf"] > 50 and s["exact_match"] == pytest.approx(2 / 3)

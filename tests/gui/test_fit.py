@@ -23,7 +23,9 @@ def _run(store, name, vocabulary=65):
         {"type": "eval", "step": 10, "val_loss": 3.5, "val_ppl": 33.1, "sample": "a"},
         {"type": "step", "step": 20, "loss": 2.0, "lr": 1e-4, "tokens_per_sec": 1000.0})))
     run.write_status(status="completed", step=20, best_val_loss=2.0, vocabulary_size=vocabulary,
-                     device="CPU (2 cores)", tokens_per_sec=1000.0)
+                     device="CPU (2 cores)", tokens_per_sec=1000.0,
+                     baselines={"figures": {"unigram": {"loss": 3.3, "bits_per_byte": 4.8},
+                                            "trigram": {"loss": 1.9, "bits_per_byte": 2.8}}, "bytes_per_token": 1.0})
     store.sync(run)
     return run
 
@@ -58,7 +60,9 @@ def test_the_runs_page_fits_with_runs_selected(window, qapp):
     assert rp.details_area.isVisible() and "device" in rp.details.text()
     rp.select(ids)
     _fits(window, qapp, "Runs page, three runs selected")
-    assert not rp.details_area.isVisible()
+    assert not rp.details_area.isVisible(), (rp.selected_ids(), rp.details.text()[:300])
+    rp.refresh()  # the folders changed (a run training): all three stay selected, not the last one
+    assert sorted(rp.selected_ids()) == sorted(ids)
 
 
 def test_empty_plots_say_what_to_do_and_a_run_shows_the_uniform_guess(window, qapp):
@@ -76,6 +80,10 @@ def test_empty_plots_say_what_to_do_and_a_run_shows_the_uniform_guess(window, qa
     line = rp.plots.uniform
     assert line.isVisible() and line.value() == pytest.approx(math.log(65))
     assert "ln 65 = 4.17 nats, 6.02 bits" in line.label.toPlainText()
+    # the baselines it must beat, dotted, and the card's verdict (best 2.0: beats unigram, not trigram)
+    lines = {ln.label.toPlainText(): ln.value() for _, ln in rp.plots.baseline_lines}
+    assert lines == {"unigram 3.30": pytest.approx(3.3), "trigram 1.90": pytest.approx(1.9)}
+    assert "this model beats unigram; not yet trigram" in rp.details.text()
     rp.select([])
     qapp.processEvents()
     assert rp.plots.empty.isVisible() and not line.isVisible()

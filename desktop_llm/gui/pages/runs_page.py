@@ -179,6 +179,10 @@ class RunsPage(QWidget):
         selected = set(self.selected_ids())
         self.rows = self.session.store.list()
         self.table.blockSignals(True)
+        mode = self.table.selectionMode()
+        # selectRow under ExtendedSelection acts as a click: it kept only the last of several
+        # selected runs whenever the folders changed (a run training, another synced in)
+        self.table.setSelectionMode(QAbstractItemView.MultiSelection)
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
             best = row.get("best_val_loss")
@@ -198,6 +202,7 @@ class RunsPage(QWidget):
                 self.table.setItem(r, c, item)
             if row["id"] in selected:
                 self.table.selectRow(r)
+        self.table.setSelectionMode(mode)
         self.table.blockSignals(False)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(COLUMNS.index("Model"), QHeaderView.Stretch)
