@@ -183,6 +183,7 @@ class RunsPage(QWidget):
         # selectRow under ExtendedSelection acts as a click: it kept only the last of several
         # selected runs whenever the folders changed (a run training, another synced in)
         self.table.setSelectionMode(QAbstractItemView.MultiSelection)
+        self.table.clearSelection()  # (MultiSelection's selectRow toggles: from nothing selected)
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
             best = row.get("best_val_loss")
