@@ -263,7 +263,8 @@ def test_all_heads_grid_has_token_labels_on_its_edges(window):
     assert positions == [(0, 0), (0, 1), (1, 0), (1, 1)]
     for m, (row, col) in zip(maps, positions):
         left, bottom = m.getPlotItem().getAxis("left"), m.getPlotItem().getAxis("bottom")
-        assert left.isVisible() == (col == 0) and bottom.isVisible() == (row == 1), (row, col)
+        # row labels on every head (issue 26: head 1 had none), column labels on the bottom row
+        assert left.isVisible() and bottom.isVisible() == (row == 1), (row, col)
         labels = [s for level in left._tickLevels for _, s in level]
         assert labels and set(labels) <= {visible_token(t) for t in tokens}  # the tokens themselves
     assert "T" in [s for level in maps[2].getPlotItem().getAxis("bottom")._tickLevels for _, s in level]
