@@ -336,5 +336,5 @@ def test_a_checkpoint_that_does_not_fit_its_model_is_one_clear_error(trained, tm
     shutil.copytree(run.folder, copy)
     other = Run(copy)
     other.save_config(replace(run.config, model=replace(run.config.model, hidden_dim=2 * run.config.model.hidden_dim)))
-    with pytest.raises(NoCheckpoint, match=r"does not fit the gpt model .* train it again"):
+    with pytest.raises(NoCheckpoint, match=r"do not fit the gpt model its config.json describes .* Train the run again"):
         load_for_inference(Run(copy))
