@@ -23,6 +23,11 @@ def _best(e: dict) -> str:
     return "" if b is None else f", best val loss {b:.4f}"
 
 
+def _leaked(e) -> str:
+    return (f" ({e.leaked:,} validation example{'s' if e.leaked != 1 else ''} that repeated training ones "
+            "left out)") if e.leaked else ""
+
+
 def format_event(d: dict, run: str | None = None) -> str | None:
     """The line a person reads for one training event (None: nothing to show); `run` is the run's
     id where known. A phase's repeated progress updates are left out by `HumanEvents`."""
@@ -61,12 +66,15 @@ def format_event(d: dict, run: str | None = None) -> str | None:
     if isinstance(e, ev.Data) and e.classes is not None:
         counts = ", ".join(f"{c} {n:,}" for c, n in (e.counts or {}).items())
         return (f"[data] {e.examples:,} examples in {len(e.classes)} classes ({counts}): "
-                f"{e.train_examples:,} train / {e.val_examples:,} validation")
+                f"{e.train_examples:,} train / {e.val_examples:,} validation{_leaked(e)}")
     if isinstance(e, ev.Data) and e.examples is not None:
-        return f"[data] {e.examples:,} sentence pairs: {e.train_examples:,} train / {e.val_examples:,} validation"
+        return (f"[data] {e.examples:,} sentence pairs: {e.train_examples:,} train / {e.val_examples:,} "
+                f"validation{_leaked(e)}")
     if isinstance(e, ev.Data):
         chars = f" from {e.characters:,} characters" if e.characters is not None else ""
-        return f"[data] {e.train_tokens or 0:,} train / {e.val_tokens or 0:,} validation tokens{chars}"
+        repeats = (f"; {e.leaked:,} validation line{'s' if e.leaked != 1 else ''} also in training (kept: lines are "
+                   "read in context)") if e.leaked else ""
+        return f"[data] {e.train_tokens or 0:,} train / {e.val_tokens or 0:,} validation tokens{chars}{repeats}"
     if isinstance(e, ev.Checkpoint):
         return None
     at_step = {ev.ResumedFrom: "resuming from the checkpoint at step", ev.Paused: "paused at step",

@@ -33,16 +33,26 @@ class DataInfo:
     val_tokens: int
     dtype: str
     characters: int
+    leaked: int = 0  # validation lines (of LONG_LINE characters or more) that also occur in training
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
+LONG_LINE = 40  # shorter lines repeat in any text ("ROMEO:", "Enter a Messenger."): not leakage
+
+
 def prepare(corpus: Corpus, tokenizer: Tokenizer, folder: str | os.PathLike, val_fraction: float,
             progress: Callable[[int, int], None] | None = None,
             cancelled: Callable[[], bool] | None = None) -> DataInfo:
-    """Tokenize the corpus into folder/train.bin and folder/val.bin (written atomically)."""
+    """Tokenize the corpus into folder/train.bin and folder/val.bin (written atomically).
+
+    Validation lines that repeat a training line are counted, not removed: a text's lines are
+    read in their context, and cutting some out would make another text of the rest."""
+    from desktop_llm.core.leakage import normalise
+
     folder = Path(folder)
+    lines: dict[str, set[int]] = {"train": set(), "val": set()}  # hashes of the long lines of each split
     folder.mkdir(parents=True, exist_ok=True)
     corpus.require_text()
     dtype = np.uint16 if tokenizer.vocabulary_size <= 65535 else np.uint32
@@ -73,6 +83,7 @@ def prepare(corpus: Corpus, tokenizer: Tokenizer, folder: str | os.PathLike, val
                     flush(other)
                 pending[k].append(piece)
                 pending_len[k] += len(piece)
+                lines[k].update(hash(normalise(x)) for x in piece.split("\n") if len(x) >= LONG_LINE)
                 chars += len(piece)
                 if pending_len[k] >= (1 << 20):
                     flush(k)
@@ -93,7 +104,8 @@ def prepare(corpus: Corpus, tokenizer: Tokenizer, folder: str | os.PathLike, val
             f.close()
             tmp[k].unlink(missing_ok=True)
         raise
-    info = DataInfo(counts["train"], counts["val"], np.dtype(dtype).name, chars)
+    info = DataInfo(counts["train"], counts["val"], np.dtype(dtype).name, chars,
+                    leaked=len(lines["val"] & lines["train"]))
     atomic.write_json(folder / "data.json", info.to_dict())
     return info
 
@@ -102,6 +114,7 @@ class TokenData:
     """Memory-mapped train/val token arrays and the batch sampler."""
 
     FILES = ("data.json", "train.bin", "val.bin")
+    leaks_kept = True  # repeated validation lines are counted, not removed (see `prepare`)
 
     def __init__(self, folder: str | os.PathLike):
         folder = Path(folder)
@@ -110,6 +123,7 @@ class TokenData:
         dtype = np.dtype(self.info.dtype)
         self.train = self._map(folder / "train.bin", dtype)
         self.val = self._map(folder / "val.bin", dtype)
+        self.leaked = self.info.leaked  # (counted, kept: see `prepare`)
 
     @staticmethod
     def _map(path: Path, dtype) -> np.ndarray:

@@ -70,6 +70,7 @@ class Data(Event):
     train_examples: int | None = _opt()
     val_examples: int | None = _opt()
     cut: int | None = _opt()
+    leaked: int | None = _opt()  # validation examples left out (or, in a text, lines) repeating training ones
 
 
 @dataclass

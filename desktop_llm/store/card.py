@@ -82,7 +82,10 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
         rows.append(("baselines", describe(found) + (f"; this model {said}" if said else "")))
     rows.append(("family", family.title or cfg.family))
     sources = list(cfg.data.paths) + ([f"{len(cfg.data.texts)} pasted text(s)"] if cfg.data.texts else [])
-    rows.append(("corpus", ", ".join(sources) or "-"))
+    leaked = info.get("leaked") or 0
+    said = (f"{leaked:,} validation lines also occur in training (kept: lines are read in context)"
+            if info.get("leaks_kept") else f"{leaked:,} validation examples left out: they repeat training ones")
+    rows.append(("corpus", (", ".join(sources) or "-") + (f"; {said}" if leaked else "")))
     vocab = vocabulary_size(run, info)
     rows.append(("tokenizer", cfg.tokenizer.kind + (f", {vocab:,} tokens" if vocab else "")))
     params = f", {info['parameters'] / 1e6:.2f} M parameters" if info.get("parameters") else ""

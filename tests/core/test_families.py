@@ -62,6 +62,10 @@ def test_every_family_measures_its_baselines_and_says_how_it_compares(trained, n
     assert (run.data_dir / "baselines.json").exists()  # made once: a resume reads it
     card = dict(run_card(run))
     assert card["baselines"].startswith(next(iter(figures))) and "this model" in card["baselines"]
+    data = next(e for e in run.events if e["type"] == "data" and ("train_tokens" in e or "examples" in e))
+    assert run.status()["leaked"] == (data.get("leaked") or 0)  # repeats of training data: counted, and said
+    if data.get("leaked"):
+        assert f"{data['leaked']:,} validation" in card["corpus"]
     evals = [e for e in run.events if e["type"] == "eval"]
     per = announced[0].get("bytes_per_token")
     if per:  # bits per byte of the model, from the same arithmetic as the baselines'

@@ -183,6 +183,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
                          device=where, policy=policy, replicas=dist.replicas, workers=dist.workers,
                          parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
+                         leaked=getattr(data, "leaked", 0), leaks_kept=getattr(data, "leaks_kept", False),
                          **({"baselines": found} if found else {}))
         _sync(store, run)
     emit(ev.Start(run=run.id, step=start_step, max_steps=t.max_steps, device=where, policy=policy,

@@ -147,12 +147,18 @@ class Classifier(Family):
             examples = read_examples(paths, column, None, dict(encodings))
         except (DesktopLLMError, OSError, ValueError):
             return None
+        from desktop_llm.core.config import TrainConfig
+        from desktop_llm.core.leakage import leaked
+
         counts = sorted(class_counts(examples).items(), key=lambda kv: -kv[1])
         labels = np.array([e.label for e in examples])
-        val = int(stratified_split(labels, val_fraction, 0).sum())
+        is_val = stratified_split(labels, val_fraction, TrainConfig().seed)  # as a run with the default seed
+        drop = int(leaked([e.text for e in examples], is_val).sum())
+        val = int(is_val.sum()) - drop
         shown = " · ".join(f"{c} {n:,}" for c, n in counts[:8]) + (" · …" if len(counts) > 8 else "")
         return (f"{len(examples):,} labelled texts in {len(counts)} classes ({shown}); "
-                f"train / validation {len(examples) - val:,} / {val:,} texts, every class in both")
+                f"train / validation {len(examples) - val - drop:,} / {val:,} texts"
+                + (f" ({drop:,} more repeat training texts: left out)" if drop else ""))
 
     def check_data(self, cfg) -> None:
         """Bad labels are refused here, in one line, before a run exists; and a base that cannot

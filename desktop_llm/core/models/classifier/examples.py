@@ -197,6 +197,7 @@ class LabelledData:
         meta = json.loads((folder / "classes.json").read_text("utf-8"))
         self.classes: list[str] = meta["classes"]
         self.cut: int = meta.get("cut", 0)
+        self.leaked: int = meta.get("leaked", 0)  # validation texts left out: they repeat training texts
         self.specials: bool = meta.get("specials", True)
         self.val_texts: list[str] = json.loads((folder / "val_texts.json").read_text("utf-8"))
         self.train_index = np.flatnonzero(~self.is_val)
@@ -213,13 +214,20 @@ class LabelledData:
     @staticmethod
     def prepare(examples: list[Example], tok, T: int, folder: str | os.PathLike, val_fraction: float,
                 seed: int, specials: bool = True) -> dict:
-        """Tokenize and split `examples` into `folder`; returns a summary for the run's events."""
+        """Tokenize and split `examples` into `folder`; returns a summary for the run's events.
+        Validation texts that repeat a training text (core/leakage.py) are left out."""
+        from desktop_llm.core.leakage import leaked
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         classes = sorted({e.label for e in examples})
         labels = np.array([classes.index(e.label) for e in examples], np.int32)
-        token_ids, mask, cut = encode(tok, [e.text for e in examples], T, specials)
         is_val = stratified_split(labels, val_fraction, seed)
+        drop = leaked([e.text for e in examples], is_val)
+        if drop.any():
+            examples = [e for e, d in zip(examples, drop) if not d]
+            labels, is_val = labels[~drop], is_val[~drop]
+        token_ids, mask, cut = encode(tok, [e.text for e in examples], T, specials)
         import io
 
         buf = io.BytesIO()
@@ -228,10 +236,10 @@ class LabelledData:
                           json.dumps([e.text for e, v in zip(examples, is_val) if v], ensure_ascii=False))
         counts = {c: int((labels == i).sum()) for i, c in enumerate(classes)}
         atomic.write_json(folder / "classes.json", {"classes": classes, "counts": counts, "cut": cut,
-                                                    "specials": specials})
+                                                    "specials": specials, "leaked": int(drop.sum())})
         atomic.write_bytes(folder / "examples.npz", buf.getvalue())  # last: its presence means complete
         return {"examples": len(examples), "classes": classes, "counts": counts, "train_examples":
-                int((~is_val).sum()), "val_examples": int(is_val.sum()), "cut": cut}
+                int((~is_val).sum()), "val_examples": int(is_val.sum()), "cut": cut, "leaked": int(drop.sum())}
 
     def batch(self, step: int, batch: int, seed: int) -> tuple[dict, np.ndarray]:
         """Training batch `step`, a pure function of (seed, step): each example's class drawn

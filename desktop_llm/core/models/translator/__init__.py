@@ -80,8 +80,14 @@ class Translator(Family):
             pairs = read_pairs(paths, column, None, dict(encodings))
         except (DesktopLLMError, OSError, ValueError):
             return None
+        from desktop_llm.core.config import TrainConfig
+        from desktop_llm.core.leakage import leaked
+        from desktop_llm.core.models.translator.pairs import split
+
         source, target = (s if len(s) <= 40 else s[:39] + "…" for s in pairs[0])
-        return f"{len(pairs):,} sentence pairs, such as “{source}” → “{target}”"
+        drop = int(leaked([f"{s}\t{t}" for s, t in pairs], split(len(pairs), val_fraction, TrainConfig().seed)).sum())
+        return (f"{len(pairs):,} sentence pairs, such as “{source}” → “{target}”"
+                + (f"; {drop:,} validation pairs repeat training pairs: left out" if drop else ""))
 
     def check_data(self, cfg) -> None:
         """A line without a source and a target is refused here, before a run exists."""

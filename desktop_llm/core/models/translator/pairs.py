@@ -81,6 +81,13 @@ def _text(obj: dict, field: str, where: str) -> str:
     return str(value).strip()
 
 
+def split(n: int, val_fraction: float, seed: int) -> np.ndarray:
+    """A boolean "is validation" per pair: a random share, at least one, never all."""
+    is_val = np.zeros(n, bool)
+    is_val[np.random.default_rng(seed).permutation(n)[: min(n - 1, max(1, round(val_fraction * n)))]] = True
+    return is_val
+
+
 def special_ids(vocabulary: int) -> tuple[int, int]:
     """([BOS], [EOS]): the decoder's start and end, after the tokenizer's own ids."""
     return vocabulary, vocabulary + 1
@@ -97,6 +104,8 @@ class PairData:
             self.arrays = {k: z[k] for k in z.files}
         self.is_val = self.arrays.pop("is_val")
         self.val_pairs: list[list[str]] = json.loads((folder / "val_pairs.json").read_text("utf-8"))
+        leaks = folder / "leaked.json"  # validation pairs left out: they repeat training pairs
+        self.leaked: int = json.loads(leaks.read_text("utf-8"))["leaked"] if leaks.exists() else 0
         self.train_index = np.flatnonzero(~self.is_val)
         self.val_index = np.flatnonzero(self.is_val)
         src, src_mask = self.arrays["src"], self.arrays["src_mask"]
@@ -109,10 +118,18 @@ class PairData:
 
     @staticmethod
     def prepare(pairs: list[tuple[str, str]], tok, T: int, folder, val_fraction: float, seed: int) -> dict:
+        from desktop_llm.core.leakage import leaked
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         bos, eos = special_ids(tok.vocabulary_size)
         n = len(pairs)
+        is_val = split(n, val_fraction, seed)
+        # a validation pair that repeats a training pair (source and target) is left out
+        drop = leaked([f"{s}\t{t}" for s, t in pairs], is_val)
+        pairs = [p for p, d in zip(pairs, drop) if not d]
+        is_val, n = is_val[~drop], n - int(drop.sum())
+        n_val = int(is_val.sum())
         arrays = {k: np.zeros((n, T), np.int32) for k in ("src", "tgt_in", "tgt_out")}
         masks = {k: np.zeros((n, T), bool) for k in ("src_mask", "tgt_mask")}
         from desktop_llm.core.models.translator.tokenizer import target_encoder
@@ -128,15 +145,14 @@ class PairData:
             arrays["tgt_in"][i, : len(t) + 1] = [bos, *t]
             arrays["tgt_out"][i, : len(t) + 1] = [*t, eos]
             masks["tgt_mask"][i, : len(t) + 1] = True
-        is_val = np.zeros(n, bool)
-        n_val = min(n - 1, max(1, round(val_fraction * n)))
-        is_val[np.random.default_rng(seed).permutation(n)[:n_val]] = True
         buf = io.BytesIO()
         np.savez(buf, **arrays, **masks, is_val=is_val)
         atomic.write_text(folder / "val_pairs.json",
                           json.dumps([list(p) for p, v in zip(pairs, is_val) if v], ensure_ascii=False))
         atomic.write_bytes(folder / "pairs.npz", buf.getvalue())  # last: its presence means complete
-        return {"examples": n, "train_examples": int(n - n_val), "val_examples": int(n_val), "cut": int(cut)}
+        atomic.write_json(folder / "leaked.json", {"leaked": int(drop.sum())})
+        return {"examples": n, "train_examples": int(n - n_val), "val_examples": int(n_val), "cut": int(cut),
+                "leaked": int(drop.sum())}
 
     def inputs(self, idx) -> dict:
         a = self.arrays
