@@ -170,6 +170,10 @@ def test_full_flow(window, qtbot, shakespeare_small):
     wait_task(qtbot, ep)
     assert ep.result is not None, ep.status.text()
     assert 1.0 < ep.result.perplexity < w.session.tokenizer.vocabulary_size
+    # beside the baselines of the same split, and per byte (a character model: bytes per token of its text)
+    said = ep.figures["baselines"].text()
+    assert said.startswith("unigram loss") and "trigram" in said and "This model" in said
+    assert float(ep.figures["bpb"].text()) > 0
     assert len(ep.view.tips) > 100 and "loss" in ep.view.tips[5]
     # the per-token view starts at a line of the validation split, not wherever the split was cut
     from desktop_llm.core.data import TokenData

@@ -86,10 +86,16 @@ class EvaluatePage(QWidget):
 
         res = QGroupBox("Result")
         rf = QFormLayout(res)
-        self.figures = {k: label("–", "figure") for k in ("ppl", "loss", "bits", "tokens", "ckpt")}
+        self.figures = {k: label("–", "figure") for k in ("ppl", "loss", "bits", "bpb", "baselines", "tokens",
+                                                           "ckpt")}
+        self.figures["baselines"].setWordWrap(True)
+        self.figures["baselines"].setToolTip("Models the network must beat, on the same validation split "
+                                             "(computed when the run was made)")
         rf.addRow("Perplexity", self.figures["ppl"])
         rf.addRow("Loss (nats / token)", self.figures["loss"])
         rf.addRow("Bits per token", self.figures["bits"])
+        rf.addRow("Bits per byte", self.figures["bpb"])
+        rf.addRow("Baselines", self.figures["baselines"])
         rf.addRow("Tokens scored", self.figures["tokens"])
         rf.addRow("Checkpoint", self.figures["ckpt"])
         top = QHBoxLayout()
@@ -246,6 +252,20 @@ class EvaluatePage(QWidget):
             figure.setText("–")
         self.view.reset()
 
+    def _compare(self, loss: float) -> None:
+        """Bits per byte, and the baselines of the run's validation split with the verdict (core/
+        baselines.py): shown for the validation split, the text they were computed on."""
+        from desktop_llm.core.baselines import bits_per_byte, describe, verdict
+
+        found = (self.session.store.get(self.picker.run_id).status().get("baselines") or {}) \
+            if self.src_val.isChecked() else {}
+        bpb = bits_per_byte(loss, found.get("bytes_per_token"))
+        self.figures["bpb"].setText(f"{bpb:.3f}" if bpb else "–")
+        figures = found.get("figures") or {}
+        said = verdict(loss, figures)
+        self.figures["baselines"].setText(describe(figures) + (f". This model {said}." if said else "")
+                                          if figures else "for the validation split")
+
     def _on_done(self, result) -> None:
         self._finish()
         ev, (ids, tokens, losses), step = result
@@ -254,6 +274,7 @@ class EvaluatePage(QWidget):
         F["ppl"].setText(f"{ev.perplexity:,.3f}")
         F["loss"].setText(f"{ev.loss:.4f}")
         F["bits"].setText(f"{ev.bits_per_token:.3f}")
+        self._compare(ev.loss)
         F["tokens"].setText(f"{ev.tokens:,}")
         F["ckpt"].setText(f"{self.picker.checkpoint}, step {step:,}")
         finite = [x for x in losses if not math.isnan(x)]
