@@ -77,7 +77,8 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
         from desktop_llm.core.baselines import describe, verdict
 
         metric = family.baseline_metric
-        value = best if metric == "loss" else _last_eval(run).get(f"val_{metric}")
+        value = best if metric == "loss" else (info["best_score"] if info.get("best_score") is not None and
+                                               metric == family.selection_metric else _last_eval(run).get(f"val_{metric}"))
         said = verdict(value, found, metric)
         rows.append(("baselines", describe(found) + (f"; this model {said}" if said else "")))
     rows.append(("family", family.title or cfg.family))

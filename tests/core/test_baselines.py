@@ -86,3 +86,31 @@ def test_retrieval_finds_the_most_similar_source_and_short_targets_score():
     # one-token targets ("5" for "five"): BLEU-4 read 0.0 however right they were
     s = scores(["5", "12", "7"], ["5", "12", "8"])
     assert s["bleu"] > 50 and s["chrf"] > 50 and s["exact_match"] == pytest.approx(2 / 3)
+
+
+def test_the_class_prior_is_put_back_at_inference():
+    """Trained on balanced batches, a classifier's logits carry no prior: with none, a text it
+    cannot tell apart is a coin toss; with the training shares, the majority class (Bayes' rule)."""
+    import keras
+
+    from desktop_llm.core.models.classifier.report import predict_proba
+
+    x = keras.Input((4,), name="token_ids")
+    model = keras.Model(x, keras.layers.Dense(3, kernel_initializer="zeros")(x))  # the same logits for all
+    inputs = {"token_ids": np.ones((2, 4), np.float32)}
+    np.testing.assert_allclose(predict_proba(model, inputs), 1 / 3)
+    prior = np.array([0.7, 0.2, 0.1])
+    np.testing.assert_allclose(predict_proba(model, inputs, prior=prior), np.tile(prior, (2, 1)))
+
+
+def test_the_best_evaluation_is_chosen_by_the_familys_figure():
+    from types import SimpleNamespace
+
+    from desktop_llm.core.training.context import TrainingContext
+
+    ctx = SimpleNamespace(selection="macro_f1", best=None, best_score=None)
+    seen = [TrainingContext.improves(ctx, loss, {"val_macro_f1": f1}) or None for loss, f1 in
+            ((2.0, 0.3), (2.5, 0.5), (3.2, 0.45), (1.9, 0.2))]
+    assert seen == [True, True, None, None] and ctx.best_score == 0.5  # its loss climbed as its F1 rose
+    ctx = SimpleNamespace(selection="loss", best=2.0, best_score=None)
+    assert TrainingContext.improves(ctx, 1.5, {}) and not TrainingContext.improves(ctx, 2.5, {})

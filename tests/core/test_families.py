@@ -70,7 +70,15 @@ def test_every_family_measures_its_baselines_and_says_how_it_compares(trained, n
     per = announced[0].get("bytes_per_token")
     if per:  # bits per byte of the model, from the same arithmetic as the baselines'
         assert evals[-1]["val_bits_per_byte"] == pytest.approx(evals[-1]["val_loss"] / math.log(2) / per)
-    value = run.status()["best_val_loss"] if metric == "loss" else evals[-1][f"val_{metric}"]
+    chosen = family.selection_metric
+    if chosen != "loss":  # the best checkpoint is the evaluation with the highest score, not the lowest loss
+        from desktop_llm.core.checkpoints import CheckpointManager
+
+        top = max(evals, key=lambda e: e[f"val_{chosen}"])
+        assert run.status()["best_score"] == pytest.approx(top[f"val_{chosen}"])
+        assert CheckpointManager(run.checkpoints_dir).find("best").step == top["step"]
+    value = (run.status()["best_val_loss"] if metric == "loss" else
+             run.status()["best_score"] if metric == chosen else evals[-1][f"val_{metric}"])
     _, losses = beaten(value, figures, metric)
     said = [e["message"] for e in run.events if e["type"] == "warning" and "does not beat" in e["message"]]
     loses_to_uniform = family.loss_over_tokens and any("close to guessing" in e.get("message", "")

@@ -142,6 +142,7 @@ class Family:
         """Freeze or thaw the pretrained part (`training.freeze_steps`); nothing by default."""
 
     baseline_metric = "loss"  # what the verdict against the baselines compares (lower is better)
+    selection_metric = "loss"  # what picks the "best" checkpoint: the loss, or an evaluation's score
 
     def baselines(self, data, tok) -> dict | None:
         """What the model must beat on its own split, made once with its data (core/baselines.py):

@@ -64,6 +64,10 @@ class TrainingContext:
         self.save_error = ""
         self.baselines: dict | None = None  # the family's baselines on this split (trainer._baselines)
         self.last_eval: dict = {}  # the last evaluation's event, for the verdict at the end
+        # The "best" checkpoint is chosen by the family's own figure (a classifier's macro-F1: its
+        # validation loss climbed while its F1 still rose); `best` stays the validation loss of it.
+        self.selection = "loss"
+        self.best_score: float | None = None
         self.stopped = False
         self.generator = None
         self.lr_at = _learning_rate_at(cfg)
@@ -74,7 +78,18 @@ class TrainingContext:
 
     def state(self, val_loss=None) -> dict:
         return {"step": self.step, "best_val_loss": self.best, "val_loss": val_loss,
-                "elapsed": self.elapsed}
+                "elapsed": self.elapsed, "best_score": self.best_score}
+
+    def improves(self, val: float, extra: dict) -> bool:
+        """Whether this evaluation is the best so far by the selection figure (lower loss, or a
+        higher score such as macro-F1; the loss decides where the score is missing)."""
+        score = extra.get(f"val_{self.selection}") if self.selection != "loss" else None
+        if score is None:
+            return self.best is None or val < self.best
+        if self.best_score is None or score > self.best_score:
+            self.best_score = float(score)
+            return True
+        return False
 
     def record(self, event: dict) -> None:
         if not self.writes:
@@ -154,10 +169,6 @@ class TrainingContext:
             self.busy = True
             t0 = self.t_train_end  # the validation pass ran between the last step and now
             val = float(logs["val_loss"])
-            improved = self.best is None or val < self.best
-            if improved:
-                self.best = val
-            sample = self.sample()
             extra = {k: float(v) for k, v in logs.items() if k.startswith("val_") and k != "val_loss"}
             try:
                 from desktop_llm.core.models import get_family
@@ -165,6 +176,10 @@ class TrainingContext:
                 extra.update(get_family(self.cfg.family).eval_extras(self))
             except Exception as e:  # noqa: BLE001 - extra figures are a nicety: never end a run
                 extra["extras_error"] = first_line(e)
+            improved = self.improves(val, extra)
+            if improved:
+                self.best = val
+            sample = self.sample()
             per = (self.baselines or {}).get("bytes_per_token")
             if per:  # a loss over the text's tokens: per byte too, comparable across tokenizers
                 extra["val_bits_per_byte"] = bits_per_byte(val, per)

@@ -198,6 +198,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                    manager, best, time.perf_counter(), elapsed0)
     ctx.writes = chief
     ctx.baselines = found
+    ctx.selection = family.selection_metric
+    ctx.best_score = ckpt.state.get("best_score") if ckpt is not None else None  # (a resumed run's)
     if chief and start_step < t.max_steps:
         ctx.tensorboard = tensorboard_log.open_log(run.folder, emit)
     if start_step < t.max_steps:
@@ -256,7 +258,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
             f"Free some disk space, then resume the run: it continues from step {ctx.last_saved}.")
     _export(run, manager, model, emit)
     st = run.write_status(status="completed", step=ctx.step, duration=ctx.elapsed,
-                          best_val_loss=ctx.best, message="")
+                          best_val_loss=ctx.best, message="",
+                          **({"best_score": ctx.best_score} if ctx.best_score is not None else {}))
     if (chief and family.loss_over_tokens and (note := learned_little(ctx.best, tok.vocabulary_size, ctx.step))) or (chief and (note := _losing(ctx, family))):
         emit(ev.Warning(message=note).to_dict())
     done = ev.Completed(step=ctx.step, best_val_loss=ctx.best, elapsed=ctx.elapsed)
@@ -299,7 +302,8 @@ def _losing(ctx, family) -> str | None:
 
     figures = (ctx.baselines or {}).get("figures") or {}
     metric = family.baseline_metric
-    value = ctx.best if metric == "loss" else ctx.last_eval.get(f"val_{metric}")
+    value = ctx.best if metric == "loss" else (ctx.best_score if metric == ctx.selection and ctx.best_score
+                                               is not None else ctx.last_eval.get(f"val_{metric}"))
     if value is None or not figures:
         return None
     _, losses = beaten(value, figures, metric)

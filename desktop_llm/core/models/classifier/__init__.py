@@ -129,9 +129,11 @@ class Classifier(Family):
     def write_export(self, model, tok, run, fmt: str, folder) -> dict:
         from desktop_llm.core.models import task_preset
 
-        return task_preset.write(model, tok, folder, extra={"classes": LabelledData(run.data_dir).classes})
+        data = LabelledData(run.data_dir)
+        return task_preset.write(model, tok, folder, extra={"classes": data.classes, "prior": data.prior.tolist()})
 
     baseline_metric = "macro_f1"  # its verdict: the validation macro-F1 against the baselines'
+    selection_metric = "macro_f1"  # its best checkpoint: the highest macro-F1 (its loss can climb as F1 rises)
 
     def baselines(self, data, tok) -> dict | None:
         from desktop_llm.core.models.classifier.baselines import classifier_baselines
@@ -291,9 +293,10 @@ class Classifier(Family):
         """Macro-F1 and the confusion matrix over the whole validation split."""
 
         data = ctx.data
-        probs = report.predict_proba(ctx.model, data.inputs(data.val_index))
+        probs = report.predict_proba(ctx.model, data.inputs(data.val_index), prior=data.prior)
         s = report.scores(data.labels[data.val_index], probs.argmax(-1), len(data.classes))
-        extras = {"val_macro_f1": s["macro_f1"], "classes": data.classes}
+        # accuracy as the classifier answers (with the prior), not Keras' on the balanced logits
+        extras = {"val_macro_f1": s["macro_f1"], "val_accuracy": s["accuracy"], "classes": data.classes}
         if len(data.classes) <= CONFUSION_IN_EVENTS:  # 5,000 classes: 75 MB a line (`classify --report` has it)
             extras["confusion"] = s["confusion"]
         return extras
@@ -303,7 +306,7 @@ class Classifier(Family):
         data = ctx.data
         firsts = [data.val_index[data.labels[data.val_index] == c][:1] for c in range(len(data.classes))]
         idx = np.concatenate(firsts)[:3]
-        probs = report.predict_proba(ctx.model, data.inputs(idx))
+        probs = report.predict_proba(ctx.model, data.inputs(idx), prior=data.prior)
         lines = []
         for i, p in zip(idx, probs):
             text = data.val_texts[int(np.flatnonzero(data.val_index == i)[0])].replace("\n", " ")

@@ -203,6 +203,8 @@ class LabelledData:
         self.train_index = np.flatnonzero(~self.is_val)
         self.val_index = np.flatnonzero(self.is_val)
         self.by_class = [self.train_index[self.labels[self.train_index] == c] for c in range(len(self.classes))]
+        counts = np.array([len(b) for b in self.by_class], np.float64)
+        self.prior = counts / max(1.0, counts.sum())  # the classes' shares in training (report.predict_proba)
         # token streams, for the trainer's summary ("train tokens") and nothing else
         self.train = self.token_ids[self.train_index][self.mask[self.train_index]]
         self.val = self.token_ids[self.val_index][self.mask[self.val_index]]

@@ -9,13 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def predict_proba(model, inputs: dict, batch: int = 64) -> np.ndarray:
-    """Class probabilities (float64) for a dict of input arrays."""
+def predict_proba(model, inputs: dict, batch: int = 64, prior: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities (float64) for a dict of input arrays. `prior`: the classes' shares in
+    the training data. Training draws classes uniformly (examples.LabelledData.batch), so the model
+    learns p(text | class) under a flat prior; the true prior is put back here (Bayes' rule), or on
+    an imbalanced task it never answered the majority class (issue 25)."""
     n = len(next(iter(inputs.values())))
+    shift = np.log(np.maximum(prior, 1e-12)) if prior is not None else 0.0
     out = []
     for s in range(0, n, batch):
         logits = model.predict_on_batch({k: v[s: s + batch] for k, v in inputs.items()})
-        logits = np.asarray(logits, np.float64)
+        logits = np.asarray(logits, np.float64) + shift
         e = np.exp(logits - logits.max(-1, keepdims=True))
         out.append(e / e.sum(-1, keepdims=True))
     return np.concatenate(out) if out else np.zeros((0, 0))
@@ -44,7 +48,7 @@ def report(model, data, misclassified: int = 50) -> dict:
     """Scores on the run's validation split, with the texts it got wrong (most confident first)."""
 
     idx = data.val_index
-    probs = predict_proba(model, data.inputs(idx))
+    probs = predict_proba(model, data.inputs(idx), prior=data.prior)
     truth = data.labels[idx]
     pred = probs.argmax(-1)
     out = scores(truth, pred, len(data.classes))
@@ -57,7 +61,8 @@ def report(model, data, misclassified: int = 50) -> dict:
     return out
 
 
-def classify(model, tok, classes: list[str], texts: list[str], T: int, specials: bool = True) -> list[dict]:
+def classify(model, tok, classes: list[str], texts: list[str], T: int, specials: bool = True,
+             prior: np.ndarray | None = None) -> list[dict]:
     """[{label, p, probabilities: {class: p}, cut}] per text, best class first."""
     from desktop_llm.core.config import ConfigError
     from desktop_llm.core.models.classifier.examples import encode
@@ -67,7 +72,7 @@ def classify(model, tok, classes: list[str], texts: list[str], T: int, specials:
         raise ConfigError("Type a text to classify.")
     ids, mask, _ = encode(tok, texts, T, specials)
     inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
-    probs = predict_proba(model, inputs)
+    probs = predict_proba(model, inputs, prior=prior)
     out = []
     for text, p in zip(texts, probs):
         n = len(tok.encode(text)) + (2 if specials else 0)
