@@ -1,0 +1,203 @@
+"""Does every family learn, and beat its baselines? Trains each family on public tasks through the
+command line (`desktop-llm train --json`, as a user would), then prints one table: the model's
+figure beside the best baseline on the same split (core/baselines.py), and writes the table into
+benchmarks/README.md between its `quality` markers.
+
+    python benchmarks/quality.py                 # every task (about an hour on 2 cores)
+    python benchmarks/quality.py --quick         # a few steps each: checks the harness (minutes)
+    python benchmarks/quality.py --only classifier
+
+The classifier tasks use the recipe of issue 25: a masked LM pretrained on the task's own texts,
+fine-tuned with balanced batches, the class prior put back at inference, and the checkpoint of
+the highest validation macro-F1. Nothing here asserts a threshold: the table says what happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROSE = ROOT / "resources" / "labelled" / "poem-prose-drama" / "prose.txt"  # 古文观止, bundled (ATTRIBUTION.md)
+POEMS = ROOT / "resources" / "corpora" / "tangshi300.txt"
+sys.path.insert(0, str(ROOT))
+
+
+# --------------------------------------------------------------------------- tasks' data
+def dynasty_csv(folder: Path) -> Path:
+    """古文观止 paragraphs labelled by dynasty (the "先秦：左丘明" line): 7 classes, 273 to 11."""
+    rows = []
+    for block in PROSE.read_text("utf-8").split("\n\n"):
+        lines = [x for x in block.split("\n") if x.strip()]
+        if len(lines) >= 3 and "：" in lines[1]:
+            rows += [(p, lines[1].split("：")[0]) for p in lines[2:]]
+    return _csv(folder / "dynasty.csv", rows)
+
+
+def tang_author_csv(folder: Path, authors: int = 8) -> Path:
+    """唐诗三百首 poems labelled by author, the `authors` most frequent."""
+    poems = []
+    for block in POEMS.read_text("utf-8").split("\n\n"):
+        lines = [x for x in block.split("\n") if x.strip()]
+        if len(lines) >= 3:
+            poems.append(("".join(lines[2:]), lines[1]))
+    counts: dict[str, int] = {}
+    for _, a in poems:
+        counts[a] = counts.get(a, 0) + 1
+    top = sorted(counts, key=lambda a: -counts[a])[:authors]
+    return _csv(folder / "tang_authors.csv", [(t, a) for t, a in poems if a in top])
+
+
+def _csv(path: Path, rows) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(rows)
+    return path
+
+
+# --------------------------------------------------------------------------- running
+def train(home: Path, *args: str) -> list[dict]:
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(home), PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    p = subprocess.run([sys.executable, "-m", "desktop_llm", "train", *map(str, args), "--json"],
+                       capture_output=True, text=True, env=env, check=False)
+    events = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    if p.returncode != 0:
+        raise RuntimeError(f"train {' '.join(map(str, args))}: {p.stderr.strip().splitlines()[-1:]}")
+    return events
+
+
+def figures(events: list[dict], metric: str, higher: bool) -> tuple[float, dict, int]:
+    """(the model's figure at its chosen checkpoint, the baselines' figures, the run's leaks)."""
+    evals = [e for e in events if e["type"] == "eval"]
+    key = f"val_{metric}" if metric != "loss" else "val_loss"
+    value = (max if higher else min)(e[key] for e in evals if e.get(key) is not None)
+    base = next(e for e in events if e["type"] == "baselines")
+    data = next((e for e in events if e["type"] == "data" and ("examples" in e or "train_tokens" in e)), {})
+    return value, base, data.get("leaked") or 0
+
+
+def row(task: str, family: str, metric: str, value: float, base: dict, higher: bool, extra: str = "") -> dict:
+    scored = {n: f[metric] for n, f in base["figures"].items() if f.get(metric) is not None}
+    best_name = (max if higher else min)(scored, key=scored.get)
+    best = scored[best_name]
+    wins = value > best if higher else value < best
+    return {"task": task, "family": family, "metric": metric, "model": value, "baseline": best,
+            "baseline_name": best_name, "beats": wins, "extra": extra}
+
+
+TINY = ("--layers", "2", "--heads", "2", "--width", "64", "--ffn", "256", "--dropout", "0.1")
+
+
+def tasks(tmp: Path, quick: bool) -> dict:
+    steps = (lambda n: max(20, n // 50)) if quick else (lambda n: n)
+    shakespeare = ROOT / "resources" / "corpora" / "tinyshakespeare.txt"
+
+    def gpt(home):
+        ev = train(home, shakespeare, "--preset", "small", "--steps", steps(2000), "--eval-interval", steps(500),
+                   "--name", "q-gpt")
+        value, base, _ = figures(ev, "bits_per_byte", False)
+        return [row("tiny Shakespeare, characters", "gpt", "bits_per_byte", value, base, False)]
+
+    def masked_lm(home):
+        ev = train(home, shakespeare, "--family", "masked_lm", *TINY, "--context", "64", "--steps", steps(1500),
+                   "--eval-interval", steps(500), "--name", "q-mlm")
+        value, base, _ = figures(ev, "accuracy", True)
+        return [row("tiny Shakespeare, characters", "masked_lm", "accuracy", value, base, True)]
+
+    def classifier(home):
+        from desktop_llm.resources import labelled_example
+
+        out = []
+        for name, data, context in (("poem / prose / drama (bundled)", labelled_example(), 128),
+                                    ("古文观止 paragraphs by dynasty (7)", dynasty_csv(tmp), 128),
+                                    ("唐诗 by author (8)", tang_author_csv(tmp), 96)):
+            base_run = f"q-base-{len(out)}"
+            train(home, data, "--family", "masked_lm", *TINY, "--context", context, "--steps", steps(1500),
+                  "--eval-interval", steps(500), "--name", base_run)
+            ev = train(home, data, "--family", "classifier", "--base", base_run, "--steps", steps(600),
+                       "--eval-interval", steps(50), "--name", f"q-cls-{len(out)}")
+            f1, base, leaked = figures(ev, "macro_f1", True)
+            best = max((e for e in ev if e["type"] == "eval"), key=lambda e: e["val_macro_f1"])
+            acc = best.get("val_accuracy")
+            majority = base["figures"]["majority class"]["accuracy"]
+            out.append(row(name, "classifier", "macro_f1", f1, base, True,
+                           f"accuracy {acc:.3f} vs majority {majority:.3f}" + (f"; {leaked} leaks left out" if leaked
+                                                                                else "")))
+        return out
+
+    def translator(home):
+        from desktop_llm.resources import parallel_example
+
+        ev = train(home, parallel_example(), "--family", "translator", "--layers", "2", "--heads", "4", "--width",
+                   "128", "--ffn", "512", "--context", "32", "--steps", steps(3000), "--eval-interval", steps(500),
+                   "--lr", "2e-3", "--batch-size", "32", "--name", "q-translator")
+        value, base, leaked = figures(ev, "chrf", True)
+        return [row("Tatoeba en→zh, 5k short pairs", "translator", "chrf", value, base, True,
+                    f"{leaked} repeated pairs left out of validation" if leaked else "")]
+
+    return {"gpt": gpt, "masked_lm": masked_lm, "classifier": classifier, "translator": translator}
+
+
+# --------------------------------------------------------------------------- report
+def table(rows: list[dict]) -> str:
+    unit = {"bits_per_byte": "bits/byte ↓", "accuracy": "masked acc. ↑", "macro_f1": "macro-F1 ↑", "chrf": "chrF ↑"}
+    lines = ["| family | task | figure | model | best baseline | beats it? | notes |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['family']} | {r['task']} | {unit.get(r['metric'], r['metric'])} | {r['model']:.3f} | "
+                     f"{r['baseline']:.3f} ({r['baseline_name']}) | {'yes' if r['beats'] else '**no**'} | "
+                     f"{r['extra']} |")
+    return "\n".join(lines)
+
+
+def write_readme(text: str, path: Path) -> None:
+    readme = path.read_text("utf-8")
+    block = f"<!-- quality -->\n{text}\n<!-- /quality -->"
+    if "<!-- quality -->" in readme:
+        readme = re.sub(r"<!-- quality -->.*?<!-- /quality -->", lambda _: block, readme, flags=re.DOTALL)
+    else:
+        readme += f"\n## Quality: every family against its baselines (`quality.py`)\n\n{block}\n"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(readme, "utf-8")
+    os.replace(tmp, path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a few steps per task: checks the harness, not the models")
+    ap.add_argument("--only", nargs="*", help="families to run (default: all)")
+    ap.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rows, t0 = [], time.time()
+        for name, run in tasks(tmp, args.quick).items():
+            if args.only and name not in args.only:
+                continue
+            print(f"[{time.time() - t0:6.0f} s] {name}…", flush=True)
+            rows += run(tmp / "ws")
+    cpu = next((x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
+                if x.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    head = (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores of {cpu or platform.machine()}, "
+            f"{'--quick (a harness check, not the models)' if args.quick else 'full'}, {time.time() - t0:,.0f} s:")
+    text = head + "\n\n" + table(rows)
+    print(text)
+    results = ROOT / "benchmarks" / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"quality-{time.strftime('%Y%m%d-%H%M')}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False))
+    if not args.quick:
+        write_readme(text, Path(args.readme))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""benchmarks/quality.py's arithmetic and README writing (its training runs are the benchmark's,
+not the suite's): which baseline is best for a figure's direction, and the table's verdict."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
+quality = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(quality)
+
+
+def test_the_best_baseline_depends_on_the_figures_direction():
+    base = {"figures": {"unigram": {"bits_per_byte": 4.8}, "trigram": {"bits_per_byte": 2.8}}}
+    r = quality.row("t", "gpt", "bits_per_byte", 2.5, base, higher=False)
+    assert (r["baseline_name"], r["baseline"], r["beats"]) == ("trigram", 2.8, True)
+    base = {"figures": {"majority class": {"macro_f1": 0.27}, "naive Bayes": {"macro_f1": 0.59}}}
+    r = quality.row("t", "classifier", "macro_f1", 0.4, base, higher=True)
+    assert (r["baseline_name"], r["beats"]) == ("naive Bayes", False)
+    assert "| **no** |" in quality.table([r])
+
+
+def test_the_readme_block_is_replaced_not_appended(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\ntext\n", "utf-8")
+    quality.write_readme("first table", readme)
+    quality.write_readme("second table", readme)
+    text = readme.read_text("utf-8")
+    assert text.count("<!-- quality -->") == 1 and "second table" in text and "first table" not in text
+    assert text.startswith("# Benchmarks\n\ntext\n")
+
+
+def test_the_tasks_data_are_labelled_as_the_issue_describes(tmp_path):
+    import csv
+
+    rows = list(csv.DictReader(quality.dynasty_csv(tmp_path).open(encoding="utf-8")))
+    counts = {}
+    for r in rows:
+        counts[r["label"]] = counts.get(r["label"], 0) + 1
+    assert len(counts) >= 6 and max(counts.values()) > 10 * min(counts.values())  # imbalanced, 6+ classes
+    authors = {r["label"] for r in csv.DictReader(quality.tang_author_csv(tmp_path).open(encoding="utf-8"))}
+    assert len(authors) == 8
