@@ -459,17 +459,27 @@ def test_every_head_of_the_grid_labels_its_rows(window, qapp):
         assert [s for level in m.getPlotItem().getAxis("left")._tickLevels for _, s in level] == list("To␣be")
 
 
-def test_a_character_models_line_is_labelled_character_by_character(qtbot):
-    """On a map as wide as the window gives it, a 58-character line keeps every column's label."""
+ROMEO_LINE = list("ROMEO: But, soft! what light through yonder window breaks?")
+
+
+def _romeo_map(qtbot, width: int, height: int):
+    """A causal map of a 58-character line, shown at width x height."""
     from desktop_llm.gui.pages.attention_page import Heatmap
 
     m = Heatmap()
     qtbot.addWidget(m)
-    m.resize(1040, 500)
+    m.resize(width, height)
     m.show()
     qtbot.waitExposed(m)
-    tokens = list("ROMEO: But, soft! what light through yonder window breaks?")
-    m.set_weights(np.tril(np.ones((len(tokens), len(tokens)), np.float32)), tokens, causal=True)
+    n = len(ROMEO_LINE)
+    m.set_weights(np.tril(np.ones((n, n), np.float32)), ROMEO_LINE, causal=True)
+    return m
+
+
+def test_a_character_models_line_is_labelled_character_by_character(qtbot):
+    """On a map as wide as the window gives it, a 58-character line keeps every column's label."""
+    m = _romeo_map(qtbot, 1040, 500)
+    tokens = ROMEO_LINE
     m._update_ticks()
     labels = [s for level in m.getPlotItem().getAxis("bottom")._tickLevels for _, s in level]
     assert "".join(labels) == "".join(tokens).replace(" ", "␣"), labels
@@ -478,15 +488,8 @@ def test_a_character_models_line_is_labelled_character_by_character(qtbot):
 def test_zooming_into_a_map_labels_every_token_in_view(qtbot):
     """A 58-token line on a short map labels every other row; the wheel's zoom (here the range it
     sets) brings every row in view its label, and zooming out brings back the whole map."""
-    from desktop_llm.gui.pages.attention_page import Heatmap
-
-    m = Heatmap()
-    qtbot.addWidget(m)
-    m.resize(700, 260)
-    m.show()
-    qtbot.waitExposed(m)
-    tokens = list("ROMEO: But, soft! what light through yonder window breaks?")
-    m.set_weights(np.tril(np.ones((len(tokens), len(tokens)), np.float32)), tokens, causal=True)
+    m = _romeo_map(qtbot, 700, 260)
+    tokens = ROMEO_LINE
 
     def rows():
         return [s for level in m.getPlotItem().getAxis("left")._tickLevels for _, s in level]
