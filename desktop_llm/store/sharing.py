@@ -66,7 +66,8 @@ _STEP = re.compile(r"^step-\d+$")
 # data/'s token caches: the corpus tokenized for a GPT or masked LM, rebuilt from the corpus and
 # often far larger than the model. Everything else in data/ travels: a classifier's classes and
 # labelled split and a translator's pairs, without which the imported run could not classify.
-TOKEN_CACHES = TokenData.FILES
+# baselines.json is a cache too (the status keeps the figures; a resume computes it again).
+TOKEN_CACHES = (*TokenData.FILES, "baselines.json")
 
 
 def export_zip(store, run_id: str, dest: str | os.PathLike | None = None) -> Path:

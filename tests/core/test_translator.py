@@ -58,7 +58,8 @@ def test_a_translator_learns_the_bundled_pairs(tmp_path):
     assert out.returncode == 0, out.stderr
     events = [ev.parse(json.loads(line)) for line in out.stdout.splitlines() if line.startswith("{")]
     data = next(e for e in events if isinstance(e, ev.Data))
-    assert data.examples == 1000 and data.val_examples == 100
+    # the split's 100, less the validation pairs that repeat training ones (left out: issue 25)
+    assert data.leaked and data.examples + data.leaked == 1000 and data.val_examples + data.leaked == 100
     evals = [e for e in events if isinstance(e, ev.Eval)]
     assert all(not e.extra for e in evals)  # BLEU and exact match are named fields of the event
     first, last = evals[0], evals[-1]

@@ -257,8 +257,9 @@ class EvaluatePage(QWidget):
         baselines.py): shown for the validation split, the text they were computed on."""
         from desktop_llm.core.baselines import bits_per_byte, describe, verdict
 
-        found = (self.session.store.get(self.picker.run_id).status().get("baselines") or {}) \
-            if self.src_val.isChecked() else {}
+        run_id = self.picker.run_id
+        found = (self.session.store.get(run_id).status().get("baselines") or {}) \
+            if self.src_val.isChecked() and run_id else {}
         bpb = bits_per_byte(loss, found.get("bytes_per_token"))
         self.figures["bpb"].setText(f"{bpb:.3f}" if bpb else "–")
         figures = found.get("figures") or {}

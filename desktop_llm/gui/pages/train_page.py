@@ -465,7 +465,7 @@ class TrainPage(QWidget):
     # ------------------------------------------------------------------ events
     def _on_event(self, d: dict) -> None:
         e = ev.parse(d)
-        if isinstance(e, (ev.Step, ev.Eval, ev.Start, ev.Data, ev.Baselines)):  # curves, and their yardsticks
+        if isinstance(e, (ev.Step, ev.Eval, ev.Start, ev.Data, ev.Baselines)) and self.run_id:  # curves, yardsticks
             self.plots.series_for(self.run_id).add(e)
             self._pending = True
         if isinstance(e, ev.Baselines) and e.figures:
