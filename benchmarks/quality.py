@@ -92,7 +92,7 @@ def row(task: str, family: str, metric: str, value: float, base: dict, higher: b
     best = scored[best_name]
     wins = value > best if higher else value < best
     return {"task": task, "family": family, "metric": metric, "model": value, "baseline": best,
-            "baseline_name": best_name, "beats": wins, "extra": extra}
+            "baseline_name": best_name, "beats": wins, "ties": abs(value - best) < 1e-9, "extra": extra}
 
 
 TINY = ("--layers", "2", "--heads", "2", "--width", "64", "--ffn", "256", "--dropout", "0.1")
@@ -154,7 +154,8 @@ def table(rows: list[dict]) -> str:
     lines = ["| family | task | figure | model | best baseline | beats it? | notes |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['family']} | {r['task']} | {unit.get(r['metric'], r['metric'])} | {r['model']:.3f} | "
-                     f"{r['baseline']:.3f} ({r['baseline_name']}) | {'yes' if r['beats'] else '**no**'} | "
+                     f"{r['baseline']:.3f} ({r['baseline_name']}) | "
+                     f"{'yes' if r['beats'] else 'ties' if r.get('ties') else '**no**'} | "
                      f"{r['extra']} |")
     return "\n".join(lines)
 
