@@ -57,7 +57,8 @@ def cmd_embed(args) -> int:
         vec, meta = write_projector(args.projector, index)
         agree, chance = index.neighbour_agreement()
         result.update({"vectors": str(vec), "metadata": str(meta), "sentences": len(index.items),
-                       "nearest_same_source": agree, "by_chance": chance})
+                       "nearest_same_source": agree, "by_chance": chance,
+                       "tfidf_same_source": index.baseline_agreement()})
     if args.json:
         out(result)
         return 0
@@ -66,8 +67,10 @@ def cmd_embed(args) -> int:
     if args.projector:
         print(f"wrote {result['vectors']} and {result['metadata']} ({result['sentences']:,} sentences): load them at "
               "projector.tensorflow.org, or in TensorBoard's projector")
-        print(f"nearest neighbour from the same source: {result['nearest_same_source']:.0%} "
-              f"(by chance {result['by_chance']:.0%})")
+        model, tfidf = result["nearest_same_source"], result["tfidf_same_source"]
+        print(f"nearest neighbour from the same source: {model:.0%} (by chance {result['by_chance']:.0%}; "
+              f"TF-IDF character n-grams {tfidf:.0%}" + ("" if model > tfidf else ": the model's vectors do not "
+                                                         "beat them yet") + ")")
     return 0
 
 

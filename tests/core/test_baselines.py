@@ -114,3 +114,14 @@ def test_the_best_evaluation_is_chosen_by_the_familys_figure():
     assert seen == [True, True, None, None] and ctx.best_score == 0.5  # its loss climbed as its F1 rose
     ctx = SimpleNamespace(selection="loss", best=2.0, best_score=None)
     assert TrainingContext.improves(ctx, 1.5, {}) and not TrainingContext.improves(ctx, 2.5, {})
+
+
+def test_tfidf_vectors_find_the_sentence_that_shares_its_characters():
+    from desktop_llm.core.baselines import tfidf_vectors
+
+    texts = ["the cat sat on the mat", "a cat sat on a mat", "床前明月光", "床前明月光，疑是地上霜"]
+    v = tfidf_vectors(texts)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-6)
+    sims = v @ v.T
+    np.fill_diagonal(sims, -1)
+    assert sims.argmax(1).tolist() == [1, 0, 3, 2]

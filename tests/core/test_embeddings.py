@@ -31,6 +31,9 @@ def test_nearest_neighbours_share_their_source_more_often_than_chance(home, tmp_
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert res["nearest_same_source"] > res["by_chance"] + 0.2, res
+    assert 0 <= res["tfidf_same_source"] <= 1  # the baseline beside it (its arithmetic: test_baselines.py)
+    text = cli(home, "embed", "encoder", "--projector", tmp_path / "proj2").stdout
+    assert "TF-IDF character n-grams" in text
     with open(tmp_path / "proj" / "metadata.tsv", encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t"))
     vectors = np.loadtxt(tmp_path / "proj" / "vectors.tsv", delimiter="\t")

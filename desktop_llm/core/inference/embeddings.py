@@ -102,10 +102,12 @@ class Index:
         return [{"text": self.items[i].text, "source": self.items[i].source, "score": float(scores[i])}
                 for i in best]
 
-    def neighbour_agreement(self) -> tuple[float, float]:
+    def neighbour_agreement(self, vectors: np.ndarray | None = None) -> tuple[float, float]:
         """(share of sentences whose nearest other sentence has the same source, that share by
-        chance): how much the embedding groups sentences by where they come from."""
-        sims = self.vectors @ self.vectors.T
+        chance): how much the embedding (or other `vectors` of the same sentences) groups
+        sentences by where they come from."""
+        vectors = self.vectors if vectors is None else vectors
+        sims = vectors @ vectors.T
         np.fill_diagonal(sims, -np.inf)
         nearest = sims.argmax(1)
         sources = np.array([s.source for s in self.items])
@@ -113,6 +115,13 @@ class Index:
         _, counts = np.unique(sources, return_counts=True)
         p = counts / counts.sum()
         return same, float((p * p).sum())
+
+    def baseline_agreement(self) -> float:
+        """The same share with TF-IDF character n-gram vectors (core/baselines.py): what the
+        model's vectors must beat."""
+        from desktop_llm.core.baselines import tfidf_vectors
+
+        return self.neighbour_agreement(tfidf_vectors([s.text for s in self.items]))[0]
 
 
 def build_index(model, tok, run, pooling: str = "mean", limit: int = MAX_SENTENCES) -> Index:
