@@ -34,7 +34,7 @@ SLOW_MODULES = {
     "test_classifier.py", "test_cli.py", "test_cli_messages.py", "test_families.py", "test_embeddings.py",
     "test_export.py", "test_training.py", "test_masked_lm.py", "test_flow.py", "test_family_pages.py",
     "test_fill_mask_page.py", "test_fused_steps.py", "test_events.py", "test_sharing.py", "test_tensorboard.py",
-    "test_store_safety.py", "test_distributed_families.py",
+    "test_store_safety.py", "test_distributed_families.py", "test_continue.py",
 }
 
 

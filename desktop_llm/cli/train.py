@@ -27,7 +27,7 @@ from desktop_llm.cli.render import HumanEvents, quiet_when_orphaned
 def run_config(args):
     """The run that `train` flags (and `--config`) describe; the family's own rules from its folder."""
     from desktop_llm.core.config import DEFAULT_FAMILY, RunConfig, TokenizerConfig, TrainConfig, run_name
-    from desktop_llm.core.models import get_family
+    from desktop_llm.core.models import families, get_family
     from desktop_llm.resources import sample_corpus
 
     cfg = RunConfig.load(args.config) if args.config else RunConfig()
@@ -85,7 +85,8 @@ def run_config(args):
         result = replace(result, training=fam.default_training(tr))
     if getattr(args, "base", None):
         if not fam.starts_from_base:
-            raise CliError("--base starts a classifier from a pretrained run: add --family classifier.")
+            can = " or ".join(f.name for f in families() if f.starts_from_base)
+            raise CliError(f"--base starts a run from a trained one: add --family {can}.")
         if args.tokenizer or args.tokenizer_kind or args.vocab_size is not None:
             raise CliError("A fine-tune reads text with its base run's tokenizer: leave out --tokenizer, "
                            "--tokenizer-kind and --vocab-size.")
@@ -303,7 +304,8 @@ def add_parser(sub) -> None:
                     help="what the model learns: " + ", ".join(f"{f.name} ({f.summary})" for f in families())
                          + " (default gpt)")
     tr.add_argument("--base", metavar="RUN",
-                    help="classifier: the pretrained masked_lm or gpt run to fine-tune (default: from scratch)")
+                    help="the trained run to start from: a gpt run to continue on new text (--family gpt), or the "
+                         "masked_lm or gpt run a classifier fine-tunes (default: from scratch)")
     tr.add_argument("--label-column", help="classifier: the label column of CSV/JSONL files "
                                            "(default: one named label, class, category...)")
     tr.add_argument("--target-column", help="translator: the target field of JSONL pairs (--column: the source; "

@@ -177,3 +177,20 @@ class Family:
     def sample(self, ctx) -> str:
         """Text shown with each evaluation (a generated continuation, filled masks...)."""
         return ""
+
+
+# A run started from a base reads its text with the base's tokenizer: above this share of unknown
+# tokens it is refused unless asked (`--accept-unknown`); above the first it warns. One rule for
+# every family that starts from a base.
+UNKNOWN_WARNED, UNKNOWN_REFUSED = 0.005, 0.25
+
+
+def refuse_unreadable(share: float, accept: bool) -> None:
+    """A base that cannot read the text: a Chinese character model under English texts sees only
+    the spaces (and a classifier on it still reported "83% accuracy" from word lengths)."""
+    from desktop_llm.core.config import ConfigError
+
+    if share > UNKNOWN_REFUSED and not accept:
+        raise ConfigError(f"{share:.0%} of this text is unknown to the base run's tokenizer: the model would "
+                          "not see it. Start from a base trained on text like this one (or train from scratch); "
+                          "to go on anyway: --accept-unknown.")

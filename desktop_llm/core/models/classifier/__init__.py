@@ -17,7 +17,7 @@ import numpy as np
 from desktop_llm.core import events as ev
 from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.models.backbones.bert import SPECIALS
-from desktop_llm.core.models.base import Family
+from desktop_llm.core.models.base import UNKNOWN_WARNED, Family, refuse_unreadable
 from desktop_llm.core.models.classifier import report
 from desktop_llm.core.models.classifier.examples import (
     LabelledData,
@@ -26,7 +26,6 @@ from desktop_llm.core.models.classifier.examples import (
     stratified_split,
 )
 
-UNKNOWN_WARNED, UNKNOWN_REFUSED = 0.005, 0.25  # shares of a fine-tune's text its base's tokenizer cannot read
 CONFUSION_IN_EVENTS = 50  # classes up to which each evaluation event carries the confusion matrix
 DEFAULT_STEPS, DEFAULT_EVAL_INTERVAL = 300, 50  # a classifier learns in a few hundred steps
 FINE_TUNE_LR = 3e-4
@@ -167,11 +166,7 @@ class Classifier(Family):
         read the text (a Chinese character model under English texts: every letter unknown, only
         the spaces left, and still "83% accuracy" from word lengths)."""
         examples = read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
-        share = self.unknown_to_base(cfg, examples)
-        if share > UNKNOWN_REFUSED and not cfg.data.accept_unknown:
-            raise ConfigError(f"{share:.0%} of this text is unknown to the base run's tokenizer: the model would "
-                              "not see it. Fine-tune a base trained on text like this one (or train from scratch); "
-                              "to go on anyway: --accept-unknown.")
+        refuse_unreadable(self.unknown_to_base(cfg, examples), cfg.data.accept_unknown)
 
     def unknown_to_base(self, cfg, examples=None) -> float:
         """The share of the labelled texts' tokens the base run's tokenizer writes as unknown (0
