@@ -135,3 +135,15 @@ def tfidf_vectors(texts: list[str], dims: int = 4096) -> np.ndarray:
     df = (rows > 0).sum(0)
     rows *= np.log((1 + len(texts)) / (1 + df)) + 1.0
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def compared_figure(family, best_loss: float | None, best_score: float | None, last_eval: dict) -> float | None:
+    """The model's figure that its baselines are compared with (`family.baseline_metric`): the
+    best validation loss, the score that chose the best checkpoint, else the last evaluation's.
+    One rule for the trainer's closing warning and the run card."""
+    metric = family.baseline_metric
+    if metric == "loss":
+        return best_loss
+    if metric == family.selection_metric and best_score is not None:
+        return best_score
+    return last_eval.get(f"val_{metric}")

@@ -74,12 +74,11 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
         rows.append(("best val", f"loss {best:.4f}{ppl}"))
     found = (info.get("baselines") or {}).get("figures")
     if found:  # what the model must beat, on the same split, and whether it does
-        from desktop_llm.core.baselines import describe, verdict
+        from desktop_llm.core.baselines import compared_figure, describe, verdict
 
-        metric = family.baseline_metric
-        value = best if metric == "loss" else (info["best_score"] if info.get("best_score") is not None and
-                                               metric == family.selection_metric else _last_eval(run).get(f"val_{metric}"))
-        said = verdict(value, found, metric)
+        value = compared_figure(family, best, info.get("best_score"),
+                                {} if family.baseline_metric == "loss" else _last_eval(run))
+        said = verdict(value, found, family.baseline_metric)
         rows.append(("baselines", describe(found) + (f"; this model {said}" if said else "")))
     rows.append(("family", family.title or cfg.family))
     sources = list(cfg.data.paths) + ([f"{len(cfg.data.texts)} pasted text(s)"] if cfg.data.texts else [])

@@ -185,6 +185,14 @@ class Family:
 UNKNOWN_WARNED, UNKNOWN_REFUSED = 0.005, 0.25
 
 
+def unreadable_warning(share: float) -> str | None:
+    """The warning for a text a little of which the base cannot read (below the refusal)."""
+    if share <= UNKNOWN_WARNED:
+        return None
+    return (f"{share:.1%} of the text is unknown to the base run's tokenizer: the model does not see those "
+            "characters.")
+
+
 def refuse_unreadable(share: float, accept: bool) -> None:
     """A base that cannot read the text: a Chinese character model under English texts sees only
     the spaces (and a classifier on it still reported "83% accuracy" from word lengths)."""

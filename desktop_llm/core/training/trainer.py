@@ -298,12 +298,11 @@ def _baselines(run, family, data, tok, emit: Emit) -> dict | None:
 
 def _losing(ctx, family) -> str | None:
     """A finished run that does not beat all its baselines says so, with which."""
-    from desktop_llm.core.baselines import beaten
+    from desktop_llm.core.baselines import beaten, compared_figure
 
     figures = (ctx.baselines or {}).get("figures") or {}
     metric = family.baseline_metric
-    value = ctx.best if metric == "loss" else (ctx.best_score if metric == ctx.selection and ctx.best_score
-                                               is not None else ctx.last_eval.get(f"val_{metric}"))
+    value = compared_figure(family, ctx.best, ctx.best_score, ctx.last_eval)
     if value is None or not figures:
         return None
     _, losses = beaten(value, figures, metric)

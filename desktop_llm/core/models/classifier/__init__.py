@@ -17,7 +17,7 @@ import numpy as np
 from desktop_llm.core import events as ev
 from desktop_llm.core.config import ConfigError, RunConfig
 from desktop_llm.core.models.backbones.bert import SPECIALS
-from desktop_llm.core.models.base import UNKNOWN_WARNED, Family, refuse_unreadable
+from desktop_llm.core.models.base import Family, refuse_unreadable, unreadable_warning
 from desktop_llm.core.models.classifier import report
 from desktop_llm.core.models.classifier.examples import (
     LabelledData,
@@ -208,10 +208,9 @@ class Classifier(Family):
             if info["cut"]:
                 emit(ev.Warning(message=f"{info['cut']} of {info['examples']} texts are longer than the context "
                                         f"({cfg.model.sequence_length} tokens): their ends were cut.").to_dict())
-            share = self.unknown_to_base(cfg, examples) if cfg.base_run else 0.0
-            if share > UNKNOWN_WARNED:
-                emit(ev.Warning(message=f"{share:.1%} of the text is unknown to the base run's tokenizer: the model "
-                                        "does not see those characters.").to_dict())
+            note = unreadable_warning(self.unknown_to_base(cfg, examples)) if cfg.base_run else None
+            if note:
+                emit(ev.Warning(message=note).to_dict())
             emit(ev.Data(**info).to_dict())
         return LabelledData(run.data_dir)
 

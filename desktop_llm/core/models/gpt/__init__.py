@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from desktop_llm.core.models.base import UNKNOWN_WARNED, Family, refuse_unreadable
+from desktop_llm.core.models.base import Family, refuse_unreadable, unreadable_warning
 
 CONTINUE_LR = 3e-4  # continued pretraining: a third of training from scratch
 
@@ -64,10 +64,9 @@ class GPT(Family):
 
         fresh = not TokenData.exists(run.data_dir)
         data = super().prepare_data(run, cfg, tok, emit)
-        share = self.unknown_to_base(cfg) if fresh and cfg.base_run else 0.0
-        if share > UNKNOWN_WARNED:
-            emit(ev.Warning(message=f"{share:.1%} of the text is unknown to the base run's tokenizer: the model "
-                                    "does not see those characters.").to_dict())
+        note = unreadable_warning(self.unknown_to_base(cfg)) if fresh and cfg.base_run else None
+        if note:
+            emit(ev.Warning(message=note).to_dict())
         return data
 
     def initialise(self, model, cfg, mcfg, emit) -> None:
