@@ -26,6 +26,7 @@ CORPORA = ROOT / "corpora"
 ICONS = ROOT / "icons"
 LABELLED = ROOT / "labelled"  # classifier examples: one folder per task, one file per class
 PARALLEL = ROOT / "parallel"  # translator examples: sentence pairs
+CHAT = ROOT / "chat"  # chat examples: conversations
 ATTRIBUTION = ROOT / "ATTRIBUTION.md"
 
 
@@ -41,6 +42,12 @@ def labelled_example(name: str = "poem-prose-drama") -> Path:
 def parallel_example(name: str = "tatoeba-cmn-eng-5k.tsv") -> Path:
     """Bundled sentence pairs for the translator (English, Chinese, attribution; CC-BY 2.0 FR)."""
     return PARALLEL / name
+
+
+def chat_example(name: str = "chat-example.jsonl") -> Path:
+    """Bundled conversations for the chat family: Tatoeba pairs as translation requests, Tang poems
+    as poem requests (CC-BY 2.0 FR and MIT; each line keeps its source)."""
+    return CHAT / name
 
 
 def icon_path(size: int | None = None) -> Path:

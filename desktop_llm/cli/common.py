@@ -182,3 +182,10 @@ class Kit:
     check_flags = staticmethod(check_flags)
     read_text_file = staticmethod(read_text_file)
     quiet_keras = staticmethod(quiet_keras)
+
+    @staticmethod
+    def writers() -> tuple[str, ...]:
+        """The families whose runs write text (`generate` and `chat` take any of them)."""
+        from desktop_llm.core.models import families
+
+        return tuple(f.name for f in families() if f.writes_text)

@@ -50,6 +50,8 @@ def format_event(d: dict, run: str | None = None) -> str | None:
         if e.val_bleu is not None:
             line += f"  BLEU {e.val_bleu:.1f}" + (f"  chrF {e.val_chrf:.1f}" if e.val_chrf is not None else "")
             line += f"  exact {e.val_exact_match:.1%}"
+        if e.val_stops is not None:
+            line += f"  replies that end {e.val_stops:.0%}"
         if e.sample:
             line += "\n  sample: " + e.sample.replace("\n", "\n          ")[:600]
         return line
@@ -67,6 +69,9 @@ def format_event(d: dict, run: str | None = None) -> str | None:
         counts = ", ".join(f"{c} {n:,}" for c, n in (e.counts or {}).items())
         return (f"[data] {e.examples:,} examples in {len(e.classes)} classes ({counts}): "
                 f"{e.train_examples:,} train / {e.val_examples:,} validation{_leaked(e)}")
+    if isinstance(e, ev.Data) and e.supervised_tokens is not None:
+        return (f"[data] {e.examples:,} conversations: {e.train_examples:,} train / {e.val_examples:,} validation; "
+                f"the replies are {e.supervised_tokens:,} of {e.train_tokens:,} training tokens{_leaked(e)}")
     if isinstance(e, ev.Data) and e.examples is not None:
         return (f"[data] {e.examples:,} sentence pairs: {e.train_examples:,} train / {e.val_examples:,} "
                 f"validation{_leaked(e)}")

@@ -70,6 +70,7 @@ class Data(Event):
     train_examples: int | None = _opt()
     val_examples: int | None = _opt()
     cut: int | None = _opt()
+    supervised_tokens: int | None = _opt()  # a chat model's training tokens it learns to write (its replies)
     leaked: int | None = _opt()  # validation examples left out (or, in a text, lines) repeating training ones
 
 
@@ -126,6 +127,7 @@ class Eval(Event):
     val_exact_match: float | None = _opt()
     val_chrf: float | None = _opt()  # a translator: chrF (sacrebleu) of the same translations
     val_bits_per_byte: float | None = _opt()  # a loss over tokens, per byte of text (core/baselines.py)
+    val_stops: float | None = _opt()  # a chat model: the share of validation replies that end with <|end|>
 
 
 @dataclass

@@ -179,9 +179,10 @@ class Generator:
         return ids
 
     def stream(self, prompt: str | Sequence[int], cfg: SamplingConfig = SamplingConfig(),
-               use_cache: bool = True, cancelled: Callable[[], bool] | None = None
-               ) -> Iterator[GeneratedToken]:
-        """Yield tokens as they are produced. Stops at max_new_tokens or a stop sequence."""
+               use_cache: bool = True, cancelled: Callable[[], bool] | None = None,
+               stop_ids: Sequence[int] = ()) -> Iterator[GeneratedToken]:
+        """Yield tokens as they are produced. Stops at max_new_tokens, a stop sequence, or after
+        yielding one of `stop_ids` (a chat template's end of turn)."""
         cfg.validate()
         ids = list(prompt) if not isinstance(prompt, str) else self.prompt_ids(prompt)
         fns = self._sampling(cfg)
@@ -195,6 +196,9 @@ class Generator:
         while True:
             for token_id, prob in produced:
                 if cancelled and cancelled():
+                    return
+                if token_id in stop_ids:
+                    yield GeneratedToken(token_id, "", prob, i)
                     return
                 piece = decoder.feed(token_id)
                 text += piece
@@ -239,10 +243,13 @@ class Generator:
 
     def generate(self, prompt: str | Sequence[int], cfg: SamplingConfig = SamplingConfig(),
                  use_cache: bool = True, on_token: Callable[[GeneratedToken], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> GenerationResult:
+                 cancelled: Callable[[], bool] | None = None, stop_ids: Sequence[int] = ()) -> GenerationResult:
         t0 = time.perf_counter()
         result = GenerationResult("")
-        for tok in self.stream(prompt, cfg, use_cache, cancelled):
+        for tok in self.stream(prompt, cfg, use_cache, cancelled, stop_ids):
+            if tok.id in stop_ids:  # the end of the turn: no text, not a token of the reply
+                result.stopped_by = "end"
+                break
             if not result.tokens:
                 result.first_token_seconds = time.perf_counter() - t0
             result.tokens.append(tok)
@@ -364,17 +371,35 @@ class _SampledSteps:
 
 
 class ChatSession:
-    """A simple chat over a plain language model: the history is formatted as a transcript and
-    trimmed from the oldest turns so that prompt + reply fit in the context window."""
+    """A chat with a run, trimmed from the oldest turns so that prompt + reply fit in the context.
 
-    def __init__(self, generator: Generator, user_prefix: str = "User: ", bot_prefix: str = "Bot: "):
+    A chat model's tokenizer carries its template (core/chat_template.py): the conversation is
+    written with it, a system prompt leads, and a reply ends where the model writes <|end|>. A
+    plain language model gets a "User: … / Bot: …" transcript to continue (`templated` False), which
+    chats only as well as its training text allows and stops at the end of a line."""
+
+    def __init__(self, generator: Generator, user_prefix: str = "User: ", bot_prefix: str = "Bot: ",
+                 system: str = ""):
         self.gen = generator
         self.user_prefix = user_prefix
         self.bot_prefix = bot_prefix
-        self.history: list[tuple[str, str]] = []  # (role, text)
+        self.system = system  # a chat model's system prompt (a transcript has none)
+        self.templated = bool(getattr(generator.tokenizer, "chat", False))
+        self.history: list[tuple[str, str]] = []  # (role, text): "user" and "assistant" in turn
+        self.dropped = 0  # the oldest turns the last prompt left out: the context was full
+        self.stopped_by = ""  # how the last reply ended: "end" (the model ended its turn), "length"...
 
     def prompt(self, reserve: int) -> list[int]:
         budget = max(1, self.gen.length - reserve)
+        if self.templated:
+            lead = [("system", self.system)] if self.system.strip() else []
+            kept = list(self.history)
+            ids, _ = self.gen.tokenizer.render(lead + kept, reply=True)
+            while len(ids) > budget and len(kept) > 1:
+                kept = kept[2:] if len(kept) > 2 else kept[1:]  # a whole exchange at a time
+                ids, _ = self.gen.tokenizer.render(lead + kept, reply=True)
+            self.dropped = len(self.history) - len(kept)
+            return ids[-budget:]
         turns: list[list[int]] = []
         for role, text in reversed(self.history):
             prefix = self.user_prefix if role == "user" else self.bot_prefix
@@ -382,6 +407,7 @@ class ChatSession:
             if sum(map(len, turns)) + len(ids) > budget and turns:
                 break
             turns.insert(0, ids)
+        self.dropped = len(self.history) - len(turns)
         ids = [i for t in turns for i in t] + self.gen.tokenizer.encode(self.bot_prefix)
         return ids[-budget:]
 
@@ -389,10 +415,28 @@ class ChatSession:
               on_token: Callable[[GeneratedToken], None] | None = None,
               cancelled: Callable[[], bool] | None = None) -> str:
         self.history.append(("user", message))
+        return self.answer(cfg, on_token, cancelled)
+
+    def regenerate(self, cfg: SamplingConfig = SamplingConfig(),
+                   on_token: Callable[[GeneratedToken], None] | None = None,
+                   cancelled: Callable[[], bool] | None = None) -> str:
+        """Another reply to the last message, in place of the last one."""
+        if self.history and self.history[-1][0] == "assistant":
+            self.history.pop()
+        if not self.history:
+            raise SamplingError("Nothing to answer yet: say something first.")
+        return self.answer(cfg, on_token, cancelled)
+
+    def answer(self, cfg: SamplingConfig = SamplingConfig(),
+               on_token: Callable[[GeneratedToken], None] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> str:
+        """The model's reply to the history as it stands, appended to it."""
         reserve = min(cfg.max_new_tokens, self.gen.length // 2)
-        stop = tuple(cfg.stop) + ("\n" + self.user_prefix.strip(), "\n")
+        stop = tuple(cfg.stop) if self.templated else tuple(cfg.stop) + ("\n" + self.user_prefix.strip(), "\n")
         cfg = SamplingConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed, stop)
-        result = self.gen.generate(self.prompt(reserve), cfg, on_token=on_token, cancelled=cancelled)
+        end = (self.gen.tokenizer.end_id,) if self.templated else ()
+        result = self.gen.generate(self.prompt(reserve), cfg, on_token=on_token, cancelled=cancelled, stop_ids=end)
+        self.stopped_by = result.stopped_by
         text = result.text.strip()
-        self.history.append(("bot", text))
+        self.history.append(("assistant", text))
         return text

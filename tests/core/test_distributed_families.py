@@ -29,7 +29,7 @@ def _train(home, family, devices):
     return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
 
 
-@pytest.mark.parametrize("family", [f for f in families() if f.writes_text is False], ids=lambda f: f.name)
+@pytest.mark.parametrize("family", [f for f in families() if not f.evaluates_text], ids=lambda f: f.name)
 def test_each_family_trains_on_two_replicas_as_on_one_device(tmp_path, family):
     one = _train(tmp_path / "ws", family, "cpu")
     two = _train(tmp_path / "ws", family, "cpu:2")

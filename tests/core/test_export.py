@@ -157,8 +157,8 @@ def test_an_export_replaces_an_earlier_one_but_never_a_foreign_folder(trained, t
 def test_sentencepiece_run_ships_its_keras_hub_tokenizer(tmp_path, shakespeare_small):
     """A bpe (SentencePiece) tokenizer goes into the preset as keras-hub's SentencePieceTokenizer:
     plain keras-hub loads it and encodes and decodes exactly like the app."""
+    from desktop_llm.core.models.backbones import gpt2_preset as keras_hub_preset
     from desktop_llm.core.models.backbones.gpt import build_model
-    from desktop_llm.core.models.gpt.export import keras_hub_preset
     from desktop_llm.core.tokenizers import train_tokenizer
 
     text = shakespeare_small.read_text("utf-8")
@@ -201,8 +201,8 @@ def test_a_tokenizer_keras_hub_cannot_carry_is_exported_without_a_preprocessor_i
         kind, tmp_path, shakespeare_small):
     """keras-hub has no preprocessor tokenizer with a byte or WordPiece run's ids and text: the
     backbone-only preset is written and one note says so, naming the kind that carries one."""
+    from desktop_llm.core.models.backbones import gpt2_preset as keras_hub_preset
     from desktop_llm.core.models.backbones.gpt import build_model
-    from desktop_llm.core.models.gpt.export import keras_hub_preset
     from desktop_llm.core.tokenizers import train_tokenizer
 
     tok = train_tokenizer(kind, [shakespeare_small.read_text("utf-8")[:20_000]], 256 if kind == "byte" else 300)

@@ -161,7 +161,7 @@ def test_the_legend_is_outside_the_plots(window, qapp):
 # ---------------------------------------------------------------------------- 5. generate tabs
 class _Chat:
     def __init__(self, turns: int):
-        self.history = [("user", "hi"), ("bot", "hello")] * turns
+        self.history = [("user", "hi"), ("assistant", "hello")] * turns
 
 
 def test_generate_button_and_status_belong_to_the_prompt_tab(window):

@@ -20,10 +20,11 @@ class Family:
     attention_kinds = ("self",)  # the attention maps it has (`attention --kind`)
     tokenizer_in_run = False  # trains its own tokenizer in the run, from its data (the window needs none)
     fine_tune_learning_rate: float | None = None  # the gentler peak rate of a run started from a base
-    writes_text = False
+    writes_text = False  # generates text token by token (the Generate page's prompt and chat)
+    evaluates_text = False  # its loss is the text's own (the Evaluate page's perplexity of a text, `eval`)
     loss_over_tokens = True  # its loss is a cross-entropy over tokens: a perplexity means something
     accuracy_name = "accuracy"  # what an evaluation's accuracy counts, in words
-    masked_perplexity = False  # its perplexity is over masked tokens, not text (shown with its figures)  # generates text token by token (the Generate page's prompt and chat)
+    masked_perplexity = False  # its perplexity is over masked tokens, not text (shown with its figures)
 
     def model_vocabulary(self, tokenizer_vocabulary: int, cfg=None) -> int:
         """Ids the model embeds: the tokenizer's, plus any special ids the family adds."""
@@ -36,6 +37,11 @@ class Family:
     def train_tokenizer(self, cfg):
         """A tokenizer the family trains its own way (a translator's pair), or None: the default."""
         return None  # noqa: RET501 - None is the answer here, not a procedure's end
+
+    def own_tokenizer(self, tok):
+        """The tokenizer a run of this family keeps, made from the one it copied or trained (a chat
+        model adds its template's tokens); the same one by default."""
+        return tok
 
     def tokenizer_source(self, cfg) -> str | None:
         """A tokenizer folder the run must copy (a fine-tune reads text as its base did), or None."""

@@ -11,7 +11,7 @@ from desktop_llm.core.config import DEFAULT_FAMILY, ConfigError
 from desktop_llm.core.models.base import Family
 
 # One line per family: its folder under core/models/ (the order of menus and `--family` choices).
-FAMILY_NAMES = ("gpt", "masked_lm", "classifier", "translator")
+FAMILY_NAMES = ("gpt", "masked_lm", "classifier", "translator", "chat")
 
 
 @cache

@@ -21,8 +21,7 @@ def ensure_tokenizer(run, cfg: RunConfig, emit: Emit) -> Tokenizer:
         given = family.tokenizer_source(cfg) or cfg.tokenizer.path
         if given:
             emit(ev.Phase(phase="tokenizer", message="Copying the tokenizer").to_dict())
-            src = load_tokenizer(given)
-            src.save(run.tokenizer_dir)
+            family.own_tokenizer(load_tokenizer(given)).save(run.tokenizer_dir)
         else:
             emit(ev.Phase(phase="tokenizer", message=f"Training a {cfg.tokenizer.kind} tokenizer").to_dict())
             tok = family.train_tokenizer(cfg)
@@ -33,5 +32,5 @@ def ensure_tokenizer(run, cfg: RunConfig, emit: Emit) -> Tokenizer:
                     corpus.require_text()
                     texts = corpus.iter_text()
                 tok = train_tokenizer(cfg.tokenizer.kind, texts, cfg.tokenizer.vocabulary_size)
-            tok.save(run.tokenizer_dir)
+            family.own_tokenizer(tok).save(run.tokenizer_dir)
     return load_tokenizer(run.tokenizer_dir)

@@ -136,9 +136,9 @@ class EvaluatePage(QWidget):
         except Exception:  # noqa: BLE001 - a run folder that vanished: the picker refreshes soon
             run, family = None, DEFAULT_FAMILY
         fam = get_family(family)
-        self.go.setEnabled(fam.writes_text)
-        self.family_note.setVisible(not fam.writes_text)
-        if fam.writes_text:
+        self.go.setEnabled(fam.evaluates_text)
+        self.family_note.setVisible(not fam.evaluates_text)
+        if fam.evaluates_text:
             return
         evals = [e for e in map(ev.parse, run.metrics()) if isinstance(e, ev.Eval)]
         where = family_ui(family).EVALUATE_ELSEWHERE
@@ -155,6 +155,10 @@ class EvaluatePage(QWidget):
             figures.append(f"macro-F1 {e.val_macro_f1:.3f}")
         if e.val_bleu is not None:
             figures.append(f"BLEU {e.val_bleu:.1f}, exact match {e.val_exact_match:.1%}")
+        if e.val_bits_per_byte is not None:
+            figures.append(f"{e.val_bits_per_byte:.3f} bits per byte")
+        if e.val_stops is not None:
+            figures.append(f"replies that end with <|end|> {e.val_stops:.0%}")
         self.family_note.setText(f"A {family.replace('_', '-')} run, last validated at step {e.step}: "
                                  + " · ".join(figures) + f". Perplexity of text is a GPT's measure; {where}.")
 

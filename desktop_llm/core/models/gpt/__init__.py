@@ -6,11 +6,9 @@ shape and best weights, a gentler learning rate, and a refusal where the base ca
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from desktop_llm.core.models import continuation
 from desktop_llm.core.models.base import Family, refuse_unreadable, unreadable_warning
-
-CONTINUE_LR = 3e-4  # continued pretraining: a third of training from scratch
+from desktop_llm.core.models.continuation import CONTINUE_LR
 
 
 class GPT(Family):
@@ -19,41 +17,26 @@ class GPT(Family):
     summary = "next token"
     command = "generate"
     writes_text = True
+    evaluates_text = True
     starts_from_base = True  # `train --base RUN`: continue a GPT run on new text
     fine_tune_learning_rate = CONTINUE_LR
     export_formats = ("keras-hub", "savedmodel", "onnx", "litert")
 
     def on_base(self, cfg, base_folder, gentler: bool = True):
         """`cfg` made a continuation of the GPT run in `base_folder`: its tokenizer and shape."""
-        import dataclasses
-
-        from desktop_llm.core.config import ConfigError, RunConfig
-
-        folder = Path(base_folder)
-        base = RunConfig.load(folder / "config.json")
-        if base.family != self.name:
-            raise ConfigError(f"Run {folder.name} is a {base.family} run: a GPT continues from a GPT run.")
-        if not (folder / "checkpoints" / "index.json").exists():
-            raise ConfigError(f"Run {folder.name} has no checkpoint yet: train it first.")
-        t = cfg.training
-        if gentler:
-            t = dataclasses.replace(t, learning_rate=CONTINUE_LR, min_learning_rate=CONTINUE_LR / 10)
-        return dataclasses.replace(cfg, family=self.name, base_run=str(folder.resolve()), base_family=base.family,
-                                   tokenizer=base.tokenizer, model=dataclasses.replace(base.model, dropout=cfg.model.dropout),
-                                   training=t.fitted())
+        return continuation.on_base(cfg, base_folder, self.name, (self.name,), gentler)
 
     def tokenizer_source(self, cfg) -> str | None:
         """A continuation reads text as its base did: the base run's tokenizer."""
-        return str(Path(cfg.base_run) / "tokenizer") if cfg.base_run else None
+        return continuation.base_tokenizer(cfg)
 
     def unknown_to_base(self, cfg) -> float:
         """The share of the new text's tokens the base's tokenizer writes as unknown."""
         if not cfg.base_run:
             return 0.0
         from desktop_llm.core.data import corpus_of
-        from desktop_llm.core.tokenizers import load_tokenizer, unknown_share
 
-        return unknown_share(load_tokenizer(self.tokenizer_source(cfg)), corpus_of(cfg).iter_text())
+        return continuation.unknown_to_base(cfg, corpus_of(cfg).iter_text())
 
     def check_data(self, cfg) -> None:
         refuse_unreadable(self.unknown_to_base(cfg), cfg.data.accept_unknown)
@@ -71,20 +54,7 @@ class GPT(Family):
 
     def initialise(self, model, cfg, mcfg, emit) -> None:
         """A fresh continuation starts from the base run's best weights (the same shape)."""
-        if not cfg.base_run:
-            return
-        from desktop_llm.core import events as ev
-        from desktop_llm.core.checkpoints import CheckpointManager
-        from desktop_llm.core.config import ConfigError
-
-        ckpt = CheckpointManager(Path(cfg.base_run) / "checkpoints").find("best")
-        if ckpt is None:
-            raise ConfigError(f"The base run {cfg.base_run} has no checkpoint yet: train it first.")
-        base = self.build(mcfg)
-        base.optimizer = None  # the weights file also holds an optimizer: read the model's only
-        base.load_weights(str(ckpt.weights_path))
-        model.set_weights(base.get_weights())
-        emit(ev.Phase(phase="model", message=f"Starting from the base run's weights (step {ckpt.step})").to_dict())
+        continuation.initialise(model, self.build, cfg, mcfg, emit)
 
     def check_export(self, run, fmt: str) -> None:
         from desktop_llm.core.models.gpt import export

@@ -1,4 +1,7 @@
-"""The GPT's commands: `generate`, `chat` (a transcript fed to the model) and `eval` (perplexity)."""
+"""The commands of a run that writes text: `generate`, `chat` and, for a GPT, `eval` (perplexity).
+
+`chat` applies a chat run's template (core/chat_template.py) and stops where the model ends its
+turn; with a plain GPT it feeds a "User: … / Bot: …" transcript, and says so."""
 
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ def add_parser(sub, kit) -> None:
         cfg = sampling(args)
         if args.next_tokens is not None and args.next_tokens < 1:
             raise UsageError(f"--next-tokens must be at least 1 (got {args.next_tokens})")
-        run, model, tok, _ = kit.load_run(args)
+        run, model, tok, _ = kit.load_run(args, kit.writers())
         gen = Generator(model, tok)
         if args.next_tokens:  # the distribution the sampler draws from, not a sample of it
             top = gen.next_tokens(args.prompt, args.next_tokens)
@@ -95,9 +98,16 @@ def add_parser(sub, kit) -> None:
         from desktop_llm.core.generation import ChatSession, Generator
 
         cfg = sampling(args)
-        run, model, tok, _ = kit.load_run(args)
-        chat = ChatSession(Generator(model, tok), args.user_prefix, args.bot_prefix)
-        print(f"Chatting with run {run.id}. Empty line or Ctrl-D to quit.", file=sys.stderr)
+        run, model, tok, _ = kit.load_run(args, kit.writers())
+        chat = ChatSession(Generator(model, tok), args.user_prefix, args.bot_prefix, system=args.system or "")
+        if chat.templated:
+            mode = "its chat template; replies end where the model ends its turn"
+        else:
+            mode = ("transcript mode: a plain GPT continues a 'User: … / Bot: …' text and chats only as well as "
+                    "its training text allows (train a chat run on conversations for real turns)")
+            if args.system:
+                print("note: --system is for chat runs; a transcript has no system prompt.", file=sys.stderr)
+        print(f"Chatting with run {run.id}, in {mode}. Empty line or Ctrl-D to quit.", file=sys.stderr)
         while True:
             try:
                 line = input("> ")
@@ -111,6 +121,11 @@ def add_parser(sub, kit) -> None:
             sys.stdout.write("  ")
             chat.reply(line, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
             print()
+            if chat.dropped:
+                print(f"[the {chat.dropped} oldest messages no longer fit in the context and were left out]",
+                      file=sys.stderr)
+            if chat.templated and chat.stopped_by != "end":
+                print(f"[no end of turn within {cfg.max_new_tokens} tokens: the reply was cut]", file=sys.stderr)
         return 0
 
     ev = sub.add_parser("eval", help="perplexity on the validation split, a file or a text")
@@ -147,6 +162,7 @@ def add_parser(sub, kit) -> None:
     ch = sub.add_parser("chat", help="chat with a model in the terminal")
     kit.run_args(ch)
     sampling_args(ch)
+    ch.add_argument("--system", help="a system prompt that leads the conversation (chat runs)")
     ch.add_argument("--user-prefix", default="User: ", help="put before your lines (default %(default)r)")
     ch.add_argument("--bot-prefix", default="Bot: ", help="put before the model's replies (default %(default)r)")
     ch.set_defaults(func=cmd_chat)

@@ -7,7 +7,7 @@ from __future__ import annotations
 def check(run, fmt: str) -> None:
     """Refuse a run the format cannot carry, before anything is loaded."""
     if fmt == "keras-hub":
-        from desktop_llm.core.models.gpt.export import keras_hub_preset
+        from desktop_llm.core.models.backbones import gpt2_preset as keras_hub_preset
 
         keras_hub_preset.check(run.config.model)
 
@@ -17,7 +17,7 @@ def write(model, tok, run, fmt: str, folder) -> dict:
 
     model(np.zeros((1, 1), "int32"))  # Keras' ONNX and LiteRT exporters refuse a model never called
     if fmt == "keras-hub":
-        from desktop_llm.core.models.gpt.export import keras_hub_preset
+        from desktop_llm.core.models.backbones import gpt2_preset as keras_hub_preset
 
         return keras_hub_preset.write(model, tok, folder, dropout=run.config.model.dropout)
     if fmt == "savedmodel":

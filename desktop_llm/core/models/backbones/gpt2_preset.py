@@ -1,6 +1,6 @@
-"""keras-hub preset: the run as keras-hub's own `GPT2Backbone` + `GPT2CausalLM`, written with
-keras-hub's `save_to_preset`, so plain keras-hub loads it (`CausalLM.from_preset(folder)`) with
-no desktop_llm installed.
+"""keras-hub preset: a GPT or chat run as keras-hub's own `GPT2Backbone` + `GPT2CausalLM`, written
+with keras-hub's `save_to_preset`, so plain keras-hub loads it (`CausalLM.from_preset(folder)`)
+with no desktop_llm installed. (Here, beside the backbone, because two families export it.)
 
 Why GPT-2: our backbone is keras-hub's pre-LayerNorm `TransformerDecoder` with learned positions,
 a final LayerNorm (epsilon 1e-5) and tied embeddings, which is GPT-2 weight for weight (same
@@ -88,10 +88,14 @@ def preprocessor_tokenizer(tok):
 
 
 def write(model, tok, folder: Path, dropout: float = 0.0) -> dict:
+    """The preset; a chat run's also carries its template (chat_template.json: the special tokens'
+    ids and how a conversation is written), which keras-hub's GPT-2 has no place for."""
     import keras_hub
 
     length = int(model.backbone.max_sequence_length)
-    pretok = preprocessor_tokenizer(tok)
+    chat = getattr(tok, "inner", None) is not None and hasattr(tok, "end_id")
+    inner = tok.inner if chat else tok  # a chat run's text tokenizer, under its template
+    pretok = None if chat else preprocessor_tokenizer(tok)  # a preprocessor cannot write a template
     preprocessor = None if pretok is None else keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer=pretok, sequence_length=length, add_start_token=False, add_end_token=False)
     lm = gpt2_from(model, dropout, preprocessor)
@@ -105,27 +109,45 @@ def write(model, tok, folder: Path, dropout: float = 0.0) -> dict:
                  f"text = lm.generate('ROMEO:', max_length={length})  # prompt + continuation, no stop token",
                  "lm.preprocessor = None  # to generate on token ids instead:"]
     else:
-        if tok.kind in ("sentencepiece", "bpe"):  # the same ids and text as the app, for generating on ids
-            tok.to_keras_hub().save_to_preset(str(folder))
+        if inner.kind in ("sentencepiece", "bpe"):  # the same ids and text as the app, for generating on ids
+            inner.to_keras_hub().save_to_preset(str(folder))
             tokenizer = "keras_hub SentencePieceTokenizer (tokenizer.json, assets/tokenizer/)"
             where = "keras_hub.tokenizers.Tokenizer.from_preset(folder) makes them"
         else:
             tokenizer, where = None, "vocabulary.json maps them"
-            ids = ("ids = list(prompt.encode('utf-8'))  # a byte run's ids" if tok.kind == "byte"
+            ids = ("ids = list(prompt.encode('utf-8'))  # a byte run's ids" if inner.kind == "byte"
                    else "ids = [vocabulary.index(token) for token in your_tokens]  # vocabulary.json")
-        why = NO_PREPROCESSOR.get(tok.kind, "keras-hub has no tokenizer with its ids")
+        why = ("its prompt is written with a chat template" if chat
+               else NO_PREPROCESSOR.get(tok.kind, "keras-hub has no tokenizer with its ids"))
         notes.append(f"no preprocessor ({why}, so a {tok.kind} tokenizer cannot be attached): generate on "
-                     f"token ids ({where}); train a char run for lm.generate('text')")
+                     f"token ids ({where})" + ("" if chat else "; train a char run for lm.generate('text')"))
         usage = ["lm = keras_hub.models.CausalLM.from_preset(folder)"]
+    stop = "None"
+    if chat:  # its template, for whoever writes the prompt
+        from desktop_llm.core import atomic
+
+        specials = {name: int(tok.role_ids[role]) for name, role in
+                    (("<|system|>", "system"), ("<|user|>", "user"), ("<|assistant|>", "assistant"))}
+        specials["<|end|>"] = int(tok.end_id)
+        atomic.write_json(Path(folder) / "chat_template.json", {
+            "special_tokens": specials, "message": "<|role|>, the content's ids, <|end|>",
+            "reply": "the conversation's messages, then <|assistant|>: the model writes the reply and <|end|>",
+            "stop_token_ids": [int(tok.end_id)]})
+        notes.append("a chat run: write each message as <|role|> content <|end|> with the ids in "
+                     "chat_template.json, end the prompt with <|assistant|>, and stop at <|end|>")
+        ids += "; S = json.load(open(folder + '/chat_template.json'))['special_tokens']"
+        ids += "; ids = [S['<|user|>'], *ids, S['<|end|>'], S['<|assistant|>']]"
+        stop = f"[{int(tok.end_id)}]"
     usage += [
         ids,
         (f"x = {{'token_ids': ids padded with 0 to shape (1, {length}), 'padding_mask': 1 where a prompt "
          "id is, else 0}"),
-        "out = lm.generate(x, stop_token_ids=None)  # out['token_ids'][0][out['padding_mask'][0]]",
+        f"out = lm.generate(x, stop_token_ids={stop})  # out['token_ids'][0][out['padding_mask'][0]]",
     ]
     return {
         "files": {"preset": "config.json, task.json, model.weights.h5, metadata.json"
-                            + (", preprocessor.json" if preprocessor is not None else "")},
+                            + (", preprocessor.json" if preprocessor is not None else "")
+                            + (", chat_template.json" if chat else "")},
         "keras_hub_classes": ["GPT2Backbone", "GPT2CausalLM"]
                              + (["GPT2CausalLMPreprocessor"] if preprocessor is not None else []),
         "keras_hub_tokenizer": tokenizer,

@@ -1,0 +1,186 @@
+"""The chat family: a GPT fine-tuned on conversations (chat SFT), from scratch or from a GPT run.
+
+The conversations are written with the chat template (core/chat_template.py: `<|user|>`,
+`<|assistant|>`, `<|end|>`... after the tokenizer's own ids) and the loss covers only what the
+model must learn to write: the assistant's replies and the `<|end|>` that closes each one, so it
+learns whose turn it is and to stop. Evaluations report the loss and bits per byte on those
+tokens, and "does it stop?": the share of validation replies, generated greedily, that end with
+`<|end|>` within twice the reference reply's length (and 16 tokens); an empty reply does not count.
+
+`train --family chat --base RUN` starts from a GPT run (or another chat run): its tokenizer,
+shape and weights; the template's new tokens start at the mean of its embeddings.
+"""
+
+from __future__ import annotations
+
+from desktop_llm.core import events as ev
+from desktop_llm.core.chat_template import ChatTokenizer  # registers the "chat" tokenizer kind
+from desktop_llm.core.models import continuation
+from desktop_llm.core.models.base import Family, refuse_unreadable, unreadable_warning
+from desktop_llm.core.models.chat.conversations import (
+    STOP_CONVERSATIONS,
+    ChatData,
+    assistant_share,
+    read_conversations,
+)
+
+
+class Chat(Family):
+    name = "chat"
+    title = "Chat (conversations)"
+    summary = "replies in conversations"
+    command = "chat"
+    writes_text = True
+    starts_from_base = True  # `train --base RUN`: fine-tune a GPT run on conversations
+    fine_tune_learning_rate = continuation.CONTINUE_LR
+    accuracy_name = "reply-token accuracy"
+    export_formats = ("keras-hub",)  # keras-hub's GPT-2, with chat_template.json beside it
+
+    def own_tokenizer(self, tok):
+        return ChatTokenizer(tok)
+
+    def tokenizer_source(self, cfg) -> str | None:
+        return continuation.base_tokenizer(cfg)
+
+    def tokenizer_texts(self, cfg):
+        """Every message's text (a JSONL read as plain text would give its JSON)."""
+        for conversation in read_conversations(cfg.data.paths, cfg.data.encodings):
+            yield "\n".join(c for _, c in conversation) + "\n"
+
+    def on_base(self, cfg, base_folder, gentler: bool = True):
+        return continuation.on_base(cfg, base_folder, self.name, ("gpt", self.name), gentler)
+
+    def _unknown_to_base(self, cfg) -> float:
+        return continuation.unknown_to_base(cfg, self.tokenizer_texts(cfg)) if cfg.base_run else 0.0
+
+    def check_data(self, cfg) -> None:
+        """Conversations that cannot be read are refused here, before a run exists; so is a text the
+        base run's tokenizer cannot read."""
+        read_conversations(cfg.data.paths, cfg.data.encodings)
+        refuse_unreadable(self._unknown_to_base(cfg), cfg.data.accept_unknown)
+
+    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1) -> str | None:
+        from desktop_llm.errors import DesktopLLMError
+
+        try:
+            conversations = read_conversations(paths, dict(encodings))
+        except (DesktopLLMError, OSError, ValueError):
+            return None
+        turns = sum(len(c) for c in conversations)
+        return (f"{len(conversations):,} conversations, {turns:,} messages; the model learns to write the "
+                f"assistant's replies ({assistant_share(conversations):.0%} of the text) and to end them")
+
+    def sample_text(self, cfg) -> str | None:
+        """The first user message (what a user would type on the Chat tab)."""
+        from desktop_llm.errors import DesktopLLMError
+
+        try:
+            return next(c for conv in read_conversations(cfg.data.paths, cfg.data.encodings)
+                        for r, c in conv if r == "user")
+        except (DesktopLLMError, OSError, StopIteration):
+            return None
+
+    def example_data(self):
+        from desktop_llm.resources import chat_example
+
+        return chat_example()
+
+    def data_ready(self, data_dir) -> bool:
+        return ChatData.exists(data_dir)
+
+    def prepare_data(self, run, cfg, tok, emit):
+        if not ChatData.exists(run.data_dir):
+            emit(ev.Phase(phase="data", message="Reading the conversations").to_dict())
+            conversations = read_conversations(cfg.data.paths, cfg.data.encodings)
+            info = ChatData.prepare(conversations, tok, cfg.model.sequence_length, run.data_dir,
+                                    cfg.data.val_fraction, cfg.training.seed)
+            if info["cut"]:
+                emit(ev.Warning(message=f"{info['cut']} of {info['examples']} conversations are longer than the "
+                                        f"context ({cfg.model.sequence_length} tokens): their ends were cut. Give "
+                                        "the model a longer context (--context, the Model page).").to_dict())
+            note = unreadable_warning(self._unknown_to_base(cfg)) if cfg.base_run else None
+            if note:
+                emit(ev.Warning(message=note).to_dict())
+            emit(ev.Data(**info).to_dict())
+        return ChatData(run.data_dir)
+
+    def build(self, mcfg, seed=None):
+        from desktop_llm.core.models.backbones.gpt import build_model
+
+        return build_model(mcfg, seed=seed)
+
+    def initialise(self, model, cfg, mcfg, emit) -> None:
+        continuation.initialise(model, self.build, cfg, mcfg, emit)
+
+    def check_export(self, run, fmt: str) -> None:
+        from desktop_llm.core.models.backbones import gpt2_preset
+
+        gpt2_preset.check(run.config.model)
+
+    def write_export(self, model, tok, run, fmt: str, folder) -> dict:
+        import numpy as np
+
+        from desktop_llm.core.models.backbones import gpt2_preset
+
+        model(np.zeros((1, 1), "int32"))
+        return gpt2_preset.write(model, tok, folder, dropout=run.config.model.dropout)
+
+    def compile_args(self) -> dict:
+        import keras
+
+        # weighted: only the replies and their <|end|> carry weight (the dataset's third element),
+        # and the mean is over them
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                   reduction="mean_with_sample_weight"),
+                "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+
+    def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
+        import tensorflow as tf
+
+        def gen():
+            for step in range(start_step, max_steps + 1024):
+                yield data.batch(step, batch, seed)
+
+        spec = (tf.TensorSpec((batch, T), tf.int32), tf.TensorSpec((batch, T), tf.int32),
+                tf.TensorSpec((batch, T), tf.float32))
+        return tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(tf.data.AUTOTUNE)
+
+    def val_dataset(self, data, n_batches, batch, T, vocabulary):
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices(data.val_rows(n_batches * batch)).batch(batch).cache()
+
+    def _session(self, ctx, conversation):
+        """A chat session holding a validation conversation up to its last reply."""
+        from desktop_llm.core.generation import ChatSession, Generator
+
+        if ctx.generator is None:
+            ctx.generator = Generator(ctx.model, ctx.tok, jit_compile=ctx.cfg.training.jit_compile)
+        last = max(i for i, (r, _) in enumerate(conversation) if r == "assistant")
+        lead = conversation[:last]
+        session = ChatSession(ctx.generator, system=next((c for r, c in lead if r == "system"), ""))
+        session.history = [(r, c) for r, c in lead if r != "system"]
+        return session, conversation[last][1]
+
+    def _reply(self, ctx, conversation):
+        """(the model's greedy reply, the reference, whether it ended its turn)."""
+        from desktop_llm.core.generation import SamplingConfig
+
+        session, reference = self._session(ctx, conversation)
+        allowed = min(2 * len(ctx.tok.encode(reference)) + 16, ctx.cfg.model.sequence_length // 2)
+        reply = session.answer(SamplingConfig(max_new_tokens=allowed, temperature=0.0))
+        return reply, reference, session.stopped_by == "end" and bool(reply)  # an empty reply is no answer
+
+    def eval_extras(self, ctx) -> dict:
+        conversations = ctx.data.val_conversations[:STOP_CONVERSATIONS]
+        stops = [self._reply(ctx, c)[2] for c in conversations]
+        return {"val_stops": sum(stops) / len(stops)} if stops else {}
+
+    def sample(self, ctx) -> str:
+        conversation = ctx.data.val_conversations[0]
+        reply, reference, ended = self._reply(ctx, conversation)
+        asked = next((c for r, c in reversed(conversation) if r == "user"), "")
+        return f"{asked} → {reply}{'' if ended else ' …(no end)'}   (reference: {reference})"
+
+
+FAMILY = Chat()

@@ -1,0 +1,76 @@
+"""Starting a run from a trained GPT-shaped run (`train --base RUN`): its tokenizer, its shape and
+its best weights, at a gentler learning rate. One rule for the families that continue a decoder:
+the GPT (continued pretraining on new text) and the chat model (fine-tuning on conversations),
+which adds its template's tokens to the base's vocabulary: their embeddings start at the mean of
+the base's, the rest of the model is the base's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+CONTINUE_LR = 3e-4  # continued pretraining and chat fine-tuning: a third of training from scratch
+
+
+def on_base(cfg, base_folder, family: str, bases: tuple[str, ...], gentler: bool = True):
+    """`cfg` made a `family` run that continues the run in `base_folder` (a run of one of `bases`)."""
+    from desktop_llm.core.config import ConfigError, RunConfig
+
+    folder = Path(base_folder)
+    base = RunConfig.load(folder / "config.json")
+    if base.family not in bases:
+        names = " or ".join(b.replace("_", "-") for b in bases)
+        raise ConfigError(f"Run {folder.name} is a {base.family} run: a {family} run starts from a {names} run.")
+    if not (folder / "checkpoints" / "index.json").exists():
+        raise ConfigError(f"Run {folder.name} has no checkpoint yet: train it first.")
+    t = cfg.training
+    if gentler:
+        t = dataclasses.replace(t, learning_rate=CONTINUE_LR, min_learning_rate=CONTINUE_LR / 10)
+    return dataclasses.replace(cfg, family=family, base_run=str(folder.resolve()), base_family=base.family,
+                               tokenizer=base.tokenizer, model=dataclasses.replace(base.model, dropout=cfg.model.dropout),
+                               training=t.fitted())
+
+
+def base_tokenizer(cfg) -> str | None:
+    """The base run's tokenizer folder (a continuation reads text as its base did), or None."""
+    return str(Path(cfg.base_run) / "tokenizer") if cfg.base_run else None
+
+
+def unknown_to_base(cfg, texts) -> float:
+    """The share of `texts`' tokens the base's tokenizer writes as unknown (0 without a base)."""
+    if not cfg.base_run:
+        return 0.0
+    from desktop_llm.core.tokenizers import load_tokenizer, unknown_share
+
+    return unknown_share(load_tokenizer(base_tokenizer(cfg)), texts)
+
+
+def initialise(model, build, cfg, mcfg, emit) -> None:
+    """A fresh continuation starts from the base run's best weights. `build(mcfg)` makes a model
+    of the base's own shape; where `model` embeds more tokens than the base (a chat template's),
+    the new rows start at the mean of the base's embeddings."""
+    if not cfg.base_run:
+        return
+    import numpy as np
+
+    from desktop_llm.core import events as ev
+    from desktop_llm.core.checkpoints import CheckpointManager
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.tokenizers import load_tokenizer
+
+    ckpt = CheckpointManager(Path(cfg.base_run) / "checkpoints").find("best")
+    if ckpt is None:
+        raise ConfigError(f"The base run {cfg.base_run} has no checkpoint yet: train it first.")
+    vocabulary = load_tokenizer(base_tokenizer(cfg)).vocabulary_size  # a GPT embeds its tokenizer's ids
+    base = build(dataclasses.replace(mcfg, vocabulary_size=vocabulary))
+    base.optimizer = None  # the weights file also holds an optimizer: read the model's only
+    base.load_weights(str(ckpt.weights_path))
+    for mine, theirs in zip(model.weights, base.weights):
+        value = theirs.numpy()
+        if tuple(mine.shape) != value.shape:  # the token embedding, with the template's rows added
+            grown = np.repeat(value.mean(axis=0, keepdims=True), mine.shape[0], axis=0)
+            grown[: value.shape[0]] = value
+            value = grown
+        mine.assign(value)
+    emit(ev.Phase(phase="model", message=f"Starting from the base run's weights (step {ckpt.step})").to_dict())
