@@ -275,3 +275,76 @@ def test_a_run_started_in_the_window_is_named_after_its_corpus(qtbot, tmp_path):
         w.train_page.name.setText("mine")
         assert w.train_page.run_config().name == "mine"
     assert run_config(build_parser().parse_args(["train", corpus])).name == "tinyshakespeare"
+
+
+def test_chat_tab_applies_a_chat_runs_template_with_a_system_prompt_and_regenerates(qtbot, tmp_path):
+    """Issue 29: a chat run's Chat tab offers a system prompt, writes the conversation with the
+    template, says how the reply ended and how much of the conversation still fits, and
+    regenerates the last reply in place."""
+    from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+    from desktop_llm.core.training import train_run
+    from desktop_llm.resources import chat_example
+
+    convs = tmp_path / "chat.jsonl"
+    convs.write_text("".join(chat_example().read_text("utf-8").splitlines(keepends=True)[:200]), "utf-8")
+    store = RunStore(tmp_path / "ws")
+    run = store.create(RunConfig(name="chat", family="chat", data=DataConfig(paths=(str(convs),)),
+                                 tokenizer=TokenizerConfig(kind="char"),
+                                 model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
+                                                   sequence_length=32),
+                                 training=TrainConfig(max_steps=20, batch_size=8, eval_interval=20, eval_batches=1,
+                                                      log_interval=10, warmup_steps=2, sample_tokens=0)))
+    assert train_run(run, store=store)["status"] == "completed"
+    with open_window(qtbot, store) as w:
+        w.show_page("Generate")
+        g = w.generate_page
+        assert g.picker.run_id == run.id and g.tabs.isTabVisible(1) and g.header.title.text() == "Chat"
+        g.tabs.setCurrentIndex(1)
+        assert g.system_input.isVisible() and "fine-tuned on conversations" in g.chat_view.placeholderText()
+        assert not g.regenerate_btn.isEnabled()
+        g.system_input.setText("Answer briefly.")
+        g.max_tokens.setValue(12)
+        g.chat_input.setText("Translate into Chinese: Hi.")
+        qtbot.keyClick(g.chat_input, Qt.Key_Return)
+        wait_task(qtbot, g)
+        assert g.chat.templated and g.chat.system == "Answer briefly." and len(g.chat.history) == 2, g.status.text()
+        assert g.status.text().startswith("1 turn in the conversation")
+        assert ("cut at the token limit" in g.status.text()) == (g.chat.stopped_by == "length")
+        for _ in range(3):  # a 32-token context holds about one exchange: the oldest are left out, and said
+            g.chat_input.setText("Translate into Chinese: It is a long sentence.")
+            qtbot.keyClick(g.chat_input, Qt.Key_Return)
+            wait_task(qtbot, g)
+        assert g.chat.dropped > 0 and "oldest messages no longer fit" in g.status.text()
+        assert g.regenerate_btn.isEnabled()
+        g.seed.setValue(3)
+        qtbot.mouseClick(g.regenerate_btn, Qt.LeftButton)
+        wait_task(qtbot, g)
+        assert len(g.chat.history) == 8 and g.chat.history[-1][0] == "assistant"
+        assert g.chat_view.toPlainText().count("Model") == 4  # the old reply was replaced, not added
+
+
+def test_train_page_starts_a_gpt_or_a_chat_run_from_a_trained_gpt_run(qtbot, tmp_path):
+    """Issue 29: "Start from" on the Train page, for the GPT (continued pretraining) and the chat
+    family (fine-tuning on conversations); a chat run from scratch learns its tokenizer in the run."""
+    from desktop_llm.core.training import train_run
+    from desktop_llm.resources import sample_corpus
+
+    store = RunStore(tmp_path / "ws")
+    base = store.create(replace(_config(sample_corpus(), steps=10, eval_interval=10), name="base"))
+    assert train_run(base, store=store)["status"] == "completed"
+    with open_window(qtbot, store) as w:
+        w.show_page("Train")
+        t = w.train_page
+        for family in ("gpt", "chat"):
+            t.family.setCurrentIndex(t.family.findData(family))
+            options = t.options[family]
+            assert options.isVisible() and options.base.count() == 2  # scratch, and the trained GPT run
+            options.base.setCurrentIndex(1)
+            cfg = t.run_config()
+            assert cfg.family == family and cfg.base_run == str(base.folder.resolve())
+            assert cfg.model == base.config.model and cfg.tokenizer == base.config.tokenizer
+            assert t.lr.value() == pytest.approx(3e-4)  # gentler than from scratch
+            options.base.setCurrentIndex(0)
+            assert not t.run_config().base_run and t.lr.value() == pytest.approx(1e-3)
+        cfg = t.run_config()
+        assert cfg.family == "chat" and cfg.tokenizer.path is None  # learned from the conversations, in the run

@@ -152,8 +152,9 @@ def test_full_flow(window, qtbot, shakespeare_small):
     probs = [p for _, p in gp.next_tokens]
     assert len(probs) == 10 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     assert "likeliest next tokens" in gp.status.text() and f"{probs[0]:.1%}" in gp.output.toPlainText()
-    # chat keeps a history
+    # chat keeps a history; a plain GPT chats in transcript mode, and says so
     gp.tabs.setCurrentIndex(1)
+    assert gp.chat_view.placeholderText().startswith("Transcript mode") and not gp.system_input.isVisible()
     gp.chat_input.setText("Good morrow")
     qtbot.keyClick(gp.chat_input, Qt.Key_Return)
     wait_task(qtbot, gp)

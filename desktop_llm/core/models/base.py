@@ -22,6 +22,7 @@ class Family:
     fine_tune_learning_rate: float | None = None  # the gentler peak rate of a run started from a base
     writes_text = False  # generates text token by token (the Generate page's prompt and chat)
     evaluates_text = False  # its loss is the text's own (the Evaluate page's perplexity of a text, `eval`)
+    chat_template = False  # its runs chat with a template (core/chat_template.py): a system prompt, turns that end
     loss_over_tokens = True  # its loss is a cross-entropy over tokens: a perplexity means something
     accuracy_name = "accuracy"  # what an evaluation's accuracy counts, in words
     masked_perplexity = False  # its perplexity is over masked tokens, not text (shown with its figures)

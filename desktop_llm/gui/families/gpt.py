@@ -3,7 +3,19 @@
 
 from __future__ import annotations
 
+from desktop_llm.gui.families.start_from import StartFromOptions
+
+
+class ContinueOptions(StartFromOptions):
+    """Continued pretraining: a GPT run's tokenizer, shape and weights, on new text."""
+
+    FAMILY, BASES = "gpt", ("gpt",)
+    TIP = ("A GPT run to continue on this corpus (continued pretraining: its tokenizer, shape and best weights, "
+           "at a gentler learning rate); or scratch: a new model with the Tokenizer and Model pages' settings")
+
+
 CHOICE = "GPT: predict the next token"  # the Train page's family menu
+TrainOptions = ContinueOptions
 TABS: tuple = ()
 HEADER = ("Generate", "Let a trained model write. Tokens appear as they are sampled.")
 ATTENTION_NOTE = "A GPT's mask is causal: each token sees only the tokens before it."  # the Attention page, for its runs

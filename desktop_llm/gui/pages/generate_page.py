@@ -30,6 +30,12 @@ from desktop_llm.core.generation import SamplingConfig
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_role, visible_token
 from desktop_llm.gui.workers import model_pool_telling, run_task
 
+TRANSCRIPT_MODE = ("Transcript mode: this run learned plain text, so it continues a “User: … / Bot: …” transcript and "
+                   "chats only as well as its training text allows. A chat run (the Train page's Chat family, "
+                   "fine-tuned on conversations) answers in turn and ends its replies itself.")
+TEMPLATE_MODE = ("A chat with a model fine-tuned on conversations: your messages are written with its chat template, "
+                 "and each reply ends where the model ends its turn.")
+
 
 def prob_color(p: float) -> QColor:
     """Background tint for a generated token by its surprise (-log2 p): confident tokens stay
@@ -121,21 +127,32 @@ class GeneratePage(QWidget):
 
         # chat tab
         self.chat_view = TokenView()
-        self.chat_view.setPlaceholderText("A chat with the model. It continues a 'User: … / Bot: …' "
-                                          "transcript, so it chats as well as its training text allows.")
+        self.chat_view.setPlaceholderText(TRANSCRIPT_MODE)
+        self.system_input = QLineEdit()  # a chat run's system prompt (a transcript has none)
+        self.system_input.setPlaceholderText("System prompt (optional): how the model should answer, e.g. "
+                                             "“Answer in one short sentence.”")
+        self.system_input.setToolTip("Leads the conversation, written with the chat template's <|system|> "
+                                     "token. The next message uses it.")
+        self.system_input.setVisible(False)  # shown for a chat run (_adapt_to_family)
         self.chat_input = QLineEdit()
         self.chat_input.setPlaceholderText("Say something and press Enter")
         self.chat_input.returnPressed.connect(self.send_chat)
         self.send_btn = QPushButton("Send")
         self.send_btn.clicked.connect(self.send_chat)
+        self.regenerate_btn = QPushButton("Regenerate")
+        self.regenerate_btn.setToolTip("Another reply to your last message, in place of the last one")
+        self.regenerate_btn.clicked.connect(self.regenerate_reply)
+        self.regenerate_btn.setEnabled(False)
         self.clear_chat_btn = QPushButton("New chat")
         self.clear_chat_btn.clicked.connect(self._reset_chat)
         chat = QWidget()
         chl = QVBoxLayout(chat)
+        chl.addWidget(self.system_input)
         chl.addWidget(self.chat_view, 1)
         row = QHBoxLayout()
         row.addWidget(self.chat_input, 1)
         row.addWidget(self.send_btn)
+        row.addWidget(self.regenerate_btn)
         row.addWidget(self.clear_chat_btn)
         chl.addLayout(row)
 
@@ -292,12 +309,15 @@ class GeneratePage(QWidget):
             self._reset_chat()
             self._chat_key = key
 
+        system = self.system_input.text().strip()
+
         def work(report, cancelled, emit):
             from desktop_llm.core.generation import ChatSession
 
             if self.chat is None:
                 report(0.0, "Loading the model…")
                 self.chat = ChatSession(self.session.generator(run_id, which))
+            self.chat.system = system
             self._report_compiling(report, self.chat.gen, cfg)
             return self.chat.reply(message, cfg, on_token=emit, cancelled=cancelled)
 
@@ -306,10 +326,38 @@ class GeneratePage(QWidget):
                                    + f"<b>You</b><br>{html.escape(message)}<br><br><b>Model</b><br>")
         self._begin(work, self._on_replied, target="chat")
 
+    def regenerate_reply(self) -> None:
+        """The last reply again, sampled anew (the conversation is redrawn without the old one)."""
+        if self.busy or self.chat is None or not self.chat.history:
+            return
+        cfg = self._checked_sampling()
+        if cfg is None:
+            return
+        chat = self.chat
+        kept = chat.history[:-1] if chat.history[-1][0] == "assistant" else chat.history
+        self.chat_view.reset()
+        for i, (role, text) in enumerate(kept):
+            self.chat_view.append_html(("<br><br>" if i else "") + f"<b>{'You' if role == 'user' else 'Model'}</b><br>"
+                                       + html.escape(text).replace("\n", "<br>"))
+        self.chat_view.append_html("<br><br><b>Model</b><br>")
+        chat.system = self.system_input.text().strip()
+
+        def work(report, cancelled, emit):
+            self._report_compiling(report, chat.gen, cfg)
+            return chat.regenerate(cfg, on_token=emit, cancelled=cancelled)
+
+        self._begin(work, self._on_replied, target="chat")
+
     def _on_replied(self, text: str) -> None:
         self._paint()
-        turns = len(self.chat.history) // 2
-        self._end(f"{turns} turn{'' if turns == 1 else 's'} in the conversation")
+        chat = self.chat
+        turns = len(chat.history) // 2
+        notes = [f"{turns} turn{'' if turns == 1 else 's'} in the conversation"]
+        if chat.templated and chat.stopped_by == "length":
+            notes.append("the reply was cut at the token limit before the model ended its turn")
+        if chat.dropped:
+            notes.append(f"the {chat.dropped} oldest messages no longer fit in the model's context and were left out")
+        self._end("; ".join(notes))
 
     def panel(self, cls) -> QWidget:
         """The page's panel of that class (gui/families/), e.g. `page.panel(ClassifyPanel)`."""
@@ -338,6 +386,9 @@ class GeneratePage(QWidget):
                 self.tabs.setTabVisible(i, i in own or (writes and i < 2))
             self.tabs.setCurrentIndex(0 if writes or not own else own[0])
             self.left_pane.setVisible(writes)  # sampling settings belong to generation
+            templated = get_family(family).chat_template
+            self.system_input.setVisible(templated)  # a transcript has no system prompt
+            self.chat_view.setPlaceholderText(TEMPLATE_MODE if templated else TRANSCRIPT_MODE)
             self.generate_btn.setVisible(writes and self.tabs.currentIndex() == 0)
             self.next_btn.setVisible(self.generate_btn.isVisibleTo(self))
             self._show_header()
@@ -360,6 +411,7 @@ class GeneratePage(QWidget):
     def _reset_chat(self) -> None:
         self.chat, self._chat_key = None, None
         self.chat_view.reset()
+        self.regenerate_btn.setEnabled(False)
 
     # ------------------------------------------------------------------ streaming plumbing
     def _begin(self, work, on_done, target: str) -> None:
@@ -431,6 +483,7 @@ class GeneratePage(QWidget):
         self.generate_btn.setEnabled(True)
         self.next_btn.setEnabled(True)
         self.send_btn.setEnabled(True)
+        self.regenerate_btn.setEnabled(bool(self.chat and self.chat.history))
         self.stop_btn.setEnabled(False)
         self._say(message, tab=self._target_tab)
 

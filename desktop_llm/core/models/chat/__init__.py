@@ -31,9 +31,11 @@ class Chat(Family):
     summary = "replies in conversations"
     command = "chat"
     writes_text = True
+    chat_template = True
     starts_from_base = True  # `train --base RUN`: fine-tune a GPT run on conversations
     fine_tune_learning_rate = continuation.CONTINUE_LR
     accuracy_name = "reply-token accuracy"
+    tokenizer_in_run = True  # from scratch: learned from the messages' text, in the run (a JSONL is no plain text)
     export_formats = ("keras-hub",)  # keras-hub's GPT-2, with chat_template.json beside it
 
     def own_tokenizer(self, tok):
