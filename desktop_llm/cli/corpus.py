@@ -7,6 +7,19 @@ import sys
 from desktop_llm.cli.common import encodings_of, out
 
 
+def readings(paths, column, encodings):
+    """(family, what it would learn from these files, its first example in marked parts) for each
+    family that reads them as more than plain text (the Data page's lines)."""
+    from desktop_llm.core.models import families
+
+    found = []
+    for fam in families():
+        text = fam.describe_data(paths, column, tuple(encodings.items()))
+        if text:
+            found.append((fam.name.replace("_", "-"), text, fam.example_parts(paths, tuple(encodings.items()))))
+    return found
+
+
 def cmd_corpus_stats(args) -> int:
     from desktop_llm.core.corpus import Corpus
 
@@ -29,6 +42,14 @@ def cmd_corpus_stats(args) -> int:
     print(f"UTF-8 bytes:          {st.bytes_utf8:,}")
     print("estimated tokens:     " + ", ".join(f"{k} {v:,}" for k, v in st.estimated_tokens.items()))
     print(f"train / validation:   {st.train_characters:,} / {st.validation_characters:,} characters")
+    for name, text, parts in readings(args.paths, args.column, corpus.encodings):
+        print(f"as {name} data:".ljust(22) + text)
+        if parts:  # the model learns to write the marked parts only
+            show = "".join(f"\033[1;32m{t}\033[0m" if learned and sys.stdout.isatty() else f"⟪{t}⟫" if learned else t
+                           for t, learned in parts)
+            print(" " * 22 + show.replace("\n", " ⏎ ")[:400])
+            print(" " * 22 + ("(green" if sys.stdout.isatty() else "(⟪…⟫") + ": what the model learns to write; "
+                  "the rest it only reads)")
     unsure = sum(1 for s in corpus.sources if s.ok and s.unsure)
     if unsure:
         print(f"unsure encodings:     {unsure:,} source{'s' if unsure != 1 else ''} (check them; "

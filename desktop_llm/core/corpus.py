@@ -543,6 +543,11 @@ def _record_text(obj, column: str | None, where: str) -> str | None:
         if column is None:
             if "text" in obj and isinstance(obj["text"], str):
                 return obj["text"]
+            for key, field in (("messages", "content"), ("conversations", "value")):  # chat formats
+                if isinstance(obj.get(key), list):
+                    said = [m[field] for m in obj[key] if isinstance(m, dict) and isinstance(m.get(field), str)]
+                    if said:
+                        return "\n".join(said)  # a conversation read as text: its messages, one per line
             for v in obj.values():
                 if isinstance(v, str):
                     return v

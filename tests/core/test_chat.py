@@ -184,3 +184,21 @@ def test_a_chat_export_carries_its_template(runs, tmp_path):
     meta = json.loads((result.path / "export.json").read_text("utf-8"))
     assert any("chat_template.json" in n for n in meta["notes"])
     assert f"stop_token_ids=[{tok.end_id}]" in " ".join(meta["usage"])
+
+
+def test_corpus_stats_shows_what_a_chat_model_learns_to_write(tmp_path):
+    from desktop_llm.core.models import get_family
+
+    convs = tmp_path / "c.jsonl"
+    convs.write_text(json.dumps({"messages": [{"role": "system", "content": "Be brief."},
+                                              {"role": "user", "content": "Hi"},
+                                              {"role": "assistant", "content": "Hello!"}]}) + "\n"
+                     + json.dumps({"messages": [{"role": "user", "content": "Bye"},
+                                                {"role": "assistant", "content": "See you."}]}) + "\n", "utf-8")
+    parts = get_family("chat").example_parts([convs])
+    assert parts == [("<|system|>Be brief.<|end|><|user|>Hi<|end|><|assistant|>", False), ("Hello!<|end|>", True)]
+    out = cli(tmp_path / "ws", "corpus", "stats", convs)
+    assert out.returncode == 0, out.stderr
+    assert "as chat data:" in out.stdout and "2 conversations, 5 messages" in out.stdout
+    assert "documents:            2" in out.stdout  # as plain text, each conversation's messages are a document
+    assert "<|assistant|>⟪Hello!<|end|>⟫" in out.stdout and "what the model learns to write" in out.stdout

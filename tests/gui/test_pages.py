@@ -97,6 +97,9 @@ def test_data_page_shows_a_labelled_files_classes_and_a_pair_files_pairs(window,
     dp.add_paths([str(tsv)])
     wait_task(qtbot, dp)
     assert "30 sentence pairs, such as “0 apples” → “0 个苹果”" in dp.readings.text()
+    # read as conversations: the reply, in colour, is what a chat model learns to write
+    assert "30 conversations" in dp.readings.text() and "what the model learns to write" in dp.readings.text()
+    assert "font-weight:600'>0 个苹果&lt;|end|&gt;</span>" in dp.readings.text()
 
 
 def test_training_needs_a_tokenizer_and_a_valid_model(window, qtbot, shakespeare_small):

@@ -93,6 +93,11 @@ class Family:
         cannot read them at all."""
         return None
 
+    def example_parts(self, paths, encodings=()) -> list[tuple[str, bool]] | None:
+        """The first example as the model reads it, in pieces marked True where the model learns to
+        write them (a chat model's replies), or None where every token is learned alike."""
+        return None
+
     def labelled_texts(self, cfg):
         """(text, label) pairs the family's data already names (a classifier's examples), or None:
         sentence search then reads the corpus, labelled by file."""

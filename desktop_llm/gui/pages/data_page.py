@@ -34,9 +34,10 @@ from desktop_llm.gui.widgets import header, label, set_role
 from desktop_llm.gui.workers import run_task
 
 
-def readings(paths, column, encodings, val_fraction) -> list[tuple[str, str]]:
-    """(family, what it would learn from these files) for each family that reads them as more
-    than plain text. Runs on the scan's worker thread: it reads the files again."""
+def readings(paths, column, encodings, val_fraction) -> list[tuple[str, str, list | None]]:
+    """(family, what it would learn from these files, its first example in marked parts or None)
+    for each family that reads them as more than plain text. Runs on the scan's worker thread: it
+    reads the files again."""
     from desktop_llm.core.models import families
     from desktop_llm.gui.families import family_ui
 
@@ -44,8 +45,23 @@ def readings(paths, column, encodings, val_fraction) -> list[tuple[str, str]]:
     for fam in families():
         text = fam.describe_data(paths, column, encodings, val_fraction)
         if text:
-            found.append((family_ui(fam.name).CHOICE.split(":")[0], text))
+            found.append((family_ui(fam.name).CHOICE.split(":")[0], text, fam.example_parts(paths, encodings)))
     return found
+
+
+def marked_html(parts: list[tuple[str, bool]], limit: int = 240) -> str:
+    """An example with what the model learns to write in the accent colour, the rest greyed."""
+    from desktop_llm.gui.theme import DARK_ACCENT
+
+    out, left = [], limit
+    for text, learned in parts:
+        piece = text if len(text) <= left else text[: max(0, left)] + "…"
+        left -= len(piece)
+        style = f"color:{DARK_ACCENT};font-weight:600" if learned else "color:#8a8f98"
+        out.append(f"<span style='{style}'>{escape(piece).replace(chr(10), ' ⏎ ')}</span>")
+        if left <= 0:
+            break
+    return "".join(out)
 
 
 class DataPage(QWidget):
@@ -315,7 +331,10 @@ class DataPage(QWidget):
             self.message.setText("Cancelled.")
             return
         corpus, st, found = result
-        self.readings.setText("<br>".join(f"<b>{escape(name)}</b>: {escape(text)}" for name, text in found))
+        self.readings.setText("<br>".join(
+            f"<b>{escape(name)}</b>: {escape(text)}" + (f"<br>{marked_html(parts)} <i>(in colour: what the model "
+                                                        "learns to write)</i>" if parts else "")
+            for name, text, parts in found))
         self.sources = corpus.sources
         self.model.set_sources(self.sources)
         L = self.stat_labels

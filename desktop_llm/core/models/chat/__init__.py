@@ -72,6 +72,25 @@ class Chat(Family):
         return (f"{len(conversations):,} conversations, {turns:,} messages; the model learns to write the "
                 f"assistant's replies ({assistant_share(conversations):.0%} of the text) and to end them")
 
+    def example_parts(self, paths, encodings=()) -> list[tuple[str, bool]] | None:
+        """The first conversation in the template, its replies and their <|end|> marked as learned."""
+        from desktop_llm.core.chat_template import ROLES, SPECIALS
+        from desktop_llm.errors import DesktopLLMError
+
+        try:
+            conversation = read_conversations(paths, dict(encodings))[0]
+        except (DesktopLLMError, OSError, ValueError):
+            return None
+        parts: list[tuple[str, bool]] = []
+        for role, content in conversation:
+            learned = role == "assistant"
+            for text, mark in ((SPECIALS[ROLES.index(role)], False), (content + SPECIALS[-1], learned)):
+                if parts and parts[-1][1] == mark:
+                    parts[-1] = (parts[-1][0] + text, mark)
+                else:
+                    parts.append((text, mark))
+        return parts
+
     def sample_text(self, cfg) -> str | None:
         """The first user message (what a user would type on the Chat tab)."""
         from desktop_llm.errors import DesktopLLMError
