@@ -43,6 +43,23 @@ def test_a_gpt_continues_from_its_base_on_new_text(tmp_path):
     assert first_loss(cont) < first_loss(base) - 0.3, (first_loss(cont), first_loss(base))
 
 
+def test_a_masked_lm_continues_from_its_base_on_new_text(tmp_path):
+    home = tmp_path / "ws"
+    drama = ROOT / "resources" / "labelled" / "poem-prose-drama" / "drama.txt"
+    base = cli(home, "train", drama, "--family", "masked_lm", "--name", "enc", *SMALL, "--steps", "60", "--json")
+    assert base.returncode == 0, base.stderr
+    cont = cli(home, "train", ROOT / "resources" / "corpora" / "tinyshakespeare.txt", "--family", "masked_lm",
+               "--base", "enc", "--name", "enc2", "--steps", "30", "--batch-size", "8", "--no-xla",
+               "--eval-interval", "30", "--log-interval", "10", "--sample-tokens", "0", "--json")
+    assert cont.returncode == 0, cont.stderr
+    store = RunStore(home)
+    b, c = store.resolve("enc"), store.resolve("enc2")
+    assert c.config.family == "masked_lm" and c.config.base_run == str(b.folder.resolve())
+    assert (c.tokenizer_dir / "tokenizer.json").read_bytes() == (b.tokenizer_dir / "tokenizer.json").read_bytes()
+    assert "Starting from the base run's weights" in cont.stdout
+    assert first_loss(cont) < first_loss(base) - 0.3, (first_loss(cont), first_loss(base))
+
+
 def test_a_base_that_cannot_read_the_text_or_another_family_is_one_line(tmp_path):
     home = tmp_path / "ws"
     drama = ROOT / "resources" / "labelled" / "poem-prose-drama" / "drama.txt"
@@ -51,6 +68,8 @@ def test_a_base_that_cannot_read_the_text_or_another_family_is_one_line(tmp_path
     out = cli(home, "train", ROOT / "resources" / "corpora" / "tangshi300.txt", "--base", "base", "--steps", "10")
     assert out.returncode == 2 and "unknown to the base run's tokenizer" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
-    out = cli(home, "train", drama, "--family", "masked_lm", "--base", "base", "--steps", "10")
+    out = cli(home, "train", drama, "--family", "translator", "--base", "base", "--steps", "10")
     assert out.returncode == 2 and "--base starts a run from a trained one: add --family" in out.stderr
+    out = cli(home, "train", drama, "--family", "masked_lm", "--base", "base", "--steps", "10")
+    assert out.returncode == 2 and "is a gpt run: a masked_lm run starts from a masked-lm run" in out.stderr
     assert sorted(p.name for p in (home / "runs").iterdir()) == before  # nothing was created

@@ -348,3 +348,5 @@ def test_train_page_starts_a_gpt_or_a_chat_run_from_a_trained_gpt_run(qtbot, tmp
             assert not t.run_config().base_run and t.lr.value() == pytest.approx(1e-3)
         cfg = t.run_config()
         assert cfg.family == "chat" and cfg.tokenizer.path is None  # learned from the conversations, in the run
+        t.family.setCurrentIndex(t.family.findData("masked_lm"))  # continues a masked-LM run only: none here
+        assert t.options["masked_lm"].isVisible() and t.options["masked_lm"].base.count() == 1

@@ -1,8 +1,8 @@
-"""Starting a run from a trained GPT-shaped run (`train --base RUN`): its tokenizer, its shape and
-its best weights, at a gentler learning rate. One rule for the families that continue a decoder:
-the GPT (continued pretraining on new text) and the chat model (fine-tuning on conversations),
-which adds its template's tokens to the base's vocabulary: their embeddings start at the mean of
-the base's, the rest of the model is the base's.
+"""Starting a run from a trained run of the same shape (`train --base RUN`): its tokenizer, its shape
+and its best weights, at a gentler learning rate. One rule for the families that continue a run:
+the GPT and the masked LM (continued pretraining on new text) and the chat model (fine-tuning a
+GPT on conversations), which adds its template's tokens to the base's vocabulary: their
+embeddings start at the mean of the base's, the rest of the model is the base's.
 """
 
 from __future__ import annotations
@@ -57,12 +57,14 @@ def initialise(model, build, cfg, mcfg, emit) -> None:
     from desktop_llm.core import events as ev
     from desktop_llm.core.checkpoints import CheckpointManager
     from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.models.registry import get_family
     from desktop_llm.core.tokenizers import load_tokenizer
 
     ckpt = CheckpointManager(Path(cfg.base_run) / "checkpoints").find("best")
     if ckpt is None:
         raise ConfigError(f"The base run {cfg.base_run} has no checkpoint yet: train it first.")
-    vocabulary = load_tokenizer(base_tokenizer(cfg)).vocabulary_size  # a GPT embeds its tokenizer's ids
+    # the ids the base embeds: its tokenizer's, and its family's special ids after them
+    vocabulary = get_family(cfg.base_family).model_vocabulary(load_tokenizer(base_tokenizer(cfg)).vocabulary_size)
     base = build(dataclasses.replace(mcfg, vocabulary_size=vocabulary))
     base.optimizer = None  # the weights file also holds an optimizer: read the model's only
     base.load_weights(str(ckpt.weights_path))
@@ -74,3 +76,49 @@ def initialise(model, build, cfg, mcfg, emit) -> None:
             value = grown
         mine.assign(value)
     emit(ev.Phase(phase="model", message=f"Starting from the base run's weights (step {ckpt.step})").to_dict())
+
+
+class ContinuesOnText:
+    """What a family that continues a run of its own on new text adds (`train --base RUN`): the
+    base's tokenizer, shape and weights, and a text the base cannot read refused before a run
+    exists or, read in part, warned about. Mixed in before `Family` (the GPT, the masked LM)."""
+
+    starts_from_base = True
+    fine_tune_learning_rate = CONTINUE_LR
+
+    def on_base(self, cfg, base_folder, gentler: bool = True):
+        """`cfg` made a continuation of the run in `base_folder`: its tokenizer and shape."""
+        return on_base(cfg, base_folder, self.name, (self.name,), gentler)
+
+    def tokenizer_source(self, cfg) -> str | None:
+        """A continuation reads text as its base did: the base run's tokenizer."""
+        return base_tokenizer(cfg)
+
+    def unknown_to_base(self, cfg) -> float:
+        """The share of the new text's tokens the base's tokenizer writes as unknown."""
+        if not cfg.base_run:
+            return 0.0
+        from desktop_llm.core.data import corpus_of
+
+        return unknown_to_base(cfg, corpus_of(cfg).iter_text())
+
+    def check_data(self, cfg) -> None:
+        from desktop_llm.core.models.base import refuse_unreadable
+
+        refuse_unreadable(self.unknown_to_base(cfg), cfg.data.accept_unknown)
+
+    def prepare_data(self, run, cfg, tok, emit):
+        from desktop_llm.core import events as ev
+        from desktop_llm.core.data import TokenData
+        from desktop_llm.core.models.base import unreadable_warning
+
+        fresh = not TokenData.exists(run.data_dir)
+        data = super().prepare_data(run, cfg, tok, emit)
+        note = unreadable_warning(self.unknown_to_base(cfg)) if fresh and cfg.base_run else None
+        if note:
+            emit(ev.Warning(message=note).to_dict())
+        return data
+
+    def initialise(self, model, cfg, mcfg, emit) -> None:
+        """A fresh continuation starts from the base run's best weights (the same shape)."""
+        initialise(model, self.build, cfg, mcfg, emit)

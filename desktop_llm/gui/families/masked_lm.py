@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from desktop_llm.core.models.masked_lm.fill_mask import MASK
 from desktop_llm.gui.families.panel import FamilyPanel
 from desktop_llm.gui.families.similar import SimilarPanel
+from desktop_llm.gui.families.start_from import StartFromOptions
 from desktop_llm.gui.widgets import visible_token
 
 
@@ -112,6 +113,16 @@ class FillMaskPanel(FamilyPanel):
 
 
 # The Generate page for a masked-LM run: these tabs, under this header.
+
+class ContinueOptions(StartFromOptions):
+    """Continued pretraining: a masked-LM run's tokenizer, shape and weights, on new text."""
+
+    FAMILY, BASES = "masked_lm", ("masked_lm",)
+    TIP = ("A masked-LM run to continue on this corpus (its tokenizer, shape and best weights, at a gentler "
+           "learning rate); or scratch: a new encoder with the Tokenizer and Model pages' settings")
+
+
+TrainOptions = ContinueOptions
 CHOICE = "Masked LM: guess hidden tokens (BERT-style)"
 TABS = (FillMaskPanel, SimilarPanel)
 HEADER = ("Fill mask", "A masked-LM run guesses the tokens hidden behind [MASK], reading the text on both sides.")

@@ -6,55 +6,18 @@ shape and best weights, a gentler learning rate, and a refusal where the base ca
 
 from __future__ import annotations
 
-from desktop_llm.core.models import continuation
-from desktop_llm.core.models.base import Family, refuse_unreadable, unreadable_warning
-from desktop_llm.core.models.continuation import CONTINUE_LR
+from desktop_llm.core.models.base import Family
+from desktop_llm.core.models.continuation import ContinuesOnText
 
 
-class GPT(Family):
+class GPT(ContinuesOnText, Family):
     name = "gpt"
     title = "GPT (next token)"
     summary = "next token"
     command = "generate"
     writes_text = True
     evaluates_text = True
-    starts_from_base = True  # `train --base RUN`: continue a GPT run on new text
-    fine_tune_learning_rate = CONTINUE_LR
     export_formats = ("keras-hub", "savedmodel", "onnx", "litert")
-
-    def on_base(self, cfg, base_folder, gentler: bool = True):
-        """`cfg` made a continuation of the GPT run in `base_folder`: its tokenizer and shape."""
-        return continuation.on_base(cfg, base_folder, self.name, (self.name,), gentler)
-
-    def tokenizer_source(self, cfg) -> str | None:
-        """A continuation reads text as its base did: the base run's tokenizer."""
-        return continuation.base_tokenizer(cfg)
-
-    def unknown_to_base(self, cfg) -> float:
-        """The share of the new text's tokens the base's tokenizer writes as unknown."""
-        if not cfg.base_run:
-            return 0.0
-        from desktop_llm.core.data import corpus_of
-
-        return continuation.unknown_to_base(cfg, corpus_of(cfg).iter_text())
-
-    def check_data(self, cfg) -> None:
-        refuse_unreadable(self.unknown_to_base(cfg), cfg.data.accept_unknown)
-
-    def prepare_data(self, run, cfg, tok, emit):
-        from desktop_llm.core import events as ev
-        from desktop_llm.core.data import TokenData
-
-        fresh = not TokenData.exists(run.data_dir)
-        data = super().prepare_data(run, cfg, tok, emit)
-        note = unreadable_warning(self.unknown_to_base(cfg)) if fresh and cfg.base_run else None
-        if note:
-            emit(ev.Warning(message=note).to_dict())
-        return data
-
-    def initialise(self, model, cfg, mcfg, emit) -> None:
-        """A fresh continuation starts from the base run's best weights (the same shape)."""
-        continuation.initialise(model, self.build, cfg, mcfg, emit)
 
     def check_export(self, run, fmt: str) -> None:
         from desktop_llm.core.models.gpt import export

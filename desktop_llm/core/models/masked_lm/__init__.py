@@ -6,6 +6,8 @@ Any tokenizer works: the family appends its special ids after the tokenizer's vo
 character tokenizer as well as WordPiece. Training windows are the corpus' token windows; 15%
 of each window's positions are selected, of which 80% become [MASK], 10% a random token and 10%
 stay as they are (BERT). Loss, accuracy and perplexity are over the selected positions only.
+
+`train --base RUN` continues a masked-LM run on new text (its tokenizer, shape and weights).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 from desktop_llm.core.models.backbones.bert import SPECIALS, bert_backbone
 from desktop_llm.core.models.base import Family
+from desktop_llm.core.models.continuation import ContinuesOnText
 
 __all__ = ["FAMILY", "SPECIALS", "MaskedLM", "bert_backbone", "mask_windows"]
 
@@ -47,7 +50,7 @@ def mask_windows(windows: np.ndarray, vocabulary: int, rng: np.random.Generator)
     return inputs, targets
 
 
-class MaskedLM(Family):
+class MaskedLM(ContinuesOnText, Family):
     name = "masked_lm"
     title = "Masked LM (BERT-style encoder)"
     summary = "BERT-style masked tokens"
