@@ -86,6 +86,13 @@ def after(chat_run: Path) -> dict:
     return measure(model, tok, ChatData(run.data_dir), run.config)
 
 
+def cpu_name() -> str:
+    try:
+        return next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pretrain-steps", type=int, default=1500)
@@ -109,7 +116,7 @@ def main() -> None:
     rows = {"before fine-tuning (the base GPT, template tokens added)": before(chat),
             f"after {a.chat_steps} steps of chat fine-tuning": after(chat),
             f"chat from scratch, {a.chat_steps} steps": after(scratch)}
-    result = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    result = {"cpu": cpu_name(), "cores": os.cpu_count(),
               "pretrain_steps": a.pretrain_steps, "chat_steps": a.chat_steps, "context": a.context,
               "pretrain_seconds": round(t_base), "rows": rows}
     print("| model | assistant-token loss | bits/byte | replies that end |\n|---|---|---|---|")
