@@ -60,7 +60,8 @@ def format_event(d: dict, run: str | None = None) -> str | None:
 
         return f"[baselines] to beat, on the validation split: {describe(e.figures)}" if e.figures else None
     if isinstance(e, ev.Start):
-        return (f"run {e.run}: {e.parameters:,} parameters, vocabulary {e.vocabulary_size}, "
+        trains = f" ({e.trainable_parameters:,} trained: LoRA)" if e.trainable_parameters is not None else ""
+        return (f"run {e.run}: {e.parameters:,} parameters{trains}, vocabulary {e.vocabulary_size}, "
                 f"{e.train_tokens:,} train / {e.val_tokens:,} val tokens, on {e.device} ({e.policy})")
     if isinstance(e, ev.Phase):
         done = f"{100 * e.progress:.0f}%" if e.progress is not None else ""

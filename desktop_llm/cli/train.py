@@ -74,6 +74,13 @@ def run_config(args):
         data = replace(data, target_column=args.target_column)
     if getattr(args, "freeze_steps", None) is not None:
         tr = replace(tr, freeze_steps=args.freeze_steps)
+    if getattr(args, "lora_rank", None):
+        if not fam.lora:
+            can = " or ".join(f.name for f in families() if f.lora)
+            raise CliError(f"--lora-rank fine-tunes a {can} run with LoRA; a {family} run trains its own way.")
+        if not getattr(args, "base", None):
+            raise CliError("LoRA adapts a trained run: give the run to start from (--base RUN).")
+        tr = replace(tr, lora_rank=args.lora_rank)
     if getattr(args, "separate_tokenizers", False):
         if not fam.separate_tokenizers:
             raise CliError("--separate-tokenizers gives a translator's source and target a tokenizer each: "
@@ -313,6 +320,9 @@ def add_parser(sub) -> None:
     tr.add_argument("--accept-unknown", action="store_true",
                     help="fine-tune even where the base run's tokenizer cannot read much of the text "
                          "(refused above a quarter of it)")
+    tr.add_argument("--lora-rank", type=int, metavar="N",
+                    help="with --base: train only rank-N LoRA factors of each attention's query and value "
+                         "(keras-hub's enable_lora; the base's weights stay as they are). 4-16 is usual")
     tr.add_argument("--freeze-steps", type=int,
                     help="classifier: train only the head for this many steps first (default 0)")
     tr.add_argument("--column", help="text column of JSONL/CSV files")

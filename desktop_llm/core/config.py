@@ -115,6 +115,7 @@ class TrainConfig:
     checkpoint_interval: int = 0  # 0: at every evaluation
     log_interval: int = 10  # steps fused into one compiled call, and one metrics line
     freeze_steps: int = 0  # classifier: train only the head for this many steps first
+    lora_rank: int = 0  # a fine-tune from a base run: train rank-N LoRA factors of the attention only (core/models/lora.py)
     sample_tokens: int = 120  # text generated at each evaluation (0: none)
     seed: int = 1337
     jit_compile: bool = True
@@ -146,6 +147,8 @@ class TrainConfig:
         if not isinstance(self.freeze_steps, int) or not 0 <= self.freeze_steps < self.max_steps:
             problems.append(f"Frozen steps ({self.freeze_steps}) must be 0 or fewer than the total steps "
                             f"({self.max_steps}).")
+        if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            problems.append(f"The LoRA rank must be 0 (off) or a positive whole number (got {self.lora_rank}).")
         if self.mixed_precision not in PRECISIONS:
             problems.append("Mixed precision is one of auto, off, bfloat16, float16.")
         if problems:
@@ -192,6 +195,11 @@ class RunConfig:
             raise ConfigError("No corpus: give at least one file, folder or text.")
         if not 0.0 < self.data.val_fraction < 0.9:
             raise ConfigError("The validation fraction must be between 0 and 0.9 (e.g. 0.1).")
+        if self.training.lora_rank and not self.base_run:
+            raise ConfigError("LoRA adapts a trained run: give the run to start from (--base RUN).")
+        if self.training.lora_rank > self.model.hidden_dim:
+            raise ConfigError(f"The LoRA rank ({self.training.lora_rank}) must be at most the model's width "
+                              f"({self.model.hidden_dim}); 4 to 16 is usual.")
         from desktop_llm.core.corpus import CorpusError, check_encoding
 
         for path, encoding in self.data.encodings:

@@ -83,6 +83,7 @@ class Start(Event):
     device: str = ""
     policy: str = ""
     parameters: int = 0
+    trainable_parameters: int | None = _opt()  # a LoRA fine-tune: the factors (and any embedding) it trains
     vocabulary_size: int = 0
     train_tokens: int = 0
     val_tokens: int = 0

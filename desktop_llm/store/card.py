@@ -89,6 +89,9 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
     vocab = vocabulary_size(run, info)
     rows.append(("tokenizer", cfg.tokenizer.kind + (f", {vocab:,} tokens" if vocab else "")))
     params = f", {info['parameters'] / 1e6:.2f} M parameters" if info.get("parameters") else ""
+    if t.lora_rank:  # a LoRA fine-tune trains only its factors (and any embedding of new tokens)
+        trained = info.get("trainable_parameters")
+        params += f" (LoRA rank {t.lora_rank}" + (f": {trained:,} trained)" if trained else ")")
     rows.append(("model", (f"{m.num_layers} layers x {m.num_heads} heads x width {m.hidden_dim}, "
                            f"context {m.sequence_length}{params}")))
     rows.append(("training", (f"batch {t.batch_size}, learning rate {t.learning_rate:g} to "

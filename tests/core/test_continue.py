@@ -73,3 +73,89 @@ def test_a_base_that_cannot_read_the_text_or_another_family_is_one_line(tmp_path
     out = cli(home, "train", drama, "--family", "masked_lm", "--base", "base", "--steps", "10")
     assert out.returncode == 2 and "is a gpt run: a masked_lm run starts from a masked-lm run" in out.stderr
     assert sorted(p.name for p in (home / "runs").iterdir()) == before  # nothing was created
+
+
+def test_lora_trains_only_its_factors_and_exports_plain_weights(tmp_path):
+    """`--lora-rank N` (keras-hub's enable_lora): the attention's query and value get rank-N factors,
+    only they train, the base's kernels stay as they were; the card and the start event say how
+    many parameters train; an export folds the factors in (plain keras-hub weights, the same logits)."""
+    import numpy as np
+
+    from desktop_llm.core.export import export_run
+    from desktop_llm.core.loading import load_for_inference
+
+    home = tmp_path / "ws"
+    drama = ROOT / "resources" / "labelled" / "poem-prose-drama" / "drama.txt"
+    assert cli(home, "train", drama, "--name", "base", *SMALL, "--steps", "30").returncode == 0
+    shakespeare = ROOT / "resources" / "corpora" / "tinyshakespeare.txt"
+    out = cli(home, "train", shakespeare, "--name", "nobase", "--lora-rank", "4", "--steps", "10")
+    assert out.returncode == 2 and "give the run to start from (--base RUN)" in out.stderr
+    lora = cli(home, "train", shakespeare, "--base", "base", "--name", "lora", "--lora-rank", "4", "--steps", "30",
+               "--batch-size", "8", "--no-xla", "--eval-interval", "30", "--log-interval", "10", "--sample-tokens",
+               "0", "--lr", "3e-3", "--json")
+    assert lora.returncode == 0, lora.stderr
+    start = next(json.loads(x) for x in lora.stdout.splitlines() if x.startswith('{"type": "start"'))
+    # SMALL: one block of width 32, 2 heads of 16; query and value each train A (32 x 2 x 4), B (4 x 16) and
+    # their bias (2 x 16), as keras-hub's enable_lora leaves the projections' biases trainable
+    assert start["trainable_parameters"] == 2 * (32 * 2 * 4 + 4 * 16 + 2 * 16) == 704 < start["parameters"] // 10
+    store = RunStore(home)
+    run = store.resolve("lora")
+    assert run.config.training.lora_rank == 4
+    model, tok, _ = load_for_inference(run, "best")
+    base, _, _ = load_for_inference(store.resolve("base"), "best")
+    frozen = {w.path: w.numpy() for w in base.weights}
+    mine = {w.path: w.numpy() for w in model.weights}
+    learned = ("query/kernel", "query/bias", "value/kernel", "value/bias")
+    kept = [p for p in frozen if not p.endswith(learned)]
+    assert len(kept) == 16 and all(np.array_equal(mine[p], frozen[p]) for p in kept)  # the base's, untouched
+    for p in ("transformer_layer_0/self_attention/query/kernel", "transformer_layer_0/self_attention/value/kernel"):
+        delta = mine[p] - frozen[p]  # the checkpoint folds the learned update in: rank 4 at most, per head
+        assert np.abs(delta).max() > 1e-4
+        assert all(np.linalg.matrix_rank(delta[:, h, :], tol=1e-6) <= 4 for h in range(2))
+    from desktop_llm.store.card import run_card
+
+    assert "(LoRA rank 4: 704 trained)" in dict(run_card(run, {"id": run.id, **run.status()}))["model"]
+    result = export_run(run, "keras-hub", out=tmp_path / "preset")
+    import keras_hub
+
+    lm = keras_hub.models.CausalLM.from_preset(str(result.path))
+    ids = np.asarray([tok.encode("ROMEO: to be")], "int32")
+    theirs = lm.backbone.token_embedding(lm.backbone({"token_ids": ids, "padding_mask": np.ones_like(ids)}),
+                                         reverse=True)
+    np.testing.assert_allclose(np.asarray(theirs), np.asarray(model(ids)), atol=2e-3)  # tanh-GELU apart
+
+
+def test_a_resumed_lora_run_learns_on_from_the_folded_checkpoint(tmp_path):
+    """Keras folds LoRA's factors into the kernel on save and zeroes both on load, where no gradient
+    reaches them; `restart_factors` draws A again: the same function, and B learns."""
+    import numpy as np
+    import tensorflow as tf
+
+    from desktop_llm.core.config import ModelConfig
+    from desktop_llm.core.models import lora
+    from desktop_llm.core.models.backbones.gpt import build_model
+
+    shape = ModelConfig(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, sequence_length=8,
+                        vocabulary_size=20)
+    model = build_model(shape, seed=1)
+    lora.enable(model, 2)
+    b = next(w for w in model.weights if w.path.endswith("query/lora_kernel_b"))
+    b.assign(np.full(b.shape, 0.5, "float32"))  # as if trained
+    ids = np.arange(8, dtype="int32")[None] % 20
+    before = np.asarray(model(ids))
+    model.save_weights(str(tmp_path / "ckpt.weights.h5"))
+    resumed = build_model(shape, seed=2)
+    lora.enable(resumed, 2)
+    resumed.load_weights(str(tmp_path / "ckpt.weights.h5"))
+    np.testing.assert_allclose(np.asarray(resumed(ids)), before, atol=1e-5)  # folded: the same function
+
+    def grad_of_b(m):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(m(ids) ** 2)
+        factor = next(w for w in m.trainable_weights if w.path.endswith("query/lora_kernel_b"))
+        return np.abs(tape.gradient(loss, factor.value)).max()
+
+    assert grad_of_b(resumed) == 0  # both factors zero: stuck
+    lora.restart_factors(resumed, seed=3)
+    np.testing.assert_allclose(np.asarray(resumed(ids)), before, atol=1e-5)  # B is still zero
+    assert grad_of_b(resumed) > 0

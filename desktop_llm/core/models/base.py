@@ -122,8 +122,13 @@ class Family:
     def write_export(self, model, tok, run, fmt: str, folder) -> dict:
         """Write the loaded model in `fmt` into `folder`: what export.json records (files, usage,
         notes). The default: the keras-hub task's own preset (BERT, BART)."""
-        from desktop_llm.core.models import task_preset
+        from desktop_llm.core.models import lora, task_preset
 
+        if run.config.training.lora_rank:  # plain weights for keras-hub: the LoRA factors folded in
+            import dataclasses
+
+            shape = dataclasses.replace(run.config.model, vocabulary_size=model.backbone.vocabulary_size, dropout=0.0)
+            model = lora.merged(model, lambda: self.build(shape))
         return task_preset.write(model, tok, folder)
 
     def attention_maps(self, model, tok, text: str, kind: str = "self"):
@@ -143,9 +148,18 @@ class Family:
     def build(self, mcfg, seed: int | None = None):
         raise NotImplementedError
 
+    lora = False  # `--lora-rank N` fine-tunes its keras-hub backbone with LoRA (core/models/lora.py)
+    lora_embeddings = False  # and keeps the token embedding trainable (it adds tokens of its own)
+
     def build_for_run(self, run, cfg, mcfg, seed: int | None = None):
-        """The model of this run (a family may need more than the shape: the classes, the base)."""
-        return self.build(mcfg, seed=seed)
+        """The model of this run (a family may need more than the shape: the classes, the base);
+        with LoRA where the run asks for it (before any weights load: a checkpoint holds the factors)."""
+        model = self.build(mcfg, seed=seed)
+        if cfg.training.lora_rank:
+            from desktop_llm.core.models import lora
+
+            lora.enable(model, cfg.training.lora_rank, embeddings_trainable=self.lora_embeddings)
+        return model
 
     def initialise(self, model, cfg, mcfg, emit) -> None:
         """Set the weights a fresh run starts from (a fine-tune: its base run's)."""

@@ -68,8 +68,11 @@ def initialise(model, build, cfg, mcfg, emit) -> None:
     base = build(dataclasses.replace(mcfg, vocabulary_size=vocabulary))
     base.optimizer = None  # the weights file also holds an optimizer: read the model's only
     base.load_weights(str(ckpt.weights_path))
-    for mine, theirs in zip(model.weights, base.weights):
-        value = theirs.numpy()
+    theirs = {w.path: w for w in base.weights}
+    for mine in model.weights:  # by path: LoRA's factors (not in the base) keep their start, B = 0
+        if mine.path not in theirs:
+            continue
+        value = theirs[mine.path].numpy()
         if tuple(mine.shape) != value.shape:  # the token embedding, with the template's rows added
             grown = np.repeat(value.mean(axis=0, keepdims=True), mine.shape[0], axis=0)
             grown[: value.shape[0]] = value
@@ -85,6 +88,7 @@ class ContinuesOnText:
 
     starts_from_base = True
     fine_tune_learning_rate = CONTINUE_LR
+    lora = True
 
     def on_base(self, cfg, base_folder, gentler: bool = True):
         """`cfg` made a continuation of the run in `base_folder`: its tokenizer and shape."""

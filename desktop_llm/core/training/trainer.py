@@ -131,7 +131,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     import keras
 
     from desktop_llm.core import device
-    from desktop_llm.core.models import get_family
+    from desktop_llm.core.models import get_family, lora
 
     family = get_family(cfg.family)
 
@@ -159,6 +159,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         start_step, best, elapsed0 = 0, None, 0.0
         if ckpt is not None:
             model.load_weights(str(ckpt.weights_path))
+            if t.lora_rank:  # its factors came back folded into the kernels: new ones learn on
+                lora.restart_factors(model, seed=t.seed + ckpt.step)
             manager.restore_optimizer(optimizer, model.trainable_variables, ckpt)
             start_step = ckpt.step
             best = ckpt.state.get("best_val_loss")
@@ -179,15 +181,16 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     devs = device.devices()
     where = device.describe(devs) + (f", {dist.describe()}" if dist.distributed else "")
     found = _baselines(run, family, data, tok, emit) if chief else None
+    trained = {"trainable_parameters": lora.trainable_parameters(model)} if t.lora_rank else {}
     if chief:
         run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
                          device=where, policy=policy, replicas=dist.replicas, workers=dist.workers,
                          parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
                          leaked=getattr(data, "leaked", 0), leaks_kept=getattr(data, "leaks_kept", False),
-                         **({"baselines": found} if found else {}))
+                         **trained, **({"baselines": found} if found else {}))
         _sync(store, run)
     emit(ev.Start(run=run.id, step=start_step, max_steps=t.max_steps, device=where, policy=policy,
-                  parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
+                  parameters=model.count_params(), vocabulary_size=tok.vocabulary_size, **trained,
                   train_tokens=len(data.train), val_tokens=len(data.val), steps_per_execution=k,
                   replicas=dist.replicas, per_replica_batch=t.batch_size // dist.replicas, workers=dist.workers,
                   worker_index=dist.worker_index).to_dict())

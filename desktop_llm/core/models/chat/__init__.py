@@ -35,6 +35,8 @@ class Chat(Family):
     starts_from_base = True  # `train --base RUN`: fine-tune a GPT run on conversations
     fine_tune_learning_rate = continuation.CONTINUE_LR
     accuracy_name = "reply-token accuracy"
+    lora = True
+    lora_embeddings = True  # the template's new tokens must learn their embeddings (core/models/lora.py)
     tokenizer_in_run = True  # from scratch: learned from the messages' text, in the run (a JSONL is no plain text)
     export_formats = ("keras-hub",)  # keras-hub's GPT-2, with chat_template.json beside it
 
@@ -139,10 +141,15 @@ class Chat(Family):
         gpt2_preset.check(run.config.model)
 
     def write_export(self, model, tok, run, fmt: str, folder) -> dict:
+        import dataclasses
+
         import numpy as np
 
+        from desktop_llm.core.models import lora
         from desktop_llm.core.models.backbones import gpt2_preset
 
+        shape = dataclasses.replace(run.config.model, vocabulary_size=model.backbone.vocabulary_size, dropout=0.0)
+        model = lora.merged(model, lambda: self.build(shape))  # plain weights, LoRA folded in
         model(np.zeros((1, 1), "int32"))
         return gpt2_preset.write(model, tok, folder, dropout=run.config.model.dropout)
 

@@ -25,9 +25,13 @@ class GPT(ContinuesOnText, Family):
         export.check(run, fmt)
 
     def write_export(self, model, tok, run, fmt: str, folder) -> dict:
+        import dataclasses
+
+        from desktop_llm.core.models import lora
         from desktop_llm.core.models.gpt import export
 
-        return export.write(model, tok, run, fmt, folder)
+        shape = dataclasses.replace(run.config.model, vocabulary_size=model.backbone.vocabulary_size, dropout=0.0)
+        return export.write(lora.merged(model, lambda: self.build(shape)), tok, run, fmt, folder)
 
     def add_commands(self, sub, kit) -> None:
         from desktop_llm.core.models.gpt import commands
