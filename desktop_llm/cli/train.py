@@ -101,8 +101,11 @@ def run_config(args):
                                                             "context")):
             raise CliError("A fine-tune has its base run's shape: leave out --preset, --layers, --heads, "
                            "--width, --ffn and --context.")
+        from desktop_llm.core.tokenizers import is_keras_hub_preset
+
+        base = Path(args.base) if is_keras_hub_preset(args.base) else store_of(args).resolve(args.base).folder
         result = fam.on_base(replace(result, model=replace(result.model, dropout=args.dropout or 0.0)),
-                          store_of(args).resolve(args.base).folder, gentler=args.lr is None)
+                          base, gentler=args.lr is None)
     return result
 
 
@@ -311,8 +314,9 @@ def add_parser(sub) -> None:
                     help="what the model learns: " + ", ".join(f"{f.name} ({f.summary})" for f in families())
                          + " (default gpt)")
     tr.add_argument("--base", metavar="RUN",
-                    help="the trained run to start from: a gpt run to continue on new text (--family gpt), or the "
-                         "masked_lm or gpt run a classifier fine-tunes (default: from scratch)")
+                    help="the trained run to start from: a gpt or masked_lm run to continue on new text, a gpt run "
+                         "to fine-tune on conversations (--family chat), the masked_lm or gpt run a classifier "
+                         "fine-tunes; or a keras-hub GPT-2 preset folder (gpt, chat). Default: from scratch")
     tr.add_argument("--label-column", help="classifier: the label column of CSV/JSONL files "
                                            "(default: one named label, class, category...)")
     tr.add_argument("--target-column", help="translator: the target field of JSONL pairs (--column: the source; "

@@ -483,6 +483,77 @@ _CLASSES = {
 _LOADERS: dict[str, type[Tokenizer]] = dict(_CLASSES)  # kind -> class that loads a saved folder
 
 
+class KerasHubTokenizer(Tokenizer):
+    """The tokenizer of a keras-hub preset folder (GPT-2's byte-level BPE, or the RWKV tokenizer of
+    a desktop_llm char export), read with keras-hub's own `Tokenizer.from_preset`: a run that
+    continues a preset reads text exactly as the preset's model was trained to. Saved as the
+    preset's tokenizer files in `keras_hub/` (keras-hub's own tokenizer.json, its assets and
+    metadata), beside our tokenizer.json."""
+
+    kind = "keras-hub"
+    FILES = ("tokenizer.json", "metadata.json", "config.json", "assets/tokenizer")  # config: from_preset asks for it
+
+    def __init__(self, folder: Path):
+        import keras_hub
+
+        self.folder = Path(folder)
+        self.tok = keras_hub.tokenizers.Tokenizer.from_preset(str(self.folder))
+        self.class_name = type(self.tok).__name__
+
+    @property
+    def vocabulary_size(self) -> int:
+        return int(self.tok.vocabulary_size())
+
+    @property
+    def lossless(self) -> bool:
+        return True
+
+    def encode(self, text: str) -> list[int]:
+        import numpy as np
+
+        return [int(i) for i in np.asarray(self.tok(text)).reshape(-1)] if text else []
+
+    def decode(self, ids: Sequence[int]) -> str:
+        if not len(ids):
+            return ""
+        out = self.tok.detokenize([int(i) for i in ids])
+        out = out.numpy() if hasattr(out, "numpy") else out
+        return out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
+
+    def token_text(self, token_id: int) -> str:
+        return self.decode([token_id])
+
+    def _save_files(self, folder: Path) -> dict:
+        import shutil
+
+        target = folder / "keras_hub"
+        for name in self.FILES:
+            src = self.folder / name
+            if src.is_dir():
+                shutil.copytree(src, target / name, dirs_exist_ok=True)
+            elif src.exists():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                atomic.write_bytes(target / name, src.read_bytes())
+        return {"keras_hub_class": self.class_name}
+
+    @classmethod
+    def _load(cls, folder: Path, meta: dict) -> KerasHubTokenizer:
+        return cls(folder / "keras_hub")
+
+
+_LOADERS[KerasHubTokenizer.kind] = KerasHubTokenizer
+
+
+def is_keras_hub_preset(folder: str | os.PathLike) -> bool:
+    """A keras-hub preset folder (what `save_to_preset` writes: metadata.json and config.json)."""
+    folder = Path(folder)
+    try:
+        return "keras_hub_version" in json.loads((folder / "metadata.json").read_text("utf-8")) and (
+            folder / "config.json").exists()
+    except (OSError, ValueError):
+        return False
+
+
 def register_tokenizer(cls: type[Tokenizer]) -> None:
     """Let `load_tokenizer` read folders of `cls.kind`: a family's own tokenizer (a translator's
     pair of tokenizers) registers itself when its family is imported (`core.models.families()`)."""
@@ -537,7 +608,17 @@ def unknown_share(tokenizer: Tokenizer, texts: Iterable[str], limit: int = 200_0
 
 
 def load_tokenizer(folder: str | os.PathLike) -> Tokenizer:
+    """A saved tokenizer folder, or a keras-hub preset folder's tokenizer (`KerasHubTokenizer`)."""
     folder = Path(folder)
+    if is_keras_hub_preset(folder):
+        if not (folder / "tokenizer.json").exists():
+            raise TokenizerError(f"The keras-hub preset in {folder} has no tokenizer (tokenizer.json): a model "
+                                 "without one cannot read text.")
+        try:
+            return KerasHubTokenizer(folder)
+        except Exception as e:  # noqa: BLE001 - keras-hub fails in its own ways
+            raise TokenizerError(f"The tokenizer of the keras-hub preset in {folder} could not be loaded: "
+                                 f"{str(e).splitlines()[0][:200]}") from None
     try:
         meta = json.loads((folder / "tokenizer.json").read_text("utf-8"))
         cls = _LOADERS[meta["kind"]]

@@ -159,3 +159,94 @@ def test_a_resumed_lora_run_learns_on_from_the_folded_checkpoint(tmp_path):
     lora.restart_factors(resumed, seed=3)
     np.testing.assert_allclose(np.asarray(resumed(ids)), before, atol=1e-5)  # B is still zero
     assert grad_of_b(resumed) > 0
+
+
+def _gpt2_preset(folder):
+    """A tiny GPT-2 preset written with keras-hub alone, as one downloaded elsewhere would be: a
+    byte-level BPE tokenizer (GPT-2's byte-to-unicode table, two merges) and random weights."""
+    import keras_hub
+
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, n = dict(zip(printable, printable)), 0
+    for b in range(256):  # GPT-2's byte-to-unicode table: every byte a printable character
+        if b not in chars:
+            chars[b] = 256 + n
+            n += 1
+    pieces = [chr(chars[b]) for b in range(256)]
+    vocabulary = {p: i for i, p in enumerate([*pieces, "Ġt", "he", "<|endoftext|>"])}
+    tok = keras_hub.tokenizers.GPT2Tokenizer(vocabulary=vocabulary, merges=["Ġ t", "h e"])
+    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=len(vocabulary), num_layers=1, num_heads=2,
+                                             hidden_dim=32, intermediate_dim=64, max_sequence_length=32)
+    keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=keras_hub.models.GPT2CausalLMPreprocessor(
+        tokenizer=tok, sequence_length=32)).save_to_preset(str(folder))
+    return len(vocabulary)
+
+
+def test_a_gpt_or_chat_run_continues_a_keras_hub_preset_folder(tmp_path):
+    """`--base` takes a keras-hub GPT-2 preset folder: its tokenizer (read by keras-hub), its shape
+    and its weights (the first model computes what the preset's does); a chat run adds its template."""
+    import numpy as np
+
+    from desktop_llm.core.config import RunConfig
+    from desktop_llm.core.models import get_family
+    from desktop_llm.core.tokenizers import load_tokenizer
+
+    preset = tmp_path / "gpt2-tiny"
+    vocabulary = _gpt2_preset(preset)
+    home = tmp_path / "ws"
+    shakespeare = ROOT / "resources" / "corpora" / "tinyshakespeare.txt"
+    out = cli(home, "train", shakespeare, "--base", preset, "--name", "cont", "--steps", "20", "--batch-size", "8",
+              "--no-xla", "--eval-interval", "20", "--log-interval", "10", "--sample-tokens", "8", "--json")
+    assert out.returncode == 0, out.stderr
+    assert "Starting from the keras-hub preset's weights" in out.stdout
+    run = RunStore(home).resolve("cont")
+    cfg = run.config
+    assert (cfg.base_family, cfg.model.num_layers, cfg.model.hidden_dim, cfg.model.sequence_length) == (
+        "keras-hub preset", 1, 32, 32)
+    tok = load_tokenizer(run.tokenizer_dir)
+    assert tok.kind == "keras-hub" and tok.vocabulary_size == vocabulary
+    assert tok.encode(" the") == [256, 257]  # the preset's own merges: "Ġt", "he"
+    assert tok.decode(tok.encode("the thee, 你好")) == "the thee, 你好"
+    # the model a run starts from computes what keras-hub's own GPT-2 does (tanh- vs exact GELU apart)
+    import keras_hub
+
+    family = get_family("gpt")
+    fresh = family.on_base(RunConfig(), preset)
+    from dataclasses import replace
+
+    mcfg = replace(fresh.model, vocabulary_size=vocabulary)
+    model = family.build(mcfg)
+    family.initialise(model, fresh, mcfg, lambda e: None)
+    theirs = keras_hub.models.CausalLM.from_preset(str(preset))
+    ids = np.asarray([tok.encode("To be, or not to be")[:32]], "int32")
+    want = theirs.backbone.token_embedding(theirs.backbone({"token_ids": ids, "padding_mask": np.ones_like(ids)}),
+                                           reverse=True)
+    np.testing.assert_allclose(np.asarray(model(ids)), np.asarray(want), atol=2e-3)
+    # a chat run from the same preset: its template's tokens after the preset's vocabulary
+    convs = tmp_path / "c.tsv"
+    convs.write_text("".join(f"Say {i}\tI say {i}.\n" for i in range(40)), "utf-8")
+    chat = cli(home, "train", "--family", "chat", convs, "--base", preset, "--name", "chat", "--steps", "10",
+               "--batch-size", "8", "--no-xla", "--eval-interval", "10", "--log-interval", "10", "--sample-tokens",
+               "0", "--json")
+    assert chat.returncode == 0, chat.stderr
+    assert load_tokenizer(RunStore(home).resolve("chat").tokenizer_dir).vocabulary_size == vocabulary + 4
+    out = cli(home, "train", shakespeare, "--family", "masked_lm", "--base", preset, "--steps", "10")
+    assert out.returncode == 2 and "is a keras-hub preset" in out.stderr
+
+
+def test_a_desktop_llm_keras_hub_export_is_a_base_too(tmp_path):
+    """Our own keras-hub export of a char run (its RWKV tokenizer reads text with the run's ids)."""
+    from desktop_llm.core.export import export_run
+    from desktop_llm.core.tokenizers import load_tokenizer
+
+    home = tmp_path / "ws"
+    drama = ROOT / "resources" / "labelled" / "poem-prose-drama" / "drama.txt"
+    assert cli(home, "train", drama, "--name", "base", *SMALL, "--steps", "30").returncode == 0
+    base = RunStore(home).resolve("base")
+    folder = export_run(base, "keras-hub", out=tmp_path / "export").path
+    out = cli(home, "train", drama, "--base", folder, "--name", "again", "--steps", "10", "--batch-size", "8",
+              "--no-xla", "--eval-interval", "10", "--log-interval", "10", "--sample-tokens", "0")
+    assert out.returncode == 0, out.stderr
+    text = "ROMEO: What light"
+    assert load_tokenizer(RunStore(home).resolve("again").tokenizer_dir).encode(text) == \
+        load_tokenizer(base.tokenizer_dir).encode(text)

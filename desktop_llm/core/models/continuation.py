@@ -11,13 +11,21 @@ import dataclasses
 from pathlib import Path
 
 CONTINUE_LR = 3e-4  # continued pretraining and chat fine-tuning: a third of training from scratch
+PRESET = "keras-hub preset"  # the base_family of a run started from a keras-hub preset folder
 
 
-def on_base(cfg, base_folder, family: str, bases: tuple[str, ...], gentler: bool = True):
-    """`cfg` made a `family` run that continues the run in `base_folder` (a run of one of `bases`)."""
+def on_base(cfg, base_folder, family: str, bases: tuple[str, ...], gentler: bool = True, presets: bool = False):
+    """`cfg` made a `family` run that continues the run in `base_folder` (a run of one of `bases`),
+    or, where the family takes `presets`, the keras-hub GPT-2 preset in that folder."""
     from desktop_llm.core.config import ConfigError, RunConfig
+    from desktop_llm.core.tokenizers import is_keras_hub_preset
 
     folder = Path(base_folder)
+    if is_keras_hub_preset(folder):
+        if not presets:
+            raise ConfigError(f"{folder} is a keras-hub preset: a {family} run starts from a run of its own "
+                              "family (a preset folder is a base for a GPT or a chat run).")
+        return on_preset(cfg, folder, family, gentler)
     base = RunConfig.load(folder / "config.json")
     if base.family not in bases:
         names = " or ".join(b.replace("_", "-") for b in bases)
@@ -32,9 +40,38 @@ def on_base(cfg, base_folder, family: str, bases: tuple[str, ...], gentler: bool
                                training=t.fitted())
 
 
+def on_preset(cfg, folder: Path, family: str, gentler: bool = True):
+    """`cfg` made a `family` run that continues a keras-hub GPT-2 causal LM preset (desktop_llm's own
+    keras-hub export, or GPT-2 downloaded elsewhere): its shape from the preset's config.json, its
+    tokenizer read by keras-hub (core/tokenizers.KerasHubTokenizer), its weights at the first step."""
+    import json
+
+    from desktop_llm.core.config import ConfigError, ModelConfig, TokenizerConfig
+
+    config = json.loads((folder / "config.json").read_text("utf-8"))
+    if config.get("class_name") != "GPT2Backbone":
+        raise ConfigError(f"{folder} holds a keras-hub {config.get('class_name')}: a {family} run starts from a "
+                          "GPT-2 causal LM preset (keras_hub.models.GPT2CausalLM, as desktop_llm exports a GPT).")
+    if not (folder / "tokenizer.json").exists():
+        raise ConfigError(f"The keras-hub preset in {folder} has no tokenizer: a run cannot read text with it.")
+    c = config["config"]
+    model = ModelConfig(num_layers=c["num_layers"], num_heads=c["num_heads"], hidden_dim=c["hidden_dim"],
+                        intermediate_dim=c["intermediate_dim"], sequence_length=c["max_sequence_length"],
+                        dropout=cfg.model.dropout)
+    t = cfg.training
+    if gentler:
+        t = dataclasses.replace(t, learning_rate=CONTINUE_LR, min_learning_rate=CONTINUE_LR / 10)
+    return dataclasses.replace(cfg, family=family, base_run=str(folder.resolve()), base_family=PRESET,
+                               tokenizer=TokenizerConfig(kind="keras-hub", path=str(folder.resolve())),
+                               model=model, training=t.fitted())
+
+
 def base_tokenizer(cfg) -> str | None:
-    """The base run's tokenizer folder (a continuation reads text as its base did), or None."""
-    return str(Path(cfg.base_run) / "tokenizer") if cfg.base_run else None
+    """The base run's tokenizer folder (a continuation reads text as its base did), or None; a
+    preset's folder is its own tokenizer's."""
+    if not cfg.base_run:
+        return None
+    return cfg.base_run if cfg.base_family == PRESET else str(Path(cfg.base_run) / "tokenizer")
 
 
 def unknown_to_base(cfg, texts) -> float:
@@ -60,14 +97,20 @@ def initialise(model, build, cfg, mcfg, emit) -> None:
     from desktop_llm.core.models.registry import get_family
     from desktop_llm.core.tokenizers import load_tokenizer
 
-    ckpt = CheckpointManager(Path(cfg.base_run) / "checkpoints").find("best")
-    if ckpt is None:
-        raise ConfigError(f"The base run {cfg.base_run} has no checkpoint yet: train it first.")
-    # the ids the base embeds: its tokenizer's, and its family's special ids after them
-    vocabulary = get_family(cfg.base_family).model_vocabulary(load_tokenizer(base_tokenizer(cfg)).vocabulary_size)
-    base = build(dataclasses.replace(mcfg, vocabulary_size=vocabulary))
-    base.optimizer = None  # the weights file also holds an optimizer: read the model's only
-    base.load_weights(str(ckpt.weights_path))
+    if cfg.base_family == PRESET:  # keras-hub's GPT-2: our backbone's layers, path for path
+        import keras_hub
+
+        base, where = keras_hub.models.Backbone.from_preset(cfg.base_run), "the keras-hub preset's weights"
+    else:
+        ckpt = CheckpointManager(Path(cfg.base_run) / "checkpoints").find("best")
+        if ckpt is None:
+            raise ConfigError(f"The base run {cfg.base_run} has no checkpoint yet: train it first.")
+        # the ids the base embeds: its tokenizer's, and its family's special ids after them
+        tokens = load_tokenizer(base_tokenizer(cfg)).vocabulary_size
+        base = build(dataclasses.replace(mcfg, vocabulary_size=get_family(cfg.base_family).model_vocabulary(tokens)))
+        base.optimizer = None  # the weights file also holds an optimizer: read the model's only
+        base.load_weights(str(ckpt.weights_path))
+        where = f"the base run's weights (step {ckpt.step})"
     theirs = {w.path: w for w in base.weights}
     for mine in model.weights:  # by path: LoRA's factors (not in the base) keep their start, B = 0
         if mine.path not in theirs:
@@ -78,7 +121,7 @@ def initialise(model, build, cfg, mcfg, emit) -> None:
             grown[: value.shape[0]] = value
             value = grown
         mine.assign(value)
-    emit(ev.Phase(phase="model", message=f"Starting from the base run's weights (step {ckpt.step})").to_dict())
+    emit(ev.Phase(phase="model", message=f"Starting from {where}").to_dict())
 
 
 class ContinuesOnText:
@@ -90,9 +133,11 @@ class ContinuesOnText:
     fine_tune_learning_rate = CONTINUE_LR
     lora = True
 
+    from_presets = False  # `--base` also takes a keras-hub GPT-2 preset folder
+
     def on_base(self, cfg, base_folder, gentler: bool = True):
         """`cfg` made a continuation of the run in `base_folder`: its tokenizer and shape."""
-        return on_base(cfg, base_folder, self.name, (self.name,), gentler)
+        return on_base(cfg, base_folder, self.name, (self.name,), gentler, presets=self.from_presets)
 
     def tokenizer_source(self, cfg) -> str | None:
         """A continuation reads text as its base did: the base run's tokenizer."""

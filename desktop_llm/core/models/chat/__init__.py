@@ -52,7 +52,7 @@ class Chat(Family):
             yield "\n".join(c for _, c in conversation) + "\n"
 
     def on_base(self, cfg, base_folder, gentler: bool = True):
-        return continuation.on_base(cfg, base_folder, self.name, ("gpt", self.name), gentler)
+        return continuation.on_base(cfg, base_folder, self.name, ("gpt", self.name), gentler, presets=True)
 
     def _unknown_to_base(self, cfg) -> float:
         return continuation.unknown_to_base(cfg, self.tokenizer_texts(cfg)) if cfg.base_run else 0.0
