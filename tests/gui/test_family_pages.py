@@ -338,7 +338,7 @@ def test_train_page_starts_a_gpt_or_a_chat_run_from_a_trained_gpt_run(qtbot, tmp
         for family in ("gpt", "chat"):
             t.family.setCurrentIndex(t.family.findData(family))
             options = t.options[family]
-            assert options.isVisible() and options.base.count() == 2  # scratch, and the trained GPT run
+            assert options.isVisible() and options.base.count() == 3  # scratch, the trained GPT run, a preset…
             options.base.setCurrentIndex(1)
             cfg = t.run_config()
             assert cfg.family == family and cfg.base_run == str(base.folder.resolve())
@@ -350,3 +350,28 @@ def test_train_page_starts_a_gpt_or_a_chat_run_from_a_trained_gpt_run(qtbot, tmp
         assert cfg.family == "chat" and cfg.tokenizer.path is None  # learned from the conversations, in the run
         t.family.setCurrentIndex(t.family.findData("masked_lm"))  # continues a masked-LM run only: none here
         assert t.options["masked_lm"].isVisible() and t.options["masked_lm"].base.count() == 1
+
+
+def test_start_from_offers_a_keras_hub_preset_folder(qtbot, tmp_path, monkeypatch):
+    """The GPT's "Start from" takes a keras-hub preset folder chosen on disk; a folder that is no
+    preset is refused in the status line and the choice goes back to scratch."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from tests.core.test_continue import _gpt2_preset
+
+    preset = tmp_path / "gpt2-tiny"
+    _gpt2_preset(preset)
+    with open_window(qtbot, RunStore(tmp_path / "ws")) as w:
+        w.show_page("Train")
+        t = w.train_page
+        t.family.setCurrentIndex(t.family.findData("gpt"))
+        options = t.options["gpt"]
+        picked = iter([str(tmp_path), str(preset)])  # first a folder that is no preset, then the preset
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: next(picked))
+        options.base.setCurrentIndex(options.base.count() - 1)  # "a keras-hub preset folder…"
+        assert options.base.currentIndex() == 0 and "is not a keras-hub preset folder" in t.status.text()
+        options.base.setCurrentIndex(options.base.count() - 1)
+        assert options.base_folder() == str(preset) and options.base.currentText() == f"preset: {preset}"
+        cfg = t.run_config()
+        assert cfg.base_family == "keras-hub preset" and cfg.model.hidden_dim == 32 and cfg.tokenizer.kind == "keras-hub"
+        assert t.lr.value() == pytest.approx(3e-4)

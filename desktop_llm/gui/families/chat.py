@@ -10,7 +10,7 @@ from desktop_llm.gui.families.start_from import StartFromOptions
 class ChatOptions(StartFromOptions):
     """Chat fine-tuning: from a GPT run (its tokenizer, shape and weights) or from scratch."""
 
-    FAMILY, BASES = "chat", ("gpt", "chat")
+    FAMILY, BASES, PRESETS = "chat", ("gpt", "chat"), True
     SCRATCH = "scratch: a new model, tokenizer learned from the conversations"
     TIP = ("A GPT run to fine-tune on these conversations (it already knows the language: the usual way), or a chat "
            "run to fine-tune further; or scratch: a new model learns language and turns from the conversations alone")

@@ -9,9 +9,10 @@ from desktop_llm.gui.families.start_from import StartFromOptions
 class ContinueOptions(StartFromOptions):
     """Continued pretraining: a GPT run's tokenizer, shape and weights, on new text."""
 
-    FAMILY, BASES = "gpt", ("gpt",)
+    FAMILY, BASES, PRESETS = "gpt", ("gpt",), True
     TIP = ("A GPT run to continue on this corpus (continued pretraining: its tokenizer, shape and best weights, "
-           "at a gentler learning rate); or scratch: a new model with the Tokenizer and Model pages' settings")
+           "at a gentler learning rate), or a keras-hub GPT-2 preset folder; or scratch: a new model with the "
+           "Tokenizer and Model pages' settings")
 
 
 CHOICE = "GPT: predict the next token"  # the Train page's family menu

@@ -1,20 +1,25 @@
-"""The Train page's "Start from" for the families that continue a decoder run (a GPT on new text,
-a chat model on conversations): from scratch, or a trained run of a family they accept. One line,
-no frame: the Train page must still fit a 1280x800 screen."""
+"""The Train page's "Start from" for the families that continue a run (a GPT or a masked LM on new
+text, a chat model on conversations): from scratch, a trained run of a family they accept, or (a
+GPT, a chat model) a keras-hub GPT-2 preset folder chosen on disk. One line, no frame: the Train
+page must still fit a 1280x800 screen."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QFormLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFileDialog, QFormLayout, QWidget
+
+PICK = "\0pick"  # the item that opens a folder chooser
 
 
 class StartFromOptions(QWidget):
     changed = Signal()  # the base run changed: the Train page adapts the learning rate
+    refused = Signal(str)  # a chosen folder that is no preset: the page's status line says why
 
     FAMILY = ""  # the family these options are for
     BASES: tuple[str, ...] = ()  # the families of runs it starts from
     SCRATCH = "scratch: a new model"
     TIP = ""
+    PRESETS = False  # offers a keras-hub preset folder too
 
     def __init__(self, session, parent=None):
         super().__init__(parent)
@@ -26,7 +31,8 @@ class StartFromOptions(QWidget):
         form.addRow("Start from", self.base)
         self.fill()
         session.runs_changed.connect(self.fill)
-        self.base.currentIndexChanged.connect(lambda *_: self.changed.emit())
+        self.base.currentIndexChanged.connect(self._chosen)
+        self.preset = ""  # the preset folder chosen, kept in the list
 
     def fill(self) -> None:
         """Runs that can be a base, with a checkpoint, newest first."""
@@ -43,11 +49,45 @@ class StartFromOptions(QWidget):
                 continue
             if family in self.BASES and (run.checkpoints_dir / "index.json").exists():
                 self.base.addItem(f"{row.get('name') or run.id} ({family.replace('_', ' ')}, {run.id})", str(run.folder))
+        if self.PRESETS:
+            if getattr(self, "preset", ""):
+                self.base.addItem(f"preset: {self.preset}", self.preset)
+            self.base.addItem("a keras-hub preset folder…", PICK)
+            self.base.setItemData(self.base.count() - 1, "A GPT-2 causal LM preset: desktop_llm's own keras-hub "
+                                  "export, or one downloaded elsewhere", Qt.ToolTipRole)
         self.base.setCurrentIndex(max(0, self.base.findData(chosen)))
         self.base.blockSignals(False)
 
+    def _chosen(self, *_) -> None:
+        if self.base.currentData() == PICK:
+            folder = QFileDialog.getExistingDirectory(self, "A keras-hub preset folder (config.json, "
+                                                      "model.weights.h5, tokenizer.json)")
+            self.choose_preset(folder)
+            return
+        self.changed.emit()
+
+    def choose_preset(self, folder: str) -> bool:
+        """Start from the preset in `folder` (chosen in the dialog); refused in the page's status line
+        where it is not a keras-hub preset (nothing chosen: back to scratch)."""
+        from desktop_llm.core.tokenizers import is_keras_hub_preset
+
+        self.base.blockSignals(True)
+        ok = bool(folder) and is_keras_hub_preset(folder)
+        if ok:
+            self.preset = folder
+            self.fill()
+            self.base.setCurrentIndex(self.base.findData(folder))
+        else:
+            self.base.setCurrentIndex(0)
+        self.base.blockSignals(False)
+        if folder and not ok:
+            self.refused.emit(f"{folder} is not a keras-hub preset folder (no metadata.json and config.json).")
+        self.changed.emit()
+        return ok
+
     def base_folder(self) -> str:
-        return self.base.currentData() or ""
+        data = self.base.currentData() or ""
+        return "" if data == PICK else data
 
     def fine_tunes(self) -> bool:
         return bool(self.base_folder())

@@ -95,6 +95,8 @@ class TrainPage(QWidget):
             if options_class is not None:
                 self.options[fam.name] = options_class(session)
                 self.options[fam.name].changed.connect(self._on_base)
+                if hasattr(self.options[fam.name], "refused"):  # a chosen folder that cannot be a base
+                    self.options[fam.name].refused.connect(lambda text: self._message(text, error=True))
         self.steps = spin(1, 10_000_000, d.max_steps, "Optimizer steps in all", 100)
         self.batch = spin(1, 4096, d.batch_size, "Sequences per step")
         self.lr = dspin(1e-6, 1.0, d.learning_rate, "Peak learning rate (after warm-up)")
