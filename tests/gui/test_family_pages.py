@@ -344,7 +344,12 @@ def test_train_page_starts_a_gpt_or_a_chat_run_from_a_trained_gpt_run(qtbot, tmp
             assert cfg.family == family and cfg.base_run == str(base.folder.resolve())
             assert cfg.model == base.config.model and cfg.tokenizer == base.config.tokenizer
             assert t.lr.value() == pytest.approx(3e-4)  # gentler than from scratch
+            assert options.lora.isEnabled() and cfg.training.lora_rank == 0
+            options.lora.setValue(8)
+            assert t.run_config().training.lora_rank == 8
+            options.lora.setValue(0)
             options.base.setCurrentIndex(0)
+            assert not options.lora.isEnabled()
             assert not t.run_config().base_run and t.lr.value() == pytest.approx(1e-3)
         cfg = t.run_config()
         assert cfg.family == "chat" and cfg.tokenizer.path is None  # learned from the conversations, in the run

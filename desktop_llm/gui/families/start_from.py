@@ -6,7 +6,7 @@ page must still fit a 1280x800 screen."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QFileDialog, QFormLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QSpinBox, QWidget
 
 PICK = "\0pick"  # the item that opens a folder chooser
 
@@ -26,9 +26,21 @@ class StartFromOptions(QWidget):
         self.session = session
         self.base = QComboBox()
         self.base.setToolTip(self.TIP)
+        self.lora = QSpinBox()  # beside the base: it only means something with one
+        self.lora.setRange(0, 256)
+        self.lora.setSpecialValueText("LoRA off")
+        self.lora.setPrefix("LoRA rank ")
+        self.lora.setToolTip("Train only rank-N LoRA factors of each attention's query and value (keras-hub's "
+                             "enable_lora): far fewer trained parameters, the base's weights kept. 4-16 is usual; "
+                             "off trains every weight")
+        self.lora.setEnabled(False)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.base, 1)
+        row.addWidget(self.lora)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Start from", self.base)
+        form.addRow("Start from", row)
         self.fill()
         session.runs_changed.connect(self.fill)
         self.base.currentIndexChanged.connect(self._chosen)
@@ -64,6 +76,7 @@ class StartFromOptions(QWidget):
                                                       "model.weights.h5, tokenizer.json)")
             self.choose_preset(folder)
             return
+        self.lora.setEnabled(self.fine_tunes())
         self.changed.emit()
 
     def choose_preset(self, folder: str) -> bool:
@@ -80,6 +93,7 @@ class StartFromOptions(QWidget):
         else:
             self.base.setCurrentIndex(0)
         self.base.blockSignals(False)
+        self.lora.setEnabled(self.fine_tunes())
         if folder and not ok:
             self.refused.emit(f"{folder} is not a keras-hub preset folder (no metadata.json and config.json).")
         self.changed.emit()
@@ -93,13 +107,15 @@ class StartFromOptions(QWidget):
         return bool(self.base_folder())
 
     def settings(self) -> dict:
-        return {"base": self.base_folder()}
+        return {"base": self.base_folder(), "lora_rank": self.lora.value()}
 
     def apply_settings(self, values: dict) -> None:
         """A base run that is gone (deleted, another workspace) is skipped: scratch stays."""
         i = self.base.findData(values.get("base")) if values.get("base") else -1
         if i >= 0:
             self.base.setCurrentIndex(i)
+        if isinstance(values.get("lora_rank"), int):
+            self.lora.setValue(values["lora_rank"])
 
     def apply(self, cfg):
         """The run config started from the chosen run (its tokenizer and shape), else as it is;
@@ -108,4 +124,7 @@ class StartFromOptions(QWidget):
 
         if not self.base_folder():
             return cfg
+        from dataclasses import replace
+
+        cfg = replace(cfg, training=replace(cfg.training, lora_rank=self.lora.value()))
         return get_family(self.FAMILY).on_base(cfg, self.base_folder(), gentler=False)
