@@ -9,6 +9,6 @@ setup(
     packages=[*find_packages(include=["desktop_llm", "desktop_llm.*"]),
               "desktop_llm._resources", "desktop_llm._resources.corpora", "desktop_llm._resources.icons",
               "desktop_llm._resources.labelled", "desktop_llm._resources.parallel",
-              "desktop_llm._resources.chat"],
+              "desktop_llm._resources.conversations"],
     package_dir={"desktop_llm._resources": "resources"},
 )

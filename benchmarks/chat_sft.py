@@ -1,5 +1,5 @@
 """Chat fine-tuning, measured: does a GPT answer in turn and stop once it is fine-tuned on the
-bundled conversations (resources/chat/chat-example.jsonl)?
+bundled conversations (resources/conversations/chat-example.jsonl)?
 
 1. Pretrain a GPT on the bundled texts (the Tang poems and both sides of the Tatoeba pairs, as plain
    text), with `desktop-llm train`.
@@ -108,7 +108,7 @@ def main() -> None:
     t0 = time.perf_counter()
     base = train(home, str(text), *shape, "--steps", str(a.pretrain_steps), "--name", "pretrained")
     t_base = time.perf_counter() - t0
-    example = str(ROOT / "resources/chat/chat-example.jsonl")
+    example = str(ROOT / "resources/conversations/chat-example.jsonl")
     chat = train(home, "--family", "chat", example, "--base", base.name, "--steps", str(a.chat_steps),
                  "--eval-interval", "100", "--name", "chat-from-base")
     scratch = train(home, "--family", "chat", example, *shape, "--steps", str(a.chat_steps), "--name",

@@ -1,4 +1,4 @@
-"""Writes resources/chat/chat-example.jsonl, the chat family's bundled example, from data already in
+"""Writes resources/conversations/chat-example.jsonl, the chat family's bundled example, from data already in
 the repository: the Tatoeba pairs as translation requests in both directions, and the Tang poems as
 "write a poem titled …" requests. Every line keeps its source (the Tatoeba attribution CC-BY 2.0 FR
 requires; the poems are MIT, chinese-poetry). Run from the repository root:
@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = ROOT / "resources" / "parallel" / "tatoeba-cmn-eng-5k.tsv"
 POEMS = ROOT / "resources" / "corpora" / "tangshi300.txt"
-OUT = ROOT / "resources" / "chat" / "chat-example.jsonl"
+OUT = ROOT / "resources" / "conversations" / "chat-example.jsonl"
 PAIRS_USED = 2000  # of 5,000: each gives one request, alternating direction
 
 

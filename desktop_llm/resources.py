@@ -26,7 +26,7 @@ CORPORA = ROOT / "corpora"
 ICONS = ROOT / "icons"
 LABELLED = ROOT / "labelled"  # classifier examples: one folder per task, one file per class
 PARALLEL = ROOT / "parallel"  # translator examples: sentence pairs
-CHAT = ROOT / "chat"  # chat examples: conversations
+CONVERSATIONS = ROOT / "conversations"  # chat examples
 ATTRIBUTION = ROOT / "ATTRIBUTION.md"
 
 
@@ -47,7 +47,7 @@ def parallel_example(name: str = "tatoeba-cmn-eng-5k.tsv") -> Path:
 def chat_example(name: str = "chat-example.jsonl") -> Path:
     """Bundled conversations for the chat family: Tatoeba pairs as translation requests, Tang poems
     as poem requests (CC-BY 2.0 FR and MIT; each line keeps its source)."""
-    return CHAT / name
+    return CONVERSATIONS / name
 
 
 def icon_path(size: int | None = None) -> Path:

@@ -10,7 +10,7 @@ ChatCORE when restored, PR #582).
 Hand-written rather than keras-hub's: keras-hub has no chat template for a tokenizer it did not
 ship (its Gemma and Llama templates are strings of their own vocabularies), and the template must
 work over our character, byte, WordPiece and SentencePiece tokenizers alike. The template travels
-with the run's tokenizer (kind "chat"), so every command that loads a run finds it.
+with the run's tokenizer (kind "chat-template"), so every command that loads a run finds it.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ SPECIALS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")  # after the i
 class ChatTokenizer(Tokenizer):
     """An inner tokenizer plus the template's special tokens (ids inner.vocabulary_size + 0..3)."""
 
-    kind = "chat"
-    chat = True  # what generation asks of a tokenizer to apply the template (core/generation.py)
+    kind = "chat-template"
+    applies_template = True  # what generation asks of a tokenizer to apply the template (core/generation.py)
 
     def __init__(self, inner: Tokenizer):
         self.inner = inner.inner if isinstance(inner, ChatTokenizer) else inner

@@ -384,7 +384,7 @@ class ChatSession:
         self.user_prefix = user_prefix
         self.bot_prefix = bot_prefix
         self.system = system  # a chat model's system prompt (a transcript has none)
-        self.templated = bool(getattr(generator.tokenizer, "chat", False))
+        self.templated = bool(getattr(generator.tokenizer, "applies_template", False))
         self.history: list[tuple[str, str]] = []  # (role, text): "user" and "assistant" in turn
         self.dropped = 0  # the oldest turns the last prompt left out: the context was full
         self.stopped_by = ""  # how the last reply ended: "end" (the model ended its turn), "length"...

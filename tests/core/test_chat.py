@@ -116,7 +116,7 @@ def test_a_chat_run_fine_tunes_a_gpt_run_and_reports_replies_that_end(runs):
     b, c = store.resolve("base"), store.resolve("chat")
     assert c.config.family == "chat" and c.config.base_run == str(b.folder.resolve())
     tok = load_tokenizer(c.tokenizer_dir)
-    assert tok.kind == "chat" and tok.inner.vocabulary() == load_tokenizer(b.tokenizer_dir).vocabulary()
+    assert tok.kind == "chat-template" and tok.inner.vocabulary() == load_tokenizer(b.tokenizer_dir).vocabulary()
     events = [json.loads(x) for x in chat.stdout.splitlines() if x.startswith("{")]
     assert any("Starting from the base run's weights" in e.get("message", "") for e in events)
     data = next(e for e in events if e["type"] == "data")

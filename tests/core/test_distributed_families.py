@@ -46,8 +46,7 @@ def test_each_family_trains_on_two_replicas_as_on_one_device(tmp_path, family):
 def test_two_workers_train_a_family_with_weights_and_an_unused_variable(tmp_path):
     """Two processes on loopback (MultiWorkerMirroredStrategy) on the family whose batches carry
     weights and whose pooler gets no gradient: both end with the same weights."""
-    family = next(f for f in families() if f.writes_text is False and f.starts_from_base is False
-                  and f.tokenizer_in_run is False)  # the masked LM, named by what it is
+    family = next(f for f in families() if f.masked_perplexity)  # the masked LM, named by what it is
     env = dict(os.environ, DESKTOP_LLM_HOME=str(tmp_path / "ws"), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
                DESKTOP_LLM_COLLECTIVE_TIMEOUT="60")
     p = subprocess.run([sys.executable, "-m", "desktop_llm", "launch", "--workers", "2", str(family.example_data()),

@@ -160,6 +160,10 @@ def test_the_legend_is_outside_the_plots(window, qapp):
 
 # ---------------------------------------------------------------------------- 5. generate tabs
 class _Chat:
+    """What the page reads of a chat session after a reply (core.generation.ChatSession)."""
+
+    templated, stopped_by, dropped = False, "length", 0
+
     def __init__(self, turns: int):
         self.history = [("user", "hi"), ("assistant", "hello")] * turns
 
@@ -174,7 +178,7 @@ def test_generate_button_and_status_belong_to_the_prompt_tab(window):
     assert not g.generate_btn.isVisible()  # the chat sends with Enter or its own Send button
     assert g.status.text() == ""  # the prompt's result is not the chat's status
 
-    g._target, g.chat = "chat", _Chat(1)
+    g._target, g.chat = "conversation", _Chat(1)
     g._on_replied("hello")
     assert g.status.text() == "1 turn in the conversation"
     g.tabs.setCurrentIndex(0)

@@ -133,7 +133,12 @@ class GeneratePage(QWidget):
                                              "“Answer in one short sentence.”")
         self.system_input.setToolTip("Leads the conversation, written with the chat template's <|system|> "
                                      "token. The next message uses it.")
-        self.system_input.setVisible(False)  # shown for a chat run (_adapt_to_family)
+        self.system_row = QWidget()  # shown for a chat run (_adapt_to_family)
+        srl = QHBoxLayout(self.system_row)
+        srl.setContentsMargins(0, 0, 0, 0)
+        srl.addWidget(label("System prompt", None))
+        srl.addWidget(self.system_input, 1)
+        self.system_row.setVisible(False)
         self.chat_input = QLineEdit()
         self.chat_input.setPlaceholderText("Say something and press Enter")
         self.chat_input.returnPressed.connect(self.send_chat)
@@ -147,7 +152,7 @@ class GeneratePage(QWidget):
         self.clear_chat_btn.clicked.connect(self._reset_chat)
         chat = QWidget()
         chl = QVBoxLayout(chat)
-        chl.addWidget(self.system_input)
+        chl.addWidget(self.system_row)
         chl.addWidget(self.chat_view, 1)
         row = QHBoxLayout()
         row.addWidget(self.chat_input, 1)
@@ -324,7 +329,7 @@ class GeneratePage(QWidget):
         self.chat_input.clear()
         self.chat_view.append_html(("<br><br>" if self.chat_view.tips or self.chat else "")
                                    + f"<b>You</b><br>{html.escape(message)}<br><br><b>Model</b><br>")
-        self._begin(work, self._on_replied, target="chat")
+        self._begin(work, self._on_replied, target="conversation")
 
     def regenerate_reply(self) -> None:
         """The last reply again, sampled anew (the conversation is redrawn without the old one)."""
@@ -346,7 +351,7 @@ class GeneratePage(QWidget):
             self._report_compiling(report, chat.gen, cfg)
             return chat.regenerate(cfg, on_token=emit, cancelled=cancelled)
 
-        self._begin(work, self._on_replied, target="chat")
+        self._begin(work, self._on_replied, target="conversation")
 
     def _on_replied(self, text: str) -> None:
         self._paint()
@@ -387,7 +392,7 @@ class GeneratePage(QWidget):
             self.tabs.setCurrentIndex(0 if writes or not own else own[0])
             self.left_pane.setVisible(writes)  # sampling settings belong to generation
             templated = get_family(family).chat_template
-            self.system_input.setVisible(templated)  # a transcript has no system prompt
+            self.system_row.setVisible(templated)  # a transcript has no system prompt
             self.chat_view.setPlaceholderText(TEMPLATE_MODE if templated else TRANSCRIPT_MODE)
             self.generate_btn.setVisible(writes and self.tabs.currentIndex() == 0)
             self.next_btn.setVisible(self.generate_btn.isVisibleTo(self))

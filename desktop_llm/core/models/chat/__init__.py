@@ -14,7 +14,7 @@ shape and weights; the template's new tokens start at the mean of its embeddings
 from __future__ import annotations
 
 from desktop_llm.core import events as ev
-from desktop_llm.core.chat_template import ChatTokenizer  # registers the "chat" tokenizer kind
+from desktop_llm.core.chat_template import ChatTokenizer  # registers the "chat-template" tokenizer kind
 from desktop_llm.core.models import continuation
 from desktop_llm.core.models.base import Family, refuse_unreadable, unreadable_warning
 from desktop_llm.core.models.chat.conversations import (
