@@ -34,14 +34,14 @@ SLOW_MODULES = {
     "test_classifier.py", "test_cli.py", "test_cli_messages.py", "test_families.py", "test_embeddings.py",
     "test_export.py", "test_training.py", "test_masked_lm.py", "test_flow.py", "test_family_pages.py",
     "test_fill_mask_page.py", "test_fused_steps.py", "test_events.py", "test_sharing.py", "test_tensorboard.py",
-    "test_store_safety.py", "test_distributed_families.py", "test_continue.py",
+    "test_store_safety.py", "test_distributed_families.py", "test_continue.py", "test_chat.py",
 }
 
 
 # The longest files first, so that `make test`'s workers (one file each at a time) do not end with
 # one of them alone on a long file; the order within a file is kept.
 LONGEST_FIRST = ("test_flow.py", "test_classifier.py", "test_robustness.py", "test_distributed.py",
-                 "test_distributed_families.py", "test_cli.py",
+                 "test_distributed_families.py", "test_cli.py", "test_continue.py", "test_chat.py",
                  "test_families.py", "test_translator.py", "test_full_disk.py", "test_store_safety.py",
                  "test_family_pages.py", "test_training.py", "test_masked_lm.py", "test_embeddings.py")
 
