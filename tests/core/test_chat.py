@@ -161,9 +161,11 @@ def test_a_chat_session_applies_the_template_drops_old_turns_and_stops_at_the_en
 def test_the_chat_command_uses_the_template_and_a_plain_gpt_gets_a_transcript(runs):
     home, _, _ = runs
     out = cli(home, "chat", "chat", "--system", "Answer briefly.", "--max-tokens", "6", "--temperature", "0",
-              stdin="Translate into Chinese: Hi.\n\n")
+              stdin="/retry\nTranslate into Chinese: Hi.\n/retry\n\n")
     assert out.returncode == 0, out.stderr
-    assert "in its chat template" in out.stderr and out.stdout.startswith(">   ")
+    assert "in its chat template" in out.stderr and "nothing to answer yet" in out.stderr
+    first, again = out.stdout.split("> ")[2:4]
+    assert again.startswith("  (again) ") and again.removeprefix("  (again) ") == first.removeprefix("  ")
     out = cli(home, "chat", "base", "--system", "x", "--max-tokens", "4", stdin="Hi\n\n")
     assert out.returncode == 0, out.stderr
     assert "transcript mode" in out.stderr and "--system is for chat runs" in out.stderr

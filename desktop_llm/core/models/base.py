@@ -167,6 +167,8 @@ class Family:
     def set_frozen(self, model, frozen: bool) -> None:
         """Freeze or thaw the pretrained part (`training.freeze_steps`); nothing by default."""
 
+    probes = False  # runs the fixed probe at every evaluation (core/probes.py: the Learning page)
+
     baseline_metric = "loss"  # what the verdict against the baselines compares (lower is better)
     selection_metric = "loss"  # what picks the "best" checkpoint: the loss, or an evaluation's score
 

@@ -70,6 +70,7 @@ class TrainingContext:
         self.best_score: float | None = None
         self.stopped = False
         self.generator = None
+        self.probe_spec = None  # the run's probe (core/probes.py), where its family has one
         self.lr_at = _learning_rate_at(cfg)
 
     @property
@@ -180,6 +181,7 @@ class TrainingContext:
             if improved:
                 self.best = val
             sample = self.sample()
+            self.probe()
             per = (self.baselines or {}).get("bytes_per_token")
             if per:  # a loss over the text's tokens: per byte too, comparable across tokenizers
                 extra["val_bits_per_byte"] = bits_per_byte(val, per)
@@ -226,6 +228,21 @@ class TrainingContext:
         steady_evals = self.eval_times[1:]  # the first one compiled the validation and sampling
         per_eval = statistics.median(steady_evals) if steady_evals else 0.0
         return remaining * per_step + (remaining // t.eval_interval) * per_eval
+
+    def probe(self) -> None:
+        """The fixed probe at this evaluation, appended to the run's probes (chief only)."""
+        if not (self.writes and self.probe_spec):
+            return
+        try:
+            from desktop_llm.core import probes
+            from desktop_llm.core.generation import Generator
+
+            if self.generator is None:
+                self.generator = Generator(self.model, self.tok, jit_compile=self.cfg.training.jit_compile)
+            probes.append(self.run, self.step, probes.measure(self.model, self.generator, self.tok, self.data.val,
+                                                              self.probe_spec))
+        except Exception as e:  # noqa: BLE001 - a probe is a nicety: never let it end a run
+            self.emit(ev.Warning(message=f"The probe at step {self.step} failed: {first_line(e)}").to_dict())
 
     def sample(self) -> str:
         if self.cfg.training.sample_tokens <= 0:

@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from desktop_llm.core import atomic, tensorboard_log
+from desktop_llm.core import atomic, probes, tensorboard_log
 from desktop_llm.core import events as ev
 from desktop_llm.core.checkpoints import CheckpointManager
 from desktop_llm.core.config import ConfigError, RunConfig
@@ -174,9 +174,12 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     if ckpt is not None:
         if chief:
             _truncate_metrics(run, start_step)
+            probes.truncate(run, start_step)
         emit(ev.ResumedFrom(step=start_step).to_dict())
     elif chief and run.metrics_path.exists():
         run.metrics_path.unlink()  # a run that never checkpointed starts over
+    if chief and ckpt is None and probes.records_path(run).exists():
+        probes.records_path(run).unlink()
 
     devs = device.devices()
     where = device.describe(devs) + (f", {dist.describe()}" if dist.distributed else "")
@@ -201,6 +204,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                    manager, best, time.perf_counter(), elapsed0)
     ctx.writes = chief
     ctx.baselines = found
+    if chief and family.probes:  # chosen once, kept in the run folder: a resumed run probes the same
+        ctx.probe_spec = probes.ensure_spec(run, tok, data.val, cfg.model.sequence_length)
     ctx.selection = family.selection_metric
     ctx.best_score = ckpt.state.get("best_score") if ckpt is not None else None  # (a resumed run's)
     if chief and start_step < t.max_steps:

@@ -17,6 +17,7 @@ class GPT(ContinuesOnText, Family):
     command = "generate"
     writes_text = True
     evaluates_text = True
+    probes = True  # the learning timeline and what it learned when (core/probes.py)
     from_presets = True  # `--base` takes a keras-hub GPT-2 preset folder too (continuation.py)
     export_formats = ("keras-hub", "savedmodel", "onnx", "litert")
 

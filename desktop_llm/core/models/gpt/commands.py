@@ -107,7 +107,8 @@ def add_parser(sub, kit) -> None:
                     "its training text allows (train a chat run on conversations for real turns)")
             if args.system:
                 print("note: --system is for chat runs; a transcript has no system prompt.", file=sys.stderr)
-        print(f"Chatting with run {run.id}, in {mode}. Empty line or Ctrl-D to quit.", file=sys.stderr)
+        print(f"Chatting with run {run.id}, in {mode}. /retry: another reply to your last message. Empty line or "
+              "Ctrl-D to quit.", file=sys.stderr)
         while True:
             try:
                 line = input("> ")
@@ -118,8 +119,16 @@ def add_parser(sub, kit) -> None:
                 if not sys.stdin.isatty():
                     print()  # nobody's Enter was echoed after the prompt
                 break
-            sys.stdout.write("  ")
-            chat.reply(line, cfg, on_token=lambda t: (sys.stdout.write(t.text), sys.stdout.flush()))
+            show = lambda t: (sys.stdout.write(t.text), sys.stdout.flush())  # noqa: E731 - a one-line callback
+            if line.strip() == "/retry":
+                if not chat.history:
+                    print("[nothing to answer yet: say something first]", file=sys.stderr)
+                    continue
+                sys.stdout.write("  (again) ")
+                chat.regenerate(cfg, on_token=show)
+            else:
+                sys.stdout.write("  ")
+                chat.reply(line, cfg, on_token=show)
             print()
             if chat.dropped:
                 print(f"[the {chat.dropped} oldest messages no longer fit in the context and were left out]",

@@ -1,0 +1,65 @@
+"""`desktop-llm probes RUN`: what the model learned, and when (core/probes.py): the learning
+timeline of its fixed prompts, the milestones on its validation curve, which of the probe text's
+tokens it learned when, and the loss by position in the context."""
+
+from __future__ import annotations
+
+from desktop_llm.cli.common import CliError, out, resolve_run
+
+
+def cmd_probes(args) -> int:
+    from desktop_llm.core import probes
+    from desktop_llm.core.tokenizers import TokenizerError
+
+    run = resolve_run(args)
+    spec, recs = probes.spec(run), probes.records(run)
+    if spec is None or not recs:
+        raise CliError(f"Run {run.id} has no probes: they are taken at each evaluation of a GPT run trained by "
+                       "this version.")
+    evals = [m for m in run.metrics() if m.get("type") == "eval"]
+    found = probes.milestones(evals, run.status().get("baselines"))
+    steps, losses = probes.loss_matrix(recs)
+    when = probes.learned_when(steps, losses)
+    if args.json:
+        out({"run": run.id, "spec": spec, "records": recs, "milestones": [{"step": s, "what": w} for s, w in found],
+             **when})
+        return 0
+    print(f"run {run.id}: {len(recs)} evaluations probed")
+    print("learning timeline (greedy continuations of the fixed prompts):")
+    for i, prompt in enumerate(spec["prompts"]):
+        print(f"  “{prompt}”")
+        for r in recs:
+            if i < len(r["continuations"]):
+                text = "".join(r["continuations"][i]["tokens"]).replace("\n", "⏎")
+                print(f"    step {r['step']:>6}: {text}")
+    if found:
+        print("milestones: " + "; ".join(f"step {s}: {w}" for s, w in found))
+    if steps:
+        learned = [s for s in when["learned_at"] if s is not None]
+        by = ", ".join(f"{sum(1 for s in learned if s <= step)} by step {step}" for step in steps[:: max(1, len(steps) // 4)])
+        print(f"the probe text's {losses.shape[1]} tokens, learned (loss below {probes.LEARNED:g} nats and staying "
+              f"there): {by}; never: {when['learned_at'].count(None)}; got worse: {sum(when['got_worse'])}")
+        try:
+            from desktop_llm.core.loading import load_run_tokenizer
+
+            tok = load_run_tokenizer(run.tokenizer_dir)
+            ids = spec["window"][1:]
+            late = sorted((s, j) for j, s in enumerate(when["learned_at"]) if s is not None)[-5:]
+            if late:
+                print("  learned last: " + ", ".join(f"{tok.token_text(ids[j])!r} (step {s})" for s, j in late))
+        except (TokenizerError, OSError):
+            pass
+    last = next((r["position_loss"] for r in reversed(recs) if r.get("position_loss")), None)
+    if last:
+        T = len(last)
+        parts = [(0, max(1, T // 8)), (T // 8, T // 2), (T // 2, T)]
+        print("in-context learning, mean loss by position at the last evaluation: " + ", ".join(
+            f"positions {a + 1}-{b}: {sum(last[a:b]) / max(1, b - a):.2f}" for a, b in parts if b > a))
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("probes", help="what a GPT run learned, and when: its learning timeline and probes")
+    p.add_argument("run", nargs="?", help="run id, the start of one, or run name (default: the newest)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_probes)

@@ -1,0 +1,192 @@
+"""Probes: what the model learned, and when (issue 28). At every evaluation the trainer runs one
+fixed probe, the same inputs every time, chosen once at run start from the validation split, and
+appends its small result to the run folder; the views read these records, never checkpoints.
+
+- `probes/spec.json`: the probe, written once (atomically): a few prompts (the first words of
+  validation lines, in the corpus's own language) and one validation window of token ids.
+- `probes/records.jsonl`: one record per evaluation (one `write` per line, fsynced, as the metrics
+  are; a resumed run drops the records past its checkpoint, so SIGKILL loses at most the tail):
+  each prompt's greedy continuation with each token's surprise, the probe window's loss per
+  token, and the mean loss at each position of the context (the in-context learning curve).
+
+The analyses here are plain NumPy over those records, shared by the Learning page and
+`desktop-llm probes`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from desktop_llm.core import atomic
+
+PROMPTS = 4  # prompts of the learning timeline
+PROMPT_CHARS = 24  # at most this much of a validation line starts a prompt
+CONTINUATION_TOKENS = 24  # tokens of each greedy continuation
+POSITION_WINDOWS = 8  # validation windows averaged for the loss by position
+LEARNED = 1.0  # nats: a token is "learned" once its loss stays below this (probability > 0.37)
+WORSE = 0.7  # nats: a token whose final loss is this far above its best "got worse"
+
+
+def folder(run) -> Path:
+    return Path(run.folder) / "probes"
+
+
+def spec_path(run) -> Path:
+    return folder(run) / "spec.json"
+
+
+def records_path(run) -> Path:
+    return folder(run) / "records.jsonl"
+
+
+def choose(tok, val: np.ndarray, sequence_length: int) -> dict:
+    """The run's probe, from its validation tokens: prompts that start validation lines (their
+    first words, cut at a space where there is one), one window of T + 1 ids, and the starts of
+    the windows averaged by position."""
+    val = np.asarray(val)
+    n = len(val)
+    prompts: list[str] = []
+    for k in range(PROMPTS * 3):  # more places than prompts: some give an empty or repeated line
+        if len(prompts) == PROMPTS or n < 2:
+            break
+        at = int(k * max(1, n - 200) / (PROMPTS * 3))
+        text = tok.decode([int(i) for i in val[at: at + 200]])
+        lines = [ln.strip() for ln in text.split("\n")[1:-1] if len(ln.strip()) >= 4]
+        if not lines:
+            continue
+        line = lines[0][:PROMPT_CHARS]
+        if " " in line[8:]:
+            line = line[: 8 + line[8:].rindex(" ")]
+        if line and line not in prompts:
+            prompts.append(line)
+    T = int(sequence_length)
+    window = [int(i) for i in val[: T + 1]] if n > T + 1 else [int(i) for i in val]
+    starts = np.linspace(0, max(0, n - T - 2), POSITION_WINDOWS).astype(int).tolist() if n > T + 1 else []
+    return {"prompts": prompts, "window": window, "starts": starts, "sequence_length": T}
+
+
+def ensure_spec(run, tok, val, sequence_length: int) -> dict:
+    """The run's probe: read, or chosen now and kept (a resumed run probes what it probed before)."""
+    path = spec_path(run)
+    if path.exists():
+        return atomic_json(path)
+    spec = choose(tok, val, sequence_length)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(path, spec)
+    return spec
+
+
+def atomic_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text("utf-8"))
+
+
+def token_losses(model, ids: np.ndarray) -> np.ndarray:
+    """Cross-entropy of each next token of `ids` (batch, T + 1) under `model`: (batch, T)."""
+    logits = np.asarray(model(ids[:, :-1], training=False), np.float64)
+    logits -= logits.max(-1, keepdims=True)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    return -np.take_along_axis(log_probs, ids[:, 1:, None].astype(np.int64), axis=-1)[..., 0]
+
+
+def measure(model, generator, tok, val: np.ndarray, spec: dict) -> dict:
+    """One evaluation's probe record (without its step)."""
+    from desktop_llm.core.generation import SamplingConfig
+
+    greedy = SamplingConfig(max_new_tokens=CONTINUATION_TOKENS, temperature=0.0)
+    continuations = []
+    for prompt in spec["prompts"]:
+        result = generator.generate(prompt, greedy)
+        continuations.append({"tokens": [t.text for t in result.tokens],
+                              "surprise": [round(-math.log(max(t.probability, 1e-12)), 3) for t in result.tokens]})
+    record: dict = {"continuations": continuations}
+    window = np.asarray(spec["window"], np.int32)
+    if len(window) > 1:
+        record["token_losses"] = [round(float(x), 3) for x in token_losses(model, window[None])[0]]
+    T, starts = spec["sequence_length"], spec["starts"]
+    if starts:
+        val = np.asarray(val)
+        windows = np.stack([val[s: s + T + 1] for s in starts]).astype(np.int32)
+        record["position_loss"] = [round(float(x), 3) for x in token_losses(model, windows).mean(0)]
+    return record
+
+
+def append(run, step: int, record: dict) -> None:
+    import json
+
+    folder(run).mkdir(parents=True, exist_ok=True)
+    atomic.append_line(records_path(run), json.dumps({"step": int(step), **record}, ensure_ascii=False))
+
+
+def truncate(run, step: int) -> None:
+    """Drop the records past the checkpoint a run resumes from (no evaluation appears twice)."""
+    import json
+
+    path = records_path(run)
+    if path.exists():
+        kept = [r for r in atomic.read_jsonl(path) if r.get("step", 0) <= step]
+        atomic.write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+
+
+def records(run) -> list[dict]:
+    return atomic.read_jsonl(records_path(run)) if records_path(run).exists() else []
+
+
+def spec(run) -> dict | None:
+    return atomic_json(spec_path(run)) if spec_path(run).exists() else None
+
+
+# ----------------------------------------------------------------------------- analyses
+def loss_matrix(recs: list[dict]) -> tuple[list[int], np.ndarray]:
+    """(steps, losses (evaluations, tokens)) of the probe window's tokens."""
+    rows = [r for r in recs if r.get("token_losses")]
+    if not rows:
+        return [], np.zeros((0, 0))
+    width = min(len(r["token_losses"]) for r in rows)
+    return [r["step"] for r in rows], np.array([r["token_losses"][:width] for r in rows], np.float64)
+
+
+def learned_when(steps: list[int], losses: np.ndarray) -> dict:
+    """Per token of the probe window: the step from which its loss stays below LEARNED (None:
+    never), and whether it got worse (its last loss WORSE nats above its best)."""
+    if losses.size == 0:
+        return {"learned_at": [], "got_worse": []}
+    below = losses < LEARNED
+    learned_at: list[int | None] = []
+    for j in range(losses.shape[1]):
+        col = below[:, j]
+        if not col[-1]:
+            learned_at.append(None)
+            continue
+        last_above = np.flatnonzero(~col)
+        learned_at.append(steps[int(last_above[-1]) + 1] if last_above.size else steps[0])
+    worse = (losses[-1] - losses.min(0)) > WORSE
+    return {"learned_at": learned_at, "got_worse": worse.tolist()}
+
+
+def changed(previous: list[str], current: list[str]) -> list[bool]:
+    """Which tokens of a continuation differ from the previous evaluation's at the same place."""
+    return [i >= len(previous) or previous[i] != t for i, t in enumerate(current)]
+
+
+def milestones(evals: list[dict], baselines: dict | None) -> list[tuple[int, str]]:
+    """(step, what happened) on the validation curve: the first evaluation that beat each baseline,
+    and the minimum of the validation loss where later evaluations rise above it (overfitting)."""
+    out: list[tuple[int, str]] = []
+    evals = [e for e in evals if e.get("val_loss") is not None and math.isfinite(e["val_loss"])]
+    for name, fig in ((baselines or {}).get("figures") or {}).items():
+        target = fig.get("loss")
+        if target is None:
+            continue
+        first = next((e["step"] for e in evals if e["val_loss"] < target), None)
+        if first is not None:
+            out.append((first, f"beats the {name}"))
+    if len(evals) >= 3:
+        best = min(range(len(evals)), key=lambda i: evals[i]["val_loss"])
+        if best < len(evals) - 1 and evals[-1]["val_loss"] > evals[best]["val_loss"] * 1.01:
+            out.append((evals[best]["step"], "validation minimum: overfitting after"))
+    return sorted(out)

@@ -1,0 +1,95 @@
+"""Probes (issue 28): the fixed probe every evaluation runs, appended to the run folder, and the
+analyses the Learning page and `desktop-llm probes` share."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop_llm.core import probes
+from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+from desktop_llm.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    from desktop_llm.core.training import train_run
+    from desktop_llm.resources import sample_corpus
+
+    store = RunStore(tmp_path_factory.mktemp("ws"))
+    cfg = RunConfig(name="probed", data=DataConfig(paths=(str(sample_corpus()),)), tokenizer=TokenizerConfig(kind="char"),
+                    model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=32),
+                    training=TrainConfig(max_steps=60, batch_size=8, eval_interval=20, eval_batches=1, log_interval=10,
+                                         warmup_steps=5, learning_rate=3e-3, sample_tokens=0, jit_compile=False))
+    run = store.create(cfg)
+    assert train_run(run, store=store)["status"] == "completed"
+    return store, run
+
+
+def test_every_evaluation_appends_one_probe_record_of_the_fixed_probe(probed):
+    _store, run = probed
+    spec = probes.spec(run)
+    assert 1 <= len(spec["prompts"]) <= probes.PROMPTS and all(spec["prompts"])
+    assert len(spec["window"]) == 33 and len(spec["starts"]) == probes.POSITION_WINDOWS
+    recs = probes.records(run)
+    assert [r["step"] for r in recs] == [20, 40, 60]
+    for r in recs:
+        assert len(r["continuations"]) == len(spec["prompts"])
+        c = r["continuations"][0]
+        assert len(c["tokens"]) == len(c["surprise"]) == probes.CONTINUATION_TOKENS and min(c["surprise"]) >= 0
+        assert len(r["token_losses"]) == len(r["position_loss"]) == 32
+    steps, losses = probes.loss_matrix(recs)
+    assert steps == [20, 40, 60]
+    assert losses.shape == (3, 32) and losses[-1].mean() < losses[0].mean()  # it learns the probe text
+    # a record is small: well under the 100 KB an evaluation may take
+    assert max(len(line) for line in probes.records_path(run).read_text("utf-8").splitlines()) < 20_000
+
+
+def test_a_resumed_run_drops_the_probes_past_its_checkpoint(probed):
+    _store, run = probed
+    saved = probes.records_path(run).read_text("utf-8")
+    try:
+        probes.truncate(run, 40)
+        assert [r["step"] for r in probes.records(run)] == [20, 40]
+        with open(probes.records_path(run), "ab") as f:
+            f.write(b'{"step": 60, "continuations": [')  # torn by a SIGKILL mid-write: skipped
+        assert [r["step"] for r in probes.records(run)] == [20, 40]
+    finally:
+        probes.records_path(run).write_text(saved, "utf-8")
+
+
+def test_learned_when_milestones_and_changes():
+    steps = [10, 20, 30, 40]
+    losses = np.array([[3.0, 3.0, 0.5, 3.0],
+                       [0.9, 3.0, 0.4, 2.0],
+                       [0.8, 1.5, 0.3, 0.5],
+                       [0.7, 0.9, 1.5, 0.6]])
+    when = probes.learned_when(steps, losses)
+    assert when["learned_at"] == [20, 40, None, 30]
+    assert when["got_worse"] == [False, False, True, False]
+    evals = [{"step": 10, "val_loss": 3.0}, {"step": 20, "val_loss": 2.2}, {"step": 30, "val_loss": 1.9},
+             {"step": 40, "val_loss": 2.1}]
+    figures = {"figures": {"unigram": {"loss": 2.5}, "bigram": {"loss": 2.0}, "trigram": {"loss": 1.5}}}
+    assert probes.milestones(evals, figures) == [(20, "beats the unigram"), (30, "beats the bigram"),
+                                                 (30, "validation minimum: overfitting after")]
+    assert probes.changed(["a", "b"], ["a", "c", "d"]) == [False, True, True]
+
+
+def test_the_probes_command_shows_the_timeline_and_json(probed):
+    store, run = probed
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(store.home), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "desktop_llm", "probes", run.id], capture_output=True, text=True,
+                         env=env, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "3 evaluations probed" in out.stdout and f"“{probes.spec(run)['prompts'][0]}”" in out.stdout
+    assert "step     60:" in out.stdout and "mean loss by position" in out.stdout
+    js = subprocess.run([sys.executable, "-m", "desktop_llm", "probes", run.id, "--json"], capture_output=True,
+                        text=True, env=env, timeout=300, check=False)
+    data = json.loads(js.stdout)
+    assert [r["step"] for r in data["records"]] == [20, 40, 60] and len(data["learned_at"]) == 32
