@@ -12,6 +12,7 @@ _STANDARD = {
     "Model": QStyle.SP_ComputerIcon,
     "Train": QStyle.SP_MediaPlay,
     "Runs": QStyle.SP_FileDialogListView,
+    "Learning": QStyle.SP_FileDialogInfoView,
     "Attention": QStyle.SP_FileDialogContentsView,
     "Generate": QStyle.SP_FileDialogNewFolder,
     "Evaluate": QStyle.SP_DialogApplyButton,

@@ -27,13 +27,14 @@ from desktop_llm.gui.pages.attention_page import AttentionPage
 from desktop_llm.gui.pages.data_page import DataPage
 from desktop_llm.gui.pages.evaluate_page import EvaluatePage
 from desktop_llm.gui.pages.generate_page import GeneratePage
+from desktop_llm.gui.pages.learning_page import LearningPage
 from desktop_llm.gui.pages.model_page import ModelPage
 from desktop_llm.gui.pages.runs_page import RunsPage
 from desktop_llm.gui.pages.tokenizer_page import TokenizerPage
 from desktop_llm.gui.pages.train_page import TrainPage
 from desktop_llm.gui.session import Session
 
-PAGES = ["Data", "Tokenizer", "Model", "Train", "Runs", "Attention", "Generate", "Evaluate"]
+PAGES = ["Data", "Tokenizer", "Model", "Train", "Runs", "Learning", "Attention", "Generate", "Evaluate"]
 
 
 class MainWindow(QMainWindow):
@@ -51,18 +52,19 @@ class MainWindow(QMainWindow):
         self.model_page = ModelPage(s)
         self.train_page = TrainPage(s)
         self.runs_page = RunsPage(s)
+        self.learning_page = LearningPage(s)
         self.attention_page = AttentionPage(s)
         self.generate_page = GeneratePage(s)
         self.evaluate_page = EvaluatePage(s)
         self.pages = [self.data_page, self.tokenizer_page, self.model_page, self.train_page, self.runs_page,
-                      self.attention_page, self.generate_page, self.evaluate_page]
+                      self.learning_page, self.attention_page, self.generate_page, self.evaluate_page]
 
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
         self.nav.setIconSize(QSize(20, 20))
         self.nav.setFixedWidth(178)
         self.stack = QStackedWidget()
-        self.page_actions: list[QAction] = []  # View > Data … Evaluate (Ctrl+1 … Ctrl+8)
+        self.page_actions: list[QAction] = []  # View > Data … Evaluate (Ctrl+1 … Ctrl+9)
         for i, (name, page) in enumerate(zip(PAGES, self.pages)):
             item = QListWidgetItem(page_icon(name), name)
             item.setToolTip(f"{name} (Ctrl+{i + 1})")

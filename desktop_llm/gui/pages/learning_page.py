@@ -1,0 +1,233 @@
+"""Learning: what the model learned, and when, from the fixed probe its run takes at every
+evaluation (core/probes.py): no checkpoint is loaded, so the page follows a run live.
+
+- Timeline: evaluation steps x the fixed prompts; each cell the greedy continuation, every token
+  tinted by its surprise and what changed since the row above in bold; the milestones on top.
+- What it learned when: the probe text's per-token loss, tokens x evaluations, the tokens sorted by
+  the step they were learned; lists of the early, the late, the never and the got-worse; click a
+  row for that token's curve.
+- In context: the mean loss at each position of the context, at several evaluations.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QSplitter, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
+
+from desktop_llm.gui.pages.generate_page import prob_color
+from desktop_llm.gui.widgets import RunPicker, header, label, visible_token
+
+NO_PROBES = ("This run has no probes yet. A GPT run trained by this version probes itself at every evaluation: "
+             "the same prompts and text each time, so you can watch what it learns and when.")
+
+
+def _cell_colour(surprise: float) -> str:
+    """A token's tint over the page's white, by its surprise (as the Generate page tints)."""
+    c = prob_color(math.exp(-surprise))
+    a = c.alpha() / 255
+    return "#" + "".join(f"{round(a * v + (1 - a) * 255):02x}" for v in (c.red(), c.green(), c.blue()))
+
+
+def timeline_html(spec: dict, recs: list[dict]) -> str:
+    """The timeline as an HTML table (steps down, prompts across)."""
+    from desktop_llm.core import probes
+
+    head = "".join(f"<th align='left'>“{html.escape(p)}”</th>" for p in spec["prompts"])
+    rows = []
+    previous: dict[int, list[str]] = {}
+    for r in recs:
+        cells = []
+        for i, c in enumerate(r["continuations"]):
+            new = probes.changed(previous.get(i, []), c["tokens"])
+            previous[i] = c["tokens"]
+            spans = "".join(
+                f"<span style='background-color:{_cell_colour(s)};{'font-weight:600;' if n else ''}'>"
+                f"{html.escape(t).replace(chr(10), '⏎').replace(' ', '&nbsp;')}</span>"
+                for t, s, n in zip(c["tokens"], c["surprise"], new))
+            cells.append(f"<td style='font-family:monospace'>{spans}</td>")
+        rows.append(f"<tr><td align='right'><b>{r['step']:,}</b></td>{''.join(cells)}</tr>")
+    return (f"<table cellspacing='0' cellpadding='4'><tr><th align='right'>step</th>{head}</tr>"
+            + "".join(rows) + "</table>")
+
+
+class LearningPage(QWidget):
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.spec: dict | None = None
+        self.recs: list[dict] = []
+        self.order: list[int] = []  # token positions of the heatmap's rows, top to bottom
+        self.picker = RunPicker(session)
+        self.picker.which.hide()  # probes are records of the run, not of a checkpoint
+        self.picker.layout().itemAt(2).widget().hide()  # the "Checkpoint" label
+        self.picker.changed.connect(self.refresh)
+        self.status = label(NO_PROBES, "hint")
+        self.milestones = label("", "hint")
+
+        self.timeline = QTextBrowser()
+        self.timeline.setPlaceholderText("The greedy continuations of the fixed prompts, one row per evaluation.")
+
+        self.heat = pg.PlotWidget()
+        self.heat.setBackground(None)
+        self.heat.getPlotItem().setLabel("bottom", "evaluation")
+        self.heat.getPlotItem().setMouseEnabled(x=False, y=False)
+        self.heat.invertY(True)
+        self.image = pg.ImageItem()
+        self.image.setColorMap(pg.colormap.get("viridis"))
+        self.heat.addItem(self.image)
+        self.image.mouseClickEvent = self._on_click
+        self.colorbar = pg.ColorBarItem(values=(0, 3), colorMap=pg.colormap.get("viridis"), interactive=False,
+                                        width=14, label="loss (nats)")
+        self.colorbar.setImageItem(self.image, insert_in=self.heat.getPlotItem())
+        self.curve = pg.PlotWidget()
+        self.curve.setBackground(None)
+        self.curve.setMinimumHeight(96)
+        self.curve.getPlotItem().setLabel("left", "loss (nats)")
+        self.curve.getPlotItem().setLabel("bottom", "step")
+        self.lists = label("", None)
+        self.lists.setWordWrap(True)
+        side = QWidget()
+        sl = QVBoxLayout(side)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(self.lists)
+        sl.addWidget(self.curve, 1)
+        when = QSplitter()
+        when.addWidget(self.heat)
+        when.addWidget(side)
+        when.setStretchFactor(0, 3)
+        when.setStretchFactor(1, 2)
+        when.setChildrenCollapsible(False)
+
+        self.context = pg.PlotWidget()
+        self.context.setBackground(None)
+        self.context.getPlotItem().setLabel("left", "mean loss (nats)")
+        self.context.getPlotItem().setLabel("bottom", "position in the context")
+        self.context.addLegend(offset=(-10, 10))
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.timeline, "Timeline")
+        self.tabs.addTab(when, "What it learned when")
+        self.tabs.addTab(self.context, "In context")
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(header("Learning", "What the model learned, and when: the same probe at every evaluation, "
+                                         "live while it trains."))
+        top = QHBoxLayout()
+        top.addWidget(self.picker, 1)
+        lay.addLayout(top)
+        lay.addWidget(self.milestones)
+        lay.addWidget(self.tabs, 1)
+        lay.addWidget(self.status)
+        self.timer = QTimer(self)  # a run that trains grows its records: read them again now and then
+        self.timer.setInterval(3000)
+        self.timer.timeout.connect(self._poll)
+        self.timer.start()
+        self._seen = 0
+        self.refresh()
+
+    # ------------------------------------------------------------------ data
+    def _poll(self) -> None:
+        if self.isVisible() and self.picker.run_id:
+            from desktop_llm.core import probes
+
+            run = self.session.store.get(self.picker.run_id)
+            size = probes.records_path(run).stat().st_size if probes.records_path(run).exists() else 0
+            if size != self._seen:
+                self.refresh()
+
+    def refresh(self) -> None:
+        from desktop_llm.core import probes
+
+        run_id = self.picker.run_id
+        run = self.session.store.get(run_id) if run_id else None
+        self.spec = probes.spec(run) if run is not None else None
+        self.recs = probes.records(run) if run is not None else []
+        self._seen = probes.records_path(run).stat().st_size if run is not None and \
+            probes.records_path(run).exists() else 0
+        if not self.spec or not self.recs:
+            self.status.setText(NO_PROBES)
+            self.timeline.clear()
+            self.image.clear()
+            self.curve.clear()
+            self.context.clear()
+            self.lists.setText("")
+            self.milestones.setText("")
+            return
+        evals = [m for m in run.metrics() if m.get("type") == "eval"]
+        found = probes.milestones(evals, run.status().get("baselines"))
+        self.milestones.setText("Milestones: " + " · ".join(f"step {s:,}: {w}" for s, w in found) if found else
+                                "Milestones appear here: the step it beats each baseline, the validation minimum.")
+        self.timeline.setHtml(timeline_html(self.spec, self.recs))
+        self._show_learned(run)
+        self._show_context()
+        self.status.setText(f"{len(self.recs)} evaluations probed, the last at step {self.recs[-1]['step']:,}. "
+                            "Tints: how surprised the model was by each token; bold: changed since the row above.")
+
+    def _tokens(self, run) -> list[str]:
+        from desktop_llm.core.loading import load_run_tokenizer
+        from desktop_llm.errors import DesktopLLMError
+
+        try:
+            tok = load_run_tokenizer(run.tokenizer_dir)
+        except (DesktopLLMError, OSError):
+            return [str(i) for i in self.spec["window"][1:]]
+        return [tok.token_text(int(i)) for i in self.spec["window"][1:]]
+
+    def _show_learned(self, run) -> None:
+        from desktop_llm.core import probes
+
+        self.steps, losses = probes.loss_matrix(self.recs)
+        self.losses = losses
+        self.tokens = self._tokens(run)[: losses.shape[1]]
+        when = probes.learned_when(self.steps, losses)
+        never = max(self.steps, default=0) + 1
+        self.order = sorted(range(losses.shape[1]), key=lambda j: (when["learned_at"][j] or never, j))
+        top = max(1.0, float(np.percentile(losses, 99)))
+        self.image.setImage(np.ascontiguousarray(losses[:, self.order].T), levels=(0, top))  # rows: tokens
+        self.colorbar.setLevels((0, top))
+        ticks = [(i + 0.5, visible_token(self.tokens[j])) for i, j in enumerate(self.order)]
+        step = max(1, len(ticks) // 32)
+        self.heat.getPlotItem().getAxis("left").setTicks([ticks[::step]])
+        self.heat.getPlotItem().getAxis("bottom").setTicks([[(i + 0.5, f"{s:,}") for i, s in enumerate(self.steps)]
+                                                            [:: max(1, len(self.steps) // 8)]])
+
+        def listed(js) -> str:
+            return " ".join(f"<code>{html.escape(visible_token(self.tokens[j]))}</code>" for j in js[:16]) or "–"
+
+        learned = sorted((s, j) for j, s in enumerate(when["learned_at"]) if s is not None)
+        third = max(1, len(learned) // 3)
+        self.lists.setText(
+            f"<b>Learned early</b> (loss under {probes.LEARNED:g} nat and staying): {listed([j for _, j in learned[:third]])}"
+            f"<br><b>Learned late</b>: {listed([j for _, j in learned[-third:]][::-1])}"
+            f"<br><b>Not yet</b>: {listed([j for j, s in enumerate(when['learned_at']) if s is None])}"
+            f"<br><b>Got worse</b>: {listed([j for j, w in enumerate(when['got_worse']) if w])}"
+            "<br><i>Click a row of the map for that token's curve.</i>")
+        if self.order:
+            self.show_token(self.order[-1])
+
+    def show_token(self, j: int) -> None:
+        """One token's loss over the evaluations (the map's row for it)."""
+        self.curve.clear()
+        self.curve.plot(self.steps, self.losses[:, j], pen=pg.mkPen("#3574f0", width=2), symbol="o", symbolSize=5)
+        self.curve.getPlotItem().setTitle(f"“{visible_token(self.tokens[j])}” (token {j + 1} of the probe text)")
+        self.shown_token = j
+
+    def _on_click(self, event) -> None:
+        row = int(event.pos().y())
+        if 0 <= row < len(self.order):
+            self.show_token(self.order[row])
+
+    def _show_context(self) -> None:
+        self.context.clear()
+        rows = [r for r in self.recs if r.get("position_loss")]
+        picks = sorted({0, len(rows) // 2, len(rows) - 1}) if rows else []
+        colours = ["#b0b0b0", "#f28e2b", "#3574f0"]
+        for colour, i in zip(colours[-len(picks):], picks):
+            r = rows[i]
+            self.context.plot(np.arange(1, len(r["position_loss"]) + 1), r["position_loss"],
+                              pen=pg.mkPen(colour, width=2), name=f"step {r['step']:,}")

@@ -1,0 +1,73 @@
+"""The Learning page (issue 28): a GPT run's probes as a timeline, a map of what it learned when
+(click a token for its curve) and the loss by position, read from the run folder, no model loaded."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from desktop_llm.core import probes
+from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+from desktop_llm.store import RunStore
+from tests.gui.conftest import open_window
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from desktop_llm.core.training import train_run
+    from desktop_llm.resources import sample_corpus
+
+    store = RunStore(tmp_path_factory.mktemp("ws"))
+    cfg = RunConfig(name="probed", data=DataConfig(paths=(str(sample_corpus()),)), tokenizer=TokenizerConfig(kind="char"),
+                    model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=32),
+                    training=TrainConfig(max_steps=60, batch_size=8, eval_interval=20, eval_batches=1, log_interval=10,
+                                         warmup_steps=5, learning_rate=3e-3, sample_tokens=0, jit_compile=False))
+    run = store.create(cfg)
+    assert train_run(run, store=store)["status"] == "completed"
+    return store
+
+
+class _Click:
+    def __init__(self, y):
+        self._pos = QPointF(0.5, y)
+
+    def pos(self):
+        return self._pos
+
+
+def test_learning_page_shows_the_timeline_what_was_learned_when_and_the_context_curve(qtbot, store):
+    run = store.list()[0]
+    spec, recs = probes.spec(store.get(run["id"])), probes.records(store.get(run["id"]))
+    with open_window(qtbot, store) as w:
+        w.show_page("Learning")
+        p = w.learning_page
+        assert p.picker.run_id == run["id"] and not p.picker.which.isVisible()
+        text = p.timeline.toPlainText()
+        assert all(f"“{prompt}”" in text for prompt in spec["prompts"])
+        lines = [line.strip() for line in text.splitlines()]
+        assert lines.index("20") < lines.index("40") < lines.index("60")  # a row per evaluation, in order
+        assert "3 evaluations probed, the last at step 60" in p.status.text()
+        assert p.image.image.shape == (32, 3)  # the probe text's tokens down, evaluations across
+        shown = np.asarray(p.image.image)
+        assert np.allclose(shown, np.array([r["token_losses"] for r in recs]).T[p.order])
+        p._on_click(_Click(2.5))  # the third row of the map: that token's curve
+        assert p.shown_token == p.order[2]
+        xs, ys = p.curve.getPlotItem().listDataItems()[0].getData()
+        assert list(xs) == [20, 40, 60] and np.allclose(ys, [r["token_losses"][p.order[2]] for r in recs])
+        assert "Learned early" in p.lists.text() and "Got worse" in p.lists.text()
+        curves = p.context.getPlotItem().listDataItems()
+        assert len(curves) == 3 and len(curves[0].getData()[1]) == 32
+        assert p.milestones.text().startswith("Milestones")
+
+
+def test_a_run_without_probes_says_so(qtbot, store):
+    run = store.get(store.list()[0]["id"])
+    saved = probes.records_path(run).read_bytes()
+    probes.records_path(run).unlink()
+    try:
+        with open_window(qtbot, store) as w:
+            w.show_page("Learning")
+            p = w.learning_page
+            assert p.status.text() == "This run has no probes yet. " + p.status.text().split("yet. ", 1)[1]
+            assert p.timeline.toPlainText() == "" and p.image.image is None
+    finally:
+        probes.records_path(run).write_bytes(saved)
