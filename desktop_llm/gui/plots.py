@@ -95,6 +95,11 @@ class Series:
             self.items["ppl"].setData(self.vsteps, [math.exp(min(v, 30)) for v in self.vloss])
         self.items["lr"].setData(self.steps, self.lr)
         self.items["tps"].setData(self.steps, self.tps)
+        if len(self.plots.series) == 1:  # one run's story; several runs compared would clutter it
+            from desktop_llm.core.probes import milestones
+
+            evals = [{"step": s, "val_loss": v} for s, v in zip(self.vsteps, self.vloss)]
+            self.plots.show_milestones(milestones(evals, {"figures": self.baselines}))
 
     def remove(self, plots) -> None:
         for key, item in self.items.items():
@@ -140,6 +145,8 @@ class MetricsPlots(QWidget):
         self.uniform.hide()
         self.loss.addItem(self.uniform)  # in the view: where the loss starts, what it must get below
         self.baseline_lines: list = []  # (plot, line) of the baselines shown
+        self.milestone_lines: list = []  # vertical lines at a run's milestones (core/probes.milestones)
+        self.milestones_shown: list = []
         self.loss.setMinimumHeight(128)
         self.ppl = plot("Validation perplexity", "perplexity")
         self.lr = plot("Learning rate", "lr")
@@ -208,6 +215,23 @@ class MetricsPlots(QWidget):
             line.setValue(value)
             self.baseline_lines.append((plot, line))
 
+    def show_milestones(self, found: list[tuple[int, str]]) -> None:
+        """Vertical marks on the loss plot where the run beat each baseline and where its validation
+        loss was lowest before rising (overfitting): the run's story at a glance."""
+        if found == self.milestones_shown:
+            return
+        for line in self.milestone_lines:
+            self.loss.removeItem(line)
+        self.milestone_lines.clear()
+        self.milestones_shown = list(found)
+        pen = pg.mkPen("#8a8f98", width=1, style=Qt.DashLine)
+        for i, (step, what) in enumerate(found):
+            line = pg.InfiniteLine(pos=step, angle=90, movable=False, pen=pen, label=what,
+                                   labelOpts={"position": 0.95 - 0.12 * (i % 4), "color": "#6b7078",
+                                              "anchors": [(0, 0), (0, 0)]})
+            self.loss.addItem(line)
+            self.milestone_lines.append(line)
+
     def series_for(self, key: str, name: str | None = None) -> Series:
         self.pages.setCurrentIndex(1)
         if key not in self.series:
@@ -250,6 +274,7 @@ class MetricsPlots(QWidget):
         for plot, line in self.baseline_lines:
             plot.removeItem(line)
         self.baseline_lines.clear()
+        self.show_milestones([])
         if self.empty.text():
             self.pages.setCurrentIndex(0)
         # An empty plot keeps the range it had: the next run must not start in the old one's axes

@@ -71,3 +71,19 @@ def test_a_run_without_probes_says_so(qtbot, store):
             assert p.timeline.toPlainText() == "" and p.image.image is None
     finally:
         probes.records_path(run).write_bytes(saved)
+
+
+def test_the_loss_plot_marks_a_runs_milestones(qapp):
+    from desktop_llm.gui.plots import MetricsPlots
+
+    plots = MetricsPlots()
+    evals = [{"type": "eval", "step": s, "val_loss": v, "val_ppl": 1.0, "sample": ""}
+             for s, v in ((100, 3.4), (200, 2.5), (300, 1.8), (400, 2.0))]
+    figures = {"unigram": {"loss": 3.3}, "bigram": {"loss": 2.6}, "trigram": {"loss": 1.9}}
+    plots.show_history("r", "r", evals, vocabulary=65, baselines=figures)
+    marks = {line.label.toPlainText(): line.value() for line in plots.milestone_lines}
+    assert marks == {"beats the unigram": 200, "beats the bigram": 200, "beats the trigram": 300,
+                     "validation minimum: overfitting after": 300}
+    plots.show_history("other", "other", evals[:1], vocabulary=65)  # two runs compared: no marks redrawn
+    plots.clear()
+    assert plots.milestone_lines == []
