@@ -74,6 +74,8 @@ def run_config(args):
         data = replace(data, target_column=args.target_column)
     if getattr(args, "freeze_steps", None) is not None:
         tr = replace(tr, freeze_steps=args.freeze_steps)
+    if getattr(args, "no_probes", False):
+        tr = replace(tr, probes=False)
     if getattr(args, "lora_rank", None):
         if not fam.lora:
             can = " or ".join(f.name for f in families() if f.lora)
@@ -327,6 +329,8 @@ def add_parser(sub) -> None:
     tr.add_argument("--lora-rank", type=int, metavar="N",
                     help="with --base: train only rank-N LoRA factors of each attention's query and value "
                          "(keras-hub's enable_lora; the base's weights stay as they are). 4-16 is usual")
+    tr.add_argument("--no-probes", action="store_true",
+                    help="skip the fixed probe at each evaluation (the Learning page, `probes`)")
     tr.add_argument("--freeze-steps", type=int,
                     help="classifier: train only the head for this many steps first (default 0)")
     tr.add_argument("--column", help="text column of JSONL/CSV files")

@@ -117,6 +117,7 @@ class TrainConfig:
     freeze_steps: int = 0  # classifier: train only the head for this many steps first
     lora_rank: int = 0  # a fine-tune from a base run: train rank-N LoRA factors of the attention only (core/models/lora.py)
     sample_tokens: int = 120  # text generated at each evaluation (0: none)
+    probes: bool = True  # the fixed probe at each evaluation, where the family has one (core/probes.py)
     seed: int = 1337
     jit_compile: bool = True
     mixed_precision: str = "auto"  # auto (on GPUs that support it) | off | bfloat16 | float16

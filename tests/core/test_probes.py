@@ -93,3 +93,24 @@ def test_the_probes_command_shows_the_timeline_and_json(probed):
                         text=True, env=env, timeout=300, check=False)
     data = json.loads(js.stdout)
     assert [r["step"] for r in data["records"]] == [20, 40, 60] and len(data["learned_at"]) == 32
+
+
+def test_a_run_without_probes_writes_none(tmp_path):
+    from desktop_llm.cli.train import run_config
+    from desktop_llm.core.training import train_run
+    from desktop_llm.resources import sample_corpus
+
+    store = RunStore(tmp_path / "ws")
+    cfg = RunConfig(name="plain", data=DataConfig(paths=(str(sample_corpus()),)), tokenizer=TokenizerConfig(kind="char"),
+                    model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, sequence_length=16),
+                    training=TrainConfig(max_steps=20, batch_size=8, eval_interval=10, eval_batches=1, log_interval=10,
+                                         warmup_steps=2, sample_tokens=0, jit_compile=False, probes=False))
+    run = store.create(cfg)
+    assert train_run(run, store=store)["status"] == "completed"
+    assert not probes.folder(run).exists()
+    import argparse
+
+    from desktop_llm.cli import build_parser
+
+    args = build_parser().parse_args(["train", str(sample_corpus()), "--no-probes"])
+    assert isinstance(args, argparse.Namespace) and run_config(args).training.probes is False

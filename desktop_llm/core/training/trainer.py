@@ -204,7 +204,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                    manager, best, time.perf_counter(), elapsed0)
     ctx.writes = chief
     ctx.baselines = found
-    if chief and family.probes:  # chosen once, kept in the run folder: a resumed run probes the same
+    if chief and family.probes and t.probes:  # chosen once, kept in the run folder: a resumed run probes the same
         ctx.probe_spec = probes.ensure_spec(run, tok, data.val, cfg.model.sequence_length)
     ctx.selection = family.selection_metric
     ctx.best_score = ckpt.state.get("best_score") if ckpt is not None else None  # (a resumed run's)
