@@ -85,33 +85,71 @@ def atomic_json(path: Path) -> dict:
     return json.loads(path.read_text("utf-8"))
 
 
-def token_losses(model, ids: np.ndarray) -> np.ndarray:
-    """Cross-entropy of each next token of `ids` (batch, T + 1) under `model`: (batch, T)."""
-    logits = np.asarray(model(ids[:, :-1], training=False), np.float64)
-    logits -= logits.max(-1, keepdims=True)
-    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    return -np.take_along_axis(log_probs, ids[:, 1:, None].astype(np.int64), axis=-1)[..., 0]
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, np.float64)
+    logits = logits - logits.max(-1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(-1, keepdims=True))
 
 
-def measure(model, generator, tok, val: np.ndarray, spec: dict) -> dict:
+class Prober:
+    """Runs a run's probe on its model: one forward function traced once per input shape (the probe's
+    shapes are fixed), no XLA compile and no sampler (a greedy pick is an argmax). Generating the
+    prompts' continuations with the sampling Generator compiled a new decoding loop per run and cost
+    +30% of the reference workload's training time; this costs a few forward passes per evaluation."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.model = model
+        self.forward = tf.function(lambda ids: model(ids, training=False))
+
+    def logits(self, ids: np.ndarray) -> np.ndarray:
+        return np.asarray(self.forward(np.asarray(ids, np.int32)))
+
+    def token_losses(self, ids: np.ndarray) -> np.ndarray:
+        """Cross-entropy of each next token of `ids` (batch, T + 1): (batch, T)."""
+        log_probs = _log_softmax(self.logits(ids[:, :-1]))
+        return -np.take_along_axis(log_probs, ids[:, 1:, None].astype(np.int64), axis=-1)[..., 0]
+
+    def continue_greedily(self, prompts: list[list[int]], T: int, n: int, banned=()) -> list[tuple[list[int], list[float]]]:
+        """Each prompt's n greedy next tokens and their surprise (nats), all prompts in one batch of
+        (prompts, T) windows: causal attention reads each row up to its own length, so right padding
+        changes nothing. A row that fills its window keeps its newest half and goes on."""
+        rows = [list(p[-(T - 1):]) or [0] for p in prompts]
+        out: list[tuple[list[int], list[float]]] = [([], []) for _ in prompts]
+        for _ in range(n):
+            ids = np.zeros((len(rows), T), np.int32)
+            for i, r in enumerate(rows):
+                ids[i, : len(r)] = r
+            logits = np.asarray(self.logits(ids)[np.arange(len(rows)), [len(r) - 1 for r in rows]], np.float64)
+            if banned:  # never picked, and out of the distribution (as the Generator's sampler does)
+                logits[:, list(banned)] = -np.inf
+            log_probs = _log_softmax(logits)
+            for i, lp in enumerate(log_probs):
+                t = int(np.argmax(lp))
+                out[i][0].append(t)
+                out[i][1].append(float(-lp[t]))
+                rows[i] = (rows[i] + [t]) if len(rows[i]) < T else rows[i][T // 2:] + [t]
+        return out
+
+
+def measure(prober: Prober, tok, val: np.ndarray, spec: dict) -> dict:
     """One evaluation's probe record (without its step)."""
-    from desktop_llm.core.generation import SamplingConfig
-
-    greedy = SamplingConfig(max_new_tokens=CONTINUATION_TOKENS, temperature=0.0)
+    T = spec["sequence_length"]
+    banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
     continuations = []
-    for prompt in spec["prompts"]:
-        result = generator.generate(prompt, greedy)
-        continuations.append({"tokens": [t.text for t in result.tokens],
-                              "surprise": [round(-math.log(max(t.probability, 1e-12)), 3) for t in result.tokens]})
+    for ids, surprise in prober.continue_greedily([tok.encode(p) for p in spec["prompts"]], T,
+                                                  CONTINUATION_TOKENS, banned):
+        continuations.append({"tokens": [tok.decode([t]) for t in ids], "surprise": [round(s, 3) for s in surprise]})
     record: dict = {"continuations": continuations}
     window = np.asarray(spec["window"], np.int32)
     if len(window) > 1:
-        record["token_losses"] = [round(float(x), 3) for x in token_losses(model, window[None])[0]]
-    T, starts = spec["sequence_length"], spec["starts"]
+        record["token_losses"] = [round(float(x), 3) for x in prober.token_losses(window[None])[0]]
+    starts = spec["starts"]
     if starts:
         val = np.asarray(val)
         windows = np.stack([val[s: s + T + 1] for s in starts]).astype(np.int32)
-        record["position_loss"] = [round(float(x), 3) for x in token_losses(model, windows).mean(0)]
+        record["position_loss"] = [round(float(x), 3) for x in prober.token_losses(windows).mean(0)]
     return record
 
 

@@ -114,3 +114,20 @@ def test_a_run_without_probes_writes_none(tmp_path):
 
     args = build_parser().parse_args(["train", str(sample_corpus()), "--no-probes"])
     assert isinstance(args, argparse.Namespace) and run_config(args).training.probes is False
+
+
+def test_the_batched_greedy_continuations_are_the_generators(probed):
+    """The probe's continuations (all prompts in one right-padded batch, no cache) are what the
+    Generator writes greedily for each prompt alone."""
+    from desktop_llm.core.generation import Generator, SamplingConfig
+    from desktop_llm.core.loading import load_for_inference
+
+    _store, run = probed
+    model, tok, _ = load_for_inference(run, "latest")
+    prompts = probes.spec(run)["prompts"]
+    got = probes.Prober(model).continue_greedily([tok.encode(p) for p in prompts], 32, 12, tok.placeholder_ids)
+    gen = Generator(model, tok, jit_compile=False)
+    for prompt, (ids, surprise) in zip(prompts, got):
+        want = gen.generate(prompt, SamplingConfig(max_new_tokens=12, temperature=0.0))
+        assert ids == [t.id for t in want.tokens]
+        np.testing.assert_allclose(surprise, [-np.log(t.probability) for t in want.tokens], rtol=0, atol=0.02)  # (a full window slides a token apart)

@@ -71,6 +71,7 @@ class TrainingContext:
         self.stopped = False
         self.generator = None
         self.probe_spec = None  # the run's probe (core/probes.py), where its family has one
+        self.prober = None
         self.lr_at = _learning_rate_at(cfg)
 
     @property
@@ -235,12 +236,10 @@ class TrainingContext:
             return
         try:
             from desktop_llm.core import probes
-            from desktop_llm.core.generation import Generator
 
-            if self.generator is None:
-                self.generator = Generator(self.model, self.tok, jit_compile=self.cfg.training.jit_compile)
-            probes.append(self.run, self.step, probes.measure(self.model, self.generator, self.tok, self.data.val,
-                                                              self.probe_spec))
+            if self.prober is None:
+                self.prober = probes.Prober(self.model)
+            probes.append(self.run, self.step, probes.measure(self.prober, self.tok, self.data.val, self.probe_spec))
         except Exception as e:  # noqa: BLE001 - a probe is a nicety: never let it end a run
             self.emit(ev.Warning(message=f"The probe at step {self.step} failed: {first_line(e)}").to_dict())
 
