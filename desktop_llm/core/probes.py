@@ -25,7 +25,7 @@ from desktop_llm.core import atomic
 PROMPTS = 4  # prompts of the learning timeline
 PROMPT_CHARS = 24  # at most this much of a validation line starts a prompt
 CONTINUATION_TOKENS = 16  # tokens of each greedy continuation (each one a forward pass: the probe's cost)
-POSITION_WINDOWS = 8  # validation windows averaged for the loss by position
+POSITION_TOKENS = 4096  # validation tokens averaged for the loss by position: 64 windows of 64 (8 were noise)
 LEARNED = 1.0  # nats: a token is "learned" once its loss stays below this (probability > 0.37)
 WORSE = 0.7  # nats: a token whose final loss is this far above its best "got worse"
 
@@ -64,7 +64,8 @@ def choose(tok, val: np.ndarray, sequence_length: int) -> dict:
             prompts.append(line)
     T = int(sequence_length)
     window = [int(i) for i in val[: T + 1]] if n > T + 1 else [int(i) for i in val]
-    starts = np.linspace(0, max(0, n - T - 2), POSITION_WINDOWS).astype(int).tolist() if n > T + 1 else []
+    windows = min(64, max(8, POSITION_TOKENS // max(1, T)))
+    starts = np.linspace(0, max(0, n - T - 2), windows).astype(int).tolist() if n > T + 1 else []
     return {"prompts": prompts, "window": window, "starts": starts, "sequence_length": T}
 
 
