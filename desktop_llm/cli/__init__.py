@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from desktop_llm.cli import corpus, export, infer, model, probes, runs, tokenizer, train
+from desktop_llm.cli import corpus, export, infer, model, probes, report, runs, tokenizer, train
 from desktop_llm.cli.common import CliError, Kit, Parser
 from desktop_llm.errors import OUT_OF_MEMORY, DesktopLLMError, out_of_memory
 
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_parser(sub)
     runs.add_parser(sub)
     probes.add_parser(sub)
+    report.add_parser(sub)
     export.add_parser(sub)  # keras-hub, savedmodel, onnx, litert
     return p
 

@@ -131,3 +131,30 @@ def test_the_batched_greedy_continuations_are_the_generators(probed):
         want = gen.generate(prompt, SamplingConfig(max_new_tokens=12, temperature=0.0))
         assert ids == [t.id for t in want.tokens]
         np.testing.assert_allclose(surprise, [-np.log(t.probability) for t in want.tokens], rtol=0, atol=0.02)  # (a full window slides a token apart)
+
+
+def test_a_report_card_of_a_run_and_a_comparison_of_two(probed, tmp_path):
+    """`desktop-llm report`: one self-contained HTML page and its Markdown, from the run folder."""
+    store, run = probed
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(store.home), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "desktop_llm", "report", run.id, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / "one" / "report.html").read_text("utf-8")
+    text = (tmp_path / "one" / "report.md").read_text("utf-8")
+    assert page.startswith("<!doctype html>") and "<script" not in page and "src=" not in page  # self-contained
+    for doc in (page, text):
+        assert "Identity" in doc and "keras" in doc and "Milestones" in doc and "Learning timeline" in doc
+        assert "lowest validation loss" in doc and "baselines" in doc and "tokens seen" in doc
+    assert f"“{probes.spec(run)['prompts'][0]}”" in text and "| 60 |" in text.replace(",", "")
+    from desktop_llm.store import report
+
+    report.write([run, run], tmp_path / "two")
+    two = (tmp_path / "two" / "report.md").read_text("utf-8")
+    assert "## Comparison" in two and two.count("| probed | gpt | 60 |") == 2
+
+
+def test_a_report_spreads_its_rows_over_the_run():
+    from desktop_llm.store.report import spread
+
+    assert spread(3, 6) == [0, 1, 2] and spread(10, 5) == [0, 2, 4, 7, 9] and spread(1, 5) == [0]

@@ -87,3 +87,15 @@ def test_the_loss_plot_marks_a_runs_milestones(qapp):
     plots.show_history("other", "other", evals[:1], vocabulary=65)  # two runs compared: no marks redrawn
     plots.clear()
     assert plots.milestone_lines == []
+
+
+def test_the_runs_page_writes_a_report_card(qtbot, store):
+    with open_window(qtbot, store) as w:
+        w.show_page("Runs")
+        rp = w.runs_page
+        run_id = store.list()[0]["id"]
+        rp.select([run_id])
+        assert rp.report_btn.isEnabled()
+        page = rp.write_report(open_it=False)
+        assert page == store.get(run_id).folder / "report" / "report.html" and page.exists()
+        assert "Report written" in rp.message.text() and "Learning timeline" in page.read_text("utf-8")

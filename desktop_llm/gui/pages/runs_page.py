@@ -58,6 +58,11 @@ class RunsPage(QWidget):
         self.delete_btn = QPushButton("Delete…")
         self.export_btn = QPushButton("Export zip…")
         self.export_btn.setToolTip(f"Save the selected run as a zip (by default in {session.store.exports_dir})")
+        self.report_btn = QPushButton("Report")
+        self.report_btn.setToolTip("Write the selected run's report card (HTML and Markdown: identity, data, model, "
+                                   "training, baselines, milestones, timeline, samples) and open it; several runs "
+                                   "selected give one comparison")
+        self.report_btn.clicked.connect(self.write_report)
         self.import_btn = QPushButton("Import…")
         self.import_btn.setToolTip("Add a run from a zip made with Export (checked before anything is kept)")
         self.refresh_btn = QPushButton("Refresh")
@@ -69,7 +74,8 @@ class RunsPage(QWidget):
         self.import_btn.clicked.connect(self._import)
         self.refresh_btn.clicked.connect(self.refresh)
         bar = QHBoxLayout()
-        for b in (self.resume_btn, self.delete_btn, self.export_btn, self.model_export_btn, self.import_btn):
+        for b in (self.resume_btn, self.delete_btn, self.export_btn, self.model_export_btn, self.report_btn,
+                  self.import_btn):
             bar.addWidget(b)
         bar.addStretch(1)
         bar.addWidget(self.refresh_btn)
@@ -277,6 +283,7 @@ class RunsPage(QWidget):
         self.delete_btn.setEnabled(bool(ids))
         self.export_btn.setEnabled(len(ids) == 1)
         self.model_export_btn.setEnabled(len(ids) == 1)
+        self.report_btn.setEnabled(bool(ids))
 
     def _resume(self) -> None:
         ids = self.selected_ids()
@@ -302,6 +309,30 @@ class RunsPage(QWidget):
 
     def _busy(self) -> bool:
         return bool(self.task and not self.task.settled)
+
+    def write_report(self, open_it: bool = True):
+        """The selected runs' report card, written into the run's folder (several runs: the workspace's
+        reports folder), then opened in the browser. Returns the HTML page's path."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        from desktop_llm.store import report
+
+        ids = self.selected_ids()
+        if not ids:
+            return None
+        runs = [self.session.store.get(i) for i in ids]
+        folder = runs[0].folder / "report" if len(runs) == 1 else self.session.store.home / "reports" / "-".join(
+            r.id[:15] for r in runs[:4])
+        try:
+            page, _ = report.write(runs, folder)
+        except OSError as e:
+            self.message.setText(f"The report could not be written: {e}")
+            return None
+        self.message.setText(f"Report written: {page}")
+        if open_it:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(page)))
+        return page
 
     def _export(self) -> None:
         ids = self.selected_ids()
