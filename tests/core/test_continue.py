@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from desktop_llm.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,11 +26,21 @@ def first_loss(out) -> float:
     return next(json.loads(x)["loss"] for x in out.stdout.splitlines() if x.startswith('{"type": "step"'))
 
 
-def test_a_gpt_continues_from_its_base_on_new_text(tmp_path):
-    home = tmp_path / "ws"
-    drama = ROOT / "resources" / "labelled" / "poem-prose-drama" / "drama.txt"
-    base = cli(home, "train", drama, "--name", "base", *SMALL, "--steps", "60", "--json")
+DRAMA = ROOT / "resources" / "labelled" / "poem-prose-drama" / "drama.txt"
+
+
+@pytest.fixture(scope="module")
+def based(tmp_path_factory):
+    """One workspace with a GPT run named "base" (60 steps on the bundled drama), for the tests that
+    continue one: (home, its training's output)."""
+    home = tmp_path_factory.mktemp("ws")
+    base = cli(home, "train", DRAMA, "--name", "base", *SMALL, "--steps", "60", "--json")
     assert base.returncode == 0, base.stderr
+    return home, base
+
+
+def test_a_gpt_continues_from_its_base_on_new_text(based):
+    home, base = based
     cont = cli(home, "train", ROOT / "resources" / "corpora" / "tinyshakespeare.txt", "--base", "base", "--name",
                "cont", "--steps", "30", "--batch-size", "8", "--no-xla", "--eval-interval", "30", "--log-interval",
                "10", "--sample-tokens", "0", "--json")
@@ -60,10 +72,9 @@ def test_a_masked_lm_continues_from_its_base_on_new_text(tmp_path):
     assert first_loss(cont) < first_loss(base) - 0.3, (first_loss(cont), first_loss(base))
 
 
-def test_a_base_that_cannot_read_the_text_or_another_family_is_one_line(tmp_path):
-    home = tmp_path / "ws"
-    drama = ROOT / "resources" / "labelled" / "poem-prose-drama" / "drama.txt"
-    assert cli(home, "train", drama, "--name", "base", *SMALL, "--steps", "30").returncode == 0
+def test_a_base_that_cannot_read_the_text_or_another_family_is_one_line(based):
+    home, _ = based
+    drama = DRAMA
     before = sorted(p.name for p in (home / "runs").iterdir())
     out = cli(home, "train", ROOT / "resources" / "corpora" / "tangshi300.txt", "--base", "base", "--steps", "10")
     assert out.returncode == 2 and "unknown to the base run's tokenizer" in out.stderr
@@ -75,7 +86,7 @@ def test_a_base_that_cannot_read_the_text_or_another_family_is_one_line(tmp_path
     assert sorted(p.name for p in (home / "runs").iterdir()) == before  # nothing was created
 
 
-def test_lora_trains_only_its_factors_and_exports_plain_weights(tmp_path):
+def test_lora_trains_only_its_factors_and_exports_plain_weights(based, tmp_path):
     """`--lora-rank N` (keras-hub's enable_lora): the attention's query and value get rank-N factors,
     only they train, the base's kernels stay as they were; the card and the start event say how
     many parameters train; an export folds the factors in (plain keras-hub weights, the same logits)."""
@@ -84,9 +95,7 @@ def test_lora_trains_only_its_factors_and_exports_plain_weights(tmp_path):
     from desktop_llm.core.export import export_run
     from desktop_llm.core.loading import load_for_inference
 
-    home = tmp_path / "ws"
-    drama = ROOT / "resources" / "labelled" / "poem-prose-drama" / "drama.txt"
-    assert cli(home, "train", drama, "--name", "base", *SMALL, "--steps", "30").returncode == 0
+    home, _ = based
     shakespeare = ROOT / "resources" / "corpora" / "tinyshakespeare.txt"
     out = cli(home, "train", shakespeare, "--name", "nobase", "--lora-rank", "4", "--steps", "10")
     assert out.returncode == 2 and "give the run to start from (--base RUN)" in out.stderr
@@ -234,14 +243,13 @@ def test_a_gpt_or_chat_run_continues_a_keras_hub_preset_folder(tmp_path):
     assert out.returncode == 2 and "is a keras-hub preset" in out.stderr
 
 
-def test_a_desktop_llm_keras_hub_export_is_a_base_too(tmp_path):
+def test_a_desktop_llm_keras_hub_export_is_a_base_too(based, tmp_path):
     """Our own keras-hub export of a char run (its RWKV tokenizer reads text with the run's ids)."""
     from desktop_llm.core.export import export_run
     from desktop_llm.core.tokenizers import load_tokenizer
 
-    home = tmp_path / "ws"
-    drama = ROOT / "resources" / "labelled" / "poem-prose-drama" / "drama.txt"
-    assert cli(home, "train", drama, "--name", "base", *SMALL, "--steps", "30").returncode == 0
+    home, _ = based
+    drama = DRAMA
     base = RunStore(home).resolve("base")
     folder = export_run(base, "keras-hub", out=tmp_path / "export").path
     out = cli(home, "train", drama, "--base", folder, "--name", "again", "--steps", "10", "--batch-size", "8",
