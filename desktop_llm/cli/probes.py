@@ -39,16 +39,17 @@ def cmd_probes(args) -> int:
         by = ", ".join(f"{sum(1 for s in learned if s <= step)} by step {step}" for step in steps[:: max(1, len(steps) // 4)])
         print(f"the probe text's {losses.shape[1]} tokens, learned (loss below {probes.LEARNED:g} nats and staying "
               f"there): {by}; never: {when['learned_at'].count(None)}; got worse: {sum(when['got_worse'])}")
+        ids = spec["window"][1:]
         try:
             from desktop_llm.core.loading import load_run_tokenizer
 
-            tok = load_run_tokenizer(run.tokenizer_dir)
-            ids = spec["window"][1:]
-            late = sorted((s, j) for j, s in enumerate(when["learned_at"]) if s is not None)[-5:]
-            if late:
-                print("  learned last: " + ", ".join(f"{tok.token_text(ids[j])!r} (step {s})" for s, j in late))
-        except (TokenizerError, OSError):
-            pass
+            text = load_run_tokenizer(run.tokenizer_dir).token_text
+        except (TokenizerError, OSError):  # a tokenizer that no longer loads: the tokens by id
+            def text(i):
+                return f"id {i}"
+        late = sorted((s, j) for j, s in enumerate(when["learned_at"]) if s is not None)[-5:]
+        if late:
+            print("  learned last: " + ", ".join(f"{text(ids[j])!r} (step {s})" for s, j in late))
     last = next((r["position_loss"] for r in reversed(recs) if r.get("position_loss")), None)
     if last:
         T = len(last)
