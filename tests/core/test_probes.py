@@ -17,12 +17,13 @@ from desktop_llm.store import RunStore
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def probed(tmp_path_factory):
+def train_probed(folder):
+    """A workspace in `folder` with one tiny GPT run probed at steps 20, 40 and 60: (store, run).
+    (The Learning page's tests use it too.)"""
     from desktop_llm.core.training import train_run
     from desktop_llm.resources import sample_corpus
 
-    store = RunStore(tmp_path_factory.mktemp("ws"))
+    store = RunStore(folder)
     cfg = RunConfig(name="probed", data=DataConfig(paths=(str(sample_corpus()),)), tokenizer=TokenizerConfig(kind="char"),
                     model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=32),
                     training=TrainConfig(max_steps=60, batch_size=8, eval_interval=20, eval_batches=1, log_interval=10,
@@ -30,6 +31,11 @@ def probed(tmp_path_factory):
     run = store.create(cfg)
     assert train_run(run, store=store)["status"] == "completed"
     return store, run
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    return train_probed(tmp_path_factory.mktemp("ws"))
 
 
 def test_every_evaluation_appends_one_probe_record_of_the_fixed_probe(probed):
@@ -158,3 +164,19 @@ def test_a_report_spreads_its_rows_over_the_run():
     from desktop_llm.store.report import spread
 
     assert spread(3, 6) == [0, 1, 2] and spread(10, 5) == [0, 2, 4, 7, 9] and spread(1, 5) == [0]
+
+
+def test_the_probes_command_names_tokens_by_id_when_the_tokenizer_is_gone(probed):
+    store, run = probed
+    meta = run.tokenizer_dir / "tokenizer.json"
+    saved = meta.read_bytes()
+    meta.unlink()
+    try:
+        env = dict(os.environ, DESKTOP_LLM_HOME=str(store.home), PYTHONPATH=str(ROOT))
+        out = subprocess.run([sys.executable, "-m", "desktop_llm", "probes", run.id], capture_output=True, text=True,
+                             env=env, timeout=300, check=False)
+    finally:
+        meta.write_bytes(saved)
+    assert out.returncode == 0, out.stderr
+    learned = probes.learned_when(*probes.loss_matrix(probes.records(run)))["learned_at"]
+    assert ("learned last: 'id " in out.stdout) == any(s is not None for s in learned)

@@ -6,24 +6,13 @@ import pytest
 from PySide6.QtCore import QPointF
 
 from desktop_llm.core import probes
-from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
-from desktop_llm.store import RunStore
+from tests.core.test_probes import train_probed
 from tests.gui.conftest import open_window
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from desktop_llm.core.training import train_run
-    from desktop_llm.resources import sample_corpus
-
-    store = RunStore(tmp_path_factory.mktemp("ws"))
-    cfg = RunConfig(name="probed", data=DataConfig(paths=(str(sample_corpus()),)), tokenizer=TokenizerConfig(kind="char"),
-                    model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, sequence_length=32),
-                    training=TrainConfig(max_steps=60, batch_size=8, eval_interval=20, eval_batches=1, log_interval=10,
-                                         warmup_steps=5, learning_rate=3e-3, sample_tokens=0, jit_compile=False))
-    run = store.create(cfg)
-    assert train_run(run, store=store)["status"] == "completed"
-    return store
+    return train_probed(tmp_path_factory.mktemp("ws"))[0]
 
 
 class _Click:

@@ -207,6 +207,16 @@ class Family:
         return ""
 
 
+def weighted_token_loss() -> dict:
+    """`compile` arguments for batches whose third element weighs each target token (a translator's
+    padding, a chat model's non-reply tokens weigh 0): cross-entropy and accuracy averaged over
+    the tokens that count, not over every position (Keras' default divides by all of them)."""
+    import keras
+
+    return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+            "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+
+
 # A run started from a base reads its text with the base's tokenizer: above this share of unknown
 # tokens it is refused unless asked (`--accept-unknown`); above the first it warns. One rule for
 # every family that starts from a base.

@@ -8,6 +8,8 @@ from dataclasses import replace
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLineEdit, QSpinBox
 
+from desktop_llm.gui.families.start_from import base_runs
+
 BASES = ("masked_lm", "gpt")  # the families a classifier fine-tunes
 
 
@@ -46,16 +48,9 @@ class ClassifierOptions(QGroupBox):
         self.base.blockSignals(True)
         self.base.clear()
         self.base.addItem("nothing: train an encoder from scratch", "")
-        store = self.session.store
-        for row in store.list():
-            run = store.get(row["id"])
-            try:
-                family = run.config.family
-            except Exception:  # noqa: BLE001, S112 - a damaged run folder is simply not offered
-                continue
-            if family in BASES and (run.checkpoints_dir / "index.json").exists():
-                kind = "masked LM" if family == "masked_lm" else "GPT"
-                self.base.addItem(f"{row.get('name') or run.id} ({kind}, {run.id})", str(run.folder))
+        for name, family, run in base_runs(self.session.store, BASES):
+            kind = "masked LM" if family == "masked_lm" else "GPT"
+            self.base.addItem(f"{name} ({kind}, {run.id})", str(run.folder))
         self.base.setCurrentIndex(max(0, self.base.findData(chosen)))
         self.base.blockSignals(False)
 

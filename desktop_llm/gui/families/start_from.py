@@ -11,6 +11,19 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, 
 PICK = "\0pick"  # the item that opens a folder chooser
 
 
+def base_runs(store, families: tuple[str, ...]):
+    """(name, family, run) of the runs of `families` with a checkpoint, newest first: what a run can
+    start from (a damaged run folder is simply not offered)."""
+    for row in store.list():
+        run = store.get(row["id"])
+        try:
+            family = run.config.family
+        except Exception:  # noqa: BLE001, S112 - a damaged run folder is simply not offered
+            continue
+        if family in families and (run.checkpoints_dir / "index.json").exists():
+            yield row.get("name") or run.id, family, run
+
+
 class StartFromOptions(QWidget):
     changed = Signal()  # the base run changed: the Train page adapts the learning rate
     refused = Signal(str)  # a chosen folder that is no preset: the page's status line says why
@@ -52,15 +65,8 @@ class StartFromOptions(QWidget):
         self.base.blockSignals(True)
         self.base.clear()
         self.base.addItem(self.SCRATCH, "")
-        store = self.session.store
-        for row in store.list():
-            run = store.get(row["id"])
-            try:
-                family = run.config.family
-            except Exception:  # noqa: BLE001, S112 - a damaged run folder is simply not offered
-                continue
-            if family in self.BASES and (run.checkpoints_dir / "index.json").exists():
-                self.base.addItem(f"{row.get('name') or run.id} ({family.replace('_', ' ')}, {run.id})", str(run.folder))
+        for name, family, run in base_runs(self.session.store, self.BASES):
+            self.base.addItem(f"{name} ({family.replace('_', ' ')}, {run.id})", str(run.folder))
         if self.PRESETS:
             if getattr(self, "preset", ""):
                 self.base.addItem(f"preset: {self.preset}", self.preset)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from desktop_llm.core import events as ev
 from desktop_llm.core.chat_template import ChatTokenizer  # registers the "chat-template" tokenizer kind
 from desktop_llm.core.models import continuation
-from desktop_llm.core.models.base import Family, refuse_unreadable, unreadable_warning
+from desktop_llm.core.models.base import Family, refuse_unreadable, unreadable_warning, weighted_token_loss
 from desktop_llm.core.models.chat.conversations import (
     STOP_CONVERSATIONS,
     ChatData,
@@ -154,13 +154,7 @@ class Chat(Family):
         return gpt2_preset.write(model, tok, folder, dropout=run.config.model.dropout)
 
     def compile_args(self) -> dict:
-        import keras
-
-        # weighted: only the replies and their <|end|> carry weight (the dataset's third element),
-        # and the mean is over them
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True,
-                                                                   reduction="mean_with_sample_weight"),
-                "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+        return weighted_token_loss()  # only the replies and their <|end|> carry weight
 
     def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
         import tensorflow as tf

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from desktop_llm.core import events as ev
-from desktop_llm.core.models.base import Family
+from desktop_llm.core.models.base import Family, weighted_token_loss
 from desktop_llm.core.models.translator.pairs import PairData, read_pairs
 from desktop_llm.core.models.translator.tokenizer import PairTokenizer  # registers the "pair" kind
 
@@ -149,13 +149,7 @@ class Translator(Family):
         return model
 
     def compile_args(self) -> dict:
-        import keras
-
-        # weighted: padding positions of the target carry weight 0 (the dataset's third element), and
-        # the mean is over the real tokens (Keras' default would divide by every position)
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True,
-                                                                   reduction="mean_with_sample_weight"),
-                "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+        return weighted_token_loss()  # the target's padding weighs nothing
 
     def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
         import tensorflow as tf
