@@ -179,7 +179,11 @@ def baseline_mode(cfg_dict: dict, out) -> None:
     vx, vy = data.val_batches(t.eval_batches, t.batch_size, T)
     val = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(t.batch_size).cache()
     t0 = time.perf_counter()
-    hist = model.fit(data.train_dataset(0, t.max_steps, t.batch_size, T, t.seed), epochs=t.max_steps // t.eval_interval,
+    from desktop_llm.core.models import get_family
+    from desktop_llm.core.runners import tensorflow_runner
+
+    train = tensorflow_runner.train_dataset(get_family("gpt"), data, 0, t.max_steps, t.batch_size, T, t.seed, 0)
+    hist = model.fit(train, epochs=t.max_steps // t.eval_interval,
                      steps_per_epoch=t.eval_interval, validation_data=val, callbacks=[Timer()], verbose=0)
     wall = time.perf_counter() - t0
     evals = {(i + 1) * t.eval_interval: v for i, v in enumerate(hist.history["val_loss"])}

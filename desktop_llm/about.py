@@ -119,7 +119,7 @@ def devices() -> dict:
     """The devices TensorFlow sees (imports TensorFlow: seconds), or why they could not be listed."""
     try:
         from desktop_llm.core.device import describe
-        from desktop_llm.core.device import devices as list_devices
+        from desktop_llm.core.runners import devices as list_devices
 
         devs = list_devices()
         return {"devices": devs, "summary": describe(devs), "error": None}

@@ -26,6 +26,8 @@ __all__ = ["CliError", "build_parser", "gui_main", "main"]
 
 # The commands that load a model to decode with: XLA's compilation cache is turned on for them.
 DECODING = ("generate", "chat", "eval", "attention", "fill-mask", "classify", "similar", "embed", "translate")
+# the commands that compute with a model, and so take --backend (the others never load Keras)
+COMPUTING = ("train", "launch", "devices", "probes", "export", *DECODING)
 
 
 def _version() -> str:
@@ -67,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     probes.add_parser(sub)
     report.add_parser(sub)
     export.add_parser(sub)  # keras-hub, savedmodel, onnx, litert
+    from desktop_llm.core.backend import CHOICES
+
+    for name in COMPUTING:
+        if name in sub.choices:
+            sub.choices[name].add_argument(
+                "--backend", choices=CHOICES, default="auto",
+                help="the Keras backend to compute with: tensorflow, jax or torch; auto (the default) takes "
+                     "the one that reaches this machine's GPU, else TensorFlow ($KERAS_BACKEND is honoured)")
     return p
 
 
@@ -83,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     from desktop_llm.native_log import redirect_native_stderr
 
     redirect_native_stderr()
+    try:  # once, before anything imports Keras (core/backend.py)
+        from desktop_llm.core import backend
+
+        backend.apply(getattr(args, "backend", "auto"))
+    except DesktopLLMError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.command in DECODING:
         from desktop_llm.core import xla_cache
 

@@ -61,7 +61,8 @@ def cmd_model_info(args) -> int:
 
 
 def cmd_devices(args) -> int:
-    from desktop_llm.core.device import describe, devices
+    from desktop_llm.core.device import describe
+    from desktop_llm.core.runners import devices
 
     devs = devices()
     if args.json:

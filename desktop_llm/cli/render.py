@@ -62,7 +62,8 @@ def format_event(d: dict, run: str | None = None) -> str | None:
     if isinstance(e, ev.Start):
         trains = f" ({e.trainable_parameters:,} trained: LoRA)" if e.trainable_parameters is not None else ""
         return (f"run {e.run}: {e.parameters:,} parameters{trains}, vocabulary {e.vocabulary_size}, "
-                f"{e.train_tokens:,} train / {e.val_tokens:,} val tokens, on {e.device} ({e.policy})")
+                f"{e.train_tokens:,} train / {e.val_tokens:,} val tokens, on {e.device} ({e.policy}, {e.backend}"
+                + (f": {e.backend_reason})" if e.backend_reason and e.backend_reason != "asked for" else ")"))
     if isinstance(e, ev.Phase):
         done = f"{100 * e.progress:.0f}%" if e.progress is not None else ""
         return f"[{e.phase or 'phase'}] " + " ".join(x for x in (e.message, done) if x)

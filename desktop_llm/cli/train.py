@@ -237,6 +237,7 @@ def cmd_launch(args) -> int:
     writes the run and its output is ours; the others' output goes to the run's workers/ folder."""
     import subprocess
 
+    from desktop_llm.core import backend
     from desktop_llm.core.models import get_family
     from desktop_llm.core.training import ensure_tokenizer
 
@@ -265,7 +266,7 @@ def cmd_launch(args) -> int:
     logs.mkdir(exist_ok=True)
     base = [sys.executable, "-m", "desktop_llm", "--home", str(store.home), "train", "--resume", run.id,
             "--cluster", cluster] + (["--json"] if args.json else []) + (
-            ["--devices", args.devices] if args.devices else [])
+            ["--devices", args.devices] if args.devices else []) + ["--backend", backend.current().name]
     procs = []
     for i in range(args.workers):
         stdout = None if i == 0 else open(logs / f"worker-{i}.out", "w")  # noqa: SIM115 - the worker's, for its life

@@ -173,37 +173,6 @@ class TokenData:
         rng = np.random.default_rng([seed, step])
         return rng.integers(0, len(self.train) - sequence_length - 1, size=batch_size)
 
-    def train_dataset(self, start_step: int, total_steps: int, batch_size: int, sequence_length: int, seed: int):
-        """A tf.data pipeline of training batches from `start_step`, prefetched off the step.
-
-        The windows are cut inside the graph from the training split held as one tensor, at
-        starts drawn up front (about 30 us a step, once). Any Python in the pipeline, even a
-        generator called once per 64 steps, cost 4-7 of 40 ms per step on the reference workload:
-        the step and tf.data share two cores. A split too big to hold (`IN_GRAPH_MAX_TOKENS`) is
-        cut in Python. Either way the batches are `train_batch`'s.
-        """
-        import tensorflow as tf
-
-        T = sequence_length
-        steps = range(start_step, total_steps + 1024)
-        if len(self.train) > IN_GRAPH_MAX_TOKENS:
-            def batches():
-                for step in steps:
-                    yield self.train_batch(step, batch_size, T, seed)
-
-            spec = tf.TensorSpec((batch_size, T), tf.int32)
-            return tf.data.Dataset.from_generator(batches, output_signature=(spec, spec)).prefetch(tf.data.AUTOTUNE)
-
-        starts = np.stack([self.train_starts(s, batch_size, T, seed) for s in steps]).astype(np.int32)
-        tokens = tf.constant(np.asarray(self.train))  # uint16/uint32, as stored; int32 per window
-        offsets = tf.range(T + 1)
-
-        def windows(first):
-            w = tf.cast(tf.gather(tokens, first[:, None] + offsets[None, :]), tf.int32)
-            return w[:, :-1], w[:, 1:]
-
-        return tf.data.Dataset.from_tensor_slices(starts).map(windows).prefetch(tf.data.AUTOTUNE)
-
 
 def corpus_of(cfg: RunConfig) -> Corpus:
     """The corpus a run's config names (its files, texts, column and chosen encodings)."""

@@ -1,42 +1,9 @@
-"""Which device trains: every GPU TensorFlow sees, by name, or the CPU; and the precision policy."""
+"""What is known of devices without a framework: nvidia-smi's memory figures, a device list in
+words, and the precision policy for the devices a backend's runner lists (core/runners)."""
 
 from __future__ import annotations
 
 import os
-import platform
-
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def devices() -> list[dict]:
-    """[{kind, name, memory?, memory_used?, compute_capability?}] with the GPUs first; always ends
-    with the CPU. A GPU's memory (bytes, total and in use) comes from nvidia-smi, where there is one."""
-    _quiet_tensorflow()
-    import tensorflow as tf
-
-    out = []
-    tf_gpus = tf.config.list_physical_devices("GPU")
-    for gpu in tf_gpus:
-        try:
-            details = tf.config.experimental.get_device_details(gpu)
-        except Exception:  # noqa: BLE001 - the details are a nicety; TensorFlow fails here in several ways
-            details = {}
-        out.append({
-            "kind": "GPU",
-            "name": details.get("device_name", gpu.name),
-            "compute_capability": details.get("compute_capability"),
-            "id": gpu.name,
-        })
-    smi = match_rows([d["name"] for d in out], visible_rows(gpu_memory())) if out else []
-    for d, row in zip(out, smi):
-        if row is not None:
-            d.update(memory=row["memory"], memory_used=row["memory_used"])
-    out.append({"kind": "CPU", "name": platform.processor() or platform.machine(),
-                "cores": os.cpu_count(), "id": "/physical_device:CPU:0"})
-    return out
-
 
 # nvidia-smi's answer in one line per GPU: "0, NVIDIA H100 80GB HBM3, 81559, 1234" (MiB).
 NVIDIA_SMI_ARGS = ["--query-gpu=index,name,memory.total,memory.used", "--format=csv,noheader,nounits"]
@@ -102,8 +69,7 @@ def match_rows(names: list[str], rows: list[dict]) -> list[dict | None]:
     return out
 
 
-def describe(devs: list[dict] | None = None) -> str:
-    devs = devs if devs is not None else devices()
+def describe(devs: list[dict]) -> str:
     gpus = [d for d in devs if d["kind"] == "GPU"]
     if gpus:
         return ", ".join(f"GPU: {d['name']}" for d in gpus)
@@ -111,7 +77,7 @@ def describe(devs: list[dict] | None = None) -> str:
     return f"CPU ({cpu.get('cores')} cores)"
 
 
-def precision_policy(mode: str = "auto") -> str:
+def precision_policy(mode: str = "auto", devs: list[dict] | None = None) -> str:
     """Keras dtype policy: mixed bfloat16 on GPUs that have it (compute capability 8+), else float32."""
     if mode == "off":
         return "float32"
@@ -119,7 +85,7 @@ def precision_policy(mode: str = "auto") -> str:
         return "mixed_bfloat16"
     if mode == "float16":
         return "mixed_float16"
-    gpus = [d for d in devices() if d["kind"] == "GPU"]
+    gpus = [d for d in (devs or []) if d["kind"] == "GPU"]
     if gpus and all((d.get("compute_capability") or (0, 0))[0] >= 8 for d in gpus):
         return "mixed_bfloat16"
     return "float32"

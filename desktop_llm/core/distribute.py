@@ -37,6 +37,9 @@ class Distribution:
     devices: list[str] = field(default_factory=list)
     kind: str = "default"  # default | mirrored | multi_worker
 
+    def scope(self):
+        return self.strategy.scope()
+
     @property
     def is_chief(self) -> bool:
         """Only the chief (worker 0) writes the run folder: checkpoints, metrics, status."""

@@ -82,6 +82,8 @@ class Start(Event):
     max_steps: int = 0
     device: str = ""
     policy: str = ""
+    backend: str = "tensorflow"  # the Keras backend this process computes with (core/backend.py)
+    backend_reason: str = ""  # why: "asked for", "reaches the NVIDIA GPU on Windows"...
     parameters: int = 0
     trainable_parameters: int | None = _opt()  # a LoRA fine-tune: the factors (and any embedding) it trains
     vocabulary_size: int = 0

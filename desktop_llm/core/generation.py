@@ -135,23 +135,19 @@ class Generator:
 
     # --- model pieces, compiled inside `_SampledSteps` (fixed shapes: (1, length) and (1, 1)) ---
     def _prefill_fn(self, ids, n):
-        import tensorflow as tf
-
+        ops = _ops()
         cache = self.model.empty_cache(1, self.length)
         logits, _, cache = self.model.call_with_cache(ids, cache, 0)
-        return tf.cast(tf.gather(logits[0], n - 1), "float32"), cache  # gather: no per-n recompiles
+        return ops.cast(ops.take(logits[0], n - 1, axis=0), "float32"), cache  # take: no per-n recompiles
 
     def _step_fn(self, token, cache, index):
-        import tensorflow as tf
-
         logits, _, cache = self.model.call_with_cache(token, cache, index)
-        return tf.cast(logits[0, 0], "float32"), cache
+        return _ops().cast(logits[0, 0], "float32"), cache
 
     def _full_fn(self, ids, n):
-        import tensorflow as tf
-
+        ops = _ops()
         logits = self.model(ids, training=False)
-        return tf.cast(tf.gather(logits[0], n - 1), "float32")
+        return ops.cast(ops.take(logits[0], n - 1, axis=0), "float32")
 
     def _padded(self, ids: Sequence[int]) -> np.ndarray:
         out = np.zeros((1, self.length), dtype=np.int32)
@@ -163,7 +159,8 @@ class Generator:
         probabilities at temperature 1: what the model believes before any sampler reshapes it.
         Placeholders (<unk>, padding) are left out, as sampling never picks them."""
         ids = self.prompt_ids(prompt)[-self.length:]
-        logits = np.asarray(self._full_fn(self._padded(ids), len(ids)), np.float64)[: self.vocabulary_size]
+        logits = np.asarray(_ops().convert_to_numpy(self._full_fn(self._padded(ids), len(ids))),
+                            np.float64)[: self.vocabulary_size]
         for i in getattr(self.tokenizer, "placeholder_ids", []):
             if 0 <= i < len(logits):
                 logits[i] = -np.inf
@@ -232,9 +229,15 @@ class Generator:
         key = (cfg.temperature, top_k, cfg.top_p)
         fns = self._sampled.pop(key, None)
         if fns is None:
-            _quiet_retracing()
-            fns = _SampledSteps(self, make_sampler(SamplingConfig(
-                temperature=cfg.temperature, top_k=top_k, top_p=cfg.top_p, seed=0)))
+            from desktop_llm.core.backend import current
+
+            if current().name != "tensorflow":
+                fns = _HostSampledSteps(self, SamplingConfig(temperature=cfg.temperature, top_k=top_k,
+                                                             top_p=cfg.top_p))
+            else:
+                _quiet_retracing()
+                fns = _SampledSteps(self, make_sampler(SamplingConfig(
+                    temperature=cfg.temperature, top_k=top_k, top_p=cfg.top_p, seed=0)))
         self._sampled[key] = fns  # the most recent last
         while len(self._sampled) > SETTINGS_KEPT:
             self._sampled.pop(next(iter(self._sampled)))
@@ -368,6 +371,84 @@ class _SampledSteps:
         import tensorflow as tf
 
         return self._recompute(ids, tf.constant(n, tf.int32), tf.constant(count, tf.int32))
+
+
+class _HostSampledSteps:
+    """`_SampledSteps` for the JAX and PyTorch backends: the model's prefill, cached step and full
+    window compiled by the backend's runner (core/runners `compiled`), one token per call, and the
+    sampler on the host in NumPy (the logits of one position: microseconds). TensorFlow keeps
+    `_SampledSteps`, whose loop over tokens and sampler are inside its compiled program."""
+
+    def __init__(self, gen: Generator, cfg: SamplingConfig):
+        from desktop_llm.core import runners
+
+        self.gen, self.cfg = gen, cfg
+        self.rng = np.random.default_rng(cfg.seed)
+        self.banned = [i for i in getattr(gen.tokenizer, "placeholder_ids", []) if 0 <= i < gen.vocabulary_size]
+        runner = runners.get()
+        self._prefill = runner.compiled(gen.model, gen._prefill_fn, gen.jit_compile)
+        self._step = runner.compiled(gen.model, gen._step_fn, gen.jit_compile)
+        self._full = runner.compiled(gen.model, gen._full_fn, gen.jit_compile)
+
+    def reseed(self, seed: int | None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def _sample(self, logits) -> tuple[int, float]:
+        """One token from a position's logits, as keras-hub's samplers choose it (greedy, top-k,
+        top-p, temperature), and its probability under the sampler."""
+        x = np.asarray(_ops().convert_to_numpy(logits), np.float64)
+        x[self.banned] = -np.inf
+        cfg = self.cfg
+        if cfg.temperature == 0:
+            p = np.exp(x - x.max())
+            p /= p.sum()
+            t = int(np.argmax(x))
+            return t, float(p[t])
+        x = x / cfg.temperature
+        p = np.exp(x - x.max())
+        p /= p.sum()
+        order = np.argsort(-p)
+        keep = np.zeros_like(p, bool)
+        top = order[: cfg.top_k] if cfg.top_k else order
+        if cfg.top_p < 1.0:
+            cum = np.cumsum(p[top])
+            top = top[: int(np.searchsorted(cum, cfg.top_p)) + 1]
+        keep[top] = True
+        p = np.where(keep, p, 0.0)
+        p /= p.sum()
+        t = int(self.rng.choice(len(p), p=p))
+        return t, float(p[t])
+
+    def start(self, ids, n: int, use_cache: bool):
+        n_ = np.asarray(n, np.int32)
+        if use_cache:
+            logits, cache = self._prefill(ids, n_)
+            return (*self._sample(logits), cache)
+        return (*self._sample(self._full(ids, n_)), None)
+
+    def decode(self, token: int, cache, index: int, count: int):
+        toks, probs = [], []
+        for i in range(count):
+            logits, cache = self._step(np.full((1, 1), token, np.int32), cache, np.asarray(index + i, np.int32))
+            token, p = self._sample(logits)
+            toks.append(token)
+            probs.append(p)
+        return np.asarray(toks), np.asarray(probs), cache
+
+    def recompute(self, ids, n: int, count: int):
+        ids, toks, probs = np.array(ids), [], []
+        for i in range(count):
+            token, p = self._sample(self._full(ids, np.asarray(n + i, np.int32)))
+            ids[0, min(n + i, self.gen.length - 1)] = token
+            toks.append(token)
+            probs.append(p)
+        return np.asarray(toks), np.asarray(probs)
+
+
+def _ops():
+    import keras
+
+    return keras.ops
 
 
 class ChatSession:

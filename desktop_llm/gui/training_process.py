@@ -14,7 +14,7 @@ class TrainingProcess(QObject):
     event = Signal(dict)
     ended = Signal(int, str)  # exit code, message ("" when it ended normally)
 
-    def __init__(self, home: str, run_id: str, parent: QObject | None = None):
+    def __init__(self, home: str, run_id: str, parent: QObject | None = None, backend: str = "auto"):
         super().__init__(parent)
         self.run_id = run_id
         self._buf = b""
@@ -26,7 +26,7 @@ class TrainingProcess(QObject):
         self.proc.setProcessEnvironment(env)
         self.proc.setProgram(sys.executable)
         self.proc.setArguments(["-m", "desktop_llm", "--home", home, "train", "--resume", run_id,
-                                "--json", "--control-stdin"])
+                                "--json", "--control-stdin", "--backend", backend])
         self.proc.readyReadStandardOutput.connect(self._on_stdout)
         self.proc.readyReadStandardError.connect(self._on_stderr)
         self.proc.finished.connect(self._on_finished)

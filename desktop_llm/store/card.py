@@ -62,7 +62,8 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
 
         tps = median_tokens_per_sec(run, least=1) or info.get("tokens_per_sec")  # the median, not the last interval
         speed = f", {tps:,.0f} tokens/s (median)" if tps else ""
-        rows.append(("device", f"{info['device']}, {info.get('policy', 'float32')}{speed}"))
+        where = f"{info['device']}, {info.get('policy', 'float32')}, {info.get('backend', 'tensorflow')}"
+        rows.append(("device", f"{where}{speed}"))
     family = get_family(cfg.family)
     best = info.get("best_val_loss")
     if best is not None:  # a perplexity where the loss is over tokens, not over a classifier's classes

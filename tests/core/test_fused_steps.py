@@ -1,4 +1,4 @@
-"""k training steps in one compiled program (core/training/fused.py) are k ordinary steps."""
+"""k training steps in one compiled program (core/runners/tensorflow_fused.py) are k ordinary steps."""
 
 import keras
 import numpy as np
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from desktop_llm.core.config import ModelConfig, RunConfig, TrainConfig
 from desktop_llm.core.models.backbones.gpt import build_model
-from desktop_llm.core.training.fused import batch_steps, fuse_train_steps
+from desktop_llm.core.runners.tensorflow_fused import batch_steps, fuse_train_steps
 from desktop_llm.core.training.schedule import make_optimizer
 
 CFG = ModelConfig(vocabulary_size=40, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,

@@ -142,6 +142,8 @@ def test_the_input_pipeline_gives_train_batch_windows_in_graph_or_from_python(tm
     import desktop_llm.core.data as data_mod
     from desktop_llm.core.corpus import Corpus
     from desktop_llm.core.data import prepare
+    from desktop_llm.core.models import get_family
+    from desktop_llm.core.runners import tensorflow_runner
     from desktop_llm.core.tokenizers import train_tokenizer
 
     text = "".join(f"line {i}: to be or not to be, that is the question.\n" for i in range(400))
@@ -152,7 +154,7 @@ def test_the_input_pipeline_gives_train_batch_windows_in_graph_or_from_python(tm
     data = TokenData(tmp_path / "data")
     for limit in (data_mod.IN_GRAPH_MAX_TOKENS, 10):  # in the graph, then in Python
         monkeypatch.setattr(data_mod, "IN_GRAPH_MAX_TOKENS", limit)
-        ds = data.train_dataset(start_step=5, total_steps=80, batch_size=3, sequence_length=16, seed=7)
+        ds = tensorflow_runner.train_dataset(get_family("gpt"), data, 5, 80, 3, 16, 7, tok.vocabulary_size)
         for step, (x, y) in zip(range(5, 75), ds):
             want_x, want_y = data.train_batch(step, 3, 16, 7)
             assert x.dtype == "int32" and np.array_equal(x.numpy(), want_x) and np.array_equal(y.numpy(), want_y)

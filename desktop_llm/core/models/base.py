@@ -194,13 +194,18 @@ class Family:
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
 
-    def train_dataset(self, data, start_step: int, max_steps: int, batch: int, T: int, seed: int,
-                      vocabulary: int):
-        """tf.data batches for steps start_step.. (deterministic per step: resuming repeats them)."""
-        raise NotImplementedError
+    token_windows = False  # its training batches are `data.train_batch`'s windows of a token split
 
-    def val_dataset(self, data, n_batches: int, batch: int, T: int, vocabulary: int):
-        raise NotImplementedError
+    def train_batches(self, data, start_step: int, max_steps: int, batch: int, T: int, seed: int,
+                      vocabulary: int):
+        """NumPy batches for steps start_step.. and 1024 beyond (deterministic per step: resuming
+        repeats them); each runner feeds them to its backend (core/runners)."""
+        for step in range(start_step, max_steps + 1024):
+            yield data.train_batch(step, batch, T, seed)
+
+    def val_arrays(self, data, n_batches: int, batch: int, T: int, vocabulary: int) -> tuple:
+        """The validation set as NumPy arrays (inputs, targets[, weights]), the same at every evaluation."""
+        return data.val_batches(n_batches, batch, T)
 
     def sample(self, ctx) -> str:
         """Text shown with each evaluation (a generated continuation, filled masks...)."""

@@ -13,7 +13,7 @@ from desktop_llm.core import atomic
 from desktop_llm.core import events as ev
 from desktop_llm.core.baselines import bits_per_byte
 from desktop_llm.core.training.failures import TrainingFailed, first_line
-from desktop_llm.core.training.schedule import learning_rate_schedule
+from desktop_llm.core.training.schedule import learning_rate_at
 
 
 def make_callback(ctx):
@@ -72,7 +72,9 @@ class TrainingContext:
         self.generator = None
         self.probe_spec = None  # the run's probe (core/probes.py), where its family has one
         self.prober = None
-        self.lr_at = _learning_rate_at(cfg)
+        self.lr_at = learning_rate_at(cfg)
+        self.runner = None  # this backend's runner (core/runners), for the last evaluation
+        self.vocabulary = 0  # the tokenizer's size (a family's batches may need it)
 
     @property
     def elapsed(self) -> float:
@@ -143,8 +145,7 @@ class TrainingContext:
         if self.step >= t.max_steps and "val_loss" not in logs and self.val_ds is not None:
             # The last steps are evaluated too (every `eval_interval` steps alone would leave them
             # out, and the best checkpoint, which every later command uses, could predate them).
-            logs = {**logs, **{f"val_{k}": v for k, v in model.evaluate(self.val_ds, verbose=0,
-                                                                         return_dict=True).items()}}
+            logs = {**logs, **{f"val_{k}": v for k, v in self.runner.evaluate(model, self.val_ds).items()}}
         dt = max(1e-9, self.t_train_end - self.t_begin)
         self.train_time += dt
         self.train_steps += self.k
@@ -252,15 +253,6 @@ class TrainingContext:
             return get_family(self.cfg.family).sample(self)
         except Exception as e:  # noqa: BLE001 - a sample is a nicety: never let it end a run
             return f"(no sample: {e})"
-
-
-def _learning_rate_at(cfg):
-    """step -> the schedule's learning rate, for the step events. Compiled once: evaluated eagerly,
-    Keras' schedule is a dozen small ops (0.5-4 ms between two fused calls, while training waits)."""
-    import tensorflow as tf
-
-    schedule = tf.function(learning_rate_schedule(cfg))
-    return lambda step: float(schedule(tf.constant(step, tf.int64)))
 
 
 def json_line(obj) -> str:

@@ -8,7 +8,7 @@ on it as one kernel, and each weight takes its slice (with its decay). The same 
 the reference model (4 x 4 x 128, 10 fused steps, three alternated pairs): the first call
 compiles in 6.3-6.9 s instead of 12.1-19.4 s, and steps take as long (36.1-37.7 vs 35.7-38.4
 ms). PyTorch's `fused`/`foreach` AdamW exist for the same reason; Keras has no multi-tensor
-optimizer, hence this class.
+optimizer, hence this class. Written with `keras.ops`: the same update on every backend.
 
 Checkpoints keep Keras' layout ([iteration, (learning rate,) m_0, v_0, m_1, v_1, ...]):
 `state_arrays` and `load_state_arrays` convert, so a checkpoint moves between this optimizer
@@ -44,41 +44,41 @@ class FusedAdamW(keras.optimizers.AdamW):
         return
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        import tensorflow as tf
-
+        ops = keras.ops
         order = [self._get_variable_index(v) for v in trainable_variables]
         live, subset = set(order), len(order) < len(self._sizes)
         if order != list(range(len(self._sizes))):
             # Another order, or frozen weights without a gradient: zeros for those, which keep
             # their weights and moments (`keep` below).
             given = dict(zip(order, grads))
-            grads = [given.get(i, tf.zeros(s)) for i, s in enumerate(self._shapes)]
+            grads = [given.get(i, ops.zeros(s)) for i, s in enumerate(self._shapes)]
         variables = self._trainable_variables
-        lr = tf.cast(learning_rate, tf.float32)
-        g = tf.concat([tf.reshape(tf.cast(x, tf.float32), [-1]) for x in grads], 0)
+        lr = ops.cast(learning_rate, "float32")
+        g = ops.concatenate([ops.reshape(ops.cast(x, "float32"), [-1]) for x in grads], 0)
         if self.global_clipnorm:  # keras' clip_by_global_norm: a NaN norm makes every update NaN
-            norm = tf.sqrt(tf.reduce_sum(tf.square(g)))
+            norm = ops.sqrt(ops.sum(ops.square(g)))
             c = self.global_clipnorm
-            g = g * (c * tf.minimum(1.0 / norm, 1.0 / c) + (norm - norm))
-        step = tf.cast(self.iterations + 1, tf.float32)
-        alpha = lr * tf.sqrt(1 - tf.pow(self.beta_2, step)) / (1 - tf.pow(self.beta_1, step))
+            g = g * (c * ops.minimum(1.0 / norm, 1.0 / c) + (norm - norm))
+        step = ops.cast(self.iterations + 1, "float32")
+        alpha = lr * ops.sqrt(1 - ops.power(self.beta_2, step)) / (1 - ops.power(self.beta_1, step))
         m0, v0 = self._flat_m.value, self._flat_v.value
         m = m0 + (g - m0) * (1 - self.beta_1)
-        v = v0 + (tf.square(g) - v0) * (1 - self.beta_2)
+        v = v0 + (ops.square(g) - v0) * (1 - self.beta_2)
         if not subset:
             self._flat_m.assign(m)
             self._flat_v.assign(v)
         else:
-            keep = tf.constant(np.concatenate([np.full(n, i in live) for i, n in enumerate(self._sizes)]))
-            self._flat_m.assign(tf.where(keep, m, m0))
-            self._flat_v.assign(tf.where(keep, v, v0))
+            keep = np.concatenate([np.full(n, i in live) for i, n in enumerate(self._sizes)])
+            self._flat_m.assign(ops.where(keep, m, m0))
+            self._flat_v.assign(ops.where(keep, v, v0))
         # Each weight takes its slice, with its decay (in the same small kernel, no concatenation
         # of the weights); frozen ones are left alone.
         decay = (self.weight_decay or 0.0) * lr
-        steps = tf.split((m * alpha) / (tf.sqrt(v) + self.epsilon), self._sizes)
+        steps = ops.split((m * alpha) / (ops.sqrt(v) + self.epsilon), np.cumsum(self._sizes)[:-1].tolist())
         for i, (var, part, shape) in enumerate(zip(variables, steps, self._shapes)):
             if i in live:
-                var.assign_sub(tf.reshape(part, shape) + var.value * decay if self._decays[i] else tf.reshape(part, shape))
+                update = ops.reshape(part, shape)
+                var.assign_sub(update + var.value * decay if self._decays[i] else update)
 
     # ------------------------------------------------------------------ checkpoints in Keras' layout
     def state_size(self) -> int:

@@ -1,11 +1,12 @@
 """`train_run`: a run folder in, checkpoints and a metrics stream out.
 
 It prepares what the run's family needs (tokenizer, data) if the run lacks it, builds (or
-restores) the model and AdamW state, and trains with `model.fit` on a tf.data pipeline (or the
-replicated loop under tf.distribute): XLA-compiled, k steps fused in one compiled program (`fused.py`), a
-warm-up + cosine schedule, weight decay and global gradient clipping, in phases where a family
-freezes part of its model first. The callback in `context.py` turns each fused call into typed
-events (core/events.py), validates, writes checkpoints and obeys pause/stop requests.
+restores) the model and AdamW state, and trains with Keras' `fit` through this process's backend
+runner (core/runners: tf.data and k steps fused in one XLA program on TensorFlow, `tf.distribute`
+for several devices; NumPy batches and `steps_per_execution` on JAX and PyTorch): a warm-up +
+cosine schedule, weight decay and global gradient clipping, in phases where a family freezes part
+of its model first. The callback in `context.py` turns each call of k steps into typed events
+(core/events.py), validates, writes checkpoints and obeys pause/stop requests.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from desktop_llm.core.training.failures import (
     fail,
     first_line,
 )
-from desktop_llm.core.training.fused import batch_steps, fuse_train_steps
 from desktop_llm.core.training.preparation import Emit, ensure_tokenizer
 from desktop_llm.core.training.schedule import fused_steps, make_optimizer
 
@@ -51,6 +51,9 @@ def train_run(run, emit: Emit = lambda e: None, control: Control | None = None, 
     if worker_index > 0:
         return _train_worker(run, emit, cluster, worker_index)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from desktop_llm.core import backend
+
+    backend.current()  # this process's choice (the CLI's --backend, else auto), settled before Keras loads
     cfg = run.config
     prev = run.status()
     try:
@@ -119,11 +122,13 @@ def _sync(store, run) -> None:
 
 def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, cluster=(),
            worker_index: int = 0, scratch: Path | None = None) -> dict:
-    from desktop_llm.core import distribute
+    from desktop_llm.core import backend, distribute, runners
 
     t = cfg.training
-    # Before any other TensorFlow op (the tokenizer may run some): devices, memory growth, strategy.
-    dist = distribute.setup(t.devices, cluster, worker_index)
+    chosen = backend.current()
+    runner = runners.get(chosen.name)
+    # Before any other framework op (the tokenizer may run some): devices, memory growth, strategy.
+    dist = runner.setup(t.devices, cluster, worker_index)
     advice = distribute.batch_split_advice(t.batch_size, dist.replicas)
     if advice:
         raise ConfigError(f"The batch ({t.batch_size}) must split evenly over {dist.replicas} replicas: {advice}.")
@@ -140,22 +145,23 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     data = family.prepare_data(source, cfg, tok, emit)
     mcfg = replace(cfg.model, vocabulary_size=family.model_vocabulary(tok.vocabulary_size, cfg))
 
-    policy = device.precision_policy(t.mixed_precision)
+    devs = runners.devices()
+    policy = device.precision_policy(t.mixed_precision, devs)
     keras.mixed_precision.set_global_policy(policy)
     k = fused_steps(cfg)
     manager = CheckpointManager(run.checkpoints_dir)
     ckpt = manager.find("latest")
     for note in manager.notes:
         emit(ev.Warning(message=note).to_dict())
-    with dist.strategy.scope():
+    options = runner.compile_options(t, k)
+    with dist.scope():
         model = family.build_for_run(source, cfg, mcfg, seed=t.seed)
-        optimizer = make_optimizer(cfg, fused=not dist.distributed)  # the replicated loop updates per weight
+        optimizer = make_optimizer(cfg, fused=dist.kind not in ("mirrored", "multi_worker"))  # tf.distribute updates per weight
         if policy == "mixed_float16":
             # Dynamic loss scaling keeps float16 gradients from underflowing; its scale is
             # optimizer state, saved and restored with the checkpoint.
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer, **family.compile_args(),
-                      jit_compile=t.jit_compile, auto_scale_loss=False)  # k steps per call: fused.py
+        model.compile(optimizer=optimizer, **family.compile_args(), **options, auto_scale_loss=False)
         start_step, best, elapsed0 = 0, None, 0.0
         if ckpt is not None:
             model.load_weights(str(ckpt.weights_path))
@@ -181,18 +187,19 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     if chief and ckpt is None and probes.records_path(run).exists():
         probes.records_path(run).unlink()
 
-    devs = device.devices()
     where = device.describe(devs) + (f", {dist.describe()}" if dist.distributed else "")
     found = _baselines(run, family, data, tok, emit) if chief else None
     trained = {"trainable_parameters": lora.trainable_parameters(model)} if t.lora_rank else {}
     if chief:
         run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
                          device=where, policy=policy, replicas=dist.replicas, workers=dist.workers,
+                         **chosen.to_dict(),
                          parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
                          leaked=getattr(data, "leaked", 0), leaks_kept=getattr(data, "leaks_kept", False),
                          **trained, **({"baselines": found} if found else {}))
         _sync(store, run)
     emit(ev.Start(run=run.id, step=start_step, max_steps=t.max_steps, device=where, policy=policy,
+                  backend=chosen.name, backend_reason=chosen.reason,
                   parameters=model.count_params(), vocabulary_size=tok.vocabulary_size, **trained,
                   train_tokens=len(data.train), val_tokens=len(data.val), steps_per_execution=k,
                   replicas=dist.replicas, per_replica_batch=t.batch_size // dist.replicas, workers=dist.workers,
@@ -203,18 +210,23 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     ctx = TrainingContext(run, cfg, tok, data, emit, control, store, model, optimizer, k, start_step,
                    manager, best, time.perf_counter(), elapsed0)
     ctx.writes = chief
+    ctx.runner = runner
+    ctx.vocabulary = tok.vocabulary_size
     ctx.baselines = found
     if chief and family.probes and t.probes:  # chosen once, kept in the run folder: a resumed run probes the same
         ctx.probe_spec = probes.ensure_spec(run, tok, data.val, cfg.model.sequence_length)
     ctx.selection = family.selection_metric
     ctx.best_score = ckpt.state.get("best_score") if ckpt is not None else None  # (a resumed run's)
     if chief and start_step < t.max_steps:
-        ctx.tensorboard = tensorboard_log.open_log(run.folder, emit)
+        if chosen.name == "tensorflow":
+            ctx.tensorboard = tensorboard_log.open_log(run.folder, emit)
+        else:
+            emit(ev.Warning(message=f"TensorBoard logs need TensorFlow: none are written on the {chosen.name} "
+                                    "backend (metrics.jsonl has every figure).").to_dict())
     if start_step < t.max_steps:
         T = cfg.model.sequence_length
         V = tok.vocabulary_size
-        val_ds = family.val_dataset(data, t.eval_batches, t.batch_size, T, V)
-        ctx.val_ds = val_ds
+        ctx.val_ds = runner.validation(family.val_arrays(data, t.eval_batches, t.batch_size, T, V), t.batch_size)
         validation_every = max(1, t.eval_interval // k)
         # Phases: with `freeze_steps`, the pretrained part is frozen up to that step, then thawed
         # (recompiled: the same optimizer, built on every weight, carries on).
@@ -224,22 +236,11 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         for end, frozen in phases:
             if t.freeze_steps:
                 family.set_frozen(model, frozen)
-                model.compile(optimizer=optimizer, **family.compile_args(), jit_compile=t.jit_compile,
-                              auto_scale_loss=False)
+                model.compile(optimizer=optimizer, **family.compile_args(), **options, auto_scale_loss=False)
                 emit(ev.Phase(phase="frozen" if frozen else "thawed",
                               message=f"Training only the head up to step {end}" if frozen
                               else "Training every weight").to_dict())
-            ds = family.train_dataset(data, begin, t.max_steps, t.batch_size, T, t.seed, V)
-            if dist.distributed:
-                from desktop_llm.core.replicated_loop import fit_replicated
-
-                fit_replicated(ctx, model, optimizer, dist, ds, val_ds, begin, end, k,
-                               validation_every, t.jit_compile and dist.xla_ok)
-            else:
-                fuse_train_steps(model, k)
-                model.fit(batch_steps(ds, k), epochs=end // k, steps_per_epoch=1, initial_epoch=begin // k,
-                          validation_data=val_ds, validation_freq=validation_every,
-                          callbacks=[make_callback(ctx)], verbose=0)
+            runner.fit(ctx, model, dist, family, data, begin, end, k, validation_every, [make_callback(ctx)])
             if ctx.stopped or ctx.failure is not None:
                 break
             begin = end

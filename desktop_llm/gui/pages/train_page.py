@@ -79,6 +79,7 @@ class TrainPage(QWidget):
         self.precision.setToolTip("Arithmetic of the forward and backward passes; weights, softmax, losses "
                                   "and the optimizer stay float32. On CPUs without bfloat16 instructions "
                                   "float32 is fastest.")
+        self.backend = backend_picker()
         self.family = QComboBox()  # what the model learns (see core/models/)
         from desktop_llm.core.models import families
         from desktop_llm.gui.families import family_ui
@@ -124,7 +125,7 @@ class TrainPage(QWidget):
                             "then follows a cosine down to the final rate")
         form = self._form = QFormLayout(form_box)
         for name, w in [("Name", self.name), ("Model family", self.family),
-                        ("Steps", self.steps), ("Devices", self.devices),
+                        ("Steps", self.steps), ("Devices", self.devices), ("Backend", self.backend),
                         ("Precision", self.precision), ("Batch size", batch_row),
                         ("Learning rate", self.lr), ("Final learning rate", self.min_lr),
                         ("Warm-up steps", self.warmup), ("Weight decay", self.wd),
@@ -418,13 +419,14 @@ class TrainPage(QWidget):
             self.plots.clear()
             self.sample.clear()
         self.plots.series_for(run_id, run.config.name or run_id)
-        self.proc = TrainingProcess(str(self.session.store.home), run_id, self)
+        self.proc = TrainingProcess(str(self.session.store.home), run_id, self,
+                                    backend=self.backend.currentData() or "auto")
         self.proc.event.connect(self._on_event)
         self.proc.ended.connect(self._on_ended)
         self.proc.start()
         self._paused = False
         self._set_running(True)
-        self._message("Starting the trainer (loading TensorFlow, preparing data, compiling)…")
+        self._message("Starting the trainer (loading Keras' backend, preparing data, compiling)…")
         self._redraw.start()
         self.run_started.emit(run_id)
         self.session.runs_changed.emit()
@@ -494,7 +496,8 @@ class TrainPage(QWidget):
             n, per = e.replicas or 1, e.per_replica_batch
             split = (f" · {n} replica{'s' if n > 1 else ''} × {per} = batch {n * per}" if per else "")
             workers = f" · worker {e.worker_index} of {e.workers}" if (e.workers or 1) > 1 else ""
-            self._message(f"Training on {e.device}{split}{workers} · {e.parameters:,} parameters · "
+            self._message(f"Training on {e.device} with {NAMES.get(e.backend, e.backend)}{split}{workers} · "
+                          f"{e.parameters:,} parameters · "
                           f"{e.train_tokens:,} training tokens")
         elif isinstance(e, ev.Paused):
             self._progress_note("paused")
@@ -552,3 +555,30 @@ class TrainPage(QWidget):
         set_role(self.status, "error" if error else "hint")
         self.status.setText(text)
 
+
+def backend_picker() -> QComboBox:
+    """The Keras backend the trainer computes with: Auto (and what it takes here, and why), or one
+    that is installed; those that are not are listed, disabled, with the extra that adds them."""
+    from desktop_llm.core import backend
+
+    box = QComboBox()
+    try:
+        auto = backend.choose("auto")
+        box.addItem(f"Auto: {NAMES[auto.name]}", "auto")
+        box.setItemData(0, f"{NAMES[auto.name]}: {auto.reason}", Qt.ToolTipRole)
+    except backend.ConfigError as e:  # nothing installed: the trainer says so when it starts
+        box.addItem("Auto", "auto")
+        box.setItemData(0, str(e), Qt.ToolTipRole)
+    for name in backend.BACKENDS:
+        box.addItem(NAMES[name], name)
+        i = box.count() - 1
+        if not backend.installed(name):
+            box.model().item(i).setEnabled(False)
+            box.setItemData(i, f"Not installed: pip install \"desktop_llm[{backend.EXTRA[name] or 'tensorflow'}]\"",
+                            Qt.ToolTipRole)
+    box.setToolTip("Keras' backend for training: TensorFlow, JAX or PyTorch reach different GPUs "
+                   "(PyTorch: Windows and Apple; JAX: Linux CUDA). A run resumes on any of them.")
+    return box
+
+
+NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}

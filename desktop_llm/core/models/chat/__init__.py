@@ -156,21 +156,12 @@ class Chat(Family):
     def compile_args(self) -> dict:
         return weighted_token_loss()  # only the replies and their <|end|> carry weight
 
-    def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
-        import tensorflow as tf
+    def train_batches(self, data, start_step, max_steps, batch, T, seed, vocabulary):
+        for step in range(start_step, max_steps + 1024):
+            yield data.batch(step, batch, seed)
 
-        def gen():
-            for step in range(start_step, max_steps + 1024):
-                yield data.batch(step, batch, seed)
-
-        spec = (tf.TensorSpec((batch, T), tf.int32), tf.TensorSpec((batch, T), tf.int32),
-                tf.TensorSpec((batch, T), tf.float32))
-        return tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(tf.data.AUTOTUNE)
-
-    def val_dataset(self, data, n_batches, batch, T, vocabulary):
-        import tensorflow as tf
-
-        return tf.data.Dataset.from_tensor_slices(data.val_rows(n_batches * batch)).batch(batch).cache()
+    def val_arrays(self, data, n_batches, batch, T, vocabulary):
+        return data.val_rows(n_batches * batch)
 
     def _session(self, ctx, conversation):
         """A chat session holding a validation conversation up to its last reply."""

@@ -265,23 +265,13 @@ class Classifier(Family):
     def set_frozen(self, model, frozen: bool) -> None:
         model.backbone.trainable = not frozen
 
-    def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
-        import tensorflow as tf
+    def train_batches(self, data, start_step, max_steps, batch, T, seed, vocabulary):
+        for step in range(start_step, max_steps + 1024):
+            yield data.batch(step, batch, seed)
 
-        def gen():
-            for step in range(start_step, max_steps + 1024):
-                yield data.batch(step, batch, seed)
-
-        sample_inputs, _ = data.batch(0, 1, seed)
-        spec = ({k: tf.TensorSpec((batch, T), tf.bool if v.dtype == bool else tf.int32)
-                 for k, v in sample_inputs.items()}, tf.TensorSpec((batch,), tf.int32))
-        return tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(tf.data.AUTOTUNE)
-
-    def val_dataset(self, data, n_batches, batch, T, vocabulary):
-        import tensorflow as tf
-
+    def val_arrays(self, data, n_batches, batch, T, vocabulary):
         idx = data.val_index
-        return tf.data.Dataset.from_tensor_slices((data.inputs(idx), data.labels[idx])).batch(batch).cache()
+        return data.inputs(idx), data.labels[idx]
 
     def eval_extras(self, ctx) -> dict:
         """Macro-F1 and the confusion matrix over the whole validation split."""

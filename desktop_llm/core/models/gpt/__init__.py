@@ -53,14 +53,7 @@ class GPT(ContinuesOnText, Family):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
 
-    def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
-        return data.train_dataset(start_step, max_steps, batch, T, seed)
-
-    def val_dataset(self, data, n_batches, batch, T, vocabulary):
-        import tensorflow as tf
-
-        vx, vy = data.val_batches(n_batches, batch, T)
-        return tf.data.Dataset.from_tensor_slices((vx, vy)).batch(batch).cache()
+    token_windows = True  # the default batches (random windows), cut in the graph on TensorFlow
 
     def sample(self, ctx) -> str:
         n = ctx.cfg.training.sample_tokens

@@ -103,34 +103,14 @@ class MaskedLM(ContinuesOnText, Family):
         accuracy = float(np.mean(np.asarray(data.val) == top))
         return {"figures": {"unigram guess": {"loss": loss, "accuracy": accuracy}}, "bytes_per_token": None}
 
-    def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
-        import tensorflow as tf
+    def train_batches(self, data, start_step, max_steps, batch, T, seed, vocabulary):
+        for step in range(start_step, max_steps + 1024):
+            x, _ = data.train_batch(step, batch, T, seed)
+            yield mask_windows(x, vocabulary, np.random.default_rng([seed, step, 7]))
 
-        def gen():
-            for step in range(start_step, max_steps + 1024):
-                x, _ = data.train_batch(step, batch, T, seed)
-                yield mask_windows(x, vocabulary, np.random.default_rng([seed, step, 7]))
-
-        return tf.data.Dataset.from_generator(gen, output_signature=self._signature(batch, T)).prefetch(
-            tf.data.AUTOTUNE)
-
-    def val_dataset(self, data, n_batches, batch, T, vocabulary):
-        import tensorflow as tf
-
+    def val_arrays(self, data, n_batches, batch, T, vocabulary):
         vx, _ = data.val_batches(n_batches, batch, T)
-        inputs, targets = mask_windows(vx, vocabulary, np.random.default_rng(12345))  # the same each time
-        return tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(batch).cache()
-
-    @staticmethod
-    def _signature(batch, T):
-        import tensorflow as tf
-
-        M = n_selected(T)
-        return ({"token_ids": tf.TensorSpec((batch, T), tf.int32),
-                 "segment_ids": tf.TensorSpec((batch, T), tf.int32),
-                 "padding_mask": tf.TensorSpec((batch, T), tf.bool),
-                 "mask_positions": tf.TensorSpec((batch, M), tf.int32)},
-                tf.TensorSpec((batch, M), tf.int32))
+        return mask_windows(vx, vocabulary, np.random.default_rng(12345))  # the same each time
 
     def sample(self, ctx) -> str:
         """A validation snippet with a few tokens masked, and the model's guesses for them."""

@@ -151,25 +151,14 @@ class Translator(Family):
     def compile_args(self) -> dict:
         return weighted_token_loss()  # the target's padding weighs nothing
 
-    def train_dataset(self, data, start_step, max_steps, batch, T, seed, vocabulary):
-        import tensorflow as tf
+    def train_batches(self, data, start_step, max_steps, batch, T, seed, vocabulary):
+        for step in range(start_step, max_steps + 1024):
+            yield data.batch(step, batch, seed)
 
-        def gen():
-            for step in range(start_step, max_steps + 1024):
-                yield data.batch(step, batch, seed)
-
-        x, _, _ = data.batch(0, 1, seed)
-        spec = ({k: tf.TensorSpec((batch, T), tf.int32) for k in x},
-                tf.TensorSpec((batch, T), tf.int32), tf.TensorSpec((batch, T), tf.float32))
-        return tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(tf.data.AUTOTUNE)
-
-    def val_dataset(self, data, n_batches, batch, T, vocabulary):
-        import tensorflow as tf
-
+    def val_arrays(self, data, n_batches, batch, T, vocabulary):
         idx = data.val_index[: n_batches * batch]
         a = data.arrays
-        return tf.data.Dataset.from_tensor_slices(
-            (data.inputs(idx), a["tgt_out"][idx], a["tgt_mask"][idx].astype(np.float32))).batch(batch).cache()
+        return data.inputs(idx), a["tgt_out"][idx], a["tgt_mask"][idx].astype(np.float32)
 
     def _translator(self, ctx):
         from desktop_llm.core.models.translator.decode import Translator as Decoder

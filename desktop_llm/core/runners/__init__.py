@@ -1,0 +1,48 @@
+"""One runner per Keras backend: the only training code that differs between TensorFlow, JAX and
+PyTorch (feeding the batches, steps per compiled call, devices and distribution).
+
+Everything else (the model, the loss and metrics, AdamW, the schedule, the callback that turns
+steps into events, checkpoints) is Keras' or `keras.ops` and the same on every backend. A runner
+is a module with:
+
+    setup(devices, cluster, worker_index) -> Distribution   where the run trains
+    devices() -> [dict]                                     the GPUs it reaches, then the CPU
+    compile_options(training, k) -> dict                    `compile`'s jit_compile and steps per call
+    fit(ctx, model, dist, family, data, begin, end, k, validation_every, callbacks)
+    validation(arrays, batch) / evaluate(model, validation) -> dict
+    compiled(model, fn, jit_compile) -> fn over the model's current weights (probes, generation)
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+
+from desktop_llm.core.backend import current
+
+
+def get(name: str | None = None):
+    """The runner of backend `name` (default: this process's, core/backend.py)."""
+    name = name or current().name
+    return importlib.import_module(f"desktop_llm.core.runners.{name}_runner")
+
+
+def devices() -> list[dict]:
+    """[{kind, name, memory?, memory_used?, compute_capability?}]: the GPUs this process's backend
+    reaches, then the CPU. A GPU's memory (bytes, total and in use) comes from nvidia-smi, where
+    there is one."""
+    from desktop_llm.core.device import gpu_memory, match_rows, visible_rows
+
+    out = get().devices()
+    gpus = [d for d in out if d["kind"] == "GPU"]
+    smi = match_rows([d["name"] for d in gpus], visible_rows(gpu_memory())) if gpus else []
+    for d, row in zip(gpus, smi):
+        if row is not None:
+            d.update(memory=row["memory"], memory_used=row["memory_used"])
+    return out
+
+
+def cpu_entry() -> dict:
+    return {"kind": "CPU", "name": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "id": "/physical_device:CPU:0"}

@@ -1,0 +1,88 @@
+"""JAX: Keras' own step, k steps per compiled call (`steps_per_execution`: the weights stay on the
+device between them), NumPy feeding (keras_fit.py), and several devices through
+`keras.distribution.DataParallel` (logical CPU devices by XLA's host device count)."""
+
+from __future__ import annotations
+
+import os
+
+from desktop_llm.core.runners.keras_fit import OneDevice, evaluate, validation  # noqa: F401 - the runner's API
+
+
+def setup(devices, cluster=(), worker_index: int = 0):
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.distribute import parse_devices
+
+    if cluster:
+        raise ConfigError("Several machines train on the tensorflow backend for now: use --backend tensorflow.")
+    spec = (devices or "auto").strip().lower()
+    if spec.startswith("cpu:"):  # before JAX starts its CPU backend: it reads the count once
+        n = parse_devices(spec, 0)[1]
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={n}").strip()
+    # Like TensorFlow's memory growth: take GPU memory as needed, not 75% of it at start, so the
+    # window's own inference and a trainer can share a GPU.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import jax
+
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    kind, which = parse_devices(spec, len(gpus))
+    if kind == "gpu:":
+        raise ConfigError(f"--devices {devices}: splitting one GPU is for the tensorflow backend.")
+    if kind == "cpu:":
+        chosen = jax.devices("cpu")[:which]
+        if len(chosen) < which:
+            raise ConfigError(f"--devices {devices}: logical devices must be set before JAX starts; run the "
+                              "trainer in a new process (the CLI does).")
+    elif kind == "cpu":
+        chosen = jax.devices("cpu")[:1]
+    else:
+        chosen = [gpus[i] for i in which]
+    names = [f"{d.platform}:{d.id}" for d in chosen]
+    if len(chosen) > 1:
+        import keras
+
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=names))
+        return OneDevice(len(chosen), 1, 0, names, "data_parallel")
+    return OneDevice(1, 1, 0, names)
+
+
+def devices() -> list[dict]:
+    import jax
+
+    from desktop_llm.core.runners import cpu_entry
+
+    out = []
+    for d in jax.devices():
+        if d.platform == "gpu":
+            cc = getattr(d, "compute_capability", None)
+            out.append({"kind": "GPU", "name": getattr(d, "device_kind", str(d)), "id": f"gpu:{d.id}",
+                        "compute_capability": tuple(int(x) for x in str(cc).split(".")) if cc else None})
+    return out + [cpu_entry()]
+
+
+def compile_options(training, k: int) -> dict:
+    return {"jit_compile": training.jit_compile, "steps_per_execution": k}
+
+
+def fit(ctx, model, dist, family, data, begin: int, end: int, k: int, validation_every: int, callbacks) -> None:
+    from desktop_llm.core.runners import keras_fit
+
+    keras_fit.fit(ctx, model, family, data, begin, end, k, validation_every, callbacks)
+
+
+def compiled(model, fn, jit_compile: bool = True):
+    """fn(*arrays) over `model`'s current weights, compiled once per input shape (probes, inference).
+    The weights go in as arguments (a `StatelessScope`, as keras-hub's own generate does on JAX),
+    so the compiled function sees them as training moves them."""
+    import jax
+    import keras
+
+    variables = model.variables
+
+    def pure(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return fn(*args)
+
+    run = jax.jit(pure) if jit_compile else pure
+    return lambda *args: run([v.value for v in variables], *args)

@@ -1,0 +1,150 @@
+"""One engine on three Keras backends (core/backend.py, core/runners): the choice, and a run that
+moves between TensorFlow, JAX and PyTorch through its checkpoints, with TensorFlow unimportable
+on the other two, as on machines that have no TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from desktop_llm.core import backend
+from desktop_llm.core.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+# The CLI with `import tensorflow` failing, as on a machine without TensorFlow.
+NO_TENSORFLOW = "import sys; sys.modules['tensorflow'] = None; from desktop_llm.cli import main; sys.exit(main())"
+HAVE = backend.available()
+
+
+def test_auto_takes_the_backend_that_reaches_the_gpu(monkeypatch):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setattr(backend, "available", lambda: ["tensorflow", "jax", "torch"])
+    monkeypatch.setattr(backend, "_tensorflow_reaches_cuda", lambda: False)
+    windows = backend.choose("auto", system="Windows", nvidia=True, machine="AMD64")
+    assert windows.name == "torch" and "Windows" in windows.reason
+    mac = backend.choose("auto", system="Darwin", nvidia=False, machine="arm64")
+    assert mac.name == "torch" and "MPS" in mac.reason
+    linux = backend.choose("auto", system="Linux", nvidia=True, machine="x86_64")
+    assert linux.name == "jax" and "NVIDIA" in linux.reason
+    monkeypatch.setattr(backend, "_tensorflow_reaches_cuda", lambda: True)
+    assert backend.choose("auto", system="Linux", nvidia=True, machine="x86_64").name == "tensorflow"
+    cpu = backend.choose("auto", system="Linux", nvidia=False, machine="x86_64")
+    assert cpu.name == "tensorflow" and "no GPU" in cpu.reason
+    # Windows without torch: what is there, and why
+    monkeypatch.setattr(backend, "available", lambda: ["tensorflow"])
+    assert backend.choose("auto", system="Windows", nvidia=True).name == "tensorflow"
+
+
+def test_an_explicit_choice_and_the_environment(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    if "jax" in HAVE:
+        assert backend.choose("auto", nvidia=False) == backend.Choice("jax", "KERAS_BACKEND says so")
+    assert backend.choose("tensorflow").reason == "asked for"
+    with pytest.raises(ConfigError, match="use one of auto, tensorflow, jax, torch"):
+        backend.choose("mxnet")
+    monkeypatch.setattr(backend, "installed", lambda name: name == "tensorflow")
+    with pytest.raises(ConfigError, match=r'The torch backend is not installed here: pip install "desktop_llm\[torch\]"'):
+        backend.choose("torch")
+
+
+def test_another_backend_once_keras_is_loaded_is_refused():
+    import keras
+
+    loaded = keras.backend.backend()
+    other = next(b for b in ("jax", "torch", "tensorflow") if b != loaded and b in HAVE) if len(HAVE) > 1 else None
+    if other is None:
+        pytest.skip("one backend installed")
+    with pytest.raises(ConfigError, match="needs a new process"):
+        backend.apply(other)
+    assert backend.apply("auto").name == loaded
+
+
+def test_the_step_events_learning_rate_is_keras_schedule():
+    from desktop_llm.core.config import RunConfig, TrainConfig
+    from desktop_llm.core.training.schedule import learning_rate_at, learning_rate_schedule
+
+    for warmup in (0, 30):
+        cfg = RunConfig(training=TrainConfig(max_steps=200, warmup_steps=warmup, learning_rate=1e-3,
+                                             min_learning_rate=1e-4))
+        ours, keras_schedule = learning_rate_at(cfg), learning_rate_schedule(cfg)
+        for step in (0, 1, 15, 29, 30, 31, 100, 199, 200, 250):
+            assert math.isclose(ours(step), float(keras_schedule(step)), rel_tol=1e-5, abs_tol=1e-9), (warmup, step)
+
+
+def _segment(home, args, name, backend_name, stop_at_once=True):
+    """One trainer process on `backend_name` (TensorFlow unimportable unless it is the backend);
+    asked to stop as soon as it starts (a line on its stdin), so it ends at its first checkpoint,
+    or left to finish. Its JSON events."""
+    code = NO_TENSORFLOW if backend_name != "tensorflow" else "import sys; from desktop_llm.cli import main; sys.exit(main())"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT), DESKTOP_LLM_NO_FAST_EXIT="1")
+    env.pop("KERAS_BACKEND", None)
+    p = subprocess.Popen([sys.executable, "-c", code, "--home", str(home), "train", *args, "--backend", backend_name,
+                          "--json", *(["--control-stdin"] if stop_at_once else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    out, err = p.communicate("stop\n" if stop_at_once else "", timeout=600)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert p.returncode == 0, f"{name}: {err[-3000:]}"
+    return events
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not {"jax", "torch"} <= set(HAVE), reason="needs the jax and torch extras")
+def test_a_run_moves_between_backends_through_its_checkpoints(tmp_path, shakespeare_small):
+    """TensorFlow -> JAX -> PyTorch -> TensorFlow, each process stopped after its first steps: the
+    weights and AdamW's state cross over, and every step's loss is the one-backend run's."""
+    from desktop_llm.store import RunStore
+
+    home = tmp_path / "ws"
+    shape = [str(shakespeare_small), "--layers", "1", "--heads", "2", "--width", "32", "--context", "32",
+             "--batch-size", "8", "--steps", "60", "--eval-interval", "30", "--log-interval", "10", "--seed", "3"]
+    whole = _segment(home, [*shape, "--name", "one"], "one backend", "tensorflow", stop_at_once=False)
+    reference = {e["step"]: e["loss"] for e in whole if e["type"] == "step"}
+    events = _segment(home, [*shape, "--name", "moved"], "tensorflow", "tensorflow")
+    run = RunStore(home).get(next(e["run"] for e in events if e["type"] == "start"))
+    seen = {"tensorflow"}
+    for name in ("jax", "torch", "tensorflow"):
+        more = _segment(home, ["--resume", run.id], name, name, stop_at_once=name != "tensorflow")
+        start = next(e for e in more if e["type"] == "start")
+        assert start["backend"] == name and start["step"] > 0, start
+        assert run.status()["backend"] == name
+        seen.add(name)
+        events += more
+    assert seen == {"tensorflow", "jax", "torch"}
+    assert events[-1]["type"] == "completed"
+    moved = {e["step"]: e["loss"] for e in events if e["type"] == "step"}
+    assert sorted(moved) == sorted(reference)  # every step once: stops and resumes lost none
+    for step, loss in reference.items():
+        assert abs(moved[step] - loss) < 2e-3 * max(1.0, loss), (step, moved[step], loss)
+    resumed = [e["step"] for e in events if e["type"] == "resumed_from"]
+    assert len(resumed) == 3 and resumed == sorted(resumed) and resumed[-1] < 60
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("jax" not in HAVE, reason="needs the jax extra")
+def test_jax_trains_and_generates_without_tensorflow(tmp_path, shakespeare_small):
+    home = tmp_path / "ws"
+    events = _segment(home, [str(shakespeare_small), "--layers", "1", "--heads", "2", "--width", "32",
+                             "--context", "32", "--batch-size", "8", "--steps", "20", "--eval-interval", "20",
+                             "--log-interval", "10"], "jax", "jax", stop_at_once=False)
+    start = next(e for e in events if e["type"] == "start")
+    assert start["backend"] == "jax" and start["backend_reason"] == "asked for"
+    evals = [e for e in events if e["type"] == "eval"]
+    assert evals and evals[-1]["sample"] and not evals[-1]["sample"].startswith("(no sample")
+    warnings = [e["message"] for e in events if e["type"] == "warning"]
+    assert any("TensorBoard logs need TensorFlow" in w for w in warnings)
+    assert not any("probe" in w for w in warnings)  # the probe ran on JAX
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("KERAS_BACKEND", None)
+    run_id = next(e["run"] for e in events if e["type"] == "start")
+    gen = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, "--home", str(home), "generate", run_id,
+                          "--backend", "jax", "--prompt", "ROMEO:", "--max-tokens", "12", "--seed", "1", "--json"],
+                         check=False, capture_output=True, text=True, env=env, timeout=600)
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    done = [json.loads(line) for line in gen.stdout.splitlines() if line.startswith("{")][-1]
+    assert done["tokens"] == 12 and done["text"], done
