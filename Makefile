@@ -10,7 +10,9 @@ $(VENV)/.installed: pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "desktop_llm needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,onnx]"  # onnx: tests/core/test_export.py converts and checks ONNX
+	$(PY) -m pip install --quiet -e ".[dev,onnx,jax]"  # onnx: tests/core/test_export.py converts and checks ONNX
+	# torch for tests/core/test_backends.py, pinned as ../shared/bench/nanogpt_bench.sh pins it (the CPU build)
+	$(PY) -m pip install --quiet "torch==2.13.0"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -29,6 +29,8 @@ HEAVY = ("tensorflow", "keras", "keras_hub")  # seconds to import: the window lo
 # Optional parts: (what needs it, distribution, module)
 OPTIONAL = [
     ("training WordPiece tokenizers, through keras-hub", "tensorflow-text", "tensorflow_text"),
+    ("the JAX backend (NVIDIA GPUs on Linux without TensorFlow's CUDA libraries)", "jax", "jax"),
+    ("the PyTorch backend (NVIDIA GPUs on Windows, Apple GPUs)", "torch", "torch"),
 ]
 NOT_LOADED = "not loaded yet"
 
@@ -116,7 +118,7 @@ def _probe_write(folder: Path) -> tuple[bool, str | None]:
 
 
 def devices() -> dict:
-    """The devices TensorFlow sees (imports TensorFlow: seconds), or why they could not be listed."""
+    """The devices this process's Keras backend sees (imports it: seconds), or why they could not be listed."""
     try:
         from desktop_llm.core.device import describe
         from desktop_llm.core.runners import devices as list_devices
@@ -138,7 +140,7 @@ def doctor(home: str | os.PathLike | None = None, with_devices: bool = True) -> 
     for what, dist, _module in OPTIONAL:
         have = _installed(dist)
         optional.append({"package": dist, "for": what, "version": have})
-        if have is None:
+        if have is None and dist not in ("jax", "torch"):  # other backends: a choice, not a problem
             missing.append(f"{dist} is not installed: needed for {what}")
     ws = workspace(home)
     if not ws["writable"]:
@@ -151,12 +153,19 @@ def doctor(home: str | os.PathLike | None = None, with_devices: bool = True) -> 
     bundled = {"path": str(resources.ROOT), "found": resources.sample_corpus().is_file()}
     if not bundled["found"]:
         missing.append(f"the bundled sample corpora are not in {bundled['path']}: reinstall desktop_llm")
-    report = {"versions": vers, "optional": optional, "platform": platform.platform(),
+    try:
+        from desktop_llm.core.backend import current
+
+        auto = current()
+        chosen = {"backend": auto.name, "reason": auto.reason}
+    except Exception as e:  # noqa: BLE001 - a report: say what went wrong
+        chosen = {"backend": None, "reason": str(e)}
+    report = {"versions": vers, "optional": optional, "backend": chosen, "platform": platform.platform(),
               "python_executable": sys.executable, "resources": bundled, "workspace": ws}
     if with_devices:
         report["devices"] = devices()
         if report["devices"]["error"]:
-            missing.append(f"TensorFlow could not list the devices: {report['devices']['error']}")
+            missing.append(f"{chosen['backend']} could not list the devices: {report['devices']['error']}")
     report["problems"] = missing
     return report
 
@@ -177,6 +186,9 @@ def format_doctor(report: dict) -> str:
         lines.append(f"  {label + ':':<17} {v or 'not installed'}")
     for opt in report["optional"]:
         lines.append(f"  {opt['package'] + ':':<17} {opt['version'] or 'not installed'} (optional, for {opt['for']})")
+    if report.get("backend"):
+        b = report["backend"]
+        lines.append(f"  {'Keras backend:':<17} {b['backend'] or 'none'}: {b['reason']}")
     lines.append(f"  {'platform:':<17} {report['platform']}")
     lines.append(f"  {'interpreter:':<17} {report['python_executable']}")
     if "resources" in report:

@@ -300,7 +300,12 @@ class WordPieceTokenizer(Tokenizer):
     @classmethod
     def train(cls, texts: Iterable[str], vocabulary_size: int = 2000, **_) -> WordPieceTokenizer:
         import keras_hub
-        import tensorflow as tf
+
+        try:  # keras-hub computes the vocabulary with tf.data and tensorflow-text, on any backend
+            import tensorflow as tf
+        except ImportError:
+            raise TokenizerError("Training a WordPiece tokenizer needs TensorFlow (and tensorflow-text), which is "
+                                 "not installed here: pick the character, byte, SentencePiece or BPE tokenizer.") from None
 
         from desktop_llm.core.device import gpu_memory_growth
 

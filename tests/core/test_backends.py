@@ -148,3 +148,12 @@ def test_jax_trains_and_generates_without_tensorflow(tmp_path, shakespeare_small
     assert gen.returncode == 0, gen.stderr[-2000:]
     done = [json.loads(line) for line in gen.stdout.splitlines() if line.startswith("{")][-1]
     assert done["tokens"] == 12 and done["text"], done
+    # what only TensorFlow writes is refused in one line, and nothing is left behind
+    for fmt, says in (("savedmodel", "Exporting as savedmodel needs TensorFlow"),
+                      ("keras-hub", "This export needs a library that is not installed")):
+        out = tmp_path / f"export-{fmt}"
+        refused = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, "--home", str(home), "export", run_id,
+                                  "--format", fmt, "--backend", "jax", "--out", str(out)],
+                                 check=False, capture_output=True, text=True, env=env, timeout=600)
+        assert refused.returncode == 2 and refused.stderr.strip().startswith(f"error: {says}"), refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()

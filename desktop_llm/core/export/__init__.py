@@ -65,6 +65,10 @@ def check_exportable(run, fmt: str) -> None:
         raise ExportError(f"Run {run.id} is a {family.name} run: it exports as {offered} only "
                           f"({fmt} writes {' and '.join(writes) or 'no'} runs).")
     family.check_export(run, fmt)
+    if fmt in ("savedmodel", "onnx", "litert"):  # written from a TensorFlow graph of the model
+        from desktop_llm.core.backend import require_tensorflow
+
+        require_tensorflow(f"Exporting as {fmt}")
 
 
 def _families():
@@ -120,6 +124,9 @@ def export_run(run, fmt: str, out: str | os.PathLike | None = None, checkpoint: 
         atomic.write_json(tmp / MARKER, meta)
         say(0.95, "Moving the export into place…")
         _replace(tmp, dest)
+    except ImportError as e:  # keras-hub's tokenizers for char and byte runs need TensorFlow
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"This export needs a library that is not installed: {str(e).splitlines()[0]}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
