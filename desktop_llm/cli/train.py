@@ -205,11 +205,21 @@ def own_temp_folder() -> Path:
 def check_devices(spec: str | None) -> None:
     """Refuse an impossible --devices in one line before a run folder exists (the trainer would
     only find out after, leaving a failed run behind). GPU specs need TensorFlow's GPU list."""
+    from desktop_llm.core import backend
     from desktop_llm.core.distribute import parse_devices
 
     s = (spec or "auto").strip().lower()
+    name = backend.current().name
+    several = s.startswith(("cpu:", "gpu:")) or "," in s.strip(",") or (s.isdigit() and int(s) > 1)
+    if name == "torch" and several:
+        raise CliError(f"--devices {spec}: the torch backend trains on one device (Keras has no data parallelism "
+                       "for it yet); use --backend jax or tensorflow for several.")
+    if name == "jax" and s.startswith("gpu:"):
+        raise CliError(f"--devices {spec}: splitting one GPU is for the tensorflow backend.")
     if s in ("auto", "all", "cpu") or s.startswith("cpu:"):
         parse_devices(s, 0)
+        return
+    if name != "tensorflow":  # the runner counts its GPUs when it starts
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -242,6 +252,9 @@ def cmd_launch(args) -> int:
     from desktop_llm.core.training import ensure_tokenizer
 
     check_flags(args)
+    if backend.current().name != "tensorflow":  # the workers talk through tf.distribute
+        raise CliError(f"Several worker processes train on the tensorflow backend only (this one is "
+                       f"{backend.current().name}): use --backend tensorflow.")
     if args.workers < 2:
         raise CliError("--workers must be 2 or more (one worker is `desktop-llm train`).")
     store = store_of(args)

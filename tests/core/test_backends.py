@@ -157,3 +157,44 @@ def test_jax_trains_and_generates_without_tensorflow(tmp_path, shakespeare_small
                                  check=False, capture_output=True, text=True, env=env, timeout=600)
         assert refused.returncode == 2 and refused.stderr.strip().startswith(f"error: {says}"), refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("jax" not in HAVE, reason="needs the jax extra")
+def test_jax_trains_on_two_logical_devices_as_on_one(tmp_path, shakespeare_small):
+    """keras.distribution.DataParallel over two logical CPU devices: the batch split 4 + 4, the
+    same losses as on one device (Keras averages the loss over the global batch)."""
+    home = tmp_path / "ws"
+    args = [str(shakespeare_small), "--layers", "1", "--heads", "2", "--width", "32", "--context", "16",
+            "--batch-size", "8", "--steps", "20", "--eval-interval", "10", "--log-interval", "5", "--seed", "3",
+            "--sample-tokens", "0", "--no-probes"]
+    one = _segment(home, [*args, "--devices", "cpu"], "one device", "jax", stop_at_once=False)
+    two = _segment(home, [*args, "--devices", "cpu:2"], "two devices", "jax", stop_at_once=False)
+    start = next(e for e in two if e["type"] == "start")
+    assert start["replicas"] == 2 and start["per_replica_batch"] == 4 and "2 replicas" in start["device"]
+    a = {e["step"]: e["loss"] for e in one if e["type"] == "step"}
+    b = {e["step"]: e["loss"] for e in two if e["type"] == "step"}
+    assert sorted(a) == sorted(b) == [5, 10, 15, 20]
+    for step, loss in a.items():
+        assert abs(loss - b[step]) < 1e-4, (step, loss, b[step])
+    with pytest.raises(AssertionError, match="trains on one device"):  # and torch says it cannot
+        _segment(home, [*args, "--devices", "cpu:2"], "torch", "torch", stop_at_once=False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("jax" not in HAVE, reason="needs the jax extra")
+@pytest.mark.parametrize("family", [f.name for f in __import__("desktop_llm.core.models", fromlist=["families"]).families()])
+def test_every_family_trains_on_jax_without_tensorflow(tmp_path, family):
+    """Each family's batches (inputs, targets, weights), loss, metrics, evaluation figures and
+    sample go through Keras' own step on JAX, in a process where TensorFlow cannot be imported."""
+    from desktop_llm.core.models import get_family
+
+    fam = get_family(family)
+    events = _segment(tmp_path / "ws", [str(fam.example_data()), "--family", family, "--layers", "1", "--heads", "2",
+                                        "--width", "16", "--ffn", "32", "--context", "16", "--batch-size", "8",
+                                        "--log-interval", "3", "--eval-interval", "6", "--eval-batches", "2",
+                                        "--sample-tokens", "8", "--steps", "6"], family, "jax", stop_at_once=False)
+    assert [e["step"] for e in events if e["type"] == "step"] == [3, 6]
+    evals = [e for e in events if e["type"] == "eval"]
+    assert len(evals) == 1 and math.isfinite(evals[0]["val_loss"]) and "extras_error" not in evals[0]
+    assert events[-1]["type"] == "completed"

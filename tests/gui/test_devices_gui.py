@@ -390,3 +390,25 @@ def test_auto_says_it_is_the_cpu_on_a_machine_without_a_gpu(train_page, session)
     session.set_devices([{"kind": "CPU", "name": "CPU (2 cores)"}])
     assert train_page.devices.itemText(0) == "Auto (the CPU: no GPU here)"
     assert "GPU" not in train_page.split.text()
+
+
+def test_the_backend_picker_offers_what_is_installed_and_the_trainer_gets_the_choice(train_page, tmp_path):
+    from desktop_llm.core import backend
+    from desktop_llm.gui.training_process import TrainingProcess
+
+    box = train_page.backend
+    assert [box.itemData(i) for i in range(box.count())] == ["auto", "tensorflow", "jax", "torch"]
+    auto = backend.choose("auto")
+    assert box.itemText(0).startswith("Auto: ") and auto.reason in box.itemData(0, Qt.ToolTipRole)
+    for i in range(1, box.count()):
+        installed = backend.installed(box.itemData(i))
+        assert box.model().item(i).isEnabled() == installed
+        if not installed:
+            assert "pip install" in box.itemData(i, Qt.ToolTipRole)
+    train_page._on_event({"type": "start", "step": 0, "max_steps": 10, "device": "CPU (2 cores)", "policy": "float32",
+                          "backend": "jax", "parameters": 10, "vocabulary_size": 65, "train_tokens": 1,
+                          "val_tokens": 1, "steps_per_execution": 1, "replicas": 1, "per_replica_batch": 8})
+    assert train_page.status.text().startswith("Training on CPU (2 cores) with JAX")
+    proc = TrainingProcess(str(tmp_path), "some-run", backend="torch")
+    args = proc.proc.arguments()
+    assert args[args.index("--backend") + 1] == "torch" and args[args.index("--resume") + 1] == "some-run"

@@ -84,5 +84,5 @@ def compiled(model, fn, jit_compile: bool = True):
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
             return fn(*args)
 
-    run = jax.jit(pure) if jit_compile else pure
+    run = jax.jit(pure)  # always: JAX op by op is slow, and XLA is JAX's only compiler (the flag is TensorFlow's)
     return lambda *args: run([v.value for v in variables], *args)

@@ -41,13 +41,13 @@ def validation(arrays, batch: int):
 
         def __init__(self):
             super().__init__()
-            self.n = len(arrays[0])
+            self.n = len(keras.tree.flatten(arrays)[0])
 
         def __len__(self):
             return (self.n + batch - 1) // batch
 
         def __getitem__(self, i):
-            return tuple(a[i * batch:(i + 1) * batch] for a in arrays)
+            return tuple(keras.tree.map_structure(lambda a: a[i * batch:(i + 1) * batch], part) for part in arrays)
 
     return Batches()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import sys
 import traceback
 from collections.abc import Callable
 
@@ -23,13 +24,13 @@ class TrainingFailed(DesktopLLMError, RuntimeError):
 
 def explain(e: Exception) -> tuple[str, str]:
     """(message, suggestion) for an error that ended training, in the user's terms."""
-    import tensorflow as tf
+    tf = sys.modules.get("tensorflow")  # several machines train on TensorFlow only
 
     text = f"{type(e).__name__}: {e}"
     collective = ("collective", "Collective", "peer", "Socket closed", "Connection reset", "failed to connect")
-    if isinstance(e, (tf.errors.DeadlineExceededError, tf.errors.UnavailableError)) or (
+    if tf is not None and (isinstance(e, (tf.errors.DeadlineExceededError, tf.errors.UnavailableError)) or (
             isinstance(e, (tf.errors.CancelledError, tf.errors.InternalError, tf.errors.AbortedError))
-            and any(w in text for w in collective)):
+            and any(w in text for w in collective))):
         return ("Another worker of this run stopped answering (it died, or the network failed): training stopped.",
                 ("Start the workers again, or resume the run on this machine alone: it continues from the "
                  "chief's last checkpoint."))
@@ -49,11 +50,11 @@ def fail(run, message: str, suggestion: str, emit: Emit) -> dict:
 
 
 def classify_failure(run, e: Exception, emit: Emit) -> dict:
-    import tensorflow as tf
+    tf = sys.modules.get("tensorflow")  # (None on the other backends where it is not installed)
 
     # An allocation can fail in TensorFlow (ResourceExhaustedError), in XLA's buffer allocation
     # ("Out of memory while trying to allocate") or in NumPy inside the data pipeline (errors.py).
-    if isinstance(e, tf.errors.ResourceExhaustedError) or out_of_memory(e):
+    if (tf is not None and isinstance(e, tf.errors.ResourceExhaustedError)) or out_of_memory(e):
         # TensorFlow's allocation-failure path can leave the heap corrupt: measured here, a real
         # OOM under a memory cap ended in "double free or corruption" at the next garbage
         # collection. Collect nothing more, record the failure, and tell the caller to exit now.

@@ -10,13 +10,19 @@ import numpy as np
 from desktop_llm.core.models.translator.pairs import special_ids
 
 
+def _numpy(x):
+    import keras
+
+    return keras.ops.convert_to_numpy(x)
+
+
 class Translator:
     """Greedy decoding with one compiled forward pass of fixed shape (batch, T): the encoder
     runs again at each step, which at these sizes costs less than a second compiled function
     with a cache would save, and keeps one traced shape per batch size."""
 
     def __init__(self, model, tok, T: int):
-        import tensorflow as tf
+        from desktop_llm.core import runners
 
         self.model, self.tok, self.T = model, tok, T
         from desktop_llm.core.models.translator.tokenizer import target_ids
@@ -24,7 +30,8 @@ class Translator:
         self.bos, self.eos = special_ids(tok.vocabulary_size)
         self.allowed = np.full(self.eos + 1, -np.inf, np.float32)  # the target's tokens and EOS
         self.allowed[list(target_ids(tok)) + [self.eos]] = 0
-        self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        forward = runners.get().compiled(model, lambda x: model(x, training=False), jit_compile=False)
+        self._forward = lambda x: _numpy(forward(x))
 
     def _encode(self, texts: list[str]):
         ids = np.zeros((len(texts), self.T), np.int32)
