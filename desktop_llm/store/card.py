@@ -62,7 +62,7 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
 
         tps = median_tokens_per_sec(run, least=1) or info.get("tokens_per_sec")  # the median, not the last interval
         speed = f", {tps:,.0f} tokens/s (median)" if tps else ""
-        where = f"{info['device']}, {info.get('policy', 'float32')}, {info.get('backend', 'tensorflow')}"
+        where = f"{info['device']}, {info.get('policy', 'float32')}" + (f", {info['backend']}" if info.get("backend") else "")
         rows.append(("device", f"{where}{speed}"))
     family = get_family(cfg.family)
     best = info.get("best_val_loss")

@@ -127,40 +127,6 @@ def test_a_run_moves_between_backends_through_its_checkpoints(tmp_path, shakespe
 
 @pytest.mark.slow
 @pytest.mark.skipif("jax" not in HAVE, reason="needs the jax extra")
-def test_jax_trains_and_generates_without_tensorflow(tmp_path, shakespeare_small):
-    home = tmp_path / "ws"
-    events = _segment(home, [str(shakespeare_small), "--layers", "1", "--heads", "2", "--width", "32",
-                             "--context", "32", "--batch-size", "8", "--steps", "20", "--eval-interval", "20",
-                             "--log-interval", "10"], "jax", "jax", stop_at_once=False)
-    start = next(e for e in events if e["type"] == "start")
-    assert start["backend"] == "jax" and start["backend_reason"] == "asked for"
-    evals = [e for e in events if e["type"] == "eval"]
-    assert evals and evals[-1]["sample"] and not evals[-1]["sample"].startswith("(no sample")
-    warnings = [e["message"] for e in events if e["type"] == "warning"]
-    assert any("TensorBoard logs need TensorFlow" in w for w in warnings)
-    assert not any("probe" in w for w in warnings)  # the probe ran on JAX
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("KERAS_BACKEND", None)
-    run_id = next(e["run"] for e in events if e["type"] == "start")
-    gen = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, "--home", str(home), "generate", run_id,
-                          "--backend", "jax", "--prompt", "ROMEO:", "--max-tokens", "12", "--seed", "1", "--json"],
-                         check=False, capture_output=True, text=True, env=env, timeout=600)
-    assert gen.returncode == 0, gen.stderr[-2000:]
-    done = [json.loads(line) for line in gen.stdout.splitlines() if line.startswith("{")][-1]
-    assert done["tokens"] == 12 and done["text"], done
-    # what only TensorFlow writes is refused in one line, and nothing is left behind
-    for fmt, says in (("savedmodel", "Exporting as savedmodel needs TensorFlow"),
-                      ("keras-hub", "This export needs a library that is not installed")):
-        out = tmp_path / f"export-{fmt}"
-        refused = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, "--home", str(home), "export", run_id,
-                                  "--format", fmt, "--backend", "jax", "--out", str(out)],
-                                 check=False, capture_output=True, text=True, env=env, timeout=600)
-        assert refused.returncode == 2 and refused.stderr.strip().startswith(f"error: {says}"), refused.stderr
-        assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()
-
-
-@pytest.mark.slow
-@pytest.mark.skipif("jax" not in HAVE, reason="needs the jax extra")
 def test_jax_trains_on_two_logical_devices_as_on_one(tmp_path, shakespeare_small):
     """keras.distribution.DataParallel over two logical CPU devices: the batch split 4 + 4, the
     same losses as on one device (Keras averages the loss over the global batch)."""
@@ -198,3 +164,32 @@ def test_every_family_trains_on_jax_without_tensorflow(tmp_path, family):
     evals = [e for e in events if e["type"] == "eval"]
     assert len(evals) == 1 and math.isfinite(evals[0]["val_loss"]) and "extras_error" not in evals[0]
     assert events[-1]["type"] == "completed"
+    start = next(e for e in events if e["type"] == "start")
+    assert start["backend"] == "jax" and start["backend_reason"] == "asked for"
+    warnings = [e["message"] for e in events if e["type"] == "warning"]
+    assert any("TensorBoard logs need TensorFlow" in w for w in warnings)
+    assert not any("probe" in w for w in warnings)  # the probe ran on JAX
+    if fam.writes_text and not fam.chat_template:
+        _generates_and_refuses_tensorflow_exports(tmp_path, tmp_path / "ws", start["run"], evals[-1])
+
+
+def _generates_and_refuses_tensorflow_exports(tmp_path, home, run_id, last_eval):
+    """A JAX run without TensorFlow: its sample, `generate`, and exports only TensorFlow writes."""
+    assert last_eval["sample"] and not last_eval["sample"].startswith("(no sample")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("KERAS_BACKEND", None)
+    gen = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, "--home", str(home), "generate", run_id,
+                          "--backend", "jax", "--prompt", "ROMEO:", "--max-tokens", "12", "--seed", "1", "--json"],
+                         check=False, capture_output=True, text=True, env=env, timeout=600)
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    done = [json.loads(line) for line in gen.stdout.splitlines() if line.startswith("{")][-1]
+    assert done["tokens"] == 12 and done["text"], done
+    # what only TensorFlow writes is refused in one line, and nothing is left behind
+    for fmt, says in (("savedmodel", "Exporting as savedmodel needs TensorFlow"),
+                      ("keras-hub", "This export needs a library that is not installed")):
+        out = tmp_path / f"export-{fmt}"
+        refused = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, "--home", str(home), "export", run_id,
+                                  "--format", fmt, "--backend", "jax", "--out", str(out)],
+                                 check=False, capture_output=True, text=True, env=env, timeout=600)
+        assert refused.returncode == 2 and refused.stderr.strip().startswith(f"error: {says}"), refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -208,7 +208,8 @@ def test_doctor_reports_versions_devices_workspace_and_free_space(tmp_path):
     ws = report["workspace"]
     assert ws["path"] == str(home) and ws["writable"] is True and ws["free_bytes"] > 0
     assert not home.exists()  # doctor looks, it creates nothing
-    assert [o["package"] for o in report["optional"]] == ["tensorflow-text"]
+    assert [o["package"] for o in report["optional"]] == ["tensorflow-text", "jax", "torch"]
+    assert report["backend"]["backend"] in ("tensorflow", "jax", "torch") and report["backend"]["reason"]
 
     text = subprocess.run([sys.executable, "-m", "desktop_llm", "--home", str(home), "doctor", "--no-devices"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT, env=_clean_env(),

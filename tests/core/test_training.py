@@ -158,6 +158,12 @@ def test_the_input_pipeline_gives_train_batch_windows_in_graph_or_from_python(tm
         for step, (x, y) in zip(range(5, 75), ds):
             want_x, want_y = data.train_batch(step, 3, 16, 7)
             assert x.dtype == "int32" and np.array_equal(x.numpy(), want_x) and np.array_equal(y.numpy(), want_y)
+    # A run of a billion steps: its windows are drawn a block at a time, not all before the first
+    # step (a million steps' starts took 50 s up front).
+    monkeypatch.setattr(data_mod, "IN_GRAPH_MAX_TOKENS", 1 << 27)
+    huge = tensorflow_runner.train_dataset(get_family("gpt"), data, 3, 10**9, 3, 16, 7, tok.vocabulary_size)
+    x, _ = next(iter(huge))
+    assert np.array_equal(x.numpy(), data.train_batch(3, 3, 16, 7)[0])
 
 
 def test_step_time_counts_the_loop_between_calls_but_not_evaluations(shakespeare_small, tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+STARTS_BLOCK = 2048  # steps whose window starts are drawn at once, in tf.data's own thread
+
 
 def setup(devices, cluster=(), worker_index: int = 0):
     from desktop_llm.core import distribute
@@ -46,8 +48,17 @@ def train_dataset(family, data, begin: int, max_steps: int, batch: int, T: int, 
     from desktop_llm.core.data import IN_GRAPH_MAX_TOKENS
 
     if family.token_windows and len(data.train) <= IN_GRAPH_MAX_TOKENS:
-        steps = range(begin, max_steps + 1024)
-        starts = np.stack([data.train_starts(s, batch, T, seed) for s in steps]).astype(np.int32)
+        end = max_steps + 1024
+
+        def block(first):  # the windows' starts for STARTS_BLOCK steps (50 us a step: 0.1 s a block)
+            first = int(first)
+            return np.stack([data.train_starts(s, batch, T, seed)
+                             for s in range(first, min(first + STARTS_BLOCK, end))]).astype(np.int32)
+
+        # Drawn a block at a time, ahead of the step, rather than all up front: a run of a million
+        # steps waited 50 s for its starts before its first step.
+        starts = tf.data.Dataset.range(begin, end, STARTS_BLOCK).map(
+            lambda first: tf.ensure_shape(tf.numpy_function(block, [first], tf.int32), [None, batch])).unbatch()
         tokens = tf.constant(np.asarray(data.train))  # uint16/uint32, as stored; int32 per window
         offsets = tf.range(T + 1)
 
@@ -55,7 +66,7 @@ def train_dataset(family, data, begin: int, max_steps: int, batch: int, T: int, 
             w = tf.cast(tf.gather(tokens, first[:, None] + offsets[None, :]), tf.int32)
             return w[:, :-1], w[:, 1:]
 
-        return tf.data.Dataset.from_tensor_slices(starts).map(windows).prefetch(tf.data.AUTOTUNE)
+        return starts.map(windows).prefetch(tf.data.AUTOTUNE)
     batches = family.train_batches(data, begin, max_steps, batch, T, seed, vocabulary)
     first = next(batches)
 
