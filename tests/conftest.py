@@ -5,6 +5,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The CPU speed probe (core/speed_probe.py) would time each new tiny shape of the suite twice on a
+# CPU with bfloat16 instructions: off here (every process the tests start inherits it), on in its own test.
+os.environ["DESKTOP_LLM_SPEED_PROBE"] = "0"
 
 DATA = Path(__file__).resolve().parent.parent / "resources" / "corpora"
 SHAKESPEARE = DATA / "tinyshakespeare.txt"

@@ -84,6 +84,7 @@ class Start(Event):
     policy: str = ""
     backend: str = "tensorflow"  # the Keras backend this process computes with (core/backend.py)
     backend_reason: str = ""  # why: "asked for", "reaches the NVIDIA GPU on Windows"...
+    xla: bool = True  # whether the step is XLA-compiled (on a CPU, core/speed_probe.py may turn it off)
     parameters: int = 0
     trainable_parameters: int | None = _opt()  # a LoRA fine-tune: the factors (and any embedding) it trains
     vocabulary_size: int = 0

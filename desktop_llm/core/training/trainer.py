@@ -147,6 +147,11 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
 
     devs = runners.devices()
     policy = device.precision_policy(t.mixed_precision, devs)
+    fastest = _fastest_on_this_cpu(chosen.name, dist, devs, family, data, cfg, mcfg, emit)
+    if fastest is not None:  # XLA or not, float32 or bfloat16, as measured here (core/speed_probe.py)
+        policy = fastest["policy"]
+        cfg = replace(cfg, training=replace(t, jit_compile=fastest["jit_compile"]))
+        t = cfg.training
     keras.mixed_precision.set_global_policy(policy)
     k = fused_steps(cfg)
     manager = CheckpointManager(run.checkpoints_dir)
@@ -199,7 +204,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                          **trained, **({"baselines": found} if found else {}))
         _sync(store, run)
     emit(ev.Start(run=run.id, step=start_step, max_steps=t.max_steps, device=where, policy=policy,
-                  backend=chosen.name, backend_reason=chosen.reason,
+                  backend=chosen.name, backend_reason=chosen.reason, xla=bool(options.get("jit_compile")),
                   parameters=model.count_params(), vocabulary_size=tok.vocabulary_size, **trained,
                   train_tokens=len(data.train), val_tokens=len(data.val), steps_per_execution=k,
                   replicas=dist.replicas, per_replica_batch=t.batch_size // dist.replicas, workers=dist.workers,
@@ -278,6 +283,31 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         done.weights_sha256 = weights_digest(model)  # the same on every worker
     emit(done.to_dict())
     return st
+
+
+def _fastest_on_this_cpu(backend_name, dist, devs, family, data, cfg, mcfg, emit: Emit) -> dict | None:
+    """The probe's choice where the settings are left to `auto` on one CPU that has bfloat16
+    instructions (core/speed_probe.py); None where there is nothing to choose."""
+    from desktop_llm.core import speed_probe
+
+    t = cfg.training
+    if (backend_name != "tensorflow" or dist.distributed or any(d["kind"] == "GPU" for d in devs)
+            or t.mixed_precision != "auto" or not t.jit_compile or not speed_probe.enabled()
+            or not speed_probe.has_bfloat16(speed_probe.cpu_flags())):
+        return None
+    batch = next(iter(family.train_batches(data, 0, t.max_steps, t.batch_size, cfg.model.sequence_length, t.seed,
+                                           mcfg.vocabulary_size)))
+    try:
+        answer = speed_probe.choose(lambda: family.build(mcfg, seed=t.seed), family.compile_args(), batch,
+                                    replace(cfg, model=mcfg),
+                                    say=lambda text: emit(ev.Phase(phase="speed", message=text).to_dict()))
+    except Exception as e:  # noqa: BLE001 - a probe that fails leaves the default settings
+        emit(ev.Warning(message=f"Timing the CPU's settings failed ({first_line(e)}); training with XLA in float32.").to_dict())
+        return None
+    times = " · ".join(f"{label} {ms:.1f} ms" for label, ms in answer["ms"].items())
+    emit(ev.Phase(phase="speed", message=f"Fastest on this CPU: {answer['label']} ({times} per step"
+                                         f"{', measured earlier' if answer['cached'] else ''})").to_dict())
+    return answer
 
 
 def _baselines(run, family, data, tok, emit: Emit) -> dict | None:
