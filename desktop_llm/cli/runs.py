@@ -11,6 +11,8 @@ from desktop_llm.cli.render import run_card_text
 def cmd_runs(args) -> int:
     store = store_of(args)
     action = args.action
+    if getattr(args, "more", None) and action != "diff":
+        raise CliError(f"runs {action}: too many arguments ({' '.join(args.more)}).")
     if getattr(args, "id", None) and action in ("show", "delete", "export"):
         args.id = store.resolve(args.id).id  # a name or the start of an id, like the other commands
     if action == "list":
@@ -33,6 +35,18 @@ def cmd_runs(args) -> int:
             raise CliError(NO_RUNS)
         info = {"id": run.id, "folder": str(run.folder), **run.status(), "config": run.config.to_dict()}
         out(info) if args.json else print(run_card_text(run, info))
+    elif action == "diff":  # runs diff A B [C ...]: the settings that differ
+        refs = [x for x in (args.id, args.dest, *args.more) if x]
+        if len(refs) < 2:
+            raise CliError("runs diff compares two runs or more: desktop-llm runs diff RUN RUN [RUN ...]")
+        runs = [store.resolve(ref) for ref in refs]
+        from desktop_llm.store.diff import config_diff, diff_text
+
+        if args.json:
+            out({"runs": [r.id for r in runs],
+                 "differences": [{"setting": k, "values": v} for k, v in config_diff([r.config for r in runs])]})
+        else:
+            print(diff_text(runs))
     elif action == "delete":
         store.delete(need(args.id))
         print(f"deleted {args.id}")
@@ -79,12 +93,15 @@ def add_doctor_parser(sub) -> None:
 
 
 def add_parser(sub) -> None:
-    r = sub.add_parser("runs", help="list, show, delete, export, import runs; rebuild the catalog")
+    r = sub.add_parser("runs", help="list, show, diff (the settings that differ), delete, export, import runs; "
+                                    "rebuild the catalog")
     r.add_argument("action", nargs="?", default="list",
-                   choices=["list", "show", "delete", "export", "import", "rebuild"],
+                   choices=["list", "show", "diff", "delete", "export", "import", "rebuild"],
                    help="what to do (default %(default)s)")
-    r.add_argument("id", nargs="?", help="run id (show: default the newest run); for import, the zip")
-    r.add_argument("dest", nargs="?", help=argparse.SUPPRESS)  # the older spelling of --out
+    r.add_argument("id", nargs="?", help="run id (show: default the newest run; diff: two runs or more); "
+                                         "for import, the zip")
+    r.add_argument("dest", nargs="?", help=argparse.SUPPRESS)  # the older spelling of --out; diff: the second run
+    r.add_argument("more", nargs="*", help=argparse.SUPPRESS)  # diff: the third run and on
     r.add_argument("--out", metavar="PATH",
                    help="export: zip file or folder to write (default: <workspace>/exports/)")
     r.add_argument("--json", action="store_true", help="print JSON")

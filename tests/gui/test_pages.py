@@ -198,9 +198,9 @@ def test_the_first_corpus_opens_once_and_never_replaces_the_users(qtbot, home, s
 def test_runs_page_overlays_several_runs(window, home):
     store = window.session.store
     ids = []
-    for n, final in (("first", 2.0), ("second", 1.5)):
+    for n, final, lr in (("first", 2.0, 1e-3), ("second", 1.5, 3e-4)):
         cfg = RunConfig(name=n, data=DataConfig(paths=("x.txt",)), tokenizer=TokenizerConfig(kind="char"),
-                        model=preset("tiny"), training=TrainConfig(max_steps=20))
+                        model=preset("tiny"), training=TrainConfig(max_steps=20, learning_rate=lr))
         run = store.create(cfg)
         lines = [{"type": "step", "step": s, "loss": 3.0 - s * (3.0 - final) / 20, "lr": 1e-3,
                   "tokens_per_sec": 1000.0} for s in (10, 20)]
@@ -222,7 +222,11 @@ def test_runs_page_overlays_several_runs(window, home):
     perplexities = {rp.table.item(r, 0).text(): rp.table.item(r, COLUMNS.index("Perplexity")).text() for r in range(2)}
     assert perplexities == {"first": "7.39", "second": "4.48"}
     assert {rp.table.item(r, COLUMNS.index("Family")).text() for r in range(2)} == {"gpt"}
-    assert rp.details.text() == ""  # two runs: no single run to describe
+    # two runs: the settings that differ, side by side (issue 28's config diff), and nothing else
+    diff = rp.details.text()
+    assert rp.details_area.isVisibleTo(rp) and "settings that differ" in diff
+    assert "training.learning_rate" in diff and "0.001" in diff and "0.0003" in diff
+    assert "model.num_layers" not in diff and "first" in diff and "second" in diff
     rp.select(ids[:1])
     shown = rp.details.text()  # what `runs show` says, less what the table shows
     for fact in ("CPU (2 cores), float32, 1,000 tokens/s", "char, 65 tokens", "0.81 M parameters", "x.txt"):

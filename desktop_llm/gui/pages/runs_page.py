@@ -35,6 +35,7 @@ from desktop_llm.store.sharing import export_zip, import_run
 
 FOLLOW_MS = 2000  # how often the run folders are looked at (a few stat calls per run)
 COLUMNS = ["Name", "Status", "Family", "Model", "Step", "Best val loss", "Perplexity", "Duration", "Created"]
+MAX_DIFFED = 6  # runs whose settings the details area compares side by side
 
 
 class RunsPage(QWidget):
@@ -259,13 +260,17 @@ class RunsPage(QWidget):
         self._show_details()
 
     def _show_details(self) -> None:
-        """One selected run: its card without what the table already shows (name, step, time)."""
+        """One selected run: its card without what the table already shows (name, step, time).
+        Several: the settings that differ between them (store/diff.py)."""
         from html import escape
 
         from desktop_llm.store.card import run_card
 
         ids = self.selected_ids()
-        self.details_area.setVisible(len(ids) == 1)
+        self.details_area.setVisible(1 <= len(ids) <= MAX_DIFFED)
+        if len(ids) > 1:
+            self.details.setText(self._diff_html(ids) if len(ids) <= MAX_DIFFED else "")
+            return
         if len(ids) != 1:
             self.details.setText("")
             return
@@ -274,6 +279,22 @@ class RunsPage(QWidget):
         self.details.setText("<table>" + "".join(
             f"<tr><td style='padding-right:12px'>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in rows)
             + "</table>")
+
+    def _diff_html(self, ids: list[str]) -> str:
+        from html import escape
+
+        from desktop_llm.store.diff import config_diff
+
+        runs = [self.session.store.get(i) for i in ids]
+        rows = config_diff([r.config for r in runs])
+        if not rows:
+            return "These runs have the same settings (besides their names)."
+        cell = "<td style='padding-right:12px'>{}</td>"
+        head = "<tr>" + cell.format("<b>settings that differ</b>") + "".join(
+            cell.format(f"<b>{escape(r.config.name or r.id)}</b>") for r in runs) + "</tr>"
+        body = "".join("<tr>" + cell.format(escape(k)) + "".join(cell.format(escape(v)) for v in vals) + "</tr>"
+                       for k, vals in rows)
+        return f"<table>{head}{body}</table>"
 
     def _update_buttons(self) -> None:
         ids = self.selected_ids()
