@@ -102,6 +102,12 @@ def choose(requested: str | None = "auto", system: str | None = None, nvidia: bo
         found = pick(("torch",), lambda b: "reaches the NVIDIA GPU on Windows (TensorFlow and JAX cannot)")
     elif system == "Darwin" and machine in ("arm64", "aarch64"):
         found = pick(("torch",), lambda b: "reaches the Apple GPU (MPS; TensorFlow and JAX cannot)")
+    # A GPU that no installed backend reaches: say which would, and train on the CPU meanwhile.
+    missing = ("torch" if system in ("Windows", "Darwin") else "jax") if (nvidia or system == "Darwin") else ""
+    if found is None and missing and (nvidia or machine in ("arm64", "aarch64")):
+        found = pick(("tensorflow", "jax", "torch"),
+                     lambda b: f"the GPU here needs {missing} (pip install \"desktop_llm[{missing}]\"): "
+                               "training on the CPU")
     if found is None:
         found = pick(("tensorflow", "jax", "torch"),
                      lambda b: "no GPU it could reach: TensorFlow with XLA, the fastest on the CPUs measured"

@@ -36,9 +36,10 @@ def test_auto_takes_the_backend_that_reaches_the_gpu(monkeypatch):
     assert backend.choose("auto", system="Linux", nvidia=True, machine="x86_64").name == "tensorflow"
     cpu = backend.choose("auto", system="Linux", nvidia=False, machine="x86_64")
     assert cpu.name == "tensorflow" and "no GPU" in cpu.reason
-    # Windows without torch: what is there, and why
+    # Windows without torch: what is there, and what would reach the GPU
     monkeypatch.setattr(backend, "available", lambda: ["tensorflow"])
-    assert backend.choose("auto", system="Windows", nvidia=True).name == "tensorflow"
+    fallback = backend.choose("auto", system="Windows", nvidia=True, machine="AMD64")
+    assert fallback.name == "tensorflow" and 'needs torch (pip install "desktop_llm[torch]")' in fallback.reason
 
 
 def test_an_explicit_choice_and_the_environment(monkeypatch):
