@@ -33,27 +33,25 @@ def enabled() -> bool:
     return os.environ.get("DESKTOP_LLM_SPEED_PROBE", "1") != "0"
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's instruction-set flags (Linux's /proc/cpuinfo; empty where it cannot be read)."""
+def _cpuinfo(field: str) -> str | None:
+    """A field of Linux's /proc/cpuinfo for the first CPU; None where it cannot be read."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
-        pass
-    return set()
+        return None
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's instruction-set flags (empty where they cannot be read)."""
+    return set((_cpuinfo("flags") or "").split())
 
 
 def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def has_bfloat16(flags: set[str]) -> bool:
