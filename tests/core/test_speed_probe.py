@@ -71,3 +71,25 @@ def test_timing_steps_trains_the_model_it_times():
     assert 0 < seconds < 60
     assert int(model.optimizer.iterations.numpy()) == speed_probe.WARM_CALLS + speed_probe.TIMED_CALLS
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+
+
+def test_a_classifier_is_timed_with_its_own_classes(tmp_path, monkeypatch):
+    """The probe builds the run's model: it built a two-class classifier for a three-class task,
+    and the first step failed ("Timing the CPU's settings failed (Graph execution error)")."""
+    monkeypatch.setenv("DESKTOP_LLM_SPEED_PROBE", "1")
+    monkeypatch.setenv("DESKTOP_LLM_SPEED_CACHE", str(tmp_path / "speed.json"))
+    monkeypatch.setattr(speed_probe, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(speed_probe, "WARM_CALLS", 1)
+    monkeypatch.setattr(speed_probe, "TIMED_CALLS", 1)
+    rows = [f"{word} {i} {word},{label}" for i in range(6)
+            for word, label in (("sun", "day"), ("moon", "night"), ("tea", "noon"))]
+    (tmp_path / "three.csv").write_text("text,label\n" + "\n".join(rows) + "\n", "utf-8")
+    cfg = RunConfig(name="cls", family="classifier", data=DataConfig(paths=[str(tmp_path / "three.csv")]),
+                    tokenizer=TokenizerConfig(kind="char"),
+                    model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, sequence_length=16),
+                    training=TrainConfig(max_steps=2, batch_size=4, eval_interval=2, log_interval=1, warmup_steps=0,
+                                         sample_tokens=0))
+    events = []
+    assert train_run(RunStore(tmp_path / "ws").create(cfg), emit=events.append)["status"] == "completed"
+    assert not [e for e in events if e["type"] == "warning" and "Timing" in e["message"]]
+    assert [e for e in events if e.get("phase") == "speed" and e["message"].startswith("Fastest on this CPU")]

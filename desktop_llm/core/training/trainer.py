@@ -147,7 +147,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
 
     devs = runners.devices()
     policy = device.precision_policy(t.mixed_precision, devs)
-    fastest = _fastest_on_this_cpu(chosen.name, dist, devs, family, data, cfg, mcfg, emit)
+    fastest = _fastest_on_this_cpu(chosen.name, dist, devs, family, data, cfg, mcfg, emit,
+                                   build=lambda: family.build_for_run(source, cfg, mcfg, seed=t.seed))
     if fastest is not None:  # XLA or not, float32 or bfloat16, as measured here (core/speed_probe.py)
         policy = fastest["policy"]
         cfg = replace(cfg, training=replace(t, jit_compile=fastest["jit_compile"]))
@@ -285,9 +286,10 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     return st
 
 
-def _fastest_on_this_cpu(backend_name, dist, devs, family, data, cfg, mcfg, emit: Emit) -> dict | None:
+def _fastest_on_this_cpu(backend_name, dist, devs, family, data, cfg, mcfg, emit: Emit, build) -> dict | None:
     """The probe's choice where the settings are left to `auto` on one CPU that has bfloat16
-    instructions (core/speed_probe.py); None where there is nothing to choose."""
+    instructions (core/speed_probe.py); None where there is nothing to choose. `build()`: the
+    run's own model (a classifier's has the run's classes: a two-class one failed on seven)."""
     from desktop_llm.core import speed_probe
 
     t = cfg.training
@@ -298,7 +300,7 @@ def _fastest_on_this_cpu(backend_name, dist, devs, family, data, cfg, mcfg, emit
     batch = next(iter(family.train_batches(data, 0, t.max_steps, t.batch_size, cfg.model.sequence_length, t.seed,
                                            mcfg.vocabulary_size)))
     try:
-        answer = speed_probe.choose(lambda: family.build(mcfg, seed=t.seed), family.compile_args(), batch,
+        answer = speed_probe.choose(build, family.compile_args(), batch,
                                     replace(cfg, model=mcfg),
                                     say=lambda text: emit(ev.Phase(phase="speed", message=text).to_dict()))
     except Exception as e:  # noqa: BLE001 - a probe that fails leaves the default settings
