@@ -89,7 +89,8 @@ def run_config(args):
                            "add --family translator.")
         tk = replace(tk, separate=True)
     result = RunConfig(name=name, family=family, base_run=cfg.base_run if args.config else "", data=data,
-                    tokenizer=tk, model=model, training=tr)
+                    tokenizer=tk, model=model, training=tr,
+                    pooling=getattr(args, "pooling", None) or (cfg.pooling if args.config else "mean"))
     if not args.config and args.steps is None:  # the family's own length (a classifier's: short)
         result = replace(result, training=fam.default_training(tr))
     if getattr(args, "base", None):
@@ -317,7 +318,7 @@ def distribution_args(sp) -> None:
 
 
 def add_parser(sub) -> None:
-    from desktop_llm.core.config import PRECISIONS
+    from desktop_llm.core.config import POOLINGS, PRECISIONS
     from desktop_llm.core.models import families
     from desktop_llm.core.tokenizers import KINDS
 
@@ -345,6 +346,9 @@ def add_parser(sub) -> None:
                          "(keras-hub's enable_lora; the base's weights stay as they are). 4-16 is usual")
     tr.add_argument("--no-probes", action="store_true",
                     help="skip the fixed probe at each evaluation (the Learning page, `probes`)")
+    tr.add_argument("--pooling", choices=POOLINGS,
+                    help="classifier on an encoder: the mean of its token states (default) or BERT's pooled "
+                         "[CLS] token (keras-hub's BertTextClassifier)")
     tr.add_argument("--freeze-steps", type=int,
                     help="classifier: train only the head for this many steps first (default 0)")
     tr.add_argument("--column", help="text column of JSONL/CSV files")

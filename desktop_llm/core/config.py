@@ -95,6 +95,7 @@ class ModelConfig:
 
 
 PRECISIONS = ("auto", "off", "bfloat16", "float16")  # TrainConfig.mixed_precision
+POOLINGS = ("mean", "cls")  # RunConfig.pooling
 # A run of this family when none is named; runs made before families existed saved none and are GPT runs.
 DEFAULT_FAMILY = "gpt"
 
@@ -182,6 +183,9 @@ class RunConfig:
     family: str = DEFAULT_FAMILY  # a family of core/models/ (its registry checks the name)
     base_run: str = ""  # classifier: the folder of the pretrained run it starts from ("" = scratch)
     base_family: str = ""  # classifier: that run's family, kept so the classifier loads without it
+    # classifier on an encoder: how its token states become one vector, "mean" or "cls" (BERT's
+    # pooled [CLS]). Configs written before the choice existed lack it and were "cls" (from_dict).
+    pooling: str = "mean"
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -196,6 +200,8 @@ class RunConfig:
             raise ConfigError("No corpus: give at least one file, folder or text.")
         if not 0.0 < self.data.val_fraction < 0.9:
             raise ConfigError("The validation fraction must be between 0 and 0.9 (e.g. 0.1).")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"Pooling is one of {', '.join(POOLINGS)} (got {self.pooling!r}).")
         if self.training.lora_rank and not self.base_run:
             raise ConfigError("LoRA adapts a trained run: give the run to start from (--base RUN).")
         if self.training.lora_rank > self.model.hidden_dim:
@@ -234,6 +240,7 @@ class RunConfig:
             family=d.get("family") or DEFAULT_FAMILY,
             base_run=d.get("base_run") or "",
             base_family=d.get("base_family") or "",
+            pooling=d.get("pooling") or "cls",
             data=build(DataConfig, d.get("data")),
             tokenizer=build(TokenizerConfig, d.get("tokenizer")),
             model=build(ModelConfig, d.get("model")),

@@ -157,7 +157,8 @@ def inspect_text(model, tokenizer, text: str, kind: str = "self") -> AttentionMa
     backbone = getattr(model, "backbone", None)
     if isinstance(backbone, keras_hub.models.BertBackbone):
         V = tokenizer.vocabulary_size
-        if isinstance(model, keras_hub.models.BertTextClassifier):  # as it read in training
+        # a classifier reads [CLS] text [SEP], as in training (keras-hub's, or its mean-pooled head)
+        if isinstance(model, keras_hub.models.BertTextClassifier) or getattr(model, "reads_specials", False):
             ids = [V + 1, *ids[: backbone.max_sequence_length - 2], V + 2]
         ids = ids[: backbone.max_sequence_length]
         return AttentionMaps(ids, [_token_text(tokenizer, i) for i in ids], encoder_weights(backbone, ids),

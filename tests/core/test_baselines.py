@@ -88,7 +88,7 @@ def test_retrieval_finds_the_most_similar_source_and_short_targets_score():
     assert s["bleu"] > 50 and s["chrf"] > 50 and s["exact_match"] == pytest.approx(2 / 3)
 
 
-def test_the_class_prior_is_put_back_at_inference():
+def test_the_class_prior_can_be_put_back_at_inference():
     """Trained on balanced batches, a classifier's logits carry no prior: with none, a text it
     cannot tell apart is a coin toss; with the training shares, the majority class (Bayes' rule)."""
     import keras

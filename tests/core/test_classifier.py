@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 import zipfile
 
 import numpy as np
@@ -225,16 +226,20 @@ def test_a_classifier_on_a_gpt_reads_the_last_real_token(tmp_path):
 
 
 def test_encoder_runs_export_as_keras_hub_presets_that_plain_keras_hub_loads(trained, tmp_path):
-    """The masked LM as BertMaskedLM, the classifier as BertTextClassifier: loaded by keras-hub's
-    own from_preset in a Python where desktop_llm cannot be imported, equal to the engine's output."""
+    """The masked LM as BertMaskedLM, a [CLS] classifier as BertTextClassifier, a mean-pooled one
+    (the default) as BertBackbone + head.npz: loaded by keras-hub's own from_preset in a Python
+    where desktop_llm cannot be imported, equal to the engine's output."""
     from desktop_llm.core.loading import load_for_inference
     from desktop_llm.core.models.classifier.examples import LabelledData, encode
     from desktop_llm.store.runs import RunStore
     from tests.core.test_export import fresh
 
     home, _ = trained
+    out = cli(home, "train", labelled_example(), "--family", "classifier", "--base", "base", "--pooling", "cls",
+              "--steps", "10", "--eval-interval", "10", "--log-interval", "5", "--name", "genre-cls")
+    assert out.returncode == 0, out.stderr
     store = RunStore(home)
-    for ref, task in (("base", "BertMaskedLM"), ("genre", "BertTextClassifier")):
+    for ref, task in (("base", "BertMaskedLM"), ("genre-cls", "BertTextClassifier"), ("genre", "mean")):
         out = cli(home, "export", ref, "--format", "keras-hub", "--out", tmp_path / ref)
         assert out.returncode == 0, out.stderr
         specials = json.loads((tmp_path / ref / "specials.json").read_text())
@@ -248,14 +253,25 @@ def test_encoder_runs_export_as_keras_hub_presets_that_plain_keras_hub_loads(tra
         else:
             assert specials["classes"] == LabelledData(run.data_dir).classes
         np.savez(tmp_path / f"{ref}.npz", **x)
-        theirs = fresh(f"""
+        if task == "mean":  # the usage lines of export.json, in plain keras-hub and NumPy
+            predict = """
+                m = keras_hub.models.Backbone.from_preset(sys.argv[1])
+                head = np.load(sys.argv[1] + "/head.npz")
+                h = np.asarray(m.predict(x, verbose=0)["sequence_output"])
+                w = x["padding_mask"][:, :, None].astype("float32")
+                y = (h * w).sum(1) / w.sum(1) @ head["kernel"] + head["bias"]"""
+        else:
+            predict = f"""
+                m = keras_hub.models.{task}.from_preset(sys.argv[1])
+                y = m.predict(x, verbose=0)"""
+        theirs = fresh(textwrap.dedent("""
             import json, sys, numpy as np, keras_hub
-            m = keras_hub.models.{task}.from_preset(sys.argv[1])
             x = dict(np.load(sys.argv[2]))
             x["padding_mask"] = x["padding_mask"].astype(bool)
-            print(json.dumps(np.asarray(m.predict(x, verbose=0)).tolist()))
-        """, tmp_path / ref, tmp_path / f"{ref}.npz", cwd=tmp_path)
+        """) + textwrap.dedent(predict) + "\nprint(json.dumps(np.asarray(y).tolist()))\n",
+                       tmp_path / ref, tmp_path / f"{ref}.npz", cwd=tmp_path)
         np.testing.assert_allclose(np.array(json.loads(theirs)), np.asarray(model.predict(x, verbose=0)), atol=1e-4)
+    assert "head.npz" in json.loads((tmp_path / "genre" / "export.json").read_text())["usage"][0]
     out = cli(home, "export", "base", "--format", "onnx")
     assert out.returncode == 2 and "keras-hub preset only" in out.stderr
 
@@ -327,3 +343,14 @@ def test_a_base_that_cannot_read_the_text_is_refused_unless_accepted(trained, tm
     with pytest.raises(ConfigError, match="--accept-unknown"):
         classifier.check_data(cfg)
     classifier.check_data(run_config(build_parser().parse_args([*fine_tune, "--accept-unknown"])))  # goes on
+
+
+def test_pooling_is_the_mean_for_new_runs_and_cls_for_runs_made_before_the_choice():
+    from desktop_llm.core.config import ConfigError, DataConfig, RunConfig
+
+    assert RunConfig().pooling == "mean"
+    old = RunConfig(family="classifier").to_dict()
+    del old["pooling"]  # a config.json written before the choice existed: keras-hub's [CLS] head
+    assert RunConfig.from_dict(old).pooling == "cls"
+    with pytest.raises(ConfigError, match="Pooling is one of mean, cls"):
+        RunConfig(data=DataConfig(paths=("x.txt",)), pooling="max").validate()

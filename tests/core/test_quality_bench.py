@@ -40,3 +40,20 @@ def test_the_tasks_data_are_labelled_as_the_issue_describes(tmp_path):
     assert len(counts) >= 6 and max(counts.values()) > 10 * min(counts.values())  # imbalanced, 6+ classes
     authors = {r["label"] for r in csv.DictReader(quality.tang_author_csv(tmp_path).open(encoding="utf-8"))}
     assert len(authors) == 8
+    prose = list(csv.DictReader(quality.prose_author_csv(tmp_path).open(encoding="utf-8")))
+    by_author = {}
+    for r in prose:
+        by_author[r["label"]] = by_author.get(r["label"], 0) + 1
+    assert len(by_author) == 8 and "佚名" not in by_author and by_author["左丘明"] == 140  # named authors only
+
+
+def test_a_partial_run_keeps_the_other_families_rows_from_the_newest_full_run(tmp_path, monkeypatch):
+    import json
+
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    for name, family in (("quality-20261201-0900.json", "old"), ("quality-20261205-0900.json", "gpt"),
+                         ("quality-quick-20261206-0900.json", "quick")):
+        (results / name).write_text(json.dumps([{"family": family}]))
+    monkeypatch.setattr(quality, "ROOT", tmp_path)
+    assert quality.previous_rows() == ("quality-20261205-0900.json", [{"family": "gpt"}])

@@ -115,12 +115,14 @@ def test_train_page_fine_tunes_a_classifier_from_a_chosen_run(qtbot, trained, tm
         t.options["classifier"].base.setCurrentIndex(bases.index(str(mlm.folder)))
         assert t.lr.value() == 3e-4  # a fine-tune's gentler rate
         t.options["classifier"].freeze.setValue(20)
+        assert t.options["classifier"].pooling.currentData() == "mean"  # the default: the mean of the tokens
+        t.options["classifier"].pooling.setCurrentIndex(t.options["classifier"].pooling.findData("cls"))
         w.data_page.add_paths([str(labelled_example())])
         wait_task(qtbot, w.data_page)
         cfg = t.run_config()
         assert cfg.family == "classifier" and cfg.base_run == str(mlm.folder.resolve())
         assert cfg.model.hidden_dim == mlm.config.model.hidden_dim and cfg.training.freeze_steps == 20
-        assert cfg.tokenizer == mlm.config.tokenizer
+        assert cfg.tokenizer == mlm.config.tokenizer and cfg.pooling == "cls"
 
         (tmp_path / "one.txt").write_text("one class only\n\nstill one\n")  # bad labels: one line
         t.session.paths = [str(tmp_path / "one.txt")]

@@ -632,6 +632,7 @@ def test_a_restart_keeps_the_classifiers_base_with_its_learning_rate(qtbot, home
     assert gentle < TrainConfig().learning_rate  # the fine-tune's rate, set by choosing a base
     options.label_column.setText("genre")
     options.freeze.setValue(20)
+    options.pooling.setCurrentIndex(options.pooling.findData("cls"))
     w.close()
     tp.shutdown()
 
@@ -643,7 +644,7 @@ def test_a_restart_keeps_the_classifiers_base_with_its_learning_rate(qtbot, home
         assert tp2.family.currentData() == "classifier"
         assert o2.base_folder() == str(base.folder) and o2.fine_tunes()
         assert tp2.lr.value() == pytest.approx(gentle)
-        assert o2.label_column.text() == "genre" and o2.freeze.value() == 20
+        assert o2.label_column.text() == "genre" and o2.freeze.value() == 20 and o2.pooling.currentData() == "cls"
     finally:
         tp2.shutdown()
 

@@ -28,8 +28,8 @@ def write(model, tok, folder: Path, extra: dict | None = None) -> dict:
         usage = ["model = keras_hub.models.BertTextClassifier.from_preset(folder)",
                  (f"x = {{'token_ids': [[CLS] + ids + [SEP]] padded with 0 to (1, {T}), 'segment_ids': zeros, "
                  "'padding_mask': 1 where a token is}"),
-                 ("probabilities = softmax(model.predict(x) + log(prior))  # classes and prior (their shares "
-                  "in training, which it saw balanced): specials.json")]
+                 ("probabilities = softmax(model.predict(x))  # classes: specials.json; + log(prior) there "
+                  "weighs in the classes' shares in training (it saw them balanced)")]
     elif task == "BartSeq2SeqLM":
         usage = ["model = keras_hub.models.BartSeq2SeqLM.from_preset(folder)",
                  (f"x = {{'encoder_token_ids': source ids padded with 0 to (1, {T}), 'encoder_padding_mask': 1 where "

@@ -199,7 +199,7 @@ class ClassifyPanel(FamilyPanel):
         def work(model, tok, data, T):
             from desktop_llm.core.models.classifier.report import classify
 
-            return classify(model, tok, data.classes, texts, T, data.specials, prior=data.prior)
+            return classify(model, tok, data.classes, texts, T, data.specials)
 
         self._run(work, self._show_results, self.classify_btn)
 

@@ -1,5 +1,6 @@
 """The Train page's classifier settings: the pretrained run to fine-tune (or none), the label
-column of CSV / JSONL data, and how many steps the encoder stays frozen."""
+column of CSV / JSONL data, how the text becomes one vector, and how many steps the encoder
+stays frozen."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ class ClassifierOptions(QGroupBox):
         self.label_column = QLineEdit()
         self.label_column.setPlaceholderText("auto: label, class, category…")
         self.label_column.setToolTip("The column of CSV / JSONL files that holds each text's class")
+        self.pooling = QComboBox()
+        self.pooling.addItem("mean of the tokens", "mean")
+        self.pooling.addItem("[CLS] token (keras-hub's BertTextClassifier)", "cls")
+        self.pooling.setToolTip("How the encoder's token states become the one vector the head reads. The mean "
+                                "learns more from little data; [CLS] exports as keras-hub's own classifier task. "
+                                "A classifier on a GPT reads its last token either way")
         self.freeze = QSpinBox()
         self.freeze.setRange(0, 1_000_000)
         self.freeze.setSingleStep(10)
@@ -37,6 +44,7 @@ class ClassifierOptions(QGroupBox):
         form = QFormLayout(self)
         form.addRow("Start from", self.base)
         form.addRow("Label column", self.label_column)
+        form.addRow("Pooling", self.pooling)
         form.addRow("Freeze the encoder", self.freeze)
         self.fill()
         session.runs_changed.connect(self.fill)
@@ -64,7 +72,7 @@ class ClassifierOptions(QGroupBox):
         """Remembered between launches with the Train page's (a restart kept the fine-tune's gentle
         learning rate but forgot the base it was for)."""
         return {"base": self.base_folder(), "label_column": self.label_column.text(),
-                "freeze": self.freeze.value()}
+                "freeze": self.freeze.value(), "pooling": self.pooling.currentData()}
 
     def apply_settings(self, values: dict) -> None:
         """A base run that is gone (deleted, another workspace) is skipped: "nothing" stays."""
@@ -75,11 +83,14 @@ class ClassifierOptions(QGroupBox):
             self.label_column.setText(values["label_column"])
         if isinstance(values.get("freeze"), int):
             self.freeze.setValue(values["freeze"])
+        i = self.pooling.findData(values.get("pooling"))
+        if i >= 0:
+            self.pooling.setCurrentIndex(i)
 
     def apply(self, cfg):
-        """The run config with these settings: the label column, frozen steps, the base run."""
+        """The run config with these settings: the label column, pooling, frozen steps, the base run."""
         from desktop_llm.core.models.classifier import on_base
 
-        cfg = replace(cfg, data=replace(cfg.data, label_column=self.label_column.text().strip() or None),
+        cfg = replace(cfg, pooling=self.pooling.currentData(), data=replace(cfg.data, label_column=self.label_column.text().strip() or None),
                       training=replace(cfg.training, freeze_steps=self.freeze.value()))
         return on_base(cfg, self.base_folder(), gentler=False) if self.base_folder() else cfg

@@ -129,7 +129,12 @@ class Classifier(Family):
         from desktop_llm.core.models import task_preset
 
         data = LabelledData(run.data_dir)
-        return task_preset.write(model, tok, folder, extra={"classes": data.classes, "prior": data.prior.tolist()})
+        extra = {"classes": data.classes, "prior": data.prior.tolist()}
+        if run.config.pooling == "mean":
+            from desktop_llm.core.models.classifier import mean_head
+
+            return mean_head.write_preset(model, tok, Path(folder), extra)
+        return task_preset.write(model, tok, folder, extra=extra)
 
     baseline_metric = "macro_f1"  # its verdict: the validation macro-F1 against the baselines'
     selection_metric = "macro_f1"  # its best checkpoint: the highest macro-F1 (its loss can climb as F1 rises)
@@ -219,9 +224,9 @@ class Classifier(Family):
         import json
 
         classes = json.loads((Path(run.data_dir) / "classes.json").read_text("utf-8"))["classes"]
-        return self.build(mcfg, seed=seed, num_classes=len(classes), base=base_family(cfg))
+        return self.build(mcfg, seed=seed, num_classes=len(classes), base=base_family(cfg), pooling=cfg.pooling)
 
-    def build(self, mcfg, seed=None, num_classes: int = 2, base: str = "masked_lm"):
+    def build(self, mcfg, seed=None, num_classes: int = 2, base: str = "masked_lm", pooling: str = "cls"):
         import keras
         import keras_hub
 
@@ -234,6 +239,10 @@ class Classifier(Family):
             return GPTClassifier.from_config_of(mcfg, num_classes)
         from desktop_llm.core.models.backbones.bert import bert_backbone
 
+        if pooling == "mean":
+            from desktop_llm.core.models.classifier.mean_head import MeanPooledClassifier
+
+            return MeanPooledClassifier.on(bert_backbone(mcfg), num_classes, mcfg.dropout)
         model = keras_hub.models.BertTextClassifier(bert_backbone(mcfg), num_classes=num_classes,
                                                     preprocessor=None, dropout=mcfg.dropout)
         # keras-hub starts the head at BERT's N(0, 0.02): made for a well pretrained encoder. On
@@ -277,9 +286,9 @@ class Classifier(Family):
         """Macro-F1 and the confusion matrix over the whole validation split."""
 
         data = ctx.data
-        probs = report.predict_proba(ctx.model, data.inputs(data.val_index), prior=data.prior)
+        probs = report.predict_proba(ctx.model, data.inputs(data.val_index))
         s = report.scores(data.labels[data.val_index], probs.argmax(-1), len(data.classes))
-        # accuracy as the classifier answers (with the prior), not Keras' on the balanced logits
+        # accuracy as the classifier answers (report.predict_proba), as the macro-F1 beside it
         extras = {"val_macro_f1": s["macro_f1"], "val_accuracy": s["accuracy"], "classes": data.classes}
         if len(data.classes) <= CONFUSION_IN_EVENTS:  # 5,000 classes: 75 MB a line (`classify --report` has it)
             extras["confusion"] = s["confusion"]
@@ -290,7 +299,7 @@ class Classifier(Family):
         data = ctx.data
         firsts = [data.val_index[data.labels[data.val_index] == c][:1] for c in range(len(data.classes))]
         idx = np.concatenate(firsts)[:3]
-        probs = report.predict_proba(ctx.model, data.inputs(idx), prior=data.prior)
+        probs = report.predict_proba(ctx.model, data.inputs(idx))
         lines = []
         for i, p in zip(idx, probs):
             text = data.val_texts[int(np.flatnonzero(data.val_index == i)[0])].replace("\n", " ")

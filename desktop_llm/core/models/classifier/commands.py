@@ -21,8 +21,7 @@ def add_parser(sub, kit) -> None:
         data = LabelledData(run.data_dir)
         out: dict = {"run": run.id, "checkpoint_step": ckpt.step, "classes": data.classes}
         if texts:
-            out["results"] = classify(model, tok, data.classes, texts, run.config.model.sequence_length, data.specials,
-                                      prior=data.prior)
+            out["results"] = classify(model, tok, data.classes, texts, run.config.model.sequence_length, data.specials)
         if args.report:
             out["report"] = report(model, data)
         if args.json:
