@@ -117,10 +117,21 @@ def to_numpy(xs) -> list[np.ndarray]:
 # --------------------------------------------------------------------------- per family
 def attention_weights(model, token_ids) -> np.ndarray:
     """(layers, heads, time, time) causal attention of our GPT for one sequence of ids."""
+    return causal_attention(model)(token_ids)
+
+
+def causal_attention(model):
+    """`maps(token_ids)` for our GPT, its probe model built once (the probes call it at every
+    evaluation: building it each time cost more than the maps)."""
     bb = model.backbone
     names = [layer.name for layer in bb.transformer_layers]
-    xs = to_numpy(probe(bb, names)(np.asarray(token_ids, np.int32)[None, :]))
-    return np.stack([layer_maps(bb, layer, x[0], causal=True)[0] for layer, x in zip(bb.transformer_layers, xs)])
+    hidden = probe(bb, names)
+
+    def maps(token_ids) -> np.ndarray:
+        xs = to_numpy(hidden(np.asarray(token_ids, np.int32)[None, :]))
+        return np.stack([layer_maps(bb, layer, x[0], causal=True)[0] for layer, x in zip(bb.transformer_layers, xs)])
+
+    return maps
 
 
 def encoder_weights(backbone, token_ids) -> np.ndarray:

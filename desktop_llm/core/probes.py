@@ -7,7 +7,8 @@ appends its small result to the run folder; the views read these records, never 
 - `probes/records.jsonl`: one record per evaluation (one `write` per line, fsynced, as the metrics
   are; a resumed run drops the records past its checkpoint, so SIGKILL loses at most the tail):
   each prompt's greedy continuation with each token's surprise, the probe window's loss per
-  token, and the mean loss at each position of the context (the in-context learning curve).
+  token, the mean loss at each position of the context (the in-context learning curve), and each
+  attention head's scores (core/heads.py: previous-token, induction, sink...).
 
 The analyses here are plain NumPy over those records, shared by the Learning page and
 `desktop-llm probes`.
@@ -28,6 +29,7 @@ CONTINUATION_TOKENS = 16  # tokens of each greedy continuation (each one a forwa
 POSITION_TOKENS = 4096  # validation tokens averaged for the loss by position: 64 windows of 64 (8 were noise)
 LEARNED = 1.0  # nats: a token is "learned" once its loss stays below this (probability > 0.37)
 WORSE = 0.7  # nats: a token whose final loss is this far above its best "got worse"
+HEAD_TOKENS = 128  # the probe text's first tokens whose attention maps score the heads
 
 
 def folder(run) -> Path:
@@ -66,15 +68,25 @@ def choose(tok, val: np.ndarray, sequence_length: int) -> dict:
     window = [int(i) for i in val[: T + 1]] if n > T + 1 else [int(i) for i in val]
     windows = min(64, max(8, POSITION_TOKENS // max(1, T)))
     starts = np.linspace(0, max(0, n - T - 2), windows).astype(int).tolist() if n > T + 1 else []
-    return {"prompts": prompts, "window": window, "starts": starts, "sequence_length": T}
+    from desktop_llm.core.heads import repeated_sequence
+
+    return {"prompts": prompts, "window": window, "starts": starts, "sequence_length": T,
+            "repeat": repeated_sequence(val[: 100_000], T)}
 
 
 def ensure_spec(run, tok, val, sequence_length: int) -> dict:
-    """The run's probe: read, or chosen now and kept (a resumed run probes what it probed before)."""
+    """The run's probe: read, or chosen now and kept (a resumed run probes what it probed before;
+    one chosen before the head atlas gets its repeated sequence added)."""
     path = spec_path(run)
     if path.exists():
-        return atomic_json(path)
-    spec = choose(tok, val, sequence_length)
+        spec = atomic_json(path)
+        if "repeat" in spec:
+            return spec
+        from desktop_llm.core.heads import repeated_sequence
+
+        spec["repeat"] = repeated_sequence(np.asarray(val)[: 100_000], spec["sequence_length"])
+    else:
+        spec = choose(tok, val, sequence_length)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(path, spec)
     return spec
@@ -103,6 +115,15 @@ class Prober:
         self.model = model
         # XLA where the run trains with it: 40% faster per call on the reference model, once compiled
         self.forward = runners.get().compiled(model, lambda ids: model(ids, training=False), jit_compile)
+        self._attention = None
+
+    def attention(self, ids) -> np.ndarray:
+        """(layers, heads, T, T) attention maps of one sequence (core/inspection.py)."""
+        if self._attention is None:
+            from desktop_llm.core.inspection import causal_attention
+
+            self._attention = causal_attention(self.model)
+        return self._attention(ids)
 
     def logits(self, ids: np.ndarray) -> np.ndarray:
         import keras
@@ -153,6 +174,13 @@ def measure(prober: Prober, tok, val: np.ndarray, spec: dict) -> dict:
         val = np.asarray(val)
         windows = np.stack([val[s: s + T + 1] for s in starts]).astype(np.int32)
         record["position_loss"] = [round(float(x), 3) for x in prober.token_losses(windows).mean(0)]
+    if len(window) > 2:
+        from desktop_llm.core import heads
+
+        text = window[: min(len(window) - 1, HEAD_TOKENS)]
+        repeat = np.asarray(spec.get("repeat") or [], np.int32)
+        record["heads"] = heads.scores(prober.attention(text), text,
+                                       prober.attention(repeat) if len(repeat) else None, repeat)
     return record
 
 
@@ -214,9 +242,10 @@ def changed(previous: list[str], current: list[str]) -> list[bool]:
     return [i >= len(previous) or previous[i] != t for i, t in enumerate(current)]
 
 
-def milestones(evals: list[dict], baselines: dict | None) -> list[tuple[int, str]]:
+def milestones(evals: list[dict], baselines: dict | None, recs: list[dict] | None = None) -> list[tuple[int, str]]:
     """(step, what happened) on the validation curve: the first evaluation that beat each baseline,
-    and the minimum of the validation loss where later evaluations rise above it (overfitting)."""
+    the minimum of the validation loss where later evaluations rise above it (overfitting), and,
+    given the probe records, the step induction heads formed (core/heads.py)."""
     out: list[tuple[int, str]] = []
     evals = [e for e in evals if e.get("val_loss") is not None and math.isfinite(e["val_loss"])]
     for name, fig in ((baselines or {}).get("figures") or {}).items():
@@ -226,6 +255,12 @@ def milestones(evals: list[dict], baselines: dict | None) -> list[tuple[int, str
         first = next((e["step"] for e in evals if e["val_loss"] < target), None)
         if first is not None:
             out.append((first, f"beats the {name}"))
+    if recs:
+        from desktop_llm.core.heads import induction_formed
+
+        formed = induction_formed(recs)
+        if formed is not None:
+            out.append((formed, "induction heads formed"))
     if len(evals) >= 3:
         best = min(range(len(evals)), key=lambda i: evals[i]["val_loss"])
         if best < len(evals) - 1 and evals[-1]["val_loss"] > evals[best]["val_loss"] * 1.01:
