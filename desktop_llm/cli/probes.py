@@ -1,6 +1,7 @@
 """`desktop-llm probes RUN`: what the model learned, and when (core/probes.py): the learning
 timeline of its fixed prompts, the milestones on its validation curve, which of the probe text's
-tokens it learned when, and the loss by position in the context."""
+tokens it learned when, the loss by position in the context, and the head atlas (each attention
+head's role at the last evaluation, and the best induction score over training)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ def cmd_probes(args) -> int:
         raise CliError(f"Run {run.id} has no probes: they are taken at each evaluation of a GPT run trained by "
                        "this version.")
     evals = [m for m in run.metrics() if m.get("type") == "eval"]
-    found = probes.milestones(evals, run.status().get("baselines"))
+    found = probes.milestones(evals, run.status().get("baselines"), recs)
     steps, losses = probes.loss_matrix(recs)
     when = probes.learned_when(steps, losses)
+    from desktop_llm.core import heads
+
+    last_heads = next((r for r in reversed(recs) if r.get("heads")), None)
+    roles = heads.roles(last_heads["heads"]) if last_heads else []
     if args.json:
         out({"run": run.id, "spec": spec, "records": recs, "milestones": [{"step": s, "what": w} for s, w in found],
-             **when})
+             **when, "head_roles": roles, "head_curves": heads.curves(recs)})
         return 0
     print(f"run {run.id}: {len(recs)} evaluations probed")
     print("learning timeline (greedy continuations of the fixed prompts):")
@@ -56,7 +61,27 @@ def cmd_probes(args) -> int:
         parts = [(0, max(1, T // 8)), (T // 8, T // 2), (T // 2, T)]
         print("in-context learning, mean loss by position at the last evaluation: " + ", ".join(
             f"positions {a + 1}-{b}: {sum(last[a:b]) / max(1, b - a):.2f}" for a, b in parts if b > a))
+    if last_heads:
+        print_atlas(last_heads, roles, heads.curves(recs))
     return 0
+
+
+def print_atlas(rec: dict, roles: list[list[str]], curves: dict) -> None:
+    from desktop_llm.core import heads
+
+    print(f"head atlas at step {rec['step']} (layer x head: its role, and its score for that role):")
+    for layer, row in enumerate(roles):
+        cells = []
+        for h, role in enumerate(row):
+            name = role if role in heads.SCORES else ("entropy" if role == "broad" else None)
+            score = heads.matrix(rec["heads"], name)[layer, h] if name else None
+            cells.append(f"{heads.LABELS[role]}" + (f" {score:.2f}" if score is not None else ""))
+        print(f"  layer {layer}: " + " | ".join(cells))
+    if curves["steps"]:
+        picks = sorted({0, len(curves["steps"]) // 2, len(curves["steps"]) - 1})
+        print("best induction score: " + ", ".join(f"{curves['induction'][i]:.2f} at step {curves['steps'][i]}"
+                                                 for i in picks)
+              + f" (induction heads count as formed from {heads.INDUCTION_FORMED})")
 
 
 def add_parser(sub) -> None:

@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self.attention_page = AttentionPage(s)
         self.generate_page = GeneratePage(s)
         self.evaluate_page = EvaluatePage(s)
+        self.learning_page.head_requested.connect(self.open_head)
         self.pages = [self.data_page, self.tokenizer_page, self.model_page, self.train_page, self.runs_page,
                       self.learning_page, self.attention_page, self.generate_page, self.evaluate_page]
 
@@ -208,6 +209,18 @@ class MainWindow(QMainWindow):
         if self in _OPEN_WINDOWS:
             _OPEN_WINDOWS.remove(self)
         return window
+
+    def open_head(self, layer: int, head: int, text: str) -> None:
+        """A head of the Learning page's atlas, on the Attention page: its map for the probe's text
+        at the run's chosen checkpoint (earlier steps' weights are not kept)."""
+        page = self.attention_page
+        self.show_page("Attention")
+        if text.strip():
+            page.text.setPlainText(text)
+        page.layer.setValue(layer)
+        page.head.setValue(head)
+        page.tabs.setCurrentIndex(0)
+        page.compute()
 
     def export_run(self) -> None:
         """The Runs page's export of the selected run (the current run, if none is selected)."""

@@ -97,7 +97,9 @@ def sections(run) -> list[tuple[str, list[tuple[str, str]] | list[list[str]] | s
     rows += [(name, f[name]) for _, name, _ in FAMILY_FIGURES if name in f]
     out.append(("Training", rows))
     evals = [e for e in run.metrics() if e.get("type") == "eval"]
-    found = milestones(evals, info.get("baselines"))
+    from desktop_llm.core.probes import records
+
+    found = milestones(evals, info.get("baselines"), records(run))
     if found:
         out.append(("Milestones", [(f"step {s:,}", w) for s, w in found]))
     prompts, timeline = _timeline(run)

@@ -88,3 +88,36 @@ def test_the_runs_page_writes_a_report_card(qtbot, store):
         page = rp.write_report(open_it=False)
         assert page == store.get(run_id).folder / "report" / "report.html" and page.exists()
         assert "Report written" in rp.message.text() and "Learning timeline" in page.read_text("utf-8")
+
+
+def test_the_head_atlas_shows_each_heads_role_steps_through_training_and_opens_a_head(qtbot, store):
+    from desktop_llm.core import heads
+
+    run = store.get(store.list()[0]["id"])
+    recs = probes.records(run)
+    with open_window(qtbot, store) as w:
+        w.show_page("Learning")
+        atlas = w.learning_page.atlas
+        w.learning_page.tabs.setCurrentWidget(atlas)
+        assert atlas.grid.rowCount() == 1 and atlas.grid.columnCount() == 2  # 1 layer x 2 heads
+        assert atlas.slider.maximum() == 2 and "step 60" in atlas.step_label.text()  # the newest first
+        roles = heads.roles(recs[-1]["heads"])
+        assert atlas.grid.item(0, 1).text().startswith(heads.LABELS[roles[0][1]])
+        atlas.slider.setValue(0)
+        assert "step 20" in atlas.step_label.text() and atlas.marker.value() == 20
+        assert atlas.grid.item(0, 0).text().startswith(heads.LABELS[heads.roles(recs[0]["heads"])[0][0]])
+        curves = atlas.curves.getPlotItem().listDataItems()
+        assert len(curves) == 3 and list(curves[0].getData()[0]) == [20, 40, 60]
+        assert np.allclose(curves[0].getData()[1], heads.curves(recs)["induction"])
+        atlas.play.setChecked(True)  # Play steps through the evaluations, one per tick
+        atlas._advance()
+        assert atlas.slider.value() == 1 and atlas.play.text() == "Pause"
+        atlas._advance()
+        atlas._advance()  # past the last: it stops by itself
+        assert not atlas.play.isChecked() and atlas.play.text() == "Play"
+        atlas.grid.cellClicked.emit(0, 1)  # a click opens the head on the Attention page
+        page = w.attention_page
+        assert w.stack.currentWidget() is page and page.layer.value() == 0 and page.head.value() == 1
+        qtbot.waitUntil(lambda: page.maps is not None, timeout=60_000)
+        assert page.maps.num_heads == 2 and page.head.value() == 1
+        assert page.text.toPlainText()[:8] in "".join(page.maps.tokens)  # the probe's own text

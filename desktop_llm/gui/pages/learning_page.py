@@ -7,6 +7,9 @@ evaluation (core/probes.py): no checkpoint is loaded, so the page follows a run 
   the step they were learned; lists of the early, the late, the never and the got-worse; click a
   row for that token's curve.
 - In context: the mean loss at each position of the context, at several evaluations.
+- Heads: the head atlas (core/heads.py), layer x head, each head coloured by its role at the
+  evaluation the slider (or Play) picks, and the best induction score, lowest entropy and largest
+  sink mass over training; a click opens that head's map on the Attention page.
 """
 
 from __future__ import annotations
@@ -16,8 +19,22 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QSplitter, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_llm.gui.pages.generate_page import prob_color
 from desktop_llm.gui.widgets import RunPicker, header, label, visible_token
@@ -55,7 +72,135 @@ def timeline_html(spec: dict, recs: list[dict]) -> str:
             + "".join(rows) + "</table>")
 
 
+ROLE_COLOURS = {"previous": "#9ecae1", "duplicate": "#c7b3e5", "induction": "#f4a261", "sink": "#d9d9d9",
+                "local": "#a8ddb5", "broad": "#fff2ae", "mixed": "#ffffff"}
+
+
+class HeadAtlas(QWidget):
+    """Layer x head, each head's role at one evaluation; a slider and Play move through them, and
+    the curves below show the best induction score, the lowest entropy and the largest sink mass."""
+
+    head_clicked = Signal(int, int)  # layer, head
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.recs: list[dict] = []
+        self.grid = QTableWidget()
+        self.grid.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.grid.setSelectionMode(QAbstractItemView.NoSelection)
+        self.grid.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.grid.verticalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.grid.setToolTip("Each head's role at this evaluation; click one to open its map on the Attention page")
+        self.grid.cellClicked.connect(lambda r, c: self.head_clicked.emit(r, c))
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setToolTip("The evaluation whose heads are shown")
+        self.slider.valueChanged.connect(self._show)
+        self.play = QPushButton("Play")
+        self.play.setToolTip("Step through the evaluations: watch the roles form")
+        self.play.setCheckable(True)
+        self.play.toggled.connect(self._toggle)
+        self.step_label = label("", None)
+        self.timer = QTimer(self)
+        self.timer.setInterval(600)
+        self.timer.timeout.connect(self._advance)
+        self.legend = label(" ".join(
+            f"<span style='background-color:{ROLE_COLOURS[k]}'>&nbsp;{html.escape(v)}&nbsp;</span>"
+            for k, v in _role_labels().items()), None)
+        self.curves = pg.PlotWidget()
+        self.curves.setBackground(None)
+        self.curves.setMinimumHeight(120)
+        self.curves.getPlotItem().setLabel("bottom", "step")
+        self.curves.getPlotItem().setLabel("left", "score")
+        self.curves.getPlotItem().setYRange(0, 1)
+        self.curves.addLegend(offset=(-10, 10))
+        self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.DashLine))
+        row = QHBoxLayout()
+        row.addWidget(self.play)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.step_label)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(row)
+        lay.addWidget(self.legend)
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self.grid)
+        split.addWidget(self.curves)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+        lay.addWidget(split, 1)
+
+    def set_records(self, recs: list[dict]) -> None:
+        from desktop_llm.core import heads
+
+        follow = not self.recs or self.slider.value() == self.slider.maximum()  # a live run: keep to the newest
+        self.recs = [r for r in recs if r.get("heads")]
+        self.slider.setRange(0, max(0, len(self.recs) - 1))
+        if follow:
+            self.slider.setValue(self.slider.maximum())
+        self.curves.clear()
+        c = heads.curves(self.recs)
+        for key, name, colour in (("induction", "best induction score", "#f28e2b"),
+                                  ("entropy", "lowest entropy", "#3574f0"), ("sink", "largest sink mass", "#888888")):
+            self.curves.plot(c["steps"], c[key], pen=pg.mkPen(colour, width=2), name=name)
+        self.curves.addItem(self.marker)
+        self._show()
+
+    def _show(self) -> None:
+        from desktop_llm.core import heads
+
+        if not self.recs:
+            self.grid.clear()
+            self.grid.setRowCount(0)
+            self.step_label.setText("")
+            return
+        rec = self.recs[min(self.slider.value(), len(self.recs) - 1)]
+        roles = heads.roles(rec["heads"])
+        L, H = len(roles), len(roles[0]) if roles else 0
+        self.grid.setRowCount(L)
+        self.grid.setColumnCount(H)
+        self.grid.setVerticalHeaderLabels([f"layer {i}" for i in range(L)])
+        self.grid.setHorizontalHeaderLabels([f"head {i}" for i in range(H)])
+        for layer in range(L):
+            for h in range(H):
+                role = roles[layer][h]
+                key = role if role in heads.SCORES else ("entropy" if role == "broad" else None)
+                score = heads.matrix(rec["heads"], key)[layer, h] if key else None
+                item = QTableWidgetItem(heads.LABELS[role] + (f"\n{score:.2f}" if score is not None else ""))
+                item.setTextAlignment(Qt.AlignCenter)
+                item.setBackground(QColor(ROLE_COLOURS[role]))
+                item.setForeground(QColor("#202020"))
+                item.setToolTip(" · ".join(f"{heads.LABELS.get(n, n)} {v:.2f}" for n in heads.SCORES
+                                           if not math.isnan(v := heads.matrix(rec["heads"], n)[layer, h])))
+                self.grid.setItem(layer, h, item)
+        self.step_label.setText(f"step {rec['step']:,} ({self.slider.value() + 1} of {len(self.recs)})")
+        self.marker.setValue(rec["step"])
+
+    def _toggle(self, on: bool) -> None:
+        if on:
+            if self.slider.value() == self.slider.maximum():
+                self.slider.setValue(0)
+            self.timer.start()
+        else:
+            self.timer.stop()
+        self.play.setText("Pause" if on else "Play")
+
+    def _advance(self) -> None:
+        if self.slider.value() >= self.slider.maximum():
+            self.play.setChecked(False)
+            return
+        self.slider.setValue(self.slider.value() + 1)
+
+
+def _role_labels() -> dict:
+    from desktop_llm.core.heads import LABELS
+
+    return LABELS
+
+
 class LearningPage(QWidget):
+    head_requested = Signal(int, int, str)  # layer, head, the probe's text: the Attention page shows it
+
     def __init__(self, session, parent=None):
         super().__init__(parent)
         self.session = session
@@ -113,6 +258,9 @@ class LearningPage(QWidget):
         self.tabs.addTab(self.timeline, "Timeline")
         self.tabs.addTab(when, "What it learned when")
         self.tabs.addTab(self.context, "In context")
+        self.atlas = HeadAtlas()
+        self.atlas.head_clicked.connect(self._open_head)
+        self.tabs.addTab(self.atlas, "Heads")
 
         lay = QVBoxLayout(self)
         lay.addWidget(header("Learning", "What the model learned, and when: the same probe at every evaluation, "
@@ -155,16 +303,18 @@ class LearningPage(QWidget):
             self.image.clear()
             self.curve.clear()
             self.context.clear()
+            self.atlas.set_records([])
             self.lists.setText("")
             self.milestones.setText("")
             return
         evals = [m for m in run.metrics() if m.get("type") == "eval"]
-        found = probes.milestones(evals, run.status().get("baselines"))
+        found = probes.milestones(evals, run.status().get("baselines"), self.recs)
         self.milestones.setText("Milestones: " + " · ".join(f"step {s:,}: {w}" for s, w in found) if found else
                                 "Milestones appear here: the step it beats each baseline, the validation minimum.")
         self.timeline.setHtml(timeline_html(self.spec, self.recs))
         self._show_learned(run)
         self._show_context()
+        self.atlas.set_records(self.recs)
         self.status.setText(f"{len(self.recs)} evaluations probed, the last at step {self.recs[-1]['step']:,}. "
                             "Tints: how surprised the model was by each token; bold: changed since the row above.")
 
@@ -216,6 +366,18 @@ class LearningPage(QWidget):
         self.curve.plot(self.steps, self.losses[:, j], pen=pg.mkPen("#3574f0", width=2), symbol="o", symbolSize=5)
         self.curve.getPlotItem().setTitle(f"“{visible_token(self.tokens[j])}” (token {j + 1} of the probe text)")
         self.shown_token = j
+
+    def _open_head(self, layer: int, head: int) -> None:
+        """The head's map on the Attention page, for the probe's own text."""
+        from desktop_llm.core.loading import load_run_tokenizer
+        from desktop_llm.errors import DesktopLLMError
+
+        run = self.session.store.get(self.picker.run_id) if self.picker.run_id else None
+        try:
+            text = load_run_tokenizer(run.tokenizer_dir).decode([int(i) for i in self.spec["window"][:64]])
+        except (DesktopLLMError, OSError, TypeError, AttributeError):  # no run, or its tokenizer is gone
+            text = ""
+        self.head_requested.emit(layer, head, text)
 
     def _on_click(self, event) -> None:
         row = int(event.pos().y())
