@@ -1,7 +1,8 @@
 """`desktop-llm probes RUN`: what the model learned, and when (core/probes.py): the learning
 timeline of its fixed prompts, the milestones on its validation curve, which of the probe text's
-tokens it learned when, the loss by position in the context, and the head atlas (each attention
-head's role at the last evaluation, and the best induction score over training)."""
+tokens it learned when, the loss by position in the context, the head atlas (each attention
+head's role at the last evaluation, and the best induction score over training), and the
+training's health per layer with what looks off."""
 
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ def cmd_probes(args) -> int:
 
     last_heads = next((r for r in reversed(recs) if r.get("heads")), None)
     roles = heads.roles(last_heads["heads"]) if last_heads else []
+    from desktop_llm.core import health
+
+    flagged = health.flags(recs)
     if args.json:
         out({"run": run.id, "spec": spec, "records": recs, "milestones": [{"step": s, "what": w} for s, w in found],
-             **when, "head_roles": roles, "head_curves": heads.curves(recs)})
+             **when, "head_roles": roles, "head_curves": heads.curves(recs),
+             "health_flags": [{"step": s, "what": w} for s, w in flagged]})
         return 0
     print(f"run {run.id}: {len(recs)} evaluations probed")
     print("learning timeline (greedy continuations of the fixed prompts):")
@@ -63,6 +68,16 @@ def cmd_probes(args) -> int:
             f"positions {a + 1}-{b}: {sum(last[a:b]) / max(1, b - a):.2f}" for a, b in parts if b > a))
     if last_heads:
         print_atlas(last_heads, roles, heads.curves(recs))
+    last_health = next((r for r in reversed(recs) if r.get("health")), None)
+    if last_health:
+        h = last_health["health"]
+        change = h.get("change_per_step") or [None] * len(h["groups"])
+        print(f"training health at step {last_health['step']} (net change per step; about "
+              f"{health.RULE_OF_THUMB:g} is usual): " + ", ".join(
+                  f"{g} {c:.1e}" if c is not None else f"{g} –" for g, c in zip(h["groups"], change)))
+        print("  dormant feed-forward units: " + ", ".join(f"block {i} {d:.0%}" for i, d in enumerate(h["dormant"]))
+              + "; largest attention logit: " + ", ".join(f"block {i} {v:.1f}" for i, v in enumerate(h["max_logit"])))
+        print("  " + ("; ".join(f"step {s}: {w}" for s, w in flagged) if flagged else "nothing looks off"))
     return 0
 
 

@@ -96,6 +96,28 @@ def layer_maps(model, layer, x, causal: bool, encoder_out=None, encoder_mask=Non
     return probs, cross
 
 
+def block_activity(model, layer, x) -> dict:
+    """Inside one pre-norm decoder block whose input is `x` (T, d): the largest causal attention
+    logit of any head (before the softmax), and the feed-forward units' activations (T, units),
+    with the block's own weights, norms and activation function (core/health.py reads them)."""
+    w = _weights(model, layer.name)
+    eps = getattr(layer, "layer_norm_epsilon", 1e-5)
+    h = _layer_norm(x, w, "self_attention_layer_norm", eps)
+    q = np.einsum("td,dhk->thk", h, w["self_attention/query/kernel"]) + w["self_attention/query/bias"]
+    k = np.einsum("td,dhk->thk", h, w["self_attention/key/kernel"]) + w["self_attention/key/bias"]
+    logits = np.einsum("qhk,shk->hqs", q, k) / np.sqrt(q.shape[-1])
+    causal = np.tril(np.ones(logits.shape[1:], bool))
+    _, out = _attend(w, "self_attention", h, h, causal=True)
+    y = x + out
+    f = _layer_norm(y, w, "feedforward_layer_norm", eps)
+    pre = f @ w["feedforward_intermediate_dense/kernel"] + w["feedforward_intermediate_dense/bias"]
+    import keras
+
+    act = keras.activations.get(getattr(layer, "activation", "gelu"))
+    units = np.asarray(keras.ops.convert_to_numpy(act(keras.ops.convert_to_tensor(pre.astype(np.float32)))))
+    return {"max_logit": float(np.abs(logits[:, causal]).max()), "units": units}
+
+
 def probe(model, names: list[str], extra: list[str] = ()):
     """A functional model giving each named layer's sequence input, and `extra` layers' outputs."""
     import keras

@@ -7,8 +7,9 @@ appends its small result to the run folder; the views read these records, never 
 - `probes/records.jsonl`: one record per evaluation (one `write` per line, fsynced, as the metrics
   are; a resumed run drops the records past its checkpoint, so SIGKILL loses at most the tail):
   each prompt's greedy continuation with each token's surprise, the probe window's loss per
-  token, the mean loss at each position of the context (the in-context learning curve), and each
-  attention head's scores (core/heads.py: previous-token, induction, sink...).
+  token, the mean loss at each position of the context (the in-context learning curve), each
+  attention head's scores (core/heads.py: previous-token, induction, sink...) and the training's
+  health per layer (core/health.py).
 
 The analyses here are plain NumPy over those records, shared by the Learning page and
 `desktop-llm probes`.
@@ -116,6 +117,7 @@ class Prober:
         # XLA where the run trains with it: 40% faster per call on the reference model, once compiled
         self.forward = runners.get().compiled(model, lambda ids: model(ids, training=False), jit_compile)
         self._attention = None
+        self.previous = None  # (step, weights) at the last evaluation: core/health.py's change per step
 
     def attention(self, ids) -> np.ndarray:
         """(layers, heads, T, T) attention maps of one sequence (core/inspection.py)."""
@@ -157,8 +159,8 @@ class Prober:
         return out
 
 
-def measure(prober: Prober, tok, val: np.ndarray, spec: dict) -> dict:
-    """One evaluation's probe record (without its step)."""
+def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None = None) -> dict:
+    """One evaluation's probe record (without its step); with `step`, the training's health too."""
     T = spec["sequence_length"]
     banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
     continuations = []
@@ -181,6 +183,10 @@ def measure(prober: Prober, tok, val: np.ndarray, spec: dict) -> dict:
         repeat = np.asarray(spec.get("repeat") or [], np.int32)
         record["heads"] = heads.scores(prober.attention(text), text,
                                        prober.attention(repeat) if len(repeat) else None, repeat)
+        if step is not None:
+            from desktop_llm.core import health
+
+            record["health"], prober.previous = health.measure(prober.model, text, prober.previous, step)
     return record
 
 

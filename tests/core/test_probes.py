@@ -95,12 +95,13 @@ def test_the_probes_command_shows_the_timeline_and_json(probed):
     assert out.returncode == 0, out.stderr
     assert "3 evaluations probed" in out.stdout and f"“{probes.spec(run)['prompts'][0]}”" in out.stdout
     assert "step     60:" in out.stdout and "mean loss by position" in out.stdout
+    assert "training health at step 60" in out.stdout and "dormant feed-forward units: block 0" in out.stdout
     assert "head atlas at step 60" in out.stdout and "  layer 0: " in out.stdout and "best induction score" in out.stdout
     js = subprocess.run([sys.executable, "-m", "desktop_llm", "probes", run.id, "--json"], capture_output=True,
                         text=True, env=env, timeout=300, check=False)
     data = json.loads(js.stdout)
     assert [r["step"] for r in data["records"]] == [20, 40, 60] and len(data["learned_at"]) == 32
-    assert len(data["head_roles"]) == 1 and len(data["head_roles"][0]) == 2 and data["head_curves"]["steps"] == [20, 40, 60]
+    assert isinstance(data["health_flags"], list) and len(data["head_roles"]) == 1 and len(data["head_roles"][0]) == 2 and data["head_curves"]["steps"] == [20, 40, 60]
 
 
 def test_a_run_without_probes_writes_none(tmp_path):

@@ -121,3 +121,22 @@ def test_the_head_atlas_shows_each_heads_role_steps_through_training_and_opens_a
         qtbot.waitUntil(lambda: page.maps is not None, timeout=60_000)
         assert page.maps.num_heads == 2 and page.head.value() == 1
         assert page.text.toPlainText()[:8] in "".join(page.maps.tokens)  # the probe's own text
+
+
+def test_the_health_tab_draws_each_layers_change_and_says_what_is_off(qtbot, store):
+    from desktop_llm.core import health
+
+    run = store.get(store.list()[0]["id"])
+    recs = probes.records(run)
+    with open_window(qtbot, store) as w:
+        w.show_page("Learning")
+        view = w.learning_page.health
+        w.learning_page.tabs.setCurrentWidget(view)
+        lines = view.change.getPlotItem().listDataItems()
+        assert [c.name() for c in lines] == ["embeddings", "block 0", "final norm"]
+        steps, _, values = health.series(recs, "change_per_step")
+        xs, ys = lines[1].getData()
+        assert list(xs) == steps[1:] and np.allclose(ys, np.log10(values[1:, 1]))  # log axis; from the 2nd
+        assert len(view.dormant.getPlotItem().listDataItems()) == len(view.logit.getPlotItem().listDataItems()) == 1
+        found = health.flags(recs)
+        assert view.flags.text().startswith("<b>Looks off:</b>" if found else "Nothing looks off")

@@ -240,7 +240,8 @@ class TrainingContext:
 
             if self.prober is None:
                 self.prober = probes.Prober(self.model, jit_compile=self.cfg.training.jit_compile)
-            probes.append(self.run, self.step, probes.measure(self.prober, self.tok, self.data.val, self.probe_spec))
+            probes.append(self.run, self.step, probes.measure(self.prober, self.tok, self.data.val, self.probe_spec,
+                                                              step=self.step))
         except Exception as e:  # noqa: BLE001 - a probe is a nicety: never let it end a run
             self.emit(ev.Warning(message=f"The probe at step {self.step} failed: {first_line(e)}").to_dict())
 

@@ -10,6 +10,8 @@ evaluation (core/probes.py): no checkpoint is loaded, so the page follows a run 
 - Heads: the head atlas (core/heads.py), layer x head, each head coloured by its role at the
   evaluation the slider (or Play) picks, and the best induction score, lowest entropy and largest
   sink mass over training; a click opens that head's map on the Attention page.
+- Health: per layer, the net change per step (log axis, the usual 1e-3 shaded), dormant
+  feed-forward units and the largest attention logit, with what looks off in plain words.
 """
 
 from __future__ import annotations
@@ -192,6 +194,78 @@ class HeadAtlas(QWidget):
         self.slider.setValue(self.slider.value() + 1)
 
 
+PALETTE = ["#3574f0", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
+
+
+class HealthView(QWidget):
+    """The training's health per layer over the run (core/health.py)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        from desktop_llm.core import health
+
+        self.flags = label("", None)
+        self.flags.setWordWrap(True)
+        self.change = pg.PlotWidget()
+        self.change.setBackground(None)
+        self.change.setLogMode(y=True)
+        self.change.getPlotItem().setLabel("left", "net change per step")
+        self.change.getPlotItem().setLabel("bottom", "step")
+        self.change.addLegend(offset=(-10, 10))
+        self.change.setToolTip(f"|W now - W at the previous evaluation| / |W| / steps between. About "
+                               f"{health.RULE_OF_THUMB:g} is usual (shaded: 10x either way)")
+        self.dormant = pg.PlotWidget()
+        self.dormant.setBackground(None)
+        self.dormant.getPlotItem().setLabel("left", "dormant units (%)")
+        self.dormant.getPlotItem().setLabel("bottom", "step")
+        self.dormant.setToolTip("Feed-forward units whose mean |activation| on the probe text is at most "
+                                f"{health.DORMANT:g} of the block's average unit's")
+        self.logit = pg.PlotWidget()
+        self.logit.setBackground(None)
+        self.logit.getPlotItem().setLabel("left", "largest attention logit")
+        self.logit.getPlotItem().setLabel("bottom", "step")
+        self.logit.setToolTip(f"Before the softmax; from about {health.SATURATES:g} one position takes everything")
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(self.dormant)
+        right.addWidget(self.logit)
+        plots = QSplitter()
+        plots.addWidget(self.change)
+        plots.addWidget(right)
+        plots.setStretchFactor(0, 3)
+        plots.setStretchFactor(1, 2)
+        plots.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.flags)
+        lay.addWidget(plots, 1)
+
+    def set_records(self, recs: list[dict]) -> None:
+        from desktop_llm.core import health
+
+        for plot in (self.change, self.dormant, self.logit):
+            plot.clear()
+        steps, names, values = health.series(recs, "change_per_step")
+        if steps:
+            band = pg.LinearRegionItem(values=(np.log10(health.RULE_OF_THUMB) - 1, np.log10(health.RULE_OF_THUMB) + 1),
+                                       orientation="horizontal", movable=False, brush=pg.mkBrush(89, 161, 79, 28),
+                                       pen=pg.mkPen(None))
+            self.change.addItem(band)
+        for i, name in enumerate(names):
+            keep = ~np.isnan(values[:, i]) & (values[:, i] > 0)  # a log axis has no zero
+            self.change.plot(np.asarray(steps)[keep], values[keep, i], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
+                             symbol="o", symbolSize=4, name=name)
+        for plot, key, scale in ((self.dormant, "dormant", 100.0), (self.logit, "max_logit", 1.0)):
+            steps, names, values = health.series(recs, key)
+            for i in range(len(names)):
+                plot.plot(steps, values[:, i] * scale, pen=pg.mkPen(PALETTE[(i + 1) % len(PALETTE)], width=2),
+                          name=names[i])
+        found = health.flags(recs)
+        self.flags.setText(("<b>Looks off:</b> " + " · ".join(f"step {s:,}: {html.escape(w)}" for s, w in found))
+                           if found else ("Nothing looks off: every layer changes at a usual rate, its feed-forward "
+                                          "units fire, its attention is not saturated." if steps else
+                                          "The training's health appears here from the second evaluation."))
+
+
 def _role_labels() -> dict:
     from desktop_llm.core.heads import LABELS
 
@@ -261,6 +335,8 @@ class LearningPage(QWidget):
         self.atlas = HeadAtlas()
         self.atlas.head_clicked.connect(self._open_head)
         self.tabs.addTab(self.atlas, "Heads")
+        self.health = HealthView()
+        self.tabs.addTab(self.health, "Health")
 
         lay = QVBoxLayout(self)
         lay.addWidget(header("Learning", "What the model learned, and when: the same probe at every evaluation, "
@@ -304,6 +380,7 @@ class LearningPage(QWidget):
             self.curve.clear()
             self.context.clear()
             self.atlas.set_records([])
+            self.health.set_records([])
             self.lists.setText("")
             self.milestones.setText("")
             return
@@ -315,6 +392,7 @@ class LearningPage(QWidget):
         self._show_learned(run)
         self._show_context()
         self.atlas.set_records(self.recs)
+        self.health.set_records(self.recs)
         self.status.setText(f"{len(self.recs)} evaluations probed, the last at step {self.recs[-1]['step']:,}. "
                             "Tints: how surprised the model was by each token; bold: changed since the row above.")
 

@@ -1,0 +1,124 @@
+"""Training health per layer (issue 28, view 4), measured with the probe at every evaluation and
+kept in its record, so the Learning page follows it live and a finished run keeps its history.
+
+Per group of weights (the embeddings, each block, the final norm):
+- weight norm (Frobenius, over the group's weights);
+- net change per step: |W now - W at the previous evaluation| / |W then| / the steps between.
+  Karpathy's rule of thumb for an update's size against its weight is about 1e-3 per step; far
+  below, a layer barely learns; far above, it thrashes. (The net change over many steps is at
+  most the sum of the steps', so it reads low where updates cancel out.)
+Per block, on the probe text:
+- dormant feed-forward units: a unit whose mean |activation| is at most DORMANT of the block's
+  average unit's (the τ-dormant units of Sokar et al., "The Dormant Neuron Phenomenon in Deep
+  Reinforcement Learning", 2023);
+- the largest attention logit before the softmax: past about 30 the softmax saturates (one
+  position takes everything), a known sign of instability in long runs.
+
+Gradient norms per layer are not here: the fused training step never returns them (its global
+norm is clipped inside the compiled call), and a second backward pass per evaluation would cost
+more than the 5% the probes may take.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DORMANT = 0.025  # τ: a unit this quiet against the block's average is dormant (Sokar et al.)
+RULE_OF_THUMB = 1e-3  # net change per step, Karpathy's update/weight ratio
+BARELY = 1e-5  # below this per step: "barely changes"
+THRASHES = 1e-2  # above: "changes fast"
+SATURATES = 30.0  # an attention logit this large saturates the softmax
+DORMANT_FLAG = 0.2  # a share of dormant units worth saying
+KEPT_WEIGHTS = 50_000_000  # a model up to this size keeps a float32 copy between evaluations (200 MB)
+
+
+def groups(model) -> dict[str, list]:
+    """Weight variables by group, in the model's order: "embeddings", "block 0", ..., "final norm"."""
+    blocks = [layer.name for layer in model.backbone.transformer_layers]
+    out: dict[str, list] = {"embeddings": []}
+    out.update({f"block {i}": [] for i in range(len(blocks))})
+    out["final norm"] = []
+    for w in model.weights:
+        top = w.path.split("/")[0]
+        if top in blocks:
+            out[f"block {blocks.index(top)}"].append(w)
+        elif "embedding" in top:
+            out["embeddings"].append(w)
+        else:
+            out["final norm"].append(w)
+    return {k: v for k, v in out.items() if v}
+
+
+def snapshot(model) -> dict[str, list[np.ndarray]]:
+    return {name: [np.array(w.numpy(), np.float32) for w in ws] for name, ws in groups(model).items()}
+
+
+def _norm(arrays) -> float:
+    return float(np.sqrt(sum(float((a.astype(np.float64) ** 2).sum()) for a in arrays)))
+
+
+def measure(model, window_ids, previous: tuple[int, dict] | None, step: int) -> tuple[dict, tuple[int, dict] | None]:
+    """(this evaluation's health record, the snapshot the next evaluation compares with: none for
+    a model over KEPT_WEIGHTS, whose records then go without the change per step)."""
+    from desktop_llm.core.inspection import block_activity, probe, to_numpy
+
+    now = snapshot(model)
+    record: dict = {"groups": list(now), "weight_norm": [round(_norm(v), 4) for v in now.values()]}
+    kept = (step, now) if sum(a.size for v in now.values() for a in v) <= KEPT_WEIGHTS else None
+    if previous is not None and previous[0] < step and set(previous[1]) == set(now):
+        steps = step - previous[0]
+        record["change_per_step"] = [
+            float(f"{_norm([a - b for a, b in zip(now[g], previous[1][g])]) / max(_norm(previous[1][g]), 1e-12) / steps:.3g}")
+            for g in now]
+    bb = model.backbone
+    ids = np.asarray(window_ids, np.int32)[None, :]
+    xs = to_numpy(probe(bb, [layer.name for layer in bb.transformer_layers])(ids))
+    dormant, logits = [], []
+    for layer, x in zip(bb.transformer_layers, xs):
+        a = block_activity(bb, layer, x[0])
+        score = np.abs(a["units"]).mean(0)
+        dormant.append(round(float((score <= DORMANT * max(score.mean(), 1e-12)).mean()), 4))
+        logits.append(round(a["max_logit"], 3))
+    record["dormant"], record["max_logit"] = dormant, logits
+    return record, kept
+
+
+def flags(recs: list[dict]) -> list[tuple[int, str]]:
+    """(step, plain words) where something is off, the newest state of each kind: a group that
+    barely changes or changes fast, dormant units, saturating attention."""
+    rows = [r for r in recs if r.get("health")]
+    out: list[tuple[int, str]] = []
+    if not rows:
+        return out
+    last = rows[-1]
+    h = last["health"]
+    step = last["step"]
+    for name, change in zip(h["groups"], h.get("change_per_step") or []):
+        if change < BARELY:
+            out.append((step, f"{name} barely changes ({change:.1e} per step; about {RULE_OF_THUMB:g} is usual)"))
+        elif change > THRASHES:
+            out.append((step, f"{name} changes fast ({change:.1e} per step; about {RULE_OF_THUMB:g} is usual)"))
+    for i, share in enumerate(h.get("dormant", [])):
+        if share >= DORMANT_FLAG:
+            out.append((step, f"{share:.0%} of block {i}'s feed-forward units are dormant"))
+    for i, logit in enumerate(h.get("max_logit", [])):
+        if logit >= SATURATES:
+            first = next(r["step"] for r in rows if r["health"]["max_logit"][i] >= SATURATES)
+            out.append((first, f"block {i}'s attention logits reach {logit:.0f}: its softmax saturates"))
+    return out
+
+
+def series(recs: list[dict], key: str) -> tuple[list[int], list[str], np.ndarray]:
+    """(steps, names, values (evaluations, names)) of one health figure over the run (NaN where an
+    evaluation lacks it, such as the first one's change)."""
+    rows = [r for r in recs if r.get("health")]
+    if not rows:
+        return [], [], np.zeros((0, 0))
+    names = rows[-1]["health"]["groups"] if key in ("weight_norm", "change_per_step") else \
+        [f"block {i}" for i in range(len(rows[-1]["health"].get(key, [])))]
+    values = np.full((len(rows), len(names)), np.nan)
+    for i, r in enumerate(rows):
+        v = r["health"].get(key)
+        if v is not None and len(v) == len(names):
+            values[i] = v
+    return [r["step"] for r in rows], names, values

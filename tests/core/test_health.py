@@ -1,0 +1,57 @@
+"""Training health per layer (issue 28, view 4): weight norms, the net change per step, dormant
+feed-forward units and the largest attention logit, in every probe record, and their flags."""
+
+import numpy as np
+import pytest
+
+from desktop_llm.core import health, probes
+from tests.core.test_probes import probed  # noqa: F401 - the module's trained, probed run
+
+
+def test_every_evaluation_records_each_layers_health(probed):  # noqa: F811
+    _store, run = probed
+    recs = probes.records(run)
+    first, *later = [r["health"] for r in recs]
+    assert first["groups"] == ["embeddings", "block 0", "final norm"]
+    assert "change_per_step" not in first  # nothing to compare with yet
+    for h in later:
+        assert len(h["change_per_step"]) == 3 and all(0 < c < 1 for c in h["change_per_step"])
+        assert all(n > 0 for n in h["weight_norm"]) and len(h["dormant"]) == len(h["max_logit"]) == 1
+        assert 0 <= h["dormant"][0] <= 1 and h["max_logit"][0] > 0
+    steps, names, values = health.series(recs, "change_per_step")
+    assert steps == [20, 40, 60] and names == first["groups"] and np.isnan(values[0]).all()
+
+
+def test_the_change_per_step_is_the_weights_own_arithmetic():
+    import keras
+
+    from desktop_llm.core.config import ModelConfig
+    from desktop_llm.core.models import get_family
+
+    model = get_family("gpt").build(ModelConfig(vocabulary_size=12, num_layers=2, num_heads=2, hidden_dim=8,
+                                                intermediate_dim=16, sequence_length=8), seed=3)
+    ids = [1, 2, 3, 4, 5, 6, 7, 8]
+    rec, kept = health.measure(model, ids, None, step=10)
+    assert rec["groups"] == ["embeddings", "block 0", "block 1", "final norm"] and kept[0] == 10
+    block1 = [w for w in model.weights if w.path.startswith(model.backbone.transformer_layers[1].name + "/")]
+    before = np.sqrt(sum(float((w.numpy() ** 2).sum()) for w in block1))
+    for w in block1:  # only block 1 moves: by 1% of its norm in all, over 5 steps
+        w.assign(w.numpy() * 1.01)
+    rec2, _ = health.measure(model, ids, kept, step=15)
+    change = dict(zip(rec2["groups"], rec2["change_per_step"]))
+    assert change["block 1"] == pytest.approx(0.01 / 5, rel=1e-3) and change["block 0"] == 0.0
+    assert rec2["weight_norm"][2] == pytest.approx(before * 1.01, rel=1e-4)
+    assert keras.ops.convert_to_numpy(model.weights[0]).shape == (12, 8)
+    flagged = health.flags([{"step": 15, "health": rec2}])
+    assert (15, "block 0 barely changes (0.0e+00 per step; about 0.001 is usual)") in flagged
+
+
+def test_flags_say_in_plain_words_what_is_off():
+    rec = {"groups": ["embeddings", "block 0"], "weight_norm": [1, 1], "change_per_step": [5e-2, 1e-3],
+           "dormant": [0.5], "max_logit": [42.0]}
+    said = [w for _, w in health.flags([{"step": 100, "health": {**rec, "max_logit": [12.0]}},
+                                        {"step": 200, "health": rec}])]
+    assert said == ["embeddings changes fast (5.0e-02 per step; about 0.001 is usual)",
+                    "50% of block 0's feed-forward units are dormant",
+                    "block 0's attention logits reach 42: its softmax saturates"]
+    assert health.flags([{"step": 200, "health": rec}])[-1][0] == 200
