@@ -76,6 +76,8 @@ def run_config(args):
         tr = replace(tr, freeze_steps=args.freeze_steps)
     if getattr(args, "no_probes", False):
         tr = replace(tr, probes=False)
+    if getattr(args, "snapshot_budget", None) is not None:
+        tr = replace(tr, snapshot_budget_mb=args.snapshot_budget)
     if getattr(args, "lora_rank", None):
         if not fam.lora:
             can = " or ".join(f.name for f in families() if f.lora)
@@ -349,6 +351,8 @@ def add_parser(sub) -> None:
     tr.add_argument("--pooling", choices=POOLINGS,
                     help="classifier on an encoder: the mean of its token states (default) or BERT's pooled "
                          "[CLS] token (keras-hub's BertTextClassifier)")
+    tr.add_argument("--snapshot-budget", type=int, metavar="MB",
+                    help="disk for the weight snapshots kept over training, thinned to fit (default 200; 0: none)")
     tr.add_argument("--freeze-steps", type=int,
                     help="classifier: train only the head for this many steps first (default 0)")
     tr.add_argument("--column", help="text column of JSONL/CSV files")

@@ -119,6 +119,7 @@ class TrainConfig:
     lora_rank: int = 0  # a fine-tune from a base run: train rank-N LoRA factors of the attention only (core/models/lora.py)
     sample_tokens: int = 120  # text generated at each evaluation (0: none)
     probes: bool = True  # the fixed probe at each evaluation, where the family has one (core/probes.py)
+    snapshot_budget_mb: int = 200  # weight snapshots kept over training, thinned to this (core/snapshots.py; 0: none)
     seed: int = 1337
     jit_compile: bool = True
     mixed_precision: str = "auto"  # auto (on GPUs that support it) | off | bfloat16 | float16
@@ -151,6 +152,10 @@ class TrainConfig:
                             f"({self.max_steps}).")
         if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:
             problems.append(f"The LoRA rank must be 0 (off) or a positive whole number (got {self.lora_rank}).")
+        if isinstance(self.snapshot_budget_mb, bool) or not isinstance(self.snapshot_budget_mb, int) \
+                or self.snapshot_budget_mb < 0:
+            problems.append(f"The snapshots' disk budget must be 0 (none) or a whole number of MB "
+                            f"(got {self.snapshot_budget_mb}).")
         if self.mixed_precision not in PRECISIONS:
             problems.append("Mixed precision is one of auto, off, bfloat16, float16.")
         if problems:

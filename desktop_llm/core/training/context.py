@@ -242,6 +242,11 @@ class TrainingContext:
                 self.prober = probes.Prober(self.model, jit_compile=self.cfg.training.jit_compile)
             probes.append(self.run, self.step, probes.measure(self.prober, self.tok, self.data.val, self.probe_spec,
                                                               step=self.step))
+            budget = self.cfg.training.snapshot_budget_mb
+            if budget:  # the model at this step, for the views that read weights (the embedding space)
+                from desktop_llm.core import snapshots
+
+                snapshots.save(self.run, self.model, self.step, budget * 1024 * 1024)
         except Exception as e:  # noqa: BLE001 - a probe is a nicety: never let it end a run
             self.emit(ev.Warning(message=f"The probe at step {self.step} failed: {first_line(e)}").to_dict())
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from desktop_llm.core import atomic, probes, tensorboard_log
+from desktop_llm.core import atomic, probes, snapshots, tensorboard_log
 from desktop_llm.core import events as ev
 from desktop_llm.core.checkpoints import CheckpointManager
 from desktop_llm.core.config import ConfigError, RunConfig
@@ -187,11 +187,14 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         if chief:
             _truncate_metrics(run, start_step)
             probes.truncate(run, start_step)
+            snapshots.truncate(run, start_step)
         emit(ev.ResumedFrom(step=start_step).to_dict())
     elif chief and run.metrics_path.exists():
         run.metrics_path.unlink()  # a run that never checkpointed starts over
     if chief and ckpt is None and probes.records_path(run).exists():
         probes.records_path(run).unlink()
+    if chief and ckpt is None:
+        snapshots.truncate(run, 0)
 
     where = device.describe(devs) + (f", {dist.describe()}" if dist.distributed else "")
     found = _baselines(run, family, data, tok, emit) if chief else None

@@ -1,0 +1,47 @@
+"""Weight snapshots over training and the embedding space read from them (issue 28, view 5)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from desktop_llm.core import embedding_space, snapshots
+from tests.core.test_probes import probed  # noqa: F401 - the module's trained, probed run
+
+
+def test_thinning_keeps_the_first_and_newest_and_spaces_the_rest_by_log_step(tmp_path):
+    run = SimpleNamespace(folder=tmp_path)
+    snapshots.folder(run).mkdir()
+    for step in range(100, 2100, 100):  # 20 evaluations, 1 KB each, a budget of 6 KB
+        (snapshots.folder(run) / f"step-{step:08d}.npz").write_bytes(b"x" * 1024)
+    removed = snapshots.thin(run, 6 * 1024)
+    kept = snapshots.steps(run)
+    assert len(kept) == 6 and kept[0] == 100 and kept[-1] == 2000 and len(removed) == 14
+    ratios = [b / a for a, b in zip(kept, kept[1:])]
+    assert max(ratios) / min(ratios) < 2.5  # roughly even in log(step): dense early, sparse late
+    assert snapshots.usage(run) == (6, 6 * 1024)
+    snapshots.truncate(run, 1000)  # a resume from the checkpoint at step 1,000
+    assert max(snapshots.steps(run)) <= 1000
+
+
+def test_procrustes_undoes_a_rotation_and_a_reflection():
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(30, 2))
+    theta = 1.1
+    R = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) @ np.diag([1, -1])
+    assert np.allclose(embedding_space.procrustes(B @ R, B), B)
+
+
+def test_a_probed_run_keeps_snapshots_and_maps_its_embedding_space(probed):  # noqa: F811
+    _store, run = probed
+    assert snapshots.steps(run) == [20, 40, 60]  # the default budget keeps every one of a tiny model
+    w = snapshots.load(run, 60)
+    assert w[embedding_space.TOKENS].dtype == np.float32 and w[embedding_space.TOKENS].shape[1] == 32
+    s = embedding_space.space(run)
+    V = w[embedding_space.TOKENS].shape[0]
+    assert s["steps"] == [20, 40, 60] and s["coords"].shape == (3, V, 2)
+    assert s["overlap"][-1] == pytest.approx(1.0) and 0 <= s["overlap"][0] <= 1
+    assert s["drift"][0] is None and all(d > 0 for d in s["drift"][1:])
+    assert s["positions"].shape == (32, 32) and np.allclose(np.diag(s["positions"]), 1.0, atol=1e-3)
+    near = embedding_space.nearest_over_training(s, token=5, k=3)
+    assert [step for step, _ in near] == [20, 40, 60] and all(len(n) == 3 and 5 not in n for _, n in near)
