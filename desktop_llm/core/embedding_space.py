@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from desktop_llm.core import snapshots
@@ -62,7 +64,7 @@ def space(run, vocabulary: int | None = None) -> dict:
     for t in tables:
         nn = neighbours(t)
         overlap.append(float(np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(nn, last_nn)])))
-    drift = [None] + [float(np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-12)) for a, b in zip(tables, tables[1:])]
+    drift = [None] + [float(np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-12)) for a, b in itertools.pairwise(tables)]
     positions = None
     final_weights = snapshots.load(run, kept[-1], (POSITIONS,))
     if POSITIONS in final_weights:

@@ -140,3 +140,25 @@ def test_the_health_tab_draws_each_layers_change_and_says_what_is_off(qtbot, sto
         assert len(view.dormant.getPlotItem().listDataItems()) == len(view.logit.getPlotItem().listDataItems()) == 1
         found = health.flags(recs)
         assert view.flags.text().startswith("<b>Looks off:</b>" if found else "Nothing looks off")
+
+
+def test_the_embeddings_tab_maps_the_snapshots_and_names_a_tokens_neighbours(qtbot, store):
+    from desktop_llm.core import snapshots
+
+    run = store.get(store.list()[0]["id"])
+    with open_window(qtbot, store) as w:
+        w.show_page("Learning")
+        view = w.learning_page.embeddings
+        w.learning_page.tabs.setCurrentWidget(view)
+        qtbot.waitUntil(lambda: view.space is not None, timeout=60_000)
+        assert view.space["steps"] == snapshots.steps(run) == [20, 40, 60]
+        assert view.slider.maximum() == 2 and "step 60" in view.step_label.text()
+        assert len(view.points.data) == view.space["coords"].shape[1] and view.labels
+        view.slider.setValue(0)
+        assert "step 20" in view.step_label.text()
+        assert np.allclose([p["x"] for p in view.points.data], view.space["coords"][0][:, 0])
+        view.show_neighbours(5)
+        assert view.neighbours.text().count("step ") == 3 and "Nearest to" in view.neighbours.text()
+        assert "3 kept" in view.status.text() and "200 MB budget" in view.status.text()
+        assert len(view.curves.getPlotItem().listDataItems()) == 2
+        assert view.pos_image.image.shape == (32, 32)

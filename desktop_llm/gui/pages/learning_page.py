@@ -12,6 +12,9 @@ evaluation (core/probes.py): no checkpoint is loaded, so the page follows a run 
   sink mass over training; a click opens that head's map on the Attention page.
 - Health: per layer, the net change per step (log axis, the usual 1e-3 shaded), dormant
   feed-forward units and the largest attention logit, with what looks off in plain words.
+- Embeddings: the token embeddings' 2-D map at each weight snapshot (core/embedding_space.py),
+  aligned to the final one; click a token for its nearest neighbours at each step; drift and
+  neighbour overlap over training; the position embeddings' similarity.
 """
 
 from __future__ import annotations
@@ -194,6 +197,7 @@ class HeadAtlas(QWidget):
         self.slider.setValue(self.slider.value() + 1)
 
 
+K_NEIGHBOURS = 10  # core/embedding_space.K
 PALETTE = ["#3574f0", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
 
 
@@ -264,6 +268,151 @@ class HealthView(QWidget):
                            if found else ("Nothing looks off: every layer changes at a usual rate, its feed-forward "
                                           "units fire, its attention is not saturated." if steps else
                                           "The training's health appears here from the second evaluation."))
+
+
+class EmbeddingView(QWidget):
+    """The token embeddings over training, from the run's weight snapshots (read off the UI thread)."""
+
+    LABELLED = 80  # tokens named on the map (all of a character vocabulary; the first of a larger one)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.space: dict | None = None
+        self.tokens: list[str] = []
+        self.task = None
+        self.key = None  # (run, snapshots) of the space shown: recomputed only when they change
+        self.status = label("", "hint")
+        self.status.setWordWrap(True)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setToolTip("The snapshot whose embeddings are drawn")
+        self.slider.valueChanged.connect(self._draw)
+        self.step_label = label("", None)
+        self.map = pg.PlotWidget()
+        self.map.setBackground(None)
+        self.map.getPlotItem().setLabel("bottom", "1st direction (of the final embeddings)")
+        self.map.getPlotItem().setLabel("left", "2nd direction")
+        self.points = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(53, 116, 240, 150), pen=pg.mkPen(None))
+        self.points.sigClicked.connect(self._on_point)
+        self.map.addItem(self.points)
+        self.labels: list[pg.TextItem] = []
+        self.neighbours = label("<i>Click a token on the map for its nearest neighbours at each snapshot.</i>", None)
+        self.neighbours.setWordWrap(True)
+        self.curves = pg.PlotWidget()
+        self.curves.setBackground(None)
+        self.curves.setMinimumHeight(110)
+        self.curves.getPlotItem().setLabel("bottom", "step")
+        self.curves.addLegend(offset=(-10, 10))
+        self.positions = pg.PlotWidget()
+        self.positions.setBackground(None)
+        self.positions.setTitle("position embeddings: cosine similarity")
+        self.positions.invertY(True)
+        self.positions.getPlotItem().setMouseEnabled(x=False, y=False)
+        self.pos_image = pg.ImageItem()
+        self.pos_image.setColorMap(pg.colormap.get("viridis"))
+        self.positions.addItem(self.pos_image)
+        side = QSplitter(Qt.Vertical)
+        side.addWidget(self.neighbours)
+        side.addWidget(self.curves)
+        side.addWidget(self.positions)
+        split = QSplitter()
+        split.addWidget(self.map)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+        row = QHBoxLayout()
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.step_label)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(row)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.status)
+
+    def set_run(self, run) -> None:
+        """Compute the run's embedding space in the background when its snapshots changed."""
+        from desktop_llm.core import snapshots
+        from desktop_llm.gui.workers import run_task
+
+        if run is None:
+            self.key, self.space = None, None
+            self._draw()
+            return
+        kept, size = snapshots.usage(run)
+        budget = run.config.training.snapshot_budget_mb
+        self.status.setText(f"Weight snapshots: {kept} kept, {size / 1e6:.1f} MB of the run's {budget} MB budget "
+                            "(thinned to fit: dense early, log-spaced later).")
+        key = (str(run.folder), tuple(snapshots.steps(run)))
+        if key == self.key:
+            return
+        self.key = key
+        if not kept:
+            self.space = None
+            self._draw()
+            return
+
+        def work(report, cancelled, emit):
+            from desktop_llm.core import embedding_space
+            from desktop_llm.core.loading import load_run_tokenizer
+
+            try:
+                tok = load_run_tokenizer(run.tokenizer_dir)
+                names, V = [tok.token_text(i) for i in range(tok.vocabulary_size)], tok.vocabulary_size
+            except Exception:  # noqa: BLE001 - a tokenizer that no longer loads: tokens by id
+                names, V = None, None
+            return embedding_space.space(run, V), names
+
+        self.task = run_task(self, work, self._on_space, lambda msg: self.status.setText(msg))
+
+    def _on_space(self, result) -> None:
+        self.space, names = result
+        V = self.space["coords"].shape[1] if self.space["steps"] else 0
+        self.tokens = names[:V] if names else [str(i) for i in range(V)]
+        self.slider.setRange(0, max(0, len(self.space["steps"]) - 1))
+        self.slider.setValue(self.slider.maximum())
+        self.curves.clear()
+        s = self.space
+        self.curves.plot(s["steps"], s["overlap"], pen=pg.mkPen("#3574f0", width=2), symbol="o", symbolSize=4,
+                         name=f"neighbours shared with the final ({K_NEIGHBOURS} nearest)")
+        drift = [(st, d) for st, d in zip(s["steps"], s["drift"]) if d is not None]
+        if drift:
+            self.curves.plot([a for a, _ in drift], [b for _, b in drift], pen=pg.mkPen("#f28e2b", width=2),
+                             symbol="o", symbolSize=4, name="drift since the previous snapshot")
+        if s["positions"] is not None:
+            self.pos_image.setImage(np.ascontiguousarray(s["positions"]), levels=(-1, 1))
+        self._draw()
+
+    def _draw(self) -> None:
+        for item in self.labels:
+            self.map.removeItem(item)
+        self.labels = []
+        if not self.space or not self.space["steps"]:
+            self.points.clear()
+            self.step_label.setText("")
+            return
+        i = min(self.slider.value(), len(self.space["steps"]) - 1)
+        xy = self.space["coords"][i]
+        self.points.setData(pos=xy, data=list(range(len(xy))))
+        for j in range(min(self.LABELLED, len(xy))):
+            t = pg.TextItem(visible_token(self.tokens[j]), color="#303030", anchor=(0.5, 1.2))
+            t.setPos(float(xy[j, 0]), float(xy[j, 1]))
+            self.map.addItem(t)
+            self.labels.append(t)
+        self.step_label.setText(f"step {self.space['steps'][i]:,} ({i + 1} of {len(self.space['steps'])})")
+
+    def _on_point(self, _item, points, *_) -> None:
+        if points:
+            self.show_neighbours(int(points[0].data()))
+
+    def show_neighbours(self, token: int) -> None:
+        from desktop_llm.core.embedding_space import nearest_over_training
+
+        rows = nearest_over_training(self.space, token, 5)
+        self.neighbours.setText(
+            f"<b>Nearest to <code>{html.escape(visible_token(self.tokens[token]))}</code></b><br>" + "<br>".join(
+                f"step {step:,}: " + " ".join(f"<code>{html.escape(visible_token(self.tokens[n]))}</code>" for n in near)
+                for step, near in rows))
+        self.shown_token = token
 
 
 def _role_labels() -> dict:
@@ -337,6 +486,8 @@ class LearningPage(QWidget):
         self.tabs.addTab(self.atlas, "Heads")
         self.health = HealthView()
         self.tabs.addTab(self.health, "Health")
+        self.embeddings = EmbeddingView()
+        self.tabs.addTab(self.embeddings, "Embeddings")
 
         lay = QVBoxLayout(self)
         lay.addWidget(header("Learning", "What the model learned, and when: the same probe at every evaluation, "
@@ -381,6 +532,7 @@ class LearningPage(QWidget):
             self.context.clear()
             self.atlas.set_records([])
             self.health.set_records([])
+            self.embeddings.set_run(None)
             self.lists.setText("")
             self.milestones.setText("")
             return
@@ -393,6 +545,7 @@ class LearningPage(QWidget):
         self._show_context()
         self.atlas.set_records(self.recs)
         self.health.set_records(self.recs)
+        self.embeddings.set_run(run)
         self.status.setText(f"{len(self.recs)} evaluations probed, the last at step {self.recs[-1]['step']:,}. "
                             "Tints: how surprised the model was by each token; bold: changed since the row above.")
 
