@@ -115,7 +115,7 @@ def block_activity(model, layer, x) -> dict:
 
     act = keras.activations.get(getattr(layer, "activation", "gelu"))
     units = np.asarray(keras.ops.convert_to_numpy(act(keras.ops.convert_to_tensor(pre.astype(np.float32)))))
-    return {"max_logit": float(np.abs(logits[:, causal]).max()), "units": units}
+    return {"max_logit": float(logits[:, causal].max()), "units": units}
 
 
 def probe(model, names: list[str], extra: list[str] = ()):

@@ -48,10 +48,10 @@ def test_the_change_per_step_is_the_weights_own_arithmetic():
 
 def test_flags_say_in_plain_words_what_is_off():
     rec = {"groups": ["embeddings", "block 0"], "weight_norm": [1, 1], "change_per_step": [5e-2, 1e-3],
-           "dormant": [0.5], "max_logit": [42.0]}
+           "dormant": [0.5], "max_logit": [142.0]}
     said = [w for _, w in health.flags([{"step": 100, "health": {**rec, "max_logit": [12.0]}},
                                         {"step": 200, "health": rec}])]
     assert said == ["embeddings changes fast (5.0e-02 per step; about 0.001 is usual)",
                     "50% of block 0's feed-forward units are dormant",
-                    "block 0's attention logits reach 42: its softmax saturates"]
+                    "block 0's attention logits reach 142: large logits grow toward instability"]
     assert health.flags([{"step": 200, "health": rec}])[-1][0] == 200

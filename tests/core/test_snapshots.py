@@ -1,5 +1,6 @@
 """Weight snapshots over training and the embedding space read from them (issue 28, view 5)."""
 
+import itertools
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,7 +18,7 @@ def test_thinning_keeps_the_first_and_newest_and_spaces_the_rest_by_log_step(tmp
     removed = snapshots.thin(run, 6 * 1024)
     kept = snapshots.steps(run)
     assert len(kept) == 6 and kept[0] == 100 and kept[-1] == 2000 and len(removed) == 14
-    ratios = [b / a for a, b in zip(kept, kept[1:])]
+    ratios = [b / a for a, b in itertools.pairwise(kept)]
     assert max(ratios) / min(ratios) < 2.5  # roughly even in log(step): dense early, sparse late
     assert snapshots.usage(run) == (6, 6 * 1024)
     snapshots.truncate(run, 1000)  # a resume from the checkpoint at step 1,000

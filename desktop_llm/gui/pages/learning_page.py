@@ -228,7 +228,8 @@ class HealthView(QWidget):
         self.logit.setBackground(None)
         self.logit.getPlotItem().setLabel("left", "largest attention logit")
         self.logit.getPlotItem().setLabel("bottom", "step")
-        self.logit.setToolTip(f"Before the softmax; from about {health.SATURATES:g} one position takes everything")
+        self.logit.setToolTip(f"Before the softmax. Sharp heads are normal; logits growing past about "
+                              f"{health.SATURATES:g} are a sign of instability")
         right = QSplitter(Qt.Vertical)
         right.addWidget(self.dormant)
         right.addWidget(self.logit)
@@ -266,7 +267,7 @@ class HealthView(QWidget):
         found = health.flags(recs)
         self.flags.setText(("<b>Looks off:</b> " + " · ".join(f"step {s:,}: {html.escape(w)}" for s, w in found))
                            if found else ("Nothing looks off: every layer changes at a usual rate, its feed-forward "
-                                          "units fire, its attention is not saturated." if steps else
+                                          "units fire, its attention logits stay moderate." if steps else
                                           "The training's health appears here from the second evaluation."))
 
 
