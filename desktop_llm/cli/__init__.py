@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 __all__ = ["CliError", "build_parser", "gui_main", "main"]
 
 # The commands that load a model to decode with: XLA's compilation cache is turned on for them.
-DECODING = ("generate", "chat", "eval", "attention", "fill-mask", "classify", "similar", "embed", "translate")
+DECODING = ("generate", "compare", "chat", "eval", "attention", "fill-mask", "classify", "similar", "embed", "translate")
 # the commands that compute with a model, and so take --backend (the others never load Keras)
 COMPUTING = ("train", "launch", "devices", "probes", "export", *DECODING)
 

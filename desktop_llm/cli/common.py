@@ -149,12 +149,22 @@ def load_run(args, family: str | tuple[str, ...] = DEFAULT_FAMILY):
     return run, model, tok, ckpt
 
 
+def checkpoint_choice(text: str) -> str:
+    """best, latest, or a step ("1200", "step:1200"): refused by argparse in one line otherwise."""
+    import argparse
+
+    if text in ("best", "latest") or text.removeprefix("step:").isdigit():
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not best, latest or a step number")
+
+
 def run_args(sp) -> None:
     """The arguments of every command that reads a trained run."""
     sp.add_argument("run", nargs="?",
                     help="run id, the start of one, or run name (default: the newest trained run)")
-    sp.add_argument("--checkpoint", default="best", choices=["best", "latest"],
-                    help="which checkpoint of the run to load (default %(default)s)")
+    sp.add_argument("--checkpoint", default="best", type=checkpoint_choice,
+                    help="best, latest, or a step the run keeps a weight snapshot of: the model as it was "
+                         "then (default %(default)s)")
 
 
 def need(v):

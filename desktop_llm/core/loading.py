@@ -36,8 +36,38 @@ def load_run_tokenizer(folder):
     return load_tokenizer(folder)
 
 
+def snapshot_step(which: str) -> int | None:
+    """The step `which` names ("1200" or "step:1200": a weight snapshot), None for "best" / "latest"."""
+    text = str(which).removeprefix("step:")
+    return int(text) if text.isdigit() else None
+
+
+def load_at_step(run, step: int):
+    """(model, tokenizer, checkpoint) of the run as it was at `step`: one of its weight snapshots
+    (core/snapshots.py) in the model its latest checkpoint builds. The checkpoint returned names
+    the snapshot's file and step."""
+    from desktop_llm.core import snapshots
+    from desktop_llm.core.checkpoints import Checkpoint
+
+    kept = snapshots.steps(run)
+    if step not in kept:
+        listed = ", ".join(f"{s:,}" for s in kept[:12]) + (" …" if len(kept) > 12 else "")
+        raise NoCheckpoint(f"Run {run.id} keeps no snapshot at step {step:,}"
+                           + (f"; it keeps steps {listed}." if kept else ": it keeps none (a run trained before "
+                              "snapshots, or with --snapshot-budget 0)."))
+    model, tok, _ = load_for_inference(run, "latest")
+    weights = snapshots.load(run, step)
+    misfit = [w.path for w in model.weights if w.path not in weights or weights[w.path].shape != tuple(w.shape)]
+    if misfit:
+        raise NoCheckpoint(f"The snapshot at step {step:,} of run {run.id} does not fit its model ({misfit[0]}).")
+    for w in model.weights:
+        w.assign(weights[w.path].astype(w.dtype))
+    return model, tok, Checkpoint(folder=snapshots.folder(run) / f"step-{step:08d}.npz", state={"step": step})
+
+
 def load_for_inference(run, which: str = "best"):
-    """(model, tokenizer, checkpoint) of a run folder; `which` is "best" or "latest".
+    """(model, tokenizer, checkpoint) of a run folder; `which` is "best", "latest" or a step
+    that a weight snapshot keeps ("1200", "step:1200").
 
     Weights load into a model built from the run's own config.json (no code from the files runs).
     A checkpoint whose weights do not fit or do not load is skipped for the previous good one, as
@@ -47,6 +77,8 @@ def load_for_inference(run, which: str = "best"):
 
     from desktop_llm.core.models import get_family
 
+    if snapshot_step(which) is not None:
+        return load_at_step(run, snapshot_step(which))
     family = get_family(run.config.family)
     manager = CheckpointManager(run.checkpoints_dir)
     ckpts = manager.verified(which)

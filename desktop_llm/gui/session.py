@@ -103,8 +103,10 @@ class Session(QObject):
 
         with self._lock:
             run = self.store.get(run_id)
-            ckpt = CheckpointManager(run.checkpoints_dir).find(which)
-            key = (run_id, str(ckpt.folder) if ckpt else None)
+            from desktop_llm.core.loading import snapshot_step
+
+            ckpt = None if snapshot_step(which) is not None else CheckpointManager(run.checkpoints_dir).find(which)
+            key = (run_id, str(ckpt.folder) if ckpt else which)
             if key not in self._models:
                 self._models = {key: load_for_inference(run, which)}  # keep one model in memory
                 self._generators = {}

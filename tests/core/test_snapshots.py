@@ -46,3 +46,43 @@ def test_a_probed_run_keeps_snapshots_and_maps_its_embedding_space(probed):  # n
     assert s["positions"].shape == (32, 32) and np.allclose(np.diag(s["positions"]), 1.0, atol=1e-3)
     near = embedding_space.nearest_over_training(s, token=5, k=3)
     assert [step for step, _ in near] == [20, 40, 60] and all(len(n) == 3 and 5 not in n for _, n in near)
+
+
+def test_the_model_at_a_kept_step_loads_and_compare_runs_one_prompt_through_several_steps(probed):  # noqa: F811
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from desktop_llm.core.loading import NoCheckpoint, load_at_step, load_for_inference
+
+    store, run = probed
+    model, _tok, ckpt = load_for_inference(run, "step:20")
+    assert ckpt.step == 20
+    kept = snapshots.load(run, 20)
+    assert all(np.array_equal(np.asarray(w.numpy()), kept[w.path]) for w in model.weights)
+    latest, _, _ = load_for_inference(run, "latest")
+    assert not np.array_equal(latest.weights[0].numpy(), model.weights[0].numpy())  # not the step-60 model
+    with pytest.raises(NoCheckpoint, match="keeps no snapshot at step 25; it keeps steps 20, 40, 60"):
+        load_at_step(run, 25)
+
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(store.home))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "desktop_llm", *args], capture_output=True, text=True, env=env,
+                              timeout=300, check=False)
+
+    out = cli("compare", f"{run.id}@20", f"{run.id}@latest", "--prompt", "ROMEO:", "--seed", "3",
+              "--max-tokens", "12", "--json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert [c["step"] for c in got["columns"]] == [20, 60] and got["seed"] == 3
+    alone = cli("generate", run.id, "--checkpoint", "20", "--prompt", "ROMEO:", "--seed", "3", "--max-tokens", "12",
+                "--json")
+    assert json.loads(alone.stdout.splitlines()[-1])["text"] == got["columns"][0]["text"]  # the same draws
+    text = cli("compare", f"{run.id}@40", f"{run.id}@60", "--prompt", "ROMEO:", "--max-tokens", "5")
+    assert text.returncode == 0 and text.stdout.count("── probed @ ") == 2
+    assert "the same prompt and seed" in text.stderr
+    bad = cli("compare", f"{run.id}@soon", run.id)
+    assert bad.returncode != 0 and "after the @ comes best, latest or a step number" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

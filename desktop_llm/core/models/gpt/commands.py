@@ -168,6 +168,45 @@ def add_parser(sub, kit) -> None:
                          "model's probabilities")
     ge.set_defaults(func=cmd_generate)
 
+    def cmd_compare(args) -> int:
+        """One prompt and seed through 2-4 runs or steps, each text under its own heading."""
+        import argparse
+        import random
+
+        from desktop_llm.core.generation import Generator
+        from desktop_llm.core.side_by_side import parse_target
+
+        if not 2 <= len(args.targets) <= 4:
+            raise UsageError(f"Compare 2 to 4 runs or steps (got {len(args.targets)}).")
+        targets = [parse_target(t) for t in args.targets]  # every one checked before any model loads
+        if args.seed is None:  # one seed for every column: the models differ, not the draws
+            args.seed = random.randrange(2**31)
+        cfg = sampling(args)
+        columns = []
+        for ref, which in targets:
+            run, model, tok, ckpt = kit.load_run(argparse.Namespace(**{**vars(args), "run": ref, "checkpoint": which}),
+                                                 kit.writers())
+            text = Generator(model, tok).generate(args.prompt, cfg).text
+            columns.append({"run": run.id, "name": run.config.name, "which": which, "step": ckpt.step, "text": text})
+            if not args.json:
+                print(f"── {run.config.name or run.id} @ {which} (step {ckpt.step:,}) ──")
+                print(args.prompt + text, flush=True)
+        if args.json:
+            kit.out({"prompt": args.prompt, "seed": args.seed, "columns": columns})
+        else:
+            print(f"[the same prompt and seed ({args.seed}) for each: the models differ, not the draws]",
+                  file=sys.stderr)
+        return 0
+
+    cp = sub.add_parser("compare", help="one prompt and seed through 2-4 runs, or one run at 2-4 steps")
+    cp.add_argument("targets", nargs="+", metavar="RUN[@WHICH]",
+                    help="a run (id, start of one, or name), with @best (default), @latest or @STEP: a step the "
+                         "run keeps a weight snapshot of")
+    cp.add_argument("--prompt", default="", help="the text to continue (default: none)")
+    sampling_args(cp)
+    cp.add_argument("--json", action="store_true", help="print one JSON object")
+    cp.set_defaults(func=cmd_compare)
+
     ch = sub.add_parser("chat", help="chat with a model in the terminal")
     kit.run_args(ch)
     sampling_args(ch)
