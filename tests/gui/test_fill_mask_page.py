@@ -48,7 +48,7 @@ def test_generate_page_fills_masks_for_a_masked_lm_run(qtbot, home, shakespeare_
 
         # Back to the GPT run: prompt and chat again.
         g.picker.runs.setCurrentIndex(g.picker.runs.findData(gpt.id))
-        assert g.tabs.currentIndex() == 0 and not g.tabs.isTabVisible(fill) and g.left_pane.isVisible()
+        assert g.tabs.currentIndex() == 0 and not g.tabs.isTabVisible(g.tabs.indexOf(panel)) and g.left_pane.isVisible()
         assert g.header.title.text() == "Generate"
     finally:
         w.train_page.shutdown()

@@ -58,7 +58,7 @@ class GeneratePage(QWidget):
 
         self.picker = RunPicker(session)
         self.picker.changed.connect(self._reset_chat)
-        self.family = DEFAULT_FAMILY
+        self.family = None  # set by _adapt_to_family, which then shows the family's tabs
 
         # sampling controls
         self.temperature = QDoubleSpinBox()
@@ -457,6 +457,10 @@ class GeneratePage(QWidget):
     def _on_tab(self, index: int) -> None:
         self._statuses[self._tab] = (self.status.text(), self.status.property("role") or "hint")
         self._tab = index
+        if hasattr(self, "left_pane") and self.family:  # the sampling box: the prompt's and the chat's
+            from desktop_llm.core.models import get_family
+
+            self.left_pane.setVisible(get_family(self.family).writes_text and index < 2)
         self.generate_btn.setVisible(index == 0 and self.left_pane.isVisibleTo(self))
         self.next_btn.setVisible(self.generate_btn.isVisibleTo(self))
         if hasattr(self, "header"):  # (tabs are added before the header exists)
