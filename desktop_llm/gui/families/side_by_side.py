@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
 
 from desktop_llm.core.side_by_side import MAX_COLUMNS
 from desktop_llm.gui.families.panel import FamilyPanel
-from desktop_llm.gui.widgets import label
 
 
 class Column(QWidget):
@@ -117,7 +116,6 @@ class SideBySidePanel(FamilyPanel):
         lay.addLayout(top)
         lay.addLayout(row, 1)
         lay.addWidget(self.status)
-        lay.addWidget(label("", None))
         session.runs_changed.connect(self.refresh)
         self.refresh()
         self._show_columns()

@@ -105,6 +105,8 @@ class HeadAtlas(QWidget):
         self.play.setCheckable(True)
         self.play.toggled.connect(self._toggle)
         self.step_label = label("", None)
+        self.step_label.setWordWrap(False)
+        self.step_label.setMinimumWidth(180)
         self.timer = QTimer(self)
         self.timer.setInterval(600)
         self.timer.timeout.connect(self._advance)
@@ -221,6 +223,7 @@ class HealthView(QWidget):
         self.dormant = pg.PlotWidget()
         self.dormant.setBackground(None)
         self.dormant.getPlotItem().setLabel("left", "dormant units (%)")
+        self.dormant.getPlotItem().setTitle("colours: the blocks, as on the left", size="8pt")
         self.dormant.getPlotItem().setLabel("bottom", "step")
         self.dormant.setToolTip("Feed-forward units whose mean |activation| on the probe text is at most "
                                 f"{health.DORMANT:g} of the block's average unit's")
@@ -230,6 +233,9 @@ class HealthView(QWidget):
         self.logit.getPlotItem().setLabel("bottom", "step")
         self.logit.setToolTip(f"Before the softmax. Sharp heads are normal; logits growing past about "
                               f"{health.SATURATES:g} are a sign of instability")
+        for plot in (self.change, self.dormant, self.logit):  # no "(x0.001)": the figures as they are
+            plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
+        self.dormant.getPlotItem().setYRange(0, 100)
         right = QSplitter(Qt.Vertical)
         right.addWidget(self.dormant)
         right.addWidget(self.logit)
@@ -288,6 +294,8 @@ class EmbeddingView(QWidget):
         self.slider.setToolTip("The snapshot whose embeddings are drawn")
         self.slider.valueChanged.connect(self._draw)
         self.step_label = label("", None)
+        self.step_label.setWordWrap(False)
+        self.step_label.setMinimumWidth(180)
         self.map = pg.PlotWidget()
         self.map.setBackground(None)
         self.map.getPlotItem().setLabel("bottom", "1st direction (of the final embeddings)")
@@ -302,7 +310,10 @@ class EmbeddingView(QWidget):
         self.curves.setBackground(None)
         self.curves.setMinimumHeight(110)
         self.curves.getPlotItem().setLabel("bottom", "step")
-        self.curves.addLegend(offset=(-10, 10))
+        self.curves.addLegend(offset=(-10, 46))  # between the overlap (near 1) and the drift (near 0)
+        self.curves.getPlotItem().setYRange(0, 1.05)
+        for axis in ("left", "bottom"):
+            self.map.getPlotItem().getAxis(axis).enableAutoSIPrefix(False)
         self.positions = pg.PlotWidget()
         self.positions.setBackground(None)
         self.positions.setTitle("position embeddings: cosine similarity")
