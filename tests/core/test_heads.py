@@ -60,3 +60,16 @@ def test_a_probed_run_scores_every_head_at_every_evaluation(probed):  # noqa: F8
     assert all(role in heads.LABELS for row in heads.roles(recs[-1]["heads"]) for role in row)
     c = heads.curves(recs)
     assert c["steps"] == [20, 40, 60] and len(c["induction"]) == 3
+
+
+def test_the_induction_benchmarks_in_context_score():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "induction.py"
+    spec = importlib.util.spec_from_file_location("induction_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    falling = list(np.linspace(3.0, 1.0, 100))  # later positions predicted better: in-context learning
+    assert bench.icl_score(falling) == pytest.approx(np.mean(falling[80:]) - np.mean(falling[8:16]))
+    assert bench.icl_score(falling) < -1.0 and bench.icl_score([2.0] * 50) == 0.0
