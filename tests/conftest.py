@@ -22,6 +22,15 @@ def shakespeare_small(tmp_path_factory) -> Path:
     return p
 
 
+@pytest.fixture(scope="session")
+def probed(tmp_path_factory):
+    """(store, run): one tiny GPT run probed at steps 20, 40 and 60, with its snapshots, shared by
+    the probes', heads', health's, snapshots' and Learning page's tests (read only, or restored)."""
+    from tests.core.test_probes import train_probed
+
+    return train_probed(tmp_path_factory.mktemp("probed"))
+
+
 @pytest.fixture()
 def home(tmp_path, monkeypatch) -> Path:
     h = tmp_path / "workspace"

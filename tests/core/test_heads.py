@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from desktop_llm.core import heads, probes
-from tests.core.test_probes import probed  # noqa: F401 - the module's trained, probed run
 
 
 def _heads_map(T: int, ids) -> np.ndarray:
@@ -48,7 +47,7 @@ def test_the_induction_milestone_is_the_first_step_some_head_reaches_it():
     assert heads.induction_formed(recs[:2]) is None
 
 
-def test_a_probed_run_scores_every_head_at_every_evaluation(probed):  # noqa: F811
+def test_a_probed_run_scores_every_head_at_every_evaluation(probed):
     _store, run = probed
     spec = probes.spec(run)
     assert len(spec["repeat"]) >= 4 and spec["repeat"][: len(spec["repeat"]) // 2] == spec["repeat"][len(spec["repeat"]) // 2:]

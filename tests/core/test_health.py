@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 from desktop_llm.core import health, probes
-from tests.core.test_probes import probed  # noqa: F401 - the module's trained, probed run
 
 
-def test_every_evaluation_records_each_layers_health(probed):  # noqa: F811
+def test_every_evaluation_records_each_layers_health(probed):
     _store, run = probed
     recs = probes.records(run)
     first, *later = [r["health"] for r in recs]

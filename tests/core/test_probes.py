@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from desktop_llm.core import probes
 from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
@@ -31,11 +30,6 @@ def train_probed(folder):
     run = store.create(cfg)
     assert train_run(run, store=store)["status"] == "completed"
     return store, run
-
-
-@pytest.fixture(scope="module")
-def probed(tmp_path_factory):
-    return train_probed(tmp_path_factory.mktemp("ws"))
 
 
 def test_every_evaluation_appends_one_probe_record_of_the_fixed_probe(probed):

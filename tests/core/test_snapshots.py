@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from desktop_llm.core import embedding_space, snapshots
-from tests.core.test_probes import probed  # noqa: F401 - the module's trained, probed run
 
 
 def test_thinning_keeps_the_first_and_newest_and_spaces_the_rest_by_log_step(tmp_path):
@@ -33,7 +32,7 @@ def test_procrustes_undoes_a_rotation_and_a_reflection():
     assert np.allclose(embedding_space.procrustes(B @ R, B), B)
 
 
-def test_a_probed_run_keeps_snapshots_and_maps_its_embedding_space(probed):  # noqa: F811
+def test_a_probed_run_keeps_snapshots_and_maps_its_embedding_space(probed):
     _store, run = probed
     assert snapshots.steps(run) == [20, 40, 60]  # the default budget keeps every one of a tiny model
     w = snapshots.load(run, 60)
@@ -48,7 +47,7 @@ def test_a_probed_run_keeps_snapshots_and_maps_its_embedding_space(probed):  # n
     assert [step for step, _ in near] == [20, 40, 60] and all(len(n) == 3 and 5 not in n for _, n in near)
 
 
-def test_the_model_at_a_kept_step_loads_and_compare_runs_one_prompt_through_several_steps(probed):  # noqa: F811
+def test_the_model_at_a_kept_step_loads_and_compare_runs_one_prompt_through_several_steps(probed):
     import json
     import os
     import subprocess

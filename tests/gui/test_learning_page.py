@@ -6,13 +6,12 @@ import pytest
 from PySide6.QtCore import QPointF
 
 from desktop_llm.core import probes
-from tests.core.test_probes import train_probed
 from tests.gui.conftest import open_window
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return train_probed(tmp_path_factory.mktemp("ws"))[0]
+@pytest.fixture()
+def store(probed):
+    return probed[0]
 
 
 class _Click:

@@ -3,13 +3,12 @@ points of its training, streamed in columns."""
 
 import pytest
 
-from tests.core.test_probes import train_probed
 from tests.gui.conftest import open_window, wait_task
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return train_probed(tmp_path_factory.mktemp("ws"))[0]
+@pytest.fixture()
+def store(probed):
+    return probed[0]
 
 
 def test_columns_show_one_run_at_several_steps_with_one_seed(qtbot, store):
