@@ -210,11 +210,18 @@ class MainWindow(QMainWindow):
             _OPEN_WINDOWS.remove(self)
         return window
 
-    def open_head(self, layer: int, head: int, text: str) -> None:
-        """A head of the Learning page's atlas, on the Attention page: its map for the probe's text
-        at the run's chosen checkpoint (earlier steps' weights are not kept)."""
+    def open_head(self, layer: int, head: int, text: str, step: int = 0) -> None:
+        """A head of the Learning page's atlas, on the Attention page: its map for the probe's text,
+        with the model at that step where the run kept a snapshot of it (else at the nearest kept
+        step, said in the page's status)."""
+        from desktop_llm.core import snapshots
+
         page = self.attention_page
         self.show_page("Attention")
+        run = self.session.store.get(page.picker.run_id) if page.picker.run_id else None
+        kept = snapshots.steps(run) if run is not None else []
+        if kept and step:
+            page.picker.choose_point(str(min(kept, key=lambda s: (abs(s - step), -s))))
         if text.strip():
             page.text.setPlainText(text)
         page.layer.setValue(layer)

@@ -84,8 +84,10 @@ class RunPicker(QWidget):
         self.runs.setMinimumWidth(320)
         self.runs.setToolTip("A trained run")
         self.which = QComboBox()
-        self.which.addItems(["best", "latest"])
-        self.which.setToolTip("Checkpoint: the best validation loss, or the newest")
+        self.which.addItem("best", "best")
+        self.which.addItem("latest", "latest")
+        self.which.setToolTip("Checkpoint: the best validation loss, the newest, or the model at a step of its "
+                              "training (a weight snapshot the run kept)")
         lay.addWidget(QLabel("Run"))
         lay.addWidget(self.runs, 1)
         lay.addWidget(QLabel("Checkpoint"))
@@ -112,10 +114,36 @@ class RunPicker(QWidget):
             i = 0
         self.runs.setCurrentIndex(i)
         self.runs.blockSignals(False)
+        self._fill_points()
         self.session.set_current_run(self.run_id)
         self.changed.emit()
 
+    def _fill_points(self) -> None:
+        """best, latest, then the steps the chosen run keeps snapshots of (core/snapshots.py)."""
+        from desktop_llm.core import snapshots
+
+        current = self.which.currentData()
+        self.which.blockSignals(True)
+        while self.which.count() > 2:
+            self.which.removeItem(2)
+        try:
+            kept = snapshots.steps(self.session.store.get(self.run_id)) if self.run_id else []
+        except Exception:  # noqa: BLE001 - a run folder that vanished: best and latest only
+            kept = []
+        for step in kept:
+            self.which.addItem(f"step {step:,}", str(step))
+        self.which.setCurrentIndex(max(0, self.which.findData(current)))
+        self.which.blockSignals(False)
+
+    def choose_point(self, which: str) -> bool:
+        """Show `which` (best, latest or a kept step) if the run has it."""
+        i = self.which.findData(which)
+        if i >= 0:
+            self.which.setCurrentIndex(i)
+        return i >= 0
+
     def _on_chosen(self) -> None:
+        self._fill_points()
         self.session.set_current_run(self.run_id)
         self.changed.emit()
 
@@ -126,6 +154,7 @@ class RunPicker(QWidget):
             self.runs.blockSignals(True)
             self.runs.setCurrentIndex(i)
             self.runs.blockSignals(False)
+            self._fill_points()
             self.changed.emit()
 
     @property
@@ -134,7 +163,7 @@ class RunPicker(QWidget):
 
     @property
     def checkpoint(self) -> str:
-        return self.which.currentText()
+        return self.which.currentData() or self.which.currentText()
 
 
 def heat_color(x: float) -> QColor:

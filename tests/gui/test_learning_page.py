@@ -114,11 +114,14 @@ def test_the_head_atlas_shows_each_heads_role_steps_through_training_and_opens_a
         atlas._advance()
         atlas._advance()  # past the last: it stops by itself
         assert not atlas.play.isChecked() and atlas.play.text() == "Play"
-        atlas.grid.cellClicked.emit(0, 1)  # a click opens the head on the Attention page
+        atlas.slider.setValue(1)  # the heads at step 40
+        atlas.grid.cellClicked.emit(0, 1)  # a click opens the head on the Attention page, at that step
         page = w.attention_page
         assert w.stack.currentWidget() is page and page.layer.value() == 0 and page.head.value() == 1
+        assert page.picker.checkpoint == "40"  # the model at step 40: its weight snapshot
         qtbot.waitUntil(lambda: page.maps is not None, timeout=60_000)
-        assert page.maps.num_heads == 2 and page.head.value() == 1
+        assert page.maps.num_heads == 2 and page.head.value() == 1 and "checkpoint at step 40" in page.status.text()
+        page.picker.choose_point("best")
         assert page.text.toPlainText()[:8] in "".join(page.maps.tokens)  # the probe's own text
 
 

@@ -85,7 +85,7 @@ class HeadAtlas(QWidget):
     """Layer x head, each head's role at one evaluation; a slider and Play move through them, and
     the curves below show the best induction score, the lowest entropy and the largest sink mass."""
 
-    head_clicked = Signal(int, int)  # layer, head
+    head_clicked = Signal(int, int)  # layer, head (at `shown_step`)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -182,6 +182,7 @@ class HeadAtlas(QWidget):
                 self.grid.setItem(layer, h, item)
         self.step_label.setText(f"step {rec['step']:,} ({self.slider.value() + 1} of {len(self.recs)})")
         self.marker.setValue(rec["step"])
+        self.shown_step = rec["step"]
 
     def _toggle(self, on: bool) -> None:
         if on:
@@ -434,7 +435,7 @@ def _role_labels() -> dict:
 
 
 class LearningPage(QWidget):
-    head_requested = Signal(int, int, str)  # layer, head, the probe's text: the Attention page shows it
+    head_requested = Signal(int, int, str, int)  # layer, head, the probe's text, the step: the Attention page shows it
 
     def __init__(self, session, parent=None):
         super().__init__(parent)
@@ -620,7 +621,7 @@ class LearningPage(QWidget):
             text = load_run_tokenizer(run.tokenizer_dir).decode([int(i) for i in self.spec["window"][:64]])
         except (DesktopLLMError, OSError, TypeError, AttributeError):  # no run, or its tokenizer is gone
             text = ""
-        self.head_requested.emit(layer, head, text)
+        self.head_requested.emit(layer, head, text, getattr(self.atlas, "shown_step", 0))
 
     def _on_click(self, event) -> None:
         row = int(event.pos().y())
