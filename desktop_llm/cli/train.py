@@ -76,6 +76,8 @@ def run_config(args):
         tr = replace(tr, freeze_steps=args.freeze_steps)
     if getattr(args, "no_probes", False):
         tr = replace(tr, probes=False)
+    if getattr(args, "model_parallel", None) is not None:
+        tr = replace(tr, model_parallel=args.model_parallel)
     if getattr(args, "snapshot_budget", None) is not None:
         tr = replace(tr, snapshot_budget_mb=args.snapshot_budget)
     if getattr(args, "lora_rank", None):
@@ -147,6 +149,12 @@ def cmd_train(args) -> int:
         cfg = run_config(args)
         cfg.validate()
         check_devices(cfg.training.devices)
+        if cfg.training.model_parallel > 1:  # before a run exists: only JAX shards weights
+            from desktop_llm.core.backend import current
+
+            if current().name != "jax":
+                raise CliError("--model-parallel shards the weights on the jax backend (keras.distribution): add "
+                               "--backend jax.")
         if cfg.tokenizer.path and not (Path(cfg.tokenizer.path) / "tokenizer.json").exists():
             raise CliError(f"No tokenizer in {cfg.tokenizer.path} (tokenizer.json is missing).")
         corpus = require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
@@ -316,6 +324,9 @@ def distribution_args(sp) -> None:
                                       "(the same list on every machine; or set TF_CONFIG)")
     sp.add_argument("--worker-index", type=int, default=0,
                     help="this machine's position in --cluster (0 is the chief, which writes the run)")
+    sp.add_argument("--model-parallel", type=int, metavar="N",
+                    help="shard each weight over N of the devices (jax backend: a model too big for one "
+                         "device); the rest split the batch")
 
 
 

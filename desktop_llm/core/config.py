@@ -124,6 +124,7 @@ class TrainConfig:
     jit_compile: bool = True
     mixed_precision: str = "auto"  # auto (on GPUs that support it) | off | bfloat16 | float16
     devices: str = "auto"  # auto/all GPUs | N | 0,2 | cpu | cpu:N (logical CPUs); see core.distribute
+    model_parallel: int = 1  # devices each weight is sharded over (jax backend, keras.distribution.ModelParallel)
 
     def validate(self) -> None:
         problems = []
@@ -156,6 +157,8 @@ class TrainConfig:
                 or self.snapshot_budget_mb < 0:
             problems.append(f"The snapshots' disk budget must be 0 (none) or a whole number of MB "
                             f"(got {self.snapshot_budget_mb}).")
+        if isinstance(self.model_parallel, bool) or not isinstance(self.model_parallel, int) or self.model_parallel < 1:
+            problems.append(f"Model parallelism must be 1 (off) or more devices (got {self.model_parallel}).")
         if self.mixed_precision not in PRECISIONS:
             problems.append("Mixed precision is one of auto, off, bfloat16, float16.")
         if problems:

@@ -148,6 +148,57 @@ def test_jax_trains_on_two_logical_devices_as_on_one(tmp_path, shakespeare_small
         _segment(home, [*args, "--devices", "cpu:2"], "torch", "torch", stop_at_once=False)
 
 
+SHARDING = """
+import os, sys, json
+os.environ["KERAS_BACKEND"] = "jax"
+sys.modules["tensorflow"] = None
+from desktop_llm.core.config import ModelConfig
+from desktop_llm.core.models import get_family
+from desktop_llm.core.runners import jax_runner
+mcfg = ModelConfig(vocabulary_size=40, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, sequence_length=8)
+gpt = get_family("gpt")
+dist = jax_runner.setup("cpu:2", model_parallel=2, layout=lambda mesh: gpt.layout_map(mesh, mcfg))
+model = gpt.build(mcfg, seed=1)
+specs = {v.path: list(v.value.sharding.spec) + [None] * (len(v.shape) - len(v.value.sharding.spec)) for v in model.weights}
+print(json.dumps({"specs": specs, "describe": dist.describe()}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("jax" not in HAVE, reason="needs the jax extra")
+def test_jax_shards_the_gpts_weights_over_two_devices(tmp_path, shakespeare_small):
+    """--model-parallel 2 on two logical CPU devices: Megatron's split of every attention and
+    feed-forward kernel and of the embeddings (keras.distribution.ModelParallel with the GPT's
+    LayoutMap), and the losses of one device; TensorFlow says it is jax's."""
+    p = subprocess.run([sys.executable, "-c", SHARDING], capture_output=True, text=True, timeout=300, check=False,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = json.loads(p.stdout.splitlines()[-1])
+    specs = got["specs"]
+    assert specs["token_embedding/embeddings"] == [None, "model"]
+    assert specs["transformer_layer_0/self_attention/query/kernel"] == [None, "model", None]
+    assert specs["transformer_layer_0/self_attention/attention_output/kernel"] == ["model", None, None]
+    assert specs["transformer_layer_0/feedforward_intermediate_dense/kernel"] == [None, "model"]
+    assert specs["transformer_layer_0/feedforward_output_dense/kernel"] == ["model", None]
+    assert all(a is None for a in specs["layer_norm/gamma"])  # the norms are replicated
+    assert "each weight sharded over 2" in got["describe"]
+    home = tmp_path / "ws"
+    args = [str(shakespeare_small), "--layers", "1", "--heads", "2", "--width", "32", "--context", "16",
+            "--batch-size", "8", "--steps", "20", "--eval-interval", "10", "--log-interval", "5", "--seed", "3",
+            "--sample-tokens", "0", "--no-probes"]
+    one = _segment(home, [*args, "--devices", "cpu"], "one device", "jax", stop_at_once=False)
+    sharded = _segment(home, [*args, "--devices", "cpu:2", "--model-parallel", "2"], "sharded", "jax",
+                       stop_at_once=False)
+    assert "each weight sharded over 2" in next(e for e in sharded if e["type"] == "start")["device"]
+    a = {e["step"]: e["loss"] for e in one if e["type"] == "step"}
+    b = {e["step"]: e["loss"] for e in sharded if e["type"] == "step"}
+    assert sorted(a) == sorted(b) == [5, 10, 15, 20]
+    for step, loss in a.items():
+        assert abs(loss - b[step]) < 1e-4, (step, loss, b[step])
+    with pytest.raises(AssertionError, match="shards the weights on the jax backend"):
+        _segment(home, [*args, "--devices", "cpu:2", "--model-parallel", "2"], "tf", "tensorflow", stop_at_once=False)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif("jax" not in HAVE, reason="needs the jax extra")
 @pytest.mark.parametrize("family", [f.name for f in __import__("desktop_llm.core.models", fromlist=["families"]).families()])

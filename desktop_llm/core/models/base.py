@@ -169,6 +169,11 @@ class Family:
 
     probes = False  # runs the fixed probe at every evaluation (core/probes.py: the Learning page)
 
+    def layout_map(self, mesh, mcfg):
+        """How its weights shard over `mesh`'s "model" axis (a keras.distribution.LayoutMap), or
+        None: this family's model is not sharded yet (`--model-parallel` is refused for it)."""
+        return
+
     baseline_metric = "loss"  # what the verdict against the baselines compares (lower is better)
     selection_metric = "loss"  # what picks the "best" checkpoint: the loss, or an evaluation's score
 

@@ -9,7 +9,10 @@ import os
 from desktop_llm.core.runners.keras_fit import OneDevice, evaluate, validation  # noqa: F401 - the runner's API
 
 
-def setup(devices, cluster=(), worker_index: int = 0):
+def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, layout=None):
+    """The devices, and how they share the work: one; several splitting the batch (DataParallel);
+    or, with `model_parallel` > 1, a (batch x model) mesh whose "model" axis shards each weight
+    as `layout(mesh)` (the family's LayoutMap) says (ModelParallel)."""
     from desktop_llm.core.config import ConfigError
     from desktop_llm.core.distribute import parse_devices
 
@@ -39,6 +42,20 @@ def setup(devices, cluster=(), worker_index: int = 0):
     else:
         chosen = [gpus[i] for i in which]
     names = [f"{d.platform}:{d.id}" for d in chosen]
+    if model_parallel > 1:
+        import keras
+
+        if len(chosen) % model_parallel:
+            raise ConfigError(f"--model-parallel {model_parallel} needs a multiple of {model_parallel} devices "
+                              f"(--devices {devices} gives {len(chosen)}).")
+        batch = len(chosen) // model_parallel
+        mesh = keras.distribution.DeviceMesh((batch, model_parallel), ["batch", "model"], devices=names)
+        layout_map = layout(mesh) if layout else None
+        if layout_map is None:
+            raise ConfigError("This family's model is not sharded yet: leave out --model-parallel.")
+        keras.distribution.set_distribution(keras.distribution.ModelParallel(layout_map=layout_map,
+                                                                             batch_dim_name="batch"))
+        return OneDevice(batch, 1, 0, names, "model_parallel")
     if len(chosen) > 1:
         import keras
 

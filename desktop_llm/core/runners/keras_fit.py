@@ -30,6 +30,10 @@ class OneDevice:
         return contextlib.nullcontext()
 
     def describe(self) -> str:
+        if self.kind == "model_parallel":
+            shards = len(self.devices) // max(1, self.replicas)
+            return (f"{len(self.devices)} devices ({', '.join(self.devices)}): each weight sharded over {shards}, "
+                    f"the batch split {self.replicas} ways")
         return f"{self.replicas} replicas ({', '.join(self.devices)})" if self.distributed else ""
 
 

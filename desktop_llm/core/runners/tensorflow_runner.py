@@ -8,8 +8,13 @@ import numpy as np
 STARTS_BLOCK = 2048  # steps whose window starts are drawn at once, in tf.data's own thread
 
 
-def setup(devices, cluster=(), worker_index: int = 0):
+def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, layout=None):
     from desktop_llm.core import distribute
+    from desktop_llm.core.config import ConfigError
+
+    if model_parallel > 1:
+        raise ConfigError("--model-parallel shards the weights on the jax backend (keras.distribution): add "
+                          "--backend jax.")
 
     return distribute.setup(devices, cluster, worker_index)
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 from desktop_llm.core.runners.keras_fit import OneDevice, evaluate, validation  # noqa: F401 - the runner's API
 
 
-def setup(devices, cluster=(), worker_index: int = 0):
+def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, layout=None):
     from desktop_llm.core.config import ConfigError
+
+    if model_parallel > 1:
+        raise ConfigError("--model-parallel shards the weights on the jax backend (keras.distribution): add "
+                          "--backend jax.")
     from desktop_llm.core.distribute import parse_devices
 
     if cluster:

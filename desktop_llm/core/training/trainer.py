@@ -128,7 +128,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     chosen = backend.current()
     runner = runners.get(chosen.name)
     # Before any other framework op (the tokenizer may run some): devices, memory growth, strategy.
-    dist = runner.setup(t.devices, cluster, worker_index)
+    dist = runner.setup(t.devices, cluster, worker_index, model_parallel=t.model_parallel,
+                        layout=lambda mesh: _layout(cfg, mesh))
     advice = distribute.batch_split_advice(t.batch_size, dist.replicas)
     if advice:
         raise ConfigError(f"The batch ({t.batch_size}) must split evenly over {dist.replicas} replicas: {advice}.")
@@ -287,6 +288,13 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
         done.weights_sha256 = weights_digest(model)  # the same on every worker
     emit(done.to_dict())
     return st
+
+
+def _layout(cfg, mesh):
+    """The run's family's LayoutMap for `mesh` (--model-parallel), for the model's own shape."""
+    from desktop_llm.core.models import get_family
+
+    return get_family(cfg.family).layout_map(mesh, cfg.model)
 
 
 def _fastest_on_this_cpu(backend_name, dist, devs, family, data, cfg, mcfg, emit: Emit, build) -> dict | None:

@@ -21,6 +21,30 @@ class GPT(ContinuesOnText, Family):
     from_presets = True  # `--base` takes a keras-hub GPT-2 preset folder too (continuation.py)
     export_formats = ("keras-hub", "savedmodel", "onnx", "litert")
 
+    def layout_map(self, mesh, mcfg):
+        """Megatron's split, as keras-hub's own layout maps: each attention's heads, the feed-forward
+        layer's hidden units and the embeddings' width over the "model" axis; the norms and the
+        other biases replicated. Keys are regexes that match a whole path (backbones/gpt.py)."""
+        import keras
+
+        from desktop_llm.core.config import ConfigError
+
+        n = mesh.shape[mesh.axis_names.index("model")]
+        for what, size in (("heads", mcfg.num_heads), ("feed-forward width", mcfg.intermediate_dim),
+                           ("width", mcfg.hidden_dim)):
+            if size % n:
+                raise ConfigError(f"--model-parallel {n}: the model's {what} ({size}) must divide by {n}.")
+        layout = keras.distribution.LayoutMap(mesh)
+        layout["token_embedding/embeddings"] = (None, "model")
+        layout["position_embedding/embeddings"] = (None, "model")
+        layout[r".*self_attention/(query|key|value)/kernel"] = (None, "model", None)
+        layout[r".*self_attention/(query|key|value)/bias"] = ("model", None)
+        layout[r".*self_attention/attention_output/kernel"] = ("model", None, None)
+        layout[r".*feedforward_intermediate_dense/kernel"] = (None, "model")
+        layout[r".*feedforward_intermediate_dense/bias"] = ("model",)
+        layout[r".*feedforward_output_dense/kernel"] = ("model", None)
+        return layout
+
     def check_export(self, run, fmt: str) -> None:
         from desktop_llm.core.models.gpt import export
 
