@@ -58,10 +58,12 @@ def _norm(arrays) -> float:
     return float(np.sqrt(sum(float((a.astype(np.float64) ** 2).sum()) for a in arrays)))
 
 
-def measure(model, window_ids, previous: tuple[int, dict] | None, step: int) -> tuple[dict, tuple[int, dict] | None]:
+def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
+            block_inputs: list[np.ndarray] | None = None) -> tuple[dict, tuple[int, dict] | None]:
     """(this evaluation's health record, the snapshot the next evaluation compares with: none for
-    a model over KEPT_WEIGHTS, whose records then go without the change per step)."""
-    from desktop_llm.core.inspection import block_activity, probe, to_numpy
+    a model over KEPT_WEIGHTS, whose records then go without the change per step). `block_inputs`:
+    each block's input for `window_ids`, where the caller has them (core/inspection.CausalProbe)."""
+    from desktop_llm.core.inspection import CausalProbe, block_activity
 
     now = snapshot(model)
     record: dict = {"groups": list(now), "weight_norm": [round(_norm(v), 4) for v in now.values()]}
@@ -72,11 +74,10 @@ def measure(model, window_ids, previous: tuple[int, dict] | None, step: int) -> 
             float(f"{_norm([a - b for a, b in zip(now[g], previous[1][g])]) / max(_norm(previous[1][g]), 1e-12) / steps:.3g}")
             for g in now]
     bb = model.backbone
-    ids = np.asarray(window_ids, np.int32)[None, :]
-    xs = to_numpy(probe(bb, [layer.name for layer in bb.transformer_layers])(ids))
+    xs = block_inputs if block_inputs is not None else CausalProbe(model).inputs(window_ids)
     dormant, logits = [], []
     for layer, x in zip(bb.transformer_layers, xs):
-        a = block_activity(bb, layer, x[0])
+        a = block_activity(bb, layer, x)
         score = np.abs(a["units"]).mean(0)
         dormant.append(round(float((score <= DORMANT * max(score.mean(), 1e-12)).mean()), 4))
         logits.append(round(a["max_logit"], 3))

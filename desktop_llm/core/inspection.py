@@ -142,18 +142,38 @@ def attention_weights(model, token_ids) -> np.ndarray:
     return causal_attention(model)(token_ids)
 
 
+class CausalProbe:
+    """Our GPT's insides for one sequence, its probe model built once (the probes run it at every
+    evaluation: building it each time cost more than the maps): each block's input, and from
+    those the attention maps (and core/health.py's block activity)."""
+
+    def __init__(self, model, jit_compile: bool | None = None):
+        """`jit_compile`: compile the forward pass through the backend's runner, once per input
+        length (the probes' lengths are fixed: 3x faster per call there); None: run it eagerly
+        (the Attention page's texts have any length)."""
+        self.backbone = model.backbone
+        self.hidden = probe(self.backbone, [layer.name for layer in self.backbone.transformer_layers])
+        self.forward = self.hidden
+        if jit_compile is not None:
+            from desktop_llm.core import runners
+
+            hidden = self.hidden
+            self.forward = runners.get().compiled(hidden, lambda ids: hidden(ids), jit_compile)
+
+    def inputs(self, token_ids) -> list[np.ndarray]:
+        """Each block's input (T, d)."""
+        return [x[0] for x in to_numpy(self.forward(np.asarray(token_ids, np.int32)[None, :]))]
+
+    def maps(self, xs: list[np.ndarray]) -> np.ndarray:
+        """(layers, heads, T, T) causal attention, from `inputs`."""
+        bb = self.backbone
+        return np.stack([layer_maps(bb, layer, x, causal=True)[0] for layer, x in zip(bb.transformer_layers, xs)])
+
+
 def causal_attention(model):
-    """`maps(token_ids)` for our GPT, its probe model built once (the probes call it at every
-    evaluation: building it each time cost more than the maps)."""
-    bb = model.backbone
-    names = [layer.name for layer in bb.transformer_layers]
-    hidden = probe(bb, names)
-
-    def maps(token_ids) -> np.ndarray:
-        xs = to_numpy(hidden(np.asarray(token_ids, np.int32)[None, :]))
-        return np.stack([layer_maps(bb, layer, x[0], causal=True)[0] for layer, x in zip(bb.transformer_layers, xs)])
-
-    return maps
+    """`maps(token_ids)` for our GPT (CausalProbe's, in one call)."""
+    internals = CausalProbe(model)
+    return lambda token_ids: internals.maps(internals.inputs(token_ids))
 
 
 def encoder_weights(backbone, token_ids) -> np.ndarray:

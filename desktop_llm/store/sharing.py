@@ -273,10 +273,13 @@ def _check_entries(zf: zipfile.ZipFile, label: str, max_bytes: int, max_files: i
 
 
 def _is_weights(parts: list[str]) -> bool:
-    """A checkpoint's weights or optimizer state, the run's model.keras, or data/'s arrays: the
-    files that grow with the model or the data (everything else is capped by `max_other`; all of
-    them by the compression ratio and the free space)."""
+    """A checkpoint's weights or optimizer state, the run's model.keras, data/'s arrays or a weight
+    snapshot: the files that grow with the model or the data (everything else is capped by
+    `max_other`; all of them by the compression ratio and the free space)."""
+    from desktop_llm.core.snapshots import NAME
+
     return (parts[1:] == ["model.keras"] or (len(parts) == 3 and parts[1] == "data" and parts[2].endswith(".npz"))
+            or (len(parts) == 3 and parts[1] == "snapshots" and bool(NAME.fullmatch(parts[2])))
             or (len(parts) == 4 and parts[1] == "checkpoints" and bool(_STEP.match(parts[2]))
                 and parts[3] in WEIGHT_FILES))
 
