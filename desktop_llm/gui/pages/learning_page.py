@@ -77,6 +77,17 @@ def timeline_html(spec: dict, recs: list[dict]) -> str:
             + "".join(rows) + "</table>")
 
 
+def _split(first: QWidget, second: QWidget, vertical: bool = False) -> QSplitter:
+    """Two views, the first given 3/5 of the room; neither can be collapsed away."""
+    split = QSplitter(Qt.Vertical if vertical else Qt.Horizontal)
+    split.addWidget(first)
+    split.addWidget(second)
+    split.setStretchFactor(0, 3)
+    split.setStretchFactor(1, 2)
+    split.setChildrenCollapsible(False)
+    return split
+
+
 ROLE_COLOURS = {"previous": "#9ecae1", "duplicate": "#c7b3e5", "induction": "#f4a261", "sink": "#d9d9d9",
                 "local": "#a8ddb5", "broad": "#fff2ae", "mixed": "#ffffff"}
 
@@ -129,13 +140,7 @@ class HeadAtlas(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(row)
         lay.addWidget(self.legend)
-        split = QSplitter(Qt.Vertical)
-        split.addWidget(self.grid)
-        split.addWidget(self.curves)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setChildrenCollapsible(False)
-        lay.addWidget(split, 1)
+        lay.addWidget(_split(self.grid, self.curves, vertical=True), 1)
 
     def set_records(self, recs: list[dict]) -> None:
         from desktop_llm.core import heads
@@ -240,16 +245,10 @@ class HealthView(QWidget):
         right = QSplitter(Qt.Vertical)
         right.addWidget(self.dormant)
         right.addWidget(self.logit)
-        plots = QSplitter()
-        plots.addWidget(self.change)
-        plots.addWidget(right)
-        plots.setStretchFactor(0, 3)
-        plots.setStretchFactor(1, 2)
-        plots.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.flags)
-        lay.addWidget(plots, 1)
+        lay.addWidget(_split(self.change, right), 1)
 
     def set_records(self, recs: list[dict]) -> None:
         from desktop_llm.core import health
@@ -327,12 +326,7 @@ class EmbeddingView(QWidget):
         side.addWidget(self.neighbours)
         side.addWidget(self.curves)
         side.addWidget(self.positions)
-        split = QSplitter()
-        split.addWidget(self.map)
-        split.addWidget(side)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setChildrenCollapsible(False)
+        split = _split(self.map, side)
         row = QHBoxLayout()
         row.addWidget(self.slider, 1)
         row.addWidget(self.step_label)
@@ -477,12 +471,7 @@ class LearningPage(QWidget):
         sl.setContentsMargins(0, 0, 0, 0)
         sl.addWidget(self.lists)
         sl.addWidget(self.curve, 1)
-        when = QSplitter()
-        when.addWidget(self.heat)
-        when.addWidget(side)
-        when.setStretchFactor(0, 3)
-        when.setStretchFactor(1, 2)
-        when.setChildrenCollapsible(False)
+        when = _split(self.heat, side)
 
         self.context = pg.PlotWidget()
         self.context.setBackground(None)

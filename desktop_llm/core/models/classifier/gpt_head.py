@@ -10,16 +10,13 @@ import keras
 from keras import ops
 
 from desktop_llm.core.models.backbones.gpt import build_model  # also registers GPTBackbone for model.keras
+from desktop_llm.core.models.classifier.head import HeadOnBackbone
 
 
 @keras.saving.register_keras_serializable(package="desktop_llm")
-class GPTClassifier(keras.Model):
+class GPTClassifier(HeadOnBackbone):
     def __init__(self, backbone, num_classes: int, dropout: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = backbone
-        self.num_classes = num_classes
-        self.dropout = dropout
-        self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+        super().__init__(backbone, num_classes, dropout, **kwargs)
         self.head = keras.layers.Dense(num_classes, name="logits")
 
     @classmethod
@@ -28,22 +25,6 @@ class GPTClassifier(keras.Model):
         T = mcfg.sequence_length
         model({"token_ids": ops.zeros((1, T), "int32"), "padding_mask": ops.ones((1, T), "bool")})
         return model
-
-    def get_config(self):
-        """For model.keras (Keras cannot serialise a subclassed model's backbone argument alone)."""
-        return {"name": self.name, "trainable": self.trainable, "num_classes": self.num_classes,
-                "dropout": self.dropout, "backbone": keras.saving.serialize_keras_object(self.backbone)}
-
-    def get_compile_config(self):
-        """None: model.keras holds the model, not how the trainer compiled it (its optimizer is
-        ours), so it loads anywhere desktop_llm's model classes are imported; as keras-hub's tasks."""
-        return None  # noqa: RET501 - None is the answer here, not a procedure's end
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
 
     def call(self, inputs, training=False):
         hidden = self.backbone(inputs["token_ids"], training=training)

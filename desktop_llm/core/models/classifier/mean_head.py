@@ -13,20 +13,18 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from desktop_llm.core.models.classifier.head import HeadOnBackbone
+
 
 @keras.saving.register_keras_serializable(package="desktop_llm")
-class MeanPooledClassifier(keras.Model):
+class MeanPooledClassifier(HeadOnBackbone):
     """Logits of `num_classes` from a BERT backbone's `sequence_output`, averaged over the real
     tokens ([CLS] and [SEP] included: they are tokens the encoder wrote states for)."""
 
     reads_specials = True  # [CLS] text [SEP], as keras-hub's BERT tasks (core/inspection.py)
 
     def __init__(self, backbone, num_classes: int, dropout: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = backbone
-        self.num_classes = num_classes
-        self.dropout = dropout
-        self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+        super().__init__(backbone, num_classes, dropout, **kwargs)
         self.output_dense = keras.layers.Dense(num_classes, kernel_initializer="glorot_uniform", name="logits")
 
     @classmethod
@@ -36,20 +34,6 @@ class MeanPooledClassifier(keras.Model):
         model({"token_ids": ops.zeros((1, T), "int32"), "segment_ids": ops.zeros((1, T), "int32"),
                "padding_mask": ops.ones((1, T), "bool")})
         return model
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "num_classes": self.num_classes,
-                "dropout": self.dropout, "backbone": keras.saving.serialize_keras_object(self.backbone)}
-
-    def get_compile_config(self):
-        """None: model.keras holds the model, not the trainer's optimizer (as GPTClassifier)."""
-        return None  # noqa: RET501 - None is the answer here, not a procedure's end
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
 
     def pooled(self, inputs, training=False):
         """The text's vector: the mean of its real tokens' states."""
