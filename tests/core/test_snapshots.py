@@ -82,6 +82,9 @@ def test_the_model_at_a_kept_step_loads_and_compare_runs_one_prompt_through_seve
     text = cli("compare", f"{run.id}@40", f"{run.id}@60", "--prompt", "ROMEO:", "--max-tokens", "5")
     assert text.returncode == 0 and text.stdout.count("── probed @ ") == 2
     assert "the same prompt and seed" in text.stderr
-    bad = cli("compare", f"{run.id}@soon", run.id)
-    assert bad.returncode != 0 and "after the @ comes best, latest or a step number" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1
+    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.side_by_side import parse_target
+
+    assert parse_target("tour@1200") == ("tour", "1200") and parse_target("tour") == ("tour", "best")
+    with pytest.raises(ConfigError, match="after the @ comes best, latest or a step number"):
+        parse_target(f"{run.id}@soon")
