@@ -149,12 +149,10 @@ def cmd_train(args) -> int:
         cfg = run_config(args)
         cfg.validate()
         check_devices(cfg.training.devices)
-        if cfg.training.model_parallel > 1:  # before a run exists: only JAX shards weights
-            from desktop_llm.core.backend import current
+        from desktop_llm.core.backend import current
+        from desktop_llm.core.runners import refuse_model_parallel
 
-            if current().name != "jax":
-                raise CliError("--model-parallel shards the weights on the jax backend (keras.distribution): add "
-                               "--backend jax.")
+        refuse_model_parallel(current().name, cfg.training.model_parallel)  # before a run exists
         if cfg.tokenizer.path and not (Path(cfg.tokenizer.path) / "tokenizer.json").exists():
             raise CliError(f"No tokenizer in {cfg.tokenizer.path} (tokenizer.json is missing).")
         corpus = require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))

@@ -69,10 +69,15 @@ def choose(tok, val: np.ndarray, sequence_length: int) -> dict:
     window = [int(i) for i in val[: T + 1]] if n > T + 1 else [int(i) for i in val]
     windows = min(64, max(8, POSITION_TOKENS // max(1, T)))
     starts = np.linspace(0, max(0, n - T - 2), windows).astype(int).tolist() if n > T + 1 else []
+    return {"prompts": prompts, "window": window, "starts": starts, "sequence_length": T,
+            "repeat": _repeat(val, T)}
+
+
+def _repeat(val, T: int) -> list[int]:
+    """The head atlas's repeated random sequence, of tokens from the validation text (core/heads.py)."""
     from desktop_llm.core.heads import repeated_sequence
 
-    return {"prompts": prompts, "window": window, "starts": starts, "sequence_length": T,
-            "repeat": repeated_sequence(val[: 100_000], T)}
+    return repeated_sequence(np.asarray(val)[:100_000], T)
 
 
 def ensure_spec(run, tok, val, sequence_length: int) -> dict:
@@ -83,9 +88,7 @@ def ensure_spec(run, tok, val, sequence_length: int) -> dict:
         spec = atomic_json(path)
         if "repeat" in spec:
             return spec
-        from desktop_llm.core.heads import repeated_sequence
-
-        spec["repeat"] = repeated_sequence(np.asarray(val)[: 100_000], spec["sequence_length"])
+        spec["repeat"] = _repeat(val, spec["sequence_length"])
     else:
         spec = choose(tok, val, sequence_length)
     path.parent.mkdir(parents=True, exist_ok=True)

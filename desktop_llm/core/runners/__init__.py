@@ -5,7 +5,7 @@ Everything else (the model, the loss and metrics, AdamW, the schedule, the callb
 steps into events, checkpoints) is Keras' or `keras.ops` and the same on every backend. A runner
 is a module with:
 
-    setup(devices, cluster, worker_index) -> Distribution   where the run trains
+    setup(devices, cluster, worker_index, model_parallel, layout) -> Distribution   where the run trains
     devices() -> [dict]                                     the GPUs it reaches, then the CPU
     compile_options(training, k) -> dict                    `compile`'s jit_compile and steps per call
     fit(ctx, model, dist, family, data, begin, end, k, validation_every, callbacks)
@@ -20,6 +20,18 @@ import os
 import platform
 
 from desktop_llm.core.backend import current
+
+MODEL_PARALLEL_BACKEND = "jax"  # the one backend that shards weights (keras.distribution.ModelParallel)
+
+
+def refuse_model_parallel(backend_name: str, model_parallel: int) -> None:
+    """One line where `--model-parallel` meets a backend that cannot shard weights (the rule the
+    CLI checks before a run exists and each runner's setup checks again)."""
+    from desktop_llm.core.config import ConfigError
+
+    if model_parallel > 1 and backend_name != MODEL_PARALLEL_BACKEND:
+        raise ConfigError(f"--model-parallel shards the weights on the {MODEL_PARALLEL_BACKEND} backend "
+                          f"(keras.distribution): add --backend {MODEL_PARALLEL_BACKEND}.")
 
 
 def get(name: str | None = None):

@@ -10,11 +10,9 @@ STARTS_BLOCK = 2048  # steps whose window starts are drawn at once, in tf.data's
 
 def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, layout=None):
     from desktop_llm.core import distribute
-    from desktop_llm.core.config import ConfigError
+    from desktop_llm.core.runners import refuse_model_parallel
 
-    if model_parallel > 1:
-        raise ConfigError("--model-parallel shards the weights on the jax backend (keras.distribution): add "
-                          "--backend jax.")
+    refuse_model_parallel("tensorflow", model_parallel)
 
     return distribute.setup(devices, cluster, worker_index)
 

@@ -11,11 +11,10 @@ from desktop_llm.core.runners.keras_fit import OneDevice, evaluate, validation  
 
 def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, layout=None):
     from desktop_llm.core.config import ConfigError
-
-    if model_parallel > 1:
-        raise ConfigError("--model-parallel shards the weights on the jax backend (keras.distribution): add "
-                          "--backend jax.")
     from desktop_llm.core.distribute import parse_devices
+    from desktop_llm.core.runners import refuse_model_parallel
+
+    refuse_model_parallel("torch", model_parallel)
 
     if cluster:
         raise ConfigError("Several machines train on the tensorflow backend for now: use --backend tensorflow.")
