@@ -15,9 +15,11 @@ Per block, on the probe text:
   growing into the hundreds are the instability Dehghani et al. saw before ViT-22B diverged
   ("Scaling Vision Transformers to 22 Billion Parameters", 2023), which QK-normalisation cures.
 
-Gradient norms per layer are not here: the fused training step never returns them (its global
-norm is clipped inside the compiled call), and a second backward pass per evaluation would cost
-more than the 5% the probes may take.
+Per group, on a few of the probe's validation windows (one backward pass per evaluation, through
+the backend's runner):
+- the gradient norm of the next-token loss. The training step's own gradients stay inside its
+  compiled call; these are the same loss's on held-out text, which is what shows a layer that
+  stops receiving signal (a norm falling to nothing) or a spike (a norm SPIKE times its usual).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ BARELY = 1e-5  # below this per step: "barely changes"
 THRASHES = 1e-2  # above: "changes fast"
 SATURATES = 100.0  # an attention logit this large: growing toward instability
 DORMANT_FLAG = 0.2  # a share of dormant units worth saying
+SPIKE = 10.0  # a gradient norm this many times its median over the earlier evaluations: a spike
 KEPT_WEIGHTS = 50_000_000  # a model up to this size keeps a float32 copy between evaluations (200 MB)
 
 
@@ -59,10 +62,12 @@ def _norm(arrays) -> float:
 
 
 def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
-            block_inputs: list[np.ndarray] | None = None) -> tuple[dict, tuple[int, dict] | None]:
+            block_inputs: list[np.ndarray] | None = None,
+            gradients: list | None = None) -> tuple[dict, tuple[int, dict] | None]:
     """(this evaluation's health record, the snapshot the next evaluation compares with: none for
     a model over KEPT_WEIGHTS, whose records then go without the change per step). `block_inputs`:
-    each block's input for `window_ids`, where the caller has them (core/inspection.CausalProbe)."""
+    each block's input for `window_ids`, where the caller has them (core/inspection.CausalProbe);
+    `gradients`: the loss's gradient for each of `model.trainable_variables` (None: not measured)."""
     from desktop_llm.core.inspection import CausalProbe, block_activity
 
     now = snapshot(model)
@@ -73,6 +78,8 @@ def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
         record["change_per_step"] = [
             float(f"{_norm([a - b for a, b in zip(now[g], previous[1][g])]) / max(_norm(previous[1][g]), 1e-12) / steps:.3g}")
             for g in now]
+    if gradients is not None:
+        record["grad_norm"] = gradient_norms(model, gradients)
     bb = model.backbone
     xs = block_inputs if block_inputs is not None else CausalProbe(model).inputs(window_ids)
     dormant, logits = [], []
@@ -83,6 +90,27 @@ def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
         logits.append(round(a["max_logit"], 3))
     record["dormant"], record["max_logit"] = dormant, logits
     return record, kept
+
+
+def gradient_norms(model, gradients: list) -> list[float]:
+    """Per group (as `groups` orders them), the norm of its weights' gradients (0 for a group of
+    frozen weights or weights that get none)."""
+    given = {id(v): g for v, g in zip(model.trainable_variables, gradients) if g is not None}
+    return [float(f"{_norm([np.asarray(given[id(w)], np.float32) for w in ws if id(w) in given]):.4g}")
+            for ws in groups(model).values()]
+
+
+def spikes(recs: list[dict]) -> list[tuple[int, str]]:
+    """(step, plain words) for each evaluation where a group's gradient norm is SPIKE times or more
+    its median over the earlier ones (three at least)."""
+    steps, names, values = series(recs, "grad_norm")
+    out = []
+    for i in range(3, len(steps)):
+        before = np.nanmedian(values[:i], axis=0)
+        for j, name in enumerate(names):
+            if before[j] > 0 and values[i, j] >= SPIKE * before[j]:
+                out.append((steps[i], f"gradient spike in {name} ({values[i, j] / before[j]:.0f}x its usual norm)"))
+    return out
 
 
 def flags(recs: list[dict]) -> list[tuple[int, str]]:
@@ -103,6 +131,7 @@ def flags(recs: list[dict]) -> list[tuple[int, str]]:
     for i, share in enumerate(h.get("dormant", [])):
         if share >= DORMANT_FLAG:
             out.append((step, f"{share:.0%} of block {i}'s feed-forward units are dormant"))
+    out += spikes(rows)[-3:]  # the newest few
     for i, logit in enumerate(h.get("max_logit", [])):
         if logit >= SATURATES:
             first = next(r["step"] for r in rows if r["health"]["max_logit"][i] >= SATURATES)
@@ -117,7 +146,7 @@ def series(recs: list[dict], key: str) -> tuple[list[int], list[str], np.ndarray
     rows = [r for r in recs if r.get("health")]
     if not rows:
         return [], [], np.zeros((0, 0))
-    names = rows[-1]["health"]["groups"] if key in ("weight_norm", "change_per_step") else \
+    names = rows[-1]["health"]["groups"] if key in ("weight_norm", "change_per_step", "grad_norm") else \
         [f"block {i}" for i in range(len(rows[-1]["health"].get(key, [])))]
     values = np.full((len(rows), len(names)), np.nan)
     for i, r in enumerate(rows):

@@ -31,6 +31,7 @@ POSITION_TOKENS = 4096  # validation tokens averaged for the loss by position: 6
 LEARNED = 1.0  # nats: a token is "learned" once its loss stays below this (probability > 0.37)
 WORSE = 0.7  # nats: a token whose final loss is this far above its best "got worse"
 HEAD_TOKENS = 128  # the probe text's first tokens whose attention maps score the heads
+GRADIENT_WINDOWS = 8  # of the loss-by-position windows, those whose loss's gradient gives the health's norms
 
 
 def folder(run) -> Path:
@@ -120,6 +121,7 @@ class Prober:
         # XLA where the run trains with it: 40% faster per call on the reference model, once compiled
         self.forward = runners.get().compiled(model, lambda ids: model(ids, training=False), jit_compile)
         self._internals = None
+        self._gradients = None
         self.previous = None  # (step, weights) at the last evaluation: core/health.py's change per step
 
     @property
@@ -147,6 +149,22 @@ class Prober:
         """Cross-entropy of each next token of `ids` (batch, T + 1): (batch, T)."""
         log_probs = _log_softmax(self.logits(ids[:, :-1]))
         return -np.take_along_axis(log_probs, ids[:, 1:, None].astype(np.int64), axis=-1)[..., 0]
+
+    def gradients(self, windows: np.ndarray) -> list:
+        """The gradient of the mean next-token loss of `windows` (batch, T + 1) for each trainable
+        weight (core/health.py's norms), through the backend's runner (compiled once)."""
+        if self._gradients is None:
+            import keras
+
+            from desktop_llm.core import runners
+
+            def loss(x, y):
+                logits = keras.ops.cast(self.model(x, training=False), "float32")
+                return keras.ops.mean(keras.ops.sparse_categorical_crossentropy(y, logits, from_logits=True))
+
+            self._gradients = runners.get().gradients(self.model, loss)
+        windows = np.asarray(windows, np.int32)
+        return self._gradients(windows[:, :-1], windows[:, 1:])
 
     def continue_greedily(self, prompts: list[list[int]], T: int, n: int, banned=()) -> list[tuple[list[int], list[float]]]:
         """Each prompt's n greedy next tokens and their surprise (nats), all prompts in one batch of
@@ -183,6 +201,7 @@ def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None =
     if len(window) > 1:
         record["token_losses"] = [round(float(x), 3) for x in prober.token_losses(window[None])[0]]
     starts = spec["starts"]
+    windows = None
     if starts:
         val = np.asarray(val)
         windows = np.stack([val[s: s + T + 1] for s in starts]).astype(np.int32)
@@ -198,7 +217,9 @@ def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None =
         if step is not None:
             from desktop_llm.core import health
 
-            record["health"], prober.previous = health.measure(prober.model, text, prober.previous, step, xs)
+            grads = prober.gradients(windows[:: max(1, len(windows) // GRADIENT_WINDOWS)][:GRADIENT_WINDOWS]) \
+                if windows is not None else None
+            record["health"], prober.previous = health.measure(prober.model, text, prober.previous, step, xs, grads)
     return record
 
 
@@ -263,7 +284,8 @@ def changed(previous: list[str], current: list[str]) -> list[bool]:
 def milestones(evals: list[dict], baselines: dict | None, recs: list[dict] | None = None) -> list[tuple[int, str]]:
     """(step, what happened) on the validation curve: the first evaluation that beat each baseline,
     the minimum of the validation loss where later evaluations rise above it (overfitting), and,
-    given the probe records, the step induction heads formed (core/heads.py)."""
+    given the probe records, the step induction heads formed (core/heads.py) and gradient spikes
+    (core/health.py)."""
     out: list[tuple[int, str]] = []
     evals = [e for e in evals if e.get("val_loss") is not None and math.isfinite(e["val_loss"])]
     for name, fig in ((baselines or {}).get("figures") or {}).items():
@@ -275,10 +297,12 @@ def milestones(evals: list[dict], baselines: dict | None, recs: list[dict] | Non
             out.append((first, f"beats the {name}"))
     if recs:
         from desktop_llm.core.heads import induction_formed
+        from desktop_llm.core.health import spikes
 
         formed = induction_formed(recs)
         if formed is not None:
             out.append((formed, "induction heads formed"))
+        out += spikes(recs)
     if len(evals) >= 3:
         best = min(range(len(evals)), key=lambda i: evals[i]["val_loss"])
         if best < len(evals) - 1 and evals[-1]["val_loss"] > evals[best]["val_loss"] * 1.01:

@@ -1,5 +1,6 @@
-"""Training health per layer (issue 28, view 4): weight norms, the net change per step, dormant
-feed-forward units and the largest attention logit, in every probe record, and their flags."""
+"""Training health per layer (issue 28, view 4): weight norms, the net change per step, gradient
+norms, dormant feed-forward units and the largest attention logit, in every probe record, and
+their flags."""
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ def test_every_evaluation_records_each_layers_health(probed):
         assert len(h["change_per_step"]) == 3 and all(0 < c < 1 for c in h["change_per_step"])
         assert all(n > 0 for n in h["weight_norm"]) and len(h["dormant"]) == len(h["max_logit"]) == 1
         assert 0 <= h["dormant"][0] <= 1 and h["max_logit"][0] > 0
+    for h in (first, *later):  # every group gets a gradient, the first evaluation's too
+        assert len(h["grad_norm"]) == 3 and all(n > 0 for n in h["grad_norm"])
     steps, names, values = health.series(recs, "change_per_step")
     assert steps == [20, 40, 60] and names == first["groups"] and np.isnan(values[0]).all()
 
@@ -54,3 +57,42 @@ def test_flags_say_in_plain_words_what_is_off():
                     "50% of block 0's feed-forward units are dormant",
                     "block 0's attention logits reach 142: large logits grow toward instability"]
     assert health.flags([{"step": 200, "health": rec}])[-1][0] == 200
+
+
+def test_the_gradient_norms_are_the_losss_own_gradient_per_group():
+    """The probe's gradient through the runner, against a finite difference of the same loss: moving
+    block 0's weights along its gradient changes the loss by |g|^2 * eps."""
+    import keras
+
+    from desktop_llm.core.config import ModelConfig
+    from desktop_llm.core.models import get_family
+
+    model = get_family("gpt").build(ModelConfig(vocabulary_size=12, num_layers=2, num_heads=2, hidden_dim=8,
+                                                intermediate_dim=16, sequence_length=8), seed=3)
+    prober = probes.Prober(model, jit_compile=False)
+    windows = np.random.default_rng(0).integers(0, 12, (3, 9)).astype(np.int32)
+
+    def loss():
+        return float(prober.token_losses(windows).mean())
+
+    grads = prober.gradients(windows)
+    norms = dict(zip(health.groups(model), health.gradient_norms(model, grads)))
+    assert set(norms) == {"embeddings", "block 0", "block 1", "final norm"} and all(v > 0 for v in norms.values())
+    block0 = {id(w) for w in health.groups(model)["block 0"]}
+    eps, before = 1e-3, loss()
+    for v, g in zip(model.trainable_variables, grads):
+        if id(v) in block0:
+            v.assign(keras.ops.convert_to_numpy(v) - eps * g)
+    assert before - loss() == pytest.approx(eps * norms["block 0"] ** 2, rel=0.05)
+
+
+def test_a_gradient_spike_is_flagged_and_marked_on_the_curve():
+    def rec(step, g):
+        return {"step": step, "health": {"groups": ["embeddings", "block 0"], "weight_norm": [1, 1],
+                                         "grad_norm": g, "dormant": [0.0], "max_logit": [3.0]}}
+
+    recs = [rec(100, [1.0, 2.0]), rec(200, [1.2, 2.1]), rec(300, [0.9, 1.9]), rec(400, [1.1, 30.0]),
+            rec(500, [1.0, 2.0])]
+    assert health.spikes(recs) == [(400, "gradient spike in block 0 (15x its usual norm)")]
+    assert (400, "gradient spike in block 0 (15x its usual norm)") in health.flags(recs)
+    assert (400, "gradient spike in block 0 (15x its usual norm)") in probes.milestones([], None, recs)

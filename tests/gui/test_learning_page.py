@@ -125,7 +125,7 @@ def test_the_head_atlas_shows_each_heads_role_steps_through_training_and_opens_a
         assert page.text.toPlainText()[:8] in "".join(page.maps.tokens)  # the probe's own text
 
 
-def test_the_health_tab_draws_each_layers_change_and_says_what_is_off(qtbot, store):
+def test_the_health_tab_draws_each_layers_change_and_gradient_and_says_what_is_off(qtbot, store):
     from desktop_llm.core import health
 
     run = store.get(store.list()[0]["id"])
@@ -140,6 +140,9 @@ def test_the_health_tab_draws_each_layers_change_and_says_what_is_off(qtbot, sto
         xs, ys = lines[1].getData()
         assert list(xs) == steps[1:] and np.allclose(ys, np.log10(values[1:, 1]))  # log axis; from the 2nd
         assert len(view.dormant.getPlotItem().listDataItems()) == len(view.logit.getPlotItem().listDataItems()) == 1
+        steps, _, grads = health.series(recs, "grad_norm")
+        xs, ys = view.grad.getPlotItem().listDataItems()[1].getData()  # from the first evaluation
+        assert list(xs) == steps and np.allclose(ys, np.log10(grads[:, 1]))
         found = health.flags(recs)
         assert view.flags.text().startswith("<b>Looks off:</b>" if found else "Nothing looks off")
 

@@ -11,6 +11,7 @@ is a module with:
     fit(ctx, model, dist, family, data, begin, end, k, validation_every, callbacks)
     validation(arrays, batch) / evaluate(model, validation) -> dict
     compiled(model, fn, jit_compile) -> fn over the model's current weights (probes, generation)
+    gradients(model, fn) -> g(*arrays) -> [array | None]    d fn / d each trainable weight, compiled (probes)
 """
 
 from __future__ import annotations

@@ -103,3 +103,23 @@ def compiled(model, fn, jit_compile: bool = True):
 
     run = jax.jit(pure)  # always: JAX op by op is slow, and XLA is JAX's only compiler (the flag is TensorFlow's)
     return lambda *args: run([v.value for v in variables], *args)
+
+
+def gradients(model, fn):
+    """g(*arrays): the gradient of the scalar fn(*arrays) for each of `model.trainable_variables`,
+    as NumPy: `jax.grad` of the function over the weights passed in (a `StatelessScope`), compiled
+    once per input shape."""
+    import jax
+    import keras
+    import numpy as np
+
+    trainable = model.trainable_variables
+    ids = {id(v) for v in trainable}
+    others = [v for v in model.variables if id(v) not in ids]
+
+    def pure(values, rest, *a):
+        with keras.StatelessScope(state_mapping=list(zip(trainable, values)) + list(zip(others, rest))):
+            return fn(*a)
+
+    run = jax.jit(jax.grad(pure))
+    return lambda *args: [np.asarray(g) for g in run([v.value for v in trainable], [v.value for v in others], *args)]

@@ -112,3 +112,18 @@ def compiled(model, fn, jit_compile: bool = True):
     import tensorflow as tf
 
     return tf.function(fn, jit_compile=jit_compile, autograph=False)
+
+
+def gradients(model, fn):
+    """g(*arrays): the gradient of the scalar fn(*arrays) for each of `model.trainable_variables`
+    (None where it gets none), as NumPy. A graph without XLA, traced once per input shape (on the
+    reference model an eager call took 0.2-0.4 s)."""
+    import tensorflow as tf
+
+    @tf.function(autograph=False)
+    def graph(*args):
+        with tf.GradientTape() as tape:
+            loss = fn(*args)
+        return [None if g is None else tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+
+    return lambda *args: [None if g is None else np.asarray(g) for g in graph(*args)]

@@ -78,3 +78,17 @@ def compiled(model, fn, jit_compile: bool = False):
             return fn(*args)
 
     return call
+
+
+def gradients(model, fn):
+    """g(*arrays): the gradient of the scalar fn(*arrays) for each of `model.trainable_variables`
+    (None where it gets none), as NumPy; eager, and the weights' own `.grad` are left as they were."""
+    import torch
+
+    def call(*args):
+        params = [v.value for v in model.trainable_variables]
+        with torch.enable_grad():
+            grads = torch.autograd.grad(fn(*args), params, allow_unused=True)
+        return [None if g is None else g.detach().float().cpu().numpy() for g in grads]
+
+    return call

@@ -10,7 +10,7 @@ evaluation (core/probes.py): no checkpoint is loaded, so the page follows a run 
 - Heads: the head atlas (core/heads.py), layer x head, each head coloured by its role at the
   evaluation the slider (or Play) picks, and the best induction score, lowest entropy and largest
   sink mass over training; a click opens that head's map on the Attention page.
-- Health: per layer, the net change per step (log axis, the usual 1e-3 shaded), dormant
+- Health: per layer, the net change per step (log axis, the usual 1e-3 shaded), the gradient norm, dormant
   feed-forward units and the largest attention logit, with what looks off in plain words.
 - Embeddings: the token embeddings' 2-D map at each weight snapshot (core/embedding_space.py),
   aligned to the final one; click a token for its nearest neighbours at each step; drift and
@@ -226,6 +226,13 @@ class HealthView(QWidget):
         self.change.addLegend(offset=(-10, 10))
         self.change.setToolTip(f"|W now - W at the previous evaluation| / |W| / steps between. About "
                                f"{health.RULE_OF_THUMB:g} is usual (shaded: 10x either way)")
+        self.grad = pg.PlotWidget()
+        self.grad.setBackground(None)
+        self.grad.setLogMode(y=True)
+        self.grad.getPlotItem().setLabel("left", "gradient norm")
+        self.grad.getPlotItem().setLabel("bottom", "step")
+        self.grad.setToolTip("Per group, the norm of the next-token loss's gradient on a few of the probe's "
+                             f"validation windows. A norm {health.SPIKE:g}x its usual is a spike")
         self.dormant = pg.PlotWidget()
         self.dormant.setBackground(None)
         self.dormant.getPlotItem().setLabel("left", "dormant units (%)")
@@ -239,7 +246,7 @@ class HealthView(QWidget):
         self.logit.getPlotItem().setLabel("bottom", "step")
         self.logit.setToolTip(f"Before the softmax. Sharp heads are normal; logits growing past about "
                               f"{health.SATURATES:g} are a sign of instability")
-        for plot in (self.change, self.dormant, self.logit):  # no "(x0.001)": the figures as they are
+        for plot in (self.change, self.grad, self.dormant, self.logit):  # no "(x0.001)": the figures as they are
             plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         self.dormant.getPlotItem().setYRange(0, 100)
         right = QSplitter(Qt.Vertical)
@@ -248,12 +255,15 @@ class HealthView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.flags)
-        lay.addWidget(_split(self.change, right), 1)
+        left = QSplitter(Qt.Vertical)
+        left.addWidget(self.change)
+        left.addWidget(self.grad)
+        lay.addWidget(_split(left, right), 1)
 
     def set_records(self, recs: list[dict]) -> None:
         from desktop_llm.core import health
 
-        for plot in (self.change, self.dormant, self.logit):
+        for plot in (self.change, self.grad, self.dormant, self.logit):
             plot.clear()
         steps, names, values = health.series(recs, "change_per_step")
         if steps:
@@ -265,6 +275,11 @@ class HealthView(QWidget):
             keep = ~np.isnan(values[:, i]) & (values[:, i] > 0)  # a log axis has no zero
             self.change.plot(np.asarray(steps)[keep], values[keep, i], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
                              symbol="o", symbolSize=4, name=name)
+        steps, names, values = health.series(recs, "grad_norm")
+        for i in range(len(names)):
+            keep = ~np.isnan(values[:, i]) & (values[:, i] > 0)
+            self.grad.plot(np.asarray(steps)[keep], values[keep, i], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
+                           symbol="o", symbolSize=4)
         for plot, key, scale in ((self.dormant, "dormant", 100.0), (self.logit, "max_logit", 1.0)):
             steps, names, values = health.series(recs, key)
             for i in range(len(names)):
@@ -274,7 +289,7 @@ class HealthView(QWidget):
         self.flags.setText(("<b>Looks off:</b> " + " · ".join(f"step {s:,}: {html.escape(w)}" for s, w in found))
                            if found else ("Nothing looks off: every layer changes at a usual rate, its feed-forward "
                                           "units fire, its attention logits stay moderate." if steps else
-                                          "The training's health appears here from the second evaluation."))
+                                          "The training's health appears here from the first evaluation."))
 
 
 class EmbeddingView(QWidget):
