@@ -8,6 +8,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # The CPU speed probe (core/speed_probe.py) would time each new tiny shape of the suite twice on a
 # CPU with bfloat16 instructions: off here (every process the tests start inherits it), on in its own test.
 os.environ["DESKTOP_LLM_SPEED_PROBE"] = "0"
+# Its answers, and this CPU's measured peak (core/peak.py), cached in a folder of the suite's own
+if "DESKTOP_LLM_SPEED_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["DESKTOP_LLM_SPEED_CACHE"] = str(Path(tempfile.mkdtemp(prefix="desktop_llm_speed_")) / "speed.json")
 
 DATA = Path(__file__).resolve().parent.parent / "resources" / "corpora"
 SHAKESPEARE = DATA / "tinyshakespeare.txt"

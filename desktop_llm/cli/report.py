@@ -20,7 +20,12 @@ def cmd_report(args) -> int:
         raise CliError("No runs yet: train one first (`desktop-llm train`).")
     folder = Path(args.out) if args.out else (runs[0].folder / "report" if len(runs) == 1 else
                                              store.home / "reports" / "-".join(r.id[:15] for r in runs[:4]))
-    page, text = report.write(runs, folder)
+    peak = None
+    if any(report.trained_here(r.status()) for r in runs):  # MFU: this CPU's peak, measured once (~5 s)
+        from desktop_llm.core.peak import cpu_peak
+
+        peak = cpu_peak()
+    page, text = report.write(runs, folder, peak)
     print(page)
     print(text)
     return 0

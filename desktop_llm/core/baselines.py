@@ -72,6 +72,13 @@ def bytes_per_token(tok, ids: np.ndarray, limit: int = 2_000_000) -> float | Non
     return n / len(ids) if n else None
 
 
+def chars_per_token(tok, ids: np.ndarray, limit: int = 2_000_000) -> float | None:
+    """Characters per token of `ids` (the first `limit`): how much text the tokenizer packs into a
+    context, against a character tokenizer's 1."""
+    ids = [int(i) for i in np.asarray(ids[:limit])]
+    return len(tok.decode(ids)) / len(ids) if ids else None
+
+
 def bits_per_byte(nats_per_token: float, per_token_bytes: float | None) -> float | None:
     if not per_token_bytes or nats_per_token is None or not math.isfinite(nats_per_token):
         return None

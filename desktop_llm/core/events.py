@@ -191,6 +191,7 @@ class Baselines(Event):
     TYPE = "baselines"
     figures: dict = dataclasses.field(default_factory=dict)  # {"trigram": {"loss": …, "bits_per_byte": …}}
     bytes_per_token: float | None = _opt()
+    chars_per_token: float | None = _opt()  # the tokenizer against the character one (the report)
 
 
 @dataclass

@@ -32,6 +32,8 @@ BROAD_AT = 0.7  # normalised entropy from which it is "broad"
 INDUCTION_FORMED = 0.4  # the milestone: the best head's induction score reaches this
 LABELS = {"previous": "previous token", "duplicate": "duplicate token", "induction": "induction",
           "sink": "first-token sink", "local": "local", "broad": "broad", "mixed": "mixed"}
+COLOURS = {"previous": "#9ecae1", "duplicate": "#c7b3e5", "induction": "#f4a261", "sink": "#d9d9d9",
+           "local": "#a8ddb5", "broad": "#fff2ae", "mixed": "#ffffff"}  # each role's, on the page and in reports
 REPEAT_TOKENS = 24  # the random half of the repeated sequence (the whole is twice this, within the context)
 
 

@@ -54,6 +54,11 @@ def cpu_name() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
+def machine() -> str:
+    """The machine a run trains on, as its status and report name it: the CPU, its cores, the OS."""
+    return f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
 def has_bfloat16(flags: set[str]) -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & flags)
 

@@ -38,18 +38,25 @@ def median_tokens_per_sec(run, least: int = 5) -> float | None:
     return statistics.median(steps[len(steps) // 5:])
 
 
+def flops_per_token(run) -> int | None:
+    """Training FLOPs per token of a run's model (its family's estimate, at its real vocabulary)."""
+    from desktop_llm.core.models import get_family
+    from desktop_llm.store.card import vocabulary_size
+
+    cfg = run.config
+    vocab = vocabulary_size(run, run.status()) or cfg.tokenizer.vocabulary_size or 256
+    try:
+        return int(get_family(cfg.family).estimate(replace(cfg.model, vocabulary_size=vocab), cfg.training.batch_size,
+                                                   cfg).flops_per_token)
+    except Exception:  # noqa: BLE001 - a run whose base is gone has no estimate, and still a report
+        return None
+
+
 def run_flops_per_second(run) -> float | None:
     """Achieved FLOP/s of one run: median tokens/s after warm-up times FLOPs per token."""
     tps = median_tokens_per_sec(run)
-    if tps is None:
-        return None
-    cfg = run.config
-    vocab = (cfg.tokenizer.vocabulary_size or 256)
-    from desktop_llm.core.models import get_family
-
-    flops = get_family(cfg.family).estimate(replace(cfg.model, vocabulary_size=vocab), cfg.training.batch_size,
-                                            cfg).flops_per_token
-    return tps * flops
+    flops = flops_per_token(run) if tps else None
+    return tps * flops if flops else None
 
 
 def machine_speed(store, limit: int = 5) -> MachineSpeed | None:

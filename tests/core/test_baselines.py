@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from desktop_llm.core.baselines import bits_per_byte, bytes_per_token, ngram_losses, verdict
+from desktop_llm.core.baselines import bits_per_byte, bytes_per_token, chars_per_token, ngram_losses, verdict
 
 
 def test_the_unigram_is_add_one_counts():
@@ -52,6 +52,9 @@ def test_bits_per_byte_counts_the_text_not_the_tokens():
     assert per == pytest.approx(len(text.encode("utf-8")) / len(text))  # é and ö are two bytes
     assert bits_per_byte(math.log(2), per) == pytest.approx(1 / per)  # one bit per token
     assert bits_per_byte(float("nan"), per) is None and bits_per_byte(1.0, None) is None
+    assert chars_per_token(tok, ids) == 1.0  # a character tokenizer's
+    byte = train_tokenizer("byte", [text])
+    assert chars_per_token(byte, np.array(byte.encode(text))) == pytest.approx(len(text) / len(text.encode("utf-8")))
 
 
 def test_the_verdict_says_which_baselines_a_model_beats():

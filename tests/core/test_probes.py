@@ -3,11 +3,13 @@ analyses the Learning page and `desktop-llm probes` share."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from desktop_llm.core import probes
 from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
@@ -150,11 +152,43 @@ def test_a_report_card_of_a_run_and_a_comparison_of_two(probed, tmp_path):
         assert "Identity" in doc and "keras" in doc and "Milestones" in doc and "Learning timeline" in doc
         assert "lowest validation loss" in doc and "baselines" in doc and "tokens seen" in doc
     assert f"“{probes.spec(run)['prompts'][0]}”" in text and "| 60 |" in text.replace(",", "")
+    for doc in (page, text):  # the tokenizer against the character and byte ones; size, FLOPs and MFU
+        assert "characters per token" in doc and "a context holds" in doc and "FLOPs per token" in doc
+        assert "float32 peak (" in doc  # it trained here: the CLI measured the peak
+    # the pictures: inline in the page, files beside the Markdown
+    assert page.count("<svg") == 4 and "validation loss" in page and "layer 0" in page
+    linked = re.findall(r"\]\((pictures/[^)]+\.svg)\)", text)
+    assert len(linked) == 4 and all((tmp_path / "one" / f).read_text("utf-8").startswith("<svg") for f in linked)
     from desktop_llm.store import report
 
     report.write([run, run], tmp_path / "two")
     two = (tmp_path / "two" / "report.md").read_text("utf-8")
     assert "## Comparison" in two and two.count("| probed | gpt | 60 |") == 2
+
+
+def test_the_reports_mfu_is_the_runs_flops_over_the_peak(probed):
+    from desktop_llm.store import report
+    from desktop_llm.store.speed import flops_per_token, median_tokens_per_sec
+
+    _store, run = probed
+    f = report.figures(run, peak=(100.0, "numpy"))
+    tps = median_tokens_per_sec(run, least=1) or run.status()["tokens_per_sec"]
+    assert f["flops_per_token"] == flops_per_token(run) > 0
+    assert f["mfu"] == pytest.approx(tps * f["flops_per_token"] / 100e9)
+    elsewhere = {**run.status(), "machine": "another CPU, 64 cores, Linux"}
+    assert report.trained_here(run.status()) and not report.trained_here(elsewhere)
+
+
+def test_a_line_chart_puts_each_value_where_its_axis_says():
+    from desktop_llm.store.pictures import PAD_B, PAD_L, PAD_T, H, line_chart
+
+    svg = line_chart([{"name": "loss", "x": [0, 10], "y": [1.0, 3.0], "colour": "#000"},
+                      {"name": "bigram", "x": [], "y": [2.0], "colour": "#f00", "flat": True}], [(5, "beats")])
+    lines = re.findall(r"<polyline points='([^']+)'", svg)
+    (a, b), (c, d) = [[tuple(map(float, p.split(","))) for p in pts.split()] for pts in lines]
+    assert a[0] == PAD_L and b[1] < a[1]  # the higher value is drawn higher
+    assert c[1] == d[1] == pytest.approx((a[1] + b[1]) / 2)  # the flat line at 2.0: half way between 1 and 3
+    assert PAD_T < b[1] and a[1] < H - PAD_B and "1: step 5" in svg
 
 
 def test_a_report_spreads_its_rows_over_the_run():

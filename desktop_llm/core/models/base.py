@@ -179,14 +179,16 @@ class Family:
 
     def baselines(self, data, tok) -> dict | None:
         """What the model must beat on its own split, made once with its data (core/baselines.py):
-        {"figures": {name: {"loss": …, "bits_per_byte": …}}, "bytes_per_token": …}, or None.
-        By default, a language model's: unigram, bigram and trigram models of its tokens."""
-        from desktop_llm.core.baselines import bits_per_byte, bytes_per_token, ngram_losses
+        {"figures": {name: {"loss": …, "bits_per_byte": …}}, "bytes_per_token": …,
+        "chars_per_token": …}, or None. By default, a language model's: unigram, bigram and
+        trigram models of its tokens."""
+        from desktop_llm.core.baselines import bits_per_byte, bytes_per_token, chars_per_token, ngram_losses
 
         per = bytes_per_token(tok, data.val)
         losses = ngram_losses(data.train, data.val, tok.vocabulary_size)
         return {"figures": {name: {"loss": loss, "bits_per_byte": bits_per_byte(loss, per)}
-                            for name, loss in losses.items()}, "bytes_per_token": per}
+                            for name, loss in losses.items()}, "bytes_per_token": per,
+                "chars_per_token": chars_per_token(tok, data.val)}
 
     def eval_extras(self, ctx) -> dict:
         """More fields for each evaluation event (a classifier's macro-F1 and confusion matrix)."""

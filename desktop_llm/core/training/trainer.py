@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from desktop_llm.core import atomic, probes, snapshots, tensorboard_log
+from desktop_llm.core import atomic, probes, snapshots, speed_probe, tensorboard_log
 from desktop_llm.core import events as ev
 from desktop_llm.core.checkpoints import CheckpointManager
 from desktop_llm.core.config import ConfigError, RunConfig
@@ -203,7 +203,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     if chief:
         run.write_status(status="running", step=start_step, pid=os.getpid(), message="",
                          device=where, policy=policy, replicas=dist.replicas, workers=dist.workers,
-                         **chosen.to_dict(),
+                         machine=speed_probe.machine(), **chosen.to_dict(),
                          parameters=model.count_params(), vocabulary_size=tok.vocabulary_size,
                          leaked=getattr(data, "leaked", 0), leaks_kept=getattr(data, "leaks_kept", False),
                          **trained, **({"baselines": found} if found else {}))

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.core import heads
 from desktop_llm.gui.pages.generate_page import prob_color
 from desktop_llm.gui.widgets import RunPicker, header, label, visible_token
 
@@ -88,8 +89,7 @@ def _split(first: QWidget, second: QWidget, vertical: bool = False) -> QSplitter
     return split
 
 
-ROLE_COLOURS = {"previous": "#9ecae1", "duplicate": "#c7b3e5", "induction": "#f4a261", "sink": "#d9d9d9",
-                "local": "#a8ddb5", "broad": "#fff2ae", "mixed": "#ffffff"}
+ROLE_COLOURS = heads.COLOURS
 
 
 class HeadAtlas(QWidget):

@@ -345,8 +345,10 @@ class RunsPage(QWidget):
         runs = [self.session.store.get(i) for i in ids]
         folder = runs[0].folder / "report" if len(runs) == 1 else self.session.store.home / "reports" / "-".join(
             r.id[:15] for r in runs[:4])
-        try:
-            page, _ = report.write(runs, folder)
+        from desktop_llm.core.peak import cpu_peak
+
+        try:  # MFU where this machine's peak is known already (`desktop-llm report` measures it once)
+            page, _ = report.write(runs, folder, cpu_peak(measure=False))
         except OSError as e:
             self.message.setText(f"The report could not be written: {e}")
             return None
