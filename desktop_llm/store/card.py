@@ -6,7 +6,6 @@ the same thing. Reads only the run folder (status, config, the tokenizer's recor
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -28,16 +27,6 @@ def short_duration(seconds) -> str:
     if s >= 60:
         return f"{s // 60}m {s % 60:02d}s"
     return f"{s}s"
-
-
-def vocabulary_size(run, status: dict) -> int | None:
-    """The tokenizer's real size (the config says 0: "from the tokenizer")."""
-    if status.get("vocabulary_size"):
-        return status["vocabulary_size"]
-    try:  # runs from before the status held it: the tokenizer's own record
-        return json.loads((run.tokenizer_dir / "tokenizer.json").read_text("utf-8"))["vocabulary_size"]
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def _last_eval(run) -> dict:
@@ -87,7 +76,7 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
     said = (f"{leaked:,} validation lines also occur in training (kept: lines are read in context)"
             if info.get("leaks_kept") else f"{leaked:,} validation examples left out: they repeat training ones")
     rows.append(("corpus", (", ".join(sources) or "-") + (f"; {said}" if leaked else "")))
-    vocab = vocabulary_size(run, info)
+    vocab = run.vocabulary_size(info)
     rows.append(("tokenizer", cfg.tokenizer.kind + (f", {vocab:,} tokens" if vocab else "")))
     params = f", {info['parameters'] / 1e6:.2f} M parameters" if info.get("parameters") else ""
     if t.lora_rank:  # a LoRA fine-tune trains only its factors (and any embedding of new tokens)

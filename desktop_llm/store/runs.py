@@ -171,6 +171,16 @@ class Run:
             st["message"] = st["message"] or "The training process ended without finishing (killed or crashed)."
         return st
 
+    def vocabulary_size(self, status: dict | None = None) -> int | None:
+        """The tokenizer's real size (the config says 0: "from the tokenizer")."""
+        st = self.status() if status is None else status
+        if st.get("vocabulary_size"):
+            return st["vocabulary_size"]
+        try:  # runs from before the status held it: the tokenizer's own record
+            return json.loads((self.tokenizer_dir / "tokenizer.json").read_text("utf-8"))["vocabulary_size"]
+        except (OSError, ValueError, KeyError):
+            return None
+
     def write_status(self, **fields: Any) -> dict:
         try:
             st = json.loads(self.status_path.read_text("utf-8"))

@@ -41,10 +41,8 @@ def median_tokens_per_sec(run, least: int = 5) -> float | None:
 def flops_per_token(run) -> int | None:
     """Training FLOPs per token of a run's model (its family's estimate, at its real vocabulary)."""
     from desktop_llm.core.models import get_family
-    from desktop_llm.store.card import vocabulary_size
-
     cfg = run.config
-    vocab = vocabulary_size(run, run.status()) or cfg.tokenizer.vocabulary_size or 256
+    vocab = run.vocabulary_size() or cfg.tokenizer.vocabulary_size or 256
     try:
         return int(get_family(cfg.family).estimate(replace(cfg.model, vocabulary_size=vocab), cfg.training.batch_size,
                                                    cfg).flops_per_token)
