@@ -18,6 +18,20 @@ def cmd_probes(args) -> int:
     if spec is None or not recs:
         raise CliError(f"Run {run.id} has no probes: they are taken at each evaluation of a GPT run trained by "
                        "this version.")
+    if args.prompt is not None or args.reset_prompts:
+        try:
+            probes.set_prompts(run, [] if args.reset_prompts else args.prompt)
+        except probes.ProbeError as e:
+            raise CliError(str(e)) from None
+    wanted = probes.prompts(run, spec)
+    timeline = probes.same_prompts(recs, spec, wanted)
+    if len(timeline) < len(recs):  # prompts that earlier evaluations did not run: run them on the snapshots
+        try:
+            replayed = {r["step"]: r for r in probes.replay(run, wanted)}
+        except probes.ProbeError as e:
+            print(f"note: {e}")
+            replayed = {}
+        timeline = [v for _, v in sorted({**replayed, **{r["step"]: r for r in timeline}}.items())]
     evals = [m for m in run.metrics() if m.get("type") == "eval"]
     found = probes.milestones(evals, run.status().get("baselines"), recs)
     steps, losses = probes.loss_matrix(recs)
@@ -30,15 +44,17 @@ def cmd_probes(args) -> int:
 
     flagged = health.flags(recs)
     if args.json:
-        out({"run": run.id, "spec": spec, "records": recs, "milestones": [{"step": s, "what": w} for s, w in found],
+        out({"run": run.id, "spec": spec, "records": recs, "prompts": wanted, "timeline": timeline,
+             "milestones": [{"step": s, "what": w} for s, w in found],
              **when, "head_roles": roles, "head_curves": heads.curves(recs),
              "health_flags": [{"step": s, "what": w} for s, w in flagged]})
         return 0
     print(f"run {run.id}: {len(recs)} evaluations probed")
-    print("learning timeline (greedy continuations of the fixed prompts):")
-    for i, prompt in enumerate(spec["prompts"]):
+    print("learning timeline (greedy continuations of " + ("your prompts" if wanted != spec["prompts"] else
+                                                          "the probe's prompts") + "):")
+    for i, prompt in enumerate(wanted):
         print(f"  “{prompt}”")
-        for r in recs:
+        for r in timeline:
             if i < len(r["continuations"]):
                 text = "".join(r["continuations"][i]["tokens"]).replace("\n", "⏎")
                 print(f"    step {r['step']:>6}: {text}")
@@ -103,4 +119,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("probes", help="what a GPT run learned, and when: its learning timeline and probes")
     p.add_argument("run", nargs="?", help="run id, the start of one, or run name (default: the newest)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--prompt", action="append", metavar="TEXT",
+                   help="the timeline's own prompt (repeat for several): kept for the run's later evaluations, and "
+                        "run now on its weight snapshots of the steps before")
+    p.add_argument("--reset-prompts", action="store_true", help="back to the probe's own prompts")
     p.set_defaults(func=cmd_probes)

@@ -106,10 +106,11 @@ def spikes(recs: list[dict]) -> list[tuple[int, str]]:
     steps, names, values = series(recs, "grad_norm")
     out = []
     for i in range(3, len(steps)):
-        before = np.nanmedian(values[:i], axis=0)
         for j, name in enumerate(names):
-            if before[j] > 0 and values[i, j] >= SPIKE * before[j]:
-                out.append((steps[i], f"gradient spike in {name} ({values[i, j] / before[j]:.0f}x its usual norm)"))
+            earlier = values[:i, j][~np.isnan(values[:i, j])]  # runs from before the norms have none
+            before = float(np.median(earlier)) if len(earlier) >= 3 else 0.0
+            if before > 0 and values[i, j] >= SPIKE * before:
+                out.append((steps[i], f"gradient spike in {name} ({values[i, j] / before:.0f}x its usual norm)"))
     return out
 
 

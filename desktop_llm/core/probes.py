@@ -4,6 +4,9 @@ appends its small result to the run folder; the views read these records, never 
 
 - `probes/spec.json`: the probe, written once (atomically): a few prompts (the first words of
   validation lines, in the corpus's own language) and one validation window of token ids.
+- `probes/prompts.json`: the user's own prompts, where they edited them (the Learning page, `desktop-llm
+  probes --prompt`): the trainer reads them at each evaluation, and `replay` runs them on the weight
+  snapshots of the steps before (core/snapshots.py).
 - `probes/records.jsonl`: one record per evaluation (one `write` per line, fsynced, as the metrics
   are; a resumed run drops the records past its checkpoint, so SIGKILL loses at most the tail):
   each prompt's greedy continuation with each token's surprise, the probe window's loss per
@@ -23,6 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from desktop_llm.core import atomic
+from desktop_llm.errors import DesktopLLMError
+
+
+class ProbeError(DesktopLLMError):
+    """Prompts the timeline cannot use, or a run with nothing to run them on."""
 
 PROMPTS = 4  # prompts of the learning timeline
 PROMPT_CHARS = 24  # at most this much of a validation line starts a prompt
@@ -30,6 +38,8 @@ CONTINUATION_TOKENS = 16  # tokens of each greedy continuation (each one a forwa
 POSITION_TOKENS = 4096  # validation tokens averaged for the loss by position: 64 windows of 64 (8 were noise)
 LEARNED = 1.0  # nats: a token is "learned" once its loss stays below this (probability > 0.37)
 WORSE = 0.7  # nats: a token whose final loss is this far above its best "got worse"
+MAX_PROMPTS = 8  # the user's own, at most
+MAX_PROMPT_CHARS = 200
 HEAD_TOKENS = 128  # the probe text's first tokens whose attention maps score the heads
 GRADIENT_WINDOWS = 8  # of the loss-by-position windows, those whose loss's gradient gives the health's norms
 
@@ -44,6 +54,86 @@ def spec_path(run) -> Path:
 
 def records_path(run) -> Path:
     return folder(run) / "records.jsonl"
+
+
+def prompts_path(run) -> Path:
+    return folder(run) / "prompts.json"
+
+
+def prompts(run, spec: dict | None) -> list[str]:
+    """The prompts of the learning timeline: the user's own where they set them, else the probe's."""
+    try:
+        own = atomic_json(prompts_path(run)).get("prompts")
+    except (OSError, ValueError):
+        own = None
+    return list(own) if own else list((spec or {}).get("prompts") or [])
+
+
+def set_prompts(run, texts: list[str]) -> list[str]:
+    """Keep the user's prompts for the timeline (written atomically; an empty list goes back to the
+    probe's own). Raises ProbeError, in one line, on prompts it cannot use."""
+    texts = [t for t in (str(x).strip("\n") for x in texts) if t.strip()]
+    if len(texts) > MAX_PROMPTS:
+        raise ProbeError(f"At most {MAX_PROMPTS} prompts, please ({len(texts)} given).")
+    long = next((t for t in texts if len(t) > MAX_PROMPT_CHARS), None)
+    if long is not None:
+        raise ProbeError(f"A prompt may be {MAX_PROMPT_CHARS} characters at most: “{long[:40]}…” has {len(long)}.")
+    if not texts:
+        prompts_path(run).unlink(missing_ok=True)
+        return prompts(run, spec(run))
+    prompts_path(run).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(prompts_path(run), {"prompts": texts})
+    return texts
+
+
+def timeline_prompts(recs: list[dict], spec: dict | None) -> list[str]:
+    """The prompts of the newest record (a record carries its own since prompts became editable)."""
+    for r in reversed(recs):
+        if r.get("prompts"):
+            return list(r["prompts"])
+    return list((spec or {}).get("prompts") or [])
+
+
+def same_prompts(recs: list[dict], spec: dict | None, wanted: list[str]) -> list[dict]:
+    """The records whose continuations are of `wanted` (older records: of the probe's own prompts)."""
+    own = list((spec or {}).get("prompts") or [])
+    return [r for r in recs if list(r.get("prompts") or own) == list(wanted)]
+
+
+def replay(run, wanted: list[str], progress=None, cancelled=None) -> list[dict]:
+    """Records of `wanted`'s greedy continuations at each step the run keeps a weight snapshot of
+    (core/snapshots.py), as the probe would have taken them then: [{"step", "prompts",
+    "continuations"}]. `progress(fraction, text)` and `cancelled()` as the GUI's workers pass them."""
+    from desktop_llm.core import snapshots
+    from desktop_llm.core.loading import load_at_step
+
+    kept = snapshots.steps(run)
+    if not kept:
+        raise ProbeError(f"Run {run.id} keeps no weight snapshots to run new prompts on (trained before them, or "
+                         "with --snapshot-budget 0): its later evaluations will use them.")
+    model, tok, _ = load_at_step(run, kept[0])
+    T = run.config.model.sequence_length
+    prober = Prober(model, jit_compile=False)
+    banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
+    out = []
+    for n, step in enumerate(kept):
+        if cancelled is not None and cancelled():
+            break
+        if progress is not None:
+            progress(n / len(kept), f"step {step:,} ({n + 1} of {len(kept)})")
+        weights = snapshots.load(run, step)
+        for w in model.weights:
+            w.assign(weights[w.path].astype(w.dtype))
+        out.append({"step": step, "prompts": list(wanted),
+                    "continuations": continuations(prober, tok, wanted, T, banned)})
+    return out
+
+
+def continuations(prober, tok, texts: list[str], T: int, banned=()) -> list[dict]:
+    """Each prompt's greedy continuation: its tokens and their surprise."""
+    return [{"tokens": [tok.decode([t]) for t in ids], "surprise": [round(s, 3) for s in surprise]}
+            for ids, surprise in prober.continue_greedily([tok.encode(p) for p in texts], T, CONTINUATION_TOKENS,
+                                                          banned)]
 
 
 def choose(tok, val: np.ndarray, sequence_length: int) -> dict:
@@ -192,11 +282,8 @@ def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None =
     """One evaluation's probe record (without its step); with `step`, the training's health too."""
     T = spec["sequence_length"]
     banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
-    continuations = []
-    for ids, surprise in prober.continue_greedily([tok.encode(p) for p in spec["prompts"]], T,
-                                                  CONTINUATION_TOKENS, banned):
-        continuations.append({"tokens": [tok.decode([t]) for t in ids], "surprise": [round(s, 3) for s in surprise]})
-    record: dict = {"continuations": continuations}
+    record: dict = {"prompts": list(spec["prompts"]),
+                    "continuations": continuations(prober, tok, spec["prompts"], T, banned)}
     window = np.asarray(spec["window"], np.int32)
     if len(window) > 1:
         record["token_losses"] = [round(float(x), 3) for x in prober.token_losses(window[None])[0]]

@@ -143,15 +143,17 @@ def _samples(run) -> list[tuple[int, str]]:
 
 
 def _timeline(run) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The probe's prompts and, at up to six evaluations, each one's continuation."""
+    """The timeline's prompts (the user's own where they set them) and, at up to six of the
+    evaluations that ran them, each one's continuation."""
     from desktop_llm.core import probes
 
-    spec, recs = probes.spec(run), probes.records(run)
+    spec = probes.spec(run)
+    wanted = probes.prompts(run, spec)
+    recs = probes.same_prompts(probes.records(run), spec, wanted)
     if not spec or not recs:
         return [], []
     picks = spread(len(recs), 6)
-    return spec["prompts"], [(recs[i]["step"], ["".join(c["tokens"]) for c in recs[i]["continuations"]])
-                             for i in picks]
+    return wanted, [(recs[i]["step"], ["".join(c["tokens"]) for c in recs[i]["continuations"]]) for i in picks]
 
 
 def sections(run, peak: tuple[float, str] | None = None) -> list[tuple[str, list | dict]]:

@@ -100,6 +100,48 @@ def test_the_probes_command_shows_the_timeline_and_json(probed):
     assert isinstance(data["health_flags"], list) and len(data["head_roles"]) == 1 and len(data["head_roles"][0]) == 2 and data["head_curves"]["steps"] == [20, 40, 60]
 
 
+def test_your_own_prompts_run_on_the_snapshots_and_at_the_next_evaluations(probed, tmp_path):
+    """The timeline's prompts are editable: kept in the run folder, replayed on the weight snapshots
+    of the steps before, and taken by the trainer at its later evaluations."""
+    import shutil
+
+    from desktop_llm.core.training import train_run
+
+    store, run = probed
+    shutil.copytree(store.home, tmp_path / "ws")  # the shared run stays as it is
+    copy = RunStore(tmp_path / "ws").get(run.id)
+    spec, recs = probes.spec(copy), probes.records(copy)
+    # replayed on the snapshots, the probe's own prompts give what the evaluations recorded
+    again = probes.replay(copy, spec["prompts"])
+    assert [r["step"] for r in again] == [r["step"] for r in recs] == [20, 40, 60]
+    pairs = [(a, b) for r, q in zip(recs, again) for a, b in zip(r["continuations"], q["continuations"])]
+    assert all(abs(a["surprise"][0] - b["surprise"][0]) < 0.01 for a, b in pairs)  # float16 snapshots
+    same = sum(x == y for a, b in pairs for x, y in zip(a["tokens"], b["tokens"]))
+    assert same >= 0.9 * sum(len(a["tokens"]) for a, _ in pairs)
+
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(tmp_path / "ws"), PYTHONPATH=str(ROOT))
+    js = subprocess.run([sys.executable, "-m", "desktop_llm", "probes", run.id, "--prompt", "ROMEO:", "--prompt",
+                         "The king", "--json"], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert js.returncode == 0, js.stderr
+    data = json.loads(js.stdout)
+    assert data["prompts"] == ["ROMEO:", "The king"] == probes.prompts(copy, spec)
+    assert [r["step"] for r in data["timeline"]] == [20, 40, 60]
+    assert all(len(r["continuations"]) == 2 and len(r["continuations"][0]["tokens"]) == probes.CONTINUATION_TOKENS
+               for r in data["timeline"])
+    # the trainer, resumed for one more evaluation, runs them there
+    cfg = copy.config
+    copy.save_config(type(cfg).from_dict({**cfg.to_dict(), "training": {**cfg.to_dict()["training"], "max_steps": 80}}))
+    assert train_run(copy, store=RunStore(tmp_path / "ws"))["status"] == "completed"
+    last = probes.records(copy)[-1]
+    assert last["step"] == 80 and last["prompts"] == ["ROMEO:", "The king"] and len(last["continuations"]) == 2
+    assert probes.same_prompts(probes.records(copy), spec, ["ROMEO:", "The king"]) == [last]
+    # one line for prompts it cannot use; an empty list goes back to the probe's own
+    bad = subprocess.run([sys.executable, "-m", "desktop_llm", "probes", run.id, *[a for i in range(9)
+                                                                                  for a in ("--prompt", f"p{i}")]], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines() == ["error: At most 8 prompts, please (9 given)."]
+    assert probes.set_prompts(copy, []) == spec["prompts"] and not probes.prompts_path(copy).exists()
+
+
 def test_a_run_without_probes_writes_none(tmp_path):
     from desktop_llm.cli.train import run_config
     from desktop_llm.core.training import train_run

@@ -47,6 +47,27 @@ def test_learning_page_shows_the_timeline_what_was_learned_when_and_the_context_
         assert p.milestones.text().startswith("Milestones")
 
 
+def test_your_own_prompts_replace_the_timelines_on_the_kept_snapshots(qtbot, store):
+    run = store.get(store.list()[0]["id"])
+    try:
+        with open_window(qtbot, store) as w:
+            w.show_page("Learning")
+            p = w.learning_page
+            p.edit_prompts(["First Citizen", ""])  # an empty line is no prompt
+            assert probes.prompts(run, p.spec) == ["First Citizen"]
+            qtbot.waitUntil(lambda: (run.id, ("First Citizen",)) in p.replayed, timeout=120_000)
+            text = p.timeline.toPlainText()
+            lines = [line.strip() for line in text.splitlines()]
+            assert "“First Citizen”" in text and lines.index("20") < lines.index("40") < lines.index("60")
+            assert "kept weight snapshots" in p.prompts_note.text()
+            p.edit_prompts(["x" * 201])  # one line says why; nothing changes
+            assert "200 characters at most" in p.prompts_note.text() and probes.prompts(run, p.spec) == ["First Citizen"]
+            p.edit_prompts([])  # back to the probe's own
+            assert all(f"“{prompt}”" in p.timeline.toPlainText() for prompt in p.spec["prompts"])
+    finally:
+        probes.prompts_path(run).unlink(missing_ok=True)
+
+
 def test_a_run_without_probes_says_so(qtbot, store):
     run = store.get(store.list()[0]["id"])
     saved = probes.records_path(run).read_bytes()

@@ -240,7 +240,8 @@ class TrainingContext:
 
             if self.prober is None:
                 self.prober = probes.Prober(self.model, jit_compile=self.cfg.training.jit_compile)
-            probes.append(self.run, self.step, probes.measure(self.prober, self.tok, self.data.val, self.probe_spec,
+            spec = {**self.probe_spec, "prompts": probes.prompts(self.run, self.probe_spec)}  # the user's, if edited
+            probes.append(self.run, self.step, probes.measure(self.prober, self.tok, self.data.val, spec,
                                                               step=self.step))
             budget = self.cfg.training.snapshot_budget_mb
             if budget:  # the model at this step, for the views that read weights (the embedding space)

@@ -56,11 +56,11 @@ def _cell_colour(surprise: float) -> str:
     return "#" + "".join(f"{round(a * v + (1 - a) * 255):02x}" for v in (c.red(), c.green(), c.blue()))
 
 
-def timeline_html(spec: dict, recs: list[dict]) -> str:
+def timeline_html(prompts: list[str], recs: list[dict]) -> str:
     """The timeline as an HTML table (steps down, prompts across)."""
     from desktop_llm.core import probes
 
-    head = "".join(f"<th align='left'>“{html.escape(p)}”</th>" for p in spec["prompts"])
+    head = "".join(f"<th align='left'>“{html.escape(p)}”</th>" for p in prompts)
     rows = []
     previous: dict[int, list[str]] = {}
     for r in recs:
@@ -461,6 +461,21 @@ class LearningPage(QWidget):
 
         self.timeline = QTextBrowser()
         self.timeline.setPlaceholderText("The greedy continuations of the fixed prompts, one row per evaluation.")
+        self.replayed: dict[tuple, list[dict]] = {}  # (run, prompts) -> their records on the weight snapshots
+        self.replay_task = None
+        self.prompts_btn = QPushButton("Your own prompts…")
+        self.prompts_btn.setToolTip("Write the prompts the timeline follows: they run on the weight snapshots of the "
+                                    "steps before, and a run that is training uses them from its next evaluation.")
+        self.prompts_btn.clicked.connect(self.edit_prompts)
+        self.prompts_note = label("", "hint")
+        timeline_tab = QWidget()
+        tl = QVBoxLayout(timeline_tab)
+        tl.setContentsMargins(0, 4, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.prompts_btn)
+        row.addWidget(self.prompts_note, 1)
+        tl.addLayout(row)
+        tl.addWidget(self.timeline, 1)
 
         self.heat = pg.PlotWidget()
         self.heat.setBackground(None)
@@ -495,7 +510,7 @@ class LearningPage(QWidget):
         self.context.addLegend(offset=(-10, 10))
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.timeline, "Timeline")
+        self.tabs.addTab(timeline_tab, "Timeline")
         self.tabs.addTab(when, "What it learned when")
         self.tabs.addTab(self.context, "In context")
         self.atlas = HeadAtlas()
@@ -557,7 +572,7 @@ class LearningPage(QWidget):
         found = probes.milestones(evals, run.status().get("baselines"), self.recs)
         self.milestones.setText("Milestones: " + " · ".join(f"step {s:,}: {w}" for s, w in found) if found else
                                 "Milestones appear here: the step it beats each baseline, the validation minimum.")
-        self.timeline.setHtml(timeline_html(self.spec, self.recs))
+        self._show_timeline(run)
         self._show_learned(run)
         self._show_context()
         self.atlas.set_records(self.recs)
@@ -565,6 +580,72 @@ class LearningPage(QWidget):
         self.embeddings.set_run(run)
         self.status.setText(f"{len(self.recs)} evaluations probed, the last at step {self.recs[-1]['step']:,}. "
                             "Tints: how surprised the model was by each token; bold: changed since the row above.")
+
+    # ------------------------------------------------------------------ the timeline's prompts
+    def _show_timeline(self, run) -> None:
+        from desktop_llm.core import probes
+
+        wanted = probes.prompts(run, self.spec)
+        live = probes.same_prompts(self.recs, self.spec, wanted)
+        key = (run.id, tuple(wanted))
+        rows = {r["step"]: r for r in self.replayed.get(key, [])}
+        rows.update({r["step"]: r for r in live})  # an evaluation's own record over the snapshot's replay
+        own = wanted != list(self.spec.get("prompts") or [])
+        busy = self.replay_task is not None and not self.replay_task.settled
+        if key not in self.replayed and len(live) < len(self.recs) and not busy:
+            self._replay(run, wanted)
+        elif not busy:
+            self.prompts_note.setText("Your prompts: the evaluations before them ran on the kept weight snapshots."
+                                       if own else "The probe's prompts: the first words of validation lines.")
+        self.timeline.setHtml(timeline_html(wanted, [rows[k] for k in sorted(rows)]))
+
+    def edit_prompts(self, texts: list[str] | None = None) -> None:
+        """Ask for the prompts (one a line; empty: back to the probe's), keep them, replay them."""
+        from PySide6.QtWidgets import QInputDialog
+
+        from desktop_llm.core import probes
+
+        run_id = self.picker.run_id
+        if not run_id or not self.spec:
+            return
+        run = self.session.store.get(run_id)
+        if texts is None:
+            text, ok = QInputDialog.getMultiLineText(
+                self, "The timeline's prompts", f"One prompt a line (at most {probes.MAX_PROMPTS}); leave it empty "
+                "for the probe's own:", "\n".join(probes.prompts(run, self.spec)))
+            if not ok:
+                return
+            texts = text.split("\n")
+        try:
+            probes.set_prompts(run, texts)
+        except (probes.ProbeError, OSError) as e:
+            self.prompts_note.setText(str(e))
+            return
+        self.refresh()
+
+    def _replay(self, run, wanted: list[str]) -> None:
+        from desktop_llm.core import probes
+        from desktop_llm.gui.workers import run_task
+
+        key = (run.id, tuple(wanted))
+
+        def work(report, cancelled, emit):
+            return probes.replay(run, wanted, report, cancelled)
+
+        def done(recs):
+            self.replayed[key] = recs
+            self.replay_task = None  # settled: the note may say what the table shows
+            if self.picker.run_id == run.id:
+                self._show_timeline(run)
+
+        def failed(message):
+            self.replayed[key] = []  # not again for these prompts: the message stays
+            self.prompts_note.setText(message)
+
+        self.prompts_note.setText("Running the prompts on the kept weight snapshots…")
+        self.replay_task = run_task(self, work, done, failed,
+                                    lambda _f, m: self.prompts_note.setText(f"Running the prompts on the kept weight "
+                                                                           f"snapshots: {m}"))
 
     def _tokens(self, run) -> list[str]:
         from desktop_llm.core.loading import load_run_tokenizer
