@@ -96,6 +96,13 @@ class Session(QObject):
         self.model_config = cfg
         self.model_changed.emit()
 
+    @property
+    def model_lock(self):
+        """Held while a worker builds or traces a Keras model: Keras' functional construction is not
+        safe on two threads at once (two builds at once failed with "Only input tensors may be
+        passed as positional arguments")."""
+        return self._lock
+
     def load_model(self, run_id: str, which: str):
         """(model, tokenizer, checkpoint) for inference, cached per run/checkpoint. Call off the UI thread."""
         from desktop_llm.core.checkpoints import CheckpointManager

@@ -124,6 +124,30 @@ def test_replicas_and_per_replica_batch_follow_the_batch_and_devices(train_page,
     assert t.split.text() == "2 replicas × 4 = 8" and t.split.property("role") == "hint"
 
 
+def test_the_model_split_reaches_the_run_and_is_refused_off_jax(train_page, session, tmp_path, monkeypatch):
+    """The Train page's Model split is the CLI's --model-parallel: in the run's config, the batch
+    split over the devices' groups, and the CLI's own one-line refusal on a backend that cannot shard."""
+    t = train_page
+    session.set_devices(TWO_A100)
+    t.devices.setCurrentIndex(t.devices.findData("cpu:2"))
+    t.batch.setValue(8)
+    t.model_parallel.setValue(2)
+    assert t.split.text() == "1 replica × 8 = 8"  # two devices, one group sharing each weight
+    assert t.run_config().training.model_parallel == 2 and t.settings()["model_parallel"] == 2
+    stand_in_tokenizer(session, tmp_path)
+    t.backend.setCurrentIndex(t.backend.findData("tensorflow"))
+    t.start()
+    assert "shards the weights on the jax backend only" in t.status.text() and t.status.property("role") == "error"
+    assert session.store.list() == []  # refused before a run exists
+    if t.backend.model().item(t.backend.findData("jax")).isEnabled():
+        launched = []
+        monkeypatch.setattr(t, "launch", lambda run_id, fresh: launched.append(run_id))
+        t.backend.setCurrentIndex(t.backend.findData("jax"))
+        t.start()
+        assert len(launched) == 1, t.status.text()
+        assert session.store.get(launched[0]).config.training.model_parallel == 2
+
+
 def test_the_trainers_start_event_shows_replicas_and_device(train_page):
     t = train_page
     t._on_event({"type": "start", "step": 0, "max_steps": 100, "device": "GPU: NVIDIA A100-SXM4-40GB, 2 replicas",

@@ -31,8 +31,9 @@ def refuse_model_parallel(backend_name: str, model_parallel: int) -> None:
     from desktop_llm.core.config import ConfigError
 
     if model_parallel > 1 and backend_name != MODEL_PARALLEL_BACKEND:
-        raise ConfigError(f"--model-parallel shards the weights on the {MODEL_PARALLEL_BACKEND} backend "
-                          f"(keras.distribution): add --backend {MODEL_PARALLEL_BACKEND}.")
+        raise ConfigError(f"Splitting the model (--model-parallel, the Train page's Model split) shards the weights "
+                          f"on the {MODEL_PARALLEL_BACKEND} backend only (keras.distribution): choose it "
+                          f"(--backend {MODEL_PARALLEL_BACKEND}, or JAX in the Backend box).")
 
 
 def get(name: str | None = None):

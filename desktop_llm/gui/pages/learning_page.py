@@ -463,6 +463,7 @@ class LearningPage(QWidget):
         self.timeline.setPlaceholderText("The greedy continuations of the fixed prompts, one row per evaluation.")
         self.replayed: dict[tuple, list[dict]] = {}  # (run, prompts) -> their records on the weight snapshots
         self.replay_task = None
+        self._replay_failed: tuple | None = None
         self.prompts_btn = QPushButton("Your own prompts…")
         self.prompts_btn.setToolTip("Write the prompts the timeline follows: they run on the weight snapshots of the "
                                     "steps before, and a run that is training uses them from its next evaluation.")
@@ -592,7 +593,8 @@ class LearningPage(QWidget):
         rows.update({r["step"]: r for r in live})  # an evaluation's own record over the snapshot's replay
         own = wanted != list(self.spec.get("prompts") or [])
         busy = self.replay_task is not None and not self.replay_task.settled
-        if key not in self.replayed and len(live) < len(self.recs) and not busy:
+        if key not in self.replayed and len(live) < len(self.recs) and not busy and self.isVisible() \
+                and key != self._replay_failed:  # (shown: not while the window is still being built)
             self._replay(run, wanted)
         elif not busy:
             self.prompts_note.setText("Your prompts: the evaluations before them ran on the kept weight snapshots."
@@ -621,6 +623,7 @@ class LearningPage(QWidget):
         except (probes.ProbeError, OSError) as e:
             self.prompts_note.setText(str(e))
             return
+        self._replay_failed = None
         self.refresh()
 
     def _replay(self, run, wanted: list[str]) -> None:
@@ -630,7 +633,8 @@ class LearningPage(QWidget):
         key = (run.id, tuple(wanted))
 
         def work(report, cancelled, emit):
-            return probes.replay(run, wanted, report, cancelled)
+            with self.session.model_lock:  # it builds its own model: not beside another page's build
+                return probes.replay(run, wanted, report, cancelled)
 
         def done(recs):
             self.replayed[key] = recs
@@ -639,13 +643,19 @@ class LearningPage(QWidget):
                 self._show_timeline(run)
 
         def failed(message):
-            self.replayed[key] = []  # not again for these prompts: the message stays
+            self._replay_failed = key  # not again by itself: the message stays until the prompts are set again
+            self.replay_task = None
             self.prompts_note.setText(message)
 
         self.prompts_note.setText("Running the prompts on the kept weight snapshots…")
         self.replay_task = run_task(self, work, done, failed,
                                     lambda _f, m: self.prompts_note.setText(f"Running the prompts on the kept weight "
                                                                            f"snapshots: {m}"))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.spec and self.picker.run_id:  # prompts whose replay waited for the page to be shown
+            self.refresh()
 
     def _tokens(self, run) -> list[str]:
         from desktop_llm.core.loading import load_run_tokenizer

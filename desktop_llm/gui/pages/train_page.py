@@ -36,7 +36,7 @@ from desktop_llm.store.card import short_duration
 STALE_TOKENIZER = ("The tokenizer was trained on a different corpus: retrain it on the Tokenizer page "
                    "so that it covers this one.")
 # the hyperparameter fields remembered in the workspace's gui.ini (MainWindow.save_state)
-SETTINGS = ("steps", "batch", "lr", "min_lr", "warmup", "wd", "clip", "eval_every", "seed")
+SETTINGS = ("steps", "batch", "lr", "min_lr", "warmup", "wd", "clip", "eval_every", "seed", "model_parallel")
 
 
 class TrainPage(QWidget):
@@ -112,6 +112,13 @@ class TrainPage(QWidget):
         self.devices.setToolTip("Where the run trains: each device holds a replica of the model and "
                                 "trains on its share of the batch")
         self._wanted_devices = d.devices  # a remembered choice whose GPU the probe has not listed yet
+        self.model_parallel = spin(1, 64, d.model_parallel, "", 1)
+        self.model_parallel.setSpecialValueText("off: each device holds the whole model")
+        self.model_parallel.setSuffix(" devices share each weight")
+        self.model_parallel.setToolTip("Shard every weight over this many of the chosen devices (Megatron's split of "
+                                       "attention and feed-forward), for a model too big for one device; the rest "
+                                       "split the batch. On the JAX backend (keras.distribution.ModelParallel).")
+        self.model_parallel.valueChanged.connect(self._on_choice)
         self.split = label("", "hint")  # "2 replicas × 6 = 12"
         self.split.setToolTip("The batch size is the global batch: it is split evenly over the replicas")
         batch_row = QWidget()
@@ -127,6 +134,7 @@ class TrainPage(QWidget):
         form = self._form = QFormLayout(form_box)
         for name, w in [("Name", self.name), ("Model family", self.family),
                         ("Steps", self.steps), ("Devices", self.devices), ("Backend", self.backend),
+                        ("Model split", self.model_parallel),
                         ("Precision", self.precision), ("Batch size", batch_row),
                         ("Learning rate", self.lr), ("Final learning rate", self.min_lr),
                         ("Warm-up steps", self.warmup), ("Weight decay", self.wd),
@@ -310,9 +318,11 @@ class TrainPage(QWidget):
         if self.session.devices is None and self.device_spec() == "auto":
             return None
         try:
-            return device_choice.replicas(self.device_spec(), self.session.devices)
+            n = device_choice.replicas(self.device_spec(), self.session.devices)
         except ConfigError:
             return None
+        mp = self.model_parallel.value()
+        return max(1, n // mp) if mp > 1 else n  # the batch splits over the devices' groups
 
     def _on_choice(self, *_, remember: bool = True) -> None:
         if remember:
@@ -349,7 +359,8 @@ class TrainPage(QWidget):
                          min_learning_rate=self.min_lr.value(), warmup_steps=self.warmup.value(),
                          weight_decay=self.wd.value(), grad_clip=self.clip.value(),
                          eval_interval=self.eval_every.value(), seed=self.seed.value(),
-                         devices=self.device_spec(), mixed_precision=self.precision.currentData()).fitted()
+                         devices=self.device_spec(), mixed_precision=self.precision.currentData(),
+                         model_parallel=self.model_parallel.value()).fitted()
         tk = TokenizerConfig(kind=s.tokenizer_kind, vocabulary_size=s.tokenizer.vocabulary_size if s.tokenizer else None,
                              path=s.tokenizer_dir)
         data = DataConfig(paths=tuple(s.paths), column=s.column, val_fraction=s.val_fraction,
@@ -368,6 +379,12 @@ class TrainPage(QWidget):
             if self.session.tokenizer is None and not cfg.base_run and not family.tokenizer_in_run:
                 raise ConfigError("Train a tokenizer first (Tokenizer page).")
             family.check_data(cfg)  # bad labels or pairs refused here, in one line, before a run exists
+            if cfg.training.model_parallel > 1:  # the CLI's rule: only JAX shards weights
+                from desktop_llm.core import backend
+                from desktop_llm.core.runners import refuse_model_parallel
+
+                refuse_model_parallel(backend.choose(self.backend.currentData() or "auto").name,
+                                      cfg.training.model_parallel)
             n = self.replicas()
             if n and cfg.training.batch_size % n:
                 _, line = device_choice.batch_split(cfg.training.batch_size, n)
