@@ -11,12 +11,13 @@ from desktop_llm.cli.common import CliError, out, resolve_run
 
 def cmd_probes(args) -> int:
     from desktop_llm.core import probes
+    from desktop_llm.core.models import get_family
     from desktop_llm.core.tokenizers import TokenizerError
 
     run = resolve_run(args)
     spec, recs = probes.spec(run), probes.records(run)
     if spec is None or not recs:
-        raise CliError(f"Run {run.id} has no probes: they are taken at each evaluation of a GPT run trained by "
+        raise CliError(f"Run {run.id} has no probes: they are taken at each evaluation of a GPT or masked-LM run trained by "
                        "this version.")
     if args.prompt is not None or args.reset_prompts:
         try:
@@ -27,7 +28,7 @@ def cmd_probes(args) -> int:
     timeline = probes.same_prompts(recs, spec, wanted)
     if len(timeline) < len(recs):  # prompts that earlier evaluations did not run: run them on the snapshots
         try:
-            replayed = {r["step"]: r for r in probes.replay(run, wanted)}
+            replayed = {r["step"]: r for r in probes.replay(run, wanted, get_family(run.config.family).prober)}
         except probes.ProbeError as e:
             print(f"note: {e}")
             replayed = {}
@@ -50,8 +51,8 @@ def cmd_probes(args) -> int:
              "health_flags": [{"step": s, "what": w} for s, w in flagged]})
         return 0
     print(f"run {run.id}: {len(recs)} evaluations probed")
-    print("learning timeline (greedy continuations of " + ("your prompts" if wanted != spec["prompts"] else
-                                                          "the probe's prompts") + "):")
+    print(f"learning timeline ({get_family(run.config.family).timeline_cells} of "
+          + ("your prompts" if wanted != spec["prompts"] else "the probe's prompts") + "):")
     for i, prompt in enumerate(wanted):
         print(f"  “{prompt}”")
         for r in timeline:

@@ -66,9 +66,12 @@ def _pattern_score(maps: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     return (maps[:, :, rows] * pattern[rows][None, None]).sum(-1).mean(-1)
 
 
-def scores(window_maps: np.ndarray, window_ids, repeat_maps: np.ndarray | None, repeat_ids) -> dict:
+def scores(window_maps: np.ndarray, window_ids, repeat_maps: np.ndarray | None, repeat_ids,
+           causal: bool = True) -> dict:
     """{score name: (layers, heads) list}: the previous-token, duplicate-token, sink, local and
-    entropy scores on the probe text, and the induction score on the repeated sequence."""
+    entropy scores on the probe text, and the induction score on the repeated sequence. An
+    encoder's heads (`causal` False) read both ways: "local" is then the mass within two positions
+    either side, and the entropy is over all T positions."""
     window_ids = np.asarray(window_ids)
     T = len(window_ids)
     pats = _patterns(window_ids)
@@ -78,10 +81,12 @@ def scores(window_maps: np.ndarray, window_ids, repeat_maps: np.ndarray | None, 
     else:
         out["induction"] = np.full(window_maps.shape[:2], np.nan)
     i, j = np.indices((T, T))
-    out["local"] = (window_maps * ((j <= i) & (j >= i - 3))[None, None]).sum(-1)[..., 1:].mean(-1)
+    near = ((j <= i) & (j >= i - 3)) if causal else (np.abs(j - i) <= 2)
+    out["local"] = (window_maps * near[None, None]).sum(-1)[..., 1:].mean(-1)
     p = np.clip(window_maps[..., 1:, :], 1e-12, 1.0)
     entropy = -(window_maps[..., 1:, :] * np.log(p)).sum(-1)
-    out["entropy"] = (entropy / np.log(np.arange(2, T + 1))[None, None]).mean(-1)
+    readable = np.arange(2, T + 1) if causal else np.full(T - 1, T)  # the positions each row may read
+    out["entropy"] = (entropy / np.log(readable)[None, None]).mean(-1)
     return {k: [[None if np.isnan(v) else round(float(v), 3) for v in row] for row in out[k]] for k in SCORES}
 
 

@@ -37,11 +37,13 @@ KEPT_WEIGHTS = 50_000_000  # a model up to this size keeps a float32 copy betwee
 
 
 def groups(model) -> dict[str, list]:
-    """Weight variables by group, in the model's order: "embeddings", "block 0", ..., "final norm"."""
+    """Weight variables by group, in the model's order: "embeddings", "block 0", ..., then the rest:
+    "final norm" (a GPT's), or "output" where it holds more than norms (an encoder's pooler and
+    masked-LM head)."""
     blocks = [layer.name for layer in model.backbone.transformer_layers]
     out: dict[str, list] = {"embeddings": []}
     out.update({f"block {i}": [] for i in range(len(blocks))})
-    out["final norm"] = []
+    rest: list = []
     for w in model.weights:
         top = w.path.split("/")[0]
         if top in blocks:
@@ -49,7 +51,8 @@ def groups(model) -> dict[str, list]:
         elif "embedding" in top:
             out["embeddings"].append(w)
         else:
-            out["final norm"].append(w)
+            rest.append(w)
+    out["final norm" if all("norm" in w.path.split("/")[0] for w in rest) else "output"] = rest
     return {k: v for k, v in out.items() if v}
 
 
@@ -63,12 +66,13 @@ def _norm(arrays) -> float:
 
 def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
             block_inputs: list[np.ndarray] | None = None,
-            gradients: list | None = None) -> tuple[dict, tuple[int, dict] | None]:
+            gradients: list | None = None, causal: bool = True) -> tuple[dict, tuple[int, dict] | None]:
     """(this evaluation's health record, the snapshot the next evaluation compares with: none for
     a model over KEPT_WEIGHTS, whose records then go without the change per step). `block_inputs`:
     each block's input for `window_ids`, where the caller has them (core/inspection.CausalProbe);
-    `gradients`: the loss's gradient for each of `model.trainable_variables` (None: not measured)."""
-    from desktop_llm.core.inspection import CausalProbe, block_activity
+    `gradients`: the loss's gradient for each of `model.trainable_variables` (None: not measured);
+    `causal`: a GPT's attention, or an encoder's that reads both ways."""
+    from desktop_llm.core.inspection import BlockProbe, block_activity
 
     now = snapshot(model)
     record: dict = {"groups": list(now), "weight_norm": [round(_norm(v), 4) for v in now.values()]}
@@ -81,10 +85,10 @@ def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
     if gradients is not None:
         record["grad_norm"] = gradient_norms(model, gradients)
     bb = model.backbone
-    xs = block_inputs if block_inputs is not None else CausalProbe(model).inputs(window_ids)
+    xs = block_inputs if block_inputs is not None else BlockProbe(model, causal=causal).inputs(window_ids)
     dormant, logits = [], []
     for layer, x in zip(bb.transformer_layers, xs):
-        a = block_activity(bb, layer, x)
+        a = block_activity(bb, layer, x, causal)
         score = np.abs(a["units"]).mean(0)
         dormant.append(round(float((score <= DORMANT * max(score.mean(), 1e-12)).mean()), 4))
         logits.append(round(a["max_logit"], 3))

@@ -96,26 +96,32 @@ def layer_maps(model, layer, x, causal: bool, encoder_out=None, encoder_mask=Non
     return probs, cross
 
 
-def block_activity(model, layer, x) -> dict:
-    """Inside one pre-norm decoder block whose input is `x` (T, d): the largest causal attention
+def block_activity(model, layer, x, causal: bool = True) -> dict:
+    """Inside one keras-hub Transformer block whose input is `x` (T, d): the largest attention
     logit of any head (before the softmax), and the feed-forward units' activations (T, units),
-    with the block's own weights, norms and activation function (core/health.py reads them)."""
+    with the block's own weights, norms (before or after each part) and activation function
+    (core/health.py reads them)."""
     w = _weights(model, layer.name)
     eps = getattr(layer, "layer_norm_epsilon", 1e-5)
-    h = _layer_norm(x, w, "self_attention_layer_norm", eps)
-    q = np.einsum("td,dhk->thk", h, w["self_attention/query/kernel"]) + w["self_attention/query/bias"]
-    k = np.einsum("td,dhk->thk", h, w["self_attention/key/kernel"]) + w["self_attention/key/bias"]
+    pre = bool(getattr(layer, "normalize_first", False))
+    block = _block_name(w)
+    h = _layer_norm(x, w, "self_attention_layer_norm", eps) if pre else x
+    q = np.einsum("td,dhk->thk", h, w[f"{block}/query/kernel"]) + w[f"{block}/query/bias"]
+    k = np.einsum("td,dhk->thk", h, w[f"{block}/key/kernel"]) + w[f"{block}/key/bias"]
     logits = np.einsum("qhk,shk->hqs", q, k) / np.sqrt(q.shape[-1])
-    causal = np.tril(np.ones(logits.shape[1:], bool))
-    _, out = _attend(w, "self_attention", h, h, causal=True)
+    allowed = np.tril(np.ones(logits.shape[1:], bool)) if causal else np.ones(logits.shape[1:], bool)
+    _, out = _attend(w, block, h, h, causal=causal)
     y = x + out
-    f = _layer_norm(y, w, "feedforward_layer_norm", eps)
-    pre = f @ w["feedforward_intermediate_dense/kernel"] + w["feedforward_intermediate_dense/bias"]
+    if pre:
+        f = _layer_norm(y, w, "feedforward_layer_norm", eps)
+    else:  # BERT: the norm after the residual
+        f = _layer_norm(y, w, "self_attention_layer_norm", eps)
+    pre_act = f @ w["feedforward_intermediate_dense/kernel"] + w["feedforward_intermediate_dense/bias"]
     import keras
 
     act = keras.activations.get(getattr(layer, "activation", "gelu"))
-    units = np.asarray(keras.ops.convert_to_numpy(act(keras.ops.convert_to_tensor(pre.astype(np.float32)))))
-    return {"max_logit": float(logits[:, causal].max()), "units": units}
+    units = np.asarray(keras.ops.convert_to_numpy(act(keras.ops.convert_to_tensor(pre_act.astype(np.float32)))))
+    return {"max_logit": float(logits[:, allowed].max()), "units": units}
 
 
 def probe(model, names: list[str], extra: list[str] = ()):
@@ -142,16 +148,19 @@ def attention_weights(model, token_ids) -> np.ndarray:
     return causal_attention(model)(token_ids)
 
 
-class CausalProbe:
-    """Our GPT's insides for one sequence, its probe model built once (the probes run it at every
-    evaluation: building it each time cost more than the maps): each block's input, and from
-    those the attention maps (and core/health.py's block activity)."""
+class BlockProbe:
+    """A GPT's or an encoder's insides for one sequence, its probe model built once (the probes run
+    it at every evaluation: building it each time cost more than the maps): each block's input,
+    and from those the attention maps (and core/health.py's block activity)."""
 
-    def __init__(self, model, jit_compile: bool | None = None):
+    def __init__(self, model, jit_compile: bool | None = None, causal: bool = True):
         """`jit_compile`: compile the forward pass through the backend's runner, once per input
         length (the probes' lengths are fixed: 3x faster per call there); None: run it eagerly
-        (the Attention page's texts have any length)."""
+        (the Attention page's texts have any length). `causal`: a GPT's masked attention, or an
+        encoder's that reads both ways."""
         self.backbone = model.backbone
+        self.causal = causal
+        self.encoder = isinstance(self.backbone.input, dict)  # BERT's inputs: ids, segments, padding
         self.hidden = probe(self.backbone, [layer.name for layer in self.backbone.transformer_layers])
         self.forward = self.hidden
         if jit_compile is not None:
@@ -162,12 +171,18 @@ class CausalProbe:
 
     def inputs(self, token_ids) -> list[np.ndarray]:
         """Each block's input (T, d)."""
-        return [x[0] for x in to_numpy(self.forward(np.asarray(token_ids, np.int32)[None, :]))]
+        ids = np.asarray(token_ids, np.int32)[None, :]
+        given = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids, bool)} \
+            if self.encoder else ids
+        return [x[0] for x in to_numpy(self.forward(given))]
 
     def maps(self, xs: list[np.ndarray]) -> np.ndarray:
-        """(layers, heads, T, T) causal attention, from `inputs`."""
+        """(layers, heads, T, T) attention, from `inputs`."""
         bb = self.backbone
-        return np.stack([layer_maps(bb, layer, x, causal=True)[0] for layer, x in zip(bb.transformer_layers, xs)])
+        return np.stack([layer_maps(bb, layer, x, causal=self.causal)[0] for layer, x in zip(bb.transformer_layers, xs)])
+
+
+CausalProbe = BlockProbe  # a GPT's (causal: the default)
 
 
 def causal_attention(model):

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_llm.core import atomic
+from desktop_llm.core.prober import CONTINUATION_TOKENS, Prober, log_softmax  # noqa: F401 - the probes' API
 from desktop_llm.errors import DesktopLLMError
 
 
@@ -34,7 +35,6 @@ class ProbeError(DesktopLLMError):
 
 PROMPTS = 4  # prompts of the learning timeline
 PROMPT_CHARS = 24  # at most this much of a validation line starts a prompt
-CONTINUATION_TOKENS = 16  # tokens of each greedy continuation (each one a forward pass: the probe's cost)
 POSITION_TOKENS = 4096  # validation tokens averaged for the loss by position: 64 windows of 64 (8 were noise)
 LEARNED = 1.0  # nats: a token is "learned" once its loss stays below this (probability > 0.37)
 WORSE = 0.7  # nats: a token whose final loss is this far above its best "got worse"
@@ -100,10 +100,11 @@ def same_prompts(recs: list[dict], spec: dict | None, wanted: list[str]) -> list
     return [r for r in recs if list(r.get("prompts") or own) == list(wanted)]
 
 
-def replay(run, wanted: list[str], progress=None, cancelled=None) -> list[dict]:
-    """Records of `wanted`'s greedy continuations at each step the run keeps a weight snapshot of
+def replay(run, wanted: list[str], prober_of, progress=None, cancelled=None) -> list[dict]:
+    """Records of `wanted`'s timeline at each step the run keeps a weight snapshot of
     (core/snapshots.py), as the probe would have taken them then: [{"step", "prompts",
-    "continuations"}]. `progress(fraction, text)` and `cancelled()` as the GUI's workers pass them."""
+    "continuations"}]. `prober_of(model)`: the run's family's prober (`Family.prober`);
+    `progress(fraction, text)` and `cancelled()` as the GUI's workers pass them."""
     from desktop_llm.core import snapshots
     from desktop_llm.core.loading import load_at_step
 
@@ -113,7 +114,7 @@ def replay(run, wanted: list[str], progress=None, cancelled=None) -> list[dict]:
                          "with --snapshot-budget 0): its later evaluations will use them.")
     model, tok, _ = load_at_step(run, kept[0])
     T = run.config.model.sequence_length
-    prober = Prober(model, jit_compile=False)
+    prober = prober_of(model)
     banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
     out = []
     for n, step in enumerate(kept):
@@ -124,16 +125,8 @@ def replay(run, wanted: list[str], progress=None, cancelled=None) -> list[dict]:
         weights = snapshots.load(run, step)
         for w in model.weights:
             w.assign(weights[w.path].astype(w.dtype))
-        out.append({"step": step, "prompts": list(wanted),
-                    "continuations": continuations(prober, tok, wanted, T, banned)})
+        out.append({"step": step, "prompts": list(wanted), "continuations": prober.timeline(tok, wanted, T, banned)})
     return out
-
-
-def continuations(prober, tok, texts: list[str], T: int, banned=()) -> list[dict]:
-    """Each prompt's greedy continuation: its tokens and their surprise."""
-    return [{"tokens": [tok.decode([t]) for t in ids], "surprise": [round(s, 3) for s in surprise]}
-            for ids, surprise in prober.continue_greedily([tok.encode(p) for p in texts], T, CONTINUATION_TOKENS,
-                                                          banned)]
 
 
 def choose(tok, val: np.ndarray, sequence_length: int) -> dict:
@@ -193,97 +186,11 @@ def atomic_json(path: Path) -> dict:
     return json.loads(path.read_text("utf-8"))
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    logits = np.asarray(logits, np.float64)
-    logits = logits - logits.max(-1, keepdims=True)
-    return logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-
-
-class Prober:
-    """Runs a run's probe on its model: one forward function traced once per input shape (the probe's
-    shapes are fixed) and no sampler (a greedy pick is an argmax): CONTINUATION_TOKENS forward passes
-    of the prompts' batch, and two more, per evaluation."""
-
-    def __init__(self, model, jit_compile: bool = True):
-        from desktop_llm.core import runners
-
-        self.model = model
-        # XLA where the run trains with it: 40% faster per call on the reference model, once compiled
-        self.forward = runners.get().compiled(model, lambda ids: model(ids, training=False), jit_compile)
-        self._internals = None
-        self._gradients = None
-        self.previous = None  # (step, weights) at the last evaluation: core/health.py's change per step
-
-    @property
-    def internals(self):
-        """Each block's input and attention maps for a sequence (core/inspection.CausalProbe)."""
-        if self._internals is None:
-            from desktop_llm.core.inspection import CausalProbe
-
-            # a graph without XLA: its two shapes trace in a fraction of XLA's compile, and run as
-            # fast at this size (first evaluation 2.7 s against 3.3, then 0.22 s per evaluation, on
-            # the reference model)
-            self._internals = CausalProbe(self.model, jit_compile=False)
-        return self._internals
-
-    def attention(self, ids) -> np.ndarray:
-        """(layers, heads, T, T) attention maps of one sequence."""
-        return self.internals.maps(self.internals.inputs(ids))
-
-    def logits(self, ids: np.ndarray) -> np.ndarray:
-        import keras
-
-        return keras.ops.convert_to_numpy(self.forward(np.asarray(ids, np.int32)))
-
-    def token_losses(self, ids: np.ndarray) -> np.ndarray:
-        """Cross-entropy of each next token of `ids` (batch, T + 1): (batch, T)."""
-        log_probs = _log_softmax(self.logits(ids[:, :-1]))
-        return -np.take_along_axis(log_probs, ids[:, 1:, None].astype(np.int64), axis=-1)[..., 0]
-
-    def gradients(self, windows: np.ndarray) -> list:
-        """The gradient of the mean next-token loss of `windows` (batch, T + 1) for each trainable
-        weight (core/health.py's norms), through the backend's runner (compiled once)."""
-        if self._gradients is None:
-            import keras
-
-            from desktop_llm.core import runners
-
-            def loss(x, y):
-                logits = keras.ops.cast(self.model(x, training=False), "float32")
-                return keras.ops.mean(keras.ops.sparse_categorical_crossentropy(y, logits, from_logits=True))
-
-            self._gradients = runners.get().gradients(self.model, loss)
-        windows = np.asarray(windows, np.int32)
-        return self._gradients(windows[:, :-1], windows[:, 1:])
-
-    def continue_greedily(self, prompts: list[list[int]], T: int, n: int, banned=()) -> list[tuple[list[int], list[float]]]:
-        """Each prompt's n greedy next tokens and their surprise (nats), all prompts in one batch of
-        (prompts, T) windows: causal attention reads each row up to its own length, so right padding
-        changes nothing. A row that fills its window keeps its newest half and goes on."""
-        rows = [list(p[-(T - 1):]) or [0] for p in prompts]
-        out: list[tuple[list[int], list[float]]] = [([], []) for _ in prompts]
-        for _ in range(n):
-            ids = np.zeros((len(rows), T), np.int32)
-            for i, r in enumerate(rows):
-                ids[i, : len(r)] = r
-            logits = np.asarray(self.logits(ids)[np.arange(len(rows)), [len(r) - 1 for r in rows]], np.float64)
-            if banned:  # never picked, and out of the distribution (as the Generator's sampler does)
-                logits[:, list(banned)] = -np.inf
-            log_probs = _log_softmax(logits)
-            for i, lp in enumerate(log_probs):
-                t = int(np.argmax(lp))
-                out[i][0].append(t)
-                out[i][1].append(float(-lp[t]))
-                rows[i] = (rows[i] + [t]) if len(rows[i]) < T else rows[i][T // 2:] + [t]
-        return out
-
-
 def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None = None) -> dict:
     """One evaluation's probe record (without its step); with `step`, the training's health too."""
     T = spec["sequence_length"]
     banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
-    record: dict = {"prompts": list(spec["prompts"]),
-                    "continuations": continuations(prober, tok, spec["prompts"], T, banned)}
+    record: dict = {"prompts": list(spec["prompts"]), "continuations": prober.timeline(tok, spec["prompts"], T, banned)}
     window = np.asarray(spec["window"], np.int32)
     if len(window) > 1:
         record["token_losses"] = [round(float(x), 3) for x in prober.token_losses(window[None])[0]]
@@ -300,13 +207,14 @@ def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None =
         repeat = np.asarray(spec.get("repeat") or [], np.int32)
         xs = prober.internals.inputs(text)  # one forward pass for the heads and the health
         record["heads"] = heads.scores(prober.internals.maps(xs), text,
-                                       prober.attention(repeat) if len(repeat) else None, repeat)
+                                       prober.attention(repeat) if len(repeat) else None, repeat, prober.causal)
         if step is not None:
             from desktop_llm.core import health
 
             grads = prober.gradients(windows[:: max(1, len(windows) // GRADIENT_WINDOWS)][:GRADIENT_WINDOWS]) \
                 if windows is not None else None
-            record["health"], prober.previous = health.measure(prober.model, text, prober.previous, step, xs, grads)
+            record["health"], prober.previous = health.measure(prober.model, text, prober.previous, step, xs, grads,
+                                                               causal=prober.causal)
     return record
 
 

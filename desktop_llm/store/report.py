@@ -198,7 +198,9 @@ def sections(run, peak: tuple[float, str] | None = None) -> list[tuple[str, list
         out.append(("Pictures", {"pictures": drawn}))
     prompts, timeline = _timeline(run)
     if prompts:
-        out.append(("Learning timeline (greedy continuations of the probe's prompts)",
+        from desktop_llm.core.models import get_family
+
+        out.append((f"Learning timeline ({get_family(run.config.family).timeline_cells} of its prompts)",
                     [["step", *[f"“{p}”" for p in prompts]], *[[f"{s:,}", *texts] for s, texts in timeline]]))
     samples = _samples(run)
     if samples:

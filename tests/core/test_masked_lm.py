@@ -65,6 +65,44 @@ def test_a_tiny_encoder_learns_masked_tokens_beyond_the_unigram_baseline(mlm_run
     assert json.loads(run.config_path.read_text())["family"] == "masked_lm"
 
 
+def test_a_masked_lm_probes_itself_reading_both_ways(mlm_run):
+    """The Learning page's records for an encoder: each token's loss when masked, the prompts read
+    back token by token (what fill-mask answers for each), heads and health with attention both ways."""
+    from desktop_llm.core import heads, probes
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.core.models.masked_lm.fill_mask import fill_mask
+    from desktop_llm.core.models.masked_lm.probe import MaskedProber
+
+    store, run, _ = mlm_run
+    recs = probes.records(run)
+    assert [r["step"] for r in recs] == [200, 400, 600]
+    for r in recs:
+        assert len(r["token_losses"]) == len(r["position_loss"]) == 32 and all(x > 0 for x in r["token_losses"])
+        assert r["health"]["groups"] == ["embeddings", "block 0", "block 1", "output"]
+        assert all(g > 0 for g in r["health"]["grad_norm"]) and len(r["health"]["dormant"]) == 2
+        entropy = heads.matrix(r["heads"], "entropy")
+        assert entropy.shape == (2, 2) and ((0 <= entropy) & (entropy <= 1)).all()  # over all T positions
+    # every token masked once, about 15% at a time
+    sets = MaskedProber._sets(32)
+    assert sorted(set(sets.ravel().tolist())) == list(range(32)) and sets.shape == (7, 5)
+    # the timeline's cells: each token of a prompt as fill-mask guesses it, masked alone
+    model, tok, _ = load_for_inference(run, "latest")
+    prompt = recs[-1]["prompts"][0]
+    cells = recs[-1]["continuations"][0]
+    ids = tok.encode(prompt)
+    assert len(cells["tokens"]) == len(ids)
+    for p in (0, len(ids) // 2, len(ids) - 1):
+        text = tok.decode(ids[:p]) + "[MASK]" + tok.decode(ids[p + 1:])
+        best = fill_mask(model, tok, text, top_k=1)[0]["candidates"][0]
+        assert cells["tokens"][p] == tok.decode([best["id"]])
+        assert cells["surprise"][p] == pytest.approx(-np.log(best["p"]), abs=0.01)
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(store.home))
+    out = subprocess.run([sys.executable, "-m", "desktop_llm", "probes", run.id], capture_output=True, text=True,
+                         env=env, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "each token guessed with it masked" in out.stdout and "head atlas at step 600" in out.stdout
+
+
 def test_fill_mask_gives_probabilities_per_mask(mlm_run):
     from desktop_llm.core.config import ConfigError
     from desktop_llm.core.loading import load_for_inference

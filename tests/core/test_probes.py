@@ -105,6 +105,7 @@ def test_your_own_prompts_run_on_the_snapshots_and_at_the_next_evaluations(probe
     of the steps before, and taken by the trainer at its later evaluations."""
     import shutil
 
+    from desktop_llm.core.models import get_family
     from desktop_llm.core.training import train_run
 
     store, run = probed
@@ -112,7 +113,7 @@ def test_your_own_prompts_run_on_the_snapshots_and_at_the_next_evaluations(probe
     copy = RunStore(tmp_path / "ws").get(run.id)
     spec, recs = probes.spec(copy), probes.records(copy)
     # replayed on the snapshots, the probe's own prompts give what the evaluations recorded
-    again = probes.replay(copy, spec["prompts"])
+    again = probes.replay(copy, spec["prompts"], get_family("gpt").prober)
     assert [r["step"] for r in again] == [r["step"] for r in recs] == [20, 40, 60]
     pairs = [(a, b) for r, q in zip(recs, again) for a, b in zip(r["continuations"], q["continuations"])]
     assert all(abs(a["surprise"][0] - b["surprise"][0]) < 0.01 for a, b in pairs)  # float16 snapshots

@@ -168,6 +168,12 @@ class Family:
         """Freeze or thaw the pretrained part (`training.freeze_steps`); nothing by default."""
 
     probes = False  # runs the fixed probe at every evaluation (core/probes.py: the Learning page)
+    timeline_cells = "greedy continuations"  # what the learning timeline shows of each prompt
+
+    def prober(self, model, jit_compile: bool = False):
+        """What runs the fixed probe on this family's model (core/probes.Prober or its own kind),
+        where `probes` is set."""
+        raise NotImplementedError(f"The {self.name} family has no probes.")
 
     def layout_map(self, mesh, mcfg):
         """How its weights shard over `mesh`'s "model" axis (a keras.distribution.LayoutMap), or

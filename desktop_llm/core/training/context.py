@@ -239,7 +239,9 @@ class TrainingContext:
             from desktop_llm.core import probes
 
             if self.prober is None:
-                self.prober = probes.Prober(self.model, jit_compile=self.cfg.training.jit_compile)
+                from desktop_llm.core.models import get_family
+
+                self.prober = get_family(self.cfg.family).prober(self.model, jit_compile=self.cfg.training.jit_compile)
             spec = {**self.probe_spec, "prompts": probes.prompts(self.run, self.probe_spec)}  # the user's, if edited
             probes.append(self.run, self.step, probes.measure(self.prober, self.tok, self.data.val, spec,
                                                               step=self.step))

@@ -1,7 +1,8 @@
 """Learning: what the model learned, and when, from the fixed probe its run takes at every
 evaluation (core/probes.py): no checkpoint is loaded, so the page follows a run live.
 
-- Timeline: evaluation steps x the fixed prompts; each cell the greedy continuation, every token
+- Timeline: evaluation steps x the fixed prompts; each cell the greedy continuation (a masked LM:
+  each token of the prompt guessed with it masked), every token
   tinted by its surprise and what changed since the row above in bold; the milestones on top.
 - What it learned when: the probe text's per-token loss, tokens x evaluations, the tokens sorted by
   the step they were learned; lists of the early, the late, the never and the got-worse; click a
@@ -45,7 +46,8 @@ from desktop_llm.core import heads
 from desktop_llm.gui.pages.generate_page import prob_color
 from desktop_llm.gui.widgets import RunPicker, header, label, visible_token
 
-NO_PROBES = ("This run has no probes yet. A GPT run trained by this version probes itself at every evaluation: "
+NO_PROBES = ("This run has no probes yet. A GPT or masked-LM run trained by this version probes itself at every "
+             "evaluation: "
              "the same prompts and text each time, so you can watch what it learns and when.")
 
 
@@ -579,8 +581,12 @@ class LearningPage(QWidget):
         self.atlas.set_records(self.recs)
         self.health.set_records(self.recs)
         self.embeddings.set_run(run)
+        from desktop_llm.core.models import get_family
+
+        cells = get_family(run.config.family).timeline_cells
         self.status.setText(f"{len(self.recs)} evaluations probed, the last at step {self.recs[-1]['step']:,}. "
-                            "Tints: how surprised the model was by each token; bold: changed since the row above.")
+                            f"Timeline: {cells}; tints: how surprised the model was by each token; bold: changed "
+                            "since the row above.")
 
     # ------------------------------------------------------------------ the timeline's prompts
     def _show_timeline(self, run) -> None:
@@ -628,13 +634,14 @@ class LearningPage(QWidget):
 
     def _replay(self, run, wanted: list[str]) -> None:
         from desktop_llm.core import probes
+        from desktop_llm.core.models import get_family
         from desktop_llm.gui.workers import run_task
 
         key = (run.id, tuple(wanted))
 
         def work(report, cancelled, emit):
             with self.session.model_lock:  # it builds its own model: not beside another page's build
-                return probes.replay(run, wanted, report, cancelled)
+                return probes.replay(run, wanted, get_family(run.config.family).prober, report, cancelled)
 
         def done(recs):
             self.replayed[key] = recs

@@ -18,6 +18,11 @@ class GPT(ContinuesOnText, Family):
     writes_text = True
     evaluates_text = True
     probes = True  # the learning timeline and what it learned when (core/probes.py)
+
+    def prober(self, model, jit_compile: bool = False):
+        from desktop_llm.core.prober import Prober
+
+        return Prober(model, jit_compile=jit_compile)
     from_presets = True  # `--base` takes a keras-hub GPT-2 preset folder too (continuation.py)
     export_formats = ("keras-hub", "savedmodel", "onnx", "litert")
 

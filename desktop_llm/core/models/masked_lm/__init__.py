@@ -58,6 +58,13 @@ class MaskedLM(ContinuesOnText, Family):
     embeds_sentences = True
     accuracy_name = "masked-token accuracy"
     masked_perplexity = True
+    probes = True  # the Learning page: masked losses, the prompts read back, heads and health both ways
+    timeline_cells = "each token guessed with it masked"
+
+    def prober(self, model, jit_compile: bool = False):
+        from desktop_llm.core.models.masked_lm.probe import MaskedProber
+
+        return MaskedProber(model, jit_compile=jit_compile)
 
     def add_commands(self, sub, kit) -> None:
         from desktop_llm.core.models.masked_lm import commands
