@@ -233,6 +233,7 @@ class HealthView(QWidget):
         self.grad.setLogMode(y=True)
         self.grad.getPlotItem().setLabel("left", "gradient norm")
         self.grad.getPlotItem().setLabel("bottom", "step")
+        self.grad.getPlotItem().setTitle("colours: the groups, as above", size="8pt")
         self.grad.setToolTip("Per group, the norm of the next-token loss's gradient on a few of the probe's "
                              f"validation windows. A norm {health.SPIKE:g}x its usual is a spike")
         self.dormant = pg.PlotWidget()
@@ -282,6 +283,9 @@ class HealthView(QWidget):
             keep = ~np.isnan(values[:, i]) & (values[:, i] > 0)
             self.grad.plot(np.asarray(steps)[keep], values[keep, i], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
                            symbol="o", symbolSize=4)
+        shown = values[~np.isnan(values) & (values > 0)] if steps else np.array([])
+        if shown.size:  # whole decades: a log axis then labels its decades, not every minor tick
+            self.grad.setYRange(math.floor(np.log10(shown.min())), math.ceil(np.log10(shown.max()) + 1e-9), padding=0)
         for plot, key, scale in ((self.dormant, "dormant", 100.0), (self.logit, "max_logit", 1.0)):
             steps, names, values = health.series(recs, key)
             for i in range(len(names)):
