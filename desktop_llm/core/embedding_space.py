@@ -8,6 +8,8 @@
 - Neighbour overlap: the share of each token's K nearest neighbours (cosine) that are its
   neighbours in the final snapshot too: 1.0 once the space has settled.
 - The position embeddings' cosine similarity matrix.
+- For an encoder: its sentence embeddings' map over training, and how much they group sentences
+  by source, against TF-IDF (`sentence_space`).
 """
 
 from __future__ import annotations
@@ -82,4 +84,52 @@ def nearest_over_training(s: dict, token: int, k: int = 5) -> list[tuple[int, li
         sim = U @ U[token]
         sim[token] = -np.inf
         out.append((step, [int(i) for i in np.argsort(-sim)[:k]]))
+    return out
+
+
+SENTENCES = 300  # the sentences mapped over training: a fixed sample, embedded once per snapshot
+
+
+def sentence_space(run, limit: int = SENTENCES, progress=None, cancelled=None) -> dict:
+    """An encoder run's sentence embeddings over training (issue 28, view 5): a fixed sample of its
+    sentences (core/inference/embeddings.py, mean pooling) embedded by the model at each weight
+    snapshot, centred as the search index centres them, mapped to 2-D on the final snapshot's
+    principal directions with each earlier map turned onto it (Procrustes), and at each step the
+    share of sentences whose nearest neighbour has the same source, against chance and against
+    TF-IDF character n-grams (the baseline the model's vectors must beat):
+    {"steps", "coords" (snapshots, n, 2), "sources", "texts", "agreement", "chance", "baseline",
+    "drift"}."""
+    from desktop_llm.core.inference.embeddings import Index, embed, embedder, sentences
+    from desktop_llm.core.loading import load_at_step
+
+    kept = snapshots.steps(run)
+    items = sentences(run, limit)
+    out = {"steps": [], "coords": np.zeros((0, len(items), 2)), "sources": [s.source for s in items],
+           "texts": [s.text for s in items], "agreement": [], "chance": None, "baseline": None, "drift": []}
+    if not kept:
+        return out
+    model, tok, _ = load_at_step(run, kept[0])
+    emb = embedder(model)  # one: its compiled prediction serves every snapshot
+    vectors = []
+    for n, step in enumerate(kept):
+        if cancelled is not None and cancelled():
+            return out
+        if progress is not None:
+            progress(n / len(kept), f"step {step:,} ({n + 1} of {len(kept)})")
+        weights = snapshots.load(run, step)
+        for w in model.weights:
+            w.assign(weights[w.path].astype(w.dtype))
+        index = Index(items, embed(model, tok, out["texts"], emb=emb))
+        vectors.append(index.vectors)
+        same, chance = index.neighbour_agreement()
+        out["agreement"].append(same)
+        out["chance"] = chance
+    final = vectors[-1]
+    _, _, vt = np.linalg.svd(final - final.mean(0), full_matrices=False)
+    axes = vt[:2].T
+    target = final @ axes
+    out.update(steps=kept, coords=np.stack([procrustes(v @ axes, target) for v in vectors]),
+               drift=[None] + [float(np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-12))
+                               for a, b in itertools.pairwise(vectors)],
+               baseline=Index(items, np.zeros((len(items), 1), np.float32)).baseline_agreement())
     return out

@@ -90,3 +90,46 @@ def test_the_window_fits_the_config_by_the_clis_rule(window):
     tr = t.run_config().training
     assert (tr.warmup_steps, tr.eval_interval) == (TrainConfig(max_steps=50, warmup_steps=100).fitted().warmup_steps, 50)
     assert tr.warmup_steps == 5
+
+
+def test_the_learning_page_maps_an_encoders_sentences_over_training(qtbot, home, shakespeare_small, tmp_path):
+    """Issue 28, view 5 for encoders: the sentence embeddings at each weight snapshot, coloured by
+    source, and how often a sentence's nearest neighbour shares its source, against TF-IDF."""
+    import numpy as np
+
+    from desktop_llm.core.config import DataConfig
+    from desktop_llm.core.training import train_run
+    from desktop_llm.gui.main_window import MainWindow
+    from tests.conftest import TANGSHI
+
+    poems = tmp_path / "poems.txt"
+    poems.write_text(TANGSHI.read_text("utf-8")[:20_000], encoding="utf-8")
+    store = RunStore(home)
+    cfg = _config(shakespeare_small, steps=40, eval_interval=20, batch_size=16)
+    mlm = store.create(replace(cfg, name="mlm2", family="masked_lm",
+                               data=DataConfig(paths=(str(shakespeare_small), str(poems)))))
+    assert train_run(mlm, store=store)["status"] == "completed"
+    w = MainWindow(store, restore=False)
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        w.show_page("Learning")
+        p = w.learning_page
+        view = p.sentences
+        assert p.tabs.isTabVisible(p.tabs.indexOf(view))
+        p.tabs.setCurrentWidget(view)
+        qtbot.waitUntil(lambda: view.space is not None, timeout=180_000)
+        s = view.space
+        assert s["steps"] == [20, 40] and s["coords"].shape == (2, len(s["texts"]), 2)
+        assert sorted(set(s["sources"])) == ["poems.txt", "shakespeare_small.txt"]
+        assert 0 < s["chance"] < 1 and 0 <= s["baseline"] <= 1 and all(0 <= a <= 1 for a in s["agreement"])
+        assert "sources" in view.status.text() and "TF-IDF" in view.status.text()
+        names = [c.name() for c in view.curves.getPlotItem().listDataItems()]
+        assert names == ["the model's vectors", "TF-IDF character n-grams", "chance"]
+        assert len(view.points) == 2 and sum(len(pt.data) for pt in view.points) == len(s["texts"])
+        view.show_sentence(0)
+        assert s["texts"][0][:20] in view.picked.text() or s["texts"][0][:5] in view.picked.text()
+        # the final map is the final vectors' own principal plane: an earlier one is turned onto it
+        assert np.isfinite(s["coords"]).all()
+    finally:
+        w.close()

@@ -34,11 +34,12 @@ def embedder(model, pooling: str = "mean"):
     return keras_hub.models.BertTextEmbedder(backbone, preprocessor=None, pooling_mode=pooling)
 
 
-def embed(model, tok, texts: list[str], pooling: str = "mean", batch: int = 64) -> np.ndarray:
-    """(len(texts), width) float32 unit vectors."""
+def embed(model, tok, texts: list[str], pooling: str = "mean", batch: int = 64, emb=None) -> np.ndarray:
+    """(len(texts), width) float32 unit vectors. `emb`: an `embedder` made before, whose compiled
+    prediction is reused (the model's weights may have changed in place)."""
     from desktop_llm.core.models.classifier.examples import encode
 
-    emb = embedder(model, pooling)
+    emb = emb if emb is not None else embedder(model, pooling)
     T = model.backbone.max_sequence_length
     out = []
     for s in range(0, len(texts), batch):

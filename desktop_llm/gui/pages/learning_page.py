@@ -443,6 +443,147 @@ class EmbeddingView(QWidget):
         self.shown_token = token
 
 
+class SentenceView(QWidget):
+    """An encoder run's sentence embeddings over training (core/embedding_space.sentence_space):
+    computed in the background when the tab is first shown for a run's snapshots (it builds the
+    model and embeds a few hundred sentences per snapshot)."""
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.space: dict | None = None
+        self.task = None
+        self.key = None
+        self.run = None
+        self.status = label("", "hint")
+        self.status.setWordWrap(True)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setToolTip("The snapshot whose sentence embeddings are drawn")
+        self.slider.valueChanged.connect(self._draw)
+        self.step_label = label("", None)
+        self.step_label.setMinimumWidth(180)
+        self.map = pg.PlotWidget()
+        self.map.setBackground(None)
+        self.map.getPlotItem().setLabel("bottom", "1st direction (of the final embeddings)")
+        self.map.getPlotItem().setLabel("left", "2nd direction")
+        for axis in ("left", "bottom"):
+            self.map.getPlotItem().getAxis(axis).enableAutoSIPrefix(False)
+        self.map.addLegend(offset=(10, 10))
+        self.points: list[pg.ScatterPlotItem] = []
+        self.picked = label("<i>Click a sentence on the map to read it.</i>", None)
+        self.picked.setWordWrap(True)
+        self.curves = pg.PlotWidget()
+        self.curves.setBackground(None)
+        self.curves.getPlotItem().setLabel("bottom", "step")
+        self.curves.getPlotItem().setLabel("left", "nearest neighbour from the same source")
+        self.curves.addLegend(offset=(-10, -10))
+        self.curves.getPlotItem().setYRange(0, 1.05)
+        side = QSplitter(Qt.Vertical)
+        side.addWidget(self.picked)
+        side.addWidget(self.curves)
+        row = QHBoxLayout()
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.step_label)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(row)
+        lay.addWidget(_split(self.map, side), 1)
+        lay.addWidget(self.status)
+
+    def set_run(self, run) -> None:
+        self.run = run
+        if self.isVisible():
+            self.compute()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.compute()
+
+    def compute(self) -> None:
+        """Map the run's snapshots' sentence embeddings, unless they are mapped already."""
+        from desktop_llm.core import snapshots
+        from desktop_llm.gui.workers import run_task
+
+        run = self.run
+        if run is None:
+            return
+        key = (str(run.folder), tuple(snapshots.steps(run)))
+        if key == self.key or (self.task is not None and not self.task.settled):
+            return
+        self.key = key
+
+        def work(report, cancelled, emit):
+            from desktop_llm.core.embedding_space import sentence_space
+
+            with self.session.model_lock:  # it builds its own model
+                return sentence_space(run, progress=report, cancelled=cancelled)
+
+        def failed(message):
+            self.status.setText(message)
+
+        self.status.setText("Embedding the run's sentences at each weight snapshot…")
+        self.task = run_task(self, work, self._on_space, failed,
+                             lambda _f, m: self.status.setText(f"Embedding the run's sentences: {m}"))
+
+    def _on_space(self, space: dict) -> None:
+        self.space = space
+        steps = space["steps"]
+        self.slider.setRange(0, max(0, len(steps) - 1))
+        self.slider.setValue(self.slider.maximum())
+        self.curves.clear()
+        if steps:
+            self.curves.plot(steps, space["agreement"], pen=pg.mkPen("#3574f0", width=2), symbol="o", symbolSize=4,
+                             name="the model's vectors")
+            for value, colour, name in ((space["baseline"], "#59a14f", "TF-IDF character n-grams"),
+                                        (space["chance"], "#999999", "chance")):
+                if value is not None:
+                    self.curves.plot([steps[0], steps[-1]], [value, value], name=name,
+                                     pen=pg.mkPen(colour, width=2, style=Qt.DashLine))
+        sources = sorted(set(space["sources"]))
+        if not steps:
+            self.status.setText("This run keeps no weight snapshots: nothing to map over training.")
+        elif len(sources) < 2:
+            self.status.setText(f"{len(space['texts'])} sentences, all from one source: the map shows how they "
+                                "spread, but there is nothing to group them by. Train on several files (or labelled "
+                                "texts) to see the encoder tell them apart.")
+        else:
+            final, base = space["agreement"][-1], space["baseline"]
+            said = "beats" if base is not None and final > base else "does not beat"
+            self.status.setText(f"{len(space['texts'])} sentences from {len(sources)} sources. At step {steps[-1]:,}, "
+                                f"{final:.0%} have their nearest neighbour from their own source (chance "
+                                f"{space['chance']:.0%}): the model {said} TF-IDF's {base:.0%}.")
+        self._draw()
+
+    def _draw(self) -> None:
+        for item in self.points:
+            self.map.removeItem(item)
+        self.points = []
+        if not self.space or not self.space["steps"]:
+            self.step_label.setText("")
+            return
+        i = min(self.slider.value(), len(self.space["steps"]) - 1)
+        xy = self.space["coords"][i]
+        sources = np.array(self.space["sources"])
+        for k, source in enumerate(sorted(set(sources))[: len(PALETTE)]):
+            idx = np.flatnonzero(sources == source)
+            colour = QColor(PALETTE[k])
+            colour.setAlpha(170)
+            item = pg.ScatterPlotItem(pos=xy[idx], data=idx.tolist(), size=7, brush=pg.mkBrush(colour),
+                                      pen=pg.mkPen(None), name=source)
+            item.sigClicked.connect(self._on_point)
+            self.map.addItem(item)
+            self.points.append(item)
+        self.step_label.setText(f"step {self.space['steps'][i]:,} ({i + 1} of {len(self.space['steps'])})")
+
+    def _on_point(self, _item, points, *_) -> None:
+        if points:
+            self.show_sentence(int(points[0].data()))
+
+    def show_sentence(self, j: int) -> None:
+        self.picked.setText(f"<b>{html.escape(self.space['sources'][j])}</b><br>{html.escape(self.space['texts'][j])}")
+        self.shown = j
+
+
 def _role_labels() -> dict:
     from desktop_llm.core.heads import LABELS
 
@@ -527,6 +668,9 @@ class LearningPage(QWidget):
         self.tabs.addTab(self.health, "Health")
         self.embeddings = EmbeddingView()
         self.tabs.addTab(self.embeddings, "Embeddings")
+        self.sentences = SentenceView(session)
+        self.tabs.addTab(self.sentences, "Sentences")  # shown for encoder runs only
+        self.tabs.setTabVisible(self.tabs.indexOf(self.sentences), False)
 
         lay = QVBoxLayout(self)
         lay.addWidget(header("Learning", "What the model learned, and when: the same probe at every evaluation, "
@@ -572,6 +716,8 @@ class LearningPage(QWidget):
             self.atlas.set_records([])
             self.health.set_records([])
             self.embeddings.set_run(None)
+            self.sentences.set_run(None)
+            self.tabs.setTabVisible(self.tabs.indexOf(self.sentences), False)
             self.lists.setText("")
             self.milestones.setText("")
             return
@@ -586,6 +732,10 @@ class LearningPage(QWidget):
         self.health.set_records(self.recs)
         self.embeddings.set_run(run)
         from desktop_llm.core.models import get_family
+
+        encoder = get_family(run.config.family).embeds_sentences
+        self.tabs.setTabVisible(self.tabs.indexOf(self.sentences), encoder)
+        self.sentences.set_run(run if encoder else None)
 
         cells = get_family(run.config.family).timeline_cells
         self.status.setText(f"{len(self.recs)} evaluations probed, the last at step {self.recs[-1]['step']:,}. "
