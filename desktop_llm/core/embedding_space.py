@@ -90,7 +90,7 @@ def nearest_over_training(s: dict, token: int, k: int = 5) -> list[tuple[int, li
 SENTENCES = 300  # the sentences mapped over training: a fixed sample, embedded once per snapshot
 
 
-def sentence_space(run, limit: int = SENTENCES, progress=None, cancelled=None) -> dict:
+def sentence_space(run, limit: int = SENTENCES, progress=None, cancelled=None, snapshot_model=None) -> dict:
     """An encoder run's sentence embeddings over training (issue 28, view 5): a fixed sample of its
     sentences (core/inference/embeddings.py, mean pooling) embedded by the model at each weight
     snapshot, centred as the search index centres them, mapped to 2-D on the final snapshot's
@@ -98,9 +98,9 @@ def sentence_space(run, limit: int = SENTENCES, progress=None, cancelled=None) -
     share of sentences whose nearest neighbour has the same source, against chance and against
     TF-IDF character n-grams (the baseline the model's vectors must beat):
     {"steps", "coords" (snapshots, n, 2), "sources", "texts", "agreement", "chance", "baseline",
-    "drift"}."""
+    "drift"}. `snapshot_model`: a core/probes.SnapshotModel of the run to reuse (the window keeps one)."""
     from desktop_llm.core.inference.embeddings import Index, embed, embedder, sentences
-    from desktop_llm.core.loading import load_at_step
+    from desktop_llm.core.probes import SnapshotModel
 
     kept = snapshots.steps(run)
     items = sentences(run, limit)
@@ -108,7 +108,8 @@ def sentence_space(run, limit: int = SENTENCES, progress=None, cancelled=None) -
            "texts": [s.text for s in items], "agreement": [], "chance": None, "baseline": None, "drift": []}
     if not kept:
         return out
-    model, tok, _ = load_at_step(run, kept[0])
+    sm = snapshot_model if snapshot_model is not None else SnapshotModel(run)
+    model, tok = sm.at(kept[0])
     emb = embedder(model)  # one: its compiled prediction serves every snapshot
     vectors = []
     for n, step in enumerate(kept):
@@ -116,9 +117,7 @@ def sentence_space(run, limit: int = SENTENCES, progress=None, cancelled=None) -
             return out
         if progress is not None:
             progress(n / len(kept), f"step {step:,} ({n + 1} of {len(kept)})")
-        weights = snapshots.load(run, step)
-        for w in model.weights:
-            w.assign(weights[w.path].astype(w.dtype))
+        sm.at(step)
         index = Index(items, embed(model, tok, out["texts"], emb=emb))
         vectors.append(index.vectors)
         same, chance = index.neighbour_agreement()

@@ -100,32 +100,65 @@ def same_prompts(recs: list[dict], spec: dict | None, wanted: list[str]) -> list
     return [r for r in recs if list(r.get("prompts") or own) == list(wanted)]
 
 
-def replay(run, wanted: list[str], prober_of, progress=None, cancelled=None) -> list[dict]:
+class SnapshotModel:
+    """A run's model, built once, into which each weight snapshot (core/snapshots.py) is loaded in
+    turn: what replays prompts and maps sentences over training. Kept and reused by the window
+    rather than built and dropped per request: TensorFlow crashed (SIGSEGV) creating a model's
+    variables on one thread while another dropped the previous one's."""
+
+    def __init__(self, run, prober_of=None):
+        self.run = run
+        self.prober_of = prober_of  # `Family.prober`, for the timeline
+        self.model = self.tok = self._prober = None
+
+    def steps(self) -> list[int]:
+        from desktop_llm.core import snapshots
+
+        kept = snapshots.steps(self.run)
+        if not kept:
+            raise ProbeError(f"Run {self.run.id} keeps no weight snapshots to run this on (trained before them, or "
+                             "with --snapshot-budget 0): its later evaluations will have it.")
+        return kept
+
+    def at(self, step: int):
+        """(model, tokenizer) with the weights of `step`."""
+        from desktop_llm.core import snapshots
+        from desktop_llm.core.loading import load_at_step
+
+        if self.model is None:
+            self.model, self.tok, _ = load_at_step(self.run, step)
+            return self.model, self.tok
+        weights = snapshots.load(self.run, step)
+        for w in self.model.weights:
+            w.assign(weights[w.path].astype(w.dtype))
+        return self.model, self.tok
+
+    def prober(self):
+        if self._prober is None:
+            self._prober = self.prober_of(self.model)
+        return self._prober
+
+
+def replay(run, wanted: list[str], prober_of, progress=None, cancelled=None,
+           snapshot_model: SnapshotModel | None = None) -> list[dict]:
     """Records of `wanted`'s timeline at each step the run keeps a weight snapshot of
     (core/snapshots.py), as the probe would have taken them then: [{"step", "prompts",
     "continuations"}]. `prober_of(model)`: the run's family's prober (`Family.prober`);
-    `progress(fraction, text)` and `cancelled()` as the GUI's workers pass them."""
-    from desktop_llm.core import snapshots
-    from desktop_llm.core.loading import load_at_step
-
-    kept = snapshots.steps(run)
-    if not kept:
-        raise ProbeError(f"Run {run.id} keeps no weight snapshots to run new prompts on (trained before them, or "
-                         "with --snapshot-budget 0): its later evaluations will use them.")
-    model, tok, _ = load_at_step(run, kept[0])
+    `progress(fraction, text)` and `cancelled()` as the GUI's workers pass them;
+    `snapshot_model`: one to reuse (the window keeps one per run)."""
+    sm = snapshot_model if snapshot_model is not None else SnapshotModel(run, prober_of)
+    sm.prober_of = sm.prober_of or prober_of
+    kept = sm.steps()
     T = run.config.model.sequence_length
-    prober = prober_of(model)
-    banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
     out = []
     for n, step in enumerate(kept):
         if cancelled is not None and cancelled():
             break
         if progress is not None:
             progress(n / len(kept), f"step {step:,} ({n + 1} of {len(kept)})")
-        weights = snapshots.load(run, step)
-        for w in model.weights:
-            w.assign(weights[w.path].astype(w.dtype))
-        out.append({"step": step, "prompts": list(wanted), "continuations": prober.timeline(tok, wanted, T, banned)})
+        _model, tok = sm.at(step)
+        banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
+        out.append({"step": step, "prompts": list(wanted), "continuations": sm.prober().timeline(tok, wanted, T, banned)})
     return out
 
 

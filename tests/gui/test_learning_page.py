@@ -154,6 +154,7 @@ def test_the_health_tab_draws_each_layers_change_and_gradient_and_says_what_is_o
     with open_window(qtbot, store) as w:
         w.show_page("Learning")
         view = w.learning_page.health
+        assert not view.change.getPlotItem().listDataItems()  # drawn when its tab is shown, not at each poll
         w.learning_page.tabs.setCurrentWidget(view)
         lines = view.change.getPlotItem().listDataItems()
         assert [c.name() for c in lines] == ["embeddings", "block 0", "final norm"]

@@ -448,9 +448,10 @@ class SentenceView(QWidget):
     computed in the background when the tab is first shown for a run's snapshots (it builds the
     model and embeds a few hundred sentences per snapshot)."""
 
-    def __init__(self, session, parent=None):
+    def __init__(self, session, snapshot_model, parent=None):
         super().__init__(parent)
         self.session = session
+        self.snapshot_model = snapshot_model  # run -> its core/probes.SnapshotModel, kept by the page
         self.space: dict | None = None
         self.task = None
         self.key = None
@@ -515,8 +516,8 @@ class SentenceView(QWidget):
         def work(report, cancelled, emit):
             from desktop_llm.core.embedding_space import sentence_space
 
-            with self.session.model_lock:  # it builds its own model
-                return sentence_space(run, progress=report, cancelled=cancelled)
+            with self.session.model_lock:  # it builds (once) and loads its own model
+                return sentence_space(run, progress=report, cancelled=cancelled, snapshot_model=self.snapshot_model(run))
 
         def failed(message):
             self.status.setText(message)
@@ -668,9 +669,12 @@ class LearningPage(QWidget):
         self.tabs.addTab(self.health, "Health")
         self.embeddings = EmbeddingView()
         self.tabs.addTab(self.embeddings, "Embeddings")
-        self.sentences = SentenceView(session)
+        self._snapshot_models: dict = {}  # run id -> core/probes.SnapshotModel: built once, never dropped
+        self.sentences = SentenceView(session, self.snapshot_model)
         self.tabs.addTab(self.sentences, "Sentences")  # shown for encoder runs only
         self.tabs.setTabVisible(self.tabs.indexOf(self.sentences), False)
+        self._stale: set = set()
+        self.tabs.currentChanged.connect(self._draw_shown)
 
         lay = QVBoxLayout(self)
         lay.addWidget(header("Learning", "What the model learned, and when: the same probe at every evaluation, "
@@ -713,6 +717,7 @@ class LearningPage(QWidget):
             self.image.clear()
             self.curve.clear()
             self.context.clear()
+            self._stale = set()
             self.atlas.set_records([])
             self.health.set_records([])
             self.embeddings.set_run(None)
@@ -728,8 +733,8 @@ class LearningPage(QWidget):
         self._show_timeline(run)
         self._show_learned(run)
         self._show_context()
-        self.atlas.set_records(self.recs)
-        self.health.set_records(self.recs)
+        self._stale = {self.atlas, self.health}  # the costly plots: drawn when their tab is shown
+        self._draw_shown()
         self.embeddings.set_run(run)
         from desktop_llm.core.models import get_family
 
@@ -741,6 +746,22 @@ class LearningPage(QWidget):
         self.status.setText(f"{len(self.recs)} evaluations probed, the last at step {self.recs[-1]['step']:,}. "
                             f"Timeline: {cells}; tints: how surprised the model was by each token; bold: changed "
                             "since the row above.")
+
+    def snapshot_model(self, run):
+        """The run's model for its snapshots, made once for the page's life (see SnapshotModel)."""
+        from desktop_llm.core import probes
+
+        if run.id not in self._snapshot_models:
+            self._snapshot_models[run.id] = probes.SnapshotModel(run)
+        return self._snapshot_models[run.id]
+
+    def _draw_shown(self, *_) -> None:
+        """Draw the head atlas or the health where its tab is shown and its records changed: a live
+        run's poll then redraws one view, not all (the health's plots took 150 ms of a 240 ms refresh)."""
+        view = self.tabs.currentWidget()
+        if view in self._stale:
+            self._stale.discard(view)
+            view.set_records(self.recs)
 
     # ------------------------------------------------------------------ the timeline's prompts
     def _show_timeline(self, run) -> None:
@@ -794,8 +815,9 @@ class LearningPage(QWidget):
         key = (run.id, tuple(wanted))
 
         def work(report, cancelled, emit):
-            with self.session.model_lock:  # it builds its own model: not beside another page's build
-                return probes.replay(run, wanted, get_family(run.config.family).prober, report, cancelled)
+            with self.session.model_lock:  # it builds (once) its own model: not beside another page's build
+                return probes.replay(run, wanted, get_family(run.config.family).prober, report, cancelled,
+                                     self.snapshot_model(run))
 
         def done(recs):
             self.replayed[key] = recs
