@@ -234,6 +234,14 @@ def test_a_line_chart_puts_each_value_where_its_axis_says():
     assert PAD_T < b[1] and a[1] < H - PAD_B and "1: step 5" in svg
 
 
+def test_the_probe_compiles_with_xla_only_where_it_repays_the_compile():
+    from desktop_llm.core.prober import XLA_EVALUATIONS, compiles_with_xla
+
+    many = TrainConfig(max_steps=100 * (XLA_EVALUATIONS + 1), eval_interval=100)
+    assert compiles_with_xla(many) and not compiles_with_xla(TrainConfig(max_steps=2000, eval_interval=250))
+    assert not compiles_with_xla(TrainConfig(max_steps=100 * (XLA_EVALUATIONS + 1), eval_interval=100, jit_compile=False))
+
+
 def test_a_report_spreads_its_rows_over_the_run():
     from desktop_llm.store.report import spread
 

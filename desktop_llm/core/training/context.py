@@ -240,8 +240,10 @@ class TrainingContext:
 
             if self.prober is None:
                 from desktop_llm.core.models import get_family
+                from desktop_llm.core.prober import compiles_with_xla
 
-                self.prober = get_family(self.cfg.family).prober(self.model, jit_compile=self.cfg.training.jit_compile)
+                self.prober = get_family(self.cfg.family).prober(self.model,
+                                                                 jit_compile=compiles_with_xla(self.cfg.training))
             spec = {**self.probe_spec, "prompts": probes.prompts(self.run, self.probe_spec)}  # the user's, if edited
             probes.append(self.run, self.step, probes.measure(self.prober, self.tok, self.data.val, spec,
                                                               step=self.step))

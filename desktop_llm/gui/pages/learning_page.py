@@ -298,21 +298,20 @@ class HealthView(QWidget):
                                           "The training's health appears here from the first evaluation."))
 
 
-class EmbeddingView(QWidget):
-    """The token embeddings over training, from the run's weight snapshots (read off the UI thread)."""
+class SnapshotMap(QWidget):
+    """A 2-D map at each weight snapshot, a slider over the snapshots, a side panel and a status
+    line: the token embeddings' view and an encoder's sentences' view. `space` holds "steps" and
+    "coords" (snapshots, points, 2); a subclass draws its points in `_draw`."""
 
-    LABELLED = 80  # tokens named on the map (all of a character vocabulary; the first of a larger one)
-
-    def __init__(self, parent=None):
+    def __init__(self, what: str, parent=None):
         super().__init__(parent)
         self.space: dict | None = None
-        self.tokens: list[str] = []
         self.task = None
         self.key = None  # (run, snapshots) of the space shown: recomputed only when they change
         self.status = label("", "hint")
         self.status.setWordWrap(True)
         self.slider = QSlider(Qt.Horizontal)
-        self.slider.setToolTip("The snapshot whose embeddings are drawn")
+        self.slider.setToolTip(f"The snapshot whose {what} are drawn")
         self.slider.valueChanged.connect(self._draw)
         self.step_label = label("", None)
         self.step_label.setWordWrap(False)
@@ -321,6 +320,40 @@ class EmbeddingView(QWidget):
         self.map.setBackground(None)
         self.map.getPlotItem().setLabel("bottom", "1st direction (of the final embeddings)")
         self.map.getPlotItem().setLabel("left", "2nd direction")
+        for axis in ("left", "bottom"):
+            self.map.getPlotItem().getAxis(axis).enableAutoSIPrefix(False)
+
+    def _lay_out(self, side: QWidget) -> None:
+        row = QHBoxLayout()
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.step_label)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(row)
+        lay.addWidget(_split(self.map, side), 1)
+        lay.addWidget(self.status)
+
+    def _shown_snapshot(self) -> int | None:
+        """The index of the snapshot the slider picks, its step labelled; None without any."""
+        if not self.space or not self.space["steps"]:
+            self.step_label.setText("")
+            return None
+        i = min(self.slider.value(), len(self.space["steps"]) - 1)
+        self.step_label.setText(f"step {self.space['steps'][i]:,} ({i + 1} of {len(self.space['steps'])})")
+        return i
+
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+
+class EmbeddingView(SnapshotMap):
+    """The token embeddings over training, from the run's weight snapshots (read off the UI thread)."""
+
+    LABELLED = 80  # tokens named on the map (all of a character vocabulary; the first of a larger one)
+
+    def __init__(self, parent=None):
+        super().__init__("embeddings", parent)
+        self.tokens: list[str] = []
         self.points = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(53, 116, 240, 150), pen=pg.mkPen(None))
         self.points.sigClicked.connect(self._on_point)
         self.map.addItem(self.points)
@@ -333,8 +366,6 @@ class EmbeddingView(QWidget):
         self.curves.getPlotItem().setLabel("bottom", "step")
         self.curves.addLegend(offset=(-10, 46))  # between the overlap (near 1) and the drift (near 0)
         self.curves.getPlotItem().setYRange(0, 1.05)
-        for axis in ("left", "bottom"):
-            self.map.getPlotItem().getAxis(axis).enableAutoSIPrefix(False)
         self.positions = pg.PlotWidget()
         self.positions.setBackground(None)
         self.positions.setTitle("position embeddings: cosine similarity")
@@ -347,15 +378,7 @@ class EmbeddingView(QWidget):
         side.addWidget(self.neighbours)
         side.addWidget(self.curves)
         side.addWidget(self.positions)
-        split = _split(self.map, side)
-        row = QHBoxLayout()
-        row.addWidget(self.slider, 1)
-        row.addWidget(self.step_label)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(row)
-        lay.addWidget(split, 1)
-        lay.addWidget(self.status)
+        self._lay_out(side)
 
     def set_run(self, run) -> None:
         """Compute the run's embedding space in the background when its snapshots changed."""
@@ -414,11 +437,10 @@ class EmbeddingView(QWidget):
         for item in self.labels:
             self.map.removeItem(item)
         self.labels = []
-        if not self.space or not self.space["steps"]:
+        i = self._shown_snapshot()
+        if i is None:
             self.points.clear()
-            self.step_label.setText("")
             return
-        i = min(self.slider.value(), len(self.space["steps"]) - 1)
         xy = self.space["coords"][i]
         self.points.setData(pos=xy, data=list(range(len(xy))))
         for j in range(min(self.LABELLED, len(xy))):
@@ -426,7 +448,6 @@ class EmbeddingView(QWidget):
             t.setPos(float(xy[j, 0]), float(xy[j, 1]))
             self.map.addItem(t)
             self.labels.append(t)
-        self.step_label.setText(f"step {self.space['steps'][i]:,} ({i + 1} of {len(self.space['steps'])})")
 
     def _on_point(self, _item, points, *_) -> None:
         if points:
@@ -443,32 +464,16 @@ class EmbeddingView(QWidget):
         self.shown_token = token
 
 
-class SentenceView(QWidget):
+class SentenceView(SnapshotMap):
     """An encoder run's sentence embeddings over training (core/embedding_space.sentence_space):
     computed in the background when the tab is first shown for a run's snapshots (it builds the
     model and embeds a few hundred sentences per snapshot)."""
 
     def __init__(self, session, snapshot_model, parent=None):
-        super().__init__(parent)
+        super().__init__("sentence embeddings", parent)
         self.session = session
         self.snapshot_model = snapshot_model  # run -> its core/probes.SnapshotModel, kept by the page
-        self.space: dict | None = None
-        self.task = None
-        self.key = None
         self.run = None
-        self.status = label("", "hint")
-        self.status.setWordWrap(True)
-        self.slider = QSlider(Qt.Horizontal)
-        self.slider.setToolTip("The snapshot whose sentence embeddings are drawn")
-        self.slider.valueChanged.connect(self._draw)
-        self.step_label = label("", None)
-        self.step_label.setMinimumWidth(180)
-        self.map = pg.PlotWidget()
-        self.map.setBackground(None)
-        self.map.getPlotItem().setLabel("bottom", "1st direction (of the final embeddings)")
-        self.map.getPlotItem().setLabel("left", "2nd direction")
-        for axis in ("left", "bottom"):
-            self.map.getPlotItem().getAxis(axis).enableAutoSIPrefix(False)
         self.map.addLegend(offset=(10, 10))
         self.points: list[pg.ScatterPlotItem] = []
         self.picked = label("<i>Click a sentence on the map to read it.</i>", None)
@@ -482,14 +487,7 @@ class SentenceView(QWidget):
         side = QSplitter(Qt.Vertical)
         side.addWidget(self.picked)
         side.addWidget(self.curves)
-        row = QHBoxLayout()
-        row.addWidget(self.slider, 1)
-        row.addWidget(self.step_label)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(row)
-        lay.addWidget(_split(self.map, side), 1)
-        lay.addWidget(self.status)
+        self._lay_out(side)
 
     def set_run(self, run) -> None:
         self.run = run
@@ -559,10 +557,9 @@ class SentenceView(QWidget):
         for item in self.points:
             self.map.removeItem(item)
         self.points = []
-        if not self.space or not self.space["steps"]:
-            self.step_label.setText("")
+        i = self._shown_snapshot()
+        if i is None:
             return
-        i = min(self.slider.value(), len(self.space["steps"]) - 1)
         xy = self.space["coords"][i]
         sources = np.array(self.space["sources"])
         for k, source in enumerate(sorted(set(sources))[: len(PALETTE)]):
@@ -574,7 +571,6 @@ class SentenceView(QWidget):
             item.sigClicked.connect(self._on_point)
             self.map.addItem(item)
             self.points.append(item)
-        self.step_label.setText(f"step {self.space['steps'][i]:,} ({i + 1} of {len(self.space['steps'])})")
 
     def _on_point(self, _item, points, *_) -> None:
         if points:
