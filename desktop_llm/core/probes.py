@@ -86,14 +86,6 @@ def set_prompts(run, texts: list[str]) -> list[str]:
     return texts
 
 
-def timeline_prompts(recs: list[dict], spec: dict | None) -> list[str]:
-    """The prompts of the newest record (a record carries its own since prompts became editable)."""
-    for r in reversed(recs):
-        if r.get("prompts"):
-            return list(r["prompts"])
-    return list((spec or {}).get("prompts") or [])
-
-
 def same_prompts(recs: list[dict], spec: dict | None, wanted: list[str]) -> list[dict]:
     """The records whose continuations are of `wanted` (older records: of the probe's own prompts)."""
     own = list((spec or {}).get("prompts") or [])
