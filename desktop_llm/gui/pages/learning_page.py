@@ -16,6 +16,8 @@ evaluation (core/probes.py): no checkpoint is loaded, so the page follows a run 
 - Embeddings: the token embeddings' 2-D map at each weight snapshot (core/embedding_space.py),
   aligned to the final one; click a token for its nearest neighbours at each step; drift and
   neighbour overlap over training; the position embeddings' similarity.
+- Sentences (encoder runs): their sentence embeddings at each snapshot, coloured by source, and how
+  often a sentence's nearest neighbour shares its source, against TF-IDF and chance.
 """
 
 from __future__ import annotations
