@@ -30,7 +30,9 @@ def cmd_probes(args) -> int:
         try:
             replayed = {r["step"]: r for r in probes.replay(run, wanted, get_family(run.config.family).prober)}
         except probes.ProbeError as e:
-            print(f"note: {e}")
+            import sys
+
+            print(f"note: {e}", file=sys.stderr)  # stdout may be --json's one object
             replayed = {}
         timeline = [v for _, v in sorted({**replayed, **{r["step"]: r for r in timeline}}.items())]
     evals = [m for m in run.metrics() if m.get("type") == "eval"]
@@ -44,11 +46,26 @@ def cmd_probes(args) -> int:
     from desktop_llm.core import health
 
     flagged = health.flags(recs)
+    sentences = None
+    if args.sentences:  # an encoder's sentence embeddings over training (the Learning page's Sentences tab)
+        if not get_family(run.config.family).embeds_sentences:
+            raise CliError(f"--sentences maps an encoder's sentence embeddings; run {run.id} is a "
+                           f"{run.config.family} run.")
+        from desktop_llm.core.embedding_space import sentence_space
+
+        try:
+            space = sentence_space(run)
+        except probes.ProbeError as e:
+            raise CliError(str(e)) from None
+        sentences = {k: space[k] for k in ("steps", "agreement", "chance", "baseline", "drift")}
+        sentences["sources"] = sorted(set(space["sources"]))
+        sentences["count"] = len(space["texts"])
     if args.json:
         out({"run": run.id, "spec": spec, "records": recs, "prompts": wanted, "timeline": timeline,
              "milestones": [{"step": s, "what": w} for s, w in found],
              **when, "head_roles": roles, "head_curves": heads.curves(recs),
-             "health_flags": [{"step": s, "what": w} for s, w in flagged]})
+             "health_flags": [{"step": s, "what": w} for s, w in flagged],
+             **({"sentences": sentences} if sentences is not None else {})})
         return 0
     print(f"run {run.id}: {len(recs)} evaluations probed")
     print(f"learning timeline ({get_family(run.config.family).timeline_cells} of "
@@ -95,6 +112,11 @@ def cmd_probes(args) -> int:
         print("  dormant feed-forward units: " + ", ".join(f"block {i} {d:.0%}" for i, d in enumerate(h["dormant"]))
               + "; largest attention logit: " + ", ".join(f"block {i} {v:.1f}" for i, v in enumerate(h["max_logit"])))
         print("  " + ("; ".join(f"step {s}: {w}" for s, w in flagged) if flagged else "nothing looks off"))
+    if sentences is not None:
+        print(f"sentences: {sentences['count']} from {len(sentences['sources'])} source(s); the share whose nearest "
+              f"neighbour shares its source (TF-IDF {sentences['baseline']:.0%}, chance {sentences['chance']:.0%}): "
+              + ", ".join(f"step {s} {a:.0%}" for s, a in zip(sentences["steps"], sentences["agreement"]))
+              if sentences["steps"] else "sentences: no weight snapshots to embed them with")
     return 0
 
 
@@ -124,4 +146,7 @@ def add_parser(sub) -> None:
                    help="the timeline's own prompt (repeat for several): kept for the run's later evaluations, and "
                         "run now on its weight snapshots of the steps before")
     p.add_argument("--reset-prompts", action="store_true", help="back to the probe's own prompts")
+    p.add_argument("--sentences", action="store_true",
+                   help="an encoder run: its sentence embeddings at each weight snapshot, and how often a sentence's "
+                        "nearest neighbour shares its source (against TF-IDF and chance)")
     p.set_defaults(func=cmd_probes)

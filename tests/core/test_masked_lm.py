@@ -97,6 +97,12 @@ def test_a_masked_lm_probes_itself_reading_both_ways(mlm_run):
         assert cells["tokens"][p] == tok.decode([best["id"]])
         assert cells["surprise"][p] == pytest.approx(-np.log(best["p"]), abs=0.01)
     env = dict(os.environ, DESKTOP_LLM_HOME=str(store.home))
+    out = subprocess.run([sys.executable, "-m", "desktop_llm", "probes", run.id, "--sentences", "--json"],
+                         capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    mapped = json.loads(out.stdout)["sentences"]  # the Sentences tab's figures, from the command line
+    assert mapped["steps"] == [200, 400, 600] and mapped["sources"] == ["shakespeare_small.txt"]
+    assert mapped["chance"] == 1.0 and len(mapped["agreement"]) == 3 and 0 <= mapped["baseline"] <= 1
     out = subprocess.run([sys.executable, "-m", "desktop_llm", "probes", run.id], capture_output=True, text=True,
                          env=env, timeout=300, check=False)
     assert out.returncode == 0, out.stderr
