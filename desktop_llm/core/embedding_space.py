@@ -130,5 +130,5 @@ def sentence_space(run, limit: int = SENTENCES, progress=None, cancelled=None, s
     out.update(steps=kept, coords=np.stack([procrustes(v @ axes, target) for v in vectors]),
                drift=[None] + [float(np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-12))
                                for a, b in itertools.pairwise(vectors)],
-               baseline=Index(items, np.zeros((len(items), 1), np.float32)).baseline_agreement())
+               baseline=index.baseline_agreement())  # TF-IDF of the same sentences
     return out
