@@ -168,6 +168,12 @@ class TrainConfig:
     def checkpoint_every(self) -> int:
         return self.checkpoint_interval or self.eval_interval
 
+    def xla_repays(self, evaluations: int) -> bool:
+        """Whether work done once per evaluation (the probe, the sample) should compile with XLA:
+        only where the run does and has more than `evaluations` of them to repay XLA's compile.
+        The break-even points are measured where each is used (core/prober.py, gpt's sample)."""
+        return bool(self.jit_compile) and self.max_steps // max(1, self.eval_interval) > evaluations
+
     def fitted(self) -> TrainConfig:
         """The settings made to fit a run of `max_steps`, the one rule the CLI and the window
         share: a warm-up as long as the run becomes a tenth of it, evaluation at least at the

@@ -15,7 +15,7 @@ def compiles_with_xla(training) -> bool:
     the evaluations to repay it. Measured on the reference model (2 cores of an AMD EPYC): with XLA
     the first evaluation took 4.5-5.6 s and each later one 0.25-0.33 s; as a plain graph 2.7 s, then
     0.35-0.38 s. XLA repays its compile after about 40 evaluations."""
-    return bool(training.jit_compile) and training.max_steps // max(1, training.eval_interval) > XLA_EVALUATIONS
+    return training.xla_repays(XLA_EVALUATIONS)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

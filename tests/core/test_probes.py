@@ -242,6 +242,27 @@ def test_the_probe_compiles_with_xla_only_where_it_repays_the_compile():
     assert not compiles_with_xla(TrainConfig(max_steps=100 * (XLA_EVALUATIONS + 1), eval_interval=100, jit_compile=False))
 
 
+def test_samples_at_evaluations_compile_with_xla_only_where_they_repay_it():
+    from desktop_llm.core.config import ModelConfig
+    from desktop_llm.core.models.backbones.gpt import build_model
+    from desktop_llm.core.training.context import SAMPLE_XLA_EVALUATIONS, TrainingContext
+
+    model = build_model(ModelConfig(num_layers=1, num_heads=1, hidden_dim=8, intermediate_dim=8,
+                                    sequence_length=8, vocabulary_size=8))
+
+    def sampler(training):
+        ctx = TrainingContext.__new__(TrainingContext)  # only what causal_generator reads
+        ctx.generator, ctx.model, ctx.tok = None, model, None
+        ctx.cfg = type("Cfg", (), {"training": training})()
+        gen = ctx.causal_generator()
+        assert ctx.causal_generator() is gen  # one per run, reused at every evaluation
+        return gen.jit_compile
+
+    assert sampler(TrainConfig(max_steps=2000, eval_interval=250))  # the reference workload: 8 evaluations
+    assert not sampler(TrainConfig(max_steps=20 * SAMPLE_XLA_EVALUATIONS, eval_interval=20))
+    assert not sampler(TrainConfig(max_steps=2000, eval_interval=250, jit_compile=False))
+
+
 def test_a_report_spreads_its_rows_over_the_run():
     from desktop_llm.store.report import spread
 

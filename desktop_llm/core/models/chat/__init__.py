@@ -165,13 +165,10 @@ class Chat(Family):
 
     def _session(self, ctx, conversation):
         """A chat session holding a validation conversation up to its last reply."""
-        from desktop_llm.core.generation import ChatSession, Generator
-
-        if ctx.generator is None:
-            ctx.generator = Generator(ctx.model, ctx.tok, jit_compile=ctx.cfg.training.jit_compile)
+        from desktop_llm.core.generation import ChatSession
         last = max(i for i, (r, _) in enumerate(conversation) if r == "assistant")
         lead = conversation[:last]
-        session = ChatSession(ctx.generator, system=next((c for r, c in lead if r == "system"), ""))
+        session = ChatSession(ctx.causal_generator(), system=next((c for r, c in lead if r == "system"), ""))
         session.history = [(r, c) for r, c in lead if r != "system"]
         return session, conversation[last][1]
 

@@ -88,12 +88,9 @@ class GPT(ContinuesOnText, Family):
         n = ctx.cfg.training.sample_tokens
         if n <= 0:
             return ""
-        from desktop_llm.core.generation import Generator, SamplingConfig
-
-        if ctx.generator is None:
-            ctx.generator = Generator(ctx.model, ctx.tok, jit_compile=ctx.cfg.training.jit_compile)
+        from desktop_llm.core.generation import SamplingConfig
         prompt = ctx.tok.decode(list(ctx.data.val[: min(8, len(ctx.data.val))]))
-        res = ctx.generator.generate(prompt, SamplingConfig(max_new_tokens=n, temperature=0.8, top_k=40,
+        res = ctx.causal_generator().generate(prompt, SamplingConfig(max_new_tokens=n, temperature=0.8, top_k=40,
                                                             seed=ctx.step))
         return prompt + res.text
 
