@@ -15,11 +15,13 @@ Per block, on the probe text:
   growing into the hundreds are the instability Dehghani et al. saw before ViT-22B diverged
   ("Scaling Vision Transformers to 22 Billion Parameters", 2023), which QK-normalisation cures.
 
-Per group, on a few of the probe's validation windows (one backward pass per evaluation, through
-the backend's runner):
-- the gradient norm of the next-token loss. The training step's own gradients stay inside its
-  compiled call; these are the same loss's on held-out text, which is what shows a layer that
-  stops receiving signal (a norm falling to nothing) or a spike (a norm SPIKE times its usual).
+Per group, the gradient norm, from the training step itself where its optimizer keeps it
+(core/training/fused_adamw.py: every step's norm before clipping, summed per group): the mean over
+the steps since the previous evaluation, and the largest with its step, so a spike between two
+evaluations is seen and placed (a norm SPIKE times the group's usual, "clipped" where the whole
+gradient's norm passed the clip). Where the optimizer keeps none (the replicated loop's Keras
+AdamW), one backward pass per evaluation on a few of the probe's validation windows, through the
+backend's runner, gives the norms at the evaluations only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ THRASHES = 1e-2  # above: "changes fast"
 SATURATES = 100.0  # an attention logit this large: growing toward instability
 DORMANT_FLAG = 0.2  # a share of dormant units worth saying
 SPIKE = 10.0  # a gradient norm this many times its median over the earlier evaluations: a spike
+GROUP_FIGURES = ("weight_norm", "change_per_step", "grad_norm", "grad_peak", "grad_peak_step")  # one per group
 KEPT_WEIGHTS = 50_000_000  # a model up to this size keeps a float32 copy between evaluations (200 MB)
 
 
@@ -56,6 +59,13 @@ def groups(model) -> dict[str, list]:
     return {k: v for k, v in out.items() if v}
 
 
+def group_index(model) -> tuple[dict[str, int], int]:
+    """({weight path: its group's index in `groups` order}, the number of groups): how the
+    training step's optimizer sums its gradient norms (core/training/fused_adamw.py)."""
+    found = groups(model)
+    return {w.path: i for i, ws in enumerate(found.values()) for w in ws}, len(found)
+
+
 def snapshot(model) -> dict[str, list[np.ndarray]]:
     return {name: [np.array(w.numpy(), np.float32) for w in ws] for name, ws in groups(model).items()}
 
@@ -66,12 +76,15 @@ def _norm(arrays) -> float:
 
 def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
             block_inputs: list[np.ndarray] | None = None,
-            gradients: list | None = None, causal: bool = True) -> tuple[dict, tuple[int, dict] | None]:
+            gradients: list | None = None, causal: bool = True,
+            training_gradients: dict | None = None) -> tuple[dict, tuple[int, dict] | None]:
     """(this evaluation's health record, the snapshot the next evaluation compares with: none for
     a model over KEPT_WEIGHTS, whose records then go without the change per step). `block_inputs`:
     each block's input for `window_ids`, where the caller has them (core/inspection.CausalProbe);
     `gradients`: the loss's gradient for each of `model.trainable_variables` (None: not measured);
-    `causal`: a GPT's attention, or an encoder's that reads both ways."""
+    `causal`: a GPT's attention, or an encoder's that reads both ways; `training_gradients`: the
+    training step's norms since the previous evaluation (FusedAdamW.gradient_stats, with the run's
+    "clip"), used instead of `gradients`."""
     from desktop_llm.core.inspection import BlockProbe, block_activity
 
     now = snapshot(model)
@@ -82,7 +95,14 @@ def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
         record["change_per_step"] = [
             float(f"{_norm([a - b for a, b in zip(now[g], previous[1][g])]) / max(_norm(previous[1][g]), 1e-12) / steps:.3g}")
             for g in now]
-    if gradients is not None:
+    n = len(now)
+    if training_gradients is not None and len(training_gradients["mean"]) == n + 1:
+        g = training_gradients
+        record.update({"grad_norm": [_sig(x) for x in g["mean"][:n]], "grad_peak": [_sig(x) for x in g["max"][:n]],
+                       "grad_peak_step": [int(x) for x in g["at"][:n]],
+                       "grad_total": [_sig(g["mean"][n]), _sig(g["max"][n]), int(g["at"][n])],
+                       "grad_steps": int(g["steps"]), "grad_clip": g.get("clip") or 0.0})
+    elif gradients is not None:
         record["grad_norm"] = gradient_norms(model, gradients)
     bb = model.backbone
     xs = block_inputs if block_inputs is not None else BlockProbe(model, causal=causal).inputs(window_ids)
@@ -96,25 +116,37 @@ def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
     return record, kept
 
 
+def _sig(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
 def gradient_norms(model, gradients: list) -> list[float]:
     """Per group (as `groups` orders them), the norm of its weights' gradients (0 for a group of
     frozen weights or weights that get none)."""
     given = {id(v): g for v, g in zip(model.trainable_variables, gradients) if g is not None}
-    return [float(f"{_norm([np.asarray(given[id(w)], np.float32) for w in ws if id(w) in given]):.4g}")
+    return [_sig(_norm([np.asarray(given[id(w)], np.float32) for w in ws if id(w) in given]))
             for ws in groups(model).values()]
 
 
 def spikes(recs: list[dict]) -> list[tuple[int, str]]:
-    """(step, plain words) for each evaluation where a group's gradient norm is SPIKE times or more
-    its median over the earlier ones (three at least)."""
+    """(step, plain words) for each group whose gradient norm reached SPIKE times or more its
+    median over the earlier evaluations (three at least): the largest of the interval's steps where
+    the training step kept them (at its own step), else the evaluation's."""
     steps, names, values = series(recs, "grad_norm")
+    _, _, peaks = series(recs, "grad_peak")
+    _, _, at = series(recs, "grad_peak_step")
+    rows = [r for r in recs if r.get("health")]
     out = []
     for i in range(3, len(steps)):
         for j, name in enumerate(names):
             earlier = values[:i, j][~np.isnan(values[:i, j])]  # runs from before the norms have none
             before = float(np.median(earlier)) if len(earlier) >= 3 else 0.0
-            if before > 0 and values[i, j] >= SPIKE * before:
-                out.append((steps[i], f"gradient spike in {name} ({values[i, j] / before:.0f}x its usual norm)"))
+            high, step = (peaks[i, j], int(at[i, j])) if not np.isnan(peaks[i, j]) else (values[i, j], steps[i])
+            if before > 0 and high >= SPIKE * before:
+                h = rows[i]["health"]
+                total, clip = h.get("grad_total"), h.get("grad_clip") or 0
+                clipped = "; clipped" if clip and total and total[2] == step and total[1] > clip else ""
+                out.append((step, f"gradient spike in {name} ({high / before:.0f}x its usual norm{clipped})"))
     return out
 
 
@@ -151,7 +183,7 @@ def series(recs: list[dict], key: str) -> tuple[list[int], list[str], np.ndarray
     rows = [r for r in recs if r.get("health")]
     if not rows:
         return [], [], np.zeros((0, 0))
-    names = rows[-1]["health"]["groups"] if key in ("weight_norm", "change_per_step", "grad_norm") else \
+    names = rows[-1]["health"]["groups"] if key in GROUP_FIGURES else \
         [f"block {i}" for i in range(len(rows[-1]["health"].get(key, [])))]
     values = np.full((len(rows), len(names)), np.nan)
     for i, r in enumerate(rows):

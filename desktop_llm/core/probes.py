@@ -154,14 +154,14 @@ def replay(run, wanted: list[str], prober_of, progress=None, cancelled=None,
     return out
 
 
-def choose(tok, val: np.ndarray, sequence_length: int) -> dict:
-    """The run's probe, from its validation tokens: prompts that start validation lines (their
-    first words, cut at a space where there is one), one window of T + 1 ids, and the starts of
-    the windows averaged by position."""
+def choose(tok, val: np.ndarray, sequence_length: int, prompts: list[str] | None = None) -> dict:
+    """The run's probe, from its validation tokens: `prompts` (a family's own), else prompts that
+    start validation lines (their first words, cut at a space where there is one), one window of
+    T + 1 ids, and the starts of the windows averaged by position."""
     val = np.asarray(val)
     n = len(val)
-    prompts: list[str] = []
-    for k in range(PROMPTS * 3):  # more places than prompts: some give an empty or repeated line
+    prompts = [p[:MAX_PROMPT_CHARS] for p in prompts if p.strip()][:PROMPTS] if prompts else []
+    for k in range(PROMPTS * 3 if not prompts else 0):  # more places than prompts: some give an empty or repeated line
         if len(prompts) == PROMPTS or n < 2:
             break
         at = int(k * max(1, n - 200) / (PROMPTS * 3))
@@ -189,9 +189,9 @@ def _repeat(val, T: int) -> list[int]:
     return repeated_sequence(np.asarray(val)[:100_000], T)
 
 
-def ensure_spec(run, tok, val, sequence_length: int) -> dict:
+def ensure_spec(run, tok, val, sequence_length: int, prompts: list[str] | None = None) -> dict:
     """The run's probe: read, or chosen now and kept (a resumed run probes what it probed before;
-    one chosen before the head atlas gets its repeated sequence added)."""
+    one chosen before the head atlas gets its repeated sequence added). `prompts`: the family's own."""
     path = spec_path(run)
     if path.exists():
         spec = atomic_json(path)
@@ -199,7 +199,7 @@ def ensure_spec(run, tok, val, sequence_length: int) -> dict:
             return spec
         spec["repeat"] = _repeat(val, spec["sequence_length"])
     else:
-        spec = choose(tok, val, sequence_length)
+        spec = choose(tok, val, sequence_length, prompts)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(path, spec)
     return spec
@@ -211,8 +211,11 @@ def atomic_json(path: Path) -> dict:
     return json.loads(path.read_text("utf-8"))
 
 
-def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None = None) -> dict:
-    """One evaluation's probe record (without its step); with `step`, the training's health too."""
+def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None = None,
+            training_gradients: dict | None = None) -> dict:
+    """One evaluation's probe record (without its step); with `step`, the training's health too,
+    its gradient norms from `training_gradients` (the training step's, core/health.py) or else
+    from a backward pass on a few of the probe's windows."""
     T = spec["sequence_length"]
     banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
     record: dict = {"prompts": list(spec["prompts"]), "continuations": prober.timeline(tok, spec["prompts"], T, banned)}
@@ -237,9 +240,10 @@ def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None =
             from desktop_llm.core import health
 
             grads = prober.gradients(windows[:: max(1, len(windows) // GRADIENT_WINDOWS)][:GRADIENT_WINDOWS]) \
-                if windows is not None else None
+                if windows is not None and training_gradients is None else None
             record["health"], prober.previous = health.measure(prober.model, text, prober.previous, step, xs, grads,
-                                                               causal=prober.causal)
+                                                               causal=prober.causal,
+                                                               training_gradients=training_gradients)
     return record
 
 

@@ -129,6 +129,32 @@ def test_a_chat_run_fine_tunes_a_gpt_run_and_reports_replies_that_end(runs):
     assert chat_first < base_first - 0.3  # it starts from the base, not from a random model
 
 
+def test_a_chat_run_probes_its_replies_to_validation_users_at_every_evaluation(runs):
+    """The Learning page's timeline for a chat run: each prompt is a validation conversation's first
+    user message, each cell the greedy reply the chat session writes, up to and with its <|end|>."""
+    from desktop_llm.core import probes
+    from desktop_llm.core.generation import Generator, SamplingConfig
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.store import RunStore
+
+    home, _, _ = runs
+    run = RunStore(home).resolve("chat")
+    recs, spec = probes.records(run), probes.spec(run)
+    assert [r["step"] for r in recs] == [40, 80] and all(r["health"]["grad_norm"] for r in recs)
+    assert 1 <= len(spec["prompts"]) <= probes.PROMPTS
+    assert all(not p.startswith("<|") and p in run.data_dir.joinpath("val_conversations.json").read_text("utf-8")
+               for p in spec["prompts"])
+    model, tok, _ = load_for_inference(run, "latest")
+    gen = Generator(model, tok, jit_compile=False)
+    for prompt, cell in zip(spec["prompts"], recs[-1]["continuations"]):
+        want = gen.generate(tok.render([("user", prompt)], reply=True)[0],
+                            SamplingConfig(max_new_tokens=probes.CONTINUATION_TOKENS, temperature=0.0),
+                            stop_ids=(tok.end_id,))
+        ended = want.stopped_by == "end"
+        assert cell["tokens"] == [t.text for t in want.tokens] + (["<|end|>"] if ended else [])
+        assert len(cell["surprise"]) == len(cell["tokens"])
+
+
 def test_a_chat_session_applies_the_template_drops_old_turns_and_stops_at_the_end(runs):
     from desktop_llm.core.generation import ChatSession, Generator, SamplingConfig
     from desktop_llm.core.loading import load_for_inference

@@ -86,6 +86,60 @@ def test_the_gradient_norms_are_the_losss_own_gradient_per_group():
     assert before - loss() == pytest.approx(eps * norms["block 0"] ** 2, rel=0.05)
 
 
+def test_the_training_step_keeps_each_groups_gradient_norm_between_evaluations():
+    """FusedAdamW's kept norms, step by step, against the same loss's gradient through the probe's
+    runner on the same batch before each step: the mean, the largest and its step over an interval
+    of 3 steps; the fourth step starts the next interval; and checkpoints do not carry them."""
+    import keras
+
+    from desktop_llm.core.checkpoints import optimizer_arrays
+    from desktop_llm.core.config import ModelConfig, RunConfig
+    from desktop_llm.core.models import get_family
+    from desktop_llm.core.training import make_optimizer
+
+    family = get_family("gpt")
+    model = family.build(ModelConfig(vocabulary_size=12, num_layers=2, num_heads=2, hidden_dim=8,
+                                     intermediate_dim=16, sequence_length=8, dropout=0.0), seed=3)
+    opt = make_optimizer(RunConfig())
+    opt.track_gradients(*health.group_index(model), every=3)
+    model.compile(optimizer=opt, **family.compile_args(), jit_compile=False)
+    prober = probes.Prober(model, jit_compile=False)
+    rng = np.random.default_rng(0)
+    expected = []
+    for _ in range(4):
+        windows = rng.integers(0, 12, (4, 9)).astype(np.int32)
+        grads = prober.gradients(windows)
+        expected.append(health.gradient_norms(model, grads) + [health._norm([g for g in grads if g is not None])])
+        if len(expected) == 3:
+            before = opt.gradient_stats()  # after two steps: two of the interval's three
+        keras.Model.train_on_batch(model, windows[:, :-1], windows[:, 1:])
+        if len(expected) == 3:
+            third = opt.gradient_stats()
+    e = np.array(expected)
+    assert before["steps"] == 2 and np.allclose(before["mean"], e[:2].mean(0), rtol=1e-3)
+    assert third["steps"] == 3 and np.allclose(third["mean"], e[:3].mean(0), rtol=1e-3)
+    assert np.allclose(third["max"], e[:3].max(0), rtol=1e-3) and third["at"] == (e[:3].argmax(0) + 1).tolist()
+    fourth = opt.gradient_stats()
+    assert fourth["steps"] == 1 and np.allclose(fourth["mean"], e[3], rtol=1e-3) and set(fourth["at"]) == {4}
+    plain = make_optimizer(RunConfig(), fused=False)  # Keras' own AdamW
+    plain.build(model.trainable_variables)
+    assert len(optimizer_arrays(opt)) == len(plain.variables)  # the checkpoint's layout is Keras' own
+
+
+def test_a_spike_between_evaluations_is_placed_at_its_step_and_says_it_was_clipped():
+    def rec(step, mean, peak, at, total):
+        return {"step": step, "health": {"groups": ["embeddings", "block 0"], "weight_norm": [1, 1],
+                                         "grad_norm": mean, "grad_peak": peak, "grad_peak_step": at,
+                                         "grad_total": total, "grad_clip": 1.0, "dormant": [0.0], "max_logit": [3.0]}}
+
+    recs = [rec(100, [1.0, 2.0], [1.5, 3.0], [50, 60], [2.2, 3.3, 60]),
+            rec(200, [1.2, 2.1], [1.6, 3.1], [150, 160], [2.4, 3.4, 160]),
+            rec(300, [0.9, 1.9], [1.2, 2.9], [250, 260], [2.1, 3.1, 260]),
+            rec(400, [1.1, 2.2], [1.4, 40.0], [350, 377], [2.5, 40.1, 377]),  # one step's spike: the mean barely moves
+            rec(500, [1.0, 2.0], [1.5, 3.0], [450, 460], [2.2, 3.3, 460])]
+    assert health.spikes(recs) == [(377, "gradient spike in block 0 (20x its usual norm; clipped)")]
+
+
 def test_a_gradient_spike_is_flagged_and_marked_on_the_curve():
     def rec(step, g):
         return {"step": step, "health": {"groups": ["embeddings", "block 0"], "weight_norm": [1, 1],

@@ -175,6 +175,14 @@ class Family:
         where `probes` is set."""
         raise NotImplementedError(f"The {self.name} family has no probes.")
 
+    def probe_tokens(self, data, tok):
+        """The validation token ids the probe's window, windows and repeated sequence come from."""
+        return data.val
+
+    def probe_prompts(self, data) -> list[str] | None:
+        """The timeline's default prompts, or None: the first words of validation lines."""
+        return None
+
     def layout_map(self, mesh, mcfg):
         """How its weights shard over `mesh`'s "model" axis (a keras.distribution.LayoutMap), or
         None: this family's model is not sharded yet (`--model-parallel` is refused for it)."""

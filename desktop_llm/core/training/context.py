@@ -250,16 +250,17 @@ class TrainingContext:
             return
         try:
             from desktop_llm.core import probes
+            from desktop_llm.core.models import get_family
 
+            family = get_family(self.cfg.family)
             if self.prober is None:
-                from desktop_llm.core.models import get_family
                 from desktop_llm.core.prober import compiles_with_xla
 
-                self.prober = get_family(self.cfg.family).prober(self.model,
-                                                                 jit_compile=compiles_with_xla(self.cfg.training))
+                self.prober = family.prober(self.model, jit_compile=compiles_with_xla(self.cfg.training))
             spec = {**self.probe_spec, "prompts": probes.prompts(self.run, self.probe_spec)}  # the user's, if edited
-            probes.append(self.run, self.step, probes.measure(self.prober, self.tok, self.data.val, spec,
-                                                              step=self.step))
+            tokens = family.probe_tokens(self.data, self.tok)
+            probes.append(self.run, self.step, probes.measure(self.prober, self.tok, tokens, spec, step=self.step,
+                                                              training_gradients=self.gradient_stats()))
             budget = self.cfg.training.snapshot_budget_mb
             if budget:  # the model at this step, for the views that read weights (the embedding space)
                 from desktop_llm.core import snapshots
@@ -267,6 +268,14 @@ class TrainingContext:
                 snapshots.save(self.run, self.model, self.step, budget * 1024 * 1024)
         except Exception as e:  # noqa: BLE001 - a probe is a nicety: never let it end a run
             self.emit(ev.Warning(message=f"The probe at step {self.step} failed: {first_line(e)}").to_dict())
+
+    def gradient_stats(self) -> dict | None:
+        """The training step's gradient norms since the previous evaluation, where its optimizer
+        keeps them (core/training/fused_adamw.py; under a loss-scale optimizer, its inner one)."""
+        opt = getattr(self.model, "optimizer", None)
+        opt = getattr(opt, "inner_optimizer", opt)
+        stats = opt.gradient_stats() if hasattr(opt, "gradient_stats") else None
+        return None if stats is None else {**stats, "clip": self.cfg.training.grad_clip}
 
     def sample(self) -> str:
         if self.cfg.training.sample_tokens <= 0:

@@ -164,6 +164,10 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     with dist.scope():
         model = family.build_for_run(source, cfg, mcfg, seed=t.seed)
         optimizer = make_optimizer(cfg, fused=dist.kind not in ("mirrored", "multi_worker"))  # tf.distribute updates per weight
+        if family.probes and t.probes and hasattr(optimizer, "track_gradients"):  # Health's gradient norms
+            from desktop_llm.core import health
+
+            optimizer.track_gradients(*health.group_index(model), every=t.eval_interval)
         if policy == "mixed_float16":
             # Dynamic loss scaling keeps float16 gradients from underflowing; its scale is
             # optimizer state, saved and restored with the checkpoint.
@@ -224,7 +228,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     ctx.vocabulary = tok.vocabulary_size
     ctx.baselines = found
     if chief and family.probes and t.probes:  # chosen once, kept in the run folder: a resumed run probes the same
-        ctx.probe_spec = probes.ensure_spec(run, tok, data.val, cfg.model.sequence_length)
+        ctx.probe_spec = probes.ensure_spec(run, tok, family.probe_tokens(data, tok), cfg.model.sequence_length,
+                                            family.probe_prompts(data))
     ctx.selection = family.selection_metric
     ctx.best_score = ckpt.state.get("best_score") if ckpt is not None else None  # (a resumed run's)
     if chief and start_step < t.max_steps:

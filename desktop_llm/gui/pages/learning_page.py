@@ -235,9 +235,12 @@ class HealthView(QWidget):
         self.grad.setLogMode(y=True)
         self.grad.getPlotItem().setLabel("left", "gradient norm")
         self.grad.getPlotItem().setLabel("bottom", "step")
-        self.grad.getPlotItem().setTitle("colours: the groups, as above", size="8pt")
-        self.grad.setToolTip("Per group, the norm of the next-token loss's gradient on a few of the probe's "
-                             f"validation windows. A norm {health.SPIKE:g}x its usual is a spike")
+        self.grad.getPlotItem().setTitle("colours: the groups, as above · lines: mean since the last evaluation · "
+                                         "▼: the largest, at its step", size="8pt")
+        self.grad.setToolTip("Per group, the norm of the training step's gradient (before clipping): its mean over "
+                             "the steps since the previous evaluation, and the largest one at its own step (on "
+                             "several devices: the loss's gradient on a few of the probe's validation windows). "
+                             f"A norm {health.SPIKE:g}x its usual is a spike")
         self.dormant = pg.PlotWidget()
         self.dormant.setBackground(None)
         self.dormant.getPlotItem().setLabel("left", "dormant units (%)")
@@ -285,6 +288,14 @@ class HealthView(QWidget):
             keep = ~np.isnan(values[:, i]) & (values[:, i] > 0)
             self.grad.plot(np.asarray(steps)[keep], values[keep, i], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
                            symbol="o", symbolSize=4)
+        _, _, peaks = health.series(recs, "grad_peak")
+        _, _, at = health.series(recs, "grad_peak_step")
+        for i in range(peaks.shape[1] if peaks.size else 0):
+            keep = ~np.isnan(peaks[:, i]) & (peaks[:, i] > 0)
+            self.grad.plot(at[keep, i], peaks[keep, i], pen=None, symbol="t", symbolSize=7,
+                           symbolBrush=PALETTE[i % len(PALETTE)], symbolPen=None)
+        if peaks.size:
+            values = np.concatenate([values, peaks], 1)
         shown = values[~np.isnan(values) & (values > 0)] if steps else np.array([])
         if shown.size:  # whole decades: a log axis then labels its decades, not every minor tick
             self.grad.setYRange(math.floor(np.log10(shown.min())), math.ceil(np.log10(shown.max()) + 1e-9), padding=0)

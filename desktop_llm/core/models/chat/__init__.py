@@ -39,6 +39,24 @@ class Chat(Family):
     lora_embeddings = True  # the template's new tokens must learn their embeddings (core/models/lora.py)
     tokenizer_in_run = True  # from scratch: learned from the messages' text, in the run (a JSONL is no plain text)
     export_formats = ("keras-hub",)  # keras-hub's GPT-2, with chat_template.json beside it
+    probes = True  # the Learning page, the timeline as replies to validation users' messages (probe.py)
+    timeline_cells = "greedy replies"
+
+    def prober(self, model, jit_compile: bool = False):
+        from desktop_llm.core.models.chat.probe import ChatProber
+
+        return ChatProber(model, jit_compile=jit_compile)
+
+    def probe_tokens(self, data, tok):
+        """The validation conversations as the model reads them (template and all), end to end."""
+        import numpy as np
+
+        return np.asarray([i for c in data.val_conversations for i in tok.render(c)[0]], np.int64)
+
+    def probe_prompts(self, data) -> list[str]:
+        """Each validation conversation's first user message."""
+        return [next(c for r, c in conv if r == "user") for conv in data.val_conversations
+                if any(r == "user" for r, _ in conv)]
 
     def own_tokenizer(self, tok):
         return ChatTokenizer(tok)
