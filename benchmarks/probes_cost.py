@@ -32,8 +32,10 @@ def train(home: Path, steps: int, probes: bool) -> dict:
     done = next(e for e in events if e["type"] == "completed")
     run = next(e for e in events if e["type"] == "start")["run"]
     records = home / "runs" / run / "probes" / "records.jsonl"
-    sizes = [len(x) for x in records.read_bytes().splitlines()] if records.exists() else []
-    return {"seconds": done.get("elapsed") or done.get("duration"), "record_bytes": max(sizes, default=0)}
+    lines = records.read_bytes().splitlines() if records.exists() else []
+    probe_s = [json.loads(x).get("seconds", 0.0) for x in lines]
+    return {"seconds": done.get("elapsed") or done.get("duration"), "record_bytes": max(map(len, lines), default=0),
+            "probe_seconds": probe_s}
 
 
 def cpu_name() -> str:
@@ -58,8 +60,14 @@ def main() -> None:
     result = {"cpu": cpu_name(), "cores": os.cpu_count(), "steps": a.steps, "seconds_with_probes": on,
               "seconds_without": off, "overhead": on / off - 1, "record_bytes": rows["probes"][0]["record_bytes"],
               "runs": rows}
+    # the probes' own time inside each run with them (the trainer records it): steadier than the
+    # difference of two whole runs, which varied by up to 26% between identical runs on 2 cores
+    shares = [sum(r["probe_seconds"]) / r["seconds"] for r in rows["probes"]]
+    result["probe_share"] = statistics.median(shares)
     print(f"{a.steps} steps of the reference workload, median of {a.repeats}: {on:.1f} s with probes, {off:.1f} s "
-          f"without: {100 * (on / off - 1):+.1f}%; one evaluation's record: {result['record_bytes']:,} bytes")
+          f"without: {100 * (on / off - 1):+.1f}%; the probes' own time: {100 * result['probe_share']:.1f}% of the run "
+          f"(per evaluation: {', '.join(f'{x:.2f}' for x in rows['probes'][0]['probe_seconds'])} s); "
+          f"one evaluation's record: {result['record_bytes']:,} bytes")
     out = ROOT / "benchmarks/results/probes_cost.json"
     out.write_text(json.dumps(result, indent=1) + "\n", "utf-8")
 

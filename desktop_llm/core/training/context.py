@@ -252,6 +252,7 @@ class TrainingContext:
             from desktop_llm.core import probes
             from desktop_llm.core.models import get_family
 
+            started = time.perf_counter()
             family = get_family(self.cfg.family)
             if self.prober is None:
                 from desktop_llm.core.prober import compiles_with_xla
@@ -259,13 +260,19 @@ class TrainingContext:
                 self.prober = family.prober(self.model, jit_compile=compiles_with_xla(self.cfg.training))
             spec = {**self.probe_spec, "prompts": probes.prompts(self.run, self.probe_spec)}  # the user's, if edited
             tokens = family.probe_tokens(self.data, self.tok)
-            probes.append(self.run, self.step, probes.measure(self.prober, self.tok, tokens, spec, step=self.step,
-                                                              training_gradients=self.gradient_stats()))
+            record = probes.measure(self.prober, self.tok, tokens, spec, step=self.step,
+                                    training_gradients=self.gradient_stats())
             budget = self.cfg.training.snapshot_budget_mb
             if budget:  # the model at this step, for the views that read weights (the embedding space)
                 from desktop_llm.core import snapshots
 
-                snapshots.save(self.run, self.model, self.step, budget * 1024 * 1024)
+                try:
+                    snapshots.save(self.run, self.model, self.step, budget * 1024 * 1024)
+                except OSError as e:  # the record is still worth keeping
+                    self.emit(ev.Warning(message=f"The weight snapshot at step {self.step} was not kept: "
+                                                 f"{first_line(e)}").to_dict())
+            record["seconds"] = round(time.perf_counter() - started, 3)  # its cost (benchmarks/probes_cost.py)
+            probes.append(self.run, self.step, record)
         except Exception as e:  # noqa: BLE001 - a probe is a nicety: never let it end a run
             self.emit(ev.Warning(message=f"The probe at step {self.step} failed: {first_line(e)}").to_dict())
 
