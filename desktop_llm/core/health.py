@@ -40,17 +40,23 @@ KEPT_WEIGHTS = 50_000_000  # a model up to this size keeps a float32 copy betwee
 
 
 def groups(model) -> dict[str, list]:
-    """Weight variables by group, in the model's order: "embeddings", "block 0", ..., then the rest:
-    "final norm" (a GPT's), or "output" where it holds more than norms (an encoder's pooler and
-    masked-LM head)."""
-    blocks = [layer.name for layer in model.backbone.transformer_layers]
+    """Weight variables by group, in the model's order: "embeddings", "block 0", ... (an
+    encoder-decoder's "encoder 0", ..., "decoder 0", ...), then the rest: "final norm" (a GPT's), or
+    "output" where it holds more than norms (an encoder's pooler and masked-LM head, a classifier's
+    head)."""
+    bb = model.backbone
+    if hasattr(bb, "transformer_layers"):
+        blocks = {layer.name: f"block {i}" for i, layer in enumerate(bb.transformer_layers)}
+    else:  # an encoder-decoder (keras-hub's BART): its encoder's blocks, then its decoder's
+        blocks = {**{layer.name: f"encoder {i}" for i, layer in enumerate(bb.encoder_transformer_layers)},
+                  **{layer.name: f"decoder {i}" for i, layer in enumerate(bb.decoder_transformer_layers)}}
     out: dict[str, list] = {"embeddings": []}
-    out.update({f"block {i}": [] for i in range(len(blocks))})
+    out.update({name: [] for name in blocks.values()})
     rest: list = []
     for w in model.weights:
         top = w.path.split("/")[0]
         if top in blocks:
-            out[f"block {blocks.index(top)}"].append(w)
+            out[blocks[top]].append(w)
         elif "embedding" in top:
             out["embeddings"].append(w)
         else:
@@ -77,14 +83,15 @@ def _norm(arrays) -> float:
 def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
             block_inputs: list[np.ndarray] | None = None,
             gradients: list | None = None, causal: bool = True,
-            training_gradients: dict | None = None) -> tuple[dict, tuple[int, dict] | None]:
+            training_gradients: dict | None = None, activity: bool = True) -> tuple[dict, tuple[int, dict] | None]:
     """(this evaluation's health record, the snapshot the next evaluation compares with: none for
     a model over KEPT_WEIGHTS, whose records then go without the change per step). `block_inputs`:
     each block's input for `window_ids`, where the caller has them (core/inspection.CausalProbe);
     `gradients`: the loss's gradient for each of `model.trainable_variables` (None: not measured);
     `causal`: a GPT's attention, or an encoder's that reads both ways; `training_gradients`: the
     training step's norms since the previous evaluation (FusedAdamW.gradient_stats, with the run's
-    "clip"), used instead of `gradients`."""
+    "clip"), used instead of `gradients`; `activity`: the blocks' dormant units and attention logits
+    (a model core/inspection.BlockProbe reads)."""
     from desktop_llm.core.inspection import BlockProbe, block_activity
 
     now = snapshot(model)
@@ -104,6 +111,8 @@ def measure(model, window_ids, previous: tuple[int, dict] | None, step: int,
                        "grad_steps": int(g["steps"]), "grad_clip": g.get("clip") or 0.0})
     elif gradients is not None:
         record["grad_norm"] = gradient_norms(model, gradients)
+    if not activity:
+        return record, kept
     bb = model.backbone
     xs = block_inputs if block_inputs is not None else BlockProbe(model, causal=causal).inputs(window_ids)
     dormant, logits = [], []

@@ -31,6 +31,8 @@ class Prober:
     `token_losses`, `timeline` and `loss_inputs` (core/models/masked_lm/probe.py), and `causal`."""
 
     causal = True  # its attention reads only the past
+    reads_tokens = True  # a loss per token: the probe window's losses, the loss by position
+    reads_heads = True  # attention maps through core/inspection.BlockProbe: the head atlas, dormant units
 
     def __init__(self, model, jit_compile: bool = True):
         from desktop_llm.core import runners
@@ -41,6 +43,7 @@ class Prober:
         self._internals = None
         self._gradients = None
         self.previous = None  # (step, weights) at the last evaluation: core/health.py's change per step
+        self.spec: dict = {}  # the run's probe (core/probes.measure sets it)
 
     @property
     def internals(self):

@@ -142,6 +142,7 @@ def replay(run, wanted: list[str], prober_of, progress=None, cancelled=None,
     sm.prober_of = sm.prober_of or prober_of
     kept = sm.steps()
     T = run.config.model.sequence_length
+    found = spec(run) or {}
     out = []
     for n, step in enumerate(kept):
         if cancelled is not None and cancelled():
@@ -149,6 +150,7 @@ def replay(run, wanted: list[str], prober_of, progress=None, cancelled=None,
         if progress is not None:
             progress(n / len(kept), f"step {step:,} ({n + 1} of {len(kept)})")
         _model, tok = sm.at(step)
+        sm.prober().spec = found
         banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
         out.append({"step": step, "prompts": list(wanted), "continuations": sm.prober().timeline(tok, wanted, T, banned)})
     return out
@@ -189,9 +191,10 @@ def _repeat(val, T: int) -> list[int]:
     return repeated_sequence(np.asarray(val)[:100_000], T)
 
 
-def ensure_spec(run, tok, val, sequence_length: int, prompts: list[str] | None = None) -> dict:
+def ensure_spec(run, tok, val, sequence_length: int, prompts: list[str] | None = None, extra: dict | None = None) -> dict:
     """The run's probe: read, or chosen now and kept (a resumed run probes what it probed before;
-    one chosen before the head atlas gets its repeated sequence added). `prompts`: the family's own."""
+    one chosen before the head atlas gets its repeated sequence added). `prompts`, `extra`: the
+    family's own (`Family.probe_prompts`, `probe_extra`)."""
     path = spec_path(run)
     if path.exists():
         spec = atomic_json(path)
@@ -199,7 +202,7 @@ def ensure_spec(run, tok, val, sequence_length: int, prompts: list[str] | None =
             return spec
         spec["repeat"] = _repeat(val, spec["sequence_length"])
     else:
-        spec = choose(tok, val, sequence_length, prompts)
+        spec = {**choose(tok, val, sequence_length, prompts), **(extra or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(path, spec)
     return spec
@@ -217,36 +220,37 @@ def measure(prober: Prober, tok, val: np.ndarray, spec: dict, step: int | None =
     its gradient norms from `training_gradients` (the training step's, core/health.py) or else
     from a backward pass on a few of the probe's windows."""
     T = spec["sequence_length"]
+    prober.spec = spec  # what a family's prober may need besides the prompts (a classifier's classes)
     banned = [i for i in getattr(tok, "placeholder_ids", []) if 0 <= i < tok.vocabulary_size]
     record: dict = {"prompts": list(spec["prompts"]), "continuations": prober.timeline(tok, spec["prompts"], T, banned)}
     window = np.asarray(spec["window"], np.int32)
-    starts = spec["starts"]
+    starts = spec["starts"] if prober.reads_tokens else []
     windows = np.stack([np.asarray(val)[s: s + T + 1] for s in starts]).astype(np.int32) if starts else None
     if windows is not None and len(window) == windows.shape[1]:  # one call, one traced shape (0.35 s once)
         losses = prober.token_losses(np.concatenate([window[None], windows]))
         record["token_losses"] = [round(float(x), 3) for x in losses[0]]
         record["position_loss"] = [round(float(x), 3) for x in losses[1:].mean(0)]
-    else:
+    elif prober.reads_tokens:
         if len(window) > 1:
             record["token_losses"] = [round(float(x), 3) for x in prober.token_losses(window[None])[0]]
         if windows is not None:
             record["position_loss"] = [round(float(x), 3) for x in prober.token_losses(windows).mean(0)]
-    if len(window) > 2:
+    text, xs = window[: min(len(window) - 1, HEAD_TOKENS)], None
+    if len(window) > 2 and prober.reads_heads:
         from desktop_llm.core import heads
 
-        text = window[: min(len(window) - 1, HEAD_TOKENS)]
         repeat = np.asarray(spec.get("repeat") or [], np.int32)
         xs = prober.internals.inputs(text)  # one forward pass for the heads and the health
         record["heads"] = heads.scores(prober.internals.maps(xs), text,
                                        prober.attention(repeat) if len(repeat) else None, repeat, prober.causal)
-        if step is not None:
-            from desktop_llm.core import health
+    if step is not None:
+        from desktop_llm.core import health
 
-            grads = prober.gradients(windows[:: max(1, len(windows) // GRADIENT_WINDOWS)][:GRADIENT_WINDOWS]) \
-                if windows is not None and training_gradients is None else None
-            record["health"], prober.previous = health.measure(prober.model, text, prober.previous, step, xs, grads,
-                                                               causal=prober.causal,
-                                                               training_gradients=training_gradients)
+        grads = prober.gradients(windows[:: max(1, len(windows) // GRADIENT_WINDOWS)][:GRADIENT_WINDOWS]) \
+            if windows is not None and training_gradients is None else None
+        record["health"], prober.previous = health.measure(prober.model, text, prober.previous, step, xs, grads,
+                                                           causal=prober.causal, training_gradients=training_gradients,
+                                                           activity=xs is not None)
     return record
 
 

@@ -86,6 +86,47 @@ def test_every_family_measures_its_baselines_and_says_how_it_compares(trained, n
     assert bool(said) == (bool(losses) and not loses_to_uniform), (name, value, figures, said)
 
 
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_every_family_probes_itself_and_its_timeline_is_its_own_inference(trained, name):
+    """Issue 28 for every family: a probe record at each evaluation, the health of every weight's
+    group with the training step's gradient norms, and timeline cells that are what the family's
+    own inference answers for the prompts (GPT, masked LM and chat: their own tests)."""
+    from desktop_llm.core import health, probes
+    from desktop_llm.core.loading import load_for_inference
+
+    _store, runs = trained
+    run, family = runs[name], get_family(name)
+    assert family.probes, name
+    recs, spec = probes.records(run), probes.spec(run)
+    assert [r["step"] for r in recs] == [10, 20] and spec["prompts"], name
+    model, tok, _ = load_for_inference(run, "latest")
+    groups = health.groups(model)
+    assert sum(len(ws) for ws in groups.values()) == len(model.weights)  # each weight in one group
+    for r in recs:
+        h = r["health"]
+        assert h["groups"] == list(groups) and h["grad_steps"] == 10, name
+        assert len(h["grad_norm"]) == len(groups) and max(h["grad_norm"]) > 0 and min(h["grad_norm"]) >= 0
+        assert all(10 * (r["step"] // 10 - 1) < s <= r["step"] for s in h["grad_peak_step"])  # in its interval
+        assert len(r["continuations"]) == len(spec["prompts"]) and r["seconds"] > 0
+    cells = recs[-1]["continuations"]
+    T = run.config.model.sequence_length
+    if name == "classifier":
+        from desktop_llm.core.models.classifier.report import classify
+
+        answers = classify(model, tok, spec["classes"], spec["prompts"], T, spec["specials"])
+        assert [c["tokens"] for c in cells] == [[a["label"]] for a in answers]
+        assert [c["surprise"][0] for c in cells] == pytest.approx([-np.log(a["p"]) for a in answers], abs=1e-3)
+        assert sorted(spec["classes"]) == sorted(set(spec["classes"])) and len(spec["prompts"]) == len(spec["classes"])
+    if name == "translator":
+        from desktop_llm.core.models.translator.decode import Translator
+        from desktop_llm.core.prober import CONTINUATION_TOKENS
+
+        for full, cell in zip(Translator(model, tok, T).translate(spec["prompts"]), cells):
+            shown = "".join(cell["tokens"])
+            assert full == shown if len(cell["tokens"]) < CONTINUATION_TOKENS else full.startswith(shown)
+            assert all(s >= 0 for s in cell["surprise"])
+
+
 def test_the_registry_lists_every_family_once_with_its_interface():
     assert [f.name for f in families()] == list(FAMILY_NAMES)
     for family in families():

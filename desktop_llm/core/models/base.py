@@ -183,6 +183,10 @@ class Family:
         """The timeline's default prompts, or None: the first words of validation lines."""
         return None
 
+    def probe_extra(self, data) -> dict:
+        """What else the family's prober reads from the run's probe (a classifier's classes)."""
+        return {}
+
     def layout_map(self, mesh, mcfg):
         """How its weights shard over `mesh`'s "model" axis (a keras.distribution.LayoutMap), or
         None: this family's model is not sharded yet (`--model-parallel` is refused for it)."""

@@ -136,6 +136,22 @@ class Classifier(Family):
             return mean_head.write_preset(model, tok, Path(folder), extra)
         return task_preset.write(model, tok, folder, extra=extra)
 
+    probes = True  # the Learning page: its answers to a few validation texts, heads and health (probe.py)
+    timeline_cells = "the class given"
+
+    def prober(self, model, jit_compile: bool = False):
+        from desktop_llm.core.models.classifier.probe import ClassifierProber
+
+        return ClassifierProber(model, jit_compile=jit_compile)
+
+    def probe_prompts(self, data) -> list[str]:
+        """One validation text of each class, in the classes' order (the first few classes)."""
+        firsts = [np.flatnonzero(data.labels[data.val_index] == c)[:1] for c in range(len(data.classes))]
+        return [data.val_texts[int(i[0])] for i in firsts if len(i)]
+
+    def probe_extra(self, data) -> dict:
+        return {"classes": list(data.classes), "specials": bool(data.specials)}
+
     baseline_metric = "macro_f1"  # its verdict: the validation macro-F1 against the baselines'
     selection_metric = "macro_f1"  # its best checkpoint: the highest macro-F1 (its loss can climb as F1 rises)
 

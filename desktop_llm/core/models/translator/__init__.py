@@ -175,6 +175,17 @@ class Translator(Family):
         s = scores(hyps, [p[1] for p in pairs])
         return {"val_bleu": s["bleu"], "val_chrf": s["chrf"], "val_exact_match": s["exact_match"]}
 
+    probes = True  # the Learning page: its translations of a few validation sources, and health (probe.py)
+    timeline_cells = "greedy translations"
+
+    def prober(self, model, jit_compile: bool = False):
+        from desktop_llm.core.models.translator.probe import TranslatorProber
+
+        return TranslatorProber(model, jit_compile=jit_compile)
+
+    def probe_prompts(self, data) -> list[str]:
+        return [source for source, _ in data.val_pairs]
+
     baseline_metric = "chrf"  # its verdict: chrF of its greedy translations against the baselines'
 
     def baselines(self, data, tok) -> dict | None:

@@ -55,7 +55,8 @@ class Translator:
                 "Translate it a sentence at a time, or train with a longer context.")
 
     def steps(self, texts: list[str]) -> Iterator[np.ndarray]:
-        """The next token of every text at each step (EOS once a text has ended)."""
+        """The next token of every text at each step (EOS once a text has ended); `surprise` then
+        holds each pick's -ln p."""
         src, src_mask, _ = self._encode(texts)
         n = len(texts)
         dec = np.zeros((n, self.T), np.int32)
@@ -66,7 +67,10 @@ class Translator:
             mask[:, : t + 1] = 1
             logits = np.asarray(self._forward({"encoder_token_ids": src, "encoder_padding_mask": src_mask,
                                                "decoder_token_ids": dec, "decoder_padding_mask": mask}))
-            nxt = (logits[:, t, : self.eos + 1] + self.allowed).argmax(-1).astype(np.int32)
+            scores = logits[:, t, : self.eos + 1].astype(np.float64) + self.allowed
+            nxt = scores.argmax(-1).astype(np.int32)
+            top = scores.max(-1, keepdims=True)  # the surprise of each pick, -ln p (the probes' timeline)
+            self.surprise = (np.log(np.exp(scores - top).sum(-1)) + top[:, 0] - scores[np.arange(n), nxt])
             nxt[done] = self.eos
             done |= nxt == self.eos
             dec[:, t + 1] = nxt
