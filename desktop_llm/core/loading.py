@@ -56,12 +56,10 @@ def load_at_step(run, step: int):
                            + (f"; it keeps steps {listed}." if kept else ": it keeps none (a run trained before "
                               "snapshots, or with --snapshot-budget 0)."))
     model, tok, _ = load_for_inference(run, "latest")
-    weights = snapshots.load(run, step)
-    misfit = [w.path for w in model.weights if w.path not in weights or weights[w.path].shape != tuple(w.shape)]
-    if misfit:
-        raise NoCheckpoint(f"The snapshot at step {step:,} of run {run.id} does not fit its model ({misfit[0]}).")
-    for w in model.weights:
-        w.assign(weights[w.path].astype(w.dtype))
+    try:
+        snapshots.assign(model, snapshots.load(run, step), f"The snapshot at step {step:,} of run {run.id}")
+    except ValueError as e:
+        raise NoCheckpoint(str(e)) from None
     return model, tok, Checkpoint(folder=snapshots.folder(run) / f"step-{step:08d}.npz", state={"step": step})
 
 

@@ -120,9 +120,12 @@ class SnapshotModel:
         if self.model is None:
             self.model, self.tok, _ = load_at_step(self.run, step)
             return self.model, self.tok
-        weights = snapshots.load(self.run, step)
-        for w in self.model.weights:
-            w.assign(weights[w.path].astype(w.dtype))
+        try:
+            snapshots.assign(self.model, snapshots.load(self.run, step), f"The snapshot at step {step:,}")
+        except ValueError as e:
+            from desktop_llm.core.loading import NoCheckpoint
+
+            raise NoCheckpoint(str(e)) from None
         return self.model, self.tok
 
     def prober(self):

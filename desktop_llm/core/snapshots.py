@@ -74,6 +74,22 @@ def truncate(run, step: int) -> None:
             _path(run, s).unlink(missing_ok=True)
 
 
+def assign(model, weights: dict[str, np.ndarray], what: str) -> None:
+    """Set `model`'s weights to a snapshot's (`load`): by path, or, where the paths differ, by
+    order. Keras numbers a model's name when the process built one before ("mean_pooled_classifier_2/
+    logits/kernel" in training, without the number in a fresh process); a snapshot keeps the weights
+    in the model's order, so the same shapes in the same order are the same weights. Raises
+    ValueError ("`what` does not fit its model") otherwise."""
+    values = [weights.get(w.path) for w in model.weights]
+    if any(v is None or v.shape != tuple(w.shape) for v, w in zip(values, model.weights)):
+        values = list(weights.values())
+        misfit = next((w.path for v, w in zip(values, model.weights) if v.shape != tuple(w.shape)), None)
+        if len(values) != len(model.weights) or misfit:
+            raise ValueError(f"{what} does not fit its model ({misfit or 'another number of weights'}).")
+    for w, v in zip(model.weights, values):
+        w.assign(v.astype(w.dtype))
+
+
 def load(run, step: int, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """A snapshot's weights by Keras path (float32), or only those named."""
     with np.load(_path(run, step)) as z:

@@ -88,3 +88,22 @@ def test_the_model_at_a_kept_step_loads_and_compare_runs_one_prompt_through_seve
     assert parse_target("tour@1200") == ("tour", "1200") and parse_target("tour") == ("tour", "best")
     with pytest.raises(ConfigError, match="after the @ comes best, latest or a step number"):
         parse_target(f"{run.id}@soon")
+
+
+def test_a_snapshot_whose_model_name_was_numbered_loads_by_the_weights_order():
+    """A classifier trained in a process that built its model twice saved "mean_pooled_classifier_2/
+    logits/kernel"; a fresh process names it "mean_pooled_classifier/logits/kernel"."""
+    from desktop_llm.core.config import ModelConfig
+    from desktop_llm.core.models import get_family
+
+    model = get_family("classifier").build(ModelConfig(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
+                                                       intermediate_dim=16, sequence_length=8), num_classes=3,
+                                           pooling="mean")
+    rng = np.random.default_rng(0)
+    saved = {f"renamed_{i}/{w.path}": rng.normal(size=tuple(w.shape)).astype(np.float32)
+             for i, w in enumerate(model.weights)}
+    snapshots.assign(model, saved, "The snapshot")
+    assert all(np.allclose(w.numpy(), v) for w, v in zip(model.weights, saved.values()))
+    wrong = dict(itertools.islice(saved.items(), len(saved) - 1))  # one weight short
+    with pytest.raises(ValueError, match="The snapshot does not fit its model"):
+        snapshots.assign(model, wrong, "The snapshot")

@@ -189,3 +189,38 @@ def test_the_embeddings_tab_maps_the_snapshots_and_names_a_tokens_neighbours(qtb
         assert "3 kept" in view.status.text() and "200 MB budget" in view.status.text()
         assert len(view.curves.getPlotItem().listDataItems()) == 2
         assert view.pos_image.image.shape == (32, 32)
+
+
+def test_a_translator_run_shows_its_translations_over_training_and_only_the_views_it_has(qtbot, tmp_path):
+    """A family whose loss is not per token of a text (a translator's: per target token of a pair)
+    and whose blocks the probe does not read (keras-hub's BART): the timeline of its translations
+    and its health, without the token map, the in-context curve, the head atlas or empty plots."""
+    from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+    from desktop_llm.core.training import train_run
+    from desktop_llm.resources import parallel_example
+    from desktop_llm.store import RunStore
+
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(parallel_example().read_text("utf-8").splitlines(keepends=True)[:300]), "utf-8")
+    store = RunStore(tmp_path / "ws")
+    run = store.create(RunConfig(name="tr", family="translator", data=DataConfig(paths=(str(pairs),)),
+                                 tokenizer=TokenizerConfig(kind="char"),
+                                 model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
+                                                   sequence_length=16),
+                                 training=TrainConfig(max_steps=20, batch_size=8, eval_interval=10, eval_batches=1,
+                                                      log_interval=10, warmup_steps=2, sample_tokens=0)))
+    assert train_run(run, store=store)["status"] == "completed"
+    recs = probes.records(run)
+    with open_window(qtbot, store) as w:
+        w.show_page("Learning")
+        p = w.learning_page
+        shown = [p.tabs.tabText(i) for i in range(p.tabs.count()) if p.tabs.isTabVisible(i)]
+        assert shown == ["Timeline", "Health", "Embeddings"]
+        text = p.timeline.toPlainText()
+        assert all(f"“{source}”" in text for source in probes.spec(run)["prompts"])
+        assert "".join(recs[-1]["continuations"][0]["tokens"]) in text
+        assert p.prompts_note.text() == "The probe's prompts: validation sources."
+        assert "translations" in p.status.text()
+        p.tabs.setCurrentWidget(p.health)
+        assert not p.health.right.isVisible() and "feed-forward" not in p.health.flags.text()
+        assert recs[-1]["health"]["groups"][:3] == ["embeddings", "encoder 0", "decoder 0"]

@@ -179,6 +179,8 @@ class Family:
         """The validation token ids the probe's window, windows and repeated sequence come from."""
         return data.val
 
+    probe_prompts_origin = "the first words of validation lines"  # where `probe_prompts` takes them from
+
     def probe_prompts(self, data) -> list[str] | None:
         """The timeline's default prompts, or None: the first words of validation lines."""
         return None

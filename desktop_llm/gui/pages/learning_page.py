@@ -60,11 +60,18 @@ def _cell_colour(surprise: float) -> str:
     return "#" + "".join(f"{round(a * v + (1 - a) * 255):02x}" for v in (c.red(), c.green(), c.blue()))
 
 
+PROMPT_SHOWN = 48  # characters of a prompt in the timeline's header
+
+
 def timeline_html(prompts: list[str], recs: list[dict]) -> str:
     """The timeline as an HTML table (steps down, prompts across)."""
     from desktop_llm.core import probes
 
-    head = "".join(f"<th align='left'>“{html.escape(p)}”</th>" for p in prompts)
+    def short(p: str) -> str:  # a classifier's prompt is a whole validation text
+        p = " ".join(p.split())
+        return p if len(p) <= PROMPT_SHOWN else p[: PROMPT_SHOWN - 1] + "…"
+
+    head = "".join(f"<th align='left'>“{html.escape(short(p))}”</th>" for p in prompts)
     rows = []
     previous: dict[int, list[str]] = {}
     for r in recs:
@@ -257,7 +264,7 @@ class HealthView(QWidget):
         for plot in (self.change, self.grad, self.dormant, self.logit):  # no "(x0.001)": the figures as they are
             plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         self.dormant.getPlotItem().setYRange(0, 100)
-        right = QSplitter(Qt.Vertical)
+        right = self.right = QSplitter(Qt.Vertical)
         right.addWidget(self.dormant)
         right.addWidget(self.logit)
         lay = QVBoxLayout(self)
@@ -305,9 +312,12 @@ class HealthView(QWidget):
                 plot.plot(steps, values[:, i] * scale, pen=pg.mkPen(PALETTE[(i + 1) % len(PALETTE)], width=2),
                           name=names[i])
         found = health.flags(recs)
+        blocks = bool(health.series(recs, "dormant")[1])  # a model whose blocks the probe reads (not BART's)
+        self.right.setVisible(blocks or not steps)
         self.flags.setText(("<b>Looks off:</b> " + " · ".join(f"step {s:,}: {html.escape(w)}" for s, w in found))
-                           if found else ("Nothing looks off: every layer changes at a usual rate, its feed-forward "
-                                          "units fire, its attention logits stay moderate." if steps else
+                           if found else (("Nothing looks off: every layer changes at a usual rate, its feed-forward "
+                                           "units fire, its attention logits stay moderate." if blocks else
+                                           "Nothing looks off: every layer changes at a usual rate.") if steps else
                                           "The training's health appears here from the first evaluation."))
 
 
@@ -682,6 +692,9 @@ class LearningPage(QWidget):
         self.sentences = SentenceView(session, self.snapshot_model)
         self.tabs.addTab(self.sentences, "Sentences")  # shown for encoder runs only
         self.tabs.setTabVisible(self.tabs.indexOf(self.sentences), False)
+        # the views a family's records may lack (a classifier's or translator's loss is not per
+        # token of a text; a translator's BART blocks give no head atlas): hidden for such runs
+        self._optional = {when: "token_losses", self.context: "position_loss", self.atlas: "heads"}
         self._stale: set = set()
         self.tabs.currentChanged.connect(self._draw_shown)
 
@@ -747,8 +760,11 @@ class LearningPage(QWidget):
         self.embeddings.set_run(run)
         from desktop_llm.core.models import get_family
 
-        encoder = get_family(run.config.family).embeds_sentences
+        family = get_family(run.config.family)
+        encoder = family.embeds_sentences
         self.tabs.setTabVisible(self.tabs.indexOf(self.sentences), encoder)
+        for view, key in self._optional.items():
+            self.tabs.setTabVisible(self.tabs.indexOf(view), any(r.get(key) for r in self.recs))
         self.sentences.set_run(run if encoder else None)
 
         cells = get_family(run.config.family).timeline_cells
@@ -775,6 +791,7 @@ class LearningPage(QWidget):
     # ------------------------------------------------------------------ the timeline's prompts
     def _show_timeline(self, run) -> None:
         from desktop_llm.core import probes
+        from desktop_llm.core.models import get_family
 
         wanted = probes.prompts(run, self.spec)
         live = probes.same_prompts(self.recs, self.spec, wanted)
@@ -788,7 +805,7 @@ class LearningPage(QWidget):
             self._replay(run, wanted)
         elif not busy:
             self.prompts_note.setText("Your prompts: the evaluations before them ran on the kept weight snapshots."
-                                       if own else "The probe's prompts: the first words of validation lines.")
+                                       if own else f"The probe's prompts: {get_family(run.config.family).probe_prompts_origin}.")
         self.timeline.setHtml(timeline_html(wanted, [rows[k] for k in sorted(rows)]))
 
     def edit_prompts(self, texts: list[str] | None = None) -> None:
@@ -861,9 +878,18 @@ class LearningPage(QWidget):
 
     def _show_learned(self, run) -> None:
         from desktop_llm.core import probes
+        from desktop_llm.core.models import get_family
 
         self.steps, losses = probes.loss_matrix(self.recs)
         self.losses = losses
+        if losses.size == 0:  # a classifier's or translator's loss is per text or pair, not per token of a text
+            self.image.clear()
+            self.curve.clear()
+            self.tokens, self.order = [], []
+            self.lists.setText(f"A {get_family(run.config.family).title.lower()} run's loss is not one per token "
+                               "of a running text, so this map has nothing to show; the Timeline shows what it "
+                               "answers at each evaluation." if self.recs else "")
+            return
         self.tokens = self._tokens(run)[: losses.shape[1]]
         when = probes.learned_when(self.steps, losses)
         never = max(self.steps, default=0) + 1

@@ -53,6 +53,8 @@ class Chat(Family):
 
         return np.asarray([i for c in data.val_conversations for i in tok.render(c)[0]], np.int64)
 
+    probe_prompts_origin = "each validation conversation's first user message"
+
     def probe_prompts(self, data) -> list[str]:
         """Each validation conversation's first user message."""
         return [next(c for r, c in conv if r == "user") for conv in data.val_conversations

@@ -144,6 +144,8 @@ class Classifier(Family):
 
         return ClassifierProber(model, jit_compile=jit_compile)
 
+    probe_prompts_origin = "one validation text of each class"
+
     def probe_prompts(self, data) -> list[str]:
         """One validation text of each class, in the classes' order (the first few classes)."""
         firsts = [np.flatnonzero(data.labels[data.val_index] == c)[:1] for c in range(len(data.classes))]

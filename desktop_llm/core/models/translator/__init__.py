@@ -183,6 +183,8 @@ class Translator(Family):
 
         return TranslatorProber(model, jit_compile=jit_compile)
 
+    probe_prompts_origin = "validation sources"
+
     def probe_prompts(self, data) -> list[str]:
         return [source for source, _ in data.val_pairs]
 
