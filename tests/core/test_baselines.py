@@ -6,7 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from desktop_llm.core.baselines import bits_per_byte, bytes_per_token, chars_per_token, ngram_losses, verdict
+from desktop_llm.core.baselines import (
+    beaten,
+    bits_per_byte,
+    bytes_per_token,
+    chars_per_token,
+    ngram_losses,
+    verdict,
+)
 
 
 def test_the_unigram_is_add_one_counts():
@@ -69,6 +76,10 @@ def test_a_higher_is_better_metric_reads_the_other_way():
     figures = {"majority class": {"macro_f1": 0.27, "loss": 0.86}, "naive Bayes": {"macro_f1": 0.59}}
     assert verdict(0.4, figures, "macro_f1") == "beats majority class; not yet naive Bayes"
     assert verdict(0.8, figures, "macro_f1") == "beats every baseline (majority class, naive Bayes)"
+    # a tie is no loss (issue 25: macro-F1 >= the baseline's): at 1.0 there is nothing left to beat
+    perfect = {"majority class": {"macro_f1": 0.27}, "naive Bayes": {"macro_f1": 1.0}}
+    assert verdict(1.0, perfect, "macro_f1") == "beats majority class; matches naive Bayes"
+    assert beaten(1.0, perfect, "macro_f1") == (["majority class", "naive Bayes"], [])
 
 
 def test_naive_bayes_learns_words_that_tell_classes_apart():
