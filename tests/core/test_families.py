@@ -87,14 +87,14 @@ def test_every_family_measures_its_baselines_and_says_how_it_compares(trained, n
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_every_family_probes_itself_and_its_timeline_is_its_own_inference(trained, name):
+def test_every_family_probes_itself_and_its_timeline_is_its_own_inference(trained, name, capsys):
     """Issue 28 for every family: a probe record at each evaluation, the health of every weight's
     group with the training step's gradient norms, and timeline cells that are what the family's
     own inference answers for the prompts (GPT, masked LM and chat: their own tests)."""
     from desktop_llm.core import health, probes
     from desktop_llm.core.loading import load_for_inference
 
-    _store, runs = trained
+    store, runs = trained
     run, family = runs[name], get_family(name)
     assert family.probes, name
     recs, spec = probes.records(run), probes.spec(run)
@@ -125,6 +125,12 @@ def test_every_family_probes_itself_and_its_timeline_is_its_own_inference(traine
             shown = "".join(cell["tokens"])
             assert full == shown if len(cell["tokens"]) < CONTINUATION_TOKENS else full.startswith(shown)
             assert all(s >= 0 for s in cell["surprise"])
+    from desktop_llm.cli import main  # the same records on the command line, whichever views the family has
+
+    assert main(["--home", str(store.home), "probes", run.id]) == 0
+    printed = capsys.readouterr().out
+    assert f"{len(recs)} evaluations probed" in printed and "training health at step 20" in printed
+    assert "gradient norm (mean since the evaluation before; the largest, at its step)" in printed
 
 
 def test_the_registry_lists_every_family_once_with_its_interface():

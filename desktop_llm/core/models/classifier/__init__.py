@@ -137,7 +137,7 @@ class Classifier(Family):
         return task_preset.write(model, tok, folder, extra=extra)
 
     probes = True  # the Learning page: its answers to a few validation texts, heads and health (probe.py)
-    timeline_cells = "the class given"
+    timeline_cells = "the class given to each"
 
     def prober(self, model, jit_compile: bool = False):
         from desktop_llm.core.models.classifier.probe import ClassifierProber
