@@ -87,7 +87,7 @@ def test_every_family_measures_its_baselines_and_says_how_it_compares(trained, n
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_every_family_probes_itself_and_its_timeline_is_its_own_inference(trained, name, capsys):
+def test_every_family_probes_itself_and_its_timeline_is_its_own_inference(trained, name, capsys, monkeypatch):
     """Issue 28 for every family: a probe record at each evaluation, the health of every weight's
     group with the training step's gradient norms, and timeline cells that are what the family's
     own inference answers for the prompts (GPT, masked LM and chat: their own tests)."""
@@ -127,6 +127,7 @@ def test_every_family_probes_itself_and_its_timeline_is_its_own_inference(traine
             assert all(s >= 0 for s in cell["surprise"])
     from desktop_llm.cli import main  # the same records on the command line, whichever views the family has
 
+    monkeypatch.setenv("DESKTOP_LLM_NATIVE_STDERR", "1")  # in this process: leave its descriptor 2 alone
     assert main(["--home", str(store.home), "probes", run.id]) == 0
     printed = capsys.readouterr().out
     assert f"{len(recs)} evaluations probed" in printed and "training health at step 20" in printed
