@@ -64,3 +64,22 @@ def set_tiny_model(w):
     m.ffn.setValue(64)
     m.context.setValue(32)
     m.dropout.setValue(0.0)
+
+
+def train_tiny(folder, family: str, example, lines: int, sequence_length: int, eval_interval: int):
+    """(store, run): a tiny run of `family` (1 layer, width 32, 20 steps, character tokens) on the
+    first `lines` lines of a bundled example file, trained in this process."""
+    from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
+    from desktop_llm.core.training import train_run
+
+    data = folder / f"{family}{example.suffix}"
+    data.write_text("".join(example.read_text("utf-8").splitlines(keepends=True)[:lines]), "utf-8")
+    store = RunStore(folder / "ws")
+    run = store.create(RunConfig(name=family, family=family, data=DataConfig(paths=(str(data),)),
+                                 tokenizer=TokenizerConfig(kind="char"),
+                                 model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
+                                                   sequence_length=sequence_length),
+                                 training=TrainConfig(max_steps=20, batch_size=8, eval_interval=eval_interval,
+                                                      eval_batches=1, log_interval=10, warmup_steps=2, sample_tokens=0)))
+    assert train_run(run, store=store)["status"] == "completed"
+    return store, run

@@ -14,7 +14,7 @@ from desktop_llm.gui.families.translator import TranslatePanel
 from desktop_llm.resources import labelled_example
 from desktop_llm.store import RunStore
 from tests.core.test_robustness import _config
-from tests.gui.conftest import open_window, wait_task
+from tests.gui.conftest import open_window, train_tiny, wait_task
 
 
 @pytest.fixture(scope="module")
@@ -283,20 +283,9 @@ def test_chat_tab_applies_a_chat_runs_template_with_a_system_prompt_and_regenera
     """Issue 29: a chat run's Chat tab offers a system prompt, writes the conversation with the
     template, says how the reply ended and how much of the conversation still fits, and
     regenerates the last reply in place."""
-    from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
-    from desktop_llm.core.training import train_run
     from desktop_llm.resources import chat_example
 
-    convs = tmp_path / "chat.jsonl"
-    convs.write_text("".join(chat_example().read_text("utf-8").splitlines(keepends=True)[:200]), "utf-8")
-    store = RunStore(tmp_path / "ws")
-    run = store.create(RunConfig(name="chat", family="chat", data=DataConfig(paths=(str(convs),)),
-                                 tokenizer=TokenizerConfig(kind="char"),
-                                 model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
-                                                   sequence_length=32),
-                                 training=TrainConfig(max_steps=20, batch_size=8, eval_interval=20, eval_batches=1,
-                                                      log_interval=10, warmup_steps=2, sample_tokens=0)))
-    assert train_run(run, store=store)["status"] == "completed"
+    store, run = train_tiny(tmp_path, "chat", chat_example(), 200, 32, 20)
     with open_window(qtbot, store) as w:
         w.show_page("Generate")
         g = w.generate_page

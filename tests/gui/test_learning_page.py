@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtCore import QPointF
 
 from desktop_llm.core import probes
-from tests.gui.conftest import open_window
+from tests.gui.conftest import open_window, train_tiny
 
 
 @pytest.fixture()
@@ -195,21 +195,9 @@ def test_a_translator_run_shows_its_translations_over_training_and_only_the_view
     """A family whose loss is not per token of a text (a translator's: per target token of a pair)
     and whose blocks the probe does not read (keras-hub's BART): the timeline of its translations
     and its health, without the token map, the in-context curve, the head atlas or empty plots."""
-    from desktop_llm.core.config import DataConfig, ModelConfig, RunConfig, TokenizerConfig, TrainConfig
-    from desktop_llm.core.training import train_run
     from desktop_llm.resources import parallel_example
-    from desktop_llm.store import RunStore
 
-    pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("".join(parallel_example().read_text("utf-8").splitlines(keepends=True)[:300]), "utf-8")
-    store = RunStore(tmp_path / "ws")
-    run = store.create(RunConfig(name="tr", family="translator", data=DataConfig(paths=(str(pairs),)),
-                                 tokenizer=TokenizerConfig(kind="char"),
-                                 model=ModelConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64,
-                                                   sequence_length=16),
-                                 training=TrainConfig(max_steps=20, batch_size=8, eval_interval=10, eval_batches=1,
-                                                      log_interval=10, warmup_steps=2, sample_tokens=0)))
-    assert train_run(run, store=store)["status"] == "completed"
+    store, run = train_tiny(tmp_path, "translator", parallel_example(), 300, 16, 10)
     recs = probes.records(run)
     with open_window(qtbot, store) as w:
         w.show_page("Learning")
