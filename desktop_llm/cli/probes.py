@@ -71,8 +71,7 @@ def cmd_probes(args) -> int:
     print(f"learning timeline ({get_family(run.config.family).timeline_cells} of "
           + ("your prompts" if wanted != spec["prompts"] else "the probe's prompts") + "):")
     for i, prompt in enumerate(wanted):
-        shown = " ".join(prompt.split())  # a classifier's prompt is a whole validation text
-        print(f"  “{shown if len(shown) <= 72 else shown[:71] + '…'}”")
+        print(f"  “{probes.shortened(prompt, 72)}”")
         for r in timeline:
             if i < len(r["continuations"]):
                 text = "".join(r["continuations"][i]["tokens"]).replace("\n", "⏎")
@@ -110,12 +109,13 @@ def cmd_probes(args) -> int:
         print(f"training health at step {last_health['step']} (net change per step; about "
               f"{health.RULE_OF_THUMB:g} is usual): " + ", ".join(
                   f"{g} {c:.1e}" if c is not None else f"{g} –" for g, c in zip(h["groups"], change)))
-        if h.get("grad_norm"):
-            peaks = h.get("grad_peak")
-            print("  gradient norm (mean since the evaluation before" + ("; the largest, at its step" if peaks else "")
-                  + "): " + ", ".join(f"{g} {m:.3g}" + (f" ({p:.3g} at {s})" if peaks else "")
-                                       for g, m, p, s in zip(h["groups"], h["grad_norm"], peaks or h["grad_norm"],
-                                                             h.get("grad_peak_step") or h["grad_norm"])))
+        if h.get("grad_peak"):  # kept by the training step: the interval's mean, and its largest at its step
+            print("  gradient norm (mean since the evaluation before; the largest, at its step): " + ", ".join(
+                f"{g} {m:.3g} ({p:.3g} at {s})" for g, m, p, s in zip(h["groups"], h["grad_norm"], h["grad_peak"],
+                                                                     h["grad_peak_step"])))
+        elif h.get("grad_norm"):  # the probe's own backward pass (several devices)
+            print("  gradient norm (on the probe's windows): " + ", ".join(
+                f"{g} {m:.3g}" for g, m in zip(h["groups"], h["grad_norm"])))
         if h.get("dormant"):  # a model whose blocks the probe reads (not a translator's BART)
             print("  dormant feed-forward units: " + ", ".join(f"block {i} {d:.0%}" for i, d in enumerate(h["dormant"]))
                   + "; largest attention logit: " + ", ".join(f"block {i} {v:.1f}" for i, v in enumerate(h["max_logit"])))

@@ -310,6 +310,13 @@ def learned_when(steps: list[int], losses: np.ndarray) -> dict:
     return {"learned_at": learned_at, "got_worse": worse.tolist()}
 
 
+def shortened(prompt: str, width: int) -> str:
+    """A prompt on one line of at most `width` characters, as the timeline's headers show it (a
+    classifier's prompt is a whole validation text)."""
+    one_line = " ".join(prompt.split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
 def changed(previous: list[str], current: list[str]) -> list[bool]:
     """Which tokens of a continuation differ from the previous evaluation's at the same place."""
     return [i >= len(previous) or previous[i] != t for i, t in enumerate(current)]

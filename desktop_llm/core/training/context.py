@@ -73,6 +73,7 @@ class TrainingContext:
         self.stopped = False
         self.generator = None  # what samples at evaluations (a family's; `causal_generator` for GPTs)
         self.probe_spec = None  # the run's probe (core/probes.py), where its family has one
+        self.probe_tokens = None  # the validation token ids it reads (`Family.probe_tokens`, made once)
         self.prober = None
         self.lr_at = learning_rate_at(cfg)
         self.runner = None  # this backend's runner (core/runners), for the last evaluation
@@ -259,8 +260,7 @@ class TrainingContext:
 
                 self.prober = family.prober(self.model, jit_compile=compiles_with_xla(self.cfg.training))
             spec = {**self.probe_spec, "prompts": probes.prompts(self.run, self.probe_spec)}  # the user's, if edited
-            tokens = family.probe_tokens(self.data, self.tok)
-            record = probes.measure(self.prober, self.tok, tokens, spec, step=self.step,
+            record = probes.measure(self.prober, self.tok, self.probe_tokens, spec, step=self.step,
                                     training_gradients=self.gradient_stats())
             budget = self.cfg.training.snapshot_budget_mb
             if budget:  # the model at this step, for the views that read weights (the embedding space)

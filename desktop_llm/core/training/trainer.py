@@ -228,7 +228,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     ctx.vocabulary = tok.vocabulary_size
     ctx.baselines = found
     if chief and family.probes and t.probes:  # chosen once, kept in the run folder: a resumed run probes the same
-        ctx.probe_spec = probes.ensure_spec(run, tok, family.probe_tokens(data, tok), cfg.model.sequence_length,
+        ctx.probe_tokens = family.probe_tokens(data, tok)
+        ctx.probe_spec = probes.ensure_spec(run, tok, ctx.probe_tokens, cfg.model.sequence_length,
                                             family.probe_prompts(data), family.probe_extra(data))
     ctx.selection = family.selection_metric
     ctx.best_score = ckpt.state.get("best_score") if ckpt is not None else None  # (a resumed run's)

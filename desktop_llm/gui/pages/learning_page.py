@@ -60,18 +60,11 @@ def _cell_colour(surprise: float) -> str:
     return "#" + "".join(f"{round(a * v + (1 - a) * 255):02x}" for v in (c.red(), c.green(), c.blue()))
 
 
-PROMPT_SHOWN = 48  # characters of a prompt in the timeline's header
-
-
 def timeline_html(prompts: list[str], recs: list[dict]) -> str:
     """The timeline as an HTML table (steps down, prompts across)."""
     from desktop_llm.core import probes
 
-    def short(p: str) -> str:  # a classifier's prompt is a whole validation text
-        p = " ".join(p.split())
-        return p if len(p) <= PROMPT_SHOWN else p[: PROMPT_SHOWN - 1] + "…"
-
-    head = "".join(f"<th align='left'>“{html.escape(short(p))}”</th>" for p in prompts)
+    head = "".join(f"<th align='left'>“{html.escape(probes.shortened(p, 48))}”</th>" for p in prompts)
     rows = []
     previous: dict[int, list[str]] = {}
     for r in recs:
@@ -324,7 +317,7 @@ class HealthView(QWidget):
 class SnapshotMap(QWidget):
     """A 2-D map at each weight snapshot, a slider over the snapshots, a side panel and a status
     line: the token embeddings' view and an encoder's sentences' view. `space` holds "steps" and
-    "coords" (snapshots, points, 2); a subclass draws its points in `_draw`."""
+    "coords" (snapshots, points, 2); a subclass draws its points in `_draw` (the slider calls it)."""
 
     def __init__(self, what: str, parent=None):
         super().__init__(parent)
@@ -364,9 +357,6 @@ class SnapshotMap(QWidget):
         i = min(self.slider.value(), len(self.space["steps"]) - 1)
         self.step_label.setText(f"step {self.space['steps'][i]:,} ({i + 1} of {len(self.space['steps'])})")
         return i
-
-    def _draw(self) -> None:
-        raise NotImplementedError
 
 
 class EmbeddingView(SnapshotMap):
@@ -767,7 +757,7 @@ class LearningPage(QWidget):
             self.tabs.setTabVisible(self.tabs.indexOf(view), any(r.get(key) for r in self.recs))
         self.sentences.set_run(run if encoder else None)
 
-        cells = get_family(run.config.family).timeline_cells
+        cells = family.timeline_cells
         self.status.setText(f"{len(self.recs)} evaluations probed, the last at step {self.recs[-1]['step']:,}. "
                             f"Timeline: {cells}; tints: how surprised the model was by each token; bold: changed "
                             "since the row above.")

@@ -57,8 +57,8 @@ class Chat(Family):
 
     def probe_prompts(self, data) -> list[str]:
         """Each validation conversation's first user message."""
-        return [next(c for r, c in conv if r == "user") for conv in data.val_conversations
-                if any(r == "user" for r, _ in conv)]
+        firsts = (next((c for r, c in conv if r == "user"), None) for conv in data.val_conversations)
+        return [c for c in firsts if c is not None]
 
     def own_tokenizer(self, tok):
         return ChatTokenizer(tok)
@@ -186,6 +186,7 @@ class Chat(Family):
     def _session(self, ctx, conversation):
         """A chat session holding a validation conversation up to its last reply."""
         from desktop_llm.core.generation import ChatSession
+
         last = max(i for i, (r, _) in enumerate(conversation) if r == "assistant")
         lead = conversation[:last]
         session = ChatSession(ctx.causal_generator(), system=next((c for r, c in lead if r == "system"), ""))

@@ -89,6 +89,7 @@ class GPT(ContinuesOnText, Family):
         if n <= 0:
             return ""
         from desktop_llm.core.generation import SamplingConfig
+
         prompt = ctx.tok.decode(list(ctx.data.val[: min(8, len(ctx.data.val))]))
         res = ctx.causal_generator().generate(prompt, SamplingConfig(max_new_tokens=n, temperature=0.8, top_k=40,
                                                             seed=ctx.step))

@@ -24,14 +24,11 @@ class TranslatorProber(Prober):
             self._decoder = Translator(self.model, tok, T)
         d = self._decoder
         cells = [{"tokens": [], "surprise": []} for _ in texts]
-        ended = [False] * len(texts)
         for n, nxt in enumerate(d.steps(texts)):
             for i, t in enumerate(nxt.tolist()):
-                if not ended[i]:
-                    ended[i] = t == d.eos
-                    if not ended[i]:
-                        cells[i]["tokens"].append(tok.decode([t]))
-                        cells[i]["surprise"].append(round(float(d.surprise[i]), 3))
+                if t != d.eos:  # (a text that has ended gets EOS at every later step)
+                    cells[i]["tokens"].append(tok.decode([t]))
+                    cells[i]["surprise"].append(round(float(d.surprise[i]), 3))
             if n + 1 >= CONTINUATION_TOKENS:
                 break
         return cells
