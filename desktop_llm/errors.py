@@ -42,3 +42,15 @@ def out_of_memory(e: BaseException) -> bool:
     text): one rule for the command line, the window and the trainer, without importing a backend."""
     text = f"{type(e).__name__}: {e}"[:2000]
     return isinstance(e, MemoryError) or any(w in text for w in _MEMORY_WORDS)
+
+
+def readable(e: BaseException) -> str:
+    """One line a person can read: the message of our own errors, the first line of library ones
+    (the window's workers and the model worker's child say errors this way)."""
+    if out_of_memory(e):  # a model too big for this machine: what to do, not TensorFlow's allocator dump
+        return OUT_OF_MEMORY
+    message = e.args[0] if e.args else None
+    if type(e).__module__.startswith(("tensorflow", "keras")) or not isinstance(message, str):
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        return f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return message

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from desktop_llm.cli import corpus, export, infer, model, probes, report, runs, tokenizer, train
+from desktop_llm.cli import corpus, export, infer, model, probes, report, runs, tokenizer, train, worker
 from desktop_llm.cli.common import CliError, Kit, Parser
 from desktop_llm.errors import OUT_OF_MEMORY, DesktopLLMError, out_of_memory
 
@@ -27,7 +27,7 @@ __all__ = ["CliError", "build_parser", "gui_main", "main"]
 # The commands that load a model to decode with: XLA's compilation cache is turned on for them.
 DECODING = ("generate", "compare", "chat", "eval", "attention", "fill-mask", "classify", "similar", "embed", "translate")
 # the commands that compute with a model, and so take --backend (the others never load Keras)
-COMPUTING = ("train", "launch", "devices", "probes", "export", *DECODING)
+COMPUTING = ("train", "launch", "devices", "probes", "export", "worker", *DECODING)
 
 
 def _version() -> str:
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     probes.add_parser(sub)
     report.add_parser(sub)
     export.add_parser(sub)  # keras-hub, savedmodel, onnx, litert
+    worker.add_parser(sub)  # the window's model work, in a child process
     from desktop_llm.core.backend import CHOICES
 
     for name in COMPUTING:

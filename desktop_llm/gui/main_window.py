@@ -455,6 +455,7 @@ class MainWindow(QMainWindow):
             task = getattr(page, "task", None)
             if task:
                 task.cancel()
+        self.session.close_worker()
         super().closeEvent(event)
 
 

@@ -39,6 +39,7 @@ class Session(QObject):
         self._models: dict = {}
         self._generators: dict = {}
         self._lock = threading.RLock()  # workers on several threads may load at once
+        self._worker = None
 
     def set_corpus(self, paths: list[str], column: str | None, val_fraction: float,
                    encodings: dict[str, str] | None = None) -> None:
@@ -102,6 +103,18 @@ class Session(QObject):
         safe on two threads at once (two builds at once failed with "Only input tensors may be
         passed as positional arguments")."""
         return self._lock
+
+    def worker(self):
+        """The window's model worker (core/worker_process.py), a child process started on first use."""
+        from desktop_llm.core.worker_process import ModelWorker
+
+        if self._worker is None:
+            self._worker = ModelWorker(self.store.home)
+        return self._worker
+
+    def close_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
 
     def load_model(self, run_id: str, which: str):
         """(model, tokenizer, checkpoint) for inference, cached per run/checkpoint. Call off the UI thread."""

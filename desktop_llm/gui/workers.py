@@ -14,10 +14,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from desktop_llm.errors import (
-    OUT_OF_MEMORY,
     Cancelled,  # noqa: F401 - the one cancellation: raised by work, shown as its message
-    out_of_memory,
 )
+from desktop_llm.errors import readable as readable_error
 
 _STACK_BYTES = 64 * 2**20
 
@@ -34,17 +33,6 @@ def _safe(emit, *args) -> bool:
         return True
     except RuntimeError:  # "Signal source has been deleted"
         return False
-
-
-def readable_error(e: BaseException) -> str:
-    """One line a person can read: the message of our own errors, the first line of library ones."""
-    if out_of_memory(e):  # a model too big for this machine: what to do, not TensorFlow's allocator dump
-        return OUT_OF_MEMORY
-    message = e.args[0] if e.args else None
-    if type(e).__module__.startswith(("tensorflow", "keras")) or not isinstance(message, str):
-        first = (str(e).strip().splitlines() or [""])[0][:300]
-        return f"{type(e).__name__}: {first}" if first else type(e).__name__
-    return message
 
 
 class Task(QObject):

@@ -212,3 +212,45 @@ def test_a_translator_run_shows_its_translations_over_training_and_only_the_view
         p.tabs.setCurrentWidget(p.health)
         assert not p.health.right.isVisible() and "feed-forward" not in p.health.flags.text()
         assert recs[-1]["health"]["groups"][:3] == ["embeddings", "encoder 0", "decoder 0"]
+
+
+_WINDOW_ALONE = r"""
+import json, sys, time
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from desktop_llm.gui.main_window import MainWindow
+from desktop_llm.store import RunStore
+w = MainWindow(RunStore(sys.argv[1]), restore=False)
+w.show()
+w.show_page("Learning")
+p = w.learning_page
+p.edit_prompts(["First Citizen"])
+while p.replay_task is not None:  # done (or failed) clears it
+    app.processEvents()
+    time.sleep(0.01)
+print(json.dumps({"modules": sorted(m for m in ("tensorflow", "keras", "jax", "torch") if m in sys.modules),
+                  "timeline": p.timeline.toPlainText(), "note": p.prompts_note.text()}))
+w.close()
+"""
+
+
+def test_the_window_replays_prompts_in_the_model_worker_and_loads_no_keras_backend_itself(store, tmp_path):
+    """"The window never blocks" (issue 28): a backend's shared libraries load holding the GIL, a
+    freeze no thread hides, so the window's own process runs the replay in `desktop-llm worker`."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    run = store.get(store.list()[0]["id"])
+    try:
+        out = subprocess.run([sys.executable, "-c", _WINDOW_ALONE, str(store.home)], check=False, capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        assert out.returncode == 0, out.stderr[-3000:]
+        seen = json.loads(out.stdout.strip().splitlines()[-1])
+        assert seen["modules"] == []
+        assert "“First Citizen”" in seen["timeline"] and "kept weight snapshots" in seen["note"]
+        lines = [line.strip() for line in seen["timeline"].splitlines()]
+        assert lines.index("20") < lines.index("40") < lines.index("60")  # every evaluation, by its snapshot
+    finally:
+        probes.prompts_path(run).unlink(missing_ok=True)

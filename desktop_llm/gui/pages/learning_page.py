@@ -479,13 +479,12 @@ class EmbeddingView(SnapshotMap):
 
 class SentenceView(SnapshotMap):
     """An encoder run's sentence embeddings over training (core/embedding_space.sentence_space):
-    computed in the background when the tab is first shown for a run's snapshots (it builds the
-    model and embeds a few hundred sentences per snapshot)."""
+    computed in the model worker's process (core/snapshot_jobs.py) when the tab is first shown for
+    a run's snapshots (it builds the model and embeds a few hundred sentences per snapshot)."""
 
-    def __init__(self, session, snapshot_model, parent=None):
+    def __init__(self, session, parent=None):
         super().__init__("sentence embeddings", parent)
         self.session = session
-        self.snapshot_model = snapshot_model  # run -> its core/probes.SnapshotModel, kept by the page
         self.run = None
         self.map.addLegend(offset=(10, 10))
         self.points: list[pg.ScatterPlotItem] = []
@@ -524,11 +523,9 @@ class SentenceView(SnapshotMap):
             return
         self.key = key
 
-        def work(report, cancelled, emit):
-            from desktop_llm.core.embedding_space import sentence_space
-
-            with self.session.model_lock:  # it builds (once) and loads its own model
-                return sentence_space(run, progress=report, cancelled=cancelled, snapshot_model=self.snapshot_model(run))
+        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
+            return self.session.worker().call("desktop_llm.core.snapshot_jobs:sentences", report, cancelled,
+                                              run=run)
 
         def failed(message):
             self.status.setText(message)
@@ -678,8 +675,7 @@ class LearningPage(QWidget):
         self.tabs.addTab(self.health, "Health")
         self.embeddings = EmbeddingView()
         self.tabs.addTab(self.embeddings, "Embeddings")
-        self._snapshot_models: dict = {}  # run id -> core/probes.SnapshotModel: built once, never dropped
-        self.sentences = SentenceView(session, self.snapshot_model)
+        self.sentences = SentenceView(session)
         self.tabs.addTab(self.sentences, "Sentences")  # shown for encoder runs only
         self.tabs.setTabVisible(self.tabs.indexOf(self.sentences), False)
         # the views a family's records may lack (a classifier's or translator's loss is not per
@@ -762,14 +758,6 @@ class LearningPage(QWidget):
                             f"Timeline: {cells}; tints: how surprised the model was by each token; bold: changed "
                             "since the row above.")
 
-    def snapshot_model(self, run):
-        """The run's model for its snapshots, made once for the page's life (see SnapshotModel)."""
-        from desktop_llm.core import probes
-
-        if run.id not in self._snapshot_models:
-            self._snapshot_models[run.id] = probes.SnapshotModel(run)
-        return self._snapshot_models[run.id]
-
     def _draw_shown(self, *_) -> None:
         """Draw the head atlas or the health where its tab is shown and its records changed: a live
         run's poll then redraws one view, not all (the health's plots took 150 ms of a 240 ms refresh)."""
@@ -824,16 +812,13 @@ class LearningPage(QWidget):
         self.refresh()
 
     def _replay(self, run, wanted: list[str]) -> None:
-        from desktop_llm.core import probes
-        from desktop_llm.core.models import get_family
         from desktop_llm.gui.workers import run_task
 
         key = (run.id, tuple(wanted))
 
-        def work(report, cancelled, emit):
-            with self.session.model_lock:  # it builds (once) its own model: not beside another page's build
-                return probes.replay(run, wanted, get_family(run.config.family).prober, report, cancelled,
-                                     self.snapshot_model(run))
+        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
+            return self.session.worker().call("desktop_llm.core.snapshot_jobs:replay", report, cancelled,
+                                              run=run, wanted=list(wanted))
 
         def done(recs):
             self.replayed[key] = recs

@@ -1,0 +1,190 @@
+"""Engine work in a child process: the window's model work that needs no widget of its own
+(replaying prompts and mapping sentences on a run's weight snapshots) runs in `desktop-llm
+worker`, so the window's process does not load a Keras backend for it. A thread cannot hide that
+load: TensorFlow's and jaxlib's shared libraries load holding the GIL (a 591 ms freeze of the
+event loop, measured by benchmarks/learning_bench.py).
+
+The protocol is pickled frames, each behind its length, over the child's stdin and stdout:
+`("call", target, kwargs)` and `("cancel",)` go in; `("progress", fraction, text)`, `("emit",
+value)`, `("done", result)` and `("error", message)` come out. `target` is "module:function"; the
+function gets `progress`, `cancelled` and `emit` as keywords, like the GUI's
+workers pass them. One child serves one call at a time and keeps what the functions keep (the
+models they build) between calls. Hand-written over multiprocessing: the child is started as
+`desktop-llm worker` (`sys.executable -m desktop_llm`, as the trainer is), which also works from
+the frozen installer, where multiprocessing's spawn would start the window again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from desktop_llm.errors import DesktopLLMError, readable
+
+_LENGTH = struct.Struct("<Q")
+_POLL_SECONDS = 0.1
+
+
+class WorkerError(DesktopLLMError):
+    """The child's work failed (its one-line message) or the child itself stopped."""
+
+
+def send(stream: BinaryIO, message: tuple) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.flush()
+
+
+def receive(stream: BinaryIO) -> tuple:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    (n,) = _LENGTH.unpack(head)
+    data = stream.read(n)
+    if len(data) < n:
+        raise EOFError
+    return pickle.loads(data)
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    if not module or not name:
+        raise WorkerError(f"Not a function's \"module:name\": {target!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """The child's loop: calls run one at a time on this (the main) thread, which keeps a
+    backend's models on the thread that made them; a reader thread takes cancels meanwhile. It
+    returns when the window closes its end (the window quit or died)."""
+    calls: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+
+    def read() -> None:
+        while True:
+            try:
+                message = receive(stdin)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                calls.put(None)
+                return
+            if message[0] == "cancel":
+                cancel.set()
+            else:
+                calls.put(message)
+
+    threading.Thread(target=read, name="worker-requests", daemon=True).start()
+    while (message := calls.get()) is not None:
+        _, target, kwargs = message
+        cancel.clear()
+        try:
+            result = _resolve(target)(**kwargs, progress=lambda f, text="": send(stdout, ("progress", f, text)),
+                                      cancelled=cancel.is_set, emit=lambda value: send(stdout, ("emit", value)))
+            reply = ("done", result)
+        except Exception as e:  # noqa: BLE001 - every error becomes the window's one line
+            if not isinstance(e, DesktopLLMError):  # a bug: its whole story on the window's stderr
+                import traceback
+
+                traceback.print_exc()
+            reply = ("error", readable(e))
+        try:
+            send(stdout, reply)
+        except (OSError, ValueError):  # the window went away
+            return 0
+    return 0
+
+
+class ModelWorker:
+    """The window's side: starts `desktop-llm worker` on the first call, and again after it
+    stopped; `call` blocks its (worker) thread until the child answers. Thread-safe: calls from
+    several threads wait their turn."""
+
+    def __init__(self, home: str | os.PathLike | None = None, command: list[str] | None = None):
+        self.command = command or [sys.executable, "-m", "desktop_llm",
+                                   *(["--home", str(home)] if home is not None else []), "worker"]
+        self._proc: subprocess.Popen | None = None
+        self._replies: queue.Queue = queue.Queue()
+        self._turn = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _start(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+        self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._replies = replies = queue.Queue()
+        out = self._proc.stdout
+
+        def read() -> None:  # a thread per child: the caller's loop also watches for its cancel
+            while True:
+                try:
+                    replies.put(receive(out))
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    replies.put(("gone",))
+                    return
+
+        threading.Thread(target=read, name="model-worker-replies", daemon=True).start()
+
+    def call(self, target: str, progress: Callable[[float, str], None] | None = None,
+             cancelled: Callable[[], bool] | None = None, emit: Callable[[Any], None] | None = None,
+             **kwargs) -> Any:
+        """`target(**kwargs)` in the child ("desktop_llm.module:function"); its progress and emits
+        reach `progress` and `emit` on this thread; `cancelled()` is passed on to the child."""
+        with self._turn:
+            if not self.running:
+                self._start()
+            try:
+                send(self._proc.stdin, ("call", target, kwargs))
+            except OSError:
+                raise self._gone() from None
+            told = False
+            while True:
+                try:
+                    reply = self._replies.get(timeout=_POLL_SECONDS)
+                except queue.Empty:
+                    if not told and cancelled is not None and cancelled():
+                        told = True
+                        try:
+                            send(self._proc.stdin, ("cancel",))
+                        except OSError:
+                            pass
+                    continue
+                kind = reply[0]
+                if kind == "progress" and progress is not None:
+                    progress(*reply[1:])
+                elif kind == "emit" and emit is not None:
+                    emit(reply[1])
+                elif kind == "done":
+                    return reply[1]
+                elif kind == "error":
+                    raise WorkerError(reply[1])
+                elif kind == "gone":
+                    raise self._gone()
+
+    def _gone(self) -> WorkerError:
+        code = self._proc.wait() if self._proc is not None else None
+        self._proc = None
+        return WorkerError(f"The model worker stopped (exit code {code}); the next request starts a new one.")
+
+    def close(self) -> None:
+        """Stop the child: closing its stdin ends its loop; a child busy with work is killed."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
