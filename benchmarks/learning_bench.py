@@ -2,8 +2,9 @@
 blocks. On a run of the reference workload (trained here unless --home names a workspace with
 one), offscreen: the time of each slider step of the head atlas and the embedding map (to the
 end of the repaint), of reading the records again (what a live run's poll does every 3 s), and the event loop's
-longest stall while the prompts' replay computes in the background (twice: the first loads Keras
-into the window's process).
+longest stall while the prompts' replay computes in the model worker's child process (twice: the
+first starts the child, which loads Keras; the window's own process never does, and the result
+says which backends it had loaded at the end).
 
     QT_QPA_PLATFORM=offscreen python benchmarks/learning_bench.py [--home WORKSPACE]
 
@@ -94,7 +95,7 @@ def main() -> None:
     page.tabs.setCurrentIndex(0)
     run_id = page.picker.run_id
     replays = []
-    for prompts in (["ROMEO:", "The king"], ["First Citizen:", "O, "]):  # the first loads Keras in this process
+    for prompts in (["ROMEO:", "The king"], ["First Citizen:", "O, "]):  # the first starts the model worker
         stalls.clear()
         last[0] = time.perf_counter()
         page.edit_prompts(prompts)
@@ -110,7 +111,9 @@ def main() -> None:
               "atlas_step_ms": {"median": 1e3 * statistics.median(atlas), "max": 1e3 * max(atlas)},
               "embedding_step_ms": {"median": 1e3 * statistics.median(embeddings), "max": 1e3 * max(embeddings)},
               "refresh_ms": {"median": 1e3 * statistics.median(refresh), "max": 1e3 * max(refresh)},
-              "replay_s": [r[0] for r in replays], "longest_stall_while_replaying_ms": [1e3 * r[1] for r in replays]}
+              "replay_s": [r[0] for r in replays], "longest_stall_while_replaying_ms": [1e3 * r[1] for r in replays],
+              "backends_loaded_in_the_window": sorted(m for m in ("tensorflow", "keras", "jax", "torch")
+                                                      if m in sys.modules)}
     print(json.dumps(result, indent=1))
     out = ROOT / "benchmarks/results/learning_bench.json"
     out.write_text(json.dumps(result, indent=1) + "\n", "utf-8")

@@ -347,6 +347,19 @@ def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, m
         step = 20
 
     monkeypatch.setattr(window.session, "load_model", lambda run_id, which: (object(), object(), _Ckpt()))
+
+    class _InThisProcess:  # the model worker's calls, made here: no child, no TensorFlow in this test
+        running = False
+
+        def call(self, target, progress=None, cancelled=None, emit=None, **kwargs):
+            from desktop_llm.core.worker_process import _resolve
+
+            return _resolve(target)(**kwargs, progress=progress, cancelled=cancelled, emit=emit)
+
+    from desktop_llm.core import worker_jobs
+
+    monkeypatch.setattr(window.session, "worker", _InThisProcess)
+    monkeypatch.setattr(worker_jobs, "for_inference", lambda run, which: (object(), object(), _Ckpt()))
     tokens = list("To be")
     maps = inspection.AttentionMaps(list(range(5)), tokens, np.full((1, 2, 5, 5), 0.2, dtype=np.float32))
     monkeypatch.setattr(inspection, "inspect_text", lambda model, tok, text, kind="self": maps)
@@ -355,7 +368,7 @@ def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, m
     spy = _Spy(ap.status)
     ap.compute()
     wait_task(qtbot, ap)
-    assert "Loading the model…" in spy.texts
+    assert spy.texts[0].startswith("Starting the model worker") and "Loading the model…" in spy.texts
     assert any(s.startswith("Computing attention") for s in spy.texts)
     assert spy.texts[-1].startswith("5 tokens")
 

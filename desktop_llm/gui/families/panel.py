@@ -69,10 +69,15 @@ class FamilyPanel(QWidget):
             return None
         return run_id, which
 
-    def start(self, work, on_done, on_error, on_emit=None) -> None:
-        """Run `work(report, cancelled, emit)` on the model thread; its progress messages go to the
+    def start(self, work, on_done, on_error, on_emit=None, worker=None) -> None:
+        """Run `work(report, cancelled, emit)` on the model thread, or, where it hands its work to the
+        model worker (core/worker_process.py), on any thread; its progress messages go to the
         status line."""
         self.say(self.status.text())
-        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
+        if worker is not None:
+            pool = None
+            self.say("Starting…" if worker.running else "Starting the model worker (the first time loads Keras)…")
+        else:
+            pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
         self.task = run_task(self, work, on_done, on_error, on_emit=on_emit, pool=pool,
                              on_progress=lambda _f, msg: msg and self.status.setText(msg))

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_llm.core.side_by_side import MAX_COLUMNS
+from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.families.panel import FamilyPanel
 
 
@@ -166,26 +167,19 @@ class SideBySidePanel(FamilyPanel):
         for c in self.columns:
             c.text = ""
             c.output.clear()
-        store = self.session.store
+        try:
+            runs = [(self.session.store.get(run_id), which) for run_id, which in targets]
+        except DesktopLLMError as e:  # a run deleted meanwhile
+            self.say(str(e), "error")
+            return
+        worker = self.session.worker()
 
-        def work(report, cancelled, emit):
-            from desktop_llm.core.generation import Generator
-            from desktop_llm.core.loading import load_for_inference
-
-            steps = []
-            for i, (run_id, which) in enumerate(targets):
-                if cancelled():
-                    break
-                report(i / len(targets), f"Column {i + 1}: loading the model…")
-                model, tok, ckpt = load_for_inference(store.get(run_id), which)
-                steps.append(ckpt.step)
-                emit((i, prompt, ckpt.step))
-                Generator(model, tok).generate(prompt, cfg, on_token=lambda t, i=i: emit((i, t.text, None)),
-                                               cancelled=cancelled)
-            return steps
+        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
+            return worker.call("desktop_llm.core.worker_jobs:side_by_side", report, cancelled, emit, targets=runs,
+                               prompt=prompt, cfg=cfg)
 
         self.go.setEnabled(False)
-        self.start(work, self._done, self._failed, on_emit=self._on_piece)
+        self.start(work, self._done, self._failed, on_emit=self._on_piece, worker=worker)
 
     def _on_piece(self, piece) -> None:
         i, text, step = piece

@@ -20,9 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.plots import MatrixPlot
 from desktop_llm.gui.widgets import RunPicker, header, label, set_role, visible_token
-from desktop_llm.gui.workers import model_pool_telling, run_task
+from desktop_llm.gui.workers import run_task
 
 
 def _ticks(tokens: list[str], max_labels: int = 32, chars: int = 8, first: int = 0, last: int | None = None):
@@ -231,19 +232,21 @@ class AttentionPage(QWidget):
             self._on_error("Train a run first: there is no checkpoint to inspect.")
             return
 
-        def work(report, cancelled, emit):
-            from desktop_llm.core.models import get_family
+        try:
+            run = self.session.store.get(run_id)
+        except DesktopLLMError as e:  # a run deleted meanwhile
+            self._on_error(str(e))
+            return
+        worker = self.session.worker()
 
-            report(0.0, "Loading the model…")
-            model, tok, ckpt = self.session.load_model(run_id, which)
-            family = get_family(self.session.store.get(run_id).config.family)
-            report(0.0, "Computing attention (the first time also builds the model's layers)…")
-            return family.attention_maps(model, tok, text, kind), ckpt.step
+        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
+            return worker.call("desktop_llm.core.worker_jobs:attention", report, cancelled, run=run, which=which,
+                               text=text, kind=kind)
 
         self.go.setEnabled(False)
         set_role(self.status, "hint")
-        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
-        self.task = run_task(self, work, self._on_maps, self._on_error, pool=pool,
+        self.status.setText("Starting…" if worker.running else "Starting the model worker (the first time loads Keras)…")
+        self.task = run_task(self, work, self._on_maps, self._on_error,
                              on_progress=lambda _f, msg: msg and self.status.setText(msg))
 
     def _on_error(self, msg: str) -> None:

@@ -479,7 +479,7 @@ class EmbeddingView(SnapshotMap):
 
 class SentenceView(SnapshotMap):
     """An encoder run's sentence embeddings over training (core/embedding_space.sentence_space):
-    computed in the model worker's process (core/snapshot_jobs.py) when the tab is first shown for
+    computed in the model worker's process (core/worker_jobs.py) when the tab is first shown for
     a run's snapshots (it builds the model and embeds a few hundred sentences per snapshot)."""
 
     def __init__(self, session, parent=None):
@@ -524,7 +524,7 @@ class SentenceView(SnapshotMap):
         self.key = key
 
         def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return self.session.worker().call("desktop_llm.core.snapshot_jobs:sentences", report, cancelled,
+            return self.session.worker().call("desktop_llm.core.worker_jobs:sentences", report, cancelled,
                                               run=run)
 
         def failed(message):
@@ -817,7 +817,7 @@ class LearningPage(QWidget):
         key = (run.id, tuple(wanted))
 
         def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return self.session.worker().call("desktop_llm.core.snapshot_jobs:replay", report, cancelled,
+            return self.session.worker().call("desktop_llm.core.worker_jobs:replay", report, cancelled,
                                               run=run, wanted=list(wanted))
 
         def done(recs):
