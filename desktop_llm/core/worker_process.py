@@ -5,8 +5,9 @@ load: TensorFlow's and jaxlib's shared libraries load holding the GIL (a 591 ms 
 event loop, measured by benchmarks/learning_bench.py).
 
 The protocol is pickled frames, each behind its length, over the child's stdin and stdout:
-`("call", target, kwargs)` and `("cancel",)` go in; `("progress", fraction, text)`, `("emit",
-value)`, `("done", result)` and `("error", message)` come out. `target` is "module:function"; the
+`("call", n, target, kwargs)` and `("cancel", n)` go in; `("progress", n, fraction, text)`,
+`("emit", n, value)`, `("done", n, result)` and `("error", n, message)` come out, `n` numbering the
+call (what an abandoned call's child still sends is told apart from the next call's). `target` is "module:function"; the
 function gets `progress`, `cancelled` and `emit` as keywords, like the GUI's
 workers pass them. One child serves one call at a time and keeps what the functions keep (the
 models they build) between calls. Hand-written over multiprocessing: the child is started as
@@ -67,6 +68,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     returns when the window closes its end (the window quit or died)."""
     calls: queue.Queue = queue.Queue()
     cancel = threading.Event()
+    current = [0]  # the call being served
 
     def read() -> None:
         while True:
@@ -76,24 +78,26 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
                 calls.put(None)
                 return
             if message[0] == "cancel":
-                cancel.set()
+                if message[1] == current[0]:  # not a late cancel of a call already answered
+                    cancel.set()
             else:
                 calls.put(message)
 
     threading.Thread(target=read, name="worker-requests", daemon=True).start()
     while (message := calls.get()) is not None:
-        _, target, kwargs = message
+        _, n, target, kwargs = message
         cancel.clear()
+        current[0] = n
         try:
-            result = _resolve(target)(**kwargs, progress=lambda f, text="": send(stdout, ("progress", f, text)),
-                                      cancelled=cancel.is_set, emit=lambda value: send(stdout, ("emit", value)))
-            reply = ("done", result)
+            result = _resolve(target)(**kwargs, progress=lambda f, text="", n=n: send(stdout, ("progress", n, f, text)),
+                                      cancelled=cancel.is_set, emit=lambda value, n=n: send(stdout, ("emit", n, value)))
+            reply = ("done", n, result)
         except Exception as e:  # noqa: BLE001 - every error becomes the window's one line
             if not isinstance(e, DesktopLLMError):  # a bug: its whole story on the window's stderr
                 import traceback
 
                 traceback.print_exc()
-            reply = ("error", readable(e))
+            reply = ("error", n, readable(e))
         try:
             send(stdout, reply)
         except (OSError, ValueError):  # the window went away
@@ -112,6 +116,7 @@ class ModelWorker:
         self._proc: subprocess.Popen | None = None
         self._replies: queue.Queue = queue.Queue()
         self._turn = threading.Lock()
+        self._calls = 0
 
     @property
     def running(self) -> bool:
@@ -128,7 +133,7 @@ class ModelWorker:
                 try:
                     replies.put(receive(out))
                 except (EOFError, OSError, pickle.UnpicklingError):
-                    replies.put(("gone",))
+                    replies.put(("gone", None))
                     return
 
         threading.Thread(target=read, name="model-worker-replies", daemon=True).start()
@@ -141,33 +146,44 @@ class ModelWorker:
         with self._turn:
             if not self.running:
                 self._start()
+            self._calls += 1
+            n = self._calls
             try:
-                send(self._proc.stdin, ("call", target, kwargs))
+                send(self._proc.stdin, ("call", n, target, kwargs))
             except OSError:
                 raise self._gone() from None
             told = False
-            while True:
-                try:
-                    reply = self._replies.get(timeout=_POLL_SECONDS)
-                except queue.Empty:
-                    if not told and cancelled is not None and cancelled():
-                        told = True
-                        try:
-                            send(self._proc.stdin, ("cancel",))
-                        except OSError:
-                            pass
-                    continue
-                kind = reply[0]
-                if kind == "progress" and progress is not None:
-                    progress(*reply[1:])
-                elif kind == "emit" and emit is not None:
-                    emit(reply[1])
-                elif kind == "done":
-                    return reply[1]
-                elif kind == "error":
-                    raise WorkerError(reply[1])
-                elif kind == "gone":
-                    raise self._gone()
+            try:
+                while True:
+                    try:
+                        kind, of, *rest = self._replies.get(timeout=_POLL_SECONDS)
+                    except queue.Empty:
+                        if not told and cancelled is not None and cancelled():
+                            told = self._cancel(n)
+                        continue
+                    if kind == "gone":
+                        raise self._gone()
+                    if of != n:  # what an earlier, abandoned call's work still sent
+                        continue
+                    if kind == "progress" and progress is not None:
+                        progress(*rest)
+                    elif kind == "emit" and emit is not None:
+                        emit(rest[0])
+                    elif kind == "done":
+                        return rest[0]
+                    elif kind == "error":
+                        raise WorkerError(rest[0])
+            except BaseException as e:  # the caller gave up (its window closed): the child need not go on
+                if not isinstance(e, WorkerError) and not told and self.running:
+                    self._cancel(n)
+                raise
+
+    def _cancel(self, n: int) -> bool:
+        try:
+            send(self._proc.stdin, ("cancel", n))
+        except OSError:
+            pass
+        return True
 
     def _gone(self) -> WorkerError:
         code = self._proc.wait() if self._proc is not None else None

@@ -62,3 +62,15 @@ def test_closing_the_window_side_ends_the_child(worker):
     proc = worker._proc
     worker.close()
     assert proc.poll() is not None and not worker.running
+
+
+def test_a_call_its_caller_gave_up_on_is_cancelled_and_its_late_replies_go_nowhere(worker):
+    class Gone(Exception):
+        pass
+
+    def progress(_f, _text):
+        raise Gone  # the window closed while its work ran (gui/workers.py's _SourceGone)
+
+    with pytest.raises(Gone):
+        worker.call(f"{JOBS}:until_cancelled", progress)
+    assert worker.call(f"{JOBS}:count", n=2)["n"] == 2  # not the abandoned call's "cancelled"
