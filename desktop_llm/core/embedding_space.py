@@ -98,7 +98,7 @@ def sentence_space(run, limit: int = SENTENCES, progress=None, cancelled=None, s
     share of sentences whose nearest neighbour has the same source, against chance and against
     TF-IDF character n-grams (the baseline the model's vectors must beat):
     {"steps", "coords" (snapshots, n, 2), "sources", "texts", "agreement", "chance", "baseline",
-    "drift"}. `snapshot_model`: a core/probes.SnapshotModel of the run to reuse (the window keeps one)."""
+    "drift"}. `snapshot_model`: a core/probes.SnapshotModel of the run to reuse (the model worker keeps one)."""
     from desktop_llm.core.inference.embeddings import Index, embed, embedder, sentences
     from desktop_llm.core.probes import SnapshotModel
 

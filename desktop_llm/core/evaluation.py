@@ -124,3 +124,9 @@ def split_windows(tokens: np.ndarray, sequence_length: int, max_windows: int = 2
     idx = np.arange(n)[:, None] * T + np.arange(T + 1)[None, :]
     w = np.asarray(tokens[idx], dtype=np.int32)
     return w[:, :-1], w[:, 1:]
+
+
+def line_start(tokens: list[str]) -> int:
+    """Where the first new line begins among these tokens (0 if none does): the validation split
+    starts wherever the cut fell, often mid-word, and the per-token view reads better from there."""
+    return next((i + 1 for i, t in enumerate(tokens) if t.endswith("\n")), 0)

@@ -94,9 +94,8 @@ def same_prompts(recs: list[dict], spec: dict | None, wanted: list[str]) -> list
 
 class SnapshotModel:
     """A run's model, built once, into which each weight snapshot (core/snapshots.py) is loaded in
-    turn: what replays prompts and maps sentences over training. Kept and reused by the window
-    rather than built and dropped per request: TensorFlow crashed (SIGSEGV) creating a model's
-    variables on one thread while another dropped the previous one's."""
+    turn: what replays prompts and maps sentences over training. Kept and reused by the model
+    worker (core/worker_jobs.py) rather than built per request."""
 
     def __init__(self, run, prober_of=None):
         self.run = run
@@ -140,7 +139,7 @@ def replay(run, wanted: list[str], prober_of, progress=None, cancelled=None,
     (core/snapshots.py), as the probe would have taken them then: [{"step", "prompts",
     "continuations"}]. `prober_of(model)`: the run's family's prober (`Family.prober`);
     `progress(fraction, text)` and `cancelled()` as the GUI's workers pass them;
-    `snapshot_model`: one to reuse (the window keeps one per run)."""
+    `snapshot_model`: one to reuse (the model worker keeps one per run)."""
     sm = snapshot_model if snapshot_model is not None else SnapshotModel(run, prober_of)
     sm.prober_of = sm.prober_of or prober_of
     kept = sm.steps()

@@ -55,7 +55,7 @@ def receive(stream: BinaryIO) -> tuple:
     return pickle.loads(data)
 
 
-def _resolve(target: str) -> Callable[..., Any]:
+def resolve(target: str) -> Callable[..., Any]:
     module, _, name = target.partition(":")
     if not module or not name:
         raise WorkerError(f"Not a function's \"module:name\": {target!r}")
@@ -89,7 +89,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
         cancel.clear()
         current[0] = n
         try:
-            result = _resolve(target)(**kwargs, progress=lambda f, text="", n=n: send(stdout, ("progress", n, f, text)),
+            result = resolve(target)(**kwargs, progress=lambda f, text="", n=n: send(stdout, ("progress", n, f, text)),
                                       cancelled=cancel.is_set, emit=lambda value, n=n: send(stdout, ("emit", n, value)))
             reply = ("done", n, result)
         except Exception as e:  # noqa: BLE001 - every error becomes the window's one line
@@ -204,3 +204,18 @@ class ModelWorker:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+_SHARED: ModelWorker | None = None
+
+
+def shared() -> ModelWorker:
+    """The process's one model worker, for every window it opens (a run travels with its folder,
+    so one child serves any workspace); stopped when the process exits."""
+    global _SHARED
+    if _SHARED is None:
+        import atexit
+
+        _SHARED = ModelWorker()
+        atexit.register(_SHARED.close)
+    return _SHARED

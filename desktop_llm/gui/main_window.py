@@ -455,7 +455,6 @@ class MainWindow(QMainWindow):
             task = getattr(page, "task", None)
             if task:
                 task.cancel()
-        self.session.close_worker()
         super().closeEvent(event)
 
 

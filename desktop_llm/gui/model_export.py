@@ -1,9 +1,8 @@
 """The Runs page's "Export model…" menu: the selected run as a keras-hub preset, a SavedModel,
-ONNX or LiteRT (core/export), written in the background on the model thread.
+ONNX or LiteRT (core/export), written by the model worker (core/worker_process.py): it loads the
+checkpoint and traces TensorFlow functions, which the window's own process never does.
 
-Its own module so the Runs page only places the button; the export runs on `model_pool()`
-because it loads the checkpoint and traces TensorFlow functions, like every model task in the
-window (one thread keeps TensorFlow's state in one place).
+Its own module so the Runs page only places the button.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton
 
 from desktop_llm.core.export import FORMAT_LABELS, FORMATS, ExportError, check_exportable, default_path
-from desktop_llm.gui.workers import model_pool_telling, run_task
+from desktop_llm.gui.workers import run_task
 
 
 def model_export_button(page) -> QToolButton:
@@ -50,16 +49,16 @@ def export_model(page, fmt: str, dest: str | None = None) -> None:
             return
     label = FORMAT_LABELS[fmt]
 
-    def work(report, cancelled, emit):
-        from desktop_llm.core.export import export_run
+    worker = page.session.worker()
 
-        return export_run(run, fmt, out=dest, exports_dir=store.exports_dir, report=report)
+    def work(report, cancelled, emit):
+        return worker.call("desktop_llm.core.worker_jobs:export", report, cancelled, run=run, fmt=fmt, out=dest,
+                           exports_dir=store.exports_dir)
 
     def done(result):
         notes = "".join(f" Note: {n}." for n in result.notes)
         page._say(f"Exported {label} to {result.path}.{notes}")
 
     page._say(f"Exporting {run.id} as {label}…")
-    pool = model_pool_telling(lambda msg: (page.message.setText(msg), page.message.repaint()))
     page.task = run_task(page, work, done, lambda msg: page._say(f"Export failed: {msg}", "error"),
-                         on_progress=lambda fraction, msg: page._say(msg) if msg else None, pool=pool)
+                         on_progress=lambda fraction, msg: page._say(msg) if msg else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
@@ -36,10 +35,6 @@ class Session(QObject):
         self.model_config: ModelConfig = preset("small")
         self.train_config: TrainConfig = TrainConfig()  # the Train page's batch and devices, as chosen
         self.devices: list[dict] | None = None  # `desktop-llm devices --json`'s list; None until it answers
-        self._models: dict = {}
-        self._generators: dict = {}
-        self._lock = threading.RLock()  # workers on several threads may load at once
-        self._worker = None
 
     def set_corpus(self, paths: list[str], column: str | None, val_fraction: float,
                    encodings: dict[str, str] | None = None) -> None:
@@ -97,48 +92,9 @@ class Session(QObject):
         self.model_config = cfg
         self.model_changed.emit()
 
-    @property
-    def model_lock(self):
-        """Held while a worker builds or traces a Keras model: Keras' functional construction is not
-        safe on two threads at once (two builds at once failed with "Only input tensors may be
-        passed as positional arguments")."""
-        return self._lock
-
     def worker(self):
-        """The window's model worker (core/worker_process.py), a child process started on first use."""
-        from desktop_llm.core.worker_process import ModelWorker
+        """The model worker (core/worker_process.py): a child process, started on first use, that
+        runs the window's model work; one per window process, shared by its windows."""
+        from desktop_llm.core import worker_process
 
-        if self._worker is None:
-            self._worker = ModelWorker(self.store.home)
-        return self._worker
-
-    def close_worker(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-
-    def load_model(self, run_id: str, which: str):
-        """(model, tokenizer, checkpoint) for inference, cached per run/checkpoint. Call off the UI thread."""
-        from desktop_llm.core.checkpoints import CheckpointManager
-        from desktop_llm.core.loading import load_for_inference
-
-        with self._lock:
-            run = self.store.get(run_id)
-            from desktop_llm.core.loading import snapshot_step
-
-            ckpt = None if snapshot_step(which) is not None else CheckpointManager(run.checkpoints_dir).find(which)
-            key = (run_id, str(ckpt.folder) if ckpt else which)
-            if key not in self._models:
-                self._models = {key: load_for_inference(run, which)}  # keep one model in memory
-                self._generators = {}
-            return self._models[key]
-
-    def generator(self, run_id: str, which: str):
-        """A streaming Generator over the cached model; its compiled steps are reused between requests."""
-        from desktop_llm.core.generation import Generator
-
-        with self._lock:
-            model, tok, _ckpt = self.load_model(run_id, which)
-            key = id(model)
-            if key not in self._generators:
-                self._generators = {key: Generator(model, tok)}
-            return self._generators[key]
+        return worker_process.shared()

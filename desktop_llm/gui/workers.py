@@ -98,44 +98,6 @@ class Task(QObject):
         return self
 
 
-_MODEL_POOL: QThreadPool | None = None
-
-
-def model_pool() -> QThreadPool:
-    """One long-lived thread for all TensorFlow work in the window (attention, generation,
-    evaluation): models are loaded, traced and run on the same thread, one task at a time.
-    One thread keeps the loaded model and its compiled functions on the thread that made them."""
-    global _MODEL_POOL
-    if _MODEL_POOL is None:
-        # TensorFlow imported first on a worker thread later segfaulted while tracing a
-        # tf.function (measured: every time in tests/gui run alone; never once the main thread
-        # had imported it). So the UI thread imports it, once, when the first model task starts:
-        # a one-off pause of a few seconds after a click, never at start-up.
-        import tensorflow  # noqa: F401
-
-        from desktop_llm.core import device
-
-        # Before any op: take GPU memory as needed, never all of it, so that a trainer (child
-        # process) can share the card with the window's inference.
-        device.gpu_memory_growth()
-        _MODEL_POOL = QThreadPool()
-        _MODEL_POOL.setMaxThreadCount(1)
-        _MODEL_POOL.setExpiryTimeout(-1)  # the thread lives as long as the app
-    return _MODEL_POOL
-
-
-def model_pool_telling(say: Callable[[str], None]) -> QThreadPool:
-    """`model_pool()`, first telling the user when it is about to import TensorFlow (seconds,
-    once): `say` shows the line and repaints it, since the import holds the event loop."""
-    import sys
-
-    if "tensorflow" not in sys.modules:
-        say("Loading TensorFlow (first time only)…")
-    pool = model_pool()
-    say("Starting…")
-    return pool
-
-
 def run_task(parent: QObject, fn: Callable[..., Any], on_done=None, on_error=None, on_progress=None,
              on_emit=None, pool: QThreadPool | None = None) -> Task:
     task = Task(fn, parent)

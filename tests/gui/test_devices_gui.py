@@ -278,12 +278,13 @@ def test_runs_page_shows_a_run_folder_that_appears_and_changes_on_disk(qtbot, se
 
 
 # ---------------------------------------------------------------------------- 4. GPU hygiene
-def test_the_windows_tensorflow_lets_gpu_memory_grow_before_any_op():
-    """model_pool() (Generate, Attention, Evaluate) and the WordPiece trainer (Tokenizer page) call
-    gpu_memory_growth right after importing TensorFlow. This machine may have no GPU, so the call
-    itself is what is checked (and, on a GPU, that growth is on)."""
+def test_the_windows_tensorflow_lets_gpu_memory_grow_before_any_op(tmp_path):
+    """The model worker (`desktop-llm worker`: the window's Generate, Attention, Evaluate...), as
+    it starts, and the WordPiece trainer (Tokenizer page), after importing TensorFlow, call
+    gpu_memory_growth. This machine may have no GPU, so the call itself is what is checked (and, on a
+    GPU, that growth is on)."""
     code = textwrap.dedent("""
-        import json, sys
+        import json, os, sys
         from desktop_llm.core import device
         calls = []
         real = device.gpu_memory_growth
@@ -291,23 +292,27 @@ def test_the_windows_tensorflow_lets_gpu_memory_grow_before_any_op():
             calls.append("tensorflow" in sys.modules)
             real()
         device.gpu_memory_growth = spy
-        from desktop_llm.gui import workers
         before = "tensorflow" in sys.modules
-        workers.model_pool()
-        after_pool = list(calls)
+        from desktop_llm.cli import main
+        main(["worker"])  # its stdin is empty: it sets up, then ends at once
+        after_worker = list(calls)
         import tensorflow as tf
         growth = [tf.config.experimental.get_memory_growth(g) for g in tf.config.list_physical_devices("GPU")]
         from desktop_llm.core.tokenizers import WordPieceTokenizer
         WordPieceTokenizer.train(["a small text to count pieces in"], 40)
-        print(json.dumps({"before": before, "pool": after_pool, "all": calls, "growth": growth}))
+        with open(sys.argv[1], "w") as f:  # (the worker gave its stdout to its replies' protocol)
+            json.dump({"before": before, "worker": after_worker, "all": calls, "growth": growth}, f)
     """)
-    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "DESKTOP_LLM_XLA_CACHE": "0"})
+    result = tmp_path / "result.json"
+    out = subprocess.run([sys.executable, "-c", code, str(result)], check=False, capture_output=True, text=True,
+                         timeout=300, stdin=subprocess.DEVNULL,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "DESKTOP_LLM_XLA_CACHE": "0",
+                              "DESKTOP_LLM_NATIVE_STDERR": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = json.loads(result.read_text())
     assert got["before"] is False
-    assert got["pool"] == [True]  # once, with TensorFlow imported (and nothing run yet)
-    assert got["all"] == [True, True]  # and again by the WordPiece trainer
+    assert len(got["worker"]) == 1  # once, as it starts (it imports TensorFlow to set it)
+    assert got["all"] == [*got["worker"], True]  # and again by the WordPiece trainer
     assert all(got["growth"])
 
 

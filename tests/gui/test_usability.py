@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QThreadPool
 from PySide6.QtGui import QColor
 
 from desktop_llm.core.config import DataConfig, RunConfig, TokenizerConfig, TrainConfig, preset
@@ -159,13 +158,10 @@ def test_the_legend_is_outside_the_plots(window, qapp):
 
 
 # ---------------------------------------------------------------------------- 5. generate tabs
-class _Chat:
-    """What the page reads of a chat session after a reply (core.generation.ChatSession)."""
-
-    templated, stopped_by, dropped = False, "length", 0
-
-    def __init__(self, turns: int):
-        self.history = [("user", "hi"), ("assistant", "hello")] * turns
+def _reply(turns: int) -> dict:
+    """What the model worker sends back after a reply (core/worker_jobs.chat)."""
+    return {"text": "hello", "history": [("user", "hi"), ("assistant", "hello")] * turns, "templated": False,
+            "stopped_by": "length", "dropped": 0}
 
 
 def test_generate_button_and_status_belong_to_the_prompt_tab(window):
@@ -178,13 +174,14 @@ def test_generate_button_and_status_belong_to_the_prompt_tab(window):
     assert not g.generate_btn.isVisible()  # the chat sends with Enter or its own Send button
     assert g.status.text() == ""  # the prompt's result is not the chat's status
 
-    g._target, g.chat = "conversation", _Chat(1)
-    g._on_replied("hello")
+    from desktop_llm.gui.pages.generate_page import Conversation
+
+    g._target, g.chat = "conversation", Conversation()
+    g._on_replied(_reply(1))
     assert g.status.text() == "1 turn in the conversation"
     g.tabs.setCurrentIndex(0)
     assert g.generate_btn.isVisible() and g.status.text() == "40 tokens in 1.00 s"
-    g.chat = _Chat(2)
-    g._on_replied("again")  # a reply that lands while the prompt tab is open stays on the chat tab
+    g._on_replied(_reply(2))  # a reply that lands while the prompt tab is open stays on the chat tab
     assert g.status.text() == "40 tokens in 1.00 s"
     g.tabs.setCurrentIndex(1)
     assert g.status.text() == "2 turns in the conversation"
@@ -336,25 +333,19 @@ def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, m
     from desktop_llm.core import inspection
     from desktop_llm.core.generation import GeneratedToken, GenerationResult
 
-    pool = QThreadPool()  # a stand-in for the model thread: no TensorFlow in this test
-    from desktop_llm.gui import workers
-
-    monkeypatch.setattr(workers, "model_pool", lambda: pool)  # what every page's model_pool_telling uses
     run = _make_run(window.session.store, "r")
     window.session.runs_changed.emit()
 
     class _Ckpt:
         step = 20
 
-    monkeypatch.setattr(window.session, "load_model", lambda run_id, which: (object(), object(), _Ckpt()))
-
     class _InThisProcess:  # the model worker's calls, made here: no child, no TensorFlow in this test
         running = False
 
         def call(self, target, progress=None, cancelled=None, emit=None, **kwargs):
-            from desktop_llm.core.worker_process import _resolve
+            from desktop_llm.core.worker_process import resolve
 
-            return _resolve(target)(**kwargs, progress=progress, cancelled=cancelled, emit=emit)
+            return resolve(target)(**kwargs, progress=progress, cancelled=cancelled, emit=emit)
 
     from desktop_llm.core import worker_jobs
 
@@ -380,7 +371,8 @@ def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, m
                                     "length", 0.1, 0.05)
 
     gen = _Generator()
-    monkeypatch.setattr(window.session, "generator", lambda run_id, which: gen)
+    monkeypatch.setattr(worker_jobs, "_generator", lambda run, which, progress: (progress(0.0, "Loading the model…"),
+                                                                                 gen)[1])
     gp = window.generate_page
     spy = _Spy(gp.status)
     gp.generate()
@@ -544,7 +536,7 @@ def test_radio_buttons_are_visible_in_the_dark_theme(qapp, monkeypatch):
 
 
 def test_the_per_token_view_of_the_validation_split_starts_at_a_line():
-    from desktop_llm.gui.pages.evaluate_page import line_start
+    from desktop_llm.core.evaluation import line_start
 
     assert line_start(["IU", "S:", "\n", "He", " loves"]) == 3
     assert line_start(["▁no", "▁new", "▁line"]) == 0

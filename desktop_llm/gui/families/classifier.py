@@ -147,22 +147,13 @@ class ClassifyPanel(FamilyPanel):
         lay.addWidget(split)
 
     # ------------------------------------------------------------------ work on a thread
-    def _run(self, work, on_done, button) -> None:
-        if not (chosen := self.chosen()):
+    def _run(self, function: str, on_done, button, **kwargs) -> None:
+        """`function` of core/models/classifier/tab_work.py on the chosen run, in the model worker."""
+        if not self.chosen():
             return
-        run_id, which = chosen
-
-        def job(report, cancelled, emit):
-            from desktop_llm.core.models.classifier.examples import LabelledData
-
-            report(0.0, "Loading the model…")
-            model, tok, _ = self.session.load_model(run_id, which)
-            run = self.session.store.get(run_id)
-            report(0.5, "Classifying…")
-            return work(model, tok, LabelledData(run.data_dir), run.config.model.sequence_length)
-
         button.setEnabled(False)
-        self.start(job, lambda r: self._done(on_done, r, button), lambda msg: self._on_error(msg, button))
+        self.run_with_model(f"desktop_llm.core.models.classifier.tab_work:{function}", "Classifying…",
+                            lambda r: self._done(on_done, r, button), lambda msg: self._on_error(msg, button), **kwargs)
 
     def _done(self, on_done, result, button) -> None:
         button.setEnabled(True)
@@ -196,12 +187,7 @@ class ClassifyPanel(FamilyPanel):
             self.say("Type a text to classify.", "error")
             return
 
-        def work(model, tok, data, T):
-            from desktop_llm.core.models.classifier.report import classify
-
-            return classify(model, tok, data.classes, texts, T, data.specials)
-
-        self._run(work, self._show_results, self.classify_btn)
+        self._run("classify_texts", self._show_results, self.classify_btn, texts=texts)
 
     def _show_results(self, results: list[dict]) -> None:
         self.results = results
@@ -241,12 +227,7 @@ class ClassifyPanel(FamilyPanel):
 
     # ------------------------------------------------------------------ report
     def evaluate(self) -> None:
-        def work(model, tok, data, T):
-            from desktop_llm.core.models.classifier.report import report
-
-            return report(model, data)
-
-        self._run(work, self._show_report, self.report_btn)
+        self._run("validation_report", self._show_report, self.report_btn)
 
     def _show_report(self, rep: dict) -> None:
         self.report = rep

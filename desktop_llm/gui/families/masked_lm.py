@@ -74,21 +74,11 @@ class FillMaskPanel(FamilyPanel):
         return line[:i] + MASK + line[i + 1:]
 
     def fill(self) -> None:
-        if not (chosen := self.chosen()):
+        if not self.chosen():
             return
-        run_id, which = chosen
-        text, k = self.text.text(), self.top_k.value()
-
-        def work(report, cancelled, emit):
-            from desktop_llm.core.models.masked_lm.fill_mask import fill_mask
-
-            report(0.0, "Loading the model…")
-            model, tok, _ = self.session.load_model(run_id, which)
-            report(0.5, "Filling the masks…")
-            return fill_mask(model, tok, text, top_k=k)
-
         self.fill_btn.setEnabled(False)
-        self.start(work, self._on_done, self._on_error)
+        self.run_with_model("desktop_llm.core.models.masked_lm.tab_work:fill", "Filling the masks…", self._on_done,
+                            self._on_error, text=self.text.text(), top_k=self.top_k.value())
 
     def _on_done(self, masks: list[dict]) -> None:
         self.fill_btn.setEnabled(True)

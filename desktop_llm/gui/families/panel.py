@@ -1,19 +1,20 @@
 """What every family panel of the Generate page shares: the run chosen above it, one status line,
-and a model task that runs on the model thread (with "loading TensorFlow…" said while it waits)."""
+and its model work, done by the model worker (core/worker_process.py) while a thread waits."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
+from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.widgets import label, set_role
-from desktop_llm.gui.workers import model_pool_telling, run_task
+from desktop_llm.gui.workers import run_task
 
 
 class FamilyPanel(QWidget):
     """A tab of the Generate page for runs of one or more families.
 
     Subclasses set TITLE (the tab's title) and RUNS (what to choose, for the "choose a run"
-    message), build their widgets, and start work with `start(work, on_done, on_error)`.
+    message), build their widgets, and start work with `run_with_model(...)` or `call_worker(...)`.
     """
 
     TITLE = ""
@@ -69,15 +70,33 @@ class FamilyPanel(QWidget):
             return None
         return run_id, which
 
+    def run_with_model(self, target: str, stage: str, on_done, on_error, on_emit=None, **kwargs) -> None:
+        """`target(model, tokenizer, run, emit, **kwargs)` (a function in the family's folder) on the
+        chosen run's model, in the model worker (core/worker_jobs.with_model)."""
+        if not (chosen := self.chosen()):
+            return
+        run_id, which = chosen
+        try:
+            run = self.session.store.get(run_id)
+        except DesktopLLMError as e:  # a run deleted meanwhile
+            on_error(str(e))
+            return
+        self.call_worker("desktop_llm.core.worker_jobs:with_model", on_done, on_error, on_emit, run=run,
+                         which=which, target=target, stage=stage, **kwargs)
+
+    def call_worker(self, target: str, on_done, on_error, on_emit=None, **kwargs) -> None:
+        """`target(**kwargs)` in the model worker (core/worker_process.py), its progress on the status line."""
+        worker = self.session.worker()
+
+        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
+            return worker.call(target, report, cancelled, emit, **kwargs)
+
+        self.start(work, on_done, on_error, on_emit=on_emit, worker=worker)
+
     def start(self, work, on_done, on_error, on_emit=None, worker=None) -> None:
-        """Run `work(report, cancelled, emit)` on the model thread, or, where it hands its work to the
-        model worker (core/worker_process.py), on any thread; its progress messages go to the
-        status line."""
-        self.say(self.status.text())
-        if worker is not None:
-            pool = None
-            self.say("Starting…" if worker.running else "Starting the model worker (the first time loads Keras)…")
-        else:
-            pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
-        self.task = run_task(self, work, on_done, on_error, on_emit=on_emit, pool=pool,
+        """Run `work(report, cancelled, emit)`, which hands its model work to `worker` (the model
+        worker, core/worker_process.py), on a thread; its progress messages go to the status line."""
+        self.say("Starting…" if worker is None or worker.running
+                 else "Starting the model worker (the first time loads Keras)…")
+        self.task = run_task(self, work, on_done, on_error, on_emit=on_emit,
                              on_progress=lambda _f, msg: msg and self.status.setText(msg))

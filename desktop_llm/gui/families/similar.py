@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.families.panel import FamilyPanel
 from desktop_llm.gui.theme import COLORS, themed_plot
 from desktop_llm.gui.widgets import label
@@ -96,30 +97,23 @@ class SimilarPanel(FamilyPanel):
         self._points = None  # (2-D points, items) for hover
 
     # ------------------------------------------------------------------ work
-    def _job(self, then, button, work) -> None:
+    def _job(self, then, button, **kwargs) -> None:
+        """The model worker's work on the run's sentence index (core/worker_jobs.similar), which it
+        builds once per checkpoint and pooling and sends back for the map."""
         if not (chosen := self.chosen()):
             return
         run_id, which = chosen
         pooling = self.pooling.currentData()
-
-        def job(report, cancelled, emit):
-            from desktop_llm.core.checkpoints import CheckpointManager
-            from desktop_llm.core.inference.embeddings import build_index
-
-            report(0.0, "Loading the model…")
-            model, tok, _ = self.session.load_model(run_id, which)
+        try:
             run = self.session.store.get(run_id)
-            ckpt = CheckpointManager(run.checkpoints_dir).find(which)
-            key = (run_id, str(ckpt.folder) if ckpt else None, pooling)
-            index = self.index if key == self._index_key else None
-            if index is None:
-                report(0.3, "Embedding the corpus' sentences (once per run)…")
-                index = build_index(model, tok, run, pooling)
-            return key, index, work(model, tok, run, index)
+        except DesktopLLMError as e:  # a run deleted meanwhile
+            self.say(str(e), "error")
+            return
+        key = (run_id, which, pooling)
 
         def done(result):
-            key, index, value = result
-            fresh = key != self._index_key
+            index, value = result
+            fresh = key != self._index_key or self.index is None or len(index.items) != len(self.index.items)
             self.index, self._index_key = index, key
             if fresh:
                 self._draw_scatter()
@@ -132,7 +126,8 @@ class SimilarPanel(FamilyPanel):
             self.say(msg, "error")
 
         button.setEnabled(False)
-        self.start(job, done, failed)
+        self.call_worker("desktop_llm.core.worker_jobs:similar", done, failed, run=run, which=which, pooling=pooling,
+                         **kwargs)
 
     def primary(self) -> None:
         self.search()
@@ -144,17 +139,7 @@ class SimilarPanel(FamilyPanel):
         return sample.splitlines()[0][:80]
 
     def search(self) -> None:
-        text, k, pooling = self.query.text(), self.top_k.value(), self.pooling.currentData()
-
-        def search_work(model, tok, run, index):
-            from desktop_llm.core.config import ConfigError
-            from desktop_llm.core.inference.embeddings import embed
-
-            if not text.strip():
-                raise ConfigError("Type a sentence to search for.")
-            return index.search(embed(model, tok, [text], pooling)[0], k)
-
-        self._job(self._show_hits, self.search_btn, search_work)
+        self._job(self._show_hits, self.search_btn, query=self.query.text(), k=self.top_k.value())
 
     def _show_hits(self, hits: list[dict]) -> None:
         self.hits = hits
@@ -169,17 +154,14 @@ class SimilarPanel(FamilyPanel):
                             "similarity (1 is the same direction).")
 
     def export(self) -> None:
-        def work(model, tok, run, index):
-            from desktop_llm.core.inference.embeddings import write_projector
-
-            return write_projector(self.session.store.exports_dir / f"{run.id}-projector", index)
-
         def shown(paths):
             self.exported = paths
             self.status.setText(f"Wrote {paths[0]} and {paths[1].name}: load both in TensorBoard's projector "
                                 "or at projector.tensorflow.org.")
 
-        self._job(shown, self.export_btn, work)
+        run_id = (self.chosen() or (None, None))[0]
+        if run_id:
+            self._job(shown, self.export_btn, projector_to=str(self.session.store.exports_dir / f"{run_id}-projector"))
 
     # ------------------------------------------------------------------ the 2-D view
     def _draw_scatter(self) -> None:

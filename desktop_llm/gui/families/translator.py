@@ -55,28 +55,17 @@ class TranslatePanel(FamilyPanel):
         return self.source
 
     def translate(self) -> None:
-        if not (chosen := self.chosen()):
+        if not self.chosen():
             return
-        run_id, which = chosen
         text = self.source.toPlainText().strip()
-
-        def work(report, cancelled, emit):
-            from desktop_llm.core.config import ConfigError
-            from desktop_llm.core.models.translator.decode import Translator
-
-            if not text:
-                raise ConfigError("Type a sentence to translate.")
-            report(0.0, "Loading the model…")
-            model, tok, _ = self.session.load_model(run_id, which)
-            T = self.session.store.get(run_id).config.model.sequence_length
-            report(0.5, "Translating…")
-            translator = Translator(model, tok, T)
-            return translator.stream(text, emit), translator.cut_note(text)
-
+        if not text:
+            self._on_error("Type a sentence to translate.")
+            return
         self.output.clear()
         self.pieces = 0
         self.translate_btn.setEnabled(False)
-        self.start(work, self._on_done, self._on_error, on_emit=self._on_piece)
+        self.run_with_model("desktop_llm.core.models.translator.tab_work:translate", "Translating…", self._on_done,
+                            self._on_error, on_emit=self._on_piece, text=text)
 
     def _on_piece(self, piece: str) -> None:
         self.pieces += 1

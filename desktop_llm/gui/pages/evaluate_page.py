@@ -20,17 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, heat_color, label, set_role
-from desktop_llm.gui.workers import Cancelled, model_pool_telling, run_task
-
-SHOWN_TOKENS = 1500  # per-token view of the first tokens: enough to read, cheap to render
-
-
-def line_start(tokens: list[str]) -> int:
-    """Where the first new line begins among these tokens (0 if none does): the validation split
-    starts wherever the cut fell, often mid-word, and the per-token view reads better from there."""
-    return next((i + 1 for i, t in enumerate(tokens) if t.endswith("\n")), 0)
-
+from desktop_llm.gui.workers import run_task
 
 
 class EvaluatePage(QWidget):
@@ -182,52 +174,24 @@ class EvaluatePage(QWidget):
             self._error("Type or paste some text to evaluate.")
             return
 
-        def work(report, cancelled, emit):
-            from desktop_llm.core.evaluation import (
-                evaluate_text,
-                evaluate_windows,
-                per_token_losses,
-                split_windows,
-            )
+        try:
+            run = self.session.store.get(run_id)
+        except DesktopLLMError as e:  # a run deleted meanwhile
+            self._error(str(e))
+            return
+        worker = self.session.worker()
 
-            report(0.0, "Loading the model…")
-            model, tok, ckpt = self.session.load_model(run_id, which)
-            report(0.0, "Evaluating…")
-            if source == "val":
-                from desktop_llm.core.data import TokenData
-
-                data = TokenData(self.session.store.get(run_id).data_dir)
-                x, y = split_windows(data.val, model.backbone.max_sequence_length)
-
-                def progress(done, total):
-                    if cancelled():
-                        raise Cancelled("Cancelled.")
-                    report(done / total, "")
-
-                ev = evaluate_windows(model, x, y, progress=progress)
-                start = line_start([tok.token_text(int(i)) for i in data.val[:200]])
-                ids = [int(i) for i in data.val[start:start + SHOWN_TOKENS]]
-                shown = (ids, [tok.token_text(i) for i in ids], per_token_losses(model, ids).tolist())
-            else:
-                if source == "file":
-                    from desktop_llm.core.corpus import Corpus
-
-                    corpus = Corpus(paths=[path])
-                    corpus.require_text()
-                    body = "".join(corpus.iter_text())
-                else:
-                    body = text
-                ev, per = evaluate_text(model, tok, body)
-                shown = (per.token_ids[:SHOWN_TOKENS], per.tokens[:SHOWN_TOKENS], per.losses[:SHOWN_TOKENS])
-            return ev, shown, ckpt.step
+        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
+            return worker.call("desktop_llm.core.worker_jobs:evaluate", report, cancelled, run=run, which=which,
+                               source=source, path=path, text=text)
 
         self.go.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         set_role(self.status, "hint")
-        pool = model_pool_telling(lambda msg: (self.status.setText(msg), self.status.repaint()))
-        self.task = run_task(self, work, self._on_done, self._on_failed, on_progress=self._on_progress, pool=pool)
+        self.status.setText("Starting…" if worker.running else "Starting the model worker (the first time loads Keras)…")
+        self.task = run_task(self, work, self._on_done, self._on_failed, on_progress=self._on_progress)
 
     def _on_progress(self, fraction: float, msg: str) -> None:
         if msg:  # a stage (loading the model, evaluating): the bar stays busy until counts come

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor
@@ -27,8 +28,9 @@ from PySide6.QtWidgets import (
 
 from desktop_llm.core.config import DEFAULT_FAMILY
 from desktop_llm.core.generation import SamplingConfig
+from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_role, visible_token
-from desktop_llm.gui.workers import model_pool_telling, run_task
+from desktop_llm.gui.workers import run_task
 
 TRANSCRIPT_MODE = ("Transcript mode: this run learned plain text, so it continues a “User: … / Bot: …” transcript and "
                    "chats only as well as its training text allows. A chat run (the Train page's Chat family, "
@@ -45,12 +47,23 @@ def prob_color(p: float) -> QColor:
     return QColor(242, 142, 43, round(255 * 0.65 * min(1.0, bits / 6.0)))
 
 
+@dataclass
+class Conversation:
+    """A chat as the page keeps it: the model worker, which keeps the model, answers each turn
+    from this history (core/worker_jobs.chat) and sends back how the reply ended."""
+    history: list = field(default_factory=list)  # (role, text): "user" and "assistant" in turn
+    system: str = ""
+    templated: bool = False  # a chat model's template (else a User:/Bot: transcript)
+    stopped_by: str = ""
+    dropped: int = 0  # the oldest messages the last prompt left out
+
+
 class GeneratePage(QWidget):
     def __init__(self, session, parent=None):
         super().__init__(parent)
         self.session = session
         self.task = None
-        self.chat = None  # core ChatSession, per run/checkpoint
+        self.chat: Conversation | None = None  # the conversation, per run/checkpoint
         self._chat_key = None
         self._pending: list = []  # GeneratedToken buffered until the next paint
         self.tokens_out = 0
@@ -203,7 +216,6 @@ class GeneratePage(QWidget):
         # the Generate button belongs to the prompt tab: the chat has its own Send.
         self._tab = 0
         self._statuses = dict.fromkeys(range(self.tabs.count()), ("", "hint"))
-        self._compiled: set = set()  # (generator, sampling settings) already traced and compiled
         self.tabs.currentChanged.connect(self._on_tab)
 
         lay = QVBoxLayout(self)
@@ -253,13 +265,14 @@ class GeneratePage(QWidget):
         cfg = self._checked_sampling()
         if cfg is None:
             return
-        run_id, which, prompt = self.picker.run_id, self.picker.checkpoint, self.prompt.toPlainText()
+        run, which, prompt = self._run(), self.picker.checkpoint, self.prompt.toPlainText()
+        if run is None:
+            return
+        worker = self.session.worker()
 
-        def work(report, cancelled, emit):
-            report(0.0, "Loading the model…")
-            gen = self.session.generator(run_id, which)
-            self._report_compiling(report, gen, cfg)
-            return gen.generate(prompt, cfg, on_token=emit, cancelled=cancelled)
+        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
+            return worker.call("desktop_llm.core.worker_jobs:generate", report, cancelled, emit, run=run, which=which,
+                               prompt=prompt, cfg=cfg)
 
         self.output.reset(f"<b style='white-space:pre-wrap'>{html.escape(prompt).replace(chr(10), '<br>')}</b>")
         self._begin(work, self._on_generated, target="output")
@@ -276,13 +289,14 @@ class GeneratePage(QWidget):
             self.tabs.setCurrentIndex(0)
         if self.busy or not self._check_run():
             return
-        run_id, which, prompt = self.picker.run_id, self.picker.checkpoint, self.prompt.toPlainText()
+        run, which, prompt = self._run(), self.picker.checkpoint, self.prompt.toPlainText()
+        if run is None:
+            return
+        worker = self.session.worker()
 
         def work(report, cancelled, emit):
-            report(0.0, "Loading the model…")
-            gen = self.session.generator(run_id, which)
-            report(0.5, "Reading the prompt…")
-            return gen.next_tokens(prompt, k=10)
+            return worker.call("desktop_llm.core.worker_jobs:next_tokens", report, cancelled, run=run, which=which,
+                               prompt=prompt, k=10)
 
         self.output.reset(f"<b style='white-space:pre-wrap'>{html.escape(prompt).replace(chr(10), '<br>')}</b>")
         self._begin(work, self._on_next_tokens, target="output")
@@ -314,17 +328,13 @@ class GeneratePage(QWidget):
             self._reset_chat()
             self._chat_key = key
 
-        system = self.system_input.text().strip()
-
-        def work(report, cancelled, emit):
-            from desktop_llm.core.generation import ChatSession
-
-            if self.chat is None:
-                report(0.0, "Loading the model…")
-                self.chat = ChatSession(self.session.generator(run_id, which))
-            self.chat.system = system
-            self._report_compiling(report, self.chat.gen, cfg)
-            return self.chat.reply(message, cfg, on_token=emit, cancelled=cancelled)
+        run = self._run()
+        if run is None:
+            return
+        if self.chat is None:
+            self.chat = Conversation()
+        self.chat.system = self.system_input.text().strip()
+        work = self._chat_work(run, which, cfg, message)
 
         self.chat_input.clear()
         self.chat_view.append_html(("<br><br>" if self.chat_view.tips or self.chat else "")
@@ -346,16 +356,35 @@ class GeneratePage(QWidget):
                                        + html.escape(text).replace("\n", "<br>"))
         self.chat_view.append_html("<br><br><b>Model</b><br>")
         chat.system = self.system_input.text().strip()
+        run = self._run()
+        if run is None:
+            return
+        self._begin(self._chat_work(run, self.picker.checkpoint, cfg, None), self._on_replied, target="conversation")
+
+    def _chat_work(self, run, which: str, cfg, message: str | None):
+        """The work of one reply (`message` None: the last reply again), done by the model worker,
+        which keeps the model; the conversation stays here."""
+        chat, worker = self.chat, self.session.worker()
 
         def work(report, cancelled, emit):
-            self._report_compiling(report, chat.gen, cfg)
-            return chat.regenerate(cfg, on_token=emit, cancelled=cancelled)
+            return worker.call("desktop_llm.core.worker_jobs:chat", report, cancelled, emit, run=run, which=which,
+                               history=list(chat.history), system=chat.system, cfg=cfg, message=message)
 
-        self._begin(work, self._on_replied, target="conversation")
+        return work
 
-    def _on_replied(self, text: str) -> None:
+    def _run(self):
+        """The chosen run, or None (the status line says why: deleted meanwhile)."""
+        try:
+            return self.session.store.get(self.picker.run_id)
+        except DesktopLLMError as e:
+            self._on_error(str(e))
+            return None
+
+    def _on_replied(self, reply: dict) -> None:
         self._paint()
         chat = self.chat
+        chat.history, chat.templated = reply["history"], reply["templated"]
+        chat.stopped_by, chat.dropped = reply["stopped_by"], reply["dropped"]
         turns = len(chat.history) // 2
         notes = [f"{turns} turn{'' if turns == 1 else 's'} in the conversation"]
         if chat.templated and chat.stopped_by == "length":
@@ -428,19 +457,11 @@ class GeneratePage(QWidget):
         self.send_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
         tab = self._target_tab
-        pool = model_pool_telling(lambda msg: (self._say(msg, tab=tab), self.status.repaint()))
+        self._say("Starting…" if self.session.worker().running
+                  else "Starting the model worker (the first time loads Keras)…", tab=tab)
         self._paint_timer.start()
-        self.task = run_task(self, work, on_done, self._on_error, on_emit=self._on_token, pool=pool,
+        self.task = run_task(self, work, on_done, self._on_error, on_emit=self._on_token,
                              on_progress=lambda _f, msg: msg and self._say(msg, tab=tab))
-
-    def _report_compiling(self, report, gen, cfg) -> None:
-        """On the worker: say that the first request with these settings compiles (seconds)."""
-        key = (id(gen), cfg.temperature, cfg.top_k, cfg.top_p)
-        if key in self._compiled:
-            report(0.0, "Generating…")
-        else:
-            self._compiled.add(key)
-            report(0.0, "Compiling the model for these sampling settings (first time only)…")
 
     @property
     def _target_tab(self) -> int:
