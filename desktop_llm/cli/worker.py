@@ -9,13 +9,7 @@ import sys
 
 
 def cmd_worker(args) -> int:
-    from desktop_llm.core import backend, device
     from desktop_llm.core.worker_process import serve
-
-    if backend.current().name == "tensorflow":
-        # Before any op: GPU memory taken as needed, never all of it, so that a trainer (another
-        # child process) shares the card with the window's model work.
-        device.gpu_memory_growth()
 
     # The protocol owns the real stdout; anything else printed (a library's print) goes to stderr.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")

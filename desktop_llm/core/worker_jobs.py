@@ -16,7 +16,31 @@ _GENERATORS: dict = {}  # id(model) -> its Generator: the last one only
 _COMPILED: set = set()  # (generator, sampling settings) whose decoding loop is compiled
 
 
+def backend_name(progress=None, cancelled=None, emit=None) -> str:
+    """The Keras backend this child computes with."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def ready() -> None:
+    """Before the first model: on TensorFlow, GPU memory taken as needed, never all of it, so that
+    a trainer (another child process) shares the card with the window's model work. Here, not at
+    the child's start, which then stays quick (a job that loads no model imports no backend)."""
+    global _READY
+    if not _READY:
+        from desktop_llm.core import backend, device
+
+        if backend.current().name == "tensorflow":
+            device.gpu_memory_growth()
+        _READY = True
+
+
+_READY = False
+
+
 def _snapshots(run) -> SnapshotModel:
+    ready()
     key = str(run.folder)
     sm = _SNAPSHOTS.pop(key, None)
     if sm is None:
@@ -35,6 +59,7 @@ def for_inference(run, which: str):
     from desktop_llm.core.checkpoints import CheckpointManager
     from desktop_llm.core.loading import load_for_inference, snapshot_step
 
+    ready()
     ckpt = None if snapshot_step(which) is not None else CheckpointManager(run.checkpoints_dir).find(which)
     key = (str(run.folder), str(ckpt.folder) if ckpt else which)
     if key not in _LOADED:
@@ -75,6 +100,7 @@ def side_by_side(targets: list, prompt: str, cfg, progress=None, cancelled=None,
     from desktop_llm.core.generation import Generator
     from desktop_llm.core.loading import load_for_inference
 
+    ready()
     steps = []
     for i, (run, which) in enumerate(targets):
         if cancelled():
@@ -187,16 +213,16 @@ def evaluate(run, which: str, source: str, path: str = "", text: str = "", progr
     return ev, (per.token_ids[:SHOWN_TOKENS], per.tokens[:SHOWN_TOKENS], per.losses[:SHOWN_TOKENS]), ckpt.step
 
 
-def with_model(run, which: str, target: str, stage: str = "", progress=None, cancelled=None, emit=None, **kwargs):
-    """`target(model, tokenizer, run, emit=emit, **kwargs)` on `run`'s model at `which`: the work of a
-    family's own tab, whose function ("module:function") lives in its family's folder."""
+def with_model(run, which: str, function: str, stage: str = "", progress=None, cancelled=None, emit=None, **kwargs):
+    """`function(model, tokenizer, run, emit=emit, **kwargs)` on `run`'s model at `which`: the work
+    of a family's own tab, whose function ("module:name") lives in its family's folder."""
     from desktop_llm.core.worker_process import resolve
 
     progress(0.0, "Loading the model…")
     model, tok, _ckpt = for_inference(run, which)
     if stage:
         progress(0.5, stage)
-    return resolve(target)(model, tok, run, emit=emit, **kwargs)
+    return resolve(function)(model, tok, run, emit=emit, **kwargs)
 
 
 _INDEX: dict = {}  # (run folder, checkpoint, pooling) -> its sentence index: the last one only
@@ -232,4 +258,5 @@ def export(run, fmt: str, out: str, exports_dir, progress=None, cancelled=None, 
     """The Runs page's Export model: core/export.export_run of `run` as `fmt` into `out`."""
     from desktop_llm.core.export import export_run
 
+    ready()
     return export_run(run, fmt, out=out, exports_dir=exports_dir, report=progress)

@@ -1,14 +1,15 @@
-"""Engine work in a child process: the window's model work that needs no widget of its own
-(replaying prompts and mapping sentences on a run's weight snapshots) runs in `desktop-llm
-worker`, so the window's process does not load a Keras backend for it. A thread cannot hide that
-load: TensorFlow's and jaxlib's shared libraries load holding the GIL (a 591 ms freeze of the
-event loop, measured by benchmarks/learning_bench.py).
+"""Engine work in a child process: every model task of the window (generating, chatting,
+evaluating, attention maps, the family tabs, exports, replaying prompts and mapping sentences on a
+run's weight snapshots) runs in `desktop-llm worker`, so the window's process never loads a Keras
+backend. A thread cannot hide that load: TensorFlow's and jaxlib's shared libraries load holding the
+GIL (a 591 ms freeze of the event loop, measured by benchmarks/learning_bench.py). And a model that
+crashes or runs out of memory takes down the child, not the window.
 
 The protocol is pickled frames, each behind its length, over the child's stdin and stdout:
-`("call", n, target, kwargs)` and `("cancel", n)` go in; `("progress", n, fraction, text)`,
-`("emit", n, value)`, `("done", n, result)` and `("error", n, message)` come out, `n` numbering the
-call (what an abandoned call's child still sends is told apart from the next call's). `target` is "module:function"; the
-function gets `progress`, `cancelled` and `emit` as keywords, like the GUI's
+`("call", n, job, kwargs)` and `("cancel", n)` go in; `("progress", n, fraction, text)`, `("emit",
+n, value)`, `("done", n, result)` and `("error", n, message)` come out, `n` numbering the call (what
+an abandoned call's child still sends is told apart from the next call's). `job` is
+"module:function"; the function gets `progress`, `cancelled` and `emit` as keywords, as the GUI's
 workers pass them. One child serves one call at a time and keeps what the functions keep (the
 models they build) between calls. Hand-written over multiprocessing: the child is started as
 `desktop-llm worker` (`sys.executable -m desktop_llm`, as the trainer is), which also works from
@@ -85,11 +86,11 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
 
     threading.Thread(target=read, name="worker-requests", daemon=True).start()
     while (message := calls.get()) is not None:
-        _, n, target, kwargs = message
+        _, n, job, kwargs = message
         cancel.clear()
         current[0] = n
         try:
-            result = resolve(target)(**kwargs, progress=lambda f, text="", n=n: send(stdout, ("progress", n, f, text)),
+            result = resolve(job)(**kwargs, progress=lambda f, text="", n=n: send(stdout, ("progress", n, f, text)),
                                       cancelled=cancel.is_set, emit=lambda value, n=n: send(stdout, ("emit", n, value)))
             reply = ("done", n, result)
         except Exception as e:  # noqa: BLE001 - every error becomes the window's one line
@@ -110,9 +111,11 @@ class ModelWorker:
     stopped; `call` blocks its (worker) thread until the child answers. Thread-safe: calls from
     several threads wait their turn."""
 
-    def __init__(self, home: str | os.PathLike | None = None, command: list[str] | None = None):
+    def __init__(self, home: str | os.PathLike | None = None, command: list[str] | None = None,
+                 backend: str = "auto"):
+        self.backend = backend  # the Keras backend the child computes with (core/backend.py)
         self.command = command or [sys.executable, "-m", "desktop_llm",
-                                   *(["--home", str(home)] if home is not None else []), "worker"]
+                                   *(["--home", str(home)] if home is not None else []), "worker", "--backend", backend]
         self._proc: subprocess.Popen | None = None
         self._replies: queue.Queue = queue.Queue()
         self._turn = threading.Lock()
@@ -138,10 +141,10 @@ class ModelWorker:
 
         threading.Thread(target=read, name="model-worker-replies", daemon=True).start()
 
-    def call(self, target: str, progress: Callable[[float, str], None] | None = None,
+    def call(self, job: str, /, progress: Callable[[float, str], None] | None = None,
              cancelled: Callable[[], bool] | None = None, emit: Callable[[Any], None] | None = None,
              **kwargs) -> Any:
-        """`target(**kwargs)` in the child ("desktop_llm.module:function"); its progress and emits
+        """`job(**kwargs)` in the child ("desktop_llm.module:function"); its progress and emits
         reach `progress` and `emit` on this thread; `cancelled()` is passed on to the child."""
         with self._turn:
             if not self.running:
@@ -149,7 +152,7 @@ class ModelWorker:
             self._calls += 1
             n = self._calls
             try:
-                send(self._proc.stdin, ("call", n, target, kwargs))
+                send(self._proc.stdin, ("call", n, job, kwargs))
             except OSError:
                 raise self._gone() from None
             told = False
@@ -209,13 +212,17 @@ class ModelWorker:
 _SHARED: ModelWorker | None = None
 
 
-def shared() -> ModelWorker:
+def shared(backend: str = "auto") -> ModelWorker:
     """The process's one model worker, for every window it opens (a run travels with its folder,
-    so one child serves any workspace); stopped when the process exits."""
+    so one child serves any workspace), computing with `backend`: asked for another, the old child
+    is stopped and the next call starts one with it. Stopped when the process exits."""
     global _SHARED
+    if _SHARED is not None and _SHARED.backend != backend:
+        _SHARED.close()
+        _SHARED = None
     if _SHARED is None:
         import atexit
 
-        _SHARED = ModelWorker()
+        _SHARED = ModelWorker(backend=backend)
         atexit.register(_SHARED.close)
     return _SHARED

@@ -34,6 +34,7 @@ class Session(QObject):
         self.current_run: str | None = None  # one choice of run shared by the pages that use a model
         self.model_config: ModelConfig = preset("small")
         self.train_config: TrainConfig = TrainConfig()  # the Train page's batch and devices, as chosen
+        self.backend = "auto"  # the Keras backend of the trainer and the model worker (the Train page's choice)
         self.devices: list[dict] | None = None  # `desktop-llm devices --json`'s list; None until it answers
 
     def set_corpus(self, paths: list[str], column: str | None, val_fraction: float,
@@ -97,4 +98,4 @@ class Session(QObject):
         runs the window's model work; one per window process, shared by its windows."""
         from desktop_llm.core import worker_process
 
-        return worker_process.shared()
+        return worker_process.shared(self.backend)

@@ -74,3 +74,11 @@ def test_a_call_its_caller_gave_up_on_is_cancelled_and_its_late_replies_go_nowhe
     with pytest.raises(Gone):
         worker.call(f"{JOBS}:until_cancelled", progress)
     assert worker.call(f"{JOBS}:count", n=2)["n"] == 2  # not the abandoned call's "cancelled"
+
+
+def test_the_worker_computes_with_the_backend_it_was_started_with():
+    w = ModelWorker(backend="jax")
+    try:
+        assert w.call("desktop_llm.core.worker_jobs:backend_name") == "jax"
+    finally:
+        w.close()

@@ -278,41 +278,41 @@ def test_runs_page_shows_a_run_folder_that_appears_and_changes_on_disk(qtbot, se
 
 
 # ---------------------------------------------------------------------------- 4. GPU hygiene
-def test_the_windows_tensorflow_lets_gpu_memory_grow_before_any_op(tmp_path):
-    """The model worker (`desktop-llm worker`: the window's Generate, Attention, Evaluate...), as
-    it starts, and the WordPiece trainer (Tokenizer page), after importing TensorFlow, call
-    gpu_memory_growth. This machine may have no GPU, so the call itself is what is checked (and, on a
-    GPU, that growth is on)."""
+def test_the_windows_tensorflow_lets_gpu_memory_grow_before_any_op():
+    """The model worker (`desktop-llm worker`: the window's Generate, Attention, Evaluate...),
+    before the first model it loads, and the WordPiece trainer (Tokenizer page), after importing
+    TensorFlow, call gpu_memory_growth. This machine may have no GPU, so the call itself is what
+    is checked (and, on a GPU, that growth is on)."""
     code = textwrap.dedent("""
-        import json, os, sys
-        from desktop_llm.core import device
+        import json, sys
+        from desktop_llm.core import device, worker_jobs
+        from desktop_llm.store.runs import Run
         calls = []
         real = device.gpu_memory_growth
         def spy():
-            calls.append("tensorflow" in sys.modules)
+            calls.append("keras" in sys.modules)  # (Keras imports TensorFlow: nothing has run on it yet)
             real()
         device.gpu_memory_growth = spy
         before = "tensorflow" in sys.modules
-        from desktop_llm.cli import main
-        main(["worker"])  # its stdin is empty: it sets up, then ends at once
-        after_worker = list(calls)
+        try:
+            worker_jobs.for_inference(Run("/no/such/run"), "best")  # the worker's first model
+        except Exception:
+            pass
+        first = list(calls)
+        worker_jobs.ready()  # once per worker
         import tensorflow as tf
         growth = [tf.config.experimental.get_memory_growth(g) for g in tf.config.list_physical_devices("GPU")]
         from desktop_llm.core.tokenizers import WordPieceTokenizer
         WordPieceTokenizer.train(["a small text to count pieces in"], 40)
-        with open(sys.argv[1], "w") as f:  # (the worker gave its stdout to its replies' protocol)
-            json.dump({"before": before, "worker": after_worker, "all": calls, "growth": growth}, f)
+        print(json.dumps({"before": before, "worker": first, "all": calls, "growth": growth}))
     """)
-    result = tmp_path / "result.json"
-    out = subprocess.run([sys.executable, "-c", code, str(result)], check=False, capture_output=True, text=True,
-                         timeout=300, stdin=subprocess.DEVNULL,
-                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "DESKTOP_LLM_XLA_CACHE": "0",
-                              "DESKTOP_LLM_NATIVE_STDERR": "1"})
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "DESKTOP_LLM_XLA_CACHE": "0"})
     assert out.returncode == 0, out.stderr[-3000:]
-    got = json.loads(result.read_text())
+    got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["before"] is False
-    assert len(got["worker"]) == 1  # once, as it starts (it imports TensorFlow to set it)
-    assert got["all"] == [*got["worker"], True]  # and again by the WordPiece trainer
+    assert got["worker"] == [False]  # once, before Keras and its model are loaded
+    assert len(got["all"]) == 2  # and again by the WordPiece trainer, not again by the worker
     assert all(got["growth"])
 
 
@@ -441,3 +441,16 @@ def test_the_backend_picker_offers_what_is_installed_and_the_trainer_gets_the_ch
     proc = TrainingProcess(str(tmp_path), "some-run", backend="torch")
     args = proc.proc.arguments()
     assert args[args.index("--backend") + 1] == "torch" and args[args.index("--resume") + 1] == "some-run"
+
+
+def test_the_window_s_model_work_computes_with_the_backend_picked_for_training(train_page):
+    """The Train page's Backend is also the model worker's (Generate, Attention, Evaluate…): picked
+    anew, the next model task starts a worker on it."""
+    box = train_page.backend
+    session = train_page.session
+    assert session.worker().backend == "auto"
+    box.setCurrentIndex(box.findData("torch"))
+    worker = session.worker()
+    assert worker.backend == "torch" and worker.command[-2:] == ["--backend", "torch"]
+    box.setCurrentIndex(box.findData("auto"))
+    assert session.worker() is not worker and session.worker().backend == "auto"

@@ -225,18 +225,37 @@ w.show()
 w.show_page("Learning")
 p = w.learning_page
 p.edit_prompts(["First Citizen"])
-while p.replay_task is not None:  # done (or failed) clears it
-    app.processEvents()
-    time.sleep(0.01)
+
+
+def wait(done):
+    while not done():
+        app.processEvents()
+        time.sleep(0.01)
+
+
+wait(lambda: p.replay_task is None)  # done (or failed) clears it
+w.show_page("Attention")
+w.attention_page.compute()
+wait(lambda: w.attention_page.task.settled)
+w.show_page("Generate")
+w.generate_page.generate()
+wait(lambda: w.generate_page.task.settled)
+w.show_page("Evaluate")
+w.evaluate_page.evaluate()
+wait(lambda: w.evaluate_page.task.settled)
 print(json.dumps({"modules": sorted(m for m in ("tensorflow", "keras", "jax", "torch") if m in sys.modules),
-                  "timeline": p.timeline.toPlainText(), "note": p.prompts_note.text()}))
+                  "timeline": p.timeline.toPlainText(), "note": p.prompts_note.text(),
+                  "attention": w.attention_page.maps is not None, "generated": w.generate_page.output.toPlainText(),
+                  "evaluated": w.evaluate_page.result is not None and w.evaluate_page.result.tokens,
+                  "error": w.evaluate_page.status.text()}))
 w.close()
 """
 
 
-def test_the_window_replays_prompts_in_the_model_worker_and_loads_no_keras_backend_itself(store, tmp_path):
+def test_the_windows_model_work_runs_in_the_model_worker_and_loads_no_keras_backend_in_the_window(store, tmp_path):
     """"The window never blocks" (issue 28): a backend's shared libraries load holding the GIL, a
-    freeze no thread hides, so the window's own process runs the replay in `desktop-llm worker`."""
+    freeze no thread hides, so the window's replays, attention maps, generation and evaluation run
+    in `desktop-llm worker`, and the window's own process never imports a backend."""
     import json
     import os
     import subprocess
@@ -252,5 +271,7 @@ def test_the_window_replays_prompts_in_the_model_worker_and_loads_no_keras_backe
         assert "“First Citizen”" in seen["timeline"] and "kept weight snapshots" in seen["note"]
         lines = [line.strip() for line in seen["timeline"].splitlines()]
         assert lines.index("20") < lines.index("40") < lines.index("60")  # every evaluation, by its snapshot
+        assert seen["attention"] and len(seen["generated"]) > 0, seen
+        assert seen["evaluated"] > 0, seen  # the validation split's tokens scored
     finally:
         probes.prompts_path(run).unlink(missing_ok=True)

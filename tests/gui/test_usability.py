@@ -342,10 +342,10 @@ def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, m
     class _InThisProcess:  # the model worker's calls, made here: no child, no TensorFlow in this test
         running = False
 
-        def call(self, target, progress=None, cancelled=None, emit=None, **kwargs):
+        def call(self, job, /, progress=None, cancelled=None, emit=None, **kwargs):
             from desktop_llm.core.worker_process import resolve
 
-            return resolve(target)(**kwargs, progress=progress, cancelled=cancelled, emit=emit)
+            return resolve(job)(**kwargs, progress=progress, cancelled=cancelled, emit=emit)
 
     from desktop_llm.core import worker_jobs
 

@@ -70,8 +70,8 @@ class FamilyPanel(QWidget):
             return None
         return run_id, which
 
-    def run_with_model(self, target: str, stage: str, on_done, on_error, on_emit=None, **kwargs) -> None:
-        """`target(model, tokenizer, run, emit, **kwargs)` (a function in the family's folder) on the
+    def run_with_model(self, function: str, stage: str, on_done, on_error, on_emit=None, **kwargs) -> None:
+        """`function(model, tokenizer, run, emit, **kwargs)` (in the family's folder) on the
         chosen run's model, in the model worker (core/worker_jobs.with_model)."""
         if not (chosen := self.chosen()):
             return
@@ -82,14 +82,14 @@ class FamilyPanel(QWidget):
             on_error(str(e))
             return
         self.call_worker("desktop_llm.core.worker_jobs:with_model", on_done, on_error, on_emit, run=run,
-                         which=which, target=target, stage=stage, **kwargs)
+                         which=which, function=function, stage=stage, **kwargs)
 
-    def call_worker(self, target: str, on_done, on_error, on_emit=None, **kwargs) -> None:
-        """`target(**kwargs)` in the model worker (core/worker_process.py), its progress on the status line."""
+    def call_worker(self, job: str, on_done, on_error, on_emit=None, **kwargs) -> None:
+        """`job(**kwargs)` in the model worker (core/worker_process.py), its progress on the status line."""
         worker = self.session.worker()
 
         def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return worker.call(target, report, cancelled, emit, **kwargs)
+            return worker.call(job, report, cancelled, emit, **kwargs)
 
         self.start(work, on_done, on_error, on_emit=on_emit, worker=worker)
 

@@ -81,6 +81,8 @@ class TrainPage(QWidget):
                                   "float32 is fastest; on CPUs with them, Auto times XLA in float32 against "
                                   "bfloat16 without XLA on the model once, and keeps the faster.")
         self.backend = backend_picker()
+        self.backend.currentIndexChanged.connect(
+            lambda _i: setattr(session, "backend", self.backend.currentData() or "auto"))  # the window's model work too
         self.family = QComboBox()  # what the model learns (see core/models/)
         from desktop_llm.core.models import families
         from desktop_llm.gui.families import family_ui
@@ -594,8 +596,9 @@ def backend_picker() -> QComboBox:
             box.model().item(i).setEnabled(False)
             box.setItemData(i, f"Not installed: pip install \"desktop_llm[{backend.EXTRA[name] or 'tensorflow'}]\"",
                             Qt.ToolTipRole)
-    box.setToolTip("Keras' backend for training: TensorFlow, JAX or PyTorch reach different GPUs "
-                   "(PyTorch: Windows and Apple; JAX: Linux CUDA). A run resumes on any of them.")
+    box.setToolTip("Keras' backend for training and for the window's model work (Generate, Attention, Evaluate…): "
+                   "TensorFlow, JAX or PyTorch reach different GPUs (PyTorch: Windows and Apple; JAX: Linux CUDA). "
+                   "A run resumes on any of them.")
     return box
 
 
