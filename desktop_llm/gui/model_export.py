@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton
 
 from desktop_llm.core.export import FORMAT_LABELS, FORMATS, ExportError, check_exportable, default_path
-from desktop_llm.gui.workers import run_task
+from desktop_llm.gui.workers import in_worker
 
 
 def model_export_button(page) -> QToolButton:
@@ -49,16 +49,13 @@ def export_model(page, fmt: str, dest: str | None = None) -> None:
             return
     label = FORMAT_LABELS[fmt]
 
-    worker = page.session.worker()
-
-    def work(report, cancelled, emit):
-        return worker.call("desktop_llm.core.worker_jobs:export", report, cancelled, run=run, fmt=fmt, out=dest,
-                           exports_dir=store.exports_dir)
 
     def done(result):
         notes = "".join(f" Note: {n}." for n in result.notes)
         page._say(f"Exported {label} to {result.path}.{notes}")
 
-    page._say(f"Exporting {run.id} as {label}…")
-    page.task = run_task(page, work, done, lambda msg: page._say(f"Export failed: {msg}", "error"),
-                         on_progress=lambda fraction, msg: page._say(msg) if msg else None)
+    page.task = in_worker(page, page.session, "desktop_llm.core.worker_jobs:export",
+                          lambda msg: page._say(f"Exporting {run.id} as {label}: {msg[0].lower()}{msg[1:]}"), done,
+                          lambda msg: page._say(f"Export failed: {msg}", "error"),
+                          lambda fraction, msg: page._say(msg) if msg else None, run=run, fmt=fmt, out=dest,
+                          exports_dir=store.exports_dir)

@@ -110,3 +110,29 @@ def run_task(parent: QObject, fn: Callable[..., Any], on_done=None, on_error=Non
     if on_emit:
         task.emitted.connect(on_emit)
     return task.start(pool)
+
+
+STARTING_WORKER = "Starting the model worker (the first time loads Keras)…"
+
+
+def in_worker(parent: QObject, session, job: str, say: Callable[[str], None], on_done, on_error, on_progress=None,
+              on_emit=None, run_id: str | None = None, **kwargs) -> Task | None:
+    """`job(**kwargs)` ("module:function", core/worker_jobs.py) in the model worker
+    (core/worker_process.py), waited for on a pool thread: the window's process never loads a
+    Keras backend. `say` gets the first status line; `run_id`, where given, is passed as the
+    store's `run` (a run deleted meanwhile is `on_error`'s one line, and no task starts)."""
+    from desktop_llm.errors import DesktopLLMError
+
+    if run_id is not None:
+        try:
+            kwargs["run"] = session.store.get(run_id)
+        except DesktopLLMError as e:
+            on_error(str(e))
+            return None
+    worker = session.worker()
+    say("Starting…" if worker.running else STARTING_WORKER)
+
+    def work(report, cancelled, emit):
+        return worker.call(job, report, cancelled, emit, **kwargs)
+
+    return run_task(parent, work, on_done, on_error, on_progress=on_progress, on_emit=on_emit)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
-from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.widgets import label, set_role
-from desktop_llm.gui.workers import run_task
+from desktop_llm.gui.workers import in_worker
 
 
 class FamilyPanel(QWidget):
@@ -73,30 +72,11 @@ class FamilyPanel(QWidget):
     def run_with_model(self, function: str, stage: str, on_done, on_error, on_emit=None, **kwargs) -> None:
         """`function(model, tokenizer, run, emit, **kwargs)` (in the family's folder) on the
         chosen run's model, in the model worker (core/worker_jobs.with_model)."""
-        if not (chosen := self.chosen()):
-            return
-        run_id, which = chosen
-        try:
-            run = self.session.store.get(run_id)
-        except DesktopLLMError as e:  # a run deleted meanwhile
-            on_error(str(e))
-            return
-        self.call_worker("desktop_llm.core.worker_jobs:with_model", on_done, on_error, on_emit, run=run,
-                         which=which, function=function, stage=stage, **kwargs)
+        if chosen := self.chosen():
+            self.call_worker("desktop_llm.core.worker_jobs:with_model", on_done, on_error, on_emit, run_id=chosen[0],
+                             which=chosen[1], function=function, stage=stage, **kwargs)
 
     def call_worker(self, job: str, on_done, on_error, on_emit=None, **kwargs) -> None:
-        """`job(**kwargs)` in the model worker (core/worker_process.py), its progress on the status line."""
-        worker = self.session.worker()
-
-        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return worker.call(job, report, cancelled, emit, **kwargs)
-
-        self.start(work, on_done, on_error, on_emit=on_emit, worker=worker)
-
-    def start(self, work, on_done, on_error, on_emit=None, worker=None) -> None:
-        """Run `work(report, cancelled, emit)`, which hands its model work to `worker` (the model
-        worker, core/worker_process.py), on a thread; its progress messages go to the status line."""
-        self.say("Starting…" if worker is None or worker.running
-                 else "Starting the model worker (the first time loads Keras)…")
-        self.task = run_task(self, work, on_done, on_error, on_emit=on_emit,
-                             on_progress=lambda _f, msg: msg and self.status.setText(msg))
+        """`job(**kwargs)` in the model worker (gui/workers.in_worker), its progress on the status line."""
+        self.task = in_worker(self, self.session, job, self.say, on_done, on_error,
+                              lambda _f, msg: msg and self.status.setText(msg), on_emit, **kwargs)

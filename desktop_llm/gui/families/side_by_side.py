@@ -172,14 +172,9 @@ class SideBySidePanel(FamilyPanel):
         except DesktopLLMError as e:  # a run deleted meanwhile
             self.say(str(e), "error")
             return
-        worker = self.session.worker()
-
-        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return worker.call("desktop_llm.core.worker_jobs:side_by_side", report, cancelled, emit, targets=runs,
-                               prompt=prompt, cfg=cfg)
-
         self.go.setEnabled(False)
-        self.start(work, self._done, self._failed, on_emit=self._on_piece, worker=worker)
+        self.call_worker("desktop_llm.core.worker_jobs:side_by_side", self._done, self._failed, self._on_piece,
+                         targets=runs, prompt=prompt, cfg=cfg)
 
     def _on_piece(self, piece) -> None:
         i, text, step = piece

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.families.panel import FamilyPanel
 from desktop_llm.gui.theme import COLORS, themed_plot
 from desktop_llm.gui.widgets import label
@@ -104,11 +103,6 @@ class SimilarPanel(FamilyPanel):
             return
         run_id, which = chosen
         pooling = self.pooling.currentData()
-        try:
-            run = self.session.store.get(run_id)
-        except DesktopLLMError as e:  # a run deleted meanwhile
-            self.say(str(e), "error")
-            return
         key = (run_id, which, pooling)
 
         def done(result):
@@ -126,8 +120,8 @@ class SimilarPanel(FamilyPanel):
             self.say(msg, "error")
 
         button.setEnabled(False)
-        self.call_worker("desktop_llm.core.worker_jobs:similar", done, failed, run=run, which=which, pooling=pooling,
-                         **kwargs)
+        self.call_worker("desktop_llm.core.worker_jobs:similar", done, failed, run_id=run_id, which=which,
+                         pooling=pooling, **kwargs)
 
     def primary(self) -> None:
         self.search()

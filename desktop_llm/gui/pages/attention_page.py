@@ -20,10 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.plots import MatrixPlot
 from desktop_llm.gui.widgets import RunPicker, header, label, set_role, visible_token
-from desktop_llm.gui.workers import run_task
+from desktop_llm.gui.workers import in_worker
 
 
 def _ticks(tokens: list[str], max_labels: int = 32, chars: int = 8, first: int = 0, last: int | None = None):
@@ -232,22 +231,11 @@ class AttentionPage(QWidget):
             self._on_error("Train a run first: there is no checkpoint to inspect.")
             return
 
-        try:
-            run = self.session.store.get(run_id)
-        except DesktopLLMError as e:  # a run deleted meanwhile
-            self._on_error(str(e))
-            return
-        worker = self.session.worker()
-
-        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return worker.call("desktop_llm.core.worker_jobs:attention", report, cancelled, run=run, which=which,
-                               text=text, kind=kind)
-
         self.go.setEnabled(False)
         set_role(self.status, "hint")
-        self.status.setText("Starting…" if worker.running else "Starting the model worker (the first time loads Keras)…")
-        self.task = run_task(self, work, self._on_maps, self._on_error,
-                             on_progress=lambda _f, msg: msg and self.status.setText(msg))
+        self.task = in_worker(self, self.session, "desktop_llm.core.worker_jobs:attention", self.status.setText,
+                              self._on_maps, self._on_error, lambda _f, msg: msg and self.status.setText(msg),
+                              run_id=run_id, which=which, text=text, kind=kind)
 
     def _on_error(self, msg: str) -> None:
         self.go.setEnabled(True)

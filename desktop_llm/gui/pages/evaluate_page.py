@@ -20,9 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, heat_color, label, set_role
-from desktop_llm.gui.workers import run_task
+from desktop_llm.gui.workers import in_worker
 
 
 class EvaluatePage(QWidget):
@@ -174,24 +173,14 @@ class EvaluatePage(QWidget):
             self._error("Type or paste some text to evaluate.")
             return
 
-        try:
-            run = self.session.store.get(run_id)
-        except DesktopLLMError as e:  # a run deleted meanwhile
-            self._error(str(e))
-            return
-        worker = self.session.worker()
-
-        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return worker.call("desktop_llm.core.worker_jobs:evaluate", report, cancelled, run=run, which=which,
-                               source=source, path=path, text=text)
-
         self.go.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         set_role(self.status, "hint")
-        self.status.setText("Starting…" if worker.running else "Starting the model worker (the first time loads Keras)…")
-        self.task = run_task(self, work, self._on_done, self._on_failed, on_progress=self._on_progress)
+        self.task = in_worker(self, self.session, "desktop_llm.core.worker_jobs:evaluate", self.status.setText,
+                              self._on_done, self._on_failed, self._on_progress, run_id=run_id, which=which,
+                              source=source, path=path, text=text)
 
     def _on_progress(self, fraction: float, msg: str) -> None:
         if msg:  # a stage (loading the model, evaluating): the bar stays busy until counts come

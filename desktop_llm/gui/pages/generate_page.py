@@ -28,9 +28,8 @@ from PySide6.QtWidgets import (
 
 from desktop_llm.core.config import DEFAULT_FAMILY
 from desktop_llm.core.generation import SamplingConfig
-from desktop_llm.errors import DesktopLLMError
 from desktop_llm.gui.widgets import RunPicker, TokenView, header, label, set_role, visible_token
-from desktop_llm.gui.workers import run_task
+from desktop_llm.gui.workers import in_worker
 
 TRANSCRIPT_MODE = ("Transcript mode: this run learned plain text, so it continues a “User: … / Bot: …” transcript and "
                    "chats only as well as its training text allows. A chat run (the Train page's Chat family, "
@@ -265,17 +264,9 @@ class GeneratePage(QWidget):
         cfg = self._checked_sampling()
         if cfg is None:
             return
-        run, which, prompt = self._run(), self.picker.checkpoint, self.prompt.toPlainText()
-        if run is None:
-            return
-        worker = self.session.worker()
-
-        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return worker.call("desktop_llm.core.worker_jobs:generate", report, cancelled, emit, run=run, which=which,
-                               prompt=prompt, cfg=cfg)
-
+        prompt = self.prompt.toPlainText()
         self.output.reset(f"<b style='white-space:pre-wrap'>{html.escape(prompt).replace(chr(10), '<br>')}</b>")
-        self._begin(work, self._on_generated, target="output")
+        self._begin("generate", self._on_generated, "output", prompt=prompt, cfg=cfg)
 
     def _on_generated(self, result) -> None:
         self._paint()
@@ -289,17 +280,9 @@ class GeneratePage(QWidget):
             self.tabs.setCurrentIndex(0)
         if self.busy or not self._check_run():
             return
-        run, which, prompt = self._run(), self.picker.checkpoint, self.prompt.toPlainText()
-        if run is None:
-            return
-        worker = self.session.worker()
-
-        def work(report, cancelled, emit):
-            return worker.call("desktop_llm.core.worker_jobs:next_tokens", report, cancelled, run=run, which=which,
-                               prompt=prompt, k=10)
-
+        prompt = self.prompt.toPlainText()
         self.output.reset(f"<b style='white-space:pre-wrap'>{html.escape(prompt).replace(chr(10), '<br>')}</b>")
-        self._begin(work, self._on_next_tokens, target="output")
+        self._begin("next_tokens", self._on_next_tokens, "output", prompt=prompt, k=10)
 
     def _on_next_tokens(self, top: list[tuple[str, float]]) -> None:
         self.next_tokens = top
@@ -328,18 +311,13 @@ class GeneratePage(QWidget):
             self._reset_chat()
             self._chat_key = key
 
-        run = self._run()
-        if run is None:
-            return
         if self.chat is None:
             self.chat = Conversation()
         self.chat.system = self.system_input.text().strip()
-        work = self._chat_work(run, which, cfg, message)
-
         self.chat_input.clear()
-        self.chat_view.append_html(("<br><br>" if self.chat_view.tips or self.chat else "")
+        self.chat_view.append_html(("<br><br>" if self.chat_view.tips or self.chat.history else "")
                                    + f"<b>You</b><br>{html.escape(message)}<br><br><b>Model</b><br>")
-        self._begin(work, self._on_replied, target="conversation")
+        self._begin_reply(cfg, message)
 
     def regenerate_reply(self) -> None:
         """The last reply again, sampled anew (the conversation is redrawn without the old one)."""
@@ -356,29 +334,13 @@ class GeneratePage(QWidget):
                                        + html.escape(text).replace("\n", "<br>"))
         self.chat_view.append_html("<br><br><b>Model</b><br>")
         chat.system = self.system_input.text().strip()
-        run = self._run()
-        if run is None:
-            return
-        self._begin(self._chat_work(run, self.picker.checkpoint, cfg, None), self._on_replied, target="conversation")
+        self._begin_reply(cfg, None)
 
-    def _chat_work(self, run, which: str, cfg, message: str | None):
-        """The work of one reply (`message` None: the last reply again), done by the model worker,
-        which keeps the model; the conversation stays here."""
-        chat, worker = self.chat, self.session.worker()
-
-        def work(report, cancelled, emit):
-            return worker.call("desktop_llm.core.worker_jobs:chat", report, cancelled, emit, run=run, which=which,
-                               history=list(chat.history), system=chat.system, cfg=cfg, message=message)
-
-        return work
-
-    def _run(self):
-        """The chosen run, or None (the status line says why: deleted meanwhile)."""
-        try:
-            return self.session.store.get(self.picker.run_id)
-        except DesktopLLMError as e:
-            self._on_error(str(e))
-            return None
+    def _begin_reply(self, cfg, message: str | None) -> None:
+        """One reply (`message` None: the last reply again) from the model worker, which keeps the
+        model; the conversation stays here and travels with each request."""
+        self._begin("chat", self._on_replied, "conversation", history=list(self.chat.history),
+                    system=self.chat.system, cfg=cfg, message=message)
 
     def _on_replied(self, reply: dict) -> None:
         self._paint()
@@ -448,7 +410,8 @@ class GeneratePage(QWidget):
         self.regenerate_btn.setEnabled(False)
 
     # ------------------------------------------------------------------ streaming plumbing
-    def _begin(self, work, on_done, target: str) -> None:
+    def _begin(self, job: str, on_done, target: str, **kwargs) -> None:
+        """`job` of core/worker_jobs.py on the chosen run, in the model worker; its tokens stream in."""
         self._target = target
         self._pending.clear()
         self.tokens_out = 0
@@ -457,11 +420,11 @@ class GeneratePage(QWidget):
         self.send_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
         tab = self._target_tab
-        self._say("Starting…" if self.session.worker().running
-                  else "Starting the model worker (the first time loads Keras)…", tab=tab)
         self._paint_timer.start()
-        self.task = run_task(self, work, on_done, self._on_error, on_emit=self._on_token,
-                             on_progress=lambda _f, msg: msg and self._say(msg, tab=tab))
+        self.task = in_worker(self, self.session, f"desktop_llm.core.worker_jobs:{job}",
+                              lambda msg: self._say(msg, tab=tab), on_done, self._on_error,
+                              lambda _f, msg: msg and self._say(msg, tab=tab), self._on_token,
+                              run_id=self.picker.run_id, which=self.picker.checkpoint, **kwargs)
 
     @property
     def _target_tab(self) -> int:

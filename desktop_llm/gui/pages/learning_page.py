@@ -513,7 +513,7 @@ class SentenceView(SnapshotMap):
     def compute(self) -> None:
         """Map the run's snapshots' sentence embeddings, unless they are mapped already."""
         from desktop_llm.core import snapshots
-        from desktop_llm.gui.workers import run_task
+        from desktop_llm.gui.workers import in_worker
 
         run = self.run
         if run is None:
@@ -523,16 +523,14 @@ class SentenceView(SnapshotMap):
             return
         self.key = key
 
-        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return self.session.worker().call("desktop_llm.core.worker_jobs:sentences", report, cancelled,
-                                              run=run)
-
         def failed(message):
             self.status.setText(message)
 
-        self.status.setText("Embedding the run's sentences at each weight snapshot…")
-        self.task = run_task(self, work, self._on_space, failed,
-                             lambda _f, m: self.status.setText(f"Embedding the run's sentences: {m}"))
+        self.task = in_worker(self, self.session, "desktop_llm.core.worker_jobs:sentences",
+                              lambda m: self.status.setText(f"Embedding the run's sentences at each weight snapshot "
+                                                            f"({m[0].lower()}{m[1:]})"),
+                              self._on_space, failed,
+                              lambda _f, m: self.status.setText(f"Embedding the run's sentences: {m}"), run=run)
 
     def _on_space(self, space: dict) -> None:
         self.space = space
@@ -812,13 +810,9 @@ class LearningPage(QWidget):
         self.refresh()
 
     def _replay(self, run, wanted: list[str]) -> None:
-        from desktop_llm.gui.workers import run_task
+        from desktop_llm.gui.workers import in_worker
 
         key = (run.id, tuple(wanted))
-
-        def work(report, cancelled, emit):  # in the model worker's process: this one loads no Keras backend
-            return self.session.worker().call("desktop_llm.core.worker_jobs:replay", report, cancelled,
-                                              run=run, wanted=list(wanted))
 
         def done(recs):
             self.replayed[key] = recs
@@ -831,10 +825,11 @@ class LearningPage(QWidget):
             self.replay_task = None
             self.prompts_note.setText(message)
 
-        self.prompts_note.setText("Running the prompts on the kept weight snapshots…")
-        self.replay_task = run_task(self, work, done, failed,
-                                    lambda _f, m: self.prompts_note.setText(f"Running the prompts on the kept weight "
-                                                                           f"snapshots: {m}"))
+        self.replay_task = in_worker(
+            self, self.session, "desktop_llm.core.worker_jobs:replay",
+            lambda m: self.prompts_note.setText(f"Running the prompts on the kept weight snapshots ({m[0].lower()}{m[1:]})"),
+            done, failed, lambda _f, m: self.prompts_note.setText(f"Running the prompts on the kept weight snapshots: {m}"),
+            run=run, wanted=list(wanted))
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
