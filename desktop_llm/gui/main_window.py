@@ -386,12 +386,14 @@ class MainWindow(QMainWindow):
         rss = psutil.Process().memory_info().rss
         text = f"Memory: app {rss / 2**20:,.0f} MB"
         proc = self.train_page.proc
-        if proc and proc.running:
-            try:
-                child = psutil.Process(int(proc.proc.processId())).memory_info().rss
-                text += f" · trainer {child / 2**20:,.0f} MB"
-            except (psutil.Error, ValueError):
-                pass
+        children = (("models", self.session.worker().pid),  # the model worker: where the window's models live
+                    ("trainer", int(proc.proc.processId()) if proc and proc.running else None))
+        for name, pid in children:
+            if pid:
+                try:
+                    text += f" · {name} {psutil.Process(pid).memory_info().rss / 2**20:,.0f} MB"
+                except (psutil.Error, ValueError):
+                    pass
         self.memory_label.setText(text)
 
     def _set_training_label(self) -> None:

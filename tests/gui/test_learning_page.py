@@ -247,7 +247,7 @@ print(json.dumps({"modules": sorted(m for m in ("tensorflow", "keras", "jax", "t
                   "timeline": p.timeline.toPlainText(), "note": p.prompts_note.text(),
                   "attention": w.attention_page.maps is not None, "generated": w.generate_page.output.toPlainText(),
                   "evaluated": w.evaluate_page.result is not None and w.evaluate_page.result.tokens,
-                  "error": w.evaluate_page.status.text()}))
+                  "error": w.evaluate_page.status.text(), "memory": (w._update_memory(), w.memory_label.text())[1]}))
 w.close()
 """
 
@@ -273,5 +273,6 @@ def test_the_windows_model_work_runs_in_the_model_worker_and_loads_no_keras_back
         assert lines.index("20") < lines.index("40") < lines.index("60")  # every evaluation, by its snapshot
         assert seen["attention"] and len(seen["generated"]) > 0, seen
         assert seen["evaluated"] > 0, seen  # the validation split's tokens scored
+        assert " · models " in seen["memory"]  # the status bar counts the worker's memory beside the window's
     finally:
         probes.prompts_path(run).unlink(missing_ok=True)
