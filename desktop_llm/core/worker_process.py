@@ -68,8 +68,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     backend's models on the thread that made them; a reader thread takes cancels meanwhile. It
     returns when the window closes its end (the window quit or died)."""
     calls: queue.Queue = queue.Queue()
-    cancel = threading.Event()
-    current = [0]  # the call being served
+    cancelled: set[int] = set()  # the numbers of the calls the window cancelled (or gave up on)
 
     def read() -> None:
         while True:
@@ -79,19 +78,17 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
                 calls.put(None)
                 return
             if message[0] == "cancel":
-                if message[1] == current[0]:  # not a late cancel of a call already answered
-                    cancel.set()
+                cancelled.add(message[1])
             else:
                 calls.put(message)
 
     threading.Thread(target=read, name="worker-requests", daemon=True).start()
     while (message := calls.get()) is not None:
         _, n, job, kwargs = message
-        cancel.clear()
-        current[0] = n
         try:
             result = resolve(job)(**kwargs, progress=lambda f, text="", n=n: send(stdout, ("progress", n, f, text)),
-                                      cancelled=cancel.is_set, emit=lambda value, n=n: send(stdout, ("emit", n, value)))
+                                      cancelled=lambda n=n: n in cancelled,
+                                      emit=lambda value, n=n: send(stdout, ("emit", n, value)))
             reply = ("done", n, result)
         except Exception as e:  # noqa: BLE001 - every error becomes the window's one line
             if not isinstance(e, DesktopLLMError):  # a bug: its whole story on the window's stderr
