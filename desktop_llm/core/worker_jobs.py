@@ -150,7 +150,7 @@ def next_tokens(run, which: str, prompt: str, k: int = 10, progress=None, cancel
     return gen.next_tokens(prompt, k=k)
 
 
-def chat(run, which: str, history: list, system: str, cfg, message: str | None = None, progress=None,
+def chat_reply(run, which: str, history: list, system: str, cfg, message: str | None = None, progress=None,
          cancelled=None, emit=None) -> dict:
     """The model's reply to `message` after `history` ((role, text) pairs), or, where `message` is
     None, another reply in place of the last: {"text", "history", "templated", "stopped_by",

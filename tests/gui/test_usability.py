@@ -159,7 +159,7 @@ def test_the_legend_is_outside_the_plots(window, qapp):
 
 # ---------------------------------------------------------------------------- 5. generate tabs
 def _reply(turns: int) -> dict:
-    """What the model worker sends back after a reply (core/worker_jobs.chat)."""
+    """What the model worker sends back after a reply (core/worker_jobs.chat_reply)."""
     return {"text": "hello", "history": [("user", "hi"), ("assistant", "hello")] * turns, "templated": False,
             "stopped_by": "length", "dropped": 0}
 
@@ -340,7 +340,7 @@ def test_attention_and_generation_say_what_they_are_waiting_for(window, qtbot, m
         step = 20
 
     class _InThisProcess:  # the model worker's calls, made here: no child, no TensorFlow in this test
-        running = False
+        running, pid = False, None
 
         def call(self, job, /, progress=None, cancelled=None, emit=None, **kwargs):
             from desktop_llm.core.worker_process import resolve

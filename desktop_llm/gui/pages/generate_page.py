@@ -49,7 +49,7 @@ def prob_color(p: float) -> QColor:
 @dataclass
 class Conversation:
     """A chat as the page keeps it: the model worker, which keeps the model, answers each turn
-    from this history (core/worker_jobs.chat) and sends back how the reply ended."""
+    from this history (core/worker_jobs.chat_reply) and sends back how the reply ended."""
     history: list = field(default_factory=list)  # (role, text): "user" and "assistant" in turn
     system: str = ""
     templated: bool = False  # a chat model's template (else a User:/Bot: transcript)
@@ -339,7 +339,7 @@ class GeneratePage(QWidget):
     def _begin_reply(self, cfg, message: str | None) -> None:
         """One reply (`message` None: the last reply again) from the model worker, which keeps the
         model; the conversation stays here and travels with each request."""
-        self._begin("chat", self._on_replied, "conversation", history=list(self.chat.history),
+        self._begin("chat_reply", self._on_replied, "conversation", history=list(self.chat.history),
                     system=self.chat.system, cfg=cfg, message=message)
 
     def _on_replied(self, reply: dict) -> None:
