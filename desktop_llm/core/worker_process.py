@@ -18,6 +18,7 @@ the frozen installer, where multiprocessing's spawn would start the window again
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pickle
@@ -185,10 +186,8 @@ class ModelWorker:
                 raise
 
     def _cancel(self, n: int) -> bool:
-        try:
+        with contextlib.suppress(OSError):  # the child is gone already: its reader reports that
             send(self._proc.stdin, ("cancel", n))
-        except OSError:
-            pass
         return True
 
     def _gone(self) -> WorkerError:
@@ -201,10 +200,8 @@ class ModelWorker:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # its pipe already broken: the child is ending anyway
             proc.stdin.close()
-        except OSError:
-            pass
         try:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:

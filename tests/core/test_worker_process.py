@@ -66,7 +66,7 @@ def test_closing_the_window_side_ends_the_child(worker):
 
 def test_a_call_its_caller_gave_up_on_is_cancelled_and_its_late_replies_go_nowhere(worker):
     class Gone(Exception):
-        pass
+        """The window's work gave up."""
 
     def progress(_f, _text):
         raise Gone  # the window closed while its work ran (gui/workers.py's _SourceGone)
