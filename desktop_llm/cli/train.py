@@ -261,9 +261,9 @@ def cmd_launch(args) -> int:
     from desktop_llm.core.training import ensure_tokenizer
 
     check_flags(args)
-    if backend.current().name != "tensorflow":  # the workers talk through tf.distribute
-        raise CliError(f"Several worker processes train on the tensorflow backend only (this one is "
-                       f"{backend.current().name}): use --backend tensorflow.")
+    if backend.current().name not in ("tensorflow", "jax"):  # tf.distribute, or JAX's multi-process runtime
+        raise CliError(f"Several worker processes train on the tensorflow or jax backend (this one is "
+                       f"{backend.current().name}): use --backend tensorflow or --backend jax.")
     if args.workers < 2:
         raise CliError("--workers must be 2 or more (one worker is `desktop-llm train`).")
     store = store_of(args)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from desktop_llm.core import backend
 from desktop_llm.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,3 +226,58 @@ def test_two_workers_do_not_pile_up_threads_step_after_step(tmp_path, shakespear
     events = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
     assert max(e["step"] for e in events if e["type"] == "step") == 200
     assert most < 3000, f"{most} threads in one process after 200 steps"
+
+
+@pytest.mark.skipif(not backend.installed("jax"), reason="the jax backend is not installed")
+def test_two_jax_workers_on_loopback_train_the_one_device_run(tmp_path, shakespeare_small):
+    """JAX across machines (keras.distribution.initialize), two processes on loopback: each feeds
+    half of every batch, and the run is the one-device run, step for step; the chief alone writes
+    the run, its checkpoints, model.keras and probes (computed on a local copy of the weights)."""
+    home = tmp_path / "ws"
+    one, ev1 = _cli(home, "train", str(shakespeare_small), *TINY, "--steps", "20", "--devices", "cpu",
+                    "--backend", "jax", "--json")
+    assert one.returncode == 0, one.stderr[-2000:]
+    p, events = _cli(home, "launch", "--workers", "2", str(shakespeare_small), *TINY, "--steps", "20",
+                     "--backend", "jax", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    start = next(e for e in events if e["type"] == "start")
+    assert (start["backend"], start["workers"], start["replicas"]) == ("jax", 2, 2)
+    assert "2 workers x 1 device(s)" in start["device"]
+    chief = next(e for e in events if e["type"] == "completed")
+    summary = events[-1]
+    assert summary["exit_codes"] == [0, 0] and summary["weights_sha256"] == [chief["weights_sha256"]]
+    a, b = _losses(ev1), _losses(events)
+    assert sorted(a) == sorted(b) == list(range(2, 21, 2))
+    np.testing.assert_allclose([b[s] for s in sorted(b)], [a[s] for s in sorted(a)], atol=1e-5)
+    run = RunStore(home).resolve(start["run"])
+    assert [m["step"] for m in run.metrics() if m["type"] == "step"] == list(range(2, 21, 2))
+    assert (run.folder / "model.keras").exists()
+    assert [r["step"] for r in map(json.loads, (run.folder / "probes" / "records.jsonl").read_text().splitlines())] \
+        == [10, 20]
+
+
+@pytest.mark.skipif(not backend.installed("jax"), reason="the jax backend is not installed")
+def test_a_dead_jax_worker_stops_the_chief_with_a_message_not_a_hang(tmp_path, shakespeare_small):
+    home = tmp_path / "ws"
+    p = subprocess.Popen([sys.executable, "-m", "desktop_llm", "launch", "--workers", "2", str(shakespeare_small),
+                          *TINY, "--steps", "100000", "--backend", "jax", "--json"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True, env=_env(home))
+    events = []
+    for line in p.stdout:
+        if not line.startswith("{"):
+            continue
+        events.append(json.loads(line))
+        if events[-1]["type"] == "checkpoint":  # both train: kill the other worker
+            run = next(e["run"] for e in events if e["type"] == "start")
+            out = subprocess.run(["pgrep", "-f", f"resume {run} .*worker-index 1"], check=False,
+                                 capture_output=True,
+                                 text=True).stdout.split()
+            assert out, "the other worker was not found"
+            for x in out:
+                os.kill(int(x), signal.SIGKILL)
+            break
+    rest = [json.loads(x) for x in p.stdout if x.startswith("{")]
+    assert p.wait(300) != 0
+    failed = next(e for e in rest if e["type"] == "failed")
+    assert failed["message"].startswith("Another worker of this run stopped answering"), failed
+    assert next(e for e in rest if e["type"] == "workers")["exit_codes"][1] == -signal.SIGKILL

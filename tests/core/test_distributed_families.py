@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from desktop_llm.core import backend
 from desktop_llm.core.models import families
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,10 +21,10 @@ TINY = ["--layers", "1", "--heads", "2", "--width", "16", "--ffn", "32", "--cont
         "--sample-tokens", "0", "--seed", "5", "--steps", "6", "--no-xla"]
 
 
-def _train(home, family, devices):
+def _train(home, family, devices, *more, tiny=TINY):
     env = dict(os.environ, DESKTOP_LLM_HOME=str(home), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     p = subprocess.run([sys.executable, "-m", "desktop_llm", "train", str(family.example_data()), "--family",
-                        family.name, *TINY, "--devices", devices, "--json"],
+                        family.name, *tiny, "--devices", devices, *more, "--json"],
                        capture_output=True, text=True, env=env, timeout=600, check=False)
     assert p.returncode == 0, f"{family.name} on {devices}: {p.stderr[-2000:]}"
     return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
@@ -57,3 +58,26 @@ def test_two_workers_train_a_family_with_weights_and_an_unused_variable(tmp_path
     chief = next(e for e in events if e["type"] == "completed")
     assert events[-1]["type"] == "workers" and events[-1]["exit_codes"] == [0, 0]
     assert events[-1]["weights_sha256"] == [chief["weights_sha256"]]
+
+
+@pytest.mark.skipif(not backend.installed("jax"), reason="the jax backend is not installed")
+def test_two_jax_workers_train_a_family_that_scores_its_own_predictions(tmp_path):
+    """On JAX across processes, a family's own figures at each evaluation (the classifier's
+    macro-F1, computed by predicting the validation texts) run on the chief's local copy of the
+    weights; both workers end with the same weights and the figures match one device's."""
+    family = next(f for f in families() if f.selection_metric != "loss")  # the classifier, by what it does
+    jax_tiny = [a for a in TINY if a != "--no-xla"]  # JAX without jit runs op by op: minutes
+    one = _train(tmp_path / "ws", family, "cpu", "--backend", "jax", tiny=jax_tiny)
+    env = dict(os.environ, DESKTOP_LLM_HOME=str(tmp_path / "ws"), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    p = subprocess.run([sys.executable, "-m", "desktop_llm", "launch", "--workers", "2", str(family.example_data()),
+                        "--family", family.name, *jax_tiny, "--backend", "jax", "--json"],
+                       capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert p.returncode == 0, p.stderr[-3000:]
+    events = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    chief = next(e for e in events if e["type"] == "completed")
+    assert events[-1]["exit_codes"] == [0, 0] and events[-1]["weights_sha256"] == [chief["weights_sha256"]]
+    evals = [[e for e in ev if e["type"] == "eval"] for ev in (one, events)]
+    metric = f"val_{family.selection_metric}"
+    assert evals[1][0].get(metric) is not None and "extras_error" not in evals[1][0]
+    np.testing.assert_allclose([e[metric] for e in evals[1]], [e[metric] for e in evals[0]], atol=1e-6)
+    np.testing.assert_allclose([e["val_loss"] for e in evals[1]], [e["val_loss"] for e in evals[0]], rtol=2e-4)

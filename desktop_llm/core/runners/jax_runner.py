@@ -1,10 +1,14 @@
 """JAX: Keras' own step, k steps per compiled call (`steps_per_execution`: the weights stay on the
 device between them), NumPy feeding (keras_fit.py), and several devices through
-`keras.distribution.DataParallel` (logical CPU devices by XLA's host device count)."""
+`keras.distribution.DataParallel` (logical CPU devices by XLA's host device count); several
+machines through `keras.distribution.initialize` (JAX's multi-controller runtime: every worker
+runs the same program on its own share of each batch)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass
 
 from desktop_llm.core.runners.keras_fit import OneDevice, evaluate, validation  # noqa: F401 - the runner's API
 
@@ -16,8 +20,6 @@ def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, l
     from desktop_llm.core.config import ConfigError
     from desktop_llm.core.distribute import parse_devices
 
-    if cluster:
-        raise ConfigError("Several machines train on the tensorflow backend for now: use --backend tensorflow.")
     spec = (devices or "auto").strip().lower()
     if spec.startswith("cpu:"):  # before JAX starts its CPU backend: it reads the count once
         n = parse_devices(spec, 0)[1]
@@ -27,6 +29,9 @@ def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, l
     # window's own inference and a trainer can share a GPU.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import jax
+
+    if cluster:
+        return _machines(spec, devices, cluster, worker_index, model_parallel)
 
     gpus = [d for d in jax.devices() if d.platform == "gpu"]
     kind, which = parse_devices(spec, len(gpus))
@@ -64,6 +69,62 @@ def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, l
     return OneDevice(1, 1, 0, names)
 
 
+@dataclass
+class Machines(OneDevice):
+    """A run trained by several processes (machines), each feeding its share of every batch.
+    Its distribution is entered around the model's building and training only (`scope`), so a
+    model built outside it (`local_copy`) lives on this process's devices alone: the views that
+    one worker computes by itself (samples, probes, a family's figures) run on that copy, which
+    JAX's multi-controller runtime needs (a computation on the shared weights must run on every
+    worker)."""
+
+    distribution: object = None
+
+    def scope(self):
+        return self.distribution.scope()
+
+    def describe(self) -> str:
+        return f"{self.workers} workers x {self.replicas // max(1, self.workers)} device(s) ({', '.join(self.devices)})"
+
+
+def _machines(spec, devices, cluster, worker_index: int, model_parallel: int) -> Machines:
+    import jax
+    import keras
+
+    from desktop_llm.core.config import ConfigError
+
+    if model_parallel > 1:
+        raise ConfigError("--model-parallel with --cluster is not supported yet: shard the model on one machine.")
+    if not spec.startswith("cpu") and spec not in ("auto", "all"):
+        raise ConfigError(f"--devices {devices} with --cluster: each machine trains on all its GPUs (or its CPU); "
+                          "choose GPUs with CUDA_VISIBLE_DEVICES.")
+    if not 0 <= worker_index < len(cluster):
+        raise ConfigError(f"--worker-index {worker_index} is not a position in --cluster ({len(cluster)} workers).")
+    if spec.startswith("cpu"):
+        jax.config.update("jax_platforms", "cpu")
+    # JAX's CPU devices reach other processes through Gloo (its default is none on a CPU)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize(job_addresses=",".join(cluster), num_processes=len(cluster), process_id=worker_index)
+    everywhere = jax.devices()
+    names = [f"{d.platform}:{d.id}" for d in everywhere]
+    distribution = keras.distribution.DataParallel(devices=names)
+    distribution.auto_shard_dataset = False  # each worker feeds its own share (keras_fit.fit)
+    return Machines(len(everywhere), len(cluster), worker_index, names, "multi_worker", distribution=distribution)
+
+
+@contextlib.contextmanager
+def alone():
+    """No distribution inside: what one worker of several computes by itself (see `Machines`)."""
+    import keras
+
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
 def devices() -> list[dict]:
     import jax
 
@@ -85,7 +146,9 @@ def compile_options(training, k: int) -> dict:
 def fit(ctx, model, dist, family, data, begin: int, end: int, k: int, validation_every: int, callbacks) -> None:
     from desktop_llm.core.runners import keras_fit
 
-    keras_fit.fit(ctx, model, family, data, begin, end, k, validation_every, callbacks)
+    with dist.scope():
+        keras_fit.fit(ctx, model, family, data, begin, end, k, validation_every, callbacks,
+                      share=(dist.worker_index, dist.workers))
 
 
 def compiled(model, fn, jit_compile: bool = True):

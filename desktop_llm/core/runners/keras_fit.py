@@ -62,10 +62,17 @@ def evaluate(model, val) -> dict:
     return keras.Model.evaluate(model, val, verbose=0, return_dict=True)
 
 
-def fit(ctx, model, family, data, begin: int, end: int, k: int, validation_every: int, callbacks) -> None:
+def fit(ctx, model, family, data, begin: int, end: int, k: int, validation_every: int, callbacks,
+        share: tuple[int, int] = (0, 1)) -> None:
+    """`share`: (this worker, workers): each worker of a multi-process run feeds its rows of
+    every batch, which JAX puts together into the global batch (the same as one process's)."""
     import keras
 
     t, T = ctx.cfg.training, ctx.cfg.model.sequence_length
     batches = family.train_batches(data, begin, t.max_steps, t.batch_size, T, t.seed, ctx.vocabulary)
+    i, n = share
+    if n > 1:
+        rows = t.batch_size // n
+        batches = (keras.tree.map_structure(lambda a: a[i * rows:(i + 1) * rows], b) for b in batches)
     keras.Model.fit(model, batches, epochs=end // k, steps_per_epoch=k, initial_epoch=begin // k, shuffle=False,
                     validation_data=ctx.val_ds, validation_freq=validation_every, callbacks=callbacks, verbose=0)

@@ -17,7 +17,8 @@ def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, l
     refuse_model_parallel("torch", model_parallel)
 
     if cluster:
-        raise ConfigError("Several machines train on the tensorflow backend for now: use --backend tensorflow.")
+        raise ConfigError("The torch backend trains on one machine (Keras has no data parallelism for it yet): "
+                          "use --backend tensorflow or jax for several.")
     import torch
 
     gpus = torch.cuda.device_count()

@@ -3,6 +3,7 @@ checkpoints, pause and stop (shared by `model.fit` and the replicated loop)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -78,6 +79,12 @@ class TrainingContext:
         self.lr_at = learning_rate_at(cfg)
         self.runner = None  # this backend's runner (core/runners), for the last evaluation
         self.vocabulary = 0  # the tokenizer's size (a family's batches may need it)
+        # Several JAX processes: the views one worker computes alone (figures, sample, probe) run
+        # on a copy of the weights on its own devices (runners/jax_runner.Machines); `local_build`
+        # makes that model, `local_scope` leaves the shared distribution while it computes.
+        self.local_build = None
+        self.local_scope = None
+        self._local = None
 
     def causal_generator(self):
         """One core.generation.Generator on the training model, reused at every evaluation. It
@@ -131,7 +138,8 @@ class TrainingContext:
             self.last_saved = self.step
             return
         try:
-            self.manager.save(self.model, self.optimizer, self.state(val_loss), best=best)
+            with self.local_scope() if self.local_scope else contextlib.nullcontext():  # the chief alone
+                self.manager.save(self.model, self.optimizer, self.state(val_loss), best=best)
             self.last_saved = self.step
             self.emit(ev.Checkpoint(step=self.step, best=best).to_dict())
         except (OSError, RuntimeError) as e:  # h5py reports a failed write as either
@@ -187,17 +195,18 @@ class TrainingContext:
             t0 = self.t_train_end  # the validation pass ran between the last step and now
             val = float(logs["val_loss"])
             extra = {k: float(v) for k, v in logs.items() if k.startswith("val_") and k != "val_loss"}
-            try:
-                from desktop_llm.core.models import get_family
+            with self.alone():
+                try:
+                    from desktop_llm.core.models import get_family
 
-                extra.update(get_family(self.cfg.family).eval_extras(self))
-            except Exception as e:  # noqa: BLE001 - extra figures are a nicety: never end a run
-                extra["extras_error"] = first_line(e)
+                    extra.update(get_family(self.cfg.family).eval_extras(self))
+                except Exception as e:  # noqa: BLE001 - extra figures are a nicety: never end a run
+                    extra["extras_error"] = first_line(e)
+                sample = self.sample()
+                self.probe()
             improved = self.improves(val, extra)
             if improved:
                 self.best = val
-            sample = self.sample()
-            self.probe()
             per = (self.baselines or {}).get("bytes_per_token")
             if per:  # a loss over the text's tokens: per byte too, comparable across tokenizers
                 extra["val_bits_per_byte"] = bits_per_byte(val, per)
@@ -226,6 +235,25 @@ class TrainingContext:
                     self.save()
                 self.stopped = True
                 model.stop_training = True
+
+    @contextlib.contextmanager
+    def alone(self):
+        """`self.model` as this worker computes by itself: the model, or (several JAX processes)
+        a local copy of its weights, outside the shared distribution."""
+        if self.local_build is None:
+            yield
+            return
+        shared = self.model
+        with self.local_scope():
+            weights = shared.get_weights()
+            if self._local is None:
+                self._local = self.local_build()
+            self._local.set_weights(weights)
+            self.model = self._local
+            try:
+                yield
+            finally:
+                self.model = shared
 
     def stop_here(self) -> None:
         """End training at this step as a stop request does: checkpoint (chief), then stop."""

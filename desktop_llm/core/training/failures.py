@@ -24,13 +24,13 @@ class TrainingFailed(DesktopLLMError, RuntimeError):
 
 def explain(e: Exception) -> tuple[str, str]:
     """(message, suggestion) for an error that ended training, in the user's terms."""
-    tf = sys.modules.get("tensorflow")  # several machines train on TensorFlow only
+    tf = sys.modules.get("tensorflow")  # several machines: TensorFlow's collectives, or JAX's (Gloo)
 
     text = f"{type(e).__name__}: {e}"
     collective = ("collective", "Collective", "peer", "Socket closed", "Connection reset", "failed to connect")
-    if tf is not None and (isinstance(e, (tf.errors.DeadlineExceededError, tf.errors.UnavailableError)) or (
+    if (tf is not None and (isinstance(e, (tf.errors.DeadlineExceededError, tf.errors.UnavailableError)) or (
             isinstance(e, (tf.errors.CancelledError, tf.errors.InternalError, tf.errors.AbortedError))
-            and any(w in text for w in collective))):
+            and any(w in text for w in collective)))) or ("Gloo" in text and any(w in text for w in collective)):
         return ("Another worker of this run stopped answering (it died, or the network failed): training stopped.",
                 ("Start the workers again, or resume the run on this machine alone: it continues from the "
                  "chief's last checkpoint."))

@@ -225,6 +225,9 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
                    manager, best, time.perf_counter(), elapsed0)
     ctx.writes = chief
     ctx.runner = runner
+    if dist.kind == "multi_worker" and hasattr(runner, "alone"):  # JAX: see runners/jax_runner.Machines
+        ctx.local_build = lambda: family.build_for_run(source, cfg, mcfg, seed=t.seed)
+        ctx.local_scope = runner.alone
     ctx.vocabulary = tok.vocabulary_size
     ctx.baselines = found
     if chief and family.probes and t.probes:  # chosen once, kept in the run folder: a resumed run probes the same
@@ -281,7 +284,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
             f"The final checkpoint (step {ctx.step}) could not be written ({ctx.save_error}): "
             f"the disk is full or a file size limit was reached. {kept}",
             f"Free some disk space, then resume the run: it continues from step {ctx.last_saved}.")
-    _export(run, manager, model, emit)
+    with ctx.alone():  # several JAX processes: the chief alone, on a copy of the weights
+        _export(run, manager, ctx.model, emit)
     st = run.write_status(status="completed", step=ctx.step, duration=ctx.elapsed,
                           best_val_loss=ctx.best, message="",
                           **({"best_score": ctx.best_score} if ctx.best_score is not None else {}))
