@@ -27,7 +27,7 @@ __all__ = ["CliError", "build_parser", "gui_main", "main"]
 # The commands that load a model to decode with: XLA's compilation cache is turned on for them.
 DECODING = ("generate", "compare", "chat", "eval", "attention", "fill-mask", "classify", "similar", "embed", "translate")
 # the commands that compute with a model, and so take --backend (the others never load Keras)
-COMPUTING = ("train", "launch", "devices", "probes", "export", "worker", *DECODING)
+COMPUTING = ("train", "launch", "speed-probe", "devices", "probes", "export", "worker", *DECODING)
 
 
 def _version() -> str:

@@ -3,6 +3,7 @@ cluster's workers, or by N local worker processes."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -177,6 +178,7 @@ def cmd_train(args) -> int:
     control.install_signal_handlers()
     if args.control_stdin:
         control.listen_stdin()
+    _fastest_backend(args, run, store, cluster, emit)
     quiet_keras()
     from desktop_llm.core.training import train_run
 
@@ -234,6 +236,20 @@ def check_devices(spec: str | None) -> None:
     import tensorflow as tf
 
     parse_devices(s, len(tf.config.list_physical_devices("GPU")))
+
+
+def _fastest_backend(args, run, store, cluster, emit) -> None:
+    """`--backend auto` on a CPU with several backends: time them on this run's model and train on
+    the fastest (core/backend_probe.py; once per machine and shape)."""
+    from desktop_llm.core import backend, backend_probe
+    from desktop_llm.core import events as ev
+
+    if args.worker_index != 0 or not backend_probe.wanted(args.backend, run.config, cluster):
+        return
+    say = lambda text: emit(ev.Phase(phase="speed", message=text).to_dict())  # noqa: E731
+    choice = backend_probe.choose(run, backend_probe.prepare(run, emit), store.home, say)
+    if choice is not None and "keras" not in sys.modules:  # (preparing the data may have loaded it)
+        backend.apply(choice=choice)
 
 
 def free_ports(n: int) -> list[int]:
@@ -408,4 +424,17 @@ def add_parser(sub) -> None:
                 or action.dest == "paths"):
             la._add_action(action)
     la.set_defaults(func=cmd_launch)
+
+    sp = sub.add_parser("speed-probe", help=argparse.SUPPRESS)  # core/backend_probe.py's child, one per backend
+    sp.add_argument("run")
+    sp.set_defaults(func=cmd_speed_probe)
+
+
+def cmd_speed_probe(args) -> int:
+    """Time this process's backend on a prepared run's model (core/backend_probe.py); one JSON line."""
+    from desktop_llm.core import backend_probe
+
+    quiet_keras()
+    out(backend_probe.measure(store_of(args).resolve(args.run)))
+    return 0
 

@@ -29,6 +29,7 @@ EXTRA = {"tensorflow": "", "jax": "jax", "torch": "torch"}  # pip install "deskt
 class Choice:
     name: str  # tensorflow | jax | torch
     reason: str  # one line: why this backend ("asked for", "reaches the NVIDIA GPU on Windows"...)
+    cpu: bool = False  # auto's choice for a CPU, where timing the backends can choose (core/backend_probe.py)
 
     def to_dict(self) -> dict:
         return {"backend": self.name, "backend_reason": self.reason}
@@ -112,16 +113,18 @@ def choose(requested: str | None = "auto", system: str | None = None, nvidia: bo
         found = pick(("tensorflow", "jax", "torch"),
                      lambda b: "no GPU it could reach: TensorFlow with XLA, the fastest on the CPUs measured"
                      if b == "tensorflow" else "TensorFlow is not installed")
+        found = found and Choice(found.name, found.reason, cpu=True)
     if found is None:
         raise ConfigError("No Keras backend is installed: pip install tensorflow (or jax, or torch).")
     return found
 
 
-def apply(requested: str | None = "auto") -> Choice:
-    """Choose the backend and make it Keras' for this process. Call before Keras is imported;
-    once Keras is loaded, asking for another backend is a ConfigError (restart the process)."""
+def apply(requested: str | None = "auto", choice: Choice | None = None) -> Choice:
+    """Choose the backend (or take `choice`, made by timing them: core/backend_probe.py) and make
+    it Keras' for this process. Call before Keras is imported; once Keras is loaded, asking for
+    another backend is a ConfigError (restart the process)."""
     global _applied
-    choice = choose(requested)
+    choice = choice or choose(requested)
     if "keras" in sys.modules:
         import keras
 

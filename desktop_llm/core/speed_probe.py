@@ -77,6 +77,22 @@ def key(cfg) -> str:
             f" ffn{m.intermediate_dim} T{m.sequence_length} V{m.vocabulary_size} B{cfg.training.batch_size}")
 
 
+def backends_key(cfg) -> str:
+    """Where core/backend_probe.py keeps its timing of every backend on this model."""
+    return key(cfg) + " | backends"
+
+
+def backends_cached(cfg) -> dict | None:
+    return _read().get(backends_key(cfg))
+
+
+def backend_setting(cfg, name: str) -> dict | None:
+    """{label, jit_compile, policy, ms, all}: the fastest setting core/backend_probe.py found for
+    backend `name` with this model (the trainer applies it where the settings are left to `auto`)."""
+    hit = backends_cached(cfg)
+    return None if hit is None else hit["settings"].get(name)
+
+
 def _read() -> dict:
     try:
         return json.loads(cache_path().read_text("utf-8"))
@@ -88,13 +104,17 @@ def cached(cfg) -> dict | None:
     return _read().get(key(cfg))
 
 
-def _remember(cfg, answer: dict) -> None:
-    table = _read()
-    table[key(cfg)] = answer
+def _write(table: dict) -> None:
     try:
         atomic.write_json(cache_path(), table)
     except OSError:  # a cache: measured again next time
         pass
+
+
+def _remember(cfg, answer: dict) -> None:
+    table = _read()
+    table[key(cfg)] = answer
+    _write(table)
 
 
 def time_steps(model, batch) -> float:
@@ -110,6 +130,31 @@ def time_steps(model, batch) -> float:
         keras.Model.train_on_batch(model, x, y, *w)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def time_calls(model, batch, k: int, calls: int = 3) -> float:
+    """Median seconds per training step of `model`, compiled with `steps_per_execution` k, over
+    `calls` calls of k steps on one fixed batch, after one call that compiles: the way the
+    runners train (k steps per call), so one backend's per-call overhead is not counted k times."""
+    import keras
+    import numpy as np
+
+    x, y, *w = batch
+    repeat = lambda a: np.concatenate([np.asarray(a)] * k)  # noqa: E731 - one batch, k times over
+    n = len(keras.tree.flatten(x)[0])
+    times: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t0)
+
+    keras.Model.fit(model, keras.tree.map_structure(repeat, x), repeat(y),
+                    sample_weight=repeat(w[0]) if w else None, batch_size=n, epochs=1 + calls, shuffle=False,
+                    callbacks=[Clock()], verbose=0)
+    return statistics.median(times[1:]) / k
 
 
 def choose(build, compile_args: dict, batch, cfg, say=lambda text: None) -> dict:

@@ -314,9 +314,16 @@ def _fastest_on_this_cpu(backend_name, dist, devs, family, data, cfg, mcfg, emit
     from desktop_llm.core import speed_probe
 
     t = cfg.training
-    if (backend_name != "tensorflow" or dist.distributed or any(d["kind"] == "GPU" for d in devs)
-            or t.mixed_precision != "auto" or not t.jit_compile or not speed_probe.enabled()
-            or not speed_probe.has_bfloat16(speed_probe.cpu_flags())):
+    if (dist.distributed or any(d["kind"] == "GPU" for d in devs) or t.mixed_precision != "auto"
+            or not t.jit_compile or not speed_probe.enabled()):
+        return None
+    timed = speed_probe.backend_setting(replace(cfg, model=mcfg), backend_name)
+    if timed is not None:  # the backends were timed on this model (`--backend auto`): this one's best setting
+        times = " · ".join(f"{label} {ms:.1f} ms" for label, ms in timed["all"].items())
+        emit(ev.Phase(phase="speed", message=f"Fastest on this CPU with {backend_name}: {timed['label']} "
+                                             f"({times} per step)").to_dict())
+        return timed
+    if backend_name != "tensorflow" or not speed_probe.has_bfloat16(speed_probe.cpu_flags()):
         return None
     batch = next(iter(family.train_batches(data, 0, t.max_steps, t.batch_size, cfg.model.sequence_length, t.seed,
                                            mcfg.vocabulary_size)))
