@@ -7,8 +7,11 @@ large matrix product, measured in the same run).
     python benchmarks/vs_nanogpt.py --steps 500     # a quicker look
     python benchmarks/vs_nanogpt.py --skip-nanogpt  # the engine only (nanoGPT's figures: --nanogpt-json)
     python benchmarks/vs_nanogpt.py --isa avx2      # every library capped to AVX2 code paths (see ISA_CAPS)
+    python benchmarks/vs_nanogpt.py --backends tensorflow   # one engine row (default: auto, then every installed backend)
 
-The engine runs as `desktop-llm train --preset small --tokenizer-kind char` with nanoGPT's
+Engine rows: `--backend auto` (what a user gets: on a CPU with several backends, auto times them
+on this model first, core/backend_probe.py), then each installed backend by name. Each runs as
+`desktop-llm train --preset small --tokenizer-kind char` with nanoGPT's
 hyperparameters (batch 12, lr 1e-3 warm-up 100 cosine to 1e-4, weight decay 0.1, clip 1.0, no
 dropout), in its own process, exactly as a user starts it. Quality: both models are scored on
 nanoGPT's own validation text (the last 10% of the corpus), ours with `desktop-llm eval --file`.
@@ -132,10 +135,11 @@ def engine(steps: int, home: Path, val_file: Path, extra: list[str]) -> dict:
     val = json.loads(ev.stdout)["loss"] if ev.returncode == 0 else None
     return {"system": "desktop_llm " + " ".join(extra), "ms_per_iter": ms, "tokens_per_sec": 768 * 1000 / ms,
             "val_loss_on_nanogpt_val": val, "wall_s": wall, "device": start.get("device"),
-            "steps_per_execution": start.get("steps_per_execution"), "sampling": sampling(home)}
+            "backend": start.get("backend"), "backend_reason": start.get("backend_reason"),
+            "steps_per_execution": start.get("steps_per_execution"), "sampling": sampling(home, start.get("backend"))}
 
 
-def sampling(home: Path) -> dict:
+def sampling(home: Path, backend: str = "auto") -> dict:
     """500 tokens, temperature 0.8, top-k 200, streamed, after a warm-up generation."""
     code = """
 import json, sys, time
@@ -158,6 +162,8 @@ for _ in range(3):
 print(json.dumps({"tokens": best[2], "seconds": best[0], "tokens_per_sec": best[2] / best[0], "first_token_ms": 1000 * best[1]}))
 """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    if backend != "auto":
+        env["KERAS_BACKEND"] = backend
     p = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True, env=env, timeout=1800)
     if p.returncode != 0:
         return {"error": p.stderr[-500:]}
@@ -172,6 +178,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", action="append", default=[],
                     help="extra `desktop-llm train` arguments for another engine row (repeatable, quoted)")
     ap.add_argument("--isa", choices=sorted(ISA_CAPS), help="cap every library (both systems) to this ISA")
+    ap.add_argument("--backends", help="comma-separated engine rows' backends (default: auto, then every installed one)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     if args.isa:  # every child process (peaks, nanoGPT, the engine) inherits the caps
@@ -196,7 +203,11 @@ def main(argv=None) -> int:
         rows.append(json.loads(Path(args.nanogpt_json).read_text()))
     elif not args.skip_nanogpt:
         rows.append(nanogpt(args.steps))
-    for i, extra in enumerate([""] + args.variant):
+    from desktop_llm.core.backend import available
+
+    backends = args.backends.split(",") if args.backends else ["auto", *available()]
+    runs = [f"--backend {b}" for b in backends] + args.variant
+    for i, extra in enumerate(runs):
         rows.append(engine(args.steps, work / f"home{i}", val_file, extra.split()))
     base = rows[0]["tokens_per_sec"] if rows and rows[0]["system"].startswith("nanoGPT") else None
     capped = f" (capped to {args.isa.upper()} code paths, YNNPACK off)" if args.isa else ""

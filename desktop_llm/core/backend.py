@@ -5,7 +5,8 @@ imports Keras, and kept for the process's life (`apply`). Each backend reaches G
 cannot (README, "Backends"): TensorFlow has no native Windows GPU since 2.11 and no working Metal
 plugin for TF >= 2.20; JAX reaches Linux CUDA only; PyTorch reaches Windows CUDA and Apple's MPS.
 `auto` takes the backend that reaches this machine's GPU, and TensorFlow on a CPU, where it is
-the fastest on this project's reference machines (benchmarks/README.md). The reason is kept with
+the fastest on this project's reference machines (benchmarks/README.md); `train` then times the
+installed backends on the run's own model and may pick another (core/backend_probe.py). The reason is kept with
 the choice: the start event, the run's status and the Train page say what was chosen and why.
 Nothing here imports a framework: the checks are installed packages and `nvidia-smi`.
 """

@@ -421,8 +421,10 @@ def test_auto_says_it_is_the_cpu_on_a_machine_without_a_gpu(train_page, session)
     assert "GPU" not in train_page.split.text()
 
 
-def test_the_backend_picker_offers_what_is_installed_and_the_trainer_gets_the_choice(train_page, tmp_path):
+def test_the_backend_picker_offers_what_is_installed_and_the_trainer_gets_the_choice(train_page, tmp_path,
+                                                                                     monkeypatch):
     from desktop_llm.core import backend
+    from desktop_llm.gui.pages.train_page import backend_picker
     from desktop_llm.gui.training_process import TrainingProcess
 
     box = train_page.backend
@@ -434,6 +436,11 @@ def test_the_backend_picker_offers_what_is_installed_and_the_trainer_gets_the_ch
         assert box.model().item(i).isEnabled() == installed
         if not installed:
             assert "pip install" in box.itemData(i, Qt.ToolTipRole)
+    if auto.cpu and len(backend.available()) > 1:  # with the backends' timing on (the suite turns it off)
+        monkeypatch.setenv("DESKTOP_LLM_SPEED_PROBE", "1")
+        timed = backend_picker()
+        assert timed.itemText(0) == "Auto: the fastest here"
+        assert "Start times TensorFlow, JAX" in timed.itemData(0, Qt.ToolTipRole)
     train_page._on_event({"type": "start", "step": 0, "max_steps": 10, "device": "CPU (2 cores)", "policy": "float32",
                           "backend": "jax", "parameters": 10, "vocabulary_size": 65, "train_tokens": 1,
                           "val_tokens": 1, "steps_per_execution": 1, "replicas": 1, "per_replica_batch": 8})

@@ -579,13 +579,20 @@ class TrainPage(QWidget):
 def backend_picker() -> QComboBox:
     """The Keras backend the trainer computes with: Auto (and what it takes here, and why), or one
     that is installed; those that are not are listed, disabled, with the extra that adds them."""
-    from desktop_llm.core import backend
+    from desktop_llm.core import backend, speed_probe
 
     box = QComboBox()
     try:
         auto = backend.choose("auto")
-        box.addItem(f"Auto: {NAMES[auto.name]}", "auto")
-        box.setItemData(0, f"{NAMES[auto.name]}: {auto.reason}", Qt.ToolTipRole)
+        here = backend.available()
+        if auto.cpu and len(here) > 1 and speed_probe.enabled():  # Start times them (core/backend_probe.py)
+            box.addItem("Auto: the fastest here", "auto")
+            box.setItemData(0, f"No GPU here: Start times {', '.join(NAMES[b] for b in here)} on your model (once "
+                               "per model shape, about half a minute each) and trains on the fastest. Several "
+                               "devices, or a precision of your own, train on TensorFlow.", Qt.ToolTipRole)
+        else:
+            box.addItem(f"Auto: {NAMES[auto.name]}", "auto")
+            box.setItemData(0, f"{NAMES[auto.name]}: {auto.reason}", Qt.ToolTipRole)
     except backend.ConfigError as e:  # nothing installed: the trainer says so when it starts
         box.addItem("Auto", "auto")
         box.setItemData(0, str(e), Qt.ToolTipRole)
