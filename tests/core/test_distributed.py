@@ -35,6 +35,15 @@ def _cli(home, *args, timeout=600, **extra):
     return p, events
 
 
+def _kill_group(p) -> None:
+    """The launcher and its workers (their own session), if anything is left of them."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    p.wait()
+
+
 def _losses(events):
     return {e["step"]: e["loss"] for e in events if e["type"] == "step"}
 
@@ -257,11 +266,12 @@ def test_two_jax_workers_on_loopback_train_the_one_device_run(tmp_path, shakespe
 
 
 @pytest.mark.skipif(not backend.installed("jax"), reason="the jax backend is not installed")
-def test_a_dead_jax_worker_stops_the_chief_with_a_message_not_a_hang(tmp_path, shakespeare_small):
+def test_a_dead_jax_worker_stops_the_chief_with_a_message_not_a_hang(tmp_path, shakespeare_small, request):
     home = tmp_path / "ws"
     p = subprocess.Popen([sys.executable, "-m", "desktop_llm", "launch", "--workers", "2", str(shakespeare_small),
                           *TINY, "--steps", "100000", "--backend", "jax", "--json"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True, env=_env(home))
+                         stderr=subprocess.DEVNULL, text=True, env=_env(home), start_new_session=True)
+    request.addfinalizer(lambda: _kill_group(p))  # a failed assertion leaves no trainers behind
     events = []
     for line in p.stdout:
         if not line.startswith("{"):
@@ -281,3 +291,35 @@ def test_a_dead_jax_worker_stops_the_chief_with_a_message_not_a_hang(tmp_path, s
     failed = next(e for e in rest if e["type"] == "failed")
     assert failed["message"].startswith("Another worker of this run stopped answering"), failed
     assert next(e for e in rest if e["type"] == "workers")["exit_codes"][1] == -signal.SIGKILL
+
+
+@pytest.mark.skipif(not backend.installed("jax"), reason="the jax backend is not installed")
+def test_a_stop_on_the_jax_chief_stops_every_worker_at_the_same_step(tmp_path, shakespeare_small, request):
+    """Only the chief hears a stop (the window's Stop, Ctrl+C, SIGTERM); it reaches the other JAX
+    worker through the step's collective, so both stop at one step with equal weights, cleanly."""
+    home = tmp_path / "ws"
+    p = subprocess.Popen([sys.executable, "-m", "desktop_llm", "launch", "--workers", "2", str(shakespeare_small),
+                          *TINY, "--steps", "100000", "--backend", "jax", "--json"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True, env=_env(home), start_new_session=True)
+    request.addfinalizer(lambda: _kill_group(p))  # a failed assertion leaves no trainers behind
+    events = []
+    for line in p.stdout:
+        if not line.startswith("{"):
+            continue
+        events.append(json.loads(line))
+        if events[-1]["type"] == "checkpoint":
+            run = next(e["run"] for e in events if e["type"] == "start")
+            chief = subprocess.run(["pgrep", "-f", f"resume {run} .*worker-index 0"], check=False,
+                                   capture_output=True, text=True).stdout.split()
+            assert chief, "the chief was not found"
+            os.kill(int(chief[0]), signal.SIGTERM)
+            break
+    events += [json.loads(x) for x in p.stdout if x.startswith("{")]
+    assert p.wait(300) == 0
+    stopped = next(e for e in events if e["type"] == "stopped")
+    summary = events[-1]
+    assert summary["exit_codes"] == [0, 0]
+    worker = [json.loads(x) for x in (RunStore(home).resolve(run).folder / "workers" / "worker-1.out").read_text()
+              .splitlines() if x.startswith("{")][-1]
+    assert worker["type"] == "stopped" and worker["step"] == stopped["step"]
+    assert RunStore(home).resolve(run).status()["status"] == "stopped"

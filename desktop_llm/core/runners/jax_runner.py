@@ -73,10 +73,10 @@ def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, l
 class Machines(OneDevice):
     """A run trained by several processes (machines), each feeding its share of every batch.
     Its distribution is entered around the model's building and training only (`scope`), so a
-    model built outside it (`local_copy`) lives on this process's devices alone: the views that
-    one worker computes by itself (samples, probes, a family's figures) run on that copy, which
-    JAX's multi-controller runtime needs (a computation on the shared weights must run on every
-    worker)."""
+    model built outside it (`TrainingContext.alone`) lives on this process's devices alone: the
+    views that one worker computes by itself (samples, probes, a family's figures, the chief's
+    checkpoints) run on that copy, which JAX's multi-controller runtime needs (a computation on
+    the shared weights must run on every worker)."""
 
     distribution: object = None
 
@@ -110,6 +110,15 @@ def _machines(spec, devices, cluster, worker_index: int, model_parallel: int) ->
     distribution = keras.distribution.DataParallel(devices=names)
     distribution.auto_shard_dataset = False  # each worker feeds its own share (keras_fit.fit)
     return Machines(len(everywhere), len(cluster), worker_index, names, "multi_worker", distribution=distribution)
+
+
+def agree(flag: bool) -> bool:
+    """The chief's `flag` on every worker (a stop request, which only the chief receives): one
+    small collective per call of k steps, so all stop at the same step."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
 
 
 @contextlib.contextmanager

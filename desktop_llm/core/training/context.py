@@ -85,6 +85,7 @@ class TrainingContext:
         self.local_build = None
         self.local_scope = None
         self._local = None
+        self.agree = None  # flag -> the chief's flag, on every worker (runners/jax_runner.agree)
 
     def causal_generator(self):
         """One core.generation.Generator on the training model, reused at every evaluation. It
@@ -220,6 +221,11 @@ class TrainingContext:
             self.eval_times.append(time.perf_counter() - t0)
         elif self.step % t.checkpoint_every == 0:
             self.save()
+        if self.agree is not None:  # several JAX processes: the chief's stop reaches every worker at this step
+            if self.agree(self.control is not None and self.control.stop.is_set()):  # (pauses: refused there)
+                self.stop_here()
+                model.stop_training = True
+            return
         if self.control is not None:
             if self.control.paused and not self.control.stop.is_set():
                 self.run.write_status(status="paused", step=self.step)

@@ -130,6 +130,8 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     # Before any other framework op (the tokenizer may run some): devices, memory growth, strategy.
     dist = runner.setup(t.devices, cluster, worker_index, model_parallel=t.model_parallel,
                         layout=lambda mesh: _layout(cfg, mesh))
+    if control is not None:  # again: JAX's multi-process setup takes SIGTERM for its preemption notice
+        control.install_signal_handlers()
     advice = distribute.batch_split_advice(t.batch_size, dist.replicas)
     if advice:
         raise ConfigError(f"The batch ({t.batch_size}) must split evenly over {dist.replicas} replicas: {advice}.")
@@ -228,6 +230,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     if dist.kind == "multi_worker" and hasattr(runner, "alone"):  # JAX: see runners/jax_runner.Machines
         ctx.local_build = lambda: family.build_for_run(source, cfg, mcfg, seed=t.seed)
         ctx.local_scope = runner.alone
+        ctx.agree = runner.agree
     ctx.vocabulary = tok.vocabulary_size
     ctx.baselines = found
     if chief and family.probes and t.probes:  # chosen once, kept in the run folder: a resumed run probes the same
