@@ -130,7 +130,7 @@ def _train(run, cfg: RunConfig, emit: Emit, control: Control | None, store, clus
     # Before any other framework op (the tokenizer may run some): devices, memory growth, strategy.
     dist = runner.setup(t.devices, cluster, worker_index, model_parallel=t.model_parallel,
                         layout=lambda mesh: _layout(cfg, mesh))
-    if control is not None:  # again: JAX's multi-process setup takes SIGTERM for its preemption notice
+    if control is not None and dist.workers > 1:  # again: JAX's multi-process setup takes SIGTERM (preemption)
         control.install_signal_handlers()
     advice = distribute.batch_split_advice(t.batch_size, dist.replicas)
     if advice:
