@@ -426,7 +426,7 @@ def add_parser(sub) -> None:
     la.set_defaults(func=cmd_launch)
 
     sp = sub.add_parser("speed-probe", help=argparse.SUPPRESS)  # core/backend_probe.py's child, one per backend
-    sp.add_argument("run")
+    sp.add_argument("run", help="a run whose tokenizer and data are prepared")
     sp.set_defaults(func=cmd_speed_probe)
 
 
