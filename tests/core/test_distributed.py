@@ -265,32 +265,39 @@ def test_two_jax_workers_on_loopback_train_the_one_device_run(tmp_path, shakespe
         == [10, 20]
 
 
-@pytest.mark.skipif(not backend.installed("jax"), reason="the jax backend is not installed")
-def test_a_dead_jax_worker_stops_the_chief_with_a_message_not_a_hang(tmp_path, shakespeare_small, request):
-    home = tmp_path / "ws"
-    p = subprocess.Popen([sys.executable, "-m", "desktop_llm", "launch", "--workers", "2", str(shakespeare_small),
-                          *TINY, "--steps", "100000", "--backend", "jax", "--json"], stdout=subprocess.PIPE,
+def _jax_launch_signals_at_first_checkpoint(home, corpus, request, worker: int, sig) -> tuple:
+    """Two JAX workers on loopback, training long; at the chief's first checkpoint, `sig` to
+    worker `worker`. (the launcher, its events, the run id). The launcher and its workers run
+    in a session of their own, killed at the test's end whatever happens."""
+    p = subprocess.Popen([sys.executable, "-m", "desktop_llm", "launch", "--workers", "2", str(corpus), *TINY,
+                          "--steps", "100000", "--backend", "jax", "--json"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True, env=_env(home), start_new_session=True)
     request.addfinalizer(lambda: _kill_group(p))  # a failed assertion leaves no trainers behind
-    events = []
+    events, run = [], None
     for line in p.stdout:
         if not line.startswith("{"):
             continue
         events.append(json.loads(line))
-        if events[-1]["type"] == "checkpoint":  # both train: kill the other worker
+        if events[-1]["type"] == "checkpoint":  # both train
             run = next(e["run"] for e in events if e["type"] == "start")
-            out = subprocess.run(["pgrep", "-f", f"resume {run} .*worker-index 1"], check=False,
-                                 capture_output=True,
-                                 text=True).stdout.split()
-            assert out, "the other worker was not found"
-            for x in out:
-                os.kill(int(x), signal.SIGKILL)
+            pids = subprocess.run(["pgrep", "-f", f"resume {run} .*worker-index {worker}"], check=False,
+                                  capture_output=True, text=True).stdout.split()
+            assert pids, f"worker {worker} was not found"
+            for pid in pids:
+                os.kill(int(pid), sig)
             break
-    rest = [json.loads(x) for x in p.stdout if x.startswith("{")]
+    events += [json.loads(x) for x in p.stdout if x.startswith("{")]
+    return p, events, run
+
+
+@pytest.mark.skipif(not backend.installed("jax"), reason="the jax backend is not installed")
+def test_a_dead_jax_worker_stops_the_chief_with_a_message_not_a_hang(tmp_path, shakespeare_small, request):
+    p, events, _ = _jax_launch_signals_at_first_checkpoint(tmp_path / "ws", shakespeare_small, request, 1,
+                                                           signal.SIGKILL)
     assert p.wait(300) != 0
-    failed = next(e for e in rest if e["type"] == "failed")
+    failed = next(e for e in events if e["type"] == "failed")
     assert failed["message"].startswith("Another worker of this run stopped answering"), failed
-    assert next(e for e in rest if e["type"] == "workers")["exit_codes"][1] == -signal.SIGKILL
+    assert next(e for e in events if e["type"] == "workers")["exit_codes"][1] == -signal.SIGKILL
 
 
 @pytest.mark.skipif(not backend.installed("jax"), reason="the jax backend is not installed")
@@ -298,23 +305,7 @@ def test_a_stop_on_the_jax_chief_stops_every_worker_at_the_same_step(tmp_path, s
     """Only the chief hears a stop (the window's Stop, Ctrl+C, SIGTERM); it reaches the other JAX
     worker through the step's collective, so both stop at one step with equal weights, cleanly."""
     home = tmp_path / "ws"
-    p = subprocess.Popen([sys.executable, "-m", "desktop_llm", "launch", "--workers", "2", str(shakespeare_small),
-                          *TINY, "--steps", "100000", "--backend", "jax", "--json"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True, env=_env(home), start_new_session=True)
-    request.addfinalizer(lambda: _kill_group(p))  # a failed assertion leaves no trainers behind
-    events = []
-    for line in p.stdout:
-        if not line.startswith("{"):
-            continue
-        events.append(json.loads(line))
-        if events[-1]["type"] == "checkpoint":
-            run = next(e["run"] for e in events if e["type"] == "start")
-            chief = subprocess.run(["pgrep", "-f", f"resume {run} .*worker-index 0"], check=False,
-                                   capture_output=True, text=True).stdout.split()
-            assert chief, "the chief was not found"
-            os.kill(int(chief[0]), signal.SIGTERM)
-            break
-    events += [json.loads(x) for x in p.stdout if x.startswith("{")]
+    p, events, run = _jax_launch_signals_at_first_checkpoint(home, shakespeare_small, request, 0, signal.SIGTERM)
     assert p.wait(300) == 0
     stopped = next(e for e in events if e["type"] == "stopped")
     summary = events[-1]
