@@ -3,6 +3,7 @@ for two GPUs (MirroredStrategy), two processes on loopback for two machines
 (MultiWorkerMirroredStrategy). Each trainer runs in its own process, as the CLI starts it:
 logical devices and the multi-worker strategy must be set up before TensorFlow starts."""
 
+import contextlib
 import json
 import os
 import signal
@@ -37,10 +38,8 @@ def _cli(home, *args, timeout=600, **extra):
 
 def _kill_group(p) -> None:
     """The launcher and its workers (their own session), if anything is left of them."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone: nothing to kill
         os.killpg(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     p.wait()
 
 
