@@ -77,8 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
             sub.choices[name].add_argument(
                 "--backend", choices=CHOICES, default="auto",
                 help="the Keras backend to compute with: tensorflow, jax or torch; auto (the default) takes "
-                     "the one that reaches this machine's GPU, else TensorFlow ($KERAS_BACKEND is honoured)")
+                     "the one that reaches this machine's GPU, else TensorFlow ($KERAS_BACKEND is honoured)"
+                     + ("; on a CPU with several backends installed, train times each on the run's model and "
+                        "takes the fastest" if name == "train" else ""))
+    _hide(sub)
     return p
+
+
+def _hide(sub) -> None:
+    """Leave the hidden commands (a child process's entry points) out of `--help`: argparse lists
+    a subcommand added with help=SUPPRESS as "==SUPPRESS==" (CPython issue 67037)."""
+    hidden = [a.dest for a in sub._choices_actions if a.help == argparse.SUPPRESS]
+    sub._choices_actions[:] = [a for a in sub._choices_actions if a.help != argparse.SUPPRESS]
+    sub.metavar = "{" + ",".join(c for c in sub.choices if c not in hidden) + "}"
 
 
 def main(argv: list[str] | None = None) -> int:

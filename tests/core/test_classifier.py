@@ -150,6 +150,44 @@ def test_classify_and_report_from_the_command_line(trained):
     assert human.returncode == 0 and "macro-F1" in human.stdout and "precision" in human.stdout
 
 
+def test_a_held_out_file_is_scored_beside_the_baselines_fitted_on_the_training_split(trained, tmp_path):
+    """`classify --data FILE`: a labelled file scored as the validation split is, with the majority
+    class and naive Bayes beside it. Given the validation texts themselves, every figure equals the
+    run's own (its report, its baselines event); texts that repeat training texts are left out and
+    counted; a label the run never saw is one line."""
+    import csv
+
+    from desktop_llm.store.runs import RunStore
+
+    home, events = trained
+    run = RunStore(home).resolve("genre")
+    val = set(json.loads((run.data_dir / "val_texts.json").read_text("utf-8")))
+    examples = read_examples([labelled_example()])
+    held = [e for e in examples if e.text in val]
+    seen = [e for e in examples if e.text not in val][:2]  # training texts: not held out
+    test = tmp_path / "test.csv"
+    with test.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows((e.text, e.label) for e in held + seen)
+    out = cli(home, "classify", "genre", "--data", test, "--json")
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)["report"]
+    own = json.loads(cli(home, "classify", "genre", "--report", "--json").stdout)["report"]
+    assert rep["texts"] == len(held) and rep["repeats_left_out"] == 2
+    assert (rep["accuracy"], rep["macro_f1"]) == pytest.approx((own["accuracy"], own["macro_f1"]))
+    baselines = next(e for e in events if e["type"] == "baselines")["figures"]
+    for name in ("majority class", "naive Bayes"):
+        for figure in ("accuracy", "macro_f1", "loss"):
+            assert rep["baselines"][name][figure] == pytest.approx(baselines[name][figure]), (name, figure)
+    human = cli(home, "classify", "genre", "--data", test)
+    assert human.returncode == 0 and "naive Bayes: accuracy" in human.stdout and "2 more repeat" in human.stdout
+    test.write_text("text,label\nsome words,limerick\n", "utf-8")  # one text of one class: a test set may
+    out = cli(home, "classify", "genre", "--data", test)
+    assert out.returncode == 2 and "'limerick' is not one of the run's classes" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
 def test_an_exported_classifier_classifies_after_import_elsewhere(trained, tmp_path):
     """Its classes and labelled split live in data/, which the export once left out whole: the
     imported run then failed with a traceback (no classes.json)."""

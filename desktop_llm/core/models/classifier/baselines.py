@@ -39,17 +39,25 @@ def naive_bayes(train_x, train_y, val_x, n_classes: int) -> np.ndarray:
 def classifier_baselines(data, vocabulary: int) -> dict:
     """{"figures": {"majority class": {...}, "naive Bayes": {...}}}: each with its accuracy,
     macro-F1 and cross-entropy on the validation examples (the model's own figures)."""
+    va = data.val_index
+    return baselines_on(data, vocabulary, data.token_ids[va], data.mask[va], data.labels[va])
+
+
+def baselines_on(data, vocabulary: int, ids: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> dict:
+    """The same two baselines, fitted on the run's training split and scored on any examples
+    (`ids`, `mask`, `labels`): the validation split, or a held-out test file (report.test_report)."""
     n = len(data.classes)
-    tr, va = data.train_index, data.val_index
-    y_tr, y_va = data.labels[tr].astype(int), data.labels[va].astype(int)
+    tr = data.train_index
+    y_tr, y_ev = data.labels[tr].astype(int), np.asarray(labels, int)
     prior = np.bincount(y_tr, minlength=n) / max(1, len(y_tr))
     majority = int(prior.argmax())
-    figures = {"majority class": {**_figures(y_va, np.full(len(y_va), majority), n),
-                                  "loss": float(-np.log(np.maximum(prior[y_va], 1e-12)).mean())}}
-    x = _features(data.token_ids, data.mask, vocabulary + 8)  # (+ the specials' ids)
-    log_post = naive_bayes([x[i] for i in tr], y_tr, [x[i] for i in va], n)
-    figures["naive Bayes"] = {**_figures(y_va, log_post.argmax(1), n),
-                              "loss": float(-log_post[np.arange(len(y_va)), y_va].mean())}
+    figures = {"majority class": {**_figures(y_ev, np.full(len(y_ev), majority), n),
+                                  "loss": float(-np.log(np.maximum(prior[y_ev], 1e-12)).mean())}}
+    V = vocabulary + 8  # (+ the specials' ids)
+    x_tr = _features(data.token_ids[tr], data.mask[tr], V)
+    log_post = naive_bayes(x_tr, y_tr, _features(ids, mask, V), n)
+    figures["naive Bayes"] = {**_figures(y_ev, log_post.argmax(1), n),
+                              "loss": float(-log_post[np.arange(len(y_ev)), y_ev].mean())}
     return {"figures": figures, "bytes_per_token": None}
 
 

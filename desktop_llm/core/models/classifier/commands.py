@@ -9,20 +9,26 @@ from desktop_llm.errors import UsageError
 
 def add_parser(sub, kit) -> None:
     def cmd_classify(args) -> int:
-        from desktop_llm.core.models.classifier.examples import LabelledData
+        from desktop_llm.core.models.classifier.examples import LabelledData, read_examples
+        from desktop_llm.core.models.classifier.held_out import held_out_report
         from desktop_llm.core.models.classifier.report import classify, report
 
         texts = list(args.texts)
         if args.file:  # read as a corpus is (its encoding detected; a binary file refused), a text a line
             texts += [line for line in kit.read_text_file(args.file).splitlines() if line.strip()]
+        args.report = args.report or bool(args.data)
         if not texts and not args.report:
-            raise UsageError("Give texts to classify, --file, or --report.")
+            raise UsageError("Give texts to classify, --file, --report, or --data.")
         run, model, tok, ckpt = kit.load_run(args, family="classifier")
         data = LabelledData(run.data_dir)
         out: dict = {"run": run.id, "checkpoint_step": ckpt.step, "classes": data.classes}
         if texts:
             out["results"] = classify(model, tok, data.classes, texts, run.config.model.sequence_length, data.specials)
-        if args.report:
+        if args.data:  # read as training read its data: the run's own text and label columns
+            held_out = read_examples([args.data], run.config.data.column, run.config.data.label_column,
+                                     run.config.data.encodings, training=False)
+            out["report"] = held_out_report(model, tok, data, held_out, run.config.model.sequence_length)
+        elif args.report:
             out["report"] = report(model, data)
         if args.json:
             kit.out(out)
@@ -33,8 +39,17 @@ def add_parser(sub, kit) -> None:
         if args.report:
             rep = out["report"]
             width = max(len(c) for c in data.classes)
+            where = (f"held-out texts of {args.data}" + (f"; {rep['repeats_left_out']} more repeat training "
+                     "texts: left out" if rep["repeats_left_out"] else "")) if args.data else "validation texts"
             print(f"accuracy {rep['accuracy']:.1%}   macro-F1 {rep['macro_f1']:.3f}   "
-                  f"({sum(pc['support'] for pc in rep['per_class'])} validation texts)")
+                  f"({sum(pc['support'] for pc in rep['per_class'])} {where})")
+            for name, fig in rep.get("baselines", {}).items():
+                print(f"  {name}: accuracy {fig['accuracy']:.1%}   macro-F1 {fig['macro_f1']:.3f}")
+            if "baselines" in rep:
+                nb = rep["baselines"]["naive Bayes"]["macro_f1"]
+                print("  the model beats naive Bayes on these texts" if rep["macro_f1"] > nb else
+                      "  the model does not beat naive Bayes on these texts (macro-F1 "
+                      f"{rep['macro_f1']:.3f} against {nb:.3f})")
             print(f"{'class':<{width}}  precision  recall  f1     support")
             for c, pc in zip(data.classes, rep["per_class"]):
                 print(f"{c:<{width}}  {pc['precision']:9.1%}  {pc['recall']:6.1%}  {pc['f1']:.3f}  {pc['support']}")
@@ -51,5 +66,9 @@ def add_parser(sub, kit) -> None:
     cl.add_argument("--report", action="store_true",
                     help="accuracy, macro-F1, confusion matrix, per-class precision/recall and the "
                          "misclassified texts of the validation split")
+    cl.add_argument("--data", metavar="FILE",
+                    help="the report on this labelled file or folder (a held-out test set, read as training "
+                         "reads data) instead of the validation split, beside the majority class and naive "
+                         "Bayes fitted on the run's training split")
     cl.add_argument("--json", action="store_true", help="print JSON")
     cl.set_defaults(func=cmd_classify)

@@ -96,8 +96,9 @@ def _documents(path: str, encodings) -> list[str]:
 
 
 def read_examples(paths, text_column: str | None = None, label_column: str | None = None,
-                  encodings=()) -> list[Example]:
-    """Every labelled example under `paths` (see the module docstring for the layouts)."""
+                  encodings=(), training: bool = True) -> list[Example]:
+    """Every labelled example under `paths` (see the module docstring for the layouts). Data to
+    train on needs two classes of two examples; a test set (`training=False`) only some examples."""
     examples: list[Example] = []
     plain: list[str] = []  # plain text files, one class each
     for p in map(str, paths):
@@ -121,12 +122,15 @@ def read_examples(paths, text_column: str | None = None, label_column: str | Non
             examples += _records([str(path)], text_column, label_column, encodings)
         else:
             plain.append(str(path))
-    if len(plain) == 1 and not examples:
+    if len(plain) == 1 and not examples and training:
         raise CorpusError(f"{plain[0]} is one plain text file: that is one class. Give a CSV / JSONL with a "
                           "label column, a folder with one subfolder per class, or one text file per class.")
     for f in plain:
         examples += [Example(b, Path(f).stem, f) for doc in _documents(f, encodings) for b in _blocks(doc)]
-    check_classes(examples)
+    if training:
+        check_classes(examples)
+    elif not examples:
+        raise CorpusError("No labelled examples found.")
     return examples
 
 

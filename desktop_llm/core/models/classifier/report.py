@@ -83,3 +83,4 @@ def classify(model, tok, classes: list[str], texts: list[str], T: int, specials:
         out.append({"text": text, "label": classes[int(order[0])], "p": float(p[order[0]]),
                     "probabilities": {classes[int(i)]: float(p[i]) for i in order}, "cut": n > T})
     return out
+
