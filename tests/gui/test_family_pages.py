@@ -72,6 +72,27 @@ def test_classify_tab_and_validation_report(qtbot, trained):
         assert panel.per_class.rowCount() == 3 and panel.per_class.item(1, 0).text() == "poem"
         assert panel.wrong.rowCount() == len(rep["misclassified"])
         assert "accuracy" in panel.figures.text() and "macro-F1" in panel.figures.text()
+        nb = rep["baselines"]["naive Bayes"]["macro_f1"]  # beside the baselines, on the same texts
+        assert f"naive Bayes: macro-F1 {nb:.3f}" in panel.figures.text() and rep["verdict"] in panel.status.text()
+
+        import csv  # a held-out file: the validation texts, plus one training text (left out and counted)
+        import json
+
+        from desktop_llm.core.models.classifier.examples import read_examples
+
+        val = set(json.loads((cls.data_dir / "val_texts.json").read_text("utf-8")))
+        examples = read_examples([labelled_example()])
+        test = cls.data_dir.parent / "held-out.csv"
+        with test.open("w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows([("text", "label"), *((e.text, e.label) for e in examples if e.text in val),
+                                     min(((e.text, e.label) for e in examples if e.text not in val), key=lambda x: len(x[0]))])
+        panel.evaluate_file(str(test))
+        wait_task(qtbot, panel)
+        held = panel.report
+        assert held["path"] == str(test) and held["repeats_left_out"] == 1
+        assert (held["accuracy"], held["macro_f1"]) == pytest.approx((rep["accuracy"], rep["macro_f1"]))
+        assert "texts of held-out.csv" in panel.figures.text() and "Left out: 1 text that repeats a training text." in panel.status.text()
+        assert panel.file_btn.isEnabled()
 
         panel.text.setPlainText("   ")  # nothing to classify: one line, nothing lost
         qtbot.mouseClick(panel.classify_btn, Qt.LeftButton)

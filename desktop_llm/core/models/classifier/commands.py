@@ -10,7 +10,12 @@ from desktop_llm.errors import UsageError
 def add_parser(sub, kit) -> None:
     def cmd_classify(args) -> int:
         from desktop_llm.core.models.classifier.examples import LabelledData, read_examples
-        from desktop_llm.core.models.classifier.held_out import held_out_report
+        from desktop_llm.core.models.classifier.held_out import (
+            held_out_report,
+            repeats,
+            verdict,
+            with_baselines,
+        )
         from desktop_llm.core.models.classifier.report import classify, report
 
         texts = list(args.texts)
@@ -29,7 +34,9 @@ def add_parser(sub, kit) -> None:
                                      run.config.data.encodings, training=False)
             out["report"] = held_out_report(model, tok, data, held_out, run.config.model.sequence_length)
         elif args.report:
-            out["report"] = report(model, data)
+            out["report"] = with_baselines(report(model, data), data, tok)
+        if args.report:
+            out["report"]["verdict"] = verdict(out["report"])
         if args.json:
             kit.out(out)
             return 0
@@ -39,17 +46,13 @@ def add_parser(sub, kit) -> None:
         if args.report:
             rep = out["report"]
             width = max(len(c) for c in data.classes)
-            where = (f"held-out texts of {args.data}" + (f"; {rep['repeats_left_out']} more repeat training "
-                     "texts: left out" if rep["repeats_left_out"] else "")) if args.data else "validation texts"
+            where = (f"held-out texts of {args.data}" + (f"; left out: {repeats(rep['repeats_left_out'])}"
+                                                          if rep["repeats_left_out"] else "")) if args.data else "validation texts"
             print(f"accuracy {rep['accuracy']:.1%}   macro-F1 {rep['macro_f1']:.3f}   "
                   f"({sum(pc['support'] for pc in rep['per_class'])} {where})")
-            for name, fig in rep.get("baselines", {}).items():
+            for name, fig in rep["baselines"].items():
                 print(f"  {name}: accuracy {fig['accuracy']:.1%}   macro-F1 {fig['macro_f1']:.3f}")
-            if "baselines" in rep:
-                nb = rep["baselines"]["naive Bayes"]["macro_f1"]
-                print("  the model beats naive Bayes on these texts" if rep["macro_f1"] > nb else
-                      "  the model does not beat naive Bayes on these texts (macro-F1 "
-                      f"{rep['macro_f1']:.3f} against {nb:.3f})")
+            print(f"  the model {rep['verdict']}")
             print(f"{'class':<{width}}  precision  recall  f1     support")
             for c, pc in zip(data.classes, rep["per_class"]):
                 print(f"{c:<{width}}  {pc['precision']:9.1%}  {pc['recall']:6.1%}  {pc['f1']:.3f}  {pc['support']}")

@@ -23,9 +23,13 @@ def held_out_report(model, tok, data, examples, T: int, misclassified: int = 50)
         raise ConfigError(f"Label '{unknown[0]}' is not one of the run's classes ({', '.join(data.classes[:10])}"
                           f"{', …' if len(data.classes) > 10 else ''}); a test set needs the run's own labels.")
     ids, mask, cut = encode(tok, [e.text for e in examples], T, data.specials)
+    # A repeat is a text whose tokens, whole, are a training text's (the run keeps no training
+    # texts, only their tokens); a text cut to the context may share its start with another and
+    # is not compared.
     tr = data.train_index
     seen = {r.tobytes() for r in np.where(data.mask[tr], data.token_ids[tr], -1)}
-    repeat = np.array([r.tobytes() in seen for r in np.where(mask, ids, -1)], bool)
+    whole = mask.sum(1) < T
+    repeat = np.array([w and r.tobytes() in seen for w, r in zip(whole, np.where(mask, ids, -1))], bool)
     keep = np.flatnonzero(~repeat)
     if not len(keep):
         raise ConfigError("Every text of that file repeats a training text: nothing is held out.")
@@ -43,3 +47,28 @@ def held_out_report(model, tok, data, examples, T: int, misclassified: int = 50)
     out["texts"], out["repeats_left_out"], out["cut"] = len(keep), int(repeat.sum()), int(cut)
     out["baselines"] = baselines_on(data, tok.vocabulary_size, ids, mask, truth)["figures"]
     return out
+
+
+def with_baselines(rep: dict, data, tok) -> dict:
+    """The validation report with the baselines' figures on the same split beside it."""
+    from desktop_llm.core.models.classifier.baselines import classifier_baselines
+
+    return {**rep, "baselines": classifier_baselines(data, tok.vocabulary_size)["figures"]}
+
+
+def verdict(rep: dict) -> str:
+    """One line: the model's macro-F1 against naive Bayes' and its accuracy against always
+    answering the majority class, on the report's texts."""
+    nb, majority = rep["baselines"]["naive Bayes"], rep["baselines"]["majority class"]
+    if rep["macro_f1"] > nb["macro_f1"] and rep["accuracy"] >= majority["accuracy"]:
+        return (f"beats its baselines: macro-F1 {rep['macro_f1']:.3f} against naive Bayes' {nb['macro_f1']:.3f}, "
+                f"accuracy {rep['accuracy']:.1%} against the majority class's {majority['accuracy']:.1%}")
+    if rep["accuracy"] < majority["accuracy"]:
+        return (f"does not beat its baselines: accuracy {rep['accuracy']:.1%} is below always answering the "
+                f"majority class ({majority['accuracy']:.1%})")
+    return (f"does not beat its baselines: macro-F1 {rep['macro_f1']:.3f} against naive Bayes' "
+            f"{nb['macro_f1']:.3f} on the same texts")
+
+
+def repeats(n: int) -> str:
+    return f"{n:,} text that repeats a training text" if n == 1 else f"{n:,} texts that repeat training texts"
