@@ -142,8 +142,9 @@ class ClassifyPanel(FamilyPanel):
         head = QHBoxLayout()
         head.addWidget(self.report_btn)
         head.addWidget(self.file_btn)
-        head.addWidget(self.figures, 1)
+        head.addStretch(1)
         bl.addLayout(head)
+        bl.addWidget(self.figures)  # a row of its own: two lines of figures, never clipped beside the buttons
         body = QSplitter(Qt.Horizontal)
         body.addWidget(self.confusion)
         body.addWidget(tables)
@@ -271,13 +272,16 @@ class ClassifyPanel(FamilyPanel):
                     item.setToolTip(m["text"][:2000])
                 self.wrong.setItem(i, col, item)
         self.tables.setTabText(1, f"Misclassified ({len(wrong)})")
-        wins = rep["verdict"].startswith("beats")
-        if "path" in rep:
-            self.say(f"The model {rep['verdict']}. {rep['left_out']}".strip(), "hint" if wins else "warning")
+        where = "these texts" if "path" in rep else "the validation split"
+        if rep["beats"]:
+            self.say(f"The model beats its baselines on {where}. {rep.get('left_out', '')}".strip())
         else:
-            self.say(f"The validation split (texts held out from training, the same share of every class): the "
-                     f"model {rep['verdict']}.", "hint" if wins else "warning")
-
+            self.say(f"The model does not beat its baselines on {where} (the figures "
+                     f"below). {rep.get('left_out', '')}".strip(), "warning")
+        if "path" not in rep:
+            self.figures.setToolTip(f"The model {rep['verdict']}. The validation split: texts held out from "
+                                    "training, the same share of every class; it also chose the best checkpoint, "
+                                    "so a test file the run never saw (Evaluate on a file…) judges more fairly.")
 
 CHOICE = "Classifier: label each text (fine-tune an encoder)"  # the Train page's family menu
 TrainOptions = ClassifierOptions

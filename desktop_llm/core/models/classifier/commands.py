@@ -11,6 +11,7 @@ def add_parser(sub, kit) -> None:
     def cmd_classify(args) -> int:
         from desktop_llm.core.models.classifier.examples import LabelledData, read_examples
         from desktop_llm.core.models.classifier.held_out import (
+            beats,
             held_out_report,
             repeats,
             verdict,
@@ -36,7 +37,7 @@ def add_parser(sub, kit) -> None:
         elif args.report:
             out["report"] = with_baselines(report(model, data), data, tok)
         if args.report:
-            out["report"]["verdict"] = verdict(out["report"])
+            out["report"].update(verdict=verdict(out["report"]), beats=beats(out["report"]))
         if args.json:
             kit.out(out)
             return 0

@@ -56,11 +56,17 @@ def with_baselines(rep: dict, data, tok) -> dict:
     return {**rep, "baselines": classifier_baselines(data, tok.vocabulary_size)["figures"]}
 
 
+def beats(rep: dict) -> bool:
+    """Macro-F1 above naive Bayes' and accuracy at least the majority class's, on the same texts."""
+    b = rep["baselines"]
+    return rep["macro_f1"] > b["naive Bayes"]["macro_f1"] and rep["accuracy"] >= b["majority class"]["accuracy"]
+
+
 def verdict(rep: dict) -> str:
     """One line: the model's macro-F1 against naive Bayes' and its accuracy against always
     answering the majority class, on the report's texts."""
     nb, majority = rep["baselines"]["naive Bayes"], rep["baselines"]["majority class"]
-    if rep["macro_f1"] > nb["macro_f1"] and rep["accuracy"] >= majority["accuracy"]:
+    if beats(rep):
         return (f"beats its baselines: macro-F1 {rep['macro_f1']:.3f} against naive Bayes' {nb['macro_f1']:.3f}, "
                 f"accuracy {rep['accuracy']:.1%} against the majority class's {majority['accuracy']:.1%}")
     if rep["accuracy"] < majority["accuracy"]:
