@@ -7,13 +7,16 @@ benchmarks/README.md between its `quality` markers.
     python benchmarks/quality.py --quick         # a few steps each: checks the harness (minutes)
     python benchmarks/quality.py --only classifier
 
-The classifier tasks use the recipe of issue 25: an encoder whose token states are averaged
-(`--pooling mean`, the default), a context of 256 that holds most paragraphs whole, balanced
-batches of 32, answers under a flat prior, and the checkpoint of the highest validation macro-F1.
-Each task runs with three seeds; each seed holds out its own stratified 20% test split, which
-neither the run (its checkpoint is chosen on a validation split of the rest) nor the baselines
-(fitted on the run's training split) see, and `desktop-llm classify RUN --data TEST` scores both
-on it. The row is the mean over the seeds, each seed's figures in its notes. Nothing here asserts
+The classifier tasks use the recipe of issue 25: a 2 x 64 encoder whose token states are
+averaged (`--pooling mean`, the default), dropout 0.5, a context of 256 that holds most paragraphs
+whole, balanced batches of 32, 600 steps at 1e-3, answers under a flat prior, and the checkpoint
+of the highest validation macro-F1. Each task runs with three seeds; each seed holds out its own
+stratified 20% test split, which neither the run (its checkpoint is chosen on a validation split
+of the rest) nor the baselines (fitted on the run's training split) see, and `desktop-llm
+classify RUN --data TEST` scores both on it. The row is the mean over the seeds, each seed's
+figures in its notes. Seed 1's split was used to choose the dropout (0.1, 0.3, 0.5, by
+validation macro-F1 on 古文观止 by dynasty) and is not reported. 唐诗 by author (157 training
+poems) is left out: both the model and naive Bayes fail it (benchmarks/README.md). Nothing here asserts
 a threshold: the table says what happened. With `--only`,
 the other families' rows are kept from the newest full run's results.
 """
@@ -116,7 +119,8 @@ def row(task: str, family: str, metric: str, value: float, base: dict, higher: b
             "baseline_name": best_name, "beats": wins, "ties": abs(value - best) < 1e-9, "extra": extra}
 
 
-SEEDS = (1, 2, 3)
+SEEDS = (2, 3, 4)  # seed 1's split chose the recipe (its dropout, on validation macro-F1): not reported
+CLASSIFIER = ("--layers", "2", "--heads", "2", "--width", "64", "--ffn", "256", "--dropout", "0.5")
 
 
 def mean(xs) -> float:
@@ -179,14 +183,13 @@ def tasks(tmp: Path, quick: bool) -> dict:
         out = []
         for name, data, context in (("poem / prose / drama (bundled)", bundled, 256),
                                     ("古文观止 paragraphs by dynasty (7)", dynasty_csv(tmp), 256),
-                                    ("古文观止 paragraphs by author (8)", prose_author_csv(tmp), 256),
-                                    ("唐诗 by author (8)", tang_author_csv(tmp), 192)):
+                                    ("古文观止 paragraphs by author (8)", prose_author_csv(tmp), 256)):
             model, nb, acc, majority, texts = [], [], [], [], []
             for seed in SEEDS:  # each seed: its own held-out test split, validation split and initial weights
                 dev, test = held_out(data, seed, tmp)
                 n = f"q-cls-{len(out)}-{seed}"
-                train(home, dev, "--family", "classifier", *TINY, "--context", context, "--lr", "1e-3",
-                      "--batch-size", "32", "--steps", steps(1000), "--eval-interval", steps(100), "--seed", seed,
+                train(home, dev, "--family", "classifier", *CLASSIFIER, "--context", context, "--lr", "1e-3",
+                      "--batch-size", "32", "--steps", steps(600), "--eval-interval", steps(50), "--seed", seed,
                       "--name", n)
                 rep = command(home, "classify", n, "--data", test, "--json")["report"]
                 model.append(rep["macro_f1"])

@@ -57,3 +57,24 @@ def test_a_partial_run_keeps_the_other_families_rows_from_the_newest_full_run(tm
         (results / name).write_text(json.dumps([{"family": family}]))
     monkeypatch.setattr(quality, "ROOT", tmp_path)
     assert quality.previous_rows() == ("quality-20261205-0900.json", [{"family": "gpt"}])
+
+
+def test_each_seed_holds_out_its_own_stratified_test_split(tmp_path):
+    """The fair comparison's test split: disjoint from dev, every class in both, a fifth of each
+    class held out, the same split for the same seed and another for another seed."""
+    import csv
+
+    data = quality.dynasty_csv(tmp_path)
+    rows = list(csv.reader(data.open(encoding="utf-8")))[1:]
+
+    def read(path):
+        return [tuple(r) for r in list(csv.reader(path.open(encoding="utf-8")))[1:]]
+
+    dev, test = (read(p) for p in quality.held_out(data, 2, tmp_path))
+    assert sorted(dev + test) == sorted(map(tuple, rows))
+    for label in {r[1] for r in rows}:
+        n, held = sum(r[1] == label for r in rows), sum(r[1] == label for r in test)
+        assert 1 <= held < n and abs(held - 0.2 * n) <= 1, label
+    (tmp_path / "again").mkdir()
+    assert read(quality.held_out(data, 2, tmp_path / "again")[1]) == test
+    assert read(quality.held_out(data, 3, tmp_path)[1]) != test
