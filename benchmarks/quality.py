@@ -3,7 +3,7 @@ command line (`desktop-llm train --json`, as a user would), then prints one tabl
 figure beside the best baseline on the same split (core/baselines.py), and writes the table into
 benchmarks/README.md between its `quality` markers.
 
-    python benchmarks/quality.py                 # every task (about an hour on 2 cores)
+    python benchmarks/quality.py                 # every task (about 70 minutes on 2 cores)
     python benchmarks/quality.py --quick         # a few steps each: checks the harness (minutes)
     python benchmarks/quality.py --only classifier
 

@@ -43,6 +43,19 @@ def _kill_group(p) -> None:
     p.wait()
 
 
+@contextlib.contextmanager
+def _reaped(*procs):
+    """Processes killed on the way out if still running: a failed assertion or a timeout must not
+    leave a trainer (some of these runs are a million steps long) loading the machine."""
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def _losses(events):
     return {e["step"]: e["loss"] for e in events if e["type"] == "step"}
 
@@ -76,12 +89,13 @@ def test_a_run_resumes_on_another_number_of_devices(tmp_path, shakespeare_small)
                           "--devices", "cpu:2", "--json", "--control-stdin"], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(home))
     first = []
-    for line in p.stdout:
-        first.append(json.loads(line))
-        if first[-1]["type"] == "checkpoint":  # step 10: stop (it stops at a later step, any)
-            p.stdin.write("stop\n")
-            p.stdin.flush()
-    assert p.wait(300) == 0 and first[-1]["type"] == "stopped", first[-3:]
+    with _reaped(p):
+        for line in p.stdout:
+            first.append(json.loads(line))
+            if first[-1]["type"] == "checkpoint":  # step 10: stop (it stops at a later step, any)
+                p.stdin.write("stop\n")
+                p.stdin.flush()
+        assert p.wait(300) == 0 and first[-1]["type"] == "stopped", first[-3:]
     run = store.resolve(first[0]["run"])
     again, ev_again = _cli(home, "train", "--resume", run.id, "--devices", "cpu", "--json")
     assert again.returncode == 0, again.stderr[-2000:]
@@ -132,14 +146,15 @@ def test_a_dead_worker_stops_the_other_with_a_message_and_the_run_resumes(tmp_pa
                               stderr=subprocess.DEVNULL, text=True, env=env) for i in range(2)]
     chief, worker = procs
     events = []
-    for line in chief.stdout:
-        events.append(json.loads(line))
-        if events[-1]["type"] == "checkpoint":
-            break
-    worker.send_signal(signal.SIGKILL)  # a machine of the cluster dies
-    worker.wait(60)
-    events += [json.loads(line) for line in chief.stdout if line.startswith("{")]
-    assert chief.wait(300) == 2  # it ended (no hang) with a failure, not a signal
+    with _reaped(*procs):
+        for line in chief.stdout:
+            events.append(json.loads(line))
+            if events[-1]["type"] == "checkpoint":
+                break
+        worker.send_signal(signal.SIGKILL)  # a machine of the cluster dies
+        worker.wait(60)
+        events += [json.loads(line) for line in chief.stdout if line.startswith("{")]
+        assert chief.wait(300) == 2  # it ended (no hang) with a failure, not a signal
     failed = events[-1]
     assert failed["type"] == "failed" and "stopped answering" in failed["message"], failed
     assert run.status()["status"] == "failed"
@@ -225,11 +240,16 @@ def test_two_workers_do_not_pile_up_threads_step_after_step(tmp_path, shakespear
            "--log-interval", "10", "--eval-interval", "1000", "--steps", "200", "--json"]
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"  # files: a full pipe cannot stall the run
     with out.open("w") as o, err.open("w") as e:
-        p = subprocess.Popen(cmd, env=_env(tmp_path / "ws", DESKTOP_LLM_COLLECTIVE_TIMEOUT="60"), stdout=o, stderr=e)
+        p = subprocess.Popen(cmd, env=_env(tmp_path / "ws", DESKTOP_LLM_COLLECTIVE_TIMEOUT="60"), stdout=o, stderr=e,
+                             start_new_session=True)
         most = 0
-        while p.poll() is None:
-            most = max(most, _threads_of_tree(p.pid))
-            time.sleep(0.2)
+        try:
+            while p.poll() is None:
+                most = max(most, _threads_of_tree(p.pid))
+                time.sleep(0.2)
+        finally:  # the launcher and its workers, if a failure ends the loop early
+            if p.poll() is None:
+                _kill_group(p)
     assert p.returncode == 0, err.read_text()[-3000:]
     events = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
     assert max(e["step"] for e in events if e["type"] == "step") == 200
