@@ -139,3 +139,16 @@ def test_tfidf_vectors_find_the_sentence_that_shares_its_characters():
     sims = v @ v.T
     np.fill_diagonal(sims, -1)
     assert sims.argmax(1).tolist() == [1, 0, 3, 2]
+
+
+def test_a_classifiers_verdict_beats_ties_or_loses_on_the_same_texts():
+    from desktop_llm.core.models.classifier.held_out import beats, verdict
+
+    def rep(f1, acc, nb=0.5, majority=0.4):
+        return {"macro_f1": f1, "accuracy": acc,
+                "baselines": {"naive Bayes": {"macro_f1": nb}, "majority class": {"accuracy": majority}}}
+
+    assert beats(rep(0.6, 0.7)) and verdict(rep(0.6, 0.7)).startswith("beats its baselines: macro-F1 0.600")
+    assert beats(rep(1.0, 1.0, nb=1.0)) and verdict(rep(1.0, 1.0, nb=1.0)).startswith("ties naive Bayes")
+    assert not beats(rep(0.4, 0.7)) and "against naive Bayes' 0.500" in verdict(rep(0.4, 0.7))
+    assert not beats(rep(0.6, 0.3)) and "below always answering the majority class" in verdict(rep(0.6, 0.3))

@@ -273,8 +273,8 @@ class ClassifyPanel(FamilyPanel):
                 self.wrong.setItem(i, col, item)
         self.tables.setTabText(1, f"Misclassified ({len(wrong)})")
         where = "these texts" if "path" in rep else "the validation split"
-        if rep["beats"]:
-            self.say(f"The model beats its baselines on {where}. {rep.get('left_out', '')}".strip())
+        if rep["beats"]:  # beats or ties: the verdict's first words say which
+            self.say(f"On {where} the model {rep['verdict'].split(':')[0]}. {rep.get('left_out', '')}".strip())
         else:
             self.say(f"The model does not beat its baselines on {where} (the figures "
                      f"below). {rep.get('left_out', '')}".strip(), "warning")

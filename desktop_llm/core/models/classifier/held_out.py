@@ -11,6 +11,8 @@ from desktop_llm.core.models.classifier.baselines import baselines_on
 from desktop_llm.core.models.classifier.examples import encode
 from desktop_llm.core.models.classifier.report import predict_proba, scores
 
+TIE = 1e-9  # macro-F1s this close are equal (both perfect, say)
+
 
 def held_out_report(model, tok, data, examples, T: int, misclassified: int = 50) -> dict:
     """Scores on a held-out labelled set (`examples`, read as training reads them), beside the
@@ -57,21 +59,24 @@ def with_baselines(rep: dict, data, tok) -> dict:
 
 
 def beats(rep: dict) -> bool:
-    """Macro-F1 above naive Bayes' and accuracy at least the majority class's, on the same texts."""
+    """Macro-F1 at least naive Bayes' and accuracy at least the majority class's, on the same
+    texts: the bar issue 25 sets (a tie meets it: both perfect, as on the bundled task)."""
     b = rep["baselines"]
-    return rep["macro_f1"] > b["naive Bayes"]["macro_f1"] and rep["accuracy"] >= b["majority class"]["accuracy"]
+    return rep["macro_f1"] >= b["naive Bayes"]["macro_f1"] - TIE and rep["accuracy"] >= b["majority class"]["accuracy"]
 
 
 def verdict(rep: dict) -> str:
     """One line: the model's macro-F1 against naive Bayes' and its accuracy against always
     answering the majority class, on the report's texts."""
     nb, majority = rep["baselines"]["naive Bayes"], rep["baselines"]["majority class"]
-    if beats(rep):
-        return (f"beats its baselines: macro-F1 {rep['macro_f1']:.3f} against naive Bayes' {nb['macro_f1']:.3f}, "
-                f"accuracy {rep['accuracy']:.1%} against the majority class's {majority['accuracy']:.1%}")
     if rep["accuracy"] < majority["accuracy"]:
         return (f"does not beat its baselines: accuracy {rep['accuracy']:.1%} is below always answering the "
                 f"majority class ({majority['accuracy']:.1%})")
+    if abs(rep["macro_f1"] - nb["macro_f1"]) <= TIE:
+        return f"ties naive Bayes: macro-F1 {rep['macro_f1']:.3f} for both, on the same texts"
+    if beats(rep):
+        return (f"beats its baselines: macro-F1 {rep['macro_f1']:.3f} against naive Bayes' {nb['macro_f1']:.3f}, "
+                f"accuracy {rep['accuracy']:.1%} against the majority class's {majority['accuracy']:.1%}")
     return (f"does not beat its baselines: macro-F1 {rep['macro_f1']:.3f} against naive Bayes' "
             f"{nb['macro_f1']:.3f} on the same texts")
 
