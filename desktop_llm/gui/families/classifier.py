@@ -283,6 +283,7 @@ class ClassifyPanel(FamilyPanel):
                                     "training, the same share of every class; it also chose the best checkpoint, "
                                     "so a test file the run never saw (Evaluate on a file…) judges more fairly.")
 
+
 CHOICE = "Classifier: label each text (fine-tune an encoder)"  # the Train page's family menu
 TrainOptions = ClassifierOptions
 TABS = (ClassifyPanel, SimilarPanel)

@@ -45,7 +45,7 @@ def classifier_baselines(data, vocabulary: int) -> dict:
 
 def baselines_on(data, vocabulary: int, ids: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> dict:
     """The same two baselines, fitted on the run's training split and scored on any examples
-    (`ids`, `mask`, `labels`): the validation split, or a held-out test file (report.test_report)."""
+    (`ids`, `mask`, `labels`): the validation split, or a held-out test file (held_out.held_out_report)."""
     n = len(data.classes)
     tr = data.train_index
     y_tr, y_ev = data.labels[tr].astype(int), np.asarray(labels, int)

@@ -9,14 +9,8 @@ from desktop_llm.errors import UsageError
 
 def add_parser(sub, kit) -> None:
     def cmd_classify(args) -> int:
-        from desktop_llm.core.models.classifier.examples import LabelledData, read_examples
-        from desktop_llm.core.models.classifier.held_out import (
-            beats,
-            held_out_report,
-            repeats,
-            verdict,
-            with_baselines,
-        )
+        from desktop_llm.core.models.classifier.examples import LabelledData
+        from desktop_llm.core.models.classifier.held_out import file_report, judged, repeats, with_baselines
         from desktop_llm.core.models.classifier.report import classify, report
 
         texts = list(args.texts)
@@ -30,14 +24,10 @@ def add_parser(sub, kit) -> None:
         out: dict = {"run": run.id, "checkpoint_step": ckpt.step, "classes": data.classes}
         if texts:
             out["results"] = classify(model, tok, data.classes, texts, run.config.model.sequence_length, data.specials)
-        if args.data:  # read as training read its data: the run's own text and label columns
-            held_out = read_examples([args.data], run.config.data.column, run.config.data.label_column,
-                                     run.config.data.encodings, training=False)
-            out["report"] = held_out_report(model, tok, data, held_out, run.config.model.sequence_length)
+        if args.data:
+            out["report"] = judged(file_report(model, tok, run, args.data))
         elif args.report:
-            out["report"] = with_baselines(report(model, data), data, tok)
-        if args.report:
-            out["report"].update(verdict=verdict(out["report"]), beats=beats(out["report"]))
+            out["report"] = judged(with_baselines(report(model, data), data, tok))
         if args.json:
             kit.out(out)
             return 0

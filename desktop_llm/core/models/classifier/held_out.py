@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from desktop_llm.core.config import ConfigError
-from desktop_llm.core.models.classifier.baselines import baselines_on
-from desktop_llm.core.models.classifier.examples import encode
-from desktop_llm.core.models.classifier.report import predict_proba, scores
+from desktop_llm.core.models.classifier.baselines import baselines_on, classifier_baselines
+from desktop_llm.core.models.classifier.examples import LabelledData, encode, read_examples
+from desktop_llm.core.models.classifier.report import predict_proba, scored
 
 TIE = 1e-9  # macro-F1s this close are equal (both perfect, say)
 
@@ -39,13 +39,7 @@ def held_out_report(model, tok, data, examples, T: int, misclassified: int = 50)
     ids, mask = ids[keep], mask[keep]
     truth = np.array([data.classes.index(examples[i].label) for i in keep])
     probs = predict_proba(model, {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask})
-    pred = probs.argmax(-1)
-    out = scores(truth, pred, len(data.classes))
-    wrong = np.flatnonzero(pred != truth)
-    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:misclassified]
-    out["classes"] = data.classes
-    out["misclassified"] = [{"text": texts[i], "true": data.classes[int(truth[i])],
-                             "predicted": data.classes[int(pred[i])], "p": float(probs[i, pred[i]])} for i in wrong]
+    out = scored(probs, truth, texts, data.classes, misclassified)
     out["texts"], out["repeats_left_out"], out["cut"] = len(keep), int(repeat.sum()), int(cut)
     out["baselines"] = baselines_on(data, tok.vocabulary_size, ids, mask, truth)["figures"]
     return out
@@ -53,9 +47,20 @@ def held_out_report(model, tok, data, examples, T: int, misclassified: int = 50)
 
 def with_baselines(rep: dict, data, tok) -> dict:
     """The validation report with the baselines' figures on the same split beside it."""
-    from desktop_llm.core.models.classifier.baselines import classifier_baselines
-
     return {**rep, "baselines": classifier_baselines(data, tok.vocabulary_size)["figures"]}
+
+
+def file_report(model, tok, run, path: str) -> dict:
+    """held_out_report() of a labelled file or folder, read as the run read its training data
+    (its own text and label columns): `classify --data` and the Classify tab's file button."""
+    d = run.config.data
+    examples = read_examples([path], d.column, d.label_column, d.encodings, training=False)
+    return held_out_report(model, tok, LabelledData(run.data_dir), examples, run.config.model.sequence_length)
+
+
+def judged(rep: dict) -> dict:
+    """A report with its verdict (the line) and whether it meets the bar (`beats`)."""
+    return {**rep, "verdict": verdict(rep), "beats": beats(rep)}
 
 
 def beats(rep: dict) -> bool:

@@ -51,15 +51,19 @@ def report(model, data, misclassified: int = 50) -> dict:
     """Scores on the run's validation split, with the texts it got wrong (most confident first)."""
 
     idx = data.val_index
-    probs = predict_proba(model, data.inputs(idx))
-    truth = data.labels[idx]
+    return scored(predict_proba(model, data.inputs(idx)), data.labels[idx], data.val_texts, data.classes,
+                  misclassified)
+
+
+def scored(probs: np.ndarray, truth: np.ndarray, texts: list[str], classes: list[str], misclassified: int) -> dict:
+    """scores() of the answers in `probs`, with the texts it got wrong (most confident first)."""
     pred = probs.argmax(-1)
-    out = scores(truth, pred, len(data.classes))
+    out = scores(truth, pred, len(classes))
     wrong = np.flatnonzero(pred != truth)
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:misclassified]
-    out["classes"] = data.classes
-    out["misclassified"] = [{"text": data.val_texts[i], "true": data.classes[int(truth[i])],
-                             "predicted": data.classes[int(pred[i])], "p": float(probs[i, pred[i]])}
+    out["classes"] = classes
+    out["misclassified"] = [{"text": texts[i], "true": classes[int(truth[i])],
+                             "predicted": classes[int(pred[i])], "p": float(probs[i, pred[i]])}
                             for i in wrong]
     return out
 
@@ -83,4 +87,3 @@ def classify(model, tok, classes: list[str], texts: list[str], T: int, specials:
         out.append({"text": text, "label": classes[int(order[0])], "p": float(p[order[0]]),
                     "probabilities": {classes[int(i)]: float(p[i]) for i in order}, "cut": n > T})
     return out
-
