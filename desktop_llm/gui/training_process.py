@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import sys
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+STOP_GRACE_MS = 60_000  # how long a stopping trainer may take to checkpoint before it is killed
 
 
 class TrainingProcess(QObject):
@@ -50,8 +52,16 @@ class TrainingProcess(QObject):
     def resume(self) -> None:
         self.send("resume")
 
-    def stop(self) -> None:
+    def stop(self, grace_ms: int | None = None) -> None:
+        """Ask the trainer to checkpoint and end; kill it if it has not within `grace_ms`.
+
+        The kill timer belongs to this process: a run resumed in a new process meanwhile is
+        never the one killed (a page-level timer once killed the resumed run)."""
+        if not self.running:
+            return
         self.send("stop")
+        grace = STOP_GRACE_MS if grace_ms is None else grace_ms
+        QTimer.singleShot(grace, self, self.kill)
 
     def kill(self) -> None:
         if self.running:

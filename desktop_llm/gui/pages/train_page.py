@@ -466,13 +466,8 @@ class TrainPage(QWidget):
 
     def stop(self) -> None:
         if self.proc and self.proc.running:
-            self.proc.stop()
+            self.proc.stop()  # it kills itself if the checkpoint takes too long
             self._message("Stopping: saving a checkpoint…")
-            QTimer.singleShot(60_000, self._kill_if_running)
-
-    def _kill_if_running(self) -> None:
-        if self.proc and self.proc.running:
-            self.proc.kill()
 
     def shutdown(self) -> None:
         """Window closing: ask the trainer to stop (it checkpoints), wait briefly, then kill."""
