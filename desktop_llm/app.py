@@ -13,6 +13,7 @@ def make_app():
     from PySide6.QtWidgets import QApplication
 
     from desktop_llm.about import version
+    from desktop_llm.gui.fonts import ensure_cjk_font
     from desktop_llm.gui.icons import app_icon
     from desktop_llm.gui.theme import follow_system_theme
 
@@ -23,6 +24,7 @@ def make_app():
     app.setWindowIcon(app_icon())
     QGuiApplication.setDesktopFileName("desktop_llm")  # packaging/desktop_llm.desktop (Wayland's app id)
     follow_system_theme(app)
+    ensure_cjk_font()
     collect_garbage_on_the_ui_thread()
     return app
 

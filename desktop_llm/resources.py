@@ -27,6 +27,7 @@ ICONS = ROOT / "icons"
 LABELLED = ROOT / "labelled"  # classifier examples: one folder per task, one file per class
 PARALLEL = ROOT / "parallel"  # translator examples: sentence pairs
 CONVERSATIONS = ROOT / "conversations"  # chat examples
+CJK_FONT = ROOT / "fonts" / "wqy-microhei.ttc"  # gui/fonts.py: Chinese text where the system has no font for it
 ATTRIBUTION = ROOT / "ATTRIBUTION.md"
 
 

@@ -51,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     from desktop_llm.core.models import families, get_family
     from desktop_llm.core.training import train_run
     from desktop_llm.gui.families import family_ui
+    from desktop_llm.gui.fonts import ensure_cjk_font
     from desktop_llm.gui.main_window import MainWindow
     from desktop_llm.gui.theme import apply_theme
     from desktop_llm.store import RunStore
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    ensure_cjk_font()  # as the app does: the Chinese examples readable on any machine
     apply_theme(app)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

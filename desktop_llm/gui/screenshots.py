@@ -46,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
+    from desktop_llm.gui.fonts import ensure_cjk_font
     from desktop_llm.gui.main_window import MainWindow
     from desktop_llm.gui.theme import apply_theme
     from desktop_llm.resources import sample_corpus
     from desktop_llm.store import RunStore
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    ensure_cjk_font()  # as the app does: the Chinese examples readable on any machine
     if args.dark:
         os.environ["DESKTOP_LLM_THEME"] = "dark"
     apply_theme(app)

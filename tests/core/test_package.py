@@ -59,6 +59,7 @@ def test_the_wheel_carries_the_corpora_attribution_icons_and_every_module(wheel)
         assert f"desktop_llm/_resources/labelled/poem-prose-drama/{cls}.txt" in names
     assert "desktop_llm/_resources/parallel/tatoeba-cmn-eng-5k.tsv" in names  # the translator's
     assert "desktop_llm/_resources/icons/desktop_llm.svg" in names
+    assert "desktop_llm/_resources/fonts/wqy-microhei.ttc" in names  # gui/fonts.py: CJK where the system has none
     for size in ICON_SIZES:
         assert f"desktop_llm/_resources/icons/desktop_llm-{size}.png" in names
     # setup.py finds the packages (resources/ is mapped in): none may be left out
@@ -130,6 +131,8 @@ def test_bundled_files_are_found_through_importlib_resources():
         assert head[:8] == b"\x89PNG\r\n\x1a\n"
         assert struct.unpack(">II", head[16:24]) == (size, size)
     assert bundled.icon_path().read_text("utf-8").lstrip().startswith("<?xml")
+    assert bundled.CJK_FONT.read_bytes()[:4] == b"ttcf"  # a TrueType collection
+    assert "WenQuanYi" in bundled.ATTRIBUTION.read_text("utf-8")
 
 
 def test_license_and_desktop_file():
