@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         w.grab().save(str(path))
         print(path)
 
-    w.data_page.add_paths([args.corpus or str(sample_corpus("tinyshakespeare.txt"))])
+    corpus = Path(args.corpus or sample_corpus("tinyshakespeare.txt"))
+    w.data_page.add_paths([str(corpus)])
     wait_until(lambda: idle(w.data_page))
     shot("Data")
     w.tokenizer_page.train()
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     t.steps.setValue(args.steps)
     t.eval_every.setValue(max(10, args.steps // 6))
     t.warmup.setValue(min(50, args.steps // 5))
-    t.name.setText("shakespeare-small")
+    t.name.setText(f"{corpus.stem}-small")  # the corpus it was trained on
     w.show_page("Train")
     t.start()
     wait_until(lambda: not t.training, timeout=1800)
