@@ -38,9 +38,9 @@ def cmd_similar(args) -> int:
 def cmd_embed(args) -> int:
     from desktop_llm.core.inference.embeddings import build_index, embed, write_projector
 
-    if not args.text and not args.projector:
-        raise CliError("Give --text to embed, or --projector DIR to write the run's sentences for "
-                       "TensorBoard's projector.")
+    if not args.text and not args.projector and not args.data:
+        raise CliError("Give --text to embed, --projector DIR to write the run's sentences for "
+                       "TensorBoard's projector, or --data FILE to measure how its vectors group held-out texts.")
     if any(not t.strip() for t in args.text):
         raise CliError("An empty --text has no meaning to embed: give some words.")
     if args.projector and Path(args.projector).exists() and not Path(args.projector).is_dir():
@@ -52,13 +52,15 @@ def cmd_embed(args) -> int:
         vectors = embed(model, tok, args.text, args.pooling)
         result["embeddings"] = [{"text": t, "vector": [round(float(x), 6) for x in v]}
                                 for t, v in zip(args.text, vectors)]
-    if args.projector:
-        index = build_index(model, tok, run, args.pooling)
-        vec, meta = write_projector(args.projector, index)
+    if args.projector or args.data:
+        index = build_index(model, tok, run, args.pooling, paths=args.data)
         agree, chance = index.neighbour_agreement()
-        result.update({"vectors": str(vec), "metadata": str(meta), "sentences": len(index.items),
+        result.update({"sentences": len(index.items), "held_out": bool(args.data),
                        "nearest_same_source": agree, "by_chance": chance,
                        "tfidf_same_source": index.baseline_agreement()})
+    if args.projector:
+        vec, meta = write_projector(args.projector, index)
+        result.update({"vectors": str(vec), "metadata": str(meta)})
     if args.json:
         out(result)
         return 0
@@ -67,8 +69,10 @@ def cmd_embed(args) -> int:
     if args.projector:
         print(f"wrote {result['vectors']} and {result['metadata']} ({result['sentences']:,} sentences): load them at "
               "projector.tensorflow.org, or in TensorBoard's projector")
+    if "nearest_same_source" in result:
         model, tfidf = result["nearest_same_source"], result["tfidf_same_source"]
-        print(f"nearest neighbour from the same source: {model:.0%} (by chance {result['by_chance']:.0%}; "
+        which = f"of {result['sentences']:,} held-out texts " if args.data else ""
+        print(f"nearest neighbour {which}from the same source: {model:.0%} (by chance {result['by_chance']:.0%}; "
               f"TF-IDF character n-grams {tfidf:.0%}" + ("" if model > tfidf else ": the model's vectors do not "
                                                          "beat them yet") + ")")
     return 0
@@ -127,6 +131,10 @@ def add_parser(sub) -> None:
             sp.add_argument("--text", action="append", default=[], help="a text to embed (repeatable)")
             sp.add_argument("--projector", metavar="DIR",
                             help="write vectors.tsv and metadata.tsv of the run's sentences to DIR")
+            sp.add_argument("--data", metavar="FILE", action="append",
+                            help=("held-out texts, read as the run's data (a labelled file for a classifier): how "
+                                  "often each one's nearest neighbour among them shares its label, beside TF-IDF's "
+                                  "and chance's (with --projector, these are the sentences written)"))
             sp.set_defaults(func=cmd_embed)
 
     at = sub.add_parser("attention", help="attention weights of each layer and head for a text")

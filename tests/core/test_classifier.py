@@ -182,6 +182,12 @@ def test_a_held_out_file_is_scored_beside_the_baselines_fitted_on_the_training_s
             assert rep["baselines"][name][figure] == pytest.approx(baselines[name][figure]), (name, figure)
     human = cli(home, "classify", "genre", "--data", test)
     assert human.returncode == 0 and "naive Bayes: accuracy" in human.stdout and "left out: 2 texts that repeat training texts" in human.stdout
+    # the encoder's sentence vectors on the same held-out texts, grouped by their labels, beside TF-IDF
+    emb = json.loads(cli(home, "embed", "genre", "--data", test, "--json").stdout)
+    assert emb["held_out"] and emb["sentences"] == len(held) + 2
+    shares = np.array([sum(e.label == c for e in held + seen) for c in ("drama", "poem", "prose")]) / emb["sentences"]
+    assert emb["by_chance"] == pytest.approx(float((shares ** 2).sum()))
+    assert 0 <= emb["nearest_same_source"] <= 1 and 0 <= emb["tfidf_same_source"] <= 1
     test.write_text("text,label\nsome words,limerick\n", "utf-8")  # one text of one class: a test set may
     out = cli(home, "classify", "genre", "--data", test)
     assert out.returncode == 2 and "'limerick' is not one of the run's classes" in out.stderr

@@ -73,3 +73,35 @@ def test_a_gpt_run_has_no_sentence_embeddings(home, shakespeare_small):
     assert out.returncode == 2 and out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1
     out = cli(home, "embed", "encoder")
     assert out.returncode == 2 and "--projector" in out.stderr
+
+
+def test_held_out_texts_are_measured_as_given_and_beside_tfidf(home, tmp_path):
+    from desktop_llm.core.inference.embeddings import Index, embed, sentences
+    from desktop_llm.core.loading import load_for_inference
+    from desktop_llm.resources import sample_corpus
+    from desktop_llm.store.runs import RunStore
+
+    # held-out files the run never read: Shakespeare past the bundled drama's end, and the Tang poems
+    plays = sample_corpus().read_text("utf-8")[400_000:403_000]
+    poems = sample_corpus("tangshi300.txt").read_text("utf-8")[:2_000]
+    a, b = tmp_path / "plays.txt", tmp_path / "poems.txt"
+    a.write_text(plays, "utf-8")
+    b.write_text(poems, "utf-8")
+    out = cli(home, "embed", "encoder", "--data", a, "--data", b, "--projector", tmp_path / "proj", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+
+    run = RunStore(home).resolve("encoder")
+    model, tok, _ = load_for_inference(run)
+    items = sentences(run, paths=[str(a), str(b)])
+    assert res["held_out"] and res["sentences"] == len(items) > 20
+    assert {s.source for s in items} == {"plays.txt", "poems.txt"}
+    agree, chance = Index(items, embed(model, tok, [s.text for s in items])).neighbour_agreement()
+    assert res["nearest_same_source"] == pytest.approx(agree) and res["by_chance"] == pytest.approx(chance)
+    with open(tmp_path / "proj" / "metadata.tsv", encoding="utf-8") as f:
+        assert {r[1] for r in list(csv.reader(f, delimiter="\t"))[1:]} == {"plays.txt", "poems.txt"}
+    text = cli(home, "embed", "encoder", "--data", a, "--data", b).stdout
+    assert f"of {len(items)} held-out texts" in text and "TF-IDF" in text
+
+    out = cli(home, "embed", "encoder", "--data", tmp_path / "missing.txt")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -55,14 +55,19 @@ class Sentence:
     source: str  # the file it came from, or the class of a labelled example
 
 
-def sentences(run, limit: int = MAX_SENTENCES, seed: int = 0) -> list[Sentence]:
+def sentences(run, limit: int = MAX_SENTENCES, seed: int = 0, paths: list[str] | None = None) -> list[Sentence]:
     """The run's texts to search: a classifier's labelled examples (labelled by class), else the
-    corpus split into sentences (labelled by file); a fixed sample of `limit` when there are more."""
+    corpus split into sentences (labelled by file); a fixed sample of `limit` when there are more.
+    `paths`: other files read the same way (a held-out set, which the model never trained on)."""
+    import dataclasses
+
     cfg = run.config
+    if paths is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, paths=[str(p) for p in paths]))
     out: list[Sentence] = []
     from desktop_llm.core.models import get_family
 
-    labelled = get_family(cfg.family).labelled_texts(cfg)
+    labelled = get_family(cfg.family).labelled_texts(cfg, training=paths is None)
     if labelled is not None:
         out = [Sentence(text, label) for text, label in labelled]
     else:
@@ -125,8 +130,9 @@ class Index:
         return self.neighbour_agreement(tfidf_vectors([s.text for s in self.items]))[0]
 
 
-def build_index(model, tok, run, pooling: str = "mean", limit: int = MAX_SENTENCES) -> Index:
-    items = sentences(run, limit)
+def build_index(model, tok, run, pooling: str = "mean", limit: int = MAX_SENTENCES,
+                paths: list[str] | None = None) -> Index:
+    items = sentences(run, limit, paths=paths)
     return Index(items, embed(model, tok, [s.text for s in items], pooling))
 
 

@@ -98,9 +98,10 @@ class Family:
         write them (a chat model's replies), or None where every token is learned alike."""
         return None
 
-    def labelled_texts(self, cfg):
+    def labelled_texts(self, cfg, training: bool = True):
         """(text, label) pairs the family's data already names (a classifier's examples), or None:
-        sentence search then reads the corpus, labelled by file."""
+        sentence search then reads the corpus, labelled by file. `training=False`: the paths are
+        a held-out set, read as the run's data (one class or one text is enough)."""
         return None  # noqa: RET501 - None is the answer here, not a procedure's end
 
     def add_commands(self, sub, kit) -> None:

@@ -203,9 +203,9 @@ class Classifier(Family):
             examples = read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
         return unknown_share(load_tokenizer(source), (e.text for e in examples))
 
-    def labelled_texts(self, cfg):
-        return [(e.text, e.label) for e in read_examples(cfg.data.paths, cfg.data.column,
-                                                         cfg.data.label_column, cfg.data.encodings)]
+    def labelled_texts(self, cfg, training: bool = True):
+        return [(e.text, e.label) for e in read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column,
+                                                         cfg.data.encodings, training=training)]
 
     def uses_specials(self, cfg: RunConfig) -> bool:
         return base_family(cfg) != "gpt"  # a GPT never saw [CLS] / [SEP]: the text alone
