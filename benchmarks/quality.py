@@ -175,7 +175,7 @@ def tasks(tmp: Path, quick: bool) -> dict:
         value, base, _ = figures(ev, "accuracy", True)
         return [row("tiny Shakespeare, characters", "masked_lm", "accuracy", value, base, True)]
 
-    def classifier(home):
+    def classifier(home, only_tasks=None):
         from desktop_llm.core.models.classifier.examples import read_examples
         from desktop_llm.resources import labelled_example
 
@@ -184,7 +184,9 @@ def tasks(tmp: Path, quick: bool) -> dict:
         for name, data, context in (("poem / prose / drama (bundled)", bundled, 256),
                                     ("古文观止 paragraphs by dynasty (7)", dynasty_csv(tmp), 256),
                                     ("古文观止 paragraphs by author (8)", prose_author_csv(tmp), 256)):
-            model, nb, acc, majority, texts = [], [], [], [], []
+            if only_tasks and not any(t in name for t in only_tasks):
+                continue
+            model, nb, acc, majority, texts, near, tfidf = [], [], [], [], [], [], []
             for seed in SEEDS:  # each seed: its own held-out test split, validation split and initial weights
                 dev, test = held_out(data, seed, tmp)
                 n = f"q-cls-{len(out)}-{seed}"
@@ -197,12 +199,20 @@ def tasks(tmp: Path, quick: bool) -> dict:
                 acc.append(rep["accuracy"])
                 majority.append(rep["baselines"]["majority class"]["accuracy"])
                 texts.append(rep["texts"])
+                emb = command(home, "embed", n, "--data", test, "--json")  # its encoder's vectors, same texts
+                near.append(emb["nearest_same_source"])
+                tfidf.append(emb["tfidf_same_source"])
             wins = sum(m > b for m, b in zip(model, nb))
             r = row(name, "classifier", "macro_f1", mean(model), {"figures": {"naive Bayes": {"macro_f1": mean(nb)}}},
                     True, f"test macro-F1 per seed {_each(model)} vs naive Bayes {_each(nb)} (wins {wins} of "
                     f"{len(SEEDS)}); accuracy {mean(acc):.3f} vs majority {mean(majority):.3f}; "
                     f"{round(mean(texts))} test texts per seed")
             out.append(r)
+            out.append(row(name, "embeddings", "retrieval_at_1", mean(near),
+                           {"figures": {"TF-IDF": {"retrieval_at_1": mean(tfidf)}}}, True,
+                           f"the classifier's encoder (mean of token states): a test text's nearest other test "
+                           f"text has its label, per seed {_each(near)} vs TF-IDF character 1-3-grams "
+                           f"{_each(tfidf)}"))
         return out
 
     def translator(home):
@@ -220,7 +230,8 @@ def tasks(tmp: Path, quick: bool) -> dict:
 
 # --------------------------------------------------------------------------- report
 def table(rows: list[dict]) -> str:
-    unit = {"bits_per_byte": "bits/byte ↓", "accuracy": "masked acc. ↑", "macro_f1": "macro-F1 ↑", "chrf": "chrF ↑"}
+    unit = {"bits_per_byte": "bits/byte ↓", "accuracy": "masked acc. ↑", "macro_f1": "macro-F1 ↑", "chrf": "chrF ↑",
+            "retrieval_at_1": "retrieval@1 ↑"}
     lines = ["| family | task | figure | model | best baseline | beats it? | notes |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['family']} | {r['task']} | {unit.get(r['metric'], r['metric'])} | {r['model']:.3f} | "
@@ -254,6 +265,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few steps per task: checks the harness, not the models")
     ap.add_argument("--only", nargs="*", help="families to run (default: all)")
+    ap.add_argument("--tasks", nargs="*", help="classifier tasks whose name holds one of these (default: all)")
     ap.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -263,18 +275,26 @@ def main() -> int:
             if args.only and name not in args.only:
                 continue
             print(f"[{time.time() - t0:6.0f} s] {name}…", flush=True)
-            rows += run(tmp / "ws")
+            rows += run(tmp / "ws", args.tasks) if name == "classifier" and args.tasks else run(tmp / "ws")
     seconds, kept_from = time.time() - t0, None
     if args.only and not args.quick:  # the other families' rows, from the newest full run
         kept_from, earlier = previous_rows()
-        rows = [r for r in earlier if r["family"] not in args.only] + rows
+        # a fresh row takes its earlier row's place; the rest of the families (or, with --tasks,
+        # of the classifier's tasks) keep their earlier rows
+        fresh = {(r["family"], r["task"]): r for r in rows}
+        kept = [fresh.pop((r["family"], r["task"]), r) for r in earlier
+                if (r["family"], r["task"]) in fresh or r["family"] not in args.only or args.tasks]
+        rows = kept + list(fresh.values())
         order = list(tasks(Path("."), True))
-        rows.sort(key=lambda r: order.index(r["family"]) if r["family"] in order else len(order))
+        place = lambda f: order.index(f) if f in order else len(order)  # noqa: E731
+        # the encoder's embeddings rows follow the classifier rows they were measured on
+        rows.sort(key=lambda r: place("classifier") + 0.5 if r["family"] == "embeddings" else place(r["family"]))
     cpu = next((x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
                 if x.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     head = (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores of {cpu or platform.machine()}, "
             f"{'--quick (a harness check, not the models)' if args.quick else 'full'}, {seconds:,.0f} s"
-            + (f" for {', '.join(args.only)}; the other rows from {kept_from}" if kept_from else "") + ":")
+            + (f" for {', '.join(args.only)}" + (f" ({', '.join(args.tasks)})" if args.tasks else "")
+               + f"; the other rows from {kept_from}" if kept_from else "") + ":")
     text = head + "\n\n" + table(rows)
     print(text)
     results = ROOT / "benchmarks" / "results"
