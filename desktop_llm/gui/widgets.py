@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor, QPalette, QTextCursor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTextBrowser, QToolTip, QVBoxLayout, QWidget
 
 from desktop_llm.gui.theme import composite, readable_text_on
+from desktop_llm.store.report import best_figure
 from desktop_llm.store.runs import row_family
 
 
@@ -104,7 +105,7 @@ class RunPicker(QWidget):
         self.runs.clear()
         for r in self.session.store.list():  # newest first
             if self.session.store.usable(r["id"]):  # a checkpoint to load (the command line's rule too)
-                best = f" · best {r['best_val_loss']:.3f}" if r.get("best_val_loss") is not None else ""
+                best = f" · {figure}" if (figure := best_figure(r)) else ""
                 self.runs.addItem(f"{r['name']} · {row_family(r)} · {r['status']} · step {r['step']}{best}", r["id"])
         i = -1
         for wanted in (self.session.current_run, previous):

@@ -24,6 +24,20 @@ FAMILY_FIGURES = (("val_accuracy", "accuracy", "{:.1%}"), ("val_macro_f1", "macr
                   ("val_bits_per_byte", "bits per byte", "{:.3f}"))
 
 
+def best_figure(row: dict) -> str:
+    """"best macro-F1 0.987" or "best loss 3.665": what chose a run's best checkpoint, for a
+    catalog row (a classifier's best loss, near 0 on an easy task, said nothing useful)."""
+    from desktop_llm.core.models import FAMILY_NAMES, get_family
+    from desktop_llm.store.runs import row_family
+
+    name = row_family(row)
+    metric = get_family(name).selection_metric if name in FAMILY_NAMES else "loss"
+    figure = next((f for f in FAMILY_FIGURES if f[0] == f"val_{metric}"), None)
+    if figure is not None and row.get("best_score") is not None:
+        return f"best {figure[1]} {figure[2].format(row['best_score'])}"
+    return f"best loss {row['best_val_loss']:.3f}" if row.get("best_val_loss") is not None else ""
+
+
 def versions() -> list[tuple[str, str]]:
     from importlib import metadata
 

@@ -37,6 +37,7 @@ _COLUMNS = [
     ("step", "INTEGER"),
     ("max_steps", "INTEGER"),
     ("best_val_loss", "REAL"),
+    ("best_score", "REAL"),  # the figure that chose the best checkpoint, where not the loss (macro-F1)
     ("last_loss", "REAL"),
     ("tokens_per_sec", "REAL"),
     ("duration", "REAL"),
@@ -213,7 +214,8 @@ class Run:
             "status": st.get("status", "created"),
             "step": st.get("step", steps[-1]["step"] if steps else 0),
             "max_steps": cfg.training.max_steps,
-            "best_val_loss": min((e["val_loss"] for e in evals), default=None),
+            "best_val_loss": min((e["val_loss"] for e in evals), default=st.get("best_val_loss")),
+            "best_score": st.get("best_score"),
             "last_loss": steps[-1]["loss"] if steps else None,
             "tokens_per_sec": st.get("tokens_per_sec", steps[-1].get("tokens_per_sec") if steps else None),
             "duration": st.get("duration", 0.0),

@@ -125,3 +125,32 @@ def test_a_catalog_of_another_schema_is_moved_aside_and_made_again(tmp_path, sha
                        env=env, timeout=120, check=False)
     assert p.returncode == 0 and p.stdout.strip() == ("catalog rebuilt from 2 run folders; 1 other folders "
                                                       "skipped (not runs, or damaged)")
+
+
+def test_the_catalog_keeps_what_chose_the_best_checkpoint(tmp_path, shakespeare_small):
+    """A classifier's best checkpoint is chosen by macro-F1: the run picker says that figure, not
+    its loss (which read "best 0.000" on an easy task). A catalog of the columns before
+    `best_score` is made again, and the row then carries it."""
+    import dataclasses
+    import sqlite3
+
+    from desktop_llm.store.report import best_figure
+    from desktop_llm.store.runs import _COLUMNS
+
+    home = tmp_path / "ws"
+    store = RunStore(home)
+    gpt = store.create(_config(shakespeare_small, steps=20))
+    cls = store.create(dataclasses.replace(_config(shakespeare_small, steps=20), family="classifier"))
+    gpt.write_status(status="completed", step=20, best_val_loss=3.6654)
+    cls.write_status(status="completed", step=20, best_val_loss=0.00012, best_score=0.98712)
+    rows = {r["id"]: r for r in (store.sync(gpt), store.sync(cls))}
+    assert best_figure(rows[cls.id]) == "best macro-F1 0.987"
+    assert best_figure(rows[gpt.id]) == "best loss 3.665"
+
+    store.db_path.unlink()  # the catalog as the version before wrote it
+    con = sqlite3.connect(store.db_path)
+    con.execute(f"CREATE TABLE runs ({', '.join(f'{n} {t}' for n, t in _COLUMNS if n != 'best_score')})")
+    con.commit()
+    con.close()
+    again = {r["id"]: r for r in RunStore(home).list()}
+    assert again[cls.id]["best_score"] == 0.98712 and best_figure(again[cls.id]) == "best macro-F1 0.987"
