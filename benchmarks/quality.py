@@ -288,7 +288,9 @@ def main() -> int:
         order = list(tasks(Path("."), True))
         place = lambda f: order.index(f) if f in order else len(order)  # noqa: E731
         # the encoder's embeddings rows follow the classifier rows they were measured on
-        rows.sort(key=lambda r: place("classifier") + 0.5 if r["family"] == "embeddings" else place(r["family"]))
+        tasks_in = [r["task"] for r in rows if r["family"] == "classifier"]
+        rows.sort(key=lambda r: (place("classifier") + 0.5, tasks_in.index(r["task"]) if r["task"] in tasks_in else 0)
+                  if r["family"] == "embeddings" else (place(r["family"]), 0))
     cpu = next((x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
                 if x.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     head = (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores of {cpu or platform.machine()}, "
