@@ -126,6 +126,13 @@ def test_the_best_evaluation_is_chosen_by_the_familys_figure():
     seen = [TrainingContext.improves(ctx, loss, {"val_macro_f1": f1}) or None for loss, f1 in
             ((2.0, 0.3), (2.5, 0.5), (3.2, 0.45), (1.9, 0.2))]
     assert seen == [True, True, None, None] and ctx.best_score == 0.5  # its loss climbed as its F1 rose
+    ctx = SimpleNamespace(selection="macro_f1", best=None, best_score=None)
+    seen = []
+    for loss, f1 in ((0.9, 1.0), (0.4, 1.0), (0.6, 1.0), (0.1, 0.9)):  # equal F1: the lower loss wins
+        better = TrainingContext.improves(ctx, loss, {"val_macro_f1": f1})
+        ctx.best = loss if better else ctx.best  # as the trainer keeps it
+        seen.append(better)
+    assert seen == [True, True, False, False] and ctx.best == 0.4 and ctx.best_score == 1.0
     ctx = SimpleNamespace(selection="loss", best=2.0, best_score=None)
     assert TrainingContext.improves(ctx, 1.5, {}) and not TrainingContext.improves(ctx, 2.5, {})
 
