@@ -57,6 +57,7 @@ def test_the_wheel_carries_the_corpora_attribution_icons_and_every_module(wheel)
     assert "desktop_llm/_resources/ATTRIBUTION.md" in names
     for cls in ("poem", "prose", "drama"):  # the classifier's bundled task
         assert f"desktop_llm/_resources/labelled/poem-prose-drama/{cls}.txt" in names
+    assert "desktop_llm/_resources/parallel/tatoeba-cmn-eng.tsv" in names  # all of it: where a translator wins
     assert "desktop_llm/_resources/parallel/tatoeba-cmn-eng-5k.tsv" in names  # the translator's
     assert "desktop_llm/_resources/icons/desktop_llm.svg" in names
     assert "desktop_llm/_resources/fonts/wqy-microhei.ttc" in names  # gui/fonts.py: CJK where the system has none
