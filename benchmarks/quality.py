@@ -3,14 +3,15 @@ command line (`desktop-llm train --json`, as a user would), then prints one tabl
 figure beside the best baseline on the same split (core/baselines.py), and writes the table into
 benchmarks/README.md between its `quality` markers.
 
-    python benchmarks/quality.py                 # every task (about 70 minutes on 2 cores)
+    python benchmarks/quality.py                 # every task (about 2 hours on 2 cores; 45 minutes
+                                                 # of it the translator on all 29k Tatoeba pairs)
     python benchmarks/quality.py --quick         # a few steps each: checks the harness (minutes)
     python benchmarks/quality.py --only classifier
 
 The classifier tasks use the recipe of issue 25: a 2 x 64 encoder whose token states are
 averaged (`--pooling mean`, the default), dropout 0.5, a context of 256 that holds most paragraphs
 whole, balanced batches of 32, 600 steps at 1e-3, answers under a flat prior, and the checkpoint
-of the highest validation macro-F1. Each task runs with three seeds; each seed holds out its own
+of the highest validation macro-F1 (the lower validation loss between equal ones). Each task runs with three seeds; each seed holds out its own
 stratified 20% test split, which neither the run (its checkpoint is chosen on a validation split
 of the rest) nor the baselines (fitted on the run's training split) see, and `desktop-llm
 classify RUN --data TEST` scores both on it. The row is the mean over the seeds, each seed's
