@@ -8,18 +8,18 @@ benchmarks/README.md between its `quality` markers.
     python benchmarks/quality.py --quick         # a few steps each: checks the harness (minutes)
     python benchmarks/quality.py --only classifier
 
-The classifier tasks use the recipe of issue 25: a 2 x 64 encoder whose token states are
-averaged (`--pooling mean`, the default), dropout 0.5, a context of 256 that holds most paragraphs
-whole, balanced batches of 32, 600 steps at 1e-3, answers under a flat prior, and the checkpoint
-of the highest validation macro-F1 (between equal ones, the lower validation loss). Each task
-runs with three seeds; each seed holds out its own stratified 20% test split, which neither the
-run (its checkpoint is chosen on a validation split of the rest) nor the baselines (fitted on the
-run's training split) see, and `desktop-llm classify RUN --data TEST` scores both on it. The row is the mean over the seeds, each seed's
-figures in its notes. Seed 1's split was used to choose the dropout (0.1, 0.3, 0.5, by
-validation macro-F1 on 古文观止 by dynasty) and is not reported. 唐诗 by author (157 training
-poems) is left out: both the model and naive Bayes fail it (benchmarks/README.md). Nothing here asserts
-a threshold: the table says what happened. With `--only`,
-the other families' rows are kept from the newest full run's results.
+The classifier tasks use the recipe of issue 25: a 2 x 64 encoder whose token states are averaged
+(`--pooling mean`, the default), dropout 0.5, a context of 256 that holds most paragraphs whole,
+balanced batches of 32, 600 steps at 1e-3, answers under a flat prior, and the checkpoint of the
+highest validation macro-F1 (between equal ones, the lower validation loss). Each task runs with
+three seeds; each seed holds out its own stratified 20% test split, which neither the run (its
+checkpoint is chosen on a validation split of the rest) nor the baselines (fitted on the run's
+training split) see, and `desktop-llm classify RUN --data TEST` scores both on it. The row is the
+mean over the seeds, each seed's figures in its notes. Seed 1's split was used to choose the
+dropout (0.1, 0.3, 0.5, by validation macro-F1 on 古文观止 by dynasty) and is not reported. 唐诗 by
+author (157 training poems) is left out: both the model and naive Bayes fail it
+(benchmarks/README.md). Nothing here asserts a threshold: the table says what happened. With
+`--only`, the other families' rows are kept from the newest full run's results.
 """
 
 from __future__ import annotations
