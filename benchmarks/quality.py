@@ -44,29 +44,33 @@ sys.path.insert(0, str(ROOT))
 
 
 # --------------------------------------------------------------------------- tasks' data
-def dynasty_csv(folder: Path) -> Path:
-    """古文观止 paragraphs labelled by dynasty (the "先秦：左丘明" line): 7 classes, 273 to 11."""
+def _prose_rows() -> list[tuple[str, str, str, str]]:
+    """古文观止's paragraphs as (paragraph, dynasty, author, article title), from the "先秦：左丘明" line."""
     rows = []
     for block in PROSE.read_text("utf-8").split("\n\n"):
         lines = [x for x in block.split("\n") if x.strip()]
         if len(lines) >= 3 and "：" in lines[1]:
-            rows += [(p, lines[1].split("：")[0]) for p in lines[2:]]
-    return _csv(folder / "dynasty.csv", rows)
+            dynasty, author = lines[1].split("：", 1)
+            rows += [(p, dynasty, author, lines[0]) for p in lines[2:]]
+    return rows
+
+
+def dynasty_csv(folder: Path) -> Path:
+    """古文观止 paragraphs labelled by dynasty (the "先秦：左丘明" line): 7 classes, 273 to 11; the
+    third column names each paragraph's article."""
+    return _csv(folder / "dynasty.csv", [(p, d, t) for p, d, _, t in _prose_rows()], group=True)
 
 
 def prose_author_csv(folder: Path, authors: int = 8) -> Path:
     """古文观止 paragraphs labelled by author, the `authors` most frequent named ones (佚名,
-    "anonymous", left out): 8 classes, 140 to 20 paragraphs."""
-    rows = []
-    for block in PROSE.read_text("utf-8").split("\n\n"):
-        lines = [x for x in block.split("\n") if x.strip()]
-        if len(lines) >= 3 and "：" in lines[1]:
-            rows += [(p, lines[1].split("：")[1]) for p in lines[2:]]
+    "anonymous", left out): 8 classes, 140 to 20 paragraphs. A third column names each paragraph's
+    article, for a test split of whole articles (held_out)."""
+    rows = _prose_rows()
     counts: dict[str, int] = {}
-    for _, a in rows:
+    for _, _, a, _ in rows:
         counts[a] = counts.get(a, 0) + (a != "佚名")
     top = sorted(counts, key=lambda a: -counts[a])[:authors]
-    return _csv(folder / "prose_authors.csv", [(t, a) for t, a in rows if a in top])
+    return _csv(folder / "prose_authors.csv", [(p, a, t) for p, _, a, t in rows if a in top], group=True)
 
 
 def tang_author_csv(folder: Path, authors: int = 8) -> Path:
@@ -83,10 +87,10 @@ def tang_author_csv(folder: Path, authors: int = 8) -> Path:
     return _csv(folder / "tang_authors.csv", [(t, a) for t, a in poems if a in top])
 
 
-def _csv(path: Path, rows) -> Path:
+def _csv(path: Path, rows, group: bool = False) -> Path:
     with path.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["text", "label"])
+        w.writerow(["text", "label", "article"] if group else ["text", "label"])
         w.writerows(rows)
     return path
 
@@ -123,6 +127,7 @@ def row(task: str, family: str, metric: str, value: float, base: dict, higher: b
 
 # each family's tasks, in the table's order
 TASKS = ("poem / prose / drama (bundled)", "古文观止 paragraphs by dynasty (7)", "古文观止 paragraphs by author (8)",
+         "古文观止 by dynasty, unseen articles (7)", "古文观止 by author, unseen articles (8)",
          "Tatoeba en→zh, 5k short pairs", "Tatoeba en→zh, all 29k pairs")
 SEEDS = (2, 3, 4)  # seed 1's split chose the recipe (its dropout, on validation macro-F1): not reported
 CLASSIFIER = ("--layers", "2", "--heads", "2", "--width", "64", "--ffn", "256", "--dropout", "0.5")
@@ -136,20 +141,39 @@ def _each(xs) -> str:
     return " / ".join(f"{x:.3f}" for x in xs)
 
 
-def held_out(data: Path, seed: int, folder: Path, fraction: float = 0.2) -> tuple[Path, Path]:
+def held_out(data: Path, seed: int, folder: Path, fraction: float = 0.2,
+             articles: bool = False) -> tuple[Path, Path]:
     """(dev.csv, test.csv): a stratified `fraction` of each class held out by `seed`. The run
     chooses its checkpoint on a validation split of dev; the model and the baselines are then
     scored on test, which neither saw: the fair comparison (a best-of-ten figure on the validation
-    split it was chosen on flatters the model)."""
+    split it was chosen on flatters the model).
+
+    With `articles`, whole articles (the file's third column) are held out, about `fraction` of
+    each class's paragraphs, one article at least left to train on: a paragraph split puts other
+    paragraphs of the same article in training, whose names and topics tell its label."""
     import numpy as np
 
     from desktop_llm.core.models.classifier.examples import stratified_split
 
     with data.open(encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))[1:]
-    is_test = stratified_split(np.array([r[1] for r in rows]), fraction, 10_000 + seed)
-    dev = _csv(folder / f"{data.stem}-dev-{seed}.csv", [r for r, t in zip(rows, is_test) if not t])
-    return dev, _csv(folder / f"{data.stem}-test-{seed}.csv", [r for r, t in zip(rows, is_test) if t])
+    labels = np.array([r[1] for r in rows])
+    if not articles:
+        is_test = stratified_split(labels, fraction, 10_000 + seed)
+    else:
+        rng, group = np.random.default_rng(10_000 + seed), np.array([r[2] for r in rows])
+        is_test = np.zeros(len(rows), bool)
+        for label in sorted(set(labels)):
+            mine = sorted(set(group[labels == label]))
+            rng.shuffle(mine)
+            for g in mine[:-1]:  # the last one stays in training
+                if is_test[labels == label].sum() >= fraction * (labels == label).sum():
+                    break
+                is_test |= group == g
+    rows = [r[:2] for r in rows]
+    name = f"{data.stem}{'-articles' if articles else ''}"
+    dev = _csv(folder / f"{name}-dev-{seed}.csv", [r for r, t in zip(rows, is_test) if not t])
+    return dev, _csv(folder / f"{name}-test-{seed}.csv", [r for r, t in zip(rows, is_test) if t])
 
 
 def command(home: Path, *args: str) -> dict:
@@ -186,13 +210,16 @@ def tasks(tmp: Path, quick: bool) -> dict:
 
         bundled = _csv(tmp / "bundled.csv", [(e.text, e.label) for e in read_examples([labelled_example()])])
         out = []
-        for name, data, context in ((TASKS[0], bundled, 256), (TASKS[1], dynasty_csv(tmp), 256),
-                                    (TASKS[2], prose_author_csv(tmp), 256)):
+        dynasty, author = dynasty_csv(tmp), prose_author_csv(tmp)
+        # (name, data, context, whole articles held out for test)
+        for name, data, context, articles in ((TASKS[0], bundled, 256, False), (TASKS[1], dynasty, 256, False),
+                                              (TASKS[2], author, 256, False), (TASKS[3], dynasty, 256, True),
+                                              (TASKS[4], author, 256, True)):
             if only_tasks and not any(t in name for t in only_tasks):
                 continue
             model, nb, acc, majority, texts, near, tfidf = [], [], [], [], [], [], []
             for seed in SEEDS:  # each seed: its own held-out test split, validation split and initial weights
-                dev, test = held_out(data, seed, tmp)
+                dev, test = held_out(data, seed, tmp, articles=articles)
                 n = f"q-cls-{len(out)}-{seed}"
                 train(home, dev, "--family", "classifier", *CLASSIFIER, "--context", context, "--lr", "1e-3",
                       "--batch-size", "32", "--steps", steps(600), "--eval-interval", steps(50), "--seed", seed,
@@ -225,7 +252,7 @@ def tasks(tmp: Path, quick: bool) -> dict:
         out = []
         # the bundled 5k short pairs, and all of Tatoeba's (longer sentences, which repeat less, so
         # retrieval's copy of a neighbour's target is worth less and the model has more to learn from)
-        for name, data, context, n in ((TASKS[3], parallel_example(), 32, 3000), (TASKS[4], TATOEBA, 48, 12000)):
+        for name, data, context, n in ((TASKS[5], parallel_example(), 32, 3000), (TASKS[6], TATOEBA, 48, 12000)):
             if (only_tasks and not any(t in name for t in only_tasks)) or not Path(data).exists():
                 continue
             ev = train(home, data, "--family", "translator", "--layers", "2", "--heads", "4", "--width", "128",

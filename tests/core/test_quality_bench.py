@@ -65,16 +65,39 @@ def test_each_seed_holds_out_its_own_stratified_test_split(tmp_path):
     import csv
 
     data = quality.dynasty_csv(tmp_path)
-    rows = list(csv.reader(data.open(encoding="utf-8")))[1:]
+    rows = [tuple(r[:2]) for r in list(csv.reader(data.open(encoding="utf-8")))[1:]]
 
     def read(path):
         return [tuple(r) for r in list(csv.reader(path.open(encoding="utf-8")))[1:]]
 
     dev, test = (read(p) for p in quality.held_out(data, 2, tmp_path))
-    assert sorted(dev + test) == sorted(map(tuple, rows))
+    assert sorted(dev + test) == sorted(rows)
     for label in {r[1] for r in rows}:
         n, held = sum(r[1] == label for r in rows), sum(r[1] == label for r in test)
         assert 1 <= held < n and abs(held - 0.2 * n) <= 1, label
     (tmp_path / "again").mkdir()
     assert read(quality.held_out(data, 2, tmp_path / "again")[1]) == test
     assert read(quality.held_out(data, 3, tmp_path)[1]) != test
+
+
+def test_a_split_by_articles_keeps_each_article_on_one_side(tmp_path):
+    """Held out by whole articles: no article has paragraphs on both sides (its names would tell
+    its label), each class with two articles or more is tested on at least a fifth of its
+    paragraphs and keeps one article to train on, and a class of one article is only trained on."""
+    import csv
+
+    data = quality.dynasty_csv(tmp_path)
+    rows = list(csv.reader(data.open(encoding="utf-8")))[1:]
+    article = {r[0]: r[2] for r in rows}
+    dev, test = ([tuple(r) for r in list(csv.reader(p.open(encoding="utf-8")))[1:]]
+                 for p in quality.held_out(data, 2, tmp_path, articles=True))
+    assert sorted(dev + test) == sorted(tuple(r[:2]) for r in rows)
+    assert not {article[t] for t, _ in dev} & {article[t] for t, _ in test}
+    for label in {r[1] for r in rows}:
+        articles = {r[2] for r in rows if r[1] == label}
+        held = sum(lab == label for _, lab in test)
+        n = sum(r[1] == label for r in rows)
+        if len(articles) == 1:
+            assert held == 0, label
+        else:
+            assert held >= 0.2 * n and any(lab == label for _, lab in dev), label
