@@ -3,7 +3,7 @@ command line (`desktop-llm train --json`, as a user would), then prints one tabl
 figure beside the best baseline on the same split (core/baselines.py), and writes the table into
 benchmarks/README.md between its `quality` markers.
 
-    python benchmarks/quality.py                 # every task (about 2 hours on 2 cores; 45 minutes
+    python benchmarks/quality.py                 # every task (about 2.5 hours on 2 cores; 45 min
                                                  # of it the translator on all 29k Tatoeba pairs)
     python benchmarks/quality.py --quick         # a few steps each: checks the harness (minutes)
     python benchmarks/quality.py --only classifier
@@ -15,10 +15,12 @@ highest validation macro-F1 (between equal ones, the lower validation loss). Eac
 three seeds; each seed holds out its own stratified 20% test split, which neither the run (its
 checkpoint is chosen on a validation split of the rest) nor the baselines (fitted on the run's
 training split) see, and `desktop-llm classify RUN --data TEST` scores both on it. The row is the
-mean over the seeds, each seed's figures in its notes. Seed 1's split was used to choose the
-dropout (0.1, 0.3, 0.5, by validation macro-F1 on 古文观止 by dynasty) and is not reported. 唐诗 by
-author (157 training poems) is left out: both the model and naive Bayes fail it
-(benchmarks/README.md). Nothing here asserts a threshold: the table says what happened. With
+mean over the seeds, each seed's figures in its notes. The 古文观止 tasks run twice: test paragraphs
+drawn at random (other paragraphs of their article are in training, and their names and topics tell
+its label), and whole articles held out ("unseen articles": what attributing a new text asks). Seed
+1's split was used to choose the dropout (0.1, 0.3, 0.5, by validation macro-F1 on 古文观止 by dynasty)
+and is not reported. 唐诗 by author (157 training poems) is left out: both the model and naive Bayes
+fail it (benchmarks/README.md). Nothing here asserts a threshold: the table says what happened. With
 `--only`, the other families' rows are kept from the newest full run's results.
 """
 
