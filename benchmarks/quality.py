@@ -166,10 +166,11 @@ def held_out(data: Path, seed: int, folder: Path, fraction: float = 0.2,
         rng, group = np.random.default_rng(10_000 + seed), np.array([r[2] for r in rows])
         is_test = np.zeros(len(rows), bool)
         for label in sorted(set(labels)):
-            mine = sorted(set(group[labels == label]))
+            of_label = labels == label
+            mine = sorted(set(group[of_label]))
             rng.shuffle(mine)
             for g in mine[:-1]:  # the last one stays in training
-                if is_test[labels == label].sum() >= fraction * (labels == label).sum():
+                if is_test[of_label].sum() >= fraction * of_label.sum():
                     break
                 is_test |= group == g
     rows = [r[:2] for r in rows]
