@@ -23,6 +23,10 @@ def _best(e: dict) -> str:
     return "" if b is None else f", best val loss {b:.4f}"
 
 
+def _grouped(e) -> str:
+    return f" ({e.val_groups:,} of {e.groups:,} documents held out whole)" if e.groups else ""
+
+
 def _leaked(e) -> str:
     return (f" ({e.leaked:,} validation example{'s' if e.leaked != 1 else ''} that repeated training ones "
             "left out)") if e.leaked else ""
@@ -70,7 +74,7 @@ def format_event(d: dict, run: str | None = None) -> str | None:
     if isinstance(e, ev.Data) and e.classes is not None:
         counts = ", ".join(f"{c} {n:,}" for c, n in (e.counts or {}).items())
         return (f"[data] {e.examples:,} examples in {len(e.classes)} classes ({counts}): "
-                f"{e.train_examples:,} train / {e.val_examples:,} validation{_leaked(e)}")
+                f"{e.train_examples:,} train / {e.val_examples:,} validation{_grouped(e)}{_leaked(e)}")
     if isinstance(e, ev.Data) and e.supervised_tokens is not None:
         return (f"[data] {e.examples:,} conversations: {e.train_examples:,} train / {e.val_examples:,} validation; "
                 f"the replies are {e.supervised_tokens:,} of {e.train_tokens:,} training tokens{_leaked(e)}")

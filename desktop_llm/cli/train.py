@@ -69,6 +69,8 @@ def run_config(args):
     fam = get_family(family)
     if getattr(args, "label_column", None):
         data = replace(data, label_column=args.label_column)
+    if getattr(args, "group_column", None):
+        data = replace(data, group_column=args.group_column)
     if getattr(args, "accept_unknown", False):
         data = replace(data, accept_unknown=True)
     if getattr(args, "target_column", None):
@@ -363,6 +365,10 @@ def add_parser(sub) -> None:
                          "fine-tunes; or a keras-hub GPT-2 preset folder (gpt, chat). Default: from scratch")
     tr.add_argument("--label-column", help="classifier: the label column of CSV/JSONL files "
                                            "(default: one named label, class, category...)")
+    tr.add_argument("--group-column", metavar="COLUMN",
+                    help="classifier: a CSV/JSONL column naming each text's document (article, book, speaker); "
+                         "validation holds out whole documents, so it scores texts from documents never trained on "
+                         "(default: text by text)")
     tr.add_argument("--target-column", help="translator: the target field of JSONL pairs (--column: the source; "
                                             "TSV: the first two columns)")
     tr.add_argument("--accept-unknown", action="store_true",

@@ -119,7 +119,8 @@ def describe(figures: dict[str, dict]) -> str:
     where a family measures them."""
     parts = []
     for name, f in figures.items():
-        main = [f"loss {f['loss']:.3f}"] if f.get("loss") is not None else []
+        # + 0.0: a loss that rounds to zero from below (float error of a certain answer) read "-0.000"
+        main = [f"loss {round(f['loss'], 3) + 0.0:.3f}"] if f.get("loss") is not None else []
         if f.get("bits_per_byte") is not None:
             main.append(f"{f['bits_per_byte']:.2f} bits/byte")
         if f.get("accuracy") is not None:

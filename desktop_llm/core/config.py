@@ -26,6 +26,9 @@ class DataConfig:
     texts: tuple[str, ...] = ()
     column: str | None = None
     label_column: str | None = None  # classifier: the CSV / JSONL column that holds the class
+    # classifier: a CSV / JSONL column naming each text's document (article, book, speaker); texts
+    # sharing one stay on one side of the validation split (examples.grouped_split)
+    group_column: str | None = None
     target_column: str | None = None  # translator: the JSONL field of the target (`column`: the source)
     val_fraction: float = 0.1
     accept_unknown: bool = False  # a fine-tune goes on though its base's tokenizer cannot read much of the text

@@ -72,6 +72,8 @@ class Data(Event):
     cut: int | None = _opt()
     supervised_tokens: int | None = _opt()  # a chat model's training tokens it learns to write (its replies)
     leaked: int | None = _opt()  # validation examples left out (or, in a text, lines) repeating training ones
+    groups: int | None = _opt()  # a classifier split by documents (--group-column): how many there are
+    val_groups: int | None = _opt()  # ... and how many of them validation holds out whole
 
 
 @dataclass

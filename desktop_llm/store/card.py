@@ -75,7 +75,8 @@ def run_card(run, status: dict | None = None) -> list[tuple[str, str]]:
     leaked = info.get("leaked") or 0
     said = (f"{leaked:,} validation lines also occur in training (kept: lines are read in context)"
             if info.get("leaks_kept") else f"{leaked:,} validation examples left out: they repeat training ones")
-    rows.append(("corpus", (", ".join(sources) or "-") + (f"; {said}" if leaked else "")))
+    rows.append(("corpus", (", ".join(sources) or "-") + (f"; {said}" if leaked else "")
+                 + (f"; validation holds out whole '{cfg.data.group_column}' groups" if cfg.data.group_column else "")))
     vocab = run.vocabulary_size(info)
     rows.append(("tokenizer", cfg.tokenizer.kind + (f", {vocab:,} tokens" if vocab else "")))
     params = f", {info['parameters'] / 1e6:.2f} M parameters" if info.get("parameters") else ""

@@ -11,6 +11,7 @@ from desktop_llm.core.baselines import (
     bits_per_byte,
     bytes_per_token,
     chars_per_token,
+    describe,
     ngram_losses,
     verdict,
 )
@@ -80,6 +81,12 @@ def test_a_higher_is_better_metric_reads_the_other_way():
     perfect = {"majority class": {"macro_f1": 0.27}, "naive Bayes": {"macro_f1": 1.0}}
     assert verdict(1.0, perfect, "macro_f1") == "beats majority class; matches naive Bayes"
     assert beaten(1.0, perfect, "macro_f1") == (["majority class", "naive Bayes"], [])
+
+
+def test_the_baselines_line_never_shows_a_negative_zero_loss():
+    # a certain, right naive Bayes: its cross-entropy is -1e-12 in floating point
+    line = describe({"naive Bayes": {"loss": -1e-12, "accuracy": 1.0, "macro_f1": 1.0}})
+    assert line == "naive Bayes loss 0.000, accuracy 100.0%, macro-F1 1.000"
 
 
 def test_naive_bayes_learns_words_that_tell_classes_apart():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from desktop_llm.core.corpus import CorpusError
-from desktop_llm.core.models.classifier.examples import read_examples, stratified_split
+from desktop_llm.core.models.classifier.examples import grouped_split, read_examples, stratified_split
 from desktop_llm.core.models.classifier.report import scores
 from desktop_llm.resources import labelled_example
 
@@ -66,6 +66,38 @@ def test_stratified_split_keeps_every_class_in_both_parts():
     assert [int(is_val[labels == c].sum()) for c in range(3)] == [10, 1, 1]
     assert all((~is_val[labels == c]).any() for c in range(3))
     assert (stratified_split(labels, 0.1, seed=3) == is_val).all()  # the same split every time
+
+
+def test_a_grouped_split_holds_out_whole_documents_and_keeps_one_of_each_class_to_train_on():
+    """Paragraphs of one article on both sides let validation read the article's names: with a
+    group column, validation holds out whole groups."""
+    labels = np.array([0] * 40 + [1] * 12 + [2] * 5 + [0, 1])
+    groups = np.array([f"a{i // 4}" for i in range(40)] + [f"b{i // 3}" for i in range(12)] + ["c"] * 5
+                      + ["mixed", "mixed"])  # class 2 is one document; "mixed" holds classes 0 and 1
+    for seed in range(20):
+        is_val = grouped_split(labels, groups, 0.2, seed)
+        for g in set(groups):  # no document on both sides
+            assert len(set(is_val[groups == g])) == 1, (seed, g)
+        for c in (0, 1):  # about a fifth of each class held out, and some of it left to train on
+            assert 0.2 * (labels == c).sum() <= is_val[labels == c].sum() < (labels == c).sum() / 2
+        assert not is_val[labels == 2].any()  # a class of one document is only trained on
+        assert (grouped_split(labels, groups, 0.2, seed) == is_val).all()  # the same split every time
+    # a document of two classes is never held out where it is one class's last to train on
+    labels, groups = np.array([0, 0, 1, 1, 1]), np.array(["x", "y", "y", "z", "z"])
+    for seed in range(20):
+        is_val = grouped_split(labels, groups, 0.5, seed)
+        assert all((~is_val[labels == c]).any() for c in (0, 1))
+
+
+def test_a_group_column_is_read_and_its_mistakes_are_one_clear_message(tmp_path):
+    (tmp_path / "d.csv").write_text("text,label,doc\na,x,d1\nb,x,d1\nc,y,\nd,y,d2\n")
+    ex = read_examples([tmp_path / "d.csv"], group_column="doc")
+    assert [e.group for e in ex][:2] == ["d1", "d1"] and ex[2].group not in ("d1", "d2", "")  # its own group
+    assert read_examples([tmp_path / "d.csv"])[0].group is None
+    with pytest.raises(CorpusError, match="no group column 'book'"):
+        read_examples([tmp_path / "d.csv"], group_column="book")
+    with pytest.raises(CorpusError, match="CSV / TSV / JSONL files only"):
+        read_examples([labelled_example()], group_column="doc")
 
 
 def test_scores_match_a_hand_computed_confusion_matrix():
@@ -223,6 +255,43 @@ def test_classifier_mistakes_are_one_line(trained, tmp_path):
     assert out.returncode == 2 and "base run's tokenizer" in out.stderr
     out = cli(home, "generate", "genre")
     assert out.returncode == 2 and "classify" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_with_a_group_column_validates_on_documents_it_never_trained_on(tmp_path):
+    """`--group-column doc`: the run's validation split holds out whole documents, the data event
+    and the card say so, a class of one document is trained on and said never to be validated,
+    and data that can hold out no document is refused in one line before a run exists."""
+    import csv
+
+    rng = np.random.default_rng(0)
+    words = {c: [f"{c}{w}" for w in "abcdefgh"] for c in ("sun", "rain", "snow")}
+    rows = [(" ".join(rng.choice(words[c], 6)), c, f"{c}-doc{d}") for c in ("sun", "rain") for d in range(5)
+            for _ in range(4)] + [(" ".join(rng.choice(words["snow"], 6)), "snow", "snow-doc") for _ in range(6)]
+    data = tmp_path / "weather.csv"
+    with data.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label", "doc"), *rows])
+    home = tmp_path / "home"
+    out = cli(home, "train", data, "--family", "classifier", "--group-column", "doc", "--val-fraction", "0.2",
+              "--preset", "tiny", "--steps", "4", "--eval-interval", "4", "--sample-tokens", "0", "--name", "w",
+              "--json")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    d = next(e for e in events if e["type"] == "data")
+    assert d["groups"] == 11 and d["val_groups"] == 2  # one document of sun's five and of rain's
+    assert any("snow" in e.get("message", "") and "never validated" in e["message"] for e in events
+               if e["type"] == "warning")
+    run = next(home.glob("runs/*/data")).parent
+    val = set(json.loads((run / "data" / "val_texts.json").read_text("utf-8")))
+    assert len(val) == d["val_examples"] == 8
+    held = {doc for text, _, doc in rows if text in val}
+    assert len(held) == 2 and not {doc for text, _, doc in rows if text not in val} & held
+    shown = cli(home, "runs", "show", "w")
+    assert "validation holds out whole 'doc' groups" in shown.stdout, shown.stdout
+    one = tmp_path / "one-doc-each.csv"
+    one.write_text("text,label,doc\nsun sun,sun,a\nsun up,sun,a\nrain now,rain,b\nrain on,rain,b\n", "utf-8")
+    out = cli(home, "train", one, "--family", "classifier", "--group-column", "doc", "--preset", "tiny")
+    assert out.returncode == 2 and "no whole group can be held out" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
 

@@ -91,13 +91,13 @@ def test_a_split_by_articles_keeps_each_article_on_one_side(tmp_path):
     article = {r[0]: r[2] for r in rows}
     dev, test = ([tuple(r) for r in list(csv.reader(p.open(encoding="utf-8")))[1:]]
                  for p in quality.held_out(data, 2, tmp_path, articles=True))
-    assert sorted(dev + test) == sorted(tuple(r[:2]) for r in rows)
-    assert not {article[t] for t, _ in dev} & {article[t] for t, _ in test}
+    assert sorted(dev + test) == sorted(tuple(r) for r in rows)  # the article column kept: the run validates by it
+    assert not {article[t] for t, *_ in dev} & {article[t] for t, *_ in test}
     for label in {r[1] for r in rows}:
         articles = {r[2] for r in rows if r[1] == label}
-        held = sum(lab == label for _, lab in test)
+        held = sum(lab == label for _, lab, _ in test)
         n = sum(r[1] == label for r in rows)
         if len(articles) == 1:
             assert held == 0, label
         else:
-            assert held >= 0.2 * n and any(lab == label for _, lab in dev), label
+            assert held >= 0.2 * n and any(lab == label for _, lab, _ in dev), label

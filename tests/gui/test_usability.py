@@ -636,6 +636,7 @@ def test_a_restart_keeps_the_classifiers_base_with_its_learning_rate(qtbot, home
     gentle = tp.lr.value()
     assert gentle < TrainConfig().learning_rate  # the fine-tune's rate, set by choosing a base
     options.label_column.setText("genre")
+    options.group_column.setText("book")
     options.freeze.setValue(20)
     options.pooling.setCurrentIndex(options.pooling.findData("cls"))
     w.close()
@@ -650,6 +651,9 @@ def test_a_restart_keeps_the_classifiers_base_with_its_learning_rate(qtbot, home
         assert o2.base_folder() == str(base.folder) and o2.fine_tunes()
         assert tp2.lr.value() == pytest.approx(gentle)
         assert o2.label_column.text() == "genre" and o2.freeze.value() == 20 and o2.pooling.currentData() == "cls"
+        assert o2.group_column.text() == "book"
+        data = tp2.run_config().data  # what the run is started with
+        assert (data.label_column, data.group_column) == ("genre", "book")
     finally:
         tp2.shutdown()
 

@@ -1,6 +1,6 @@
 """The Train page's classifier settings: the pretrained run to fine-tune (or none), the label
-column of CSV / JSONL data, how the text becomes one vector, and how many steps the encoder
-stays frozen."""
+column of CSV / JSONL data and the column whose documents validation keeps whole, how the text
+becomes one vector, and how many steps the encoder stays frozen."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ class ClassifierOptions(QGroupBox):
         self.label_column = QLineEdit()
         self.label_column.setPlaceholderText("auto: label, class, category…")
         self.label_column.setToolTip("The column of CSV / JSONL files that holds each text's class")
+        self.group_column = QLineEdit()
+        self.group_column.setPlaceholderText("none: validate on texts drawn one by one")
+        self.group_column.setToolTip("A column of CSV / JSONL files naming each text's document (article, book, "
+                                     "speaker). Validation then holds out whole documents, so its figures, and "
+                                     "the best checkpoint, are for texts from documents the model never trained on")
         self.pooling = QComboBox()
         self.pooling.addItem("mean of the tokens", "mean")
         self.pooling.addItem("[CLS] token (keras-hub's BertTextClassifier)", "cls")
@@ -44,6 +49,7 @@ class ClassifierOptions(QGroupBox):
         form = QFormLayout(self)
         form.addRow("Start from", self.base)
         form.addRow("Label column", self.label_column)
+        form.addRow("Keep together", self.group_column)
         form.addRow("Pooling", self.pooling)
         form.addRow("Freeze the encoder", self.freeze)
         self.fill()
@@ -72,6 +78,7 @@ class ClassifierOptions(QGroupBox):
         """Remembered between launches with the Train page's (a restart kept the fine-tune's gentle
         learning rate but forgot the base it was for)."""
         return {"base": self.base_folder(), "label_column": self.label_column.text(),
+                "group_column": self.group_column.text(),
                 "freeze": self.freeze.value(), "pooling": self.pooling.currentData()}
 
     def apply_settings(self, values: dict) -> None:
@@ -81,6 +88,8 @@ class ClassifierOptions(QGroupBox):
             self.base.setCurrentIndex(i)
         if isinstance(values.get("label_column"), str):
             self.label_column.setText(values["label_column"])
+        if isinstance(values.get("group_column"), str):
+            self.group_column.setText(values["group_column"])
         if isinstance(values.get("freeze"), int):
             self.freeze.setValue(values["freeze"])
         i = self.pooling.findData(values.get("pooling"))
@@ -88,9 +97,12 @@ class ClassifierOptions(QGroupBox):
             self.pooling.setCurrentIndex(i)
 
     def apply(self, cfg):
-        """The run config with these settings: the label column, pooling, frozen steps, the base run."""
+        """The run config with these settings: the label and group columns, pooling, frozen steps, the
+        base run."""
         from desktop_llm.core.models.classifier import on_base
 
-        cfg = replace(cfg, pooling=self.pooling.currentData(), data=replace(cfg.data, label_column=self.label_column.text().strip() or None),
+        data = replace(cfg.data, label_column=self.label_column.text().strip() or None,
+                       group_column=self.group_column.text().strip() or None)
+        cfg = replace(cfg, pooling=self.pooling.currentData(), data=data,
                       training=replace(cfg.training, freeze_steps=self.freeze.value()))
         return on_base(cfg, self.base_folder(), gentler=False) if self.base_folder() else cfg

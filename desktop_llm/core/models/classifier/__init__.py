@@ -24,6 +24,7 @@ from desktop_llm.core.models.classifier.examples import (
     class_counts,
     read_examples,
     stratified_split,
+    validation_split,
 )
 
 CONFUSION_IN_EVENTS = 50  # classes up to which each evaluation event carries the confusion matrix
@@ -188,7 +189,11 @@ class Classifier(Family):
         """Bad labels are refused here, in one line, before a run exists; and a base that cannot
         read the text (a Chinese character model under English texts: every letter unknown, only
         the spaces left, and still "83% accuracy" from word lengths)."""
-        examples = read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
+        examples = read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings,
+                                 group_column=cfg.data.group_column)
+        if cfg.data.group_column:  # a split that can hold out no group is refused here, not in the child
+            labels = np.array([e.label for e in examples])
+            validation_split(examples, labels, cfg.data.val_fraction, cfg.training.seed)
         refuse_unreadable(self.unknown_to_base(cfg, examples), cfg.data.accept_unknown)
 
     def unknown_to_base(self, cfg, examples=None) -> float:
@@ -224,10 +229,18 @@ class Classifier(Family):
     def prepare_data(self, run, cfg: RunConfig, tok, emit):
         if not LabelledData.exists(run.data_dir):
             emit(ev.Phase(phase="data", message="Reading the labelled examples").to_dict())
-            examples = read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings)
+            examples = read_examples(cfg.data.paths, cfg.data.column, cfg.data.label_column, cfg.data.encodings,
+                                     group_column=cfg.data.group_column)
             info = LabelledData.prepare(examples, tok, cfg.model.sequence_length, run.data_dir,
                                         cfg.data.val_fraction, cfg.training.seed,
                                         specials=self.uses_specials(cfg))
+            alone = info.pop("unvalidated", [])
+            if alone:
+                which = (f"Class '{alone[0]}' has all its texts" if len(alone) == 1 else
+                         f"{len(alone)} classes ({', '.join(alone[:5])}{', …' if len(alone) > 5 else ''}) each have "
+                         "all their texts")
+                emit(ev.Warning(message=f"{which} in one '{cfg.data.group_column}': trained on, never "
+                                        "validated.").to_dict())
             if info["cut"]:
                 emit(ev.Warning(message=f"{info['cut']} of {info['examples']} texts are longer than the context "
                                         f"({cfg.model.sequence_length} tokens): their ends were cut.").to_dict())
