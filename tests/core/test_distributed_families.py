@@ -42,6 +42,12 @@ def test_each_family_trains_on_two_replicas_as_on_one_device(tmp_path, family):
     val = [[e["val_loss"] for e in ev if e["type"] == "eval"] for ev in (one, two)]
     assert len(val[0]) == 1
     np.testing.assert_allclose(val[1], val[0], rtol=2e-4, atol=2e-4)
+    # the family's own figures too (the classifier's macro-F1 was lost on two replicas)
+    evals = [next(e for e in ev if e["type"] == "eval") for ev in (one, two)]
+    assert "extras_error" not in evals[0] and "extras_error" not in evals[1], evals[1].get("extras_error")
+    if family.selection_metric != "loss":
+        metric = f"val_{family.selection_metric}"
+        assert evals[1][metric] == pytest.approx(evals[0][metric], abs=1e-6)
 
 
 def test_two_workers_train_a_family_with_weights_and_an_unused_variable(tmp_path):

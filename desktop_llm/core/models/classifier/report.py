@@ -6,6 +6,8 @@ Written with NumPy (a dozen lines) rather than pulling scikit-learn into the ins
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 
@@ -17,15 +19,33 @@ def predict_proba(model, inputs: dict, batch: int = 64, prior: np.ndarray | None
     classifier answers without it: on 古文观止 paragraphs by dynasty (7 classes, 273 to 11) the
     prior took validation macro-F1 from 0.73 to 0.51 and accuracy from 0.77 to 0.74; by author
     (8 classes) the two rules were within 0.02 (benchmarks/README.md)."""
+    import keras
+
     n = len(next(iter(inputs.values())))
     shift = np.log(np.maximum(prior, 1e-12)) if prior is not None else 0.0
+    forward = _forward(model)
     out = []
     for s in range(0, n, batch):
-        logits = model.predict_on_batch({k: v[s: s + batch] for k, v in inputs.items()})
+        logits = keras.ops.convert_to_numpy(forward({k: v[s: s + batch] for k, v in inputs.items()}))
         logits = np.asarray(logits, np.float64) + shift
         e = np.exp(logits - logits.max(-1, keepdims=True))
         out.append(e / e.sum(-1, keepdims=True))
     return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _forward(model):
+    """The model's logits for a dict of arrays, compiled once per model by its backend's runner.
+    Not Keras' `predict_on_batch`: under tf.distribute (`--devices cpu:2`) it split the batch over
+    the replicas and gave back twice the rows (9 validation texts, 18 rows), so every evaluation of
+    a classifier on several devices lost its macro-F1 and accuracy."""
+    from desktop_llm.core import runners
+
+    if model not in _FORWARDS:
+        _FORWARDS[model] = runners.get().compiled(model, lambda x: model(x, training=False), jit_compile=False)
+    return _FORWARDS[model]
 
 
 def scores(y_true, y_pred, n_classes: int) -> dict:
