@@ -7,14 +7,14 @@ import sys
 from desktop_llm.cli.common import encodings_of, out
 
 
-def readings(paths, column, encodings):
+def readings(paths, column, encodings, val_fraction=0.1, label_column=None, group_column=None):
     """(family, what it would learn from these files, its first example in marked parts) for each
     family that reads them as more than plain text (the Data page's lines)."""
     from desktop_llm.core.models import families
 
     found = []
     for fam in families():
-        text = fam.describe_data(paths, column, tuple(encodings.items()))
+        text = fam.describe_data(paths, column, tuple(encodings.items()), val_fraction, label_column, group_column)
         if text:
             found.append((fam.name.replace("_", "-"), text, fam.example_parts(paths, tuple(encodings.items()))))
     return found
@@ -42,7 +42,8 @@ def cmd_corpus_stats(args) -> int:
     print(f"UTF-8 bytes:          {st.bytes_utf8:,}")
     print("estimated tokens:     " + ", ".join(f"{k} {v:,}" for k, v in st.estimated_tokens.items()))
     print(f"train / validation:   {st.train_characters:,} / {st.validation_characters:,} characters")
-    for name, text, parts in readings(args.paths, args.column, corpus.encodings):
+    for name, text, parts in readings(args.paths, args.column, corpus.encodings, args.val_fraction,
+                                      args.label_column, args.group_column):
         print(f"as {name} data:".ljust(22) + text)
         if parts:  # the model learns to write the marked parts only
             show = "".join(f"\033[1;32m{t}\033[0m" if learned and sys.stdout.isatty() else f"⟪{t}⟫" if learned else t
@@ -69,5 +70,9 @@ def add_parser(sub) -> None:
                     help="read every file with this encoding, not the detected one (big5, cp1252...)")
     cs.add_argument("--val-fraction", type=float, default=0.1,
                     help="share of the text held out for validation (default %(default)s)")
+    cs.add_argument("--label-column", metavar="COLUMN",
+                    help="classifier: the label column of CSV/JSONL files (default: found by name)")
+    cs.add_argument("--group-column", metavar="COLUMN",
+                    help="classifier: the column naming each text's document, held out whole by validation")
     cs.add_argument("--json", action="store_true", help="print one JSON object")
     cs.set_defaults(func=cmd_corpus_stats)

@@ -18,6 +18,7 @@ class Session(QObject):
     device_known = Signal(str)  # "GPU: NVIDIA ..." or "CPU (n cores)", once TensorFlow has looked
     devices_changed = Signal()  # the device probe's list arrived (`devices`)
     train_changed = Signal()  # the Train page's batch or device choice changed (`train_config`)
+    columns_changed = Signal()  # the Train page's label or group column changed (`label_column`, ...)
 
     def __init__(self, store, parent=None):
         super().__init__(parent)
@@ -36,6 +37,9 @@ class Session(QObject):
         self.train_config: TrainConfig = TrainConfig()  # the Train page's batch and devices, as chosen
         self.backend = "auto"  # the Keras backend of the trainer and the model worker (the Train page's choice)
         self.devices: list[dict] | None = None  # `desktop-llm devices --json`'s list; None until it answers
+        # the Train page's columns of labelled files, which the Data page's reading of them uses too
+        self.label_column: str | None = None
+        self.group_column: str | None = None
 
     def set_corpus(self, paths: list[str], column: str | None, val_fraction: float,
                    encodings: dict[str, str] | None = None) -> None:
@@ -43,6 +47,12 @@ class Session(QObject):
         if encodings is not None:
             self.encodings = dict(encodings)
         self.corpus_changed.emit()
+
+    def set_columns(self, label_column: str | None, group_column: str | None) -> None:
+        """The label and group columns chosen on the Train page (None: auto, none)."""
+        if (label_column, group_column) != (self.label_column, self.group_column):
+            self.label_column, self.group_column = label_column, group_column
+            self.columns_changed.emit()
 
     @property
     def corpus_key(self) -> tuple:

@@ -4,6 +4,7 @@ fine-tune from a masked-LM run and from a GPT run, and the report and classify t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -98,6 +99,22 @@ def test_a_group_column_is_read_and_its_mistakes_are_one_clear_message(tmp_path)
         read_examples([tmp_path / "d.csv"], group_column="book")
     with pytest.raises(CorpusError, match="CSV / TSV / JSONL files only"):
         read_examples([labelled_example()], group_column="doc")
+
+
+def test_corpus_stats_reads_labelled_files_with_the_label_and_group_columns_a_run_would_use(tmp_path):
+    """`corpus stats` (and the Data page, through the same `describe_data`) read the classes by the
+    label column's name only and split text by text, whatever columns the run would be given."""
+    rows = [(f"line {i} of book {i // 4}", "poem" if i < 24 else "prose", f"b{i // 4}") for i in range(40)]
+    (tmp_path / "shelf.csv").write_text("text,kind,book\n" + "".join(f"{t},{k},{b}\n" for t, k, b in rows))
+    stats = ["corpus", "stats", str(tmp_path / "shelf.csv")]
+    assert "labelled texts" not in cli(tmp_path, *stats).stdout  # no column named label, class...
+    out = cli(tmp_path, *stats, "--label-column", "kind", "--group-column", "book").stdout
+    line = next(x for x in out.splitlines() if x.startswith("as classifier data:"))
+    held = re.search(r"train / validation (\d+) / (\d+) texts, (\d+) of 10 'book' groups held out whole", line)
+    assert "40 labelled texts in 2 classes (poem 24 · prose 16)" in line and held, line
+    assert int(held[2]) == 4 * int(held[3])  # whole books of four lines each
+    out = cli(tmp_path, *stats, "--label-column", "genre").stdout  # a mistake is said, not a blank
+    assert "cannot read these files' labels" in out and "no label column 'genre' (columns: text, kind, book)" in out
 
 
 def test_scores_match_a_hand_computed_confusion_matrix():

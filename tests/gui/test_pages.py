@@ -1,7 +1,9 @@
 """Pages one at a time on real widgets: bad input gets a message, state survives a restart, the
 engine stays free of Qt, and the window opens before TensorFlow is imported."""
 
+import html
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -100,6 +102,42 @@ def test_data_page_shows_a_labelled_files_classes_and_a_pair_files_pairs(window,
     # read as conversations: the reply, in colour, is what a chat model learns to write
     assert "30 conversations" in dp.readings.text() and "what the model learns to write" in dp.readings.text()
     assert "font-weight:600'>0 个苹果&lt;|end|&gt;</span>" in dp.readings.text()
+
+
+def test_the_data_page_reads_labelled_files_with_the_train_pages_label_and_group_columns(window, qtbot, tmp_path):
+    """The Data page read a CSV's classes by its own guess of the label column and split it text by
+    text, whatever the Train page's Label column and Keep together said: a user saw classes and a
+    split the run would not use."""
+    dp, tp = window.data_page, window.train_page
+    tp.family.setCurrentIndex(tp.family.findData("classifier"))
+    options = tp.options["classifier"]
+    csv = tmp_path / "shelf.csv"
+    rows = [(f"line {i} of book {i // 4}", "poem" if i < 24 else "prose", f"b{i // 4}") for i in range(40)]
+    csv.write_text("text,kind,book\n" + "".join(f"{t},{k},{b}\n" for t, k, b in rows), "utf-8")
+    dp.add_paths([str(csv)])
+    wait_task(qtbot, dp)
+    assert "labelled texts" not in dp.readings.text()  # no column named label, class, category...: plain text
+
+    options.label_column.setText("kind")
+    options.label_column.editingFinished.emit()
+    wait_task(qtbot, dp)
+    text = dp.readings.text()
+    assert "40 labelled texts in 2 classes (poem 24 · prose 16)" in text, text
+    assert "held out whole" not in text
+
+    options.group_column.setText("book")
+    options.group_column.editingFinished.emit()
+    wait_task(qtbot, dp)
+    text = html.unescape(dp.readings.text())
+    held = re.search(r"train / validation (\d+) / (\d+) texts, (\d+) of 10 'book' groups held out whole", text)
+    assert held, text
+    assert int(held[1]) + int(held[2]) == 40 and int(held[2]) == 4 * int(held[3])  # whole books of 4 lines
+
+    options.group_column.setText("shelf")  # a column the file lacks: said on the page, not a blank
+    options.group_column.editingFinished.emit()
+    wait_task(qtbot, dp)
+    assert "no group column 'shelf' (columns: text, kind, book)" in html.unescape(dp.readings.text())
+    assert tp.run_config().data.group_column == "shelf"  # the same column the run would use
 
 
 def test_training_needs_a_tokenizer_and_a_valid_model(window, qtbot, shakespeare_small):

@@ -87,10 +87,12 @@ class Family:
     def check_data(self, cfg) -> None:
         """Refuse, in one line and before a run exists, data this family cannot read (labels, pairs)."""
 
-    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1) -> str | None:
+    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1, label_column=None,
+                      group_column=None) -> str | None:
         """What this family would learn from these files, in one line for the Data page (a
         classifier's classes, a translator's pairs), or None where it reads them as plain text or
-        cannot read them at all."""
+        cannot read them at all. `label_column` and `group_column`: the Train page's columns of
+        labelled files (None: found by name, none)."""
         return None
 
     def example_parts(self, paths, encodings=()) -> list[tuple[str, bool]] | None:

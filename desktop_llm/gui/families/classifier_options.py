@@ -54,6 +54,8 @@ class ClassifierOptions(QGroupBox):
         form.addRow("Freeze the encoder", self.freeze)
         self.fill()
         session.runs_changed.connect(self.fill)
+        for field in (self.label_column, self.group_column):  # the Data page reads the files with them
+            field.editingFinished.connect(self.share_columns)
         self.base.currentIndexChanged.connect(lambda *_: self.changed.emit())
 
     def fill(self) -> None:
@@ -67,6 +69,9 @@ class ClassifierOptions(QGroupBox):
             self.base.addItem(f"{name} ({kind}, {run.id})", str(run.folder))
         self.base.setCurrentIndex(max(0, self.base.findData(chosen)))
         self.base.blockSignals(False)
+
+    def share_columns(self) -> None:
+        self.session.set_columns(self.label_column.text().strip() or None, self.group_column.text().strip() or None)
 
     def base_folder(self) -> str:
         return self.base.currentData() or ""
@@ -90,6 +95,7 @@ class ClassifierOptions(QGroupBox):
             self.label_column.setText(values["label_column"])
         if isinstance(values.get("group_column"), str):
             self.group_column.setText(values["group_column"])
+        self.share_columns()
         if isinstance(values.get("freeze"), int):
             self.freeze.setValue(values["freeze"])
         i = self.pooling.findData(values.get("pooling"))

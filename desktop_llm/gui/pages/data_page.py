@@ -34,16 +34,17 @@ from desktop_llm.gui.widgets import header, label, set_role
 from desktop_llm.gui.workers import run_task
 
 
-def readings(paths, column, encodings, val_fraction) -> list[tuple[str, str, list | None]]:
+def readings(paths, column, encodings, val_fraction, label_column=None,
+             group_column=None) -> list[tuple[str, str, list | None]]:
     """(family, what it would learn from these files, its first example in marked parts or None)
-    for each family that reads them as more than plain text. Runs on the scan's worker thread: it
-    reads the files again."""
+    for each family that reads them as more than plain text, with the Train page's label and group
+    columns. Runs on the scan's worker thread: it reads the files again."""
     from desktop_llm.core.models import families
     from desktop_llm.gui.families import family_ui
 
     found = []
     for fam in families():
-        text = fam.describe_data(paths, column, encodings, val_fraction)
+        text = fam.describe_data(paths, column, encodings, val_fraction, label_column, group_column)
         if text:
             found.append((family_ui(fam.name).CHOICE.split(":")[0], text, fam.example_parts(paths, encodings)))
     return found
@@ -87,6 +88,7 @@ class DataPage(QWidget):
         self.column = QLineEdit()
         self.column.setPlaceholderText("text column of JSONL/CSV (default: 'text')")
         self.column.editingFinished.connect(self.rescan)
+        session.columns_changed.connect(lambda: self.paths and self.rescan())  # the Train page's label, group
         self.val = QDoubleSpinBox()
         self.val.setRange(0.01, 0.5)
         self.val.setSingleStep(0.01)
@@ -272,6 +274,7 @@ class DataPage(QWidget):
         val = self.val.value()
         paths = list(self.paths)
         encodings = dict(self.encodings)
+        labels, groups = self.session.label_column, self.session.group_column
         self.session.set_corpus(paths, column, val, encodings)
         if not paths:
             self.model.set_sources([])
@@ -293,7 +296,7 @@ class DataPage(QWidget):
                     report(0.3 + 0.7 * f, "")
 
             st = corpus.stats(val, counted, cancelled)
-            return corpus, st, readings(paths, column, encodings, val)
+            return corpus, st, readings(paths, column, encodings, val, labels, groups)
 
         self.progress.setVisible(True)
         self.cancel_btn.setVisible(True)

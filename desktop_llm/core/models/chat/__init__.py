@@ -83,7 +83,8 @@ class Chat(Family):
         read_conversations(cfg.data.paths, cfg.data.encodings)
         refuse_unreadable(self._unknown_to_base(cfg), cfg.data.accept_unknown)
 
-    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1) -> str | None:
+    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1, label_column=None,
+                      group_column=None) -> str | None:
         from desktop_llm.errors import DesktopLLMError
 
         try:

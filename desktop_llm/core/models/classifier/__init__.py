@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_llm.core import events as ev
-from desktop_llm.core.config import ConfigError, RunConfig
+from desktop_llm.core.config import ConfigError, RunConfig, TrainConfig
 from desktop_llm.core.models.backbones.bert import SPECIALS
 from desktop_llm.core.models.base import Family, refuse_unreadable, unreadable_warning
 from desktop_llm.core.models.classifier import report
@@ -23,7 +23,6 @@ from desktop_llm.core.models.classifier.examples import (
     LabelledData,
     class_counts,
     read_examples,
-    stratified_split,
     validation_split,
 )
 
@@ -163,26 +162,30 @@ class Classifier(Family):
 
         return classifier_baselines(data, tok.vocabulary_size)
 
-    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1) -> str | None:
-        """Its examples and classes, the largest first, and its own split (stratified, by example:
-        the corpus's split by characters is not the one a classifier trains on)."""
+    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1, label_column=None,
+                      group_column=None) -> str | None:
+        """Its examples and classes, the largest first, and its own split (stratified, by example,
+        or by whole documents with a group column: the corpus's split by characters is not the one
+        a classifier trains on). A label or group column the user named that cannot be read says
+        why; without one, files that hold no labels are not a classifier's (None)."""
         from desktop_llm.errors import DesktopLLMError
 
         try:
-            examples = read_examples(paths, column, None, dict(encodings))
-        except (DesktopLLMError, OSError, ValueError):
-            return None
-        from desktop_llm.core.config import TrainConfig
+            examples = read_examples(paths, column, label_column, dict(encodings), group_column=group_column)
+            labels = np.array([e.label for e in examples])
+            is_val, split = validation_split(examples, labels, val_fraction, TrainConfig().seed)  # a default run's
+        except (DesktopLLMError, OSError, ValueError) as e:
+            return f"cannot read these files' labels: {e}" if label_column or group_column else None
         from desktop_llm.core.leakage import leaked
 
         counts = sorted(class_counts(examples).items(), key=lambda kv: -kv[1])
-        labels = np.array([e.label for e in examples])
-        is_val = stratified_split(labels, val_fraction, TrainConfig().seed)  # as a run with the default seed
         drop = int(leaked([e.text for e in examples], is_val).sum())
         val = int(is_val.sum()) - drop
         shown = " · ".join(f"{c} {n:,}" for c, n in counts[:8]) + (" · …" if len(counts) > 8 else "")
+        whole = (f", {split['val_groups']:,} of {split['groups']:,} '{group_column}' groups held out whole"
+                 if split else "")
         return (f"{len(examples):,} labelled texts in {len(counts)} classes ({shown}); "
-                f"train / validation {len(examples) - val - drop:,} / {val:,} texts"
+                f"train / validation {len(examples) - val - drop:,} / {val:,} texts{whole}"
                 + (f" ({drop:,} more repeat training texts: left out)" if drop else ""))
 
     def check_data(self, cfg) -> None:

@@ -55,7 +55,7 @@ def _records(paths: list[str], text_column, label_column, encodings, group_colum
                 raise CorpusError(f"{s.path}: the label of a record is a list or an object ('{named}'); a "
                                   "classifier needs one label per text (a string or a whole number).")
             raise CorpusError(f"{s.path}: no label column" + (f" '{label_column}'" if label_column else "")
-                              + f" (columns: {', '.join(cols[:12]) or 'none'}). Choose one with --label-column.")
+                              + f" (columns: {', '.join(cols[:12]) or 'none'}). Choose one with --label-column (the Train page's Label column).")
         text = text_column or next((c for c in cols if c.lower() in TEXT_NAMES), None) or next(
             (c for c in cols if c != label), None)
         if text is None or text not in cols or text == label:
@@ -63,7 +63,8 @@ def _records(paths: list[str], text_column, label_column, encodings, group_colum
                               + f" (columns: {', '.join(cols[:12])}). Choose one with --column.")
         if group_column and group_column not in cols:
             raise CorpusError(f"{s.path}: no group column '{group_column}' (columns: {', '.join(cols[:12])}). "
-                              "Choose one with --group-column, or leave it out to split text by text.")
+                              "Choose one with --group-column (Keep together on the Train page), or leave it out to split "
+                              "text by text.")
         for n, row in enumerate(_rows(s)):
             t, y = row.get(text), row.get(label)
             if isinstance(y, (list, dict)):  # its Python text would become a class of its own
@@ -133,7 +134,7 @@ def read_examples(paths, text_column: str | None = None, label_column: str | Non
             plain.append(str(path))
     if group_column and (plain or any(e.group is None for e in examples)):
         raise CorpusError(f"A group column ('{group_column}') is read from CSV / TSV / JSONL files only; these "
-                          "data have texts without one. Leave --group-column out to split text by text.")
+                          "data have texts without one. Leave --group-column (Keep together) out to split text by text.")
     if len(plain) == 1 and not examples and training:
         raise CorpusError(f"{plain[0]} is one plain text file: that is one class. Give a CSV / JSONL with a "
                           "label column, a folder with one subfolder per class, or one text file per class.")

@@ -72,7 +72,8 @@ class Translator(Family):
 
         return parallel_example()
 
-    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1) -> str | None:
+    def describe_data(self, paths, column=None, encodings=(), val_fraction: float = 0.1, label_column=None,
+                      group_column=None) -> str | None:
         """Its pairs, with the first one as an example (a plain text has none: None)."""
         from desktop_llm.errors import DesktopLLMError
 
