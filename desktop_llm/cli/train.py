@@ -151,11 +151,7 @@ def cmd_train(args) -> int:
     else:
         cfg = run_config(args)
         cfg.validate()
-        check_devices(cfg.training.devices)
-        from desktop_llm.core.backend import current
-        from desktop_llm.core.runners import refuse_model_parallel
-
-        refuse_model_parallel(current().name, cfg.training.model_parallel)  # before a run exists
+        refuse_devices(cfg)
         if cfg.tokenizer.path and not (Path(cfg.tokenizer.path) / "tokenizer.json").exists():
             raise CliError(f"No tokenizer in {cfg.tokenizer.path} (tokenizer.json is missing).")
         corpus = require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
@@ -294,6 +290,7 @@ def cmd_launch(args) -> int:
     else:
         cfg = run_config(args)
         cfg.validate()
+        refuse_devices(cfg)
         require_corpus(cfg.data.paths, cfg.data.texts, cfg.data.column, dict(cfg.data.encodings))
         run = store.create(cfg)
         run.lock()
@@ -330,6 +327,21 @@ def cmd_launch(args) -> int:
         print(f"workers ended with exit codes {codes}; the other workers' output is in {logs}", flush=True)
     return codes[0] or max(codes)
 
+
+
+def refuse_devices(cfg) -> None:
+    """Device choices that cannot work, refused before a run exists (`train` and `launch`): devices
+    that do not exist, a model split on a backend that cannot shard, or one that does not divide
+    a machine's CPU devices (a GPU count is known only once the backend starts: the runner checks)."""
+    from desktop_llm.core.backend import current
+    from desktop_llm.core.distribute import parse_devices
+    from desktop_llm.core.runners import refuse_model_parallel, refuse_uneven_split
+
+    check_devices(cfg.training.devices)
+    refuse_model_parallel(current().name, cfg.training.model_parallel)
+    spec = (cfg.training.devices or "").strip().lower()
+    if spec == "cpu" or spec.startswith("cpu:"):
+        refuse_uneven_split(cfg.training.model_parallel, parse_devices(spec, 0)[1], cfg.training.devices)
 
 
 def distribution_args(sp) -> None:

@@ -114,7 +114,7 @@ def test_corpus_stats_reads_labelled_files_with_the_label_and_group_columns_a_ru
     assert "40 labelled texts in 2 classes (poem 24 · prose 16)" in line and held, line
     assert int(held[2]) == 4 * int(held[3])  # whole books of four lines each
     out = cli(tmp_path, *stats, "--label-column", "genre").stdout  # a mistake is said, not a blank
-    assert "cannot read these files' labels" in out and "no label column 'genre' (columns: text, kind, book)" in out
+    assert "cannot read these files as labelled texts" in out and "no label column 'genre' (columns: text, kind, book)" in out
 
 
 def test_scores_match_a_hand_computed_confusion_matrix():

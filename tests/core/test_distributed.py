@@ -284,6 +284,63 @@ def test_two_jax_workers_on_loopback_train_the_one_device_run(tmp_path, shakespe
         == [10, 20]
 
 
+def _checkpoint_arrays(run) -> dict:
+    """Every array of a run's latest checkpoint (weights and optimizer state), by name."""
+    import h5py
+
+    folder = run.folder / "checkpoints" / json.loads((run.folder / "checkpoints" / "index.json").read_text())["latest"]
+    found = {}
+    with h5py.File(folder / "model.weights.h5", "r") as f:
+        # its optimizer group is the optimizer's own layout (one flat state, or Keras' per weight);
+        # optimizer.npz holds the state as Keras' AdamW lists it, the same for both
+        f.visititems(lambda name, x: found.__setitem__(name, np.asarray(x))
+                     if isinstance(x, h5py.Dataset) and not name.startswith("optimizer") else None)
+    with np.load(folder / "optimizer.npz") as z:
+        found.update({f"optimizer/{k}": z[k] for k in z.files})
+    return found
+
+
+@pytest.mark.skipif(not backend.installed("jax"), reason="the jax backend is not installed")
+def test_two_jax_workers_shard_each_weight_over_their_own_devices_and_train_the_one_device_run(tmp_path,
+                                                                                               shakespeare_small):
+    """--model-parallel across machines (it was refused): each of two processes on loopback has
+    two logical CPU devices, shares each weight over them (ModelParallel) and feeds half of every
+    batch. The losses are the one-device run's, and the chief's checkpoint, written from weights
+    sharded over its devices, holds the one-device run's weights and optimizer state."""
+    home = tmp_path / "ws"
+    one, ev1 = _cli(home, "train", str(shakespeare_small), *TINY, "--steps", "10", "--devices", "cpu",
+                    "--backend", "jax", "--json")
+    assert one.returncode == 0, one.stderr[-2000:]
+    p, events = _cli(home, "launch", "--workers", "2", str(shakespeare_small), *TINY, "--steps", "10",
+                     "--backend", "jax", "--devices", "cpu:2", "--model-parallel", "2", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    start = next(e for e in events if e["type"] == "start")
+    assert (start["workers"], start["replicas"], start["per_replica_batch"]) == (2, 2, 6)  # the batch split 2 ways
+    assert "2 workers x 2 device(s)" in start["device"]
+    assert "each weight sharded over 2 devices of a machine" in start["device"]
+    chief = next(e for e in events if e["type"] == "completed")
+    assert events[-1]["exit_codes"] == [0, 0] and events[-1]["weights_sha256"] == [chief["weights_sha256"]]
+    a, b = _losses(ev1), _losses(events)
+    assert sorted(a) == sorted(b) == list(range(2, 11, 2))
+    np.testing.assert_allclose([b[s] for s in sorted(b)], [a[s] for s in sorted(a)], atol=1e-5)
+    store = RunStore(home)
+    want, got = (_checkpoint_arrays(store.resolve(next(x for x in e if x["type"] == "start")["run"]))
+                 for e in (ev1, events))
+    assert sorted(got) == sorted(want) and len(want) > 10
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-5, err_msg=name)
+    # each machine holds whole copies: a split that does not divide its devices is refused in one
+    # line, before a run exists (it failed in the workers, and the launcher's terminal said nothing)
+    runs = len(store.list())
+    for command in ("launch", "train"):
+        p, _ = _cli(home, command, *(("--workers", "2") if command == "launch" else ()), str(shakespeare_small),
+                    *TINY, "--steps", "10", "--backend", "jax", "--devices", "cpu:2", "--model-parallel", "4")
+        assert p.returncode == 2, p.stderr[-2000:]
+        assert "--model-parallel 4 shards each weight over the devices of one machine: --devices cpu:2 gives 2" \
+            in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert len(RunStore(home).list()) == runs
+
+
 def _jax_launch_signals_at_first_checkpoint(home, corpus, request, worker: int, sig) -> tuple:
     """Two JAX workers on loopback, training long; at the chief's first checkpoint, `sig` to
     worker `worker`. (the launcher, its events, the run id). The launcher and its workers run

@@ -143,6 +143,11 @@ def test_the_model_split_reaches_the_run_and_is_refused_off_jax(train_page, sess
         launched = []
         monkeypatch.setattr(t, "launch", lambda run_id, fresh: launched.append(run_id))
         t.backend.setCurrentIndex(t.backend.findData("jax"))
+        t.model_parallel.setValue(4)  # more than the two devices: the CLI's refusal, before a run exists
+        t.start()
+        assert "--model-parallel 4 shards each weight over the devices of one machine: --devices cpu:2 gives 2" \
+            in t.status.text() and not launched and session.store.list() == []
+        t.model_parallel.setValue(2)
         t.start()
         assert len(launched) == 1, t.status.text()
         assert session.store.get(launched[0]).config.training.model_parallel == 2

@@ -36,6 +36,17 @@ def refuse_model_parallel(backend_name: str, model_parallel: int) -> None:
                           f"(--backend {MODEL_PARALLEL_BACKEND}, or JAX in the Backend box).")
 
 
+def refuse_uneven_split(model_parallel: int, count: int, devices) -> None:
+    """One line where `--model-parallel` does not divide the devices of a machine (`count`): each
+    weight is sharded over devices of one machine, never across machines (jax_runner). The CLI
+    checks `cpu:N` before a run exists; the runner checks what it finds (GPUs, other machines)."""
+    from desktop_llm.core.config import ConfigError
+
+    if model_parallel > 1 and count % model_parallel:
+        raise ConfigError(f"--model-parallel {model_parallel} shards each weight over the devices of one machine: "
+                          f"--devices {devices or 'auto'} gives {count} here; choose a number that divides it.")
+
+
 def get(name: str | None = None):
     """The runner of backend `name` (default: this process's, core/backend.py)."""
     name = name or current().name

@@ -2,7 +2,8 @@
 device between them), NumPy feeding (keras_fit.py), and several devices through
 `keras.distribution.DataParallel` (logical CPU devices by XLA's host device count); several
 machines through `keras.distribution.initialize` (JAX's multi-controller runtime: every worker
-runs the same program on its own share of each batch)."""
+runs the same program on its own share of each batch), the devices of each machine sharing each
+weight with `--model-parallel`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+from desktop_llm.core.runners import refuse_uneven_split
 from desktop_llm.core.runners.keras_fit import OneDevice, evaluate, validation  # noqa: F401 - the runner's API
 
 
@@ -31,7 +33,7 @@ def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, l
     import jax
 
     if cluster:
-        return _machines(spec, devices, cluster, worker_index, model_parallel)
+        return _machines(spec, devices, cluster, worker_index, model_parallel, layout)
 
     gpus = [d for d in jax.devices() if d.platform == "gpu"]
     kind, which = parse_devices(spec, len(gpus))
@@ -50,9 +52,7 @@ def setup(devices, cluster=(), worker_index: int = 0, model_parallel: int = 1, l
     if model_parallel > 1:
         import keras
 
-        if len(chosen) % model_parallel:
-            raise ConfigError(f"--model-parallel {model_parallel} needs a multiple of {model_parallel} devices "
-                              f"(--devices {devices} gives {len(chosen)}).")
+        refuse_uneven_split(model_parallel, len(chosen), devices)
         batch = len(chosen) // model_parallel
         mesh = keras.distribution.DeviceMesh((batch, model_parallel), ["batch", "model"], devices=names)
         layout_map = layout(mesh) if layout else None
@@ -79,22 +79,24 @@ class Machines(OneDevice):
     the shared weights must run on every worker)."""
 
     distribution: object = None
+    shards: int = 1  # devices of one machine that share each weight (--model-parallel)
 
     def scope(self):
         return self.distribution.scope()
 
     def describe(self) -> str:
-        return f"{self.workers} workers x {self.replicas // max(1, self.workers)} device(s) ({', '.join(self.devices)})"
+        each = len(self.devices) // max(1, self.workers)
+        return (f"{self.workers} workers x {each} device(s) ({', '.join(self.devices)})"
+                + (f": each weight sharded over {self.shards} devices of a machine, the batch split "
+                   f"{self.replicas} ways" if self.shards > 1 else ""))
 
 
-def _machines(spec, devices, cluster, worker_index: int, model_parallel: int) -> Machines:
+def _machines(spec, devices, cluster, worker_index: int, model_parallel: int, layout=None) -> Machines:
     import jax
     import keras
 
     from desktop_llm.core.config import ConfigError
 
-    if model_parallel > 1:
-        raise ConfigError("--model-parallel with --cluster is not supported yet: shard the model on one machine.")
     if not spec.startswith("cpu") and spec not in ("auto", "all"):
         raise ConfigError(f"--devices {devices} with --cluster: each machine trains on all its GPUs (or its CPU); "
                           "choose GPUs with CUDA_VISIBLE_DEVICES.")
@@ -105,11 +107,26 @@ def _machines(spec, devices, cluster, worker_index: int, model_parallel: int) ->
     # JAX's CPU devices reach other processes through Gloo (its default is none on a CPU)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     keras.distribution.initialize(job_addresses=",".join(cluster), num_processes=len(cluster), process_id=worker_index)
-    everywhere = jax.devices()
+    # machine by machine, so that a row of the mesh below is one machine's devices
+    everywhere = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
     names = [f"{d.platform}:{d.id}" for d in everywhere]
-    distribution = keras.distribution.DataParallel(devices=names)
+    if model_parallel > 1:
+        # Each weight is sharded over the devices of one machine and copied across machines: the
+        # "model" axis's collectives run at every layer, too often to cross a network, while the
+        # "batch" axis's gradient sum runs once a step (Megatron's tensor parallelism likewise
+        # stays inside a node). So each machine holds whole copies, as the chief's checkpoints need.
+        refuse_uneven_split(model_parallel, len(jax.local_devices()), devices)
+        mesh = keras.distribution.DeviceMesh((len(names) // model_parallel, model_parallel), ["batch", "model"],
+                                             devices=names)
+        layout_map = layout(mesh) if layout else None
+        if layout_map is None:
+            raise ConfigError("This family's model is not sharded yet: leave out --model-parallel.")
+        distribution = keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
+    else:
+        distribution = keras.distribution.DataParallel(devices=names)
     distribution.auto_shard_dataset = False  # each worker feeds its own share (keras_fit.fit)
-    return Machines(len(everywhere), len(cluster), worker_index, names, "multi_worker", distribution=distribution)
+    return Machines(len(everywhere) // model_parallel, len(cluster), worker_index, names, "multi_worker",
+                    distribution=distribution, shards=model_parallel)
 
 
 def agree(flag: bool) -> bool:

@@ -381,12 +381,16 @@ class TrainPage(QWidget):
             if self.session.tokenizer is None and not cfg.base_run and not family.tokenizer_in_run:
                 raise ConfigError("Train a tokenizer first (Tokenizer page).")
             family.check_data(cfg)  # bad labels or pairs refused here, in one line, before a run exists
-            if cfg.training.model_parallel > 1:  # the CLI's rule: only JAX shards weights
+            if cfg.training.model_parallel > 1:  # the CLI's rules: only JAX shards weights, over a machine's devices
                 from desktop_llm.core import backend
-                from desktop_llm.core.runners import refuse_model_parallel
+                from desktop_llm.core.runners import refuse_model_parallel, refuse_uneven_split
 
                 refuse_model_parallel(backend.choose(self.backend.currentData() or "auto").name,
                                       cfg.training.model_parallel)
+                if self.session.devices is not None or self.device_spec() != "auto":
+                    refuse_uneven_split(cfg.training.model_parallel,
+                                        device_choice.replicas(self.device_spec(), self.session.devices),
+                                        self.device_spec())
             n = self.replicas()
             if n and cfg.training.batch_size % n:
                 _, line = device_choice.batch_split(cfg.training.batch_size, n)

@@ -175,7 +175,7 @@ class Classifier(Family):
             labels = np.array([e.label for e in examples])
             is_val, split = validation_split(examples, labels, val_fraction, TrainConfig().seed)  # a default run's
         except (DesktopLLMError, OSError, ValueError) as e:
-            return f"cannot read these files' labels: {e}" if label_column or group_column else None
+            return f"cannot read these files as labelled texts: {e}" if label_column or group_column else None
         from desktop_llm.core.leakage import leaked
 
         counts = sorted(class_counts(examples).items(), key=lambda kv: -kv[1])
