@@ -307,7 +307,8 @@ def cmd_launch(args) -> int:
     procs = []
     for i in range(args.workers):
         stdout = None if i == 0 else open(logs / f"worker-{i}.out", "w")  # noqa: SIM115 - the worker's, for its life
-        stderr = None if i == 0 else open(logs / f"worker-{i}.err", "w")  # noqa: SIM115
+        # the chief's messages to this terminal: descriptor 2 itself was sent to a log (native_log.py)
+        stderr = sys.stderr if i == 0 else open(logs / f"worker-{i}.err", "w")  # noqa: SIM115
         procs.append(subprocess.Popen(base + ["--worker-index", str(i)], stdout=stdout, stderr=stderr))
     try:
         codes = [p.wait() for p in procs]
@@ -335,10 +336,12 @@ def refuse_devices(cfg) -> None:
     a machine's CPU devices (a GPU count is known only once the backend starts: the runner checks)."""
     from desktop_llm.core.backend import current
     from desktop_llm.core.distribute import parse_devices
+    from desktop_llm.core.models import get_family
     from desktop_llm.core.runners import refuse_model_parallel, refuse_uneven_split
 
     check_devices(cfg.training.devices)
     refuse_model_parallel(current().name, cfg.training.model_parallel)
+    get_family(cfg.family).refuse_unsharded(cfg.training.model_parallel)
     spec = (cfg.training.devices or "").strip().lower()
     if spec == "cpu" or spec.startswith("cpu:"):
         refuse_uneven_split(cfg.training.model_parallel, parse_devices(spec, 0)[1], cfg.training.devices)

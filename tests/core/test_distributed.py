@@ -339,6 +339,16 @@ def test_two_jax_workers_shard_each_weight_over_their_own_devices_and_train_the_
         assert "--model-parallel 4 shards each weight over the devices of one machine: --devices cpu:2 gives 2" \
             in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert len(RunStore(home).list()) == runs
+    p, _ = _cli(home, "train", str(shakespeare_small), "--family", "masked_lm", *TINY, "--steps", "10",
+                "--backend", "jax", "--devices", "cpu:2", "--model-parallel", "2")
+    assert p.returncode == 2 and "A masked lm model is not sharded yet (a GPT's is)" in p.stderr, p.stderr[-2000:]
+    assert len(RunStore(home).list()) == runs
+    # what only the workers can find (here the one device of "auto") fails the run, and the chief's
+    # line reaches the launcher's terminal (it went to the log its descriptor 2 had been sent to)
+    p, _ = _cli(home, "launch", "--workers", "2", str(shakespeare_small), *TINY, "--steps", "10",
+                "--backend", "jax", "--model-parallel", "2")
+    said = "failed: --model-parallel 2 shards each weight over the devices of one machine: --devices auto gives 1 here"
+    assert p.returncode == 2 and said in p.stderr, p.stderr[-2000:]
 
 
 def _jax_launch_signals_at_first_checkpoint(home, corpus, request, worker: int, sig) -> tuple:

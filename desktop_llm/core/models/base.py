@@ -197,6 +197,15 @@ class Family:
         None: this family's model is not sharded yet (`--model-parallel` is refused for it)."""
         return
 
+    def refuse_unsharded(self, model_parallel: int) -> None:
+        """One line, before a run exists (CLI, Train page), where `--model-parallel` meets a family
+        with no layout of its weights."""
+        from desktop_llm.core.config import ConfigError
+
+        if model_parallel > 1 and type(self).layout_map is Family.layout_map:
+            raise ConfigError(f"A {self.name.replace('_', ' ')} model is not sharded yet (a GPT's is): leave out "
+                              "--model-parallel (the Train page's Model split).")
+
     baseline_metric = "loss"  # what the verdict against the baselines compares (lower is better)
     selection_metric = "loss"  # what picks the "best" checkpoint: the loss, or an evaluation's score
 

@@ -387,6 +387,7 @@ class TrainPage(QWidget):
 
                 refuse_model_parallel(backend.choose(self.backend.currentData() or "auto").name,
                                       cfg.training.model_parallel)
+                family.refuse_unsharded(cfg.training.model_parallel)
                 if self.session.devices is not None or self.device_spec() != "auto":
                     refuse_uneven_split(cfg.training.model_parallel,
                                         device_choice.replicas(self.device_spec(), self.session.devices),
