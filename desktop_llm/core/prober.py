@@ -39,7 +39,7 @@ class Prober:
 
         self.model = model
         # XLA where it repays its compile (`compiles_with_xla`): 40% faster per call on the reference model
-        self.forward = runners.get().compiled(model, lambda ids: model(ids, training=False), jit_compile)
+        self.forward = runners.inference(model, jit_compile)
         self._internals = None
         self._gradients = None
         self.previous = None  # (step, weights) at the last evaluation: core/health.py's change per step

@@ -53,6 +53,13 @@ def get(name: str | None = None):
     return importlib.import_module(f"desktop_llm.core.runners.{name}_runner")
 
 
+def inference(model, jit_compile: bool | None = False):
+    """`model(x, training=False)` compiled once by this process's runner (the classifier's
+    predictions, the translator's decoding, the probes). Not Keras' `predict_on_batch`: under
+    tf.distribute it split a batch over the replicas and gave back twice the rows."""
+    return get().compiled(model, lambda x: model(x, training=False), jit_compile)
+
+
 def devices() -> list[dict]:
     """[{kind, name, memory?, memory_used?, compute_capability?}]: the GPUs this process's backend
     reaches, then the CPU. A GPU's memory (bytes, total and in use) comes from nvidia-smi, where

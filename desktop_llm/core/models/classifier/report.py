@@ -37,14 +37,14 @@ _FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _forward(model):
-    """The model's logits for a dict of arrays, compiled once per model by its backend's runner.
+    """The model's logits for a dict of arrays, compiled once per model (`runners.inference`).
     Not Keras' `predict_on_batch`: under tf.distribute (`--devices cpu:2`) it split the batch over
     the replicas and gave back twice the rows (9 validation texts, 18 rows), so every evaluation of
     a classifier on several devices lost its macro-F1 and accuracy."""
     from desktop_llm.core import runners
 
     if model not in _FORWARDS:
-        _FORWARDS[model] = runners.get().compiled(model, lambda x: model(x, training=False), jit_compile=False)
+        _FORWARDS[model] = runners.inference(model)
     return _FORWARDS[model]
 
 

@@ -30,7 +30,7 @@ class Translator:
         self.bos, self.eos = special_ids(tok.vocabulary_size)
         self.allowed = np.full(self.eos + 1, -np.inf, np.float32)  # the target's tokens and EOS
         self.allowed[list(target_ids(tok)) + [self.eos]] = 0
-        forward = runners.get().compiled(model, lambda x: model(x, training=False), jit_compile=False)
+        forward = runners.inference(model)
         self._forward = lambda x: _numpy(forward(x))
 
     def _encode(self, texts: list[str]):
